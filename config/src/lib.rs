@@ -1,0 +1,14 @@
+//! sdnfwd configuration: ovs-ofctl flow text ([`ofctl`]), the cluster YAML
+//! model ([`yaml`]) and the OpenShift SDN flow renderer ([`render`]).
+//!
+//! Pure functions over text and values: no I/O beyond what the caller hands
+//! in, no threads. Every user-facing error is a [`ParseError`] naming the
+//! line and column.
+#![warn(missing_docs)]
+
+mod error;
+pub mod ofctl;
+pub mod render;
+pub mod yaml;
+
+pub use error::ParseError;

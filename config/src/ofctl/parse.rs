@@ -1,0 +1,762 @@
+//! Parser for ovs-ofctl flow text.
+//!
+//! Grammar (as ovs-ofctl's `parse_ofp_str`): a line is `key[=value]` items
+//! separated by commas and/or blanks, then `actions=` and the action list to
+//! the end of the line. Dump-flows lines parse too: `duration=`,
+//! `n_packets=`, `n_bytes=`, `idle_age=` and `hard_age=` are accepted and
+//! ignored. Files may prefix a line with `add`, `modify[_strict]`,
+//! `delete[_strict]` (ovs-ofctl's per-line commands) or with `flow add` /
+//! `flow delete` (the bundle syntax openshift-sdn writes).
+
+use super::*;
+use crate::ParseError;
+
+/// What the line is for: adds need actions; matches (delete, modify
+/// patterns) may carry a cookie mask and may omit actions.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LineKind {
+    /// A flow to add: `actions=` is required.
+    Add,
+    /// A pattern for delete/modify: `actions=` only for modify.
+    Match,
+}
+
+/// One command of a flow file.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum FlowCommand {
+    /// Add (or replace the identical-match flow).
+    Add(FlowSpec),
+    /// Modify actions of matching flows.
+    Modify {
+        /// Only the flow with this exact match and priority.
+        strict: bool,
+        /// Pattern and new actions.
+        spec: FlowSpec,
+    },
+    /// Delete matching flows.
+    Delete {
+        /// Only the flow with this exact match and priority.
+        strict: bool,
+        /// Pattern.
+        spec: FlowSpec,
+    },
+}
+
+type Res<T> = Result<T, (usize, String)>;
+
+fn err<T>(col: usize, msg: impl Into<String>) -> Res<T> {
+    Err((col, msg.into()))
+}
+
+fn is_sep(c: u8) -> bool {
+    c == b',' || c == b' ' || c == b'\t' || c == b'\r'
+}
+
+/// Parses an unsigned integer: decimal or `0x` hex.
+fn parse_uint(s: &str, col: usize, what: &str) -> Res<u64> {
+    let r = if let Some(h) = s.strip_prefix("0x").or_else(|| s.strip_prefix("0X")) {
+        u64::from_str_radix(h, 16)
+    } else {
+        s.parse::<u64>()
+    };
+    match r {
+        Ok(v) if !s.is_empty() && !s.starts_with('+') => Ok(v),
+        _ => err(
+            col,
+            format!("expected {what} (a decimal or 0x-hex integer), found `{s}`"),
+        ),
+    }
+}
+
+fn parse_ip(s: &str, col: usize) -> Res<u64> {
+    match s.parse::<std::net::Ipv4Addr>() {
+        Ok(a) => Ok(u32::from(a) as u64),
+        Err(_) => err(
+            col,
+            format!("expected an IPv4 address a.b.c.d, found `{s}`"),
+        ),
+    }
+}
+
+fn parse_mac(s: &str, col: usize) -> Res<u64> {
+    let parts: Vec<&str> = s.split(':').collect();
+    if parts.len() != 6 {
+        return err(
+            col,
+            format!("expected an Ethernet address xx:xx:xx:xx:xx:xx, found `{s}`"),
+        );
+    }
+    let mut v = 0u64;
+    for p in parts {
+        if p.is_empty() || p.len() > 2 {
+            return err(
+                col,
+                format!("expected an Ethernet address xx:xx:xx:xx:xx:xx, found `{s}`"),
+            );
+        }
+        match u8::from_str_radix(p, 16) {
+            Ok(b) => v = (v << 8) | b as u64,
+            Err(_) => {
+                return err(
+                    col,
+                    format!("expected an Ethernet address xx:xx:xx:xx:xx:xx, found `{s}`"),
+                )
+            }
+        }
+    }
+    Ok(v)
+}
+
+/// Parses `value[/mask]` of a field; returns (value, mask).
+fn parse_field_value(field: Field, s: &str, col: usize) -> Res<(u64, u64)> {
+    let full = field.full_mask();
+    let (vs, ms) = match s.split_once('/') {
+        Some((v, m)) => (v, Some(m)),
+        None => (s, None),
+    };
+    if ms.is_some() && !field.maskable() {
+        return err(col, format!("field {} does not take a mask", field.name()));
+    }
+    let mcol = col + vs.len() + 1;
+    match field.kind() {
+        Kind::Frag => {
+            if ms.is_some() {
+                return err(col, "nw_frag takes a keyword, not a mask");
+            }
+            Ok(match s {
+                "no" => (0, 3),
+                "yes" => (FRAG_ANY, FRAG_ANY),
+                "first" => (FRAG_ANY, 3),
+                "later" => (3, 3),
+                "not_later" => (0, FRAG_LATER),
+                _ => {
+                    return err(
+                        col,
+                        format!("expected one of no, yes, first, later, not_later; found `{s}`"),
+                    )
+                }
+            })
+        }
+        Kind::Ipv4 => {
+            let v = parse_ip(vs, col)?;
+            let m = match ms {
+                None => 0xffff_ffff,
+                Some(m) if m.contains('.') => parse_ip(m, mcol)?,
+                Some(m) => match m.parse::<u32>() {
+                    Ok(n) if n <= 32 => {
+                        if n == 0 {
+                            0
+                        } else {
+                            (u32::MAX << (32 - n)) as u64
+                        }
+                    }
+                    _ => {
+                        return err(
+                            mcol,
+                            format!("expected a prefix length 0..32 or a dotted mask, found `{m}`"),
+                        )
+                    }
+                },
+            };
+            Ok((v & m, m))
+        }
+        Kind::Mac => {
+            let v = parse_mac(vs, col)?;
+            let m = match ms {
+                None => full,
+                Some(m) => parse_mac(m, mcol)?,
+            };
+            Ok((v & m, m))
+        }
+        Kind::Port => {
+            let v = match vs {
+                "LOCAL" => OFPP_LOCAL,
+                _ => parse_uint(vs, col, "a port number")?,
+            };
+            if v > full {
+                return err(col, format!("port {v} is out of range"));
+            }
+            Ok((v, full))
+        }
+        Kind::Hex | Kind::Dec | Kind::EthType => {
+            let v = parse_uint(vs, col, &format!("a value for {}", field.name()))?;
+            let m = match ms {
+                None => full,
+                Some(m) => parse_uint(m, mcol, "a mask")?,
+            };
+            if field == Field::NwTos {
+                if v & !0xfc != 0 {
+                    return err(
+                        col,
+                        format!("nw_tos {v} is not a DSCP value (a multiple of 4 below 256)"),
+                    );
+                }
+                return Ok((v, 0xfc));
+            }
+            if v & !full != 0 || m & !full != 0 {
+                return err(
+                    col,
+                    format!(
+                        "value `{s}` does not fit field {} ({} bits)",
+                        field.name(),
+                        full.count_ones()
+                    ),
+                );
+            }
+            Ok((v & m, m))
+        }
+    }
+}
+
+struct Token<'a> {
+    text: &'a str,
+    col: usize,
+}
+
+/// Splits `s` (starting at column `col0`) into items at top-level commas,
+/// keeping brackets and parentheses together.
+fn split_actions(s: &str, col0: usize) -> Vec<Token<'_>> {
+    let mut out = Vec::new();
+    let bytes = s.as_bytes();
+    let mut depth = 0i32;
+    let mut start = 0;
+    for (i, &c) in bytes.iter().enumerate() {
+        match c {
+            b'(' | b'[' => depth += 1,
+            b')' | b']' => depth -= 1,
+            b',' if depth <= 0 => {
+                out.push(Token {
+                    text: &s[start..i],
+                    col: col0 + start,
+                });
+                start = i + 1;
+            }
+            _ => {}
+        }
+    }
+    out.push(Token {
+        text: &s[start..],
+        col: col0 + start,
+    });
+    out
+}
+
+fn parse_subfield(s: &str, col: usize) -> Res<SubField> {
+    let Some(open) = s.find('[') else {
+        return err(
+            col,
+            format!(
+                "expected a subfield such as NXM_NX_REG0[] or NXM_NX_TUN_ID[0..31], found `{s}`"
+            ),
+        );
+    };
+    if !s.ends_with(']') {
+        return err(
+            col + s.len(),
+            format!("expected `]` to close subfield `{s}`"),
+        );
+    }
+    let name = &s[..open];
+    let Some(field) = lookup_subfield_name(name) else {
+        return err(col, format!("unknown field `{name}`"));
+    };
+    let range = &s[open + 1..s.len() - 1];
+    let rcol = col + open + 1;
+    let width = field.n_bits();
+    let (ofs, n_bits) = if range.is_empty() {
+        (0, width)
+    } else if let Some((a, b)) = range.split_once("..") {
+        let a = parse_uint(a, rcol, "a bit offset")? as u32;
+        let b = parse_uint(b, rcol, "a bit offset")? as u32;
+        if b < a {
+            return err(rcol, format!("bit range `{range}` ends before it starts"));
+        }
+        (a, b - a + 1)
+    } else {
+        (parse_uint(range, rcol, "a bit offset")? as u32, 1)
+    };
+    if ofs + n_bits > width {
+        return err(
+            rcol,
+            format!(
+                "bits {}..{} do not fit {} ({} bits)",
+                ofs,
+                ofs + n_bits - 1,
+                name,
+                width
+            ),
+        );
+    }
+    Ok(SubField { field, ofs, n_bits })
+}
+
+fn parse_port(s: &str, col: usize) -> Res<u32> {
+    match s {
+        "LOCAL" => Ok(OFPP_LOCAL as u32),
+        "IN_PORT" => Ok(OFPP_IN_PORT as u32),
+        _ => {
+            let v = parse_uint(s, col, "a port number")?;
+            if v > 0xffff_ff00 {
+                return err(col, format!("port {v} is out of range"));
+            }
+            Ok(v as u32)
+        }
+    }
+}
+
+fn parse_action<'a>(tok: &Token<'a>) -> Res<Option<Action>> {
+    let t = tok.text.trim_matches(|c| c == ' ' || c == '\t');
+    let col = tok.col + (tok.text.len() - tok.text.trim_start_matches([' ', '\t']).len());
+    if t.is_empty() {
+        return err(col, "empty action");
+    }
+    let (name, arg) = match t.find([':', '(']) {
+        Some(i) if t.as_bytes()[i] == b':' => (&t[..i], Some(&t[i + 1..])),
+        Some(i) => return err(col + i, format!("unsupported action `{}`", &t[..i])),
+        None => (t, None),
+    };
+    let acol = col + name.len() + 1;
+    let need = |a: Option<&'a str>| -> Res<&'a str> {
+        a.ok_or_else(|| {
+            (
+                col,
+                format!("action `{name}` needs an argument (`{name}:...`)"),
+            )
+        })
+    };
+    Ok(Some(match name {
+        "drop" => {
+            if arg.is_some() {
+                return err(col, "`drop` takes no argument");
+            }
+            return Ok(None);
+        }
+        "output" => {
+            let a = need(arg)?;
+            if a.contains('[') {
+                Action::OutputReg(parse_subfield(a, acol)?)
+            } else {
+                Action::Output(parse_port(a, acol)?)
+            }
+        }
+        "IN_PORT" | "LOCAL" if arg.is_none() => Action::Output(parse_port(name, col)?),
+        n if arg.is_none() && n.bytes().all(|b| b.is_ascii_digit()) => {
+            Action::Output(parse_port(n, col)?)
+        }
+        "goto_table" => {
+            let a = need(arg)?;
+            let v = parse_uint(a, acol, "a table number")?;
+            if v > 254 {
+                return err(acol, format!("table {v} is out of range (0..254)"));
+            }
+            Action::GotoTable(v as u8)
+        }
+        "move" => {
+            let a = need(arg)?;
+            let Some((s, d)) = a.split_once("->") else {
+                return err(acol, "expected `move:SRC[..]->DST[..]`");
+            };
+            let src = parse_subfield(s, acol)?;
+            let dst = parse_subfield(d, acol + s.len() + 2)?;
+            if src.n_bits != dst.n_bits {
+                return err(
+                    acol,
+                    format!(
+                        "source is {} bits but destination is {} bits",
+                        src.n_bits, dst.n_bits
+                    ),
+                );
+            }
+            Action::Move { src, dst }
+        }
+        "load" => {
+            let a = need(arg)?;
+            let Some((v, d)) = a.split_once("->") else {
+                return err(acol, "expected `load:VALUE->DST[..]`");
+            };
+            let value = parse_uint(v, acol, "a value")?;
+            let dst = parse_subfield(d, acol + v.len() + 2)?;
+            if dst.n_bits < 64 && value >> dst.n_bits != 0 {
+                return err(
+                    acol,
+                    format!("value {v} does not fit in {} bits", dst.n_bits),
+                );
+            }
+            Action::Load { value, dst }
+        }
+        "set_field" => {
+            let a = need(arg)?;
+            let Some((v, fname)) = a.rsplit_once("->") else {
+                return err(acol, "expected `set_field:VALUE->FIELD`");
+            };
+            let fcol = acol + v.len() + 2;
+            let field = match lookup_match_field(fname) {
+                Some((f, _)) => f,
+                None => match lookup_subfield_name(fname) {
+                    Some(f) => f,
+                    None => return err(fcol, format!("unknown field `{fname}`")),
+                },
+            };
+            if matches!(field, Field::NwFrag | Field::InPort) {
+                return err(fcol, format!("field `{fname}` cannot be set"));
+            }
+            let (value, mask) = parse_field_value_settable(field, v, acol)?;
+            Action::SetField { field, value, mask }
+        }
+        "note" => {
+            let a = need(arg)?;
+            let mut bytes = Vec::new();
+            let hex: String = a.chars().filter(|&c| c != '.').collect();
+            if hex.len() % 2 != 0 || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+                return err(
+                    acol,
+                    format!("expected hex bytes such as 01.07 after `note:`, found `{a}`"),
+                );
+            }
+            for i in (0..hex.len()).step_by(2) {
+                bytes.push(u8::from_str_radix(&hex[i..i + 2], 16).unwrap_or(0));
+            }
+            Action::Note(bytes)
+        }
+        _ => return err(col, format!("unsupported action `{name}`")),
+    }))
+}
+
+fn parse_field_value_settable(field: Field, v: &str, col: usize) -> Res<(u64, u64)> {
+    if field.maskable() {
+        parse_field_value(field, v, col)
+    } else {
+        let (val, m) = parse_field_value(field, v, col)?;
+        Ok((val, m))
+    }
+}
+
+fn parse_actions(s: &str, col0: usize) -> Res<Vec<Action>> {
+    let toks = split_actions(s, col0);
+    let mut out = Vec::new();
+    let mut saw_drop = false;
+    for t in &toks {
+        match parse_action(t)? {
+            Some(a) => out.push(a),
+            None => saw_drop = true,
+        }
+    }
+    if saw_drop && !out.is_empty() {
+        return err(col0, "`drop` must be the only action");
+    }
+    Ok(out)
+}
+
+/// A prerequisite to check once the whole match is known.
+struct Pending {
+    name: String,
+    prereq: Prereq,
+    col: usize,
+}
+
+fn check_prereqs(m: &Match, pend: &[Pending]) -> Res<()> {
+    let dl = m.get(Field::DlType);
+    let proto = m.get(Field::NwProto);
+    let ip = dl == (ETH_TYPE_IP, 0xffff);
+    let arp = dl == (ETH_TYPE_ARP, 0xffff);
+    let proto_is = |p: u64| ip && proto == (p, 0xff);
+    for p in pend {
+        let (ok, what) = match p.prereq {
+            Prereq::None => (true, ""),
+            Prereq::Ip => (ip, "`ip` (dl_type=0x0800)"),
+            Prereq::Arp => (arp, "`arp` (dl_type=0x0806)"),
+            Prereq::IpOrArp => (ip || arp, "`ip` or `arp`"),
+            Prereq::L4 => (
+                proto_is(IPPROTO_TCP) || proto_is(IPPROTO_UDP) || proto_is(132),
+                "`tcp`, `udp` or `sctp`",
+            ),
+            Prereq::Proto(IPPROTO_TCP) => (proto_is(IPPROTO_TCP), "`tcp`"),
+            Prereq::Proto(IPPROTO_UDP) => (proto_is(IPPROTO_UDP), "`udp`"),
+            Prereq::Proto(_) => (proto_is(IPPROTO_ICMP), "`icmp`"),
+        };
+        if !ok {
+            return err(
+                p.col,
+                format!(
+                    "{} requires {} in the match (prerequisite not met)",
+                    p.name, what
+                ),
+            );
+        }
+    }
+    Ok(())
+}
+
+fn set_once(m: &mut Match, field: Field, v: u64, mask: u64, col: usize, name: &str) -> Res<()> {
+    let (ov, om) = m.get(field);
+    if om != 0 && (ov, om) != (v & mask & field.full_mask(), mask & field.full_mask()) {
+        return err(
+            col,
+            format!(
+                "`{name}` conflicts with an earlier value of {}",
+                field.name()
+            ),
+        );
+    }
+    m.set_masked(field, v, mask);
+    Ok(())
+}
+
+/// Parses one flow line (no command prefix) into a [`FlowSpec`].
+fn parse_spec(line: &str, kind: LineKind, trace: bool) -> Res<FlowSpec> {
+    let mut spec = FlowSpec::default();
+    let mut pend: Vec<Pending> = Vec::new();
+    let bytes = line.as_bytes();
+    let mut i = 0;
+    let mut actions_seen = false;
+    while i < bytes.len() {
+        while i < bytes.len() && is_sep(bytes[i]) {
+            i += 1;
+        }
+        if i >= bytes.len() {
+            break;
+        }
+        let col = i + 1;
+        let rest = &line[i..];
+        if let Some(a) = rest
+            .strip_prefix("actions=")
+            .or_else(|| rest.strip_prefix("action="))
+        {
+            if trace {
+                return err(col, "a trace flow takes no actions");
+            }
+            let acol = col + (rest.len() - a.len());
+            spec.actions = parse_actions(a.trim_end(), acol)?;
+            actions_seen = true;
+            break;
+        }
+        let mut j = i;
+        while j < bytes.len() && !is_sep(bytes[j]) {
+            j += 1;
+        }
+        let tok = &line[i..j];
+        i = j;
+        let (key, val) = match tok.split_once('=') {
+            Some((k, v)) => (k, Some(v)),
+            None => (tok, None),
+        };
+        let vcol = col + key.len() + 1;
+        let need = || -> Res<&str> {
+            val.ok_or_else(|| (col, format!("`{key}` needs a value (`{key}=...`)")))
+        };
+        let meta_ok = !trace;
+        match key {
+            "ip" | "arp" | "tcp" | "udp" | "icmp" | "ipv6" | "rarp" if val.is_none() => {
+                let (dl, proto) = match key {
+                    "ip" => (ETH_TYPE_IP, None),
+                    "arp" => (ETH_TYPE_ARP, None),
+                    "ipv6" => (ETH_TYPE_IPV6, None),
+                    "rarp" => (0x8035, None),
+                    "tcp" => (ETH_TYPE_IP, Some(IPPROTO_TCP)),
+                    "udp" => (ETH_TYPE_IP, Some(IPPROTO_UDP)),
+                    _ => (ETH_TYPE_IP, Some(IPPROTO_ICMP)),
+                };
+                set_once(&mut spec.m, Field::DlType, dl, u64::MAX, col, key)?;
+                if let Some(p) = proto {
+                    set_once(&mut spec.m, Field::NwProto, p, u64::MAX, col, key)?;
+                }
+            }
+            "table" if meta_ok => {
+                let v = parse_uint(need()?, vcol, "a table number")?;
+                match v {
+                    0..=254 => {
+                        spec.table = v as u8;
+                        spec.table_given = true;
+                    }
+                    255 if kind == LineKind::Match => spec.table_given = false,
+                    _ => return err(vcol, format!("table {v} is out of range (0..254)")),
+                }
+            }
+            "priority" if meta_ok => {
+                let v = parse_uint(need()?, vcol, "a priority")?;
+                if v > 65535 {
+                    return err(vcol, format!("priority {v} is out of range (0..65535)"));
+                }
+                spec.priority = v as u16;
+            }
+            "cookie" if meta_ok => {
+                let v = need()?;
+                match v.split_once('/') {
+                    Some((c, m)) => {
+                        if kind == LineKind::Add {
+                            return err(
+                                vcol,
+                                "a cookie mask is only allowed when deleting or modifying flows",
+                            );
+                        }
+                        spec.cookie = parse_uint(c, vcol, "a cookie")?;
+                        spec.cookie_mask = parse_uint(m, vcol + c.len() + 1, "a cookie mask")?;
+                        spec.cookie &= spec.cookie_mask;
+                    }
+                    None => {
+                        spec.cookie = parse_uint(v, vcol, "a cookie")?;
+                        if kind == LineKind::Match {
+                            spec.cookie_mask = u64::MAX;
+                        }
+                    }
+                }
+            }
+            "idle_timeout" | "hard_timeout" if meta_ok => {
+                let v = parse_uint(need()?, vcol, "a timeout in seconds")?;
+                if v > 65535 {
+                    return err(vcol, format!("timeout {v} is out of range (0..65535)"));
+                }
+                if key == "idle_timeout" {
+                    spec.idle_timeout = v as u16;
+                } else {
+                    spec.hard_timeout = v as u16;
+                }
+            }
+            "duration" | "n_packets" | "n_bytes" | "idle_age" | "hard_age" | "importance"
+                if meta_ok =>
+            {
+                need()?;
+            }
+            "send_flow_rem" | "check_overlap" | "reset_counts" | "no_packet_counts"
+            | "no_byte_counts"
+                if meta_ok && val.is_none() => {}
+            _ => {
+                let Some((field, prereq)) = lookup_match_field(key) else {
+                    return err(col, format!("unknown field or keyword `{key}`"));
+                };
+                let (v, m) = parse_field_value(field, need()?, vcol)?;
+                if trace && m != field.full_mask() {
+                    return err(
+                        vcol,
+                        format!("a trace flow gives exact values; `{tok}` has a mask"),
+                    );
+                }
+                set_once(&mut spec.m, field, v, m, col, key)?;
+                pend.push(Pending {
+                    name: key.to_string(),
+                    prereq,
+                    col,
+                });
+            }
+        }
+    }
+    if kind == LineKind::Add && !actions_seen && !trace {
+        return err(
+            line.len() + 1,
+            "expected `actions=` (an added flow needs actions; write `actions=drop` to drop)",
+        );
+    }
+    check_prereqs(&spec.m, &pend)?;
+    Ok(spec)
+}
+
+fn to_parse_error(line_no: usize, (col, msg): (usize, String)) -> ParseError {
+    ParseError::new(line_no, col, msg)
+}
+
+/// Parses a single flow (add syntax or a delete/modify pattern).
+///
+/// # Errors
+/// A [`ParseError`] on line 1 with the column of the offending item.
+pub fn parse_flow_line(line: &str, kind: LineKind) -> Result<FlowSpec, ParseError> {
+    parse_spec(line, kind, false).map_err(|e| to_parse_error(1, e))
+}
+
+/// Parses a flow in ofproto/trace syntax (`in_port=3,tcp,nw_dst=...`):
+/// exact values only; unmentioned fields are zero.
+///
+/// # Errors
+/// A [`ParseError`] for unknown fields, masks, or unmet prerequisites.
+pub fn parse_trace_flow(text: &str) -> Result<Match, ParseError> {
+    parse_spec(text.trim(), LineKind::Match, true)
+        .map(|s| s.m)
+        .map_err(|e| to_parse_error(1, e))
+}
+
+/// Parses a flow file: one flow per line, `#` comments and blank lines
+/// skipped, dump-flows headers (`OFPST_FLOW reply`, `NXST_FLOW reply`)
+/// skipped, optional per-line command prefixes. Returns each command with its
+/// 1-based line number.
+///
+/// # Errors
+/// The first bad line, as `line:col: message` (the caller names the file).
+pub fn parse_flow_file(text: &str) -> Result<Vec<(usize, FlowCommand)>, ParseError> {
+    let mut out = Vec::new();
+    for (n, raw) in text.lines().enumerate() {
+        let line_no = n + 1;
+        let trimmed = raw.trim_start();
+        let lead = raw.len() - trimmed.len();
+        if trimmed.is_empty() || trimmed.starts_with('#') {
+            continue;
+        }
+        if trimmed.starts_with("OFPST_FLOW reply") || trimmed.starts_with("NXST_FLOW reply") {
+            continue;
+        }
+        let mut body = trimmed;
+        let mut off = lead;
+        let word = |body: &mut &str, off: &mut usize| -> Option<String> {
+            let w: String = body
+                .chars()
+                .take_while(|c| c.is_ascii_alphabetic() || *c == '_')
+                .collect();
+            let after = &body[w.len()..];
+            if !w.is_empty() && (after.is_empty() || after.starts_with([' ', '\t'])) {
+                let rest = after.trim_start();
+                *off += body.len() - rest.len();
+                *body = rest;
+                Some(w)
+            } else {
+                None
+            }
+        };
+        let mut cmd = None;
+        let save = (body, off);
+        if let Some(w) = word(&mut body, &mut off) {
+            let w = if w == "flow" {
+                word(&mut body, &mut off).unwrap_or_default()
+            } else {
+                w
+            };
+            cmd = match w.as_str() {
+                "add" => Some((LineKind::Add, 0)),
+                "modify" => Some((LineKind::Match, 1)),
+                "modify_strict" => Some((LineKind::Match, 2)),
+                "delete" => Some((LineKind::Match, 3)),
+                "delete_strict" => Some((LineKind::Match, 4)),
+                _ => None,
+            };
+        }
+        if cmd.is_none() {
+            (body, off) = save;
+        }
+        let (kind, c) = cmd.unwrap_or((LineKind::Add, 0));
+        let spec = parse_spec(body, kind, false)
+            .map_err(|(col, msg)| ParseError::new(line_no, col + off, msg))?;
+        if c == 1 || c == 2 {
+            if spec.actions.is_empty() && !body.contains("actions") {
+                return Err(ParseError::new(line_no, off + 1, "modify needs `actions=`"));
+            }
+        } else if (c == 3 || c == 4) && body.contains("actions=") {
+            return Err(ParseError::new(
+                line_no,
+                off + 1,
+                "delete takes no `actions=`",
+            ));
+        }
+        out.push((
+            line_no,
+            match c {
+                0 => FlowCommand::Add(spec),
+                1 | 2 => FlowCommand::Modify {
+                    strict: c == 2,
+                    spec,
+                },
+                _ => FlowCommand::Delete {
+                    strict: c == 4,
+                    spec,
+                },
+            },
+        ));
+    }
+    Ok(out)
+}

@@ -1,0 +1,522 @@
+//! The OpenShift SDN flow renderer: a node's full `br0` flow set from the
+//! cluster model, as openshift-sdn 3.11 (rule version 7) programs it for the
+//! subnet and multitenant plugins without conntrack
+//! (OPENSHIFT_SDN_PIPELINE.md §5, order of §10.10).
+//!
+//! Flows are produced as the same ovs-ofctl text openshift-sdn writes and
+//! parsed with [`crate::ofctl`], so the renderer and the flow parser cannot
+//! disagree on a field.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt::Write as _;
+use std::net::Ipv4Addr;
+
+use sha2::{Digest, Sha256};
+
+use crate::ofctl::{parse_flow_line, FlowSpec, LineKind};
+use crate::yaml::{plugin_id, Cluster, EgressType, HostSubnet, Node, FIXED_VNID_ANNOTATION};
+
+/// Rule version of OpenShift 3.11.
+pub const RULE_VERSION: u8 = 7;
+
+/// Result of rendering a node.
+#[derive(Clone, Debug, Default)]
+pub struct Rendered {
+    /// The flows, in programming order (table 253's note last).
+    pub flows: Vec<FlowSpec>,
+    /// Objects skipped the way openshift-sdn skips them (with why).
+    pub warnings: Vec<String>,
+}
+
+/// Why a node cannot be rendered.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RenderError(pub String);
+
+impl std::fmt::Display for RenderError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for RenderError {}
+
+/// The per-node cookie: the first four bytes of SHA-256 of the HostSubnet UID.
+pub fn host_subnet_cookie(uid: &str) -> u32 {
+    let d = Sha256::digest(uid.as_bytes());
+    u32::from_be_bytes([d[0], d[1], d[2], d[3]])
+}
+
+/// The egress-IP packet mark of a VNID (masquerade bit 14 relocated).
+pub fn egress_mark(vnid: u32) -> u32 {
+    let mut mark = if vnid == 0 { 0xff00_0000 } else { vnid };
+    if mark & 0x4000 != 0 {
+        mark = (mark | 0x0100_0000) & !0x4000;
+    }
+    mark
+}
+
+struct Out {
+    flows: Vec<FlowSpec>,
+}
+
+impl Out {
+    fn add(&mut self, text: String) -> Result<(), RenderError> {
+        let spec = parse_flow_line(&text, LineKind::Add)
+            .map_err(|e| RenderError(format!("internal error rendering `{text}`: {}", e.msg)))?;
+        self.flows.push(spec);
+        Ok(())
+    }
+}
+
+fn gateway(subnet: &crate::yaml::Cidr) -> Ipv4Addr {
+    Ipv4Addr::from(subnet.addr() | 1)
+}
+
+/// Whether a remote HostSubnet is usable (openshift-sdn's validation).
+fn valid_remote(cluster: &Cluster, hs: &HostSubnet) -> Result<(), String> {
+    let ip = hs.host_ip.0;
+    if ip.is_unspecified() || ip == Ipv4Addr::LOCALHOST {
+        return Err(format!(
+            "HostSubnet {}: invalid hostIP {}",
+            hs.metadata.name, ip
+        ));
+    }
+    for cn in &cluster.cluster_network.cluster_networks {
+        if cn.cidr.contains(ip) {
+            return Err(format!(
+                "HostSubnet {}: hostIP {} is inside cluster network {}",
+                hs.metadata.name, ip, cn.cidr
+            ));
+        }
+    }
+    if cluster.cluster_network.service_network.contains(ip) {
+        return Err(format!(
+            "HostSubnet {}: hostIP {} is inside the service network",
+            hs.metadata.name, ip
+        ));
+    }
+    Ok(())
+}
+
+/// Renders the flows of node `node_name`.
+///
+/// # Errors
+/// Unknown node, the networkpolicy plugin (conntrack rules are not
+/// supported), or a local pod whose namespace has no NetNamespace.
+pub fn render(cluster: &Cluster, node_name: &str) -> Result<Rendered, RenderError> {
+    let cn = &cluster.cluster_network;
+    let plugin = plugin_id(&cn.plugin_name)
+        .ok_or_else(|| RenderError(format!("unknown plugin {}", cn.plugin_name)))?;
+    if plugin == 2 {
+        return Err(RenderError(
+            "the networkpolicy plugin needs conntrack rules (ct mode), which sdnfwd does not render; use the subnet or multitenant plugin".into(),
+        ));
+    }
+    let multitenant = plugin == 1;
+    let local = cluster.host_subnet(node_name).ok_or_else(|| {
+        RenderError(format!(
+            "node `{node_name}` has no HostSubnet in the cluster"
+        ))
+    })?;
+    let empty = Node {
+        name: node_name.into(),
+        uplink: None,
+        cores: vec![],
+        pods: vec![],
+        tun0_mac: None,
+    };
+    let node = cluster.find_node(node_name).unwrap_or(&empty);
+    let ls = local.subnet;
+    let gw = gateway(&ls);
+    let node_ip = local.host_ip.0;
+    let sn = cn.service_network;
+    let vxp = cluster.vxlan_port();
+    let mut out = Out { flows: Vec::new() };
+    let mut warnings = Vec::new();
+
+    // Fixed flows (setup bundle, §8.2).
+    for c in &cn.cluster_networks {
+        let c = c.cidr;
+        out.add(format!("table=0, priority=200, in_port=1, arp, arp_spa={c}, arp_tpa={ls}, actions=move:NXM_NX_TUN_ID[0..31]->NXM_NX_REG0[],goto_table:10"))?;
+        out.add(format!("table=0, priority=200, in_port=1, ip, nw_src={c}, actions=move:NXM_NX_TUN_ID[0..31]->NXM_NX_REG0[],goto_table:10"))?;
+        out.add(format!("table=0, priority=200, in_port=1, ip, nw_dst={c}, actions=move:NXM_NX_TUN_ID[0..31]->NXM_NX_REG0[],goto_table:10"))?;
+    }
+    out.add("table=0, priority=150, in_port=1, actions=drop".into())?;
+    out.add("table=0, priority=250, in_port=2, ip, nw_dst=224.0.0.0/4, actions=drop".into())?;
+    for c in &cn.cluster_networks {
+        out.add(format!("table=0, priority=200, in_port=2, arp, arp_spa={gw}, arp_tpa={}, actions=goto_table:30", c.cidr))?;
+    }
+    out.add("table=0, priority=200, in_port=2, ip, actions=goto_table:30".into())?;
+    out.add("table=0, priority=150, in_port=2, actions=drop".into())?;
+    out.add("table=0, priority=100, arp, actions=goto_table:20".into())?;
+    out.add("table=0, priority=100, ip, actions=goto_table:20".into())?;
+    out.add("table=0, priority=0, actions=drop".into())?;
+    out.add("table=10, priority=0, actions=drop".into())?;
+    out.add("table=20, priority=0, actions=drop".into())?;
+    out.add("table=21, priority=0, actions=goto_table:30".into())?;
+    out.add(format!(
+        "table=30, priority=300, arp, arp_tpa={gw}, actions=output:2"
+    ))?;
+    out.add(format!(
+        "table=30, priority=200, arp, arp_tpa={ls}, actions=goto_table:40"
+    ))?;
+    for c in &cn.cluster_networks {
+        out.add(format!(
+            "table=30, priority=100, arp, arp_tpa={}, actions=goto_table:50",
+            c.cidr
+        ))?;
+    }
+    out.add(format!(
+        "table=30, priority=300, ip, nw_dst={gw}, actions=output:2"
+    ))?;
+    out.add(format!(
+        "table=30, priority=100, ip, nw_dst={sn}, actions=goto_table:60"
+    ))?;
+    out.add(format!(
+        "table=30, priority=200, ip, nw_dst={ls}, actions=goto_table:70"
+    ))?;
+    for c in &cn.cluster_networks {
+        out.add(format!(
+            "table=30, priority=100, ip, nw_dst={}, actions=goto_table:90",
+            c.cidr
+        ))?;
+    }
+    out.add(
+        "table=30, priority=50, in_port=1, ip, nw_dst=224.0.0.0/4, actions=goto_table:120".into(),
+    )?;
+    out.add("table=30, priority=25, ip, nw_dst=224.0.0.0/4, actions=goto_table:110".into())?;
+    out.add("table=30, priority=0, ip, actions=goto_table:100".into())?;
+    out.add("table=30, priority=0, arp, actions=drop".into())?;
+    out.add("table=40, priority=0, actions=drop".into())?;
+    out.add("table=50, priority=0, actions=drop".into())?;
+    out.add("table=60, priority=200, reg0=0, actions=output:2".into())?;
+    out.add("table=60, priority=0, actions=drop".into())?;
+    out.add("table=70, priority=0, actions=drop".into())?;
+    out.add(format!(
+        "table=80, priority=300, ip, nw_src={gw}/32, actions=output:NXM_NX_REG2[]"
+    ))?;
+    out.add("table=80, priority=0, actions=drop".into())?;
+    out.add("table=90, priority=0, actions=drop".into())?;
+    out.add(format!(
+        "table=100, priority=300, udp, udp_dst={vxp}, actions=drop"
+    ))?;
+    out.add(format!(
+        "table=100, priority=200, tcp, tcp_dst=53, nw_dst={node_ip}, actions=output:2"
+    ))?;
+    out.add(format!(
+        "table=100, priority=200, udp, udp_dst=53, nw_dst={node_ip}, actions=output:2"
+    ))?;
+    out.add("table=100, priority=0, actions=goto_table:101".into())?;
+    out.add("table=101, priority=0, actions=output:2".into())?;
+    out.add("table=110, priority=0, actions=drop".into())?;
+    out.add("table=120, priority=0, actions=drop".into())?;
+
+    // Remote HostSubnets (§8.3), then the table 111 refresh.
+    let mut remotes: Vec<&HostSubnet> = Vec::new();
+    for hs in &cluster.host_subnets {
+        if hs.host_ip.0 == node_ip {
+            continue;
+        }
+        if let Err(w) = valid_remote(cluster, hs) {
+            warnings.push(w);
+            continue;
+        }
+        remotes.push(hs);
+        let cookie = hs
+            .metadata
+            .uid
+            .as_deref()
+            .map(host_subnet_cookie)
+            .unwrap_or(0);
+        let h = hs.host_ip;
+        let s = hs.subnet;
+        let tun_id = match hs.metadata.annotations.get(FIXED_VNID_ANNOTATION) {
+            Some(v) => {
+                let vnid: u32 = v.parse().map_err(|_| {
+                    RenderError(format!(
+                        "HostSubnet {}: annotation {FIXED_VNID_ANNOTATION}={v} is not a VNID",
+                        hs.metadata.name
+                    ))
+                })?;
+                format!("load:{vnid}->NXM_NX_TUN_ID[0..31]")
+            }
+            None => "move:NXM_NX_REG0[]->NXM_NX_TUN_ID[0..31]".into(),
+        };
+        out.add(format!(
+            "table=10, priority=100, cookie={cookie:#010x}, tun_src={h}, actions=goto_table:30"
+        ))?;
+        out.add(format!(
+            "table=50, priority=100, cookie={cookie:#010x}, arp, arp_tpa={s}, actions={tun_id},set_field:{h}->tun_dst,output:1"
+        ))?;
+        out.add(format!(
+            "table=90, priority=100, cookie={cookie:#010x}, ip, nw_dst={s}, actions={tun_id},set_field:{h}->tun_dst,output:1"
+        ))?;
+    }
+    let mut t111: Vec<String> = remotes
+        .iter()
+        .map(|h| format!("set_field:{}->tun_dst,output:1", h.host_ip))
+        .collect();
+    t111.sort();
+    t111.dedup();
+    if t111.is_empty() {
+        out.add("table=111, priority=100, actions=goto_table:120".into())?;
+    } else {
+        out.add(format!(
+            "table=111, priority=100, actions=move:NXM_NX_REG0[]->NXM_NX_TUN_ID[0..31],{},goto_table:120",
+            t111.join(",")
+        ))?;
+    }
+
+    // Plugin start (§5.11).
+    if multitenant {
+        out.add("table=80, priority=200, reg0=0, actions=output:NXM_NX_REG2[]".into())?;
+        out.add("table=80, priority=200, reg1=0, actions=output:NXM_NX_REG2[]".into())?;
+    } else {
+        out.add("table=80, priority=200, actions=output:NXM_NX_REG2[]".into())?;
+    }
+
+    // VNIDs of namespaces; VNIDs shared by several namespaces.
+    let mut by_vnid: BTreeMap<u32, Vec<&crate::yaml::NetNamespace>> = BTreeMap::new();
+    for n in &cluster.net_namespaces {
+        by_vnid.entry(n.netid).or_default().push(n);
+    }
+    let vnid_of = |ns: &str, what: &str| -> Result<u32, RenderError> {
+        cluster
+            .vnid(ns)
+            .ok_or_else(|| RenderError(format!("{what}: namespace `{ns}` has no NetNamespace (multitenant needs one per namespace)")))
+    };
+
+    if multitenant {
+        // EgressNetworkPolicies (§5.14), one set per VNID.
+        let mut policies: BTreeMap<u32, Vec<&crate::yaml::EgressNetworkPolicy>> = BTreeMap::new();
+        for p in &cluster.egress_network_policies {
+            let ns = p.metadata.namespace.as_deref().unwrap_or("");
+            match cluster.vnid(ns) {
+                Some(v) => policies.entry(v).or_default().push(p),
+                None => warnings.push(format!(
+                    "EgressNetworkPolicy {ns}/{}: namespace has no NetNamespace",
+                    p.metadata.name
+                )),
+            }
+        }
+        for (&v, ps) in &policies {
+            if v == 0 {
+                warnings
+                    .push("EgressNetworkPolicy in a global (VNID 0) namespace is ignored".into());
+                continue;
+            }
+            if ps.len() > 1 || by_vnid.get(&v).map_or(0, Vec::len) > 1 {
+                out.add(format!("table=101, priority=1, reg0={v}, actions=drop"))?;
+                continue;
+            }
+            let rules = &ps[0].spec.egress;
+            let n = rules.len();
+            for (i, r) in rules.iter().enumerate() {
+                let prio = n - i;
+                let action = if r.kind == EgressType::Allow {
+                    "output:2"
+                } else {
+                    "drop"
+                };
+                if let Some(c) = r.to.cidr_selector {
+                    let dst = if c.addr() == 0 && (c.prefix() == 0 || c.prefix() == 32) {
+                        String::new()
+                    } else {
+                        format!(", nw_dst={c}")
+                    };
+                    out.add(format!(
+                        "table=101, priority={prio}, reg0={v}, ip{dst}, actions={action}"
+                    ))?;
+                } else if let Some(d) = &r.to.dns_name {
+                    warnings.push(format!(
+                        "EgressNetworkPolicy {}: dnsName {d} resolves to no address here (no DNS); rule {i} yields no flow",
+                        ps[0].metadata.name
+                    ));
+                }
+            }
+        }
+
+        // Egress IPs (§5.13).
+        let tun0_mac = node.tun0_mac.clone();
+        for ns in &cluster.net_namespaces {
+            if ns.egress_ips.is_empty() || ns.netid == 0 {
+                continue;
+            }
+            let v = ns.netid;
+            let claimed = cluster
+                .net_namespaces
+                .iter()
+                .filter(|o| o.egress_ips.iter().any(|ip| ns.egress_ips.contains(ip)))
+                .count();
+            let hosts: Vec<&HostSubnet> = cluster
+                .host_subnets
+                .iter()
+                .filter(|h| h.egress_ips.iter().any(|ip| ns.egress_ips.contains(ip)))
+                .collect();
+            if claimed > 1 || hosts.is_empty() {
+                out.add(format!("table=100, priority=100, reg0={v}, actions=drop"))?;
+            } else if hosts.iter().any(|h| h.host_ip.0 == node_ip) {
+                let Some(mac) = &tun0_mac else {
+                    warnings.push(format!(
+                        "egress IP of {} is hosted here but node {node_name} has no tun0MAC",
+                        ns.netname
+                    ));
+                    continue;
+                };
+                out.add(format!(
+                    "table=100, priority=100, reg0={v}, ip, actions=set_field:{mac}->eth_dst,set_field:{:#010x}->pkt_mark,goto_table:101",
+                    egress_mark(v)
+                ))?;
+            } else {
+                out.add(format!(
+                    "table=100, priority=100, reg0={v}, ip, actions=move:NXM_NX_REG0[]->NXM_NX_TUN_ID[0..31],set_field:{}->tun_dst,output:1",
+                    hosts[0].host_ip
+                ))?;
+            }
+        }
+    }
+
+    // Services (§5.9, non-ct) and the VNIDs they put in use.
+    let mut in_use: BTreeSet<u32> = BTreeSet::new();
+    for svc in &cluster.services {
+        let ip = svc.cluster_ip.trim();
+        if ip.is_empty() || ip == "None" {
+            continue;
+        }
+        let Ok(ip) = ip.parse::<Ipv4Addr>() else {
+            warnings.push(format!(
+                "service {}/{}: clusterIP `{ip}` is not an IPv4 address",
+                svc.namespace, svc.name
+            ));
+            continue;
+        };
+        let v = vnid_of(
+            &svc.namespace,
+            &format!("service {}/{}", svc.namespace, svc.name),
+        )?;
+        let act = format!("load:{v}->NXM_NX_REG1[],load:2->NXM_NX_REG2[],goto_table:80");
+        out.add(format!(
+            "table=60, priority=100, ip, nw_dst={ip}, nw_frag=later, actions={act}"
+        ))?;
+        for p in &svc.ports {
+            let proto = match p.protocol.to_ascii_uppercase().as_str() {
+                "TCP" => "tcp",
+                "UDP" => "udp",
+                other => {
+                    warnings.push(format!(
+                        "service {}/{}: protocol {other} is not supported; port {} skipped",
+                        svc.namespace, svc.name, p.port
+                    ));
+                    continue;
+                }
+            };
+            out.add(format!(
+                "table=60, priority=100, {proto}, nw_dst={ip}, {proto}_dst={}, actions={act}",
+                p.port
+            ))?;
+        }
+        in_use.insert(v);
+    }
+
+    // Pods (§5.3, 5.7, 5.10).
+    let mut pods_by_vnid: BTreeMap<u32, Vec<u32>> = BTreeMap::new();
+    for p in &node.pods {
+        let v = vnid_of(&p.namespace, &format!("pod {}/{}", p.namespace, p.name))?;
+        let (ip, port) = (p.ip, p.ofport);
+        let o = ip.0.octets();
+        let mut mac = String::new();
+        let _ = write!(
+            mac,
+            "00:00:{:02x}:{:02x}:{:02x}:{:02x}/00:00:ff:ff:ff:ff",
+            o[0], o[1], o[2], o[3]
+        );
+        out.add(format!(
+            "table=20, priority=100, in_port={port}, arp, arp_spa={ip}, arp_sha={mac}, actions=load:{v}->NXM_NX_REG0[],goto_table:21"
+        ))?;
+        out.add(format!("table=20, priority=100, in_port={port}, ip, nw_src={ip}, actions=load:{v}->NXM_NX_REG0[],goto_table:21"))?;
+        out.add(format!(
+            "table=40, priority=100, arp, arp_tpa={ip}, actions=output:{port}"
+        ))?;
+        out.add(format!(
+            "table=70, priority=100, ip, nw_dst={ip}, actions=load:{v}->NXM_NX_REG1[],load:{port}->NXM_NX_REG2[],goto_table:80"
+        ))?;
+        in_use.insert(v);
+        pods_by_vnid.entry(v).or_default().push(port);
+    }
+
+    if multitenant {
+        // EnsureVNIDRules for every VNID in use on the node.
+        for &v in in_use.iter().filter(|&&v| v != 0) {
+            out.add(format!(
+                "table=80, priority=100, reg0={v}, reg1={v}, actions=output:NXM_NX_REG2[]"
+            ))?;
+        }
+        // Multicast (§5.15): a VNID is enabled when all its namespaces are.
+        for (&v, nss) in &by_vnid {
+            if !nss.iter().all(|n| n.multicast_enabled()) {
+                continue;
+            }
+            out.add(format!("table=110, reg0={v}, actions=goto_table:111"))?;
+            if let Some(ports) = pods_by_vnid.get(&v) {
+                let mut outs: Vec<String> = ports.iter().map(|p| format!("output:{p}")).collect();
+                outs.sort();
+                out.add(format!(
+                    "table=120, priority=100, reg0={v}, actions={}",
+                    outs.join(",")
+                ))?;
+            }
+        }
+    }
+
+    out.add(format!(
+        "table=253, actions=note:{plugin:02X}.{RULE_VERSION:02X}"
+    ))?;
+    Ok(Rendered {
+        flows: out.flows,
+        warnings,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn test_cookie_and_mark() {
+        assert_eq!(host_subnet_cookie("node1UID"), 0x0f46ee1a);
+        assert_eq!(
+            host_subnet_cookie("5f6c2a10-1b2c-4d3e-8f90-0000000000f1"),
+            0x94940837
+        );
+        assert_eq!(egress_mark(58132), 0x0100a314);
+        assert_eq!(egress_mark(11235), 0x00002be3);
+        assert_eq!(egress_mark(0), 0xff000000);
+    }
+
+    #[test]
+    fn test_default_cluster_matches_spec_examples() {
+        let c = Cluster::default_cluster();
+        let r = render(&c, "node-d").unwrap();
+        let lines: Vec<String> = r.flows.iter().map(|f| f.to_dump_line(None)).collect();
+        let has = |s: &str| {
+            assert!(
+                lines.iter().any(|l| l == s),
+                "missing {s}\n{}",
+                lines.join("\n")
+            )
+        };
+        has(" cookie=0x2ec252d1, table=90, priority=100,ip,nw_dst=10.129.0.0/23 actions=move:NXM_NX_REG0[]->NXM_NX_TUN_ID[0..31],set_field:172.16.1.16->tun_dst,output:1");
+        has(" cookie=0x0, table=20, priority=100,arp,in_port=4,arp_spa=10.131.0.3,arp_sha=00:00:0a:83:00:03/00:00:ff:ff:ff:ff actions=load:0x2be3->NXM_NX_REG0[],goto_table:21");
+        has(" cookie=0x0, table=80, priority=100,reg0=0x2be3,reg1=0x2be3 actions=output:NXM_NX_REG2[]");
+        has(" cookie=0x0, table=110, reg0=0x2be3 actions=goto_table:111");
+        has(" cookie=0x0, table=120, priority=100,reg0=0x2be3 actions=output:4,output:5");
+        has(" cookie=0x0, table=60, priority=100,udp,nw_dst=172.30.45.67,tp_dst=5353 actions=load:0xe314->NXM_NX_REG1[],load:0x2->NXM_NX_REG2[],goto_table:80");
+        has(" cookie=0x0, table=100, priority=100,ip,reg0=0x2be3 actions=move:NXM_NX_REG0[]->NXM_NX_TUN_ID[0..31],set_field:172.16.1.16->tun_dst,output:1");
+        has(" cookie=0x0, table=100, priority=100,ip,reg0=0xe314 actions=set_field:6e:2f:91:0c:55:a7->eth_dst,set_field:0x100a314->pkt_mark,goto_table:101");
+        has(" cookie=0x0, table=101, priority=2,ip,reg0=0xe314,nw_dst=172.16.0.0/16 actions=output:2");
+        has(" cookie=0x0, table=101, priority=1,ip,reg0=0xe314 actions=drop");
+        has(" cookie=0x0, table=253, actions=note:01.07.00.00.00.00");
+        has(" cookie=0x0, table=111, priority=100 actions=move:NXM_NX_REG0[]->NXM_NX_TUN_ID[0..31],set_field:172.16.1.15->tun_dst,output:1,set_field:172.16.1.16->tun_dst,output:1,set_field:172.16.1.22->tun_dst,output:1,goto_table:120");
+        assert!(r.warnings.is_empty(), "{:?}", r.warnings);
+    }
+}

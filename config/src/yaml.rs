@@ -1,0 +1,607 @@
+//! The cluster model: ClusterNetwork, HostSubnets, NetNamespaces, the nodes
+//! with their local pods, services and EgressNetworkPolicies, with field names
+//! as `oc get -o yaml` prints them (DESIGN.md §5).
+//!
+//! Lists of API objects may be pasted as `oc get hostsubnets -o yaml` prints
+//! them (a `List` with `items:`) or as a plain sequence; unknown fields of API
+//! objects (resourceVersion, creationTimestamp, ...) are ignored, unknown keys
+//! of sdnfwd's own sections are errors. Every error names line and column.
+
+use std::collections::BTreeMap;
+use std::net::Ipv4Addr;
+
+use ipnetwork::Ipv4Network;
+use serde::{Deserialize, Deserializer};
+
+use crate::ParseError;
+
+/// The embedded default cluster (OPENSHIFT_SDN_PIPELINE.md §8: four nodes,
+/// multitenant, pods on node-d and node-b), used when no file is given.
+pub const DEFAULT_CLUSTER: &str = include_str!("../data/default-cluster.yaml");
+
+/// A whole cluster description (or one node's view of it).
+#[derive(Clone, Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Cluster {
+    /// ClusterNetwork `default`.
+    pub cluster_network: ClusterNetwork,
+    /// HostSubnet list.
+    #[serde(default, deserialize_with = "list_or_items")]
+    pub host_subnets: Vec<HostSubnet>,
+    /// NetNamespace list.
+    #[serde(default, deserialize_with = "list_or_items")]
+    pub net_namespaces: Vec<NetNamespace>,
+    /// This node (node.yaml form).
+    #[serde(default)]
+    pub node: Option<Node>,
+    /// Several nodes (cluster.yaml form); `--node NAME` picks one.
+    #[serde(default)]
+    pub nodes: Vec<Node>,
+    /// Services.
+    #[serde(default, deserialize_with = "list_or_items")]
+    pub services: Vec<Service>,
+    /// EgressNetworkPolicies.
+    #[serde(default, deserialize_with = "list_or_items")]
+    pub egress_network_policies: Vec<EgressNetworkPolicy>,
+    /// Extra ovs-ofctl flow text appended after the rendered flows (a path).
+    #[serde(default)]
+    pub flows: Option<String>,
+}
+
+/// ClusterNetwork `default` (network.openshift.io/v1).
+#[derive(Clone, Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ClusterNetwork {
+    /// Pod network CIDRs with host subnet lengths.
+    pub cluster_networks: Vec<ClusterNetworkEntry>,
+    /// Service ClusterIP CIDR.
+    pub service_network: Cidr,
+    /// `redhat/openshift-ovs-subnet`, `-multitenant` or `-networkpolicy`.
+    pub plugin_name: String,
+    /// VXLAN UDP port (4789 when absent).
+    #[serde(default)]
+    pub vxlan_port: Option<u16>,
+    /// Overlay MTU (4.x); 1450 when absent.
+    #[serde(default)]
+    pub mtu: Option<u32>,
+}
+
+/// One `clusterNetworks[]` entry.
+#[derive(Clone, Debug, Deserialize)]
+pub struct ClusterNetworkEntry {
+    /// The CIDR.
+    #[serde(rename = "CIDR")]
+    pub cidr: Cidr,
+    /// Host bits per node subnet.
+    #[serde(rename = "hostSubnetLength")]
+    pub host_subnet_length: u32,
+}
+
+/// Object metadata (the parts sdnfwd reads).
+#[derive(Clone, Debug, Default, Deserialize)]
+pub struct Metadata {
+    /// Object name.
+    #[serde(default)]
+    pub name: String,
+    /// Namespace (namespaced objects).
+    #[serde(default)]
+    pub namespace: Option<String>,
+    /// UID (HostSubnet cookies derive from it).
+    #[serde(default)]
+    pub uid: Option<String>,
+    /// Annotations.
+    #[serde(default)]
+    pub annotations: BTreeMap<String, String>,
+}
+
+/// HostSubnet (one per node).
+#[derive(Clone, Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct HostSubnet {
+    /// Metadata; `uid` gives the cookie.
+    #[serde(default)]
+    pub metadata: Metadata,
+    /// Node name.
+    pub host: String,
+    /// Node underlay IP (VTEP).
+    #[serde(rename = "hostIP")]
+    pub host_ip: Ip,
+    /// Pod subnet of the node.
+    pub subnet: Cidr,
+    /// Egress IPs hosted by the node.
+    #[serde(default, rename = "egressIPs")]
+    pub egress_ips: Vec<Ip>,
+    /// Egress CIDRs (master side; ignored).
+    #[serde(default, rename = "egressCIDRs")]
+    pub egress_cidrs: Vec<String>,
+}
+
+/// NetNamespace (one per Namespace).
+#[derive(Clone, Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct NetNamespace {
+    /// Metadata (annotations: multicast).
+    #[serde(default)]
+    pub metadata: Metadata,
+    /// Namespace name.
+    pub netname: String,
+    /// VNID.
+    pub netid: u32,
+    /// Requested egress IPs.
+    #[serde(default, rename = "egressIPs")]
+    pub egress_ips: Vec<Ip>,
+}
+
+/// Annotation that enables multicast on a NetNamespace.
+pub const MULTICAST_ANNOTATION: &str = "netnamespace.network.openshift.io/multicast-enabled";
+/// Annotation that fixes the VNID used towards a HostSubnet.
+pub const FIXED_VNID_ANNOTATION: &str = "pod.network.openshift.io/fixed-vnid-host";
+
+impl NetNamespace {
+    /// Whether the namespace carries the multicast annotation.
+    pub fn multicast_enabled(&self) -> bool {
+        self.metadata
+            .annotations
+            .get(MULTICAST_ANNOTATION)
+            .map(String::as_str)
+            == Some("true")
+    }
+}
+
+/// A node and its local pods.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Node {
+    /// Node name (= HostSubnet name).
+    pub name: String,
+    /// Underlay interface.
+    #[serde(default)]
+    pub uplink: Option<String>,
+    /// Cores for poll loops.
+    #[serde(default)]
+    pub cores: Vec<usize>,
+    /// Local pods.
+    #[serde(default)]
+    pub pods: Vec<Pod>,
+    /// tun0 MAC (egress IP flows rewrite to it).
+    #[serde(default, rename = "tun0MAC")]
+    pub tun0_mac: Option<String>,
+}
+
+/// A local pod.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Pod {
+    /// Namespace.
+    pub namespace: String,
+    /// Pod name.
+    pub name: String,
+    /// Pod IP.
+    pub ip: Ip,
+    /// Host-side veth.
+    #[serde(default)]
+    pub veth: Option<String>,
+    /// OpenFlow port (≥ 3).
+    pub ofport: u32,
+    /// Labels.
+    #[serde(default)]
+    pub labels: BTreeMap<String, String>,
+}
+
+impl Pod {
+    /// The pod MAC openshift-sdn derives from the IP: `0a:58:` + the octets.
+    pub fn mac(&self) -> u64 {
+        0x0a58_0000_0000 | u32::from(self.ip.0) as u64
+    }
+}
+
+/// A service (flattened: namespace, name, clusterIP, ports).
+#[derive(Clone, Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Service {
+    /// Namespace.
+    pub namespace: String,
+    /// Name.
+    pub name: String,
+    /// ClusterIP (empty or `None` for headless).
+    #[serde(default, rename = "clusterIP")]
+    pub cluster_ip: String,
+    /// Ports.
+    #[serde(default)]
+    pub ports: Vec<ServicePort>,
+}
+
+/// A service port.
+#[derive(Clone, Debug, Deserialize)]
+pub struct ServicePort {
+    /// TCP or UDP (default TCP).
+    #[serde(default = "default_tcp")]
+    pub protocol: String,
+    /// Port.
+    pub port: u16,
+}
+
+fn default_tcp() -> String {
+    "TCP".into()
+}
+
+/// EgressNetworkPolicy.
+#[derive(Clone, Debug, Deserialize)]
+pub struct EgressNetworkPolicy {
+    /// Metadata (namespace required).
+    pub metadata: Metadata,
+    /// Spec.
+    pub spec: EgressSpec,
+}
+
+/// EgressNetworkPolicy spec.
+#[derive(Clone, Debug, Deserialize)]
+pub struct EgressSpec {
+    /// Ordered rules.
+    #[serde(default)]
+    pub egress: Vec<EgressRule>,
+}
+
+/// One egress rule.
+#[derive(Clone, Debug, Deserialize)]
+pub struct EgressRule {
+    /// Allow or Deny.
+    #[serde(rename = "type")]
+    pub kind: EgressType,
+    /// Destination.
+    pub to: EgressTo,
+}
+
+/// Allow or Deny.
+#[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq)]
+pub enum EgressType {
+    /// Allow.
+    Allow,
+    /// Deny.
+    Deny,
+}
+
+/// Destination of an egress rule.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct EgressTo {
+    /// CIDR.
+    #[serde(default)]
+    pub cidr_selector: Option<Cidr>,
+    /// DNS name (needs resolution; see the renderer).
+    #[serde(default)]
+    pub dns_name: Option<String>,
+}
+
+/// An IPv4 address from YAML.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Ip(pub Ipv4Addr);
+
+impl<'de> Deserialize<'de> for Ip {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        s.parse::<Ipv4Addr>().map(Ip).map_err(|_| {
+            serde::de::Error::custom(format!("expected an IPv4 address a.b.c.d, found `{s}`"))
+        })
+    }
+}
+
+impl std::fmt::Display for Ip {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+/// An IPv4 CIDR from YAML (host bits cleared).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Cidr(pub Ipv4Network);
+
+impl Cidr {
+    /// Network address as u32.
+    pub fn addr(&self) -> u32 {
+        u32::from(self.0.network())
+    }
+    /// Prefix length.
+    pub fn prefix(&self) -> u8 {
+        self.0.prefix()
+    }
+    /// Whether `ip` is inside.
+    pub fn contains(&self, ip: Ipv4Addr) -> bool {
+        self.0.contains(ip)
+    }
+}
+
+impl std::fmt::Display for Cidr {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.0.network(), self.0.prefix())
+    }
+}
+
+impl<'de> Deserialize<'de> for Cidr {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        let bad =
+            || serde::de::Error::custom(format!("expected an IPv4 CIDR a.b.c.d/n, found `{s}`"));
+        if !s.contains('/') {
+            return Err(bad());
+        }
+        let n: Ipv4Network = s.parse().map_err(|_| bad())?;
+        Ipv4Network::new(n.network(), n.prefix())
+            .map(Cidr)
+            .map_err(|_| bad())
+    }
+}
+
+/// Accepts a plain sequence or a Kubernetes `List` (`items:`), reading the
+/// elements straight from the document so that errors keep their location.
+fn list_or_items<'de, D, T>(d: D) -> Result<Vec<T>, D::Error>
+where
+    D: Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    struct V<T>(std::marker::PhantomData<T>);
+    impl<'de, T: Deserialize<'de>> serde::de::Visitor<'de> for V<T> {
+        type Value = Vec<T>;
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            f.write_str("a list, or a Kubernetes List with `items:`")
+        }
+        fn visit_unit<E: serde::de::Error>(self) -> Result<Vec<T>, E> {
+            Ok(Vec::new())
+        }
+        fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Vec<T>, A::Error> {
+            let mut out = Vec::new();
+            while let Some(x) = seq.next_element()? {
+                out.push(x);
+            }
+            Ok(out)
+        }
+        fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Vec<T>, A::Error> {
+            let mut out = Vec::new();
+            while let Some(k) = map.next_key::<String>()? {
+                if k == "items" {
+                    out = map.next_value()?;
+                } else {
+                    map.next_value::<serde::de::IgnoredAny>()?;
+                }
+            }
+            Ok(out)
+        }
+    }
+    d.deserialize_any(V(std::marker::PhantomData))
+}
+
+/// Where `needle` first occurs in `text` after line `after` (1-based), as
+/// (line, col); (1, 1) when absent.
+pub fn locate(text: &str, needle: &str) -> (usize, usize) {
+    for (i, line) in text.lines().enumerate() {
+        if let Some(c) = line.find(needle) {
+            return (i + 1, line[..c].chars().count() + 1);
+        }
+    }
+    (1, 1)
+}
+
+impl Cluster {
+    /// Parses and validates a cluster YAML.
+    ///
+    /// # Errors
+    /// Syntax, type and consistency errors, located at line and column.
+    pub fn from_yaml(text: &str) -> Result<Cluster, ParseError> {
+        let c: Cluster = serde_norway::from_str(text).map_err(|e| {
+            let (line, col) = e
+                .location()
+                .map(|l| (l.line(), l.column()))
+                .unwrap_or((1, 1));
+            let mut msg = e.to_string();
+            // serde_norway appends " at line L column C"; the prefix says it.
+            if let Some(i) = msg.find(" at line ") {
+                msg.truncate(i);
+            }
+            ParseError::new(line, col, msg)
+        })?;
+        c.validate(text)?;
+        Ok(c)
+    }
+
+    /// The embedded default cluster.
+    ///
+    /// # Panics
+    /// Never: the embedded text is checked by a test.
+    pub fn default_cluster() -> Cluster {
+        Cluster::from_yaml(DEFAULT_CLUSTER).expect("embedded default cluster is valid")
+    }
+
+    fn validate(&self, text: &str) -> Result<(), ParseError> {
+        let at = |needle: &str, msg: String| {
+            let (l, c) = locate(text, needle);
+            ParseError::new(l, c, msg)
+        };
+        let cn = &self.cluster_network;
+        if plugin_id(&cn.plugin_name).is_none() {
+            return Err(at(
+                &cn.plugin_name,
+                format!(
+                    "unknown pluginName `{}`; expected redhat/openshift-ovs-subnet, redhat/openshift-ovs-multitenant or redhat/openshift-ovs-networkpolicy",
+                    cn.plugin_name
+                ),
+            ));
+        }
+        if cn.cluster_networks.is_empty() {
+            return Err(at(
+                "clusterNetworks",
+                "clusterNetworks must list at least one CIDR".into(),
+            ));
+        }
+        for e in &cn.cluster_networks {
+            if e.host_subnet_length == 0 || e.host_subnet_length > 32 - e.cidr.prefix() as u32 {
+                return Err(at(
+                    "hostSubnetLength",
+                    format!(
+                        "hostSubnetLength {} does not fit {}",
+                        e.host_subnet_length, e.cidr
+                    ),
+                ));
+            }
+        }
+        for n in &self.net_namespaces {
+            if n.netid > 0xff_ffff {
+                return Err(at(
+                    &n.netid.to_string(),
+                    format!("netid {} of {} exceeds 24 bits", n.netid, n.netname),
+                ));
+            }
+        }
+        let mut seen_names = std::collections::HashSet::new();
+        for node in self.all_nodes() {
+            if !seen_names.insert(node.name.as_str()) {
+                return Err(at(
+                    &node.name,
+                    format!("node {} is listed twice", node.name),
+                ));
+            }
+            let mut ports = std::collections::HashSet::new();
+            for p in &node.pods {
+                if p.ofport < 3 || p.ofport > 0xfeff {
+                    return Err(at(
+                        &format!("ofport: {}", p.ofport),
+                        format!(
+                            "pod {}/{}: ofport {} is reserved or out of range (pods use 3..65279)",
+                            p.namespace, p.name, p.ofport
+                        ),
+                    ));
+                }
+                if !ports.insert(p.ofport) {
+                    return Err(at(
+                        &format!("ofport: {}", p.ofport),
+                        format!(
+                            "pod {}/{}: ofport {} is used twice on node {}",
+                            p.namespace, p.name, p.ofport, node.name
+                        ),
+                    ));
+                }
+            }
+            if let Some(hs) = self.host_subnet(&node.name) {
+                for p in &node.pods {
+                    if !hs.subnet.contains(p.ip.0) {
+                        return Err(at(
+                            &p.ip.to_string(),
+                            format!(
+                                "pod {}/{}: IP {} is outside node {}'s subnet {}",
+                                p.namespace, p.name, p.ip, node.name, hs.subnet
+                            ),
+                        ));
+                    }
+                }
+            } else {
+                return Err(at(
+                    &node.name,
+                    format!("node {} has no HostSubnet", node.name),
+                ));
+            }
+            if let Some(m) = &node.tun0_mac {
+                if crate::ofctl::parse_flow_line(
+                    &format!("dl_dst={m},actions=drop"),
+                    crate::ofctl::LineKind::Add,
+                )
+                .is_err()
+                {
+                    return Err(at(m, format!("tun0MAC `{m}` is not an Ethernet address")));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Every node described (`node` and `nodes`).
+    pub fn all_nodes(&self) -> impl Iterator<Item = &Node> {
+        self.node.iter().chain(self.nodes.iter())
+    }
+
+    /// Node by name.
+    pub fn find_node(&self, name: &str) -> Option<&Node> {
+        self.all_nodes().find(|n| n.name == name)
+    }
+
+    /// HostSubnet of a node (by object name or `host`).
+    pub fn host_subnet(&self, node: &str) -> Option<&HostSubnet> {
+        self.host_subnets
+            .iter()
+            .find(|h| h.metadata.name == node || h.host == node)
+    }
+
+    /// VNID of a namespace: 0 for the subnet plugin; the NetNamespace's netid
+    /// otherwise (None when the namespace has none).
+    pub fn vnid(&self, namespace: &str) -> Option<u32> {
+        if plugin_id(&self.cluster_network.plugin_name) == Some(0) {
+            return Some(0);
+        }
+        self.net_namespaces
+            .iter()
+            .find(|n| n.netname == namespace)
+            .map(|n| n.netid)
+    }
+
+    /// Looks up a pod as `namespace/name` on any node; returns (node, pod).
+    pub fn find_pod(&self, ns_name: &str) -> Option<(&Node, &Pod)> {
+        let (ns, name) = ns_name.split_once('/')?;
+        self.all_nodes()
+            .flat_map(|n| n.pods.iter().map(move |p| (n, p)))
+            .find(|(_, p)| p.namespace == ns && p.name == name)
+    }
+
+    /// VXLAN UDP port.
+    pub fn vxlan_port(&self) -> u16 {
+        self.cluster_network.vxlan_port.unwrap_or(4789)
+    }
+}
+
+/// Plugin id: subnet 0, multitenant 1, networkpolicy 2.
+pub fn plugin_id(name: &str) -> Option<u8> {
+    match name.to_ascii_lowercase().as_str() {
+        "redhat/openshift-ovs-subnet" => Some(0),
+        "redhat/openshift-ovs-multitenant" => Some(1),
+        "redhat/openshift-ovs-networkpolicy" => Some(2),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn test_default_cluster_loads() {
+        let c = Cluster::default_cluster();
+        assert_eq!(c.host_subnets.len(), 4);
+        assert_eq!(c.vnid("project-a"), Some(11235));
+        assert!(c.find_pod("project-a/web-1").is_some());
+    }
+
+    #[test]
+    fn test_errors_are_located() {
+        let y = "clusterNetwork:\n  clusterNetworks: [{CIDR: 10.128.0.0/14, hostSubnetLength: 9}]\n  serviceNetwork: 172.30.0.0/16\n  pluginName: redhat/openshift-ovs-subnet\nhostSubnets:\n  - {metadata: {name: a, uid: u}, host: a, hostIP: 172.16.1.300, subnet: 10.128.0.0/23}\n";
+        let e = Cluster::from_yaml(y).unwrap_err();
+        assert_eq!(e.line, 6, "{e}");
+        assert!(e.msg.contains("IPv4 address"), "{e}");
+        let y2 = y
+            .replace("172.16.1.300", "172.16.1.3")
+            .replace("openshift-ovs-subnet", "openshift-ovs-bogus");
+        let e = Cluster::from_yaml(&y2).unwrap_err();
+        assert_eq!((e.line, e.col), (4, 15), "{e}");
+        let y3 = y.replace("172.16.1.300", "172.16.1.3") + "bogusKey: 1\n";
+        let e = Cluster::from_yaml(&y3).unwrap_err();
+        assert_eq!(e.line, 7, "{e}");
+        let y4 = y.replace("172.16.1.300", "172.16.1.3")
+            + "node:\n  name: a\n  pods:\n    - {namespace: x, name: p, ip: 10.129.0.5, ofport: 3}\n";
+        let e = Cluster::from_yaml(&y4).unwrap_err();
+        assert_eq!(e.line, 10, "{e}");
+        assert!(e.msg.contains("outside"), "{e}");
+    }
+
+    #[test]
+    fn test_oc_list_form() {
+        let y = "clusterNetwork:\n  clusterNetworks: [{CIDR: 10.128.0.0/14, hostSubnetLength: 9}]\n  serviceNetwork: 172.30.0.0/16\n  pluginName: redhat/openshift-ovs-subnet\nhostSubnets:\n  apiVersion: v1\n  kind: List\n  items:\n  - apiVersion: network.openshift.io/v1\n    kind: HostSubnet\n    metadata: {name: a, uid: u, resourceVersion: \"5\"}\n    host: a\n    hostIP: 172.16.1.3\n    subnet: 10.128.0.0/23\n";
+        let c = Cluster::from_yaml(y).unwrap();
+        assert_eq!(c.host_subnets[0].host_ip.to_string(), "172.16.1.3");
+    }
+}
