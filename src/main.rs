@@ -1,1 +1,48 @@
-fn main() {}
+//! `sdnfwd`: a userspace forwarder for the OpenShift SDN `br0` pipeline.
+//! See DESIGN.md §4 for the command-line contract.
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+mod cmd;
+
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+#[derive(Parser)]
+#[command(
+    name = "sdnfwd",
+    version,
+    about = "Userspace poll-mode forwarder for the OpenShift SDN br0 pipeline"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Print a node's OpenShift SDN flows (add-flows syntax).
+    Render(cmd::RenderArgs),
+    /// Parse and validate a flow file; print the normalised flows.
+    CheckFlows(cmd::CheckArgs),
+    /// Trace a packet through the tables, like `ovs-appctl ofproto/trace`.
+    Trace(cmd::TraceArgs),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let r = match cli.command {
+        Command::Render(a) => cmd::render(a),
+        Command::CheckFlows(a) => cmd::check_flows(a),
+        Command::Trace(a) => cmd::trace(a),
+    };
+    match r {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("{e}");
+            ExitCode::from(2)
+        }
+    }
+}

@@ -1,1 +1,10 @@
+//! sdnfwd's datapath: the flow key extracted once per packet and the
+//! datapath actions a megaflow carries. The caches, ports and poll loops
+//! build on these (DESIGN.md §1); fastpath never depends on slowpath.
+#![warn(missing_docs)]
 
+pub mod actions;
+pub mod flow;
+
+pub use actions::{DpAction, SetField};
+pub use flow::{FlowKey, KEY_WORDS};

@@ -1,1 +1,14 @@
+//! sdnfwd's slow path: the OpenFlow tables ([`ofproto`]) and the translation
+//! of a flow through them into datapath actions and a megaflow mask
+//! ([`xlate`]), with an optional trace ([`trace`]).
+#![warn(missing_docs)]
 
+pub mod classifier;
+pub mod flow;
+pub mod ofproto;
+pub mod trace;
+pub mod xlate;
+
+pub use flow::OfFlow;
+pub use ofproto::{Ofproto, RuleRef};
+pub use xlate::{xlate, DropKind, DropReason, Output, Xlate};

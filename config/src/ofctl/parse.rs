@@ -444,6 +444,14 @@ fn parse_actions(s: &str, col0: usize) -> Res<Vec<Action>> {
     if saw_drop && !out.is_empty() {
         return err(col0, "`drop` must be the only action");
     }
+    if let Some(i) = out.iter().position(|a| matches!(a, Action::GotoTable(_))) {
+        if i + 1 != out.len() {
+            return err(
+                toks[i].col,
+                "goto_table must be the last action (it is an instruction)",
+            );
+        }
+    }
     Ok(out)
 }
 

@@ -1,0 +1,81 @@
+//! Datapath actions: what a megaflow does to a packet, in the spirit of OVS's
+//! ODP actions (DESIGN.md §2). The slow path produces them; the poll loops
+//! execute them.
+
+/// A header field rewrite, applied before the outputs that follow it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum SetField {
+    /// Ethernet source.
+    EthSrc(u64),
+    /// Ethernet destination.
+    EthDst(u64),
+    /// Packet mark (skb mark handed to the host on tun0).
+    PktMark(u32),
+    /// IPv4 source.
+    Ipv4Src(u32),
+    /// IPv4 destination.
+    Ipv4Dst(u32),
+    /// IPv4 TOS byte.
+    IpTos(u8),
+    /// IPv4 TTL.
+    IpTtl(u8),
+    /// L4 source port.
+    TpSrc(u16),
+    /// L4 destination port.
+    TpDst(u16),
+}
+
+/// One datapath action.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum DpAction {
+    /// Send a copy out of an OpenFlow port (a pod, tun0).
+    Output(u32),
+    /// Encapsulate in VXLAN towards a remote VTEP and send on the uplink. The
+    /// outer source, MACs and UDP source port are filled in by the tunnel
+    /// layer (local VTEP, neighbour table, inner flow hash).
+    TunnelPush {
+        /// OpenFlow port of the tunnel (vxlan0 = 1).
+        port: u32,
+        /// VNI (low 24 bits of tun_id).
+        vni: u32,
+        /// Remote VTEP IPv4 address.
+        dst: u32,
+    },
+    /// Rewrite a header field.
+    Set(SetField),
+}
+
+impl std::fmt::Display for DpAction {
+    /// OVS's datapath action syntax (`set(tunnel(...)),1`, `set(eth(dst=..))`).
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let ip = |v: u32| std::net::Ipv4Addr::from(v).to_string();
+        let mac = |v: u64| {
+            let b = v.to_be_bytes();
+            format!(
+                "{:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}",
+                b[2], b[3], b[4], b[5], b[6], b[7]
+            )
+        };
+        match *self {
+            DpAction::Output(p) => write!(f, "{p}"),
+            DpAction::TunnelPush { port, vni, dst } => {
+                write!(
+                    f,
+                    "set(tunnel(tun_id={vni:#x},dst={},flags(df|key))),{port}",
+                    ip(dst)
+                )
+            }
+            DpAction::Set(s) => match s {
+                SetField::EthSrc(v) => write!(f, "set(eth(src={}))", mac(v)),
+                SetField::EthDst(v) => write!(f, "set(eth(dst={}))", mac(v)),
+                SetField::PktMark(v) => write!(f, "set(skb_mark({v:#x}))"),
+                SetField::Ipv4Src(v) => write!(f, "set(ipv4(src={}))", ip(v)),
+                SetField::Ipv4Dst(v) => write!(f, "set(ipv4(dst={}))", ip(v)),
+                SetField::IpTos(v) => write!(f, "set(ipv4(tos={v:#x}))"),
+                SetField::IpTtl(v) => write!(f, "set(ipv4(ttl={v}))"),
+                SetField::TpSrc(v) => write!(f, "set(l4(src={v}))"),
+                SetField::TpDst(v) => write!(f, "set(l4(dst={v}))"),
+            },
+        }
+    }
+}

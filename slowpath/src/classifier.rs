@@ -1,0 +1,288 @@
+//! A priority classifier by tuple space search, as OVS's `classifier`:
+//! rules with the same mask share a subtable (a hash map from masked value to
+//! rules), subtables are probed in order of their highest priority and the
+//! search stops once no remaining subtable can beat the best match.
+//!
+//! Megaflow contract: `lookup` ORs into the caller's wildcards the mask of
+//! every subtable it probed — the result depends on those bits only, so any
+//! flow that agrees with this one on them gets the same answer. (Skipped
+//! subtables were skipped for their priority alone, never for the packet.)
+//!
+//! Equal-priority overlapping rules are undefined in OpenFlow; here the first
+//! one found wins. Not thread-safe: the slow path owns its tables.
+
+use hashbrown::HashMap;
+use smallvec::SmallVec;
+
+use crate::flow::OfFlow;
+
+/// Index of a rule in its classifier.
+pub type EntryId = usize;
+
+/// A rule as the classifier keeps it.
+#[derive(Clone, Debug)]
+pub struct Entry<T> {
+    /// Masked match value.
+    pub value: OfFlow,
+    /// Match mask.
+    pub mask: OfFlow,
+    /// Priority (higher wins).
+    pub priority: u16,
+    /// Caller's data.
+    pub data: T,
+}
+
+#[derive(Clone, Debug)]
+struct Subtable {
+    mask: OfFlow,
+    max_priority: u16,
+    n_rules: usize,
+    /// Masked value -> entries, highest priority first.
+    buckets: HashMap<OfFlow, SmallVec<[EntryId; 2]>>,
+}
+
+/// The classifier.
+#[derive(Clone, Debug)]
+pub struct Classifier<T> {
+    subtables: Vec<Subtable>,
+    entries: Vec<Option<Entry<T>>>,
+    free: Vec<EntryId>,
+    n: usize,
+}
+
+impl<T> Default for Classifier<T> {
+    fn default() -> Self {
+        Classifier {
+            subtables: Vec::new(),
+            entries: Vec::new(),
+            free: Vec::new(),
+            n: 0,
+        }
+    }
+}
+
+impl<T> Classifier<T> {
+    /// Number of rules.
+    pub fn len(&self) -> usize {
+        self.n
+    }
+
+    /// Whether there are no rules.
+    pub fn is_empty(&self) -> bool {
+        self.n == 0
+    }
+
+    /// Number of subtables (distinct masks).
+    pub fn n_subtables(&self) -> usize {
+        self.subtables.len()
+    }
+
+    fn resort(&mut self) {
+        self.subtables
+            .sort_by(|a, b| b.max_priority.cmp(&a.max_priority));
+    }
+
+    /// Inserts a rule (value is masked here) and returns its id.
+    pub fn insert(&mut self, value: OfFlow, mask: OfFlow, priority: u16, data: T) -> EntryId {
+        let value = value.masked(&mask);
+        let id = match self.free.pop() {
+            Some(id) => id,
+            None => {
+                self.entries.push(None);
+                self.entries.len() - 1
+            }
+        };
+        self.entries[id] = Some(Entry {
+            value,
+            mask,
+            priority,
+            data,
+        });
+        self.n += 1;
+        let st_idx = match self.subtables.iter().position(|s| s.mask == mask) {
+            Some(i) => i,
+            None => {
+                self.subtables.push(Subtable {
+                    mask,
+                    max_priority: 0,
+                    n_rules: 0,
+                    buckets: HashMap::new(),
+                });
+                self.subtables.len() - 1
+            }
+        };
+        let entries = &self.entries;
+        let st = &mut self.subtables[st_idx];
+        let bucket = st.buckets.entry(value).or_default();
+        let pos = bucket
+            .iter()
+            .position(|&e| entries[e].as_ref().map_or(0, |x| x.priority) < priority)
+            .unwrap_or(bucket.len());
+        bucket.insert(pos, id);
+        st.n_rules += 1;
+        if st.n_rules == 1 || priority > st.max_priority {
+            st.max_priority = priority;
+            self.resort();
+        }
+        id
+    }
+
+    /// Removes a rule, returning it.
+    pub fn remove(&mut self, id: EntryId) -> Option<Entry<T>> {
+        let e = self.entries.get_mut(id)?.take()?;
+        self.n -= 1;
+        self.free.push(id);
+        if let Some(si) = self.subtables.iter().position(|s| s.mask == e.mask) {
+            let st = &mut self.subtables[si];
+            if let Some(b) = st.buckets.get_mut(&e.value) {
+                b.retain(|x| *x != id);
+                if b.is_empty() {
+                    st.buckets.remove(&e.value);
+                }
+            }
+            st.n_rules -= 1;
+            if st.n_rules == 0 {
+                self.subtables.remove(si);
+            } else if e.priority == st.max_priority {
+                let entries = &self.entries;
+                st.max_priority = st
+                    .buckets
+                    .values()
+                    .filter_map(|b| b.first())
+                    .filter_map(|&x| entries[x].as_ref())
+                    .map(|x| x.priority)
+                    .max()
+                    .unwrap_or(0);
+                self.resort();
+            }
+        }
+        Some(e)
+    }
+
+    /// A rule by id.
+    pub fn get(&self, id: EntryId) -> Option<&Entry<T>> {
+        self.entries.get(id)?.as_ref()
+    }
+
+    /// A rule by id, mutable (value, mask and priority must not change).
+    pub fn get_mut(&mut self, id: EntryId) -> Option<&mut Entry<T>> {
+        self.entries.get_mut(id)?.as_mut()
+    }
+
+    /// All rules with their ids.
+    pub fn iter(&self) -> impl Iterator<Item = (EntryId, &Entry<T>)> {
+        self.entries
+            .iter()
+            .enumerate()
+            .filter_map(|(i, e)| e.as_ref().map(|e| (i, e)))
+    }
+
+    /// The rule with exactly this match and priority (strict identity).
+    pub fn find_exact(&self, value: &OfFlow, mask: &OfFlow, priority: u16) -> Option<EntryId> {
+        let st = self.subtables.iter().find(|s| s.mask == *mask)?;
+        let b = st.buckets.get(&value.masked(mask))?;
+        b.iter().copied().find(|&id| {
+            self.entries[id]
+                .as_ref()
+                .is_some_and(|e| e.priority == priority)
+        })
+    }
+
+    /// The highest-priority rule matching `flow`; ORs the probed subtables'
+    /// masks into `wc`.
+    pub fn lookup(&self, flow: &OfFlow, wc: &mut OfFlow) -> Option<EntryId> {
+        let mut best: Option<(u16, EntryId)> = None;
+        for st in &self.subtables {
+            if let Some((bp, _)) = best {
+                if st.max_priority <= bp {
+                    break;
+                }
+            }
+            wc.or(&st.mask);
+            if let Some(b) = st.buckets.get(&flow.masked(&st.mask)) {
+                let id = b[0];
+                let p = self.entries[id].as_ref().map_or(0, |e| e.priority);
+                if best.is_none_or(|(bp, _)| p > bp) {
+                    best = Some((p, id));
+                }
+            }
+        }
+        best.map(|(_, id)| id)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn naive<'a, T>(rules: &'a [(OfFlow, OfFlow, u16, T)], flow: &OfFlow) -> Option<u16> {
+        rules
+            .iter()
+            .filter(|(v, m, _, _)| flow.masked(m) == v.masked(m))
+            .map(|r| r.2)
+            .max()
+    }
+
+    /// Rules over a few words and small value spaces so that overlaps are
+    /// common; masks drawn from a handful of shapes so subtables are shared.
+    fn arb_rule() -> impl Strategy<Value = (OfFlow, OfFlow, u16)> {
+        let masks = prop::sample::select(vec![0u64, 0xff, 0xf0, 0xffff, 0x0f0f, u64::MAX]);
+        (prop::collection::vec((0u64..4, masks), 4), 0u16..50).prop_map(|(ws, p)| {
+            let mut v = OfFlow::default();
+            let mut m = OfFlow::default();
+            for (i, (val, mask)) in ws.into_iter().enumerate() {
+                v.w[i * 3] = val * 0x11;
+                m.w[i * 3] = mask;
+            }
+            (v, m, p)
+        })
+    }
+
+    fn arb_flow() -> impl Strategy<Value = OfFlow> {
+        prop::collection::vec(0u64..4, 4).prop_map(|ws| {
+            let mut f = OfFlow::default();
+            for (i, x) in ws.into_iter().enumerate() {
+                f.w[i * 3] = x * 0x11;
+            }
+            f
+        })
+    }
+
+    proptest! {
+        #[test]
+        fn prop_lookup_equals_linear(rules in prop::collection::vec(arb_rule(), 0..40),
+                                     removes in prop::collection::vec(any::<prop::sample::Index>(), 0..10),
+                                     flows in prop::collection::vec(arb_flow(), 1..30)) {
+            let mut c = Classifier::default();
+            let mut live: Vec<(OfFlow, OfFlow, u16, EntryId)> = Vec::new();
+            for (v, m, p) in rules {
+                let id = c.insert(v, m, p, ());
+                live.push((v, m, p, id));
+            }
+            for ix in removes {
+                if live.is_empty() { break; }
+                let (_, _, _, id) = live.remove(ix.index(live.len()));
+                prop_assert!(c.remove(id).is_some());
+            }
+            prop_assert_eq!(c.len(), live.len());
+            for f in flows {
+                let mut wc = OfFlow::default();
+                let got = c.lookup(&f, &mut wc);
+                let want = naive(&live, &f);
+                prop_assert_eq!(got.map(|id| c.get(id).unwrap().priority), want);
+                if let Some(id) = got {
+                    let e = c.get(id).unwrap();
+                    prop_assert_eq!(f.masked(&e.mask), e.value);
+                }
+                // Megaflow soundness: flipping any wildcarded bit keeps the answer.
+                for w in 0..4 {
+                    let mut g = f;
+                    g.w[w * 3] ^= !wc.w[w * 3] & 0xffff;
+                    let mut wc2 = OfFlow::default();
+                    prop_assert_eq!(c.lookup(&g, &mut wc2).map(|id| c.get(id).unwrap().priority), want);
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,414 @@
+//! OpenFlow tables: one priority classifier per table, ovs-ofctl's add /
+//! modify / delete semantics (strict and not, cookie masks), per-rule
+//! counters and a version that every change bumps (caches built on an older
+//! version are revalidated).
+//!
+//! Rules are `Arc`s so that megaflows and traces can keep the rules they came
+//! from; counters are atomics credited from megaflow statistics.
+
+use std::collections::BTreeSet;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Instant;
+
+use config::ofctl::{FlowCommand, FlowSpec};
+
+use crate::classifier::{Classifier, EntryId};
+use crate::flow::OfFlow;
+
+/// Number of OpenFlow tables (0..=254).
+pub const N_TABLES: usize = 255;
+
+/// An installed OpenFlow rule.
+#[derive(Debug)]
+pub struct Rule {
+    /// The flow as written (match, actions, cookie, priority, table).
+    pub spec: FlowSpec,
+    /// Insertion sequence (dump order within a table).
+    pub seq: u64,
+    /// When it was installed.
+    pub created: Instant,
+    /// Packets credited to the rule.
+    pub n_packets: AtomicU64,
+    /// Bytes credited to the rule.
+    pub n_bytes: AtomicU64,
+}
+
+impl Rule {
+    /// Credits packets and bytes.
+    pub fn credit(&self, packets: u64, bytes: u64) {
+        self.n_packets.fetch_add(packets, Ordering::Relaxed);
+        self.n_bytes.fetch_add(bytes, Ordering::Relaxed);
+    }
+
+    /// The dump-flows line with live counters.
+    pub fn to_dump_line(&self) -> String {
+        self.spec.to_dump_line(Some(config::ofctl::FlowStats {
+            duration_secs: self.created.elapsed().as_secs_f64(),
+            n_packets: self.n_packets.load(Ordering::Relaxed),
+            n_bytes: self.n_bytes.load(Ordering::Relaxed),
+        }))
+    }
+}
+
+/// A reference to a rule that was hit.
+#[derive(Clone, Debug)]
+pub struct RuleRef {
+    /// Table.
+    pub table: u8,
+    /// The rule.
+    pub rule: Arc<Rule>,
+}
+
+/// Why a flow modification was refused.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FlowModError(pub String);
+
+impl std::fmt::Display for FlowModError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for FlowModError {}
+
+/// The OpenFlow tables of a bridge.
+#[derive(Debug)]
+pub struct Ofproto {
+    tables: Vec<Classifier<Arc<Rule>>>,
+    version: u64,
+    seq: u64,
+    /// OpenFlow ports that exist (None: every port exists, for traces of a
+    /// bare flow file).
+    pub ports: Option<BTreeSet<u32>>,
+}
+
+impl Default for Ofproto {
+    fn default() -> Self {
+        Ofproto {
+            tables: (0..N_TABLES).map(|_| Classifier::default()).collect(),
+            version: 0,
+            seq: 0,
+            ports: None,
+        }
+    }
+}
+
+fn cookie_ok(rule: &FlowSpec, pat: &FlowSpec) -> bool {
+    rule.cookie & pat.cookie_mask == pat.cookie & pat.cookie_mask
+}
+
+impl Ofproto {
+    /// Empty tables.
+    pub fn new() -> Ofproto {
+        Ofproto::default()
+    }
+
+    /// Tables holding `flows` (added in order).
+    ///
+    /// # Errors
+    /// The first invalid flow.
+    pub fn with_flows<'a>(
+        flows: impl IntoIterator<Item = &'a FlowSpec>,
+    ) -> Result<Ofproto, FlowModError> {
+        let mut o = Ofproto::new();
+        for f in flows {
+            o.add_flow(f.clone())?;
+        }
+        Ok(o)
+    }
+
+    /// Bumped on every change.
+    pub fn version(&self) -> u64 {
+        self.version
+    }
+
+    /// Number of rules in all tables.
+    pub fn n_rules(&self) -> usize {
+        self.tables.iter().map(Classifier::len).sum()
+    }
+
+    /// Whether an output to `port` reaches an existing port.
+    pub fn port_exists(&self, port: u32) -> bool {
+        self.ports.as_ref().is_none_or(|p| p.contains(&port))
+    }
+
+    /// Checks what OVS checks before accepting a flow.
+    pub fn validate(spec: &FlowSpec) -> Result<(), FlowModError> {
+        for a in &spec.actions {
+            if let config::ofctl::Action::GotoTable(t) = a {
+                if *t <= spec.table {
+                    return Err(FlowModError(format!(
+                        "table {}: goto_table:{} must go to a later table",
+                        spec.table, t
+                    )));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Adds a flow; an existing flow with the same table, priority and match
+    /// is replaced (counters restart).
+    ///
+    /// # Errors
+    /// [`Ofproto::validate`].
+    pub fn add_flow(&mut self, spec: FlowSpec) -> Result<(), FlowModError> {
+        Self::validate(&spec)?;
+        let (v, m) = OfFlow::from_match(&spec.m);
+        let t = &mut self.tables[spec.table as usize];
+        if let Some(id) = t.find_exact(&v, &m, spec.priority) {
+            t.remove(id);
+        }
+        self.seq += 1;
+        let rule = Arc::new(Rule {
+            spec: spec.clone(),
+            seq: self.seq,
+            created: Instant::now(),
+            n_packets: AtomicU64::new(0),
+            n_bytes: AtomicU64::new(0),
+        });
+        self.tables[spec.table as usize].insert(v, m, spec.priority, rule);
+        self.version += 1;
+        Ok(())
+    }
+
+    fn matching(&self, pat: &FlowSpec, strict: bool) -> Vec<(usize, EntryId)> {
+        let tables: Vec<usize> = if pat.table_given {
+            vec![pat.table as usize]
+        } else {
+            (0..N_TABLES).collect()
+        };
+        let mut out = Vec::new();
+        for t in tables {
+            for (id, e) in self.tables[t].iter() {
+                let r = &e.data.spec;
+                let hit = if strict {
+                    r.m == pat.m && r.priority == pat.priority
+                } else {
+                    r.m.is_within(&pat.m)
+                };
+                if hit && cookie_ok(r, pat) {
+                    out.push((t, id));
+                }
+            }
+        }
+        out
+    }
+
+    /// Deletes matching flows (non-strict: every flow at least as specific
+    /// as the pattern, in every table unless `table=` was given). Returns how
+    /// many were removed.
+    pub fn delete_flows(&mut self, pat: &FlowSpec, strict: bool) -> usize {
+        let hits = self.matching(pat, strict);
+        for &(t, id) in &hits {
+            self.tables[t].remove(id);
+        }
+        if !hits.is_empty() {
+            self.version += 1;
+        }
+        hits.len()
+    }
+
+    /// Replaces the actions of matching flows (counters kept). Returns how
+    /// many were modified.
+    ///
+    /// # Errors
+    /// When the new actions are invalid for a matched flow's table.
+    pub fn modify_flows(&mut self, pat: &FlowSpec, strict: bool) -> Result<usize, FlowModError> {
+        let hits = self.matching(pat, strict);
+        for &(t, _) in &hits {
+            Self::validate(&FlowSpec {
+                table: t as u8,
+                ..pat.clone()
+            })?;
+        }
+        for &(t, id) in &hits {
+            let e = self.tables[t].get_mut(id).expect("matched rule exists");
+            let old = &e.data;
+            let mut spec = old.spec.clone();
+            spec.actions = pat.actions.clone();
+            e.data = Arc::new(Rule {
+                spec,
+                seq: old.seq,
+                created: old.created,
+                n_packets: AtomicU64::new(old.n_packets.load(Ordering::Relaxed)),
+                n_bytes: AtomicU64::new(old.n_bytes.load(Ordering::Relaxed)),
+            });
+        }
+        if !hits.is_empty() {
+            self.version += 1;
+        }
+        Ok(hits.len())
+    }
+
+    /// Applies commands as one bundle: all are validated first, so a bad one
+    /// leaves the tables untouched.
+    ///
+    /// # Errors
+    /// The first invalid command (its index and why).
+    pub fn apply(&mut self, cmds: &[FlowCommand]) -> Result<(), FlowModError> {
+        for (i, c) in cmds.iter().enumerate() {
+            if let FlowCommand::Add(s) | FlowCommand::Modify { spec: s, .. } = c {
+                Self::validate(s)
+                    .map_err(|e| FlowModError(format!("command {}: {}", i + 1, e.0)))?;
+            }
+        }
+        for c in cmds {
+            match c {
+                FlowCommand::Add(s) => self.add_flow(s.clone())?,
+                FlowCommand::Modify { strict, spec } => {
+                    self.modify_flows(spec, *strict)?;
+                }
+                FlowCommand::Delete { strict, spec } => {
+                    self.delete_flows(spec, *strict);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The highest-priority rule of `table` matching `flow`; ORs the bits
+    /// the lookup consulted into `wc`.
+    pub fn lookup(&self, table: u8, flow: &OfFlow, wc: &mut OfFlow) -> Option<&Arc<Rule>> {
+        let t = &self.tables[table as usize];
+        t.lookup(flow, wc).and_then(|id| t.get(id)).map(|e| &e.data)
+    }
+
+    /// Rules in dump order: by table, then installation order.
+    pub fn rules(&self, table: Option<u8>) -> Vec<Arc<Rule>> {
+        let mut out = Vec::new();
+        for (t, cls) in self.tables.iter().enumerate() {
+            if table.is_some_and(|x| x as usize != t) {
+                continue;
+            }
+            let mut v: Vec<Arc<Rule>> = cls.iter().map(|(_, e)| e.data.clone()).collect();
+            v.sort_by_key(|r| r.seq);
+            out.extend(v);
+        }
+        out
+    }
+
+    /// (table, rules, subtables) for every non-empty table.
+    pub fn table_stats(&self) -> Vec<(u8, usize, usize)> {
+        self.tables
+            .iter()
+            .enumerate()
+            .filter(|(_, c)| !c.is_empty())
+            .map(|(t, c)| (t as u8, c.len(), c.n_subtables()))
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use config::ofctl::{parse_flow_file, parse_flow_line, LineKind};
+
+    fn add(o: &mut Ofproto, s: &str) {
+        o.add_flow(parse_flow_line(s, LineKind::Add).unwrap())
+            .unwrap();
+    }
+
+    #[test]
+    fn test_add_replaces_identical() {
+        let mut o = Ofproto::new();
+        add(&mut o, "table=111, priority=100, actions=goto_table:120");
+        add(
+            &mut o,
+            "table=111, priority=100, actions=set_field:1.2.3.4->tun_dst,output:1,goto_table:120",
+        );
+        let r = o.rules(Some(111));
+        assert_eq!(r.len(), 1);
+        assert_eq!(r[0].spec.actions.len(), 3);
+        assert!(o.version() >= 2);
+    }
+
+    #[test]
+    fn test_delete_semantics() {
+        let mut o = Ofproto::new();
+        add(
+            &mut o,
+            "table=10, priority=100, cookie=0xdd216239, tun_src=172.16.1.22, actions=goto_table:30",
+        );
+        add(&mut o, "table=50, priority=100, cookie=0xdd216239, arp, arp_tpa=10.130.0.0/23, actions=output:1");
+        add(&mut o, "table=50, priority=100, cookie=0x11111111, arp, arp_tpa=10.129.0.0/23, actions=output:1");
+        add(
+            &mut o,
+            "table=20, priority=100, in_port=4, ip, nw_src=10.131.0.3, actions=goto_table:21",
+        );
+        add(
+            &mut o,
+            "table=80, priority=150, reg1=5, ip, nw_src=10.131.0.3, actions=output:NXM_NX_REG2[]",
+        );
+        add(
+            &mut o,
+            "table=101, priority=2, reg0=5, ip, nw_dst=10.131.0.3, actions=output:2",
+        );
+        // Cookie-filtered delete leaves the replacement with another cookie alone.
+        let cmds: Vec<_> = parse_flow_file(
+            "delete table=50, cookie=0x11111111/0xffffffff, arp, nw_dst=10.130.0.0/23\n",
+        )
+        .unwrap()
+        .into_iter()
+        .map(|c| c.1)
+        .collect();
+        o.apply(&cmds).unwrap();
+        assert_eq!(o.rules(Some(50)).len(), 2);
+        // Non-strict delete spans tables: pod cleanup removes policy flows too.
+        let n = o.delete_flows(
+            &parse_flow_line("ip, nw_src=10.131.0.3", LineKind::Match).unwrap(),
+            false,
+        );
+        assert_eq!(n, 2);
+        assert_eq!(o.n_rules(), 4);
+        // Strict delete needs the priority.
+        let pat = parse_flow_line(
+            "table=10, priority=99, tun_src=172.16.1.22",
+            LineKind::Match,
+        )
+        .unwrap();
+        assert_eq!(o.delete_flows(&pat, true), 0);
+        let pat = parse_flow_line(
+            "table=10, priority=100, tun_src=172.16.1.22",
+            LineKind::Match,
+        )
+        .unwrap();
+        assert_eq!(o.delete_flows(&pat, true), 1);
+    }
+
+    #[test]
+    fn test_bundle_is_atomic() {
+        let mut o = Ofproto::new();
+        add(&mut o, "table=0, priority=1, actions=drop");
+        let v = o.version();
+        let cmds: Vec<_> =
+            parse_flow_file("delete table=0\nadd table=30, priority=1, actions=goto_table:20\n")
+                .unwrap()
+                .into_iter()
+                .map(|c| c.1)
+                .collect();
+        assert!(o.apply(&cmds).is_err());
+        assert_eq!(o.n_rules(), 1);
+        assert_eq!(o.version(), v);
+    }
+
+    #[test]
+    fn test_modify_keeps_counters() {
+        let mut o = Ofproto::new();
+        add(
+            &mut o,
+            "table=60, priority=100, tcp, nw_dst=172.30.0.1, tp_dst=443, actions=drop",
+        );
+        o.rules(Some(60))[0].credit(3, 180);
+        let pat = parse_flow_line(
+            "table=60, ip, nw_dst=172.30.0.1, actions=output:2",
+            LineKind::Match,
+        )
+        .unwrap();
+        assert_eq!(o.modify_flows(&pat, false).unwrap(), 1);
+        let r = &o.rules(Some(60))[0];
+        assert_eq!(r.n_packets.load(Ordering::Relaxed), 3);
+        assert_eq!(config::ofctl::fmt_actions(&r.spec.actions), "output:2");
+    }
+}

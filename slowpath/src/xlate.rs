@@ -1,0 +1,355 @@
+//! Translation: a flow through the OpenFlow tables, from table 0, into
+//! datapath actions and a megaflow mask (OVS's `ofproto-dpif-xlate`).
+//!
+//! A pure function of (tables, flow). Every read of a packet field un-
+//! wildcards it in the same step: the classifier ORs the masks of the
+//! subtables it probed, `move` un-wildcards its source bits, an output to
+//! the tunnel un-wildcards the tun_id/tun_dst bits no action wrote, and a
+//! header rewrite un-wildcards the bits of the field it did not write. An
+//! extra 1-bit is safe; a missing one is a bug (the property test in
+//! `tests/megaflow.rs` checks soundness on random packets).
+//!
+//! Registers and the tun_id high half are pipeline metadata (zero when a
+//! packet enters), so only the key words of the mask form the megaflow.
+
+use std::sync::Arc;
+
+use config::ofctl::{fmt_field_value, Action, Field, OFPP_IN_PORT};
+use fastpath::{DpAction, SetField};
+
+use crate::flow::OfFlow;
+use crate::ofproto::{Ofproto, Rule, RuleRef};
+use crate::trace::Trace;
+
+/// OpenFlow port of vxlan0.
+pub const VXLAN_PORT: u32 = 1;
+/// Outputs beyond this many in one translation are dropped (and noted).
+pub const MAX_OUTPUTS: usize = 1024;
+
+/// Why a packet was dropped.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DropKind {
+    /// No rule matched in the table (table miss).
+    NoMatch,
+    /// The matching rule's actions were `drop`.
+    Explicit,
+    /// Rules matched but produced no output (e.g. only to the input port).
+    NoOutput,
+}
+
+impl DropKind {
+    /// Short reason text.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DropKind::NoMatch => "no match",
+            DropKind::Explicit => "explicit drop",
+            DropKind::NoOutput => "no output",
+        }
+    }
+}
+
+/// Where and why a packet was dropped.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DropReason {
+    /// The last table the packet reached.
+    pub table: u8,
+    /// Why.
+    pub kind: DropKind,
+}
+
+/// One output of the translation (for traces and tests).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Output {
+    /// OpenFlow port.
+    pub port: u32,
+    /// Tunnel destination (tunnel outputs).
+    pub tun_dst: Option<u32>,
+    /// Tunnel id (tunnel outputs).
+    pub tun_id: Option<u64>,
+}
+
+/// The result of a translation.
+#[derive(Clone, Debug)]
+pub struct Xlate {
+    /// Datapath actions, in order.
+    pub actions: Vec<DpAction>,
+    /// The outputs, in order.
+    pub outputs: Vec<Output>,
+    /// Bits of the flow the result depends on (key words: the megaflow mask).
+    pub wc: OfFlow,
+    /// Rules hit, in order (counters are credited to them).
+    pub rules: Vec<RuleRef>,
+    /// Set when nothing was output.
+    pub drop: Option<DropReason>,
+    /// The flow after all actions (registers, tunnel fields set).
+    pub final_flow: OfFlow,
+}
+
+impl Xlate {
+    /// The megaflow mask over the datapath key.
+    pub fn megaflow_mask(&self) -> fastpath::FlowKey {
+        self.wc.key()
+    }
+}
+
+/// Packet fields a header rewrite commits before the next output.
+const PACKET_FIELDS: [Field; 10] = [
+    Field::DlSrc,
+    Field::DlDst,
+    Field::PktMark,
+    Field::NwSrc,
+    Field::NwDst,
+    Field::NwTos,
+    Field::NwEcn,
+    Field::NwTtl,
+    Field::TpSrc,
+    Field::TpDst,
+];
+
+struct Ctx<'a> {
+    of: &'a Ofproto,
+    flow: OfFlow,
+    wc: OfFlow,
+    /// Bits written by actions since the packet entered.
+    written: OfFlow,
+    /// Packet fields written since the last output.
+    dirty: OfFlow,
+    actions: Vec<DpAction>,
+    outputs: Vec<Output>,
+    in_port: u32,
+    trace: Option<&'a mut Trace>,
+}
+
+impl Ctx<'_> {
+    fn note(&mut self, s: impl FnOnce() -> String) {
+        if let Some(t) = self.trace.as_deref_mut() {
+            t.lines.push(format!("     {}", s()));
+        }
+    }
+
+    /// Emits rewrites for packet fields written since the last output.
+    fn commit(&mut self) {
+        for f in PACKET_FIELDS {
+            if self.dirty.get(f) == 0 {
+                continue;
+            }
+            // The rewrite carries the whole field: its unwritten bits come
+            // from the packet.
+            let tos = [Field::NwTos, Field::NwEcn];
+            let reads: &[Field] = if tos.contains(&f) {
+                &tos
+            } else {
+                std::slice::from_ref(&f)
+            };
+            for &g in reads {
+                self.wc.or_field(g, g.full_mask() & !self.written.get(g));
+            }
+            let v = self.flow.get(f);
+            let set = match f {
+                Field::DlSrc => SetField::EthSrc(v),
+                Field::DlDst => SetField::EthDst(v),
+                Field::PktMark => SetField::PktMark(v as u32),
+                Field::NwSrc => SetField::Ipv4Src(v as u32),
+                Field::NwDst => SetField::Ipv4Dst(v as u32),
+                Field::NwTos | Field::NwEcn => SetField::IpTos(
+                    (self.flow.get(Field::NwTos) | self.flow.get(Field::NwEcn)) as u8,
+                ),
+                Field::NwTtl => SetField::IpTtl(v as u8),
+                Field::TpSrc => SetField::TpSrc(v as u16),
+                _ => SetField::TpDst(v as u16),
+            };
+            if f == Field::NwEcn && self.dirty.get(Field::NwTos) != 0 {
+                continue; // one rewrite carries the whole TOS byte
+            }
+            self.actions.push(DpAction::Set(set));
+        }
+        self.dirty = OfFlow::default();
+    }
+
+    fn output(&mut self, port: u32) {
+        if port == self.in_port {
+            self.note(|| ">> skipping output to input port".into());
+            return;
+        }
+        if !self.of.port_exists(port) {
+            self.note(|| ">> Nonexistent output port".into());
+            return;
+        }
+        if self.outputs.len() >= MAX_OUTPUTS {
+            self.note(|| ">> too many outputs; output dropped".into());
+            return;
+        }
+        self.commit();
+        if port == VXLAN_PORT {
+            for f in [Field::TunDst, Field::TunId] {
+                self.wc.or_field(f, f.full_mask() & !self.written.get(f));
+            }
+            let dst = self.flow.get(Field::TunDst) as u32;
+            let tun_id = self.flow.get(Field::TunId);
+            if dst == 0 {
+                self.note(|| ">> tunnel destination is 0.0.0.0; output dropped".into());
+                return;
+            }
+            self.note(|| "-> output to native tunnel".into());
+            self.actions.push(DpAction::TunnelPush {
+                port,
+                vni: (tun_id & 0xff_ffff) as u32,
+                dst,
+            });
+            self.outputs.push(Output {
+                port,
+                tun_dst: Some(dst),
+                tun_id: Some(tun_id),
+            });
+        } else {
+            self.actions.push(DpAction::Output(port));
+            self.outputs.push(Output {
+                port,
+                tun_dst: None,
+                tun_id: None,
+            });
+        }
+    }
+
+    /// Runs a rule's actions; returns the next table, if any.
+    fn run(&mut self, actions: &[Action]) -> Option<u8> {
+        for a in actions {
+            if let Some(t) = self.trace.as_deref_mut() {
+                t.lines.push(format!("    {a}"));
+            }
+            match a {
+                Action::Output(p) => {
+                    if *p as u64 == OFPP_IN_PORT {
+                        self.commit();
+                        let port = self.in_port;
+                        if self.of.port_exists(port) {
+                            self.actions.push(DpAction::Output(port));
+                            self.outputs.push(Output {
+                                port,
+                                tun_dst: None,
+                                tun_id: None,
+                            });
+                        }
+                    } else {
+                        self.output(*p);
+                    }
+                }
+                Action::OutputReg(sf) => {
+                    let port = ((self.flow.get(sf.field) >> sf.ofs) & (sf.mask() >> sf.ofs)) as u32;
+                    self.wc.or_field(sf.field, sf.mask());
+                    self.note(|| format!("-> output port is {port}"));
+                    self.output(port);
+                }
+                Action::GotoTable(t) => return Some(*t),
+                Action::Move { src, dst } => {
+                    let v = (self.flow.get(src.field) >> src.ofs) & (src.mask() >> src.ofs);
+                    self.wc.or_field(src.field, src.mask());
+                    self.write(dst.field, v << dst.ofs, dst.mask());
+                    let now = (self.flow.get(dst.field) & dst.mask()) >> dst.ofs;
+                    self.note(|| {
+                        let mut s = String::new();
+                        if now == 0 {
+                            s.push('0');
+                        } else {
+                            s = format!("{now:#x}");
+                        }
+                        format!("-> {dst} is now {s}")
+                    });
+                }
+                Action::Load { value, dst } => self.write(dst.field, value << dst.ofs, dst.mask()),
+                Action::SetField { field, value, mask } => self.write(*field, *value, *mask),
+                Action::Note(_) => {}
+            }
+        }
+        None
+    }
+
+    fn write(&mut self, f: Field, v: u64, mask: u64) {
+        self.flow.set_masked(f, v, mask);
+        self.written.or_field(f, mask);
+        if PACKET_FIELDS.contains(&f) {
+            self.dirty.or_field(f, mask);
+        }
+    }
+}
+
+/// Translates `flow` through the tables from table 0. With a trace, records
+/// each table, rule and action in ofproto/trace's layout.
+pub fn xlate(of: &Ofproto, flow: &OfFlow, trace: Option<&mut Trace>) -> Xlate {
+    let in_port = flow.get(Field::InPort) as u32;
+    let mut cx = Ctx {
+        of,
+        flow: *flow,
+        wc: OfFlow::default(),
+        written: OfFlow::default(),
+        dirty: OfFlow::default(),
+        actions: Vec::new(),
+        outputs: Vec::new(),
+        in_port,
+        trace,
+    };
+    // The datapath classifies per input port: in_port is always exact.
+    cx.wc.or_field(Field::InPort, Field::InPort.full_mask());
+    let mut rules: Vec<RuleRef> = Vec::new();
+    let mut table = 0u8;
+    let mut drop = None;
+    loop {
+        let mut wc = cx.wc;
+        let hit: Option<Arc<Rule>> = of.lookup(table, &cx.flow, &mut wc).cloned();
+        cx.wc = wc;
+        let Some(rule) = hit else {
+            if let Some(t) = cx.trace.as_deref_mut() {
+                t.lines.push(format!("{table:>2}. No match."));
+                t.lines.push("    drop".into());
+            }
+            drop = Some(DropReason {
+                table,
+                kind: DropKind::NoMatch,
+            });
+            break;
+        };
+        if let Some(t) = cx.trace.as_deref_mut() {
+            t.lines
+                .push(format!("{table:>2}. {}", rule.spec.to_trace_header()));
+            if rule.spec.actions.is_empty() {
+                t.lines.push("    drop".into());
+            }
+        }
+        rules.push(RuleRef {
+            table,
+            rule: rule.clone(),
+        });
+        if rule.spec.actions.is_empty() {
+            drop = Some(DropReason {
+                table,
+                kind: DropKind::Explicit,
+            });
+            break;
+        }
+        match cx.run(&rule.spec.actions) {
+            Some(next) => table = next,
+            None => break,
+        }
+    }
+    if cx.outputs.is_empty() && drop.is_none() {
+        drop = Some(DropReason {
+            table,
+            kind: DropKind::NoOutput,
+        });
+    } else if !cx.outputs.is_empty() {
+        drop = None;
+    }
+    Xlate {
+        actions: cx.actions,
+        outputs: cx.outputs,
+        wc: cx.wc,
+        rules,
+        drop,
+        final_flow: cx.flow,
+    }
+}
+
+/// Formats a value of a field the way traces show it.
+pub fn show_field(f: Field, v: u64) -> String {
+    fmt_field_value(f, v)
+}

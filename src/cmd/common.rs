@@ -1,0 +1,110 @@
+//! Loading what the commands share: the cluster, a node's tables.
+
+use std::collections::BTreeSet;
+
+use clap::Args;
+use config::ofctl::{parse_flow_file, FlowCommand};
+use config::yaml::Cluster;
+use slowpath::Ofproto;
+
+/// `--cluster F --node NAME` (both optional: the embedded default cluster
+/// and its first node).
+#[derive(Args, Clone, Default)]
+pub struct ClusterArgs {
+    /// Cluster YAML (default: the embedded default cluster).
+    #[arg(long)]
+    pub cluster: Option<String>,
+    /// Node to act as (default: the first node the cluster describes).
+    #[arg(long)]
+    pub node: Option<String>,
+}
+
+/// Reads a file, naming it in the error.
+pub fn read_file(path: &str) -> Result<String, String> {
+    std::fs::read_to_string(path).map_err(|e| format!("{path}: {e}"))
+}
+
+impl ClusterArgs {
+    /// Where the cluster comes from, for messages.
+    pub fn source(&self) -> String {
+        self.cluster
+            .clone()
+            .unwrap_or_else(|| "<embedded default cluster>".into())
+    }
+
+    /// Loads the cluster and its optional extra flow file's text.
+    pub fn load(&self) -> Result<(Cluster, Option<(String, String)>), String> {
+        let c = match &self.cluster {
+            Some(p) => Cluster::from_yaml(&read_file(p)?).map_err(|e| e.in_file(p).to_string())?,
+            None => Cluster::default_cluster(),
+        };
+        let extra = match (&c.flows, &self.cluster) {
+            (Some(f), Some(p)) => {
+                let base = std::path::Path::new(p)
+                    .parent()
+                    .unwrap_or(std::path::Path::new("."));
+                let path = base.join(f).to_string_lossy().into_owned();
+                Some((read_file(&path)?, path))
+            }
+            (Some(f), None) => {
+                return Err(format!(
+                    "the embedded cluster cannot name a flow file ({f})"
+                ))
+            }
+            _ => None,
+        };
+        Ok((c, extra.map(|(t, p)| (p, t))))
+    }
+
+    /// The node to act as.
+    pub fn node_name(&self, c: &Cluster) -> Result<String, String> {
+        match &self.node {
+            Some(n) => {
+                if c.host_subnet(n).is_none() {
+                    return Err(format!("{}: node `{n}` has no HostSubnet", self.source()));
+                }
+                Ok(n.clone())
+            }
+            None => {
+                c.all_nodes().next().map(|n| n.name.clone()).ok_or_else(|| {
+                    format!("{}: no node described; pass --node NAME", self.source())
+                })
+            }
+        }
+    }
+}
+
+/// A node's tables: the rendered flows, then the cluster's extra flows;
+/// ports are vxlan0, tun0 and the node's pods.
+pub fn node_tables(
+    c: &Cluster,
+    node: &str,
+    extra: Option<&(String, String)>,
+    source: &str,
+) -> Result<Ofproto, String> {
+    let r = config::render::render(c, node).map_err(|e| format!("{source}: {e}"))?;
+    let mut of = Ofproto::with_flows(&r.flows).map_err(|e| format!("{source}: {e}"))?;
+    if let Some((path, text)) = extra {
+        let cmds = parse_flow_file(text).map_err(|e| e.in_file(path).to_string())?;
+        let cmds: Vec<FlowCommand> = cmds.into_iter().map(|(_, c)| c).collect();
+        of.apply(&cmds).map_err(|e| format!("{path}: {e}"))?;
+    }
+    let mut ports: BTreeSet<u32> = [1, 2].into();
+    if let Some(n) = c.find_node(node) {
+        ports.extend(n.pods.iter().map(|p| p.ofport));
+    }
+    of.ports = Some(ports);
+    Ok(of)
+}
+
+/// Tables from a flow file (every port exists).
+pub fn file_tables(path: &str) -> Result<Ofproto, String> {
+    let text = read_file(path)?;
+    let cmds = parse_flow_file(&text).map_err(|e| e.in_file(path).to_string())?;
+    let mut of = Ofproto::new();
+    for (line, c) in cmds {
+        of.apply(std::slice::from_ref(&c))
+            .map_err(|e| format!("{path}:{line}:1: {e}"))?;
+    }
+    Ok(of)
+}

@@ -1,0 +1,80 @@
+//! The subcommands.
+
+mod common;
+mod trace;
+
+pub use common::*;
+pub use trace::{trace, TraceArgs};
+
+use std::process::ExitCode;
+
+use clap::Args;
+use config::ofctl::{parse_flow_file, FlowCommand};
+
+/// `sdnfwd render`.
+#[derive(Args)]
+pub struct RenderArgs {
+    #[command(flatten)]
+    pub cluster: ClusterArgs,
+}
+
+/// `sdnfwd check-flows`.
+#[derive(Args)]
+pub struct CheckArgs {
+    /// Flow file (add-flows syntax or dump-flows output).
+    pub file: String,
+    /// Print as dump-flows with zero counters (default: without counters).
+    #[arg(long)]
+    pub stats: bool,
+}
+
+pub fn render(a: RenderArgs) -> Result<ExitCode, String> {
+    let (cluster, _) = a.cluster.load()?;
+    let node = a.cluster.node_name(&cluster)?;
+    let r = config::render::render(&cluster, &node)
+        .map_err(|e| format!("{}: {e}", a.cluster.source()))?;
+    for w in &r.warnings {
+        eprintln!("warning: {w}");
+    }
+    for f in &r.flows {
+        println!("{}", f.to_dump_line(None).trim_start());
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn check_flows(a: CheckArgs) -> Result<ExitCode, String> {
+    let text = read_file(&a.file)?;
+    let cmds = parse_flow_file(&text).map_err(|e| e.in_file(&a.file).to_string())?;
+    let mut of = slowpath::Ofproto::new();
+    for (line, c) in &cmds {
+        if let FlowCommand::Add(s) = c {
+            slowpath::Ofproto::validate(s).map_err(|e| format!("{}:{}:1: {e}", a.file, line))?;
+        }
+    }
+    let stats = a.stats.then(config::ofctl::FlowStats::default);
+    for (line, c) in &cmds {
+        match c {
+            FlowCommand::Add(s) => {
+                println!("{}", s.to_dump_line(stats));
+                of.add_flow(s.clone())
+                    .map_err(|e| format!("{}:{}:1: {e}", a.file, line))?;
+            }
+            FlowCommand::Modify { strict, spec } => {
+                println!(
+                    "{} {}",
+                    if *strict { "modify_strict" } else { "modify" },
+                    spec.to_dump_line(None).trim_start()
+                );
+            }
+            FlowCommand::Delete { strict, spec } => {
+                println!(
+                    "{} {}",
+                    if *strict { "delete_strict" } else { "delete" },
+                    spec.to_dump_line(None).trim_start()
+                );
+            }
+        }
+    }
+    eprintln!("{}: {} flows OK", a.file, cmds.len());
+    Ok(ExitCode::SUCCESS)
+}

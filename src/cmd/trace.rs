@@ -1,0 +1,275 @@
+//! `sdnfwd trace`: a flow through a node's tables (ofproto/trace layout or
+//! JSON), or pod to pod in both directions across nodes (ovnkube-trace).
+
+use std::collections::HashMap;
+use std::process::ExitCode;
+
+use clap::Args;
+use config::ofctl::{parse_trace_flow, Field, ETH_TYPE_IP, IPPROTO_TCP, IPPROTO_UDP};
+use config::yaml::{Cluster, Node, Pod};
+use serde_json::{json, Value};
+use slowpath::trace::{fmt_dp_actions, fmt_megaflow, report, Trace};
+use slowpath::{xlate, OfFlow, Ofproto, Xlate};
+
+use super::common::{file_tables, node_tables, ClusterArgs};
+
+/// `sdnfwd trace`.
+#[derive(Args)]
+pub struct TraceArgs {
+    /// Flow file to load instead of a rendered cluster.
+    #[arg(long, conflicts_with_all = ["cluster", "src"])]
+    pub flows: Option<String>,
+    #[command(flatten)]
+    pub cluster: ClusterArgs,
+    /// The flow, in ofproto/trace syntax (`in_port=3,tcp,nw_dst=...`).
+    #[arg(conflicts_with = "src")]
+    pub flow: Option<String>,
+    /// Source pod `namespace/name` (pod-to-pod form).
+    #[arg(long, requires = "dst")]
+    pub src: Option<String>,
+    /// Destination pod `namespace/name`.
+    #[arg(long, requires = "src")]
+    pub dst: Option<String>,
+    /// TCP (the default).
+    #[arg(long, conflicts_with = "udp")]
+    pub tcp: bool,
+    /// UDP.
+    #[arg(long)]
+    pub udp: bool,
+    /// Destination port.
+    #[arg(long, default_value_t = 80)]
+    pub dst_port: u16,
+    /// Machine-readable output.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// The ephemeral source port of pod-to-pod traces.
+const SRC_PORT: u16 = 40000;
+
+pub fn trace(a: TraceArgs) -> Result<ExitCode, String> {
+    if let (Some(src), Some(dst)) = (&a.src, &a.dst) {
+        return pod_to_pod(&a, src, dst);
+    }
+    let Some(flow_text) = &a.flow else {
+        return Err("trace: give a flow (`in_port=3,tcp,...`) or --src ns/pod --dst ns/pod".into());
+    };
+    let of = match &a.flows {
+        Some(path) => file_tables(path)?,
+        None => {
+            let (c, extra) = a.cluster.load()?;
+            let node = a.cluster.node_name(&c)?;
+            node_tables(&c, &node, extra.as_ref(), &a.cluster.source())?
+        }
+    };
+    let m = parse_trace_flow(flow_text).map_err(|e| e.in_file("<flow>").to_string())?;
+    let (flow, _) = OfFlow::from_match(&m);
+    let mut t = Trace::default();
+    let x = xlate(&of, &flow, Some(&mut t));
+    if a.json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&xlate_json(&flow, &x)).unwrap_or_default()
+        );
+    } else {
+        print!("{}", report(&flow, &x, &t, "br0"));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The JSON form of a translation (the contract).
+pub fn xlate_json(flow: &OfFlow, x: &Xlate) -> Value {
+    let rules: Vec<Value> = x
+        .rules
+        .iter()
+        .map(|r| {
+            json!({
+                "table": r.table,
+                "priority": r.rule.spec.priority,
+                "cookie": format!("{:#x}", r.rule.spec.cookie),
+                "match": config::ofctl::fmt_match(&r.rule.spec.m, None),
+                "actions": config::ofctl::fmt_actions(&r.rule.spec.actions),
+            })
+        })
+        .collect();
+    let outputs: Vec<Value> = x
+        .outputs
+        .iter()
+        .map(|o| match (o.tun_dst, o.tun_id) {
+            (Some(d), Some(id)) => json!({"port": o.port, "tun_dst": std::net::Ipv4Addr::from(d).to_string(), "tun_id": id}),
+            _ => json!({"port": o.port}),
+        })
+        .collect();
+    json!({
+        "flow": slowpath::trace::fmt_flow(flow),
+        "rules": rules,
+        "outputs": outputs,
+        "verdict": if x.drop.is_some() { "drop" } else { "output" },
+        "drop": x.drop.map(|d| json!({"table": d.table, "reason": d.kind.as_str()})),
+        "megaflow": fmt_megaflow(flow, x),
+        "datapath_actions": fmt_dp_actions(x),
+    })
+}
+
+struct Hop {
+    node: String,
+    flow: OfFlow,
+    x: Xlate,
+}
+
+struct PathResult {
+    ok: bool,
+    why: String,
+    hops: Vec<Hop>,
+}
+
+/// Follows a packet from `src` to `dst` through the sender's node and, when
+/// it is tunnelled, the receiving node.
+fn follow(
+    c: &Cluster,
+    tables: &mut HashMap<String, Ofproto>,
+    src: (&Node, &Pod),
+    dst: (&Node, &Pod),
+    proto: u64,
+    sport: u16,
+    dport: u16,
+    source: &str,
+) -> Result<PathResult, String> {
+    let mut flow = OfFlow::default();
+    flow.set(Field::InPort, src.1.ofport as u64);
+    flow.set(Field::DlSrc, src.1.mac());
+    flow.set(Field::DlDst, dst.1.mac());
+    flow.set(Field::DlType, ETH_TYPE_IP);
+    flow.set(Field::NwSrc, u32::from(src.1.ip.0) as u64);
+    flow.set(Field::NwDst, u32::from(dst.1.ip.0) as u64);
+    flow.set(Field::NwProto, proto);
+    flow.set(Field::NwTtl, 64);
+    flow.set(Field::TpSrc, sport as u64);
+    flow.set(Field::TpDst, dport as u64);
+    let mut node = src.0.name.clone();
+    let mut hops = Vec::new();
+    for _ in 0..4 {
+        if !tables.contains_key(&node) {
+            tables.insert(node.clone(), node_tables(c, &node, None, source)?);
+        }
+        let x = xlate(&tables[&node], &flow, None);
+        let here_is_dst = node == dst.0.name;
+        let delivered = here_is_dst && x.outputs.iter().any(|o| o.port == dst.1.ofport);
+        let tunnel = x.outputs.iter().find(|o| o.tun_dst.is_some()).copied();
+        let drop = x.drop;
+        hops.push(Hop {
+            node: node.clone(),
+            flow,
+            x,
+        });
+        if delivered {
+            return Ok(PathResult {
+                ok: true,
+                why: String::new(),
+                hops,
+            });
+        }
+        if let Some(d) = drop {
+            let why = format!(
+                "dropped on {node} in table {} ({})",
+                d.table,
+                d.kind.as_str()
+            );
+            return Ok(PathResult {
+                ok: false,
+                why,
+                hops,
+            });
+        }
+        let Some(t) = tunnel.filter(|_| !here_is_dst) else {
+            return Ok(PathResult {
+                ok: false,
+                why: format!("not delivered to {} on {node}", dst.1.name),
+                hops,
+            });
+        };
+        let dst_ip = std::net::Ipv4Addr::from(t.tun_dst.unwrap_or(0));
+        let Some(next) = c.host_subnets.iter().find(|h| h.host_ip.0 == dst_ip) else {
+            return Ok(PathResult {
+                ok: false,
+                why: format!("tunnelled to {dst_ip}, which is no node"),
+                hops,
+            });
+        };
+        let here_ip = c
+            .host_subnet(&node)
+            .map(|h| u32::from(h.host_ip.0))
+            .unwrap_or(0);
+        let mut f = flow;
+        f.set(Field::InPort, 1);
+        f.set(Field::TunId, t.tun_id.unwrap_or(0) & 0xff_ffff);
+        f.set(Field::TunSrc, here_ip as u64);
+        f.set(Field::TunDst, u32::from(dst_ip) as u64);
+        flow = f;
+        node = next.host.clone();
+        if c.find_node(&node).is_none() {
+            return Ok(PathResult {
+                ok: false,
+                why: format!("node {node} is not described (no pods, no ports)"),
+                hops,
+            });
+        }
+    }
+    Ok(PathResult {
+        ok: false,
+        why: "too many hops".into(),
+        hops,
+    })
+}
+
+fn pod_to_pod(a: &TraceArgs, src: &str, dst: &str) -> Result<ExitCode, String> {
+    let (c, _) = a.cluster.load()?;
+    let source = a.cluster.source();
+    let find = |name: &str| {
+        c.find_pod(name).ok_or_else(|| {
+            format!("{source}: no pod `{name}` (write namespace/name) on any described node")
+        })
+    };
+    let s = find(src)?;
+    let d = find(dst)?;
+    let proto = if a.udp { IPPROTO_UDP } else { IPPROTO_TCP };
+    let mut tables = HashMap::new();
+    let fwd = follow(&c, &mut tables, s, d, proto, SRC_PORT, a.dst_port, &source)?;
+    let rev = follow(&c, &mut tables, d, s, proto, a.dst_port, SRC_PORT, &source)?;
+    let line = |r: &PathResult, from: &Pod, to: &Pod, dir: &str| {
+        let verdict = if r.ok { "success" } else { "failure" };
+        let mut l = format!(
+            "ofproto/trace {dir} indicates {verdict} from {} to {}",
+            from.name, to.name
+        );
+        if !r.ok {
+            l.push_str(&format!(": {}", r.why));
+        }
+        l
+    };
+    if a.json {
+        let hops = |r: &PathResult| -> Vec<Value> {
+            r.hops
+                .iter()
+                .map(|h| {
+                    let mut v = xlate_json(&h.flow, &h.x);
+                    v["node"] = json!(h.node);
+                    v
+                })
+                .collect()
+        };
+        let out = json!({
+            "forward": {"from": src, "to": dst, "success": fwd.ok, "reason": fwd.why, "hops": hops(&fwd)},
+            "reverse": {"from": dst, "to": src, "success": rev.ok, "reason": rev.why, "hops": hops(&rev)},
+        });
+        println!("{}", serde_json::to_string_pretty(&out).unwrap_or_default());
+    } else {
+        println!("{}", line(&fwd, s.1, d.1, "source pod to destination pod"));
+        println!("{}", line(&rev, d.1, s.1, "destination pod to source pod"));
+    }
+    Ok(if fwd.ok && rev.ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}
