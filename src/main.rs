@@ -23,6 +23,8 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Run the pipeline on the embedded default cluster and report.
+    Demo,
     /// Print a node's OpenShift SDN flows (add-flows syntax).
     Render(cmd::RenderArgs),
     /// Parse and validate a flow file; print the normalised flows.
@@ -34,6 +36,7 @@ enum Command {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let r = match cli.command {
+        Command::Demo => cmd::demo(),
         Command::Render(a) => cmd::render(a),
         Command::CheckFlows(a) => cmd::check_flows(a),
         Command::Trace(a) => cmd::trace(a),

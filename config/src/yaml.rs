@@ -381,6 +381,21 @@ pub fn locate(text: &str, needle: &str) -> (usize, usize) {
     (1, 1)
 }
 
+/// The value a message quotes as "found `X`".
+fn quoted_value(msg: &str) -> Option<&str> {
+    let i = msg.find("found `")? + 7;
+    let j = msg[i..].find('`')?;
+    Some(&msg[i..i + j]).filter(|v| !v.is_empty())
+}
+
+/// Where `needle` first occurs at or after 1-based `line`.
+fn locate_from(text: &str, line: usize, needle: &str) -> Option<(usize, usize)> {
+    text.lines()
+        .enumerate()
+        .skip(line.saturating_sub(1))
+        .find_map(|(i, l)| l.find(needle).map(|c| (i + 1, l[..c].chars().count() + 1)))
+}
+
 impl Cluster {
     /// Parses and validates a cluster YAML.
     ///
@@ -397,6 +412,11 @@ impl Cluster {
             if let Some(i) = msg.find(" at line ") {
                 msg.truncate(i);
             }
+            // Flow-style mappings are located at their start; point at the
+            // offending value itself when the message quotes it.
+            let (line, col) = quoted_value(&msg)
+                .and_then(|v| locate_from(text, line, v))
+                .unwrap_or((line, col));
             ParseError::new(line, col, msg)
         })?;
         c.validate(text)?;

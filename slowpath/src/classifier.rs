@@ -79,7 +79,7 @@ impl<T> Classifier<T> {
 
     fn resort(&mut self) {
         self.subtables
-            .sort_by(|a, b| b.max_priority.cmp(&a.max_priority));
+            .sort_by_key(|s| std::cmp::Reverse(s.max_priority));
     }
 
     /// Inserts a rule (value is masked here) and returns its id.
@@ -216,7 +216,7 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
 
-    fn naive<'a, T>(rules: &'a [(OfFlow, OfFlow, u16, T)], flow: &OfFlow) -> Option<u16> {
+    fn naive<T>(rules: &[(OfFlow, OfFlow, u16, T)], flow: &OfFlow) -> Option<u16> {
         rules
             .iter()
             .filter(|(v, m, _, _)| flow.masked(m) == v.masked(m))

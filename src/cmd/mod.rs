@@ -1,9 +1,11 @@
 //! The subcommands.
 
 mod common;
+mod demo;
 mod trace;
 
 pub use common::*;
+pub use demo::demo;
 pub use trace::{trace, TraceArgs};
 
 use std::process::ExitCode;

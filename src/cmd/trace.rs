@@ -45,7 +45,7 @@ pub struct TraceArgs {
 }
 
 /// The ephemeral source port of pod-to-pod traces.
-const SRC_PORT: u16 = 40000;
+pub(crate) const SRC_PORT: u16 = 40000;
 
 pub fn trace(a: TraceArgs) -> Result<ExitCode, String> {
     if let (Some(src), Some(dst)) = (&a.src, &a.dst) {
@@ -111,28 +111,26 @@ pub fn xlate_json(flow: &OfFlow, x: &Xlate) -> Value {
     })
 }
 
-struct Hop {
-    node: String,
+pub(crate) struct Hop {
+    pub node: String,
     flow: OfFlow,
     x: Xlate,
 }
 
-struct PathResult {
-    ok: bool,
-    why: String,
-    hops: Vec<Hop>,
+pub(crate) struct PathResult {
+    pub ok: bool,
+    pub why: String,
+    pub hops: Vec<Hop>,
 }
 
 /// Follows a packet from `src` to `dst` through the sender's node and, when
 /// it is tunnelled, the receiving node.
-fn follow(
+pub(crate) fn follow(
     c: &Cluster,
     tables: &mut HashMap<String, Ofproto>,
     src: (&Node, &Pod),
     dst: (&Node, &Pod),
-    proto: u64,
-    sport: u16,
-    dport: u16,
+    (proto, sport, dport): (u64, u16, u16),
     source: &str,
 ) -> Result<PathResult, String> {
     let mut flow = OfFlow::default();
@@ -234,8 +232,22 @@ fn pod_to_pod(a: &TraceArgs, src: &str, dst: &str) -> Result<ExitCode, String> {
     let d = find(dst)?;
     let proto = if a.udp { IPPROTO_UDP } else { IPPROTO_TCP };
     let mut tables = HashMap::new();
-    let fwd = follow(&c, &mut tables, s, d, proto, SRC_PORT, a.dst_port, &source)?;
-    let rev = follow(&c, &mut tables, d, s, proto, a.dst_port, SRC_PORT, &source)?;
+    let fwd = follow(
+        &c,
+        &mut tables,
+        s,
+        d,
+        (proto, SRC_PORT, a.dst_port),
+        &source,
+    )?;
+    let rev = follow(
+        &c,
+        &mut tables,
+        d,
+        s,
+        (proto, a.dst_port, SRC_PORT),
+        &source,
+    )?;
     let line = |r: &PathResult, from: &Pod, to: &Pod, dir: &str| {
         let verdict = if r.ok { "success" } else { "failure" };
         let mut l = format!(

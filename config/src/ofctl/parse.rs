@@ -407,7 +407,7 @@ fn parse_action<'a>(tok: &Token<'a>) -> Res<Option<Action>> {
             let a = need(arg)?;
             let mut bytes = Vec::new();
             let hex: String = a.chars().filter(|&c| c != '.').collect();
-            if hex.len() % 2 != 0 || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+            if !hex.len().is_multiple_of(2) || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
                 return err(
                     acol,
                     format!("expected hex bytes such as 01.07 after `note:`, found `{a}`"),
