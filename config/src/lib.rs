@@ -7,6 +7,8 @@
 #![warn(missing_docs)]
 
 mod error;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod ofctl;
 pub mod render;
 pub mod yaml;

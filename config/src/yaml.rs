@@ -625,3 +625,53 @@ mod tests {
         assert_eq!(c.host_subnets[0].host_ip.to_string(), "172.16.1.3");
     }
 }
+
+/// A synthetic cluster for scale tests and benchmarks: `n_nodes` nodes
+/// (10.128.0.0/12, /23 each; VTEPs 172.16.x.y), `n_services` services of
+/// one TCP port each spread over 20 multitenant namespaces, and `n_pods`
+/// local pods on the first node (`node-0`), round-robin over the namespaces.
+///
+/// # Panics
+/// If `n_nodes` exceeds 2048 or `n_pods` exceeds 500.
+pub fn synthetic_cluster(n_nodes: usize, n_services: usize, n_pods: usize) -> Cluster {
+    use std::fmt::Write as _;
+    assert!(n_nodes <= 2048 && n_pods <= 500 && n_nodes >= 1);
+    let mut y = String::from(
+        "clusterNetwork:\n  clusterNetworks: [{CIDR: 10.128.0.0/12, hostSubnetLength: 9}]\n  serviceNetwork: 172.30.0.0/16\n  pluginName: redhat/openshift-ovs-multitenant\nhostSubnets:\n",
+    );
+    for i in 0..n_nodes {
+        let subnet = Ipv4Addr::from(u32::from(Ipv4Addr::new(10, 128, 0, 0)) + ((i as u32) << 9));
+        let host = Ipv4Addr::new(172, 16, (i / 250) as u8, (i % 250 + 1) as u8);
+        let _ = writeln!(y, "- {{metadata: {{name: node-{i}, uid: uid-{i}}}, host: node-{i}, hostIP: {host}, subnet: {subnet}/23}}");
+    }
+    y.push_str("netNamespaces:\n- {netname: default, netid: 0}\n");
+    for n in 1..20 {
+        let _ = writeln!(y, "- {{netname: ns-{n}, netid: {}}}", 100 + n);
+    }
+    y.push_str("nodes:\n- name: node-0\n  pods:\n");
+    for p in 0..n_pods {
+        let ns = if p % 20 == 0 {
+            "default".to_string()
+        } else {
+            format!("ns-{}", p % 20)
+        };
+        let _ = writeln!(
+            y,
+            "  - {{namespace: {ns}, name: pod-{p}, ip: 10.128.{}.{}, ofport: {}}}",
+            (p + 2) / 256,
+            (p + 2) % 256,
+            p + 3
+        );
+    }
+    y.push_str("services:\n");
+    for s in 0..n_services {
+        let ns = if s % 20 == 0 {
+            "default".to_string()
+        } else {
+            format!("ns-{}", s % 20)
+        };
+        let ip = Ipv4Addr::from(u32::from(Ipv4Addr::new(172, 30, 0, 1)) + s as u32);
+        let _ = writeln!(y, "- {{namespace: {ns}, name: svc-{s}, clusterIP: {ip}, ports: [{{protocol: TCP, port: {}}}]}}", 80 + s % 1000);
+    }
+    Cluster::from_yaml(&y).expect("synthetic cluster is valid")
+}

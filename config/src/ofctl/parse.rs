@@ -171,6 +171,7 @@ fn parse_field_value(field: Field, s: &str, col: usize) -> Res<(u64, u64)> {
         Kind::Port => {
             let v = match vs {
                 "LOCAL" => OFPP_LOCAL,
+                "IN_PORT" => OFPP_IN_PORT,
                 _ => parse_uint(vs, col, "a port number")?,
             };
             if v > full {
@@ -554,7 +555,9 @@ fn parse_spec(line: &str, kind: LineKind, trace: bool) -> Res<FlowSpec> {
         };
         let meta_ok = !trace;
         match key {
-            "ip" | "arp" | "tcp" | "udp" | "icmp" | "ipv6" | "rarp" if val.is_none() => {
+            "ip" | "arp" | "tcp" | "udp" | "icmp" | "igmp" | "sctp" | "ipv6" | "rarp"
+                if val.is_none() =>
+            {
                 let (dl, proto) = match key {
                     "ip" => (ETH_TYPE_IP, None),
                     "arp" => (ETH_TYPE_ARP, None),
@@ -562,6 +565,8 @@ fn parse_spec(line: &str, kind: LineKind, trace: bool) -> Res<FlowSpec> {
                     "rarp" => (0x8035, None),
                     "tcp" => (ETH_TYPE_IP, Some(IPPROTO_TCP)),
                     "udp" => (ETH_TYPE_IP, Some(IPPROTO_UDP)),
+                    "igmp" => (ETH_TYPE_IP, Some(2)),
+                    "sctp" => (ETH_TYPE_IP, Some(132)),
                     _ => (ETH_TYPE_IP, Some(IPPROTO_ICMP)),
                 };
                 set_once(&mut spec.m, Field::DlType, dl, u64::MAX, col, key)?;
@@ -633,6 +638,9 @@ fn parse_spec(line: &str, kind: LineKind, trace: bool) -> Res<FlowSpec> {
                     return err(col, format!("unknown field or keyword `{key}`"));
                 };
                 let (v, m) = parse_field_value(field, need()?, vcol)?;
+                if matches!(key, "icmp_type" | "icmp_code") && m != field.full_mask() {
+                    return err(vcol, format!("{key} does not take a mask"));
+                }
                 if trace && m != field.full_mask() {
                     return err(
                         vcol,
