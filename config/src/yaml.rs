@@ -585,47 +585,6 @@ pub fn plugin_id(name: &str) -> Option<u8> {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn test_default_cluster_loads() {
-        let c = Cluster::default_cluster();
-        assert_eq!(c.host_subnets.len(), 4);
-        assert_eq!(c.vnid("project-a"), Some(11235));
-        assert!(c.find_pod("project-a/web-1").is_some());
-    }
-
-    #[test]
-    fn test_errors_are_located() {
-        let y = "clusterNetwork:\n  clusterNetworks: [{CIDR: 10.128.0.0/14, hostSubnetLength: 9}]\n  serviceNetwork: 172.30.0.0/16\n  pluginName: redhat/openshift-ovs-subnet\nhostSubnets:\n  - {metadata: {name: a, uid: u}, host: a, hostIP: 172.16.1.300, subnet: 10.128.0.0/23}\n";
-        let e = Cluster::from_yaml(y).unwrap_err();
-        assert_eq!(e.line, 6, "{e}");
-        assert!(e.msg.contains("IPv4 address"), "{e}");
-        let y2 = y
-            .replace("172.16.1.300", "172.16.1.3")
-            .replace("openshift-ovs-subnet", "openshift-ovs-bogus");
-        let e = Cluster::from_yaml(&y2).unwrap_err();
-        assert_eq!((e.line, e.col), (4, 15), "{e}");
-        let y3 = y.replace("172.16.1.300", "172.16.1.3") + "bogusKey: 1\n";
-        let e = Cluster::from_yaml(&y3).unwrap_err();
-        assert_eq!(e.line, 7, "{e}");
-        let y4 = y.replace("172.16.1.300", "172.16.1.3")
-            + "node:\n  name: a\n  pods:\n    - {namespace: x, name: p, ip: 10.129.0.5, ofport: 3}\n";
-        let e = Cluster::from_yaml(&y4).unwrap_err();
-        assert_eq!(e.line, 10, "{e}");
-        assert!(e.msg.contains("outside"), "{e}");
-    }
-
-    #[test]
-    fn test_oc_list_form() {
-        let y = "clusterNetwork:\n  clusterNetworks: [{CIDR: 10.128.0.0/14, hostSubnetLength: 9}]\n  serviceNetwork: 172.30.0.0/16\n  pluginName: redhat/openshift-ovs-subnet\nhostSubnets:\n  apiVersion: v1\n  kind: List\n  items:\n  - apiVersion: network.openshift.io/v1\n    kind: HostSubnet\n    metadata: {name: a, uid: u, resourceVersion: \"5\"}\n    host: a\n    hostIP: 172.16.1.3\n    subnet: 10.128.0.0/23\n";
-        let c = Cluster::from_yaml(y).unwrap();
-        assert_eq!(c.host_subnets[0].host_ip.to_string(), "172.16.1.3");
-    }
-}
-
 /// A synthetic cluster for scale tests and benchmarks: `n_nodes` nodes
 /// (10.128.0.0/12, /23 each; VTEPs 172.16.x.y), `n_services` services of
 /// one TCP port each spread over 20 multitenant namespaces, and `n_pods`
@@ -674,4 +633,45 @@ pub fn synthetic_cluster(n_nodes: usize, n_services: usize, n_pods: usize) -> Cl
         let _ = writeln!(y, "- {{namespace: {ns}, name: svc-{s}, clusterIP: {ip}, ports: [{{protocol: TCP, port: {}}}]}}", 80 + s % 1000);
     }
     Cluster::from_yaml(&y).expect("synthetic cluster is valid")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn test_default_cluster_loads() {
+        let c = Cluster::default_cluster();
+        assert_eq!(c.host_subnets.len(), 4);
+        assert_eq!(c.vnid("project-a"), Some(11235));
+        assert!(c.find_pod("project-a/web-1").is_some());
+    }
+
+    #[test]
+    fn test_errors_are_located() {
+        let y = "clusterNetwork:\n  clusterNetworks: [{CIDR: 10.128.0.0/14, hostSubnetLength: 9}]\n  serviceNetwork: 172.30.0.0/16\n  pluginName: redhat/openshift-ovs-subnet\nhostSubnets:\n  - {metadata: {name: a, uid: u}, host: a, hostIP: 172.16.1.300, subnet: 10.128.0.0/23}\n";
+        let e = Cluster::from_yaml(y).unwrap_err();
+        assert_eq!(e.line, 6, "{e}");
+        assert!(e.msg.contains("IPv4 address"), "{e}");
+        let y2 = y
+            .replace("172.16.1.300", "172.16.1.3")
+            .replace("openshift-ovs-subnet", "openshift-ovs-bogus");
+        let e = Cluster::from_yaml(&y2).unwrap_err();
+        assert_eq!((e.line, e.col), (4, 15), "{e}");
+        let y3 = y.replace("172.16.1.300", "172.16.1.3") + "bogusKey: 1\n";
+        let e = Cluster::from_yaml(&y3).unwrap_err();
+        assert_eq!(e.line, 7, "{e}");
+        let y4 = y.replace("172.16.1.300", "172.16.1.3")
+            + "node:\n  name: a\n  pods:\n    - {namespace: x, name: p, ip: 10.129.0.5, ofport: 3}\n";
+        let e = Cluster::from_yaml(&y4).unwrap_err();
+        assert_eq!(e.line, 10, "{e}");
+        assert!(e.msg.contains("outside"), "{e}");
+    }
+
+    #[test]
+    fn test_oc_list_form() {
+        let y = "clusterNetwork:\n  clusterNetworks: [{CIDR: 10.128.0.0/14, hostSubnetLength: 9}]\n  serviceNetwork: 172.30.0.0/16\n  pluginName: redhat/openshift-ovs-subnet\nhostSubnets:\n  apiVersion: v1\n  kind: List\n  items:\n  - apiVersion: network.openshift.io/v1\n    kind: HostSubnet\n    metadata: {name: a, uid: u, resourceVersion: \"5\"}\n    host: a\n    hostIP: 172.16.1.3\n    subnet: 10.128.0.0/23\n";
+        let c = Cluster::from_yaml(y).unwrap();
+        assert_eq!(c.host_subnets[0].host_ip.to_string(), "172.16.1.3");
+    }
 }
