@@ -55,9 +55,7 @@ fn bench_xlate(cr: &mut Criterion) {
     // Table 60 of the big table: tuple space search vs a linear scan.
     let rules = big.rules(Some(60));
     // As table 20 leaves it: reg0 = the sender's VNID (ns-1).
-    let fl = flow(
-        "reg0=101,in_port=4,tcp,nw_src=10.128.0.3,nw_dst=172.30.30.58,tcp_src=40000,tcp_dst=817",
-    );
+    let fl = flow("reg0=101,in_port=4,tcp,nw_src=10.128.0.3,nw_dst=172.30.30.58,tcp_src=40000,tcp_dst=817");
     let linear: Vec<(OfFlow, OfFlow, u16)> = rules
         .iter()
         .map(|r| {
@@ -70,26 +68,17 @@ fn bench_xlate(cr: &mut Criterion) {
     g.bench_function("tuple-space", |b| {
         b.iter(|| {
             let mut wc = OfFlow::default();
-            big.lookup(60, black_box(&fl), &mut wc)
-                .map(|r| r.spec.priority)
+            big.lookup(60, black_box(&fl), &mut wc).map(|r| r.spec.priority)
         })
     });
     g.bench_function("linear-scan", |b| {
         b.iter(|| {
             let f = black_box(&fl);
-            linear
-                .iter()
-                .filter(|(v, m, _)| f.masked(m) == *v)
-                .map(|r| r.2)
-                .max()
+            linear.iter().filter(|(v, m, _)| f.masked(m) == *v).map(|r| r.2).max()
         })
     });
     g.finish();
-    assert_eq!(
-        big.lookup(60, &fl, &mut OfFlow::default())
-            .map(|r| r.spec.priority),
-        Some(100)
-    );
+    assert_eq!(big.lookup(60, &fl, &mut OfFlow::default()).map(|r| r.spec.priority), Some(100));
 }
 
 criterion_group!(benches, bench_xlate);

@@ -11,11 +11,7 @@ mod cmd;
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 #[derive(Parser)]
-#[command(
-    name = "sdnfwd",
-    version,
-    about = "Userspace poll-mode forwarder for the OpenShift SDN br0 pipeline"
-)]
+#[command(name = "sdnfwd", version, about = "Userspace poll-mode forwarder for the OpenShift SDN br0 pipeline")]
 struct Cli {
     #[command(subcommand)]
     command: Command,

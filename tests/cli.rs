@@ -4,10 +4,7 @@
 use std::process::{Command, Output};
 
 fn sdnfwd(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_sdnfwd"))
-        .args(args)
-        .output()
-        .expect("run sdnfwd")
+    Command::new(env!("CARGO_BIN_EXE_sdnfwd")).args(args).output().expect("run sdnfwd")
 }
 
 fn stdout(o: &Output) -> String {
@@ -35,49 +32,27 @@ fn check_flows_prints_all_65_seed_flows() {
 fn bad_flow_names_file_line_column() {
     let dir = tempfile::tempdir().unwrap();
     let p = dir.path().join("bad.flows");
-    std::fs::write(
-        &p,
-        "table=0, priority=1, ip, actions=drop\n\ntable=0, priority=2, udp_dst=53, actions=drop\n",
-    )
-    .unwrap();
+    std::fs::write(&p, "table=0, priority=1, ip, actions=drop\n\ntable=0, priority=2, udp_dst=53, actions=drop\n")
+        .unwrap();
     let o = sdnfwd(&["check-flows", p.to_str().unwrap()]);
     assert_eq!(o.status.code(), Some(2));
     let e = stderr(&o);
-    assert!(
-        e.starts_with(&format!("{}:3:22: udp_dst requires `udp`", p.display())),
-        "{e}"
-    );
+    assert!(e.starts_with(&format!("{}:3:22: udp_dst requires `udp`", p.display())), "{e}");
 }
 
 #[test]
 fn bad_yaml_names_file_line_column() {
     let dir = tempfile::tempdir().unwrap();
     let p = dir.path().join("c.yaml");
-    let y = std::fs::read_to_string(data("seed001-cluster.yaml"))
-        .unwrap()
-        .replace("172.16.1.22", "172.16.1.2222");
+    let y = std::fs::read_to_string(data("seed001-cluster.yaml")).unwrap().replace("172.16.1.22", "172.16.1.2222");
     std::fs::write(&p, y).unwrap();
-    let o = sdnfwd(&[
-        "render",
-        "--cluster",
-        p.to_str().unwrap(),
-        "--node",
-        "oc-04.test",
-    ]);
+    let o = sdnfwd(&["render", "--cluster", p.to_str().unwrap(), "--node", "oc-04.test"]);
     assert_eq!(o.status.code(), Some(2));
     let e = stderr(&o);
     let y = std::fs::read_to_string(&p).unwrap();
-    let (line, l) = y
-        .lines()
-        .enumerate()
-        .find(|(_, l)| l.contains("2222"))
-        .unwrap();
+    let (line, l) = y.lines().enumerate().find(|(_, l)| l.contains("2222")).unwrap();
     let col = l.find("172.16.1.2222").unwrap() + 1;
-    assert!(
-        e.starts_with(&format!("{}:{}:{col}: ", p.display(), line + 1))
-            && e.contains("IPv4 address"),
-        "{e}"
-    );
+    assert!(e.starts_with(&format!("{}:{}:{col}: ", p.display(), line + 1)) && e.contains("IPv4 address"), "{e}");
 }
 
 #[test]
@@ -101,71 +76,39 @@ fn render_output_parses_back() {
 
 #[test]
 fn trace_text_layout() {
-    let o = sdnfwd(&[
-        "trace",
-        "in_port=4,tcp,nw_src=10.131.0.3,nw_dst=10.129.0.7,tcp_dst=8080",
-    ]);
+    let o = sdnfwd(&["trace", "in_port=4,tcp,nw_src=10.131.0.3,nw_dst=10.129.0.7,tcp_dst=8080"]);
     assert!(o.status.success(), "{}", stderr(&o));
     let t = stdout(&o);
     assert!(t.starts_with("Flow: tcp,in_port=4,"), "{t}");
-    assert!(
-        t.contains("\nbridge(\"br0\")\n-------------\n 0. ip, priority 100\n    goto_table:20\n"),
-        "{t}"
-    );
-    assert!(
-        t.contains("90. ip,nw_dst=10.129.0.0/23, priority 100, cookie 0x2ec252d1\n"),
-        "{t}"
-    );
+    assert!(t.contains("\nbridge(\"br0\")\n-------------\n 0. ip, priority 100\n    goto_table:20\n"), "{t}");
+    assert!(t.contains("90. ip,nw_dst=10.129.0.0/23, priority 100, cookie 0x2ec252d1\n"), "{t}");
     assert!(t.contains("\nMegaflow: ip,in_port=4,"), "{t}");
-    assert!(
-        t.contains(
-            "\nDatapath actions: set(tunnel(tun_id=0x2be3,dst=172.16.1.16,flags(df|key))),1\n"
-        ),
-        "{t}"
-    );
+    assert!(t.contains("\nDatapath actions: set(tunnel(tun_id=0x2be3,dst=172.16.1.16,flags(df|key))),1\n"), "{t}");
 }
 
 #[test]
 fn trace_json_shape() {
-    let o = sdnfwd(&[
-        "trace",
-        "--json",
-        "in_port=4,tcp,nw_src=10.131.0.3,nw_dst=10.129.0.7,tcp_dst=8080",
-    ]);
+    let o = sdnfwd(&["trace", "--json", "in_port=4,tcp,nw_src=10.131.0.3,nw_dst=10.129.0.7,tcp_dst=8080"]);
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(v["verdict"], "output");
     assert_eq!(
         v["rules"][0],
         serde_json::json!({"table":0,"priority":100,"cookie":"0x0","match":"ip","actions":"goto_table:20"})
     );
-    assert_eq!(
-        v["outputs"],
-        serde_json::json!([{"port":1,"tun_dst":"172.16.1.16","tun_id":11235}])
-    );
+    assert_eq!(v["outputs"], serde_json::json!([{"port":1,"tun_dst":"172.16.1.16","tun_id":11235}]));
     assert!(v["drop"].is_null());
     assert!(v["megaflow"].as_str().unwrap().contains("in_port=4"));
 
-    let o = sdnfwd(&[
-        "trace",
-        "--json",
-        "in_port=6,tcp,nw_src=10.131.0.5,nw_dst=10.131.0.3,tcp_dst=80",
-    ]);
+    let o = sdnfwd(&["trace", "--json", "in_port=6,tcp,nw_src=10.131.0.5,nw_dst=10.131.0.3,tcp_dst=80"]);
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(v["verdict"], "drop");
-    assert_eq!(
-        v["drop"],
-        serde_json::json!({"table":80,"reason":"explicit drop"})
-    );
+    assert_eq!(v["drop"], serde_json::json!({"table":80,"reason":"explicit drop"}));
 }
 
 #[test]
 fn trace_flows_file_and_bad_flow() {
-    let o = sdnfwd(&[
-        "trace",
-        "--flows",
-        &data("seed001.dump"),
-        "in_port=28,ip,nw_src=10.131.0.16,nw_dst=10.131.1.241",
-    ]);
+    let o =
+        sdnfwd(&["trace", "--flows", &data("seed001.dump"), "in_port=28,ip,nw_src=10.131.0.16,nw_dst=10.131.1.241"]);
     assert!(o.status.success());
     assert!(stdout(&o).contains("Datapath actions: 3\n"));
     let o = sdnfwd(&["trace", "in_port=4,tcp,nw_dst=10.0.0.0/8"]);
@@ -175,43 +118,17 @@ fn trace_flows_file_and_bad_flow() {
 
 #[test]
 fn pod_to_pod_both_directions() {
-    let o = sdnfwd(&[
-        "trace",
-        "--src",
-        "project-a/web-1",
-        "--dst",
-        "project-a/web-2",
-        "--tcp",
-        "--dst-port",
-        "8080",
-    ]);
+    let o = sdnfwd(&["trace", "--src", "project-a/web-1", "--dst", "project-a/web-2", "--tcp", "--dst-port", "8080"]);
     assert!(o.status.success());
     assert_eq!(
         stdout(&o),
         "ofproto/trace source pod to destination pod indicates success from web-1 to web-2\n\
          ofproto/trace destination pod to source pod indicates success from web-2 to web-1\n"
     );
-    let o = sdnfwd(&[
-        "trace",
-        "--src",
-        "project-b/api-1",
-        "--dst",
-        "project-a/db-1",
-        "--udp",
-        "--dst-port",
-        "53",
-    ]);
+    let o = sdnfwd(&["trace", "--src", "project-b/api-1", "--dst", "project-a/db-1", "--udp", "--dst-port", "53"]);
     assert_eq!(o.status.code(), Some(1));
-    assert!(
-        stdout(&o).contains("indicates failure from api-1 to db-1: dropped on node-d in table 80")
-    );
-    let o = sdnfwd(&[
-        "trace",
-        "--src",
-        "project-b/nope",
-        "--dst",
-        "project-a/db-1",
-    ]);
+    assert!(stdout(&o).contains("indicates failure from api-1 to db-1: dropped on node-d in table 80"));
+    let o = sdnfwd(&["trace", "--src", "project-b/nope", "--dst", "project-a/db-1"]);
     assert_eq!(o.status.code(), Some(2));
 }
 

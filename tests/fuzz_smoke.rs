@@ -90,11 +90,7 @@ const DICT: &[&str] = &[
 fn mutate(r: &mut Rng, base: &[u8], corpus: &[Vec<u8>]) -> Vec<u8> {
     let mut v = base.to_vec();
     for _ in 0..1 + r.below(4) {
-        let at = if v.is_empty() {
-            0
-        } else {
-            r.below(v.len() as u64 + 1) as usize
-        };
+        let at = if v.is_empty() { 0 } else { r.below(v.len() as u64 + 1) as usize };
         match r.below(6) {
             0 if !v.is_empty() => {
                 let i = at.min(v.len() - 1);
@@ -146,22 +142,13 @@ fn run(dir: &str, n: usize, seed: u64, prop: fn(&[u8])) {
         let base = r.pick(&corpus).clone();
         let input = mutate(&mut r, &base, &corpus);
         let res = std::panic::catch_unwind(|| prop(&input));
-        assert!(
-            res.is_ok(),
-            "input {i} panicked: {:?}",
-            String::from_utf8_lossy(&input)
-        );
+        assert!(res.is_ok(), "input {i} panicked: {:?}", String::from_utf8_lossy(&input));
     }
 }
 
 #[test]
 fn fuzz_ofctl_bounded() {
-    run(
-        "ofctl_parse",
-        200_000,
-        0xf00d,
-        config::fuzzing::ofctl_roundtrip,
-    );
+    run("ofctl_parse", 200_000, 0xf00d, config::fuzzing::ofctl_roundtrip);
 }
 
 #[test]

@@ -12,11 +12,7 @@ const CLUSTER: &str = include_str!("data/seed001-cluster.yaml");
 /// A dump line without the counters ovs-ofctl adds.
 fn strip_stats(line: &str) -> String {
     line.split(", ")
-        .filter(|p| {
-            !(p.starts_with("duration=")
-                || p.starts_with("n_packets=")
-                || p.starts_with("n_bytes="))
-        })
+        .filter(|p| !(p.starts_with("duration=") || p.starts_with("n_packets=") || p.starts_with("n_bytes=")))
         .collect::<Vec<_>>()
         .join(", ")
 }
@@ -61,15 +57,8 @@ fn render_of_seed_cluster_equals_seed() {
     want.sort();
     let missing: Vec<_> = want.iter().filter(|w| !got.contains(w)).collect();
     let extra: Vec<_> = got.iter().filter(|g| !want.contains(g)).collect();
-    assert!(
-        missing.is_empty() && extra.is_empty(),
-        "missing: {missing:#?}\nextra: {extra:#?}"
-    );
+    assert!(missing.is_empty() && extra.is_empty(), "missing: {missing:#?}\nextra: {extra:#?}");
     assert_eq!(got, want);
     // Per-node flows do carry the UID cookie.
-    assert!(r
-        .flows
-        .iter()
-        .filter(|f| f.table == 10 && f.priority == 100)
-        .all(|f| f.cookie != 0));
+    assert!(r.flows.iter().filter(|f| f.table == 10 && f.priority == 100).all(|f| f.cookie != 0));
 }

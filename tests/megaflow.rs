@@ -29,19 +29,13 @@ fn check(of: &Ofproto, pools: &Pools, seed: u64, n: usize) {
                 g.w[w] = (flow.w[w] & mask.w[w]) | (r.next() & !mask.w[w]);
             }
             let y = xlate(of, &g, None);
-            assert_eq!(
-                y.actions, x.actions,
-                "{text}: a packet inside the megaflow gets other actions\n{g:?}"
-            );
+            assert_eq!(y.actions, x.actions, "{text}: a packet inside the megaflow gets other actions\n{g:?}");
             assert_eq!(y.drop.map(|d| d.kind), x.drop.map(|d| d.kind), "{text}");
             let r2: Vec<(u8, u64)> = y.rules.iter().map(|r| (r.table, r.rule.seq)).collect();
             assert_eq!(r2, rules, "{text}: other rules inside the megaflow");
         }
     }
-    assert!(
-        widest > 64,
-        "megaflows never wildcard anything: the test would be vacuous"
-    );
+    assert!(widest > 64, "megaflows never wildcard anything: the test would be vacuous");
 }
 
 #[test]

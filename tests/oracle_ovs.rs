@@ -22,11 +22,7 @@ fn sdnfwd_verdict(of: &Ofproto, flow_text: &str) -> common::ovs::OfVerdict {
     let m = parse_trace_flow(flow_text).unwrap();
     let (flow, _) = OfFlow::from_match(&m);
     let x = xlate(of, &flow, None);
-    let mut rules: Vec<(u8, i32)> = x
-        .rules
-        .iter()
-        .map(|r| (r.table, r.rule.spec.priority as i32))
-        .collect();
+    let mut rules: Vec<(u8, i32)> = x.rules.iter().map(|r| (r.table, r.rule.spec.priority as i32)).collect();
     if let Some(d) = x.drop {
         if d.kind == DropKind::NoMatch {
             rules.push((d.table, -1));
@@ -35,13 +31,7 @@ fn sdnfwd_verdict(of: &Ofproto, flow_text: &str) -> common::ovs::OfVerdict {
     let outputs = x
         .outputs
         .iter()
-        .map(|o| {
-            (
-                o.port,
-                o.tun_dst.map(|d| std::net::Ipv4Addr::from(d).to_string()),
-                o.tun_id.map(|t| t & 0xffffff),
-            )
-        })
+        .map(|o| (o.port, o.tun_dst.map(|d| std::net::Ipv4Addr::from(d).to_string()), o.tun_id.map(|t| t & 0xffffff)))
         .collect();
     common::ovs::OfVerdict { rules, outputs }
 }
@@ -52,10 +42,7 @@ fn run_oracle(name: &str, flows: &[FlowSpec], cluster: &Cluster, node: &str, see
     let of_ports: BTreeSet<u32> = [1, 2].into_iter().chain(ports.iter().copied()).collect();
     ports.insert(9); // an in_port that no flow knows
     let ovs = Ovs::start(&ports.iter().copied().collect::<Vec<_>>());
-    let text: String = flows
-        .iter()
-        .map(|f| f.to_dump_line(None).trim_start().to_string() + "\n")
-        .collect();
+    let text: String = flows.iter().map(|f| f.to_dump_line(None).trim_start().to_string() + "\n").collect();
     ovs.add_flows(&text);
     // OVS reads back what we printed: the dumps agree line for line.
     let dumped = ovs.ofctl(&["dump-flows", "--no-stats", "br0"]);
@@ -107,14 +94,8 @@ fn run_oracle(name: &str, flows: &[FlowSpec], cluster: &Cluster, node: &str, see
         want.extend(more);
     }
     let missed: Vec<_> = want.difference(&tables_hit).collect();
-    assert!(
-        missed.is_empty(),
-        "{name}: tables never reached: {missed:?}"
-    );
-    assert!(
-        n_out > PACKETS / 10,
-        "{name}: only {n_out} packets were output"
-    );
+    assert!(missed.is_empty(), "{name}: tables never reached: {missed:?}");
+    assert!(n_out > PACKETS / 10, "{name}: only {n_out} packets were output");
     eprintln!("{name}: {PACKETS} packets agree; tables reached: {tables_hit:?}; {n_out} output");
 }
 

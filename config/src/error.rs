@@ -23,12 +23,7 @@ pub struct ParseError {
 impl ParseError {
     /// An error at `line:col` with a message.
     pub fn new(line: usize, col: usize, msg: impl Into<String>) -> Self {
-        ParseError {
-            file: None,
-            line,
-            col,
-            msg: msg.into(),
-        }
+        ParseError { file: None, line, col, msg: msg.into() }
     }
 
     /// The same error, naming the file it came from.

@@ -45,11 +45,7 @@ pub fn yaml_load(data: &[u8]) {
     let Ok(c) = Cluster::from_yaml(text) else {
         return;
     };
-    let names: Vec<String> = c
-        .host_subnets
-        .iter()
-        .map(|h| h.metadata.name.clone())
-        .collect();
+    let names: Vec<String> = c.host_subnets.iter().map(|h| h.metadata.name.clone()).collect();
     for n in names {
         if let Ok(r) = crate::render::render(&c, &n) {
             for f in r.flows {

@@ -76,10 +76,7 @@ fn gateway(subnet: &crate::yaml::Cidr) -> Ipv4Addr {
 fn valid_remote(cluster: &Cluster, hs: &HostSubnet) -> Result<(), String> {
     let ip = hs.host_ip.0;
     if ip.is_unspecified() || ip == Ipv4Addr::LOCALHOST {
-        return Err(format!(
-            "HostSubnet {}: invalid hostIP {}",
-            hs.metadata.name, ip
-        ));
+        return Err(format!("HostSubnet {}: invalid hostIP {}", hs.metadata.name, ip));
     }
     for cn in &cluster.cluster_network.cluster_networks {
         if cn.cidr.contains(ip) {
@@ -90,10 +87,7 @@ fn valid_remote(cluster: &Cluster, hs: &HostSubnet) -> Result<(), String> {
         }
     }
     if cluster.cluster_network.service_network.contains(ip) {
-        return Err(format!(
-            "HostSubnet {}: hostIP {} is inside the service network",
-            hs.metadata.name, ip
-        ));
+        return Err(format!("HostSubnet {}: hostIP {} is inside the service network", hs.metadata.name, ip));
     }
     Ok(())
 }
@@ -105,26 +99,17 @@ fn valid_remote(cluster: &Cluster, hs: &HostSubnet) -> Result<(), String> {
 /// supported), or a local pod whose namespace has no NetNamespace.
 pub fn render(cluster: &Cluster, node_name: &str) -> Result<Rendered, RenderError> {
     let cn = &cluster.cluster_network;
-    let plugin = plugin_id(&cn.plugin_name)
-        .ok_or_else(|| RenderError(format!("unknown plugin {}", cn.plugin_name)))?;
+    let plugin = plugin_id(&cn.plugin_name).ok_or_else(|| RenderError(format!("unknown plugin {}", cn.plugin_name)))?;
     if plugin == 2 {
         return Err(RenderError(
             "the networkpolicy plugin needs conntrack rules (ct mode), which sdnfwd does not render; use the subnet or multitenant plugin".into(),
         ));
     }
     let multitenant = plugin == 1;
-    let local = cluster.host_subnet(node_name).ok_or_else(|| {
-        RenderError(format!(
-            "node `{node_name}` has no HostSubnet in the cluster"
-        ))
-    })?;
-    let empty = Node {
-        name: node_name.into(),
-        uplink: None,
-        cores: vec![],
-        pods: vec![],
-        tun0_mac: None,
-    };
+    let local = cluster
+        .host_subnet(node_name)
+        .ok_or_else(|| RenderError(format!("node `{node_name}` has no HostSubnet in the cluster")))?;
+    let empty = Node { name: node_name.into(), uplink: None, cores: vec![], pods: vec![], tun0_mac: None };
     let node = cluster.find_node(node_name).unwrap_or(&empty);
     let ls = local.subnet;
     let gw = gateway(&ls);
@@ -144,7 +129,10 @@ pub fn render(cluster: &Cluster, node_name: &str) -> Result<Rendered, RenderErro
     out.add("table=0, priority=150, in_port=1, actions=drop".into())?;
     out.add("table=0, priority=250, in_port=2, ip, nw_dst=224.0.0.0/4, actions=drop".into())?;
     for c in &cn.cluster_networks {
-        out.add(format!("table=0, priority=200, in_port=2, arp, arp_spa={gw}, arp_tpa={}, actions=goto_table:30", c.cidr))?;
+        out.add(format!(
+            "table=0, priority=200, in_port=2, arp, arp_spa={gw}, arp_tpa={}, actions=goto_table:30",
+            c.cidr
+        ))?;
     }
     out.add("table=0, priority=200, in_port=2, ip, actions=goto_table:30".into())?;
     out.add("table=0, priority=150, in_port=2, actions=drop".into())?;
@@ -154,36 +142,18 @@ pub fn render(cluster: &Cluster, node_name: &str) -> Result<Rendered, RenderErro
     out.add("table=10, priority=0, actions=drop".into())?;
     out.add("table=20, priority=0, actions=drop".into())?;
     out.add("table=21, priority=0, actions=goto_table:30".into())?;
-    out.add(format!(
-        "table=30, priority=300, arp, arp_tpa={gw}, actions=output:2"
-    ))?;
-    out.add(format!(
-        "table=30, priority=200, arp, arp_tpa={ls}, actions=goto_table:40"
-    ))?;
+    out.add(format!("table=30, priority=300, arp, arp_tpa={gw}, actions=output:2"))?;
+    out.add(format!("table=30, priority=200, arp, arp_tpa={ls}, actions=goto_table:40"))?;
     for c in &cn.cluster_networks {
-        out.add(format!(
-            "table=30, priority=100, arp, arp_tpa={}, actions=goto_table:50",
-            c.cidr
-        ))?;
+        out.add(format!("table=30, priority=100, arp, arp_tpa={}, actions=goto_table:50", c.cidr))?;
     }
-    out.add(format!(
-        "table=30, priority=300, ip, nw_dst={gw}, actions=output:2"
-    ))?;
-    out.add(format!(
-        "table=30, priority=100, ip, nw_dst={sn}, actions=goto_table:60"
-    ))?;
-    out.add(format!(
-        "table=30, priority=200, ip, nw_dst={ls}, actions=goto_table:70"
-    ))?;
+    out.add(format!("table=30, priority=300, ip, nw_dst={gw}, actions=output:2"))?;
+    out.add(format!("table=30, priority=100, ip, nw_dst={sn}, actions=goto_table:60"))?;
+    out.add(format!("table=30, priority=200, ip, nw_dst={ls}, actions=goto_table:70"))?;
     for c in &cn.cluster_networks {
-        out.add(format!(
-            "table=30, priority=100, ip, nw_dst={}, actions=goto_table:90",
-            c.cidr
-        ))?;
+        out.add(format!("table=30, priority=100, ip, nw_dst={}, actions=goto_table:90", c.cidr))?;
     }
-    out.add(
-        "table=30, priority=50, in_port=1, ip, nw_dst=224.0.0.0/4, actions=goto_table:120".into(),
-    )?;
+    out.add("table=30, priority=50, in_port=1, ip, nw_dst=224.0.0.0/4, actions=goto_table:120".into())?;
     out.add("table=30, priority=25, ip, nw_dst=224.0.0.0/4, actions=goto_table:110".into())?;
     out.add("table=30, priority=0, ip, actions=goto_table:100".into())?;
     out.add("table=30, priority=0, arp, actions=drop".into())?;
@@ -192,20 +162,12 @@ pub fn render(cluster: &Cluster, node_name: &str) -> Result<Rendered, RenderErro
     out.add("table=60, priority=200, reg0=0, actions=output:2".into())?;
     out.add("table=60, priority=0, actions=drop".into())?;
     out.add("table=70, priority=0, actions=drop".into())?;
-    out.add(format!(
-        "table=80, priority=300, ip, nw_src={gw}/32, actions=output:NXM_NX_REG2[]"
-    ))?;
+    out.add(format!("table=80, priority=300, ip, nw_src={gw}/32, actions=output:NXM_NX_REG2[]"))?;
     out.add("table=80, priority=0, actions=drop".into())?;
     out.add("table=90, priority=0, actions=drop".into())?;
-    out.add(format!(
-        "table=100, priority=300, udp, udp_dst={vxp}, actions=drop"
-    ))?;
-    out.add(format!(
-        "table=100, priority=200, tcp, tcp_dst=53, nw_dst={node_ip}, actions=output:2"
-    ))?;
-    out.add(format!(
-        "table=100, priority=200, udp, udp_dst=53, nw_dst={node_ip}, actions=output:2"
-    ))?;
+    out.add(format!("table=100, priority=300, udp, udp_dst={vxp}, actions=drop"))?;
+    out.add(format!("table=100, priority=200, tcp, tcp_dst=53, nw_dst={node_ip}, actions=output:2"))?;
+    out.add(format!("table=100, priority=200, udp, udp_dst=53, nw_dst={node_ip}, actions=output:2"))?;
     out.add("table=100, priority=0, actions=goto_table:101".into())?;
     out.add("table=101, priority=0, actions=output:2".into())?;
     out.add("table=110, priority=0, actions=drop".into())?;
@@ -222,12 +184,7 @@ pub fn render(cluster: &Cluster, node_name: &str) -> Result<Rendered, RenderErro
             continue;
         }
         remotes.push(hs);
-        let cookie = hs
-            .metadata
-            .uid
-            .as_deref()
-            .map(host_subnet_cookie)
-            .unwrap_or(0);
+        let cookie = hs.metadata.uid.as_deref().map(host_subnet_cookie).unwrap_or(0);
         let h = hs.host_ip;
         let s = hs.subnet;
         let tun_id = match hs.metadata.annotations.get(FIXED_VNID_ANNOTATION) {
@@ -242,9 +199,7 @@ pub fn render(cluster: &Cluster, node_name: &str) -> Result<Rendered, RenderErro
             }
             None => "move:NXM_NX_REG0[]->NXM_NX_TUN_ID[0..31]".into(),
         };
-        out.add(format!(
-            "table=10, priority=100, cookie={cookie:#010x}, tun_src={h}, actions=goto_table:30"
-        ))?;
+        out.add(format!("table=10, priority=100, cookie={cookie:#010x}, tun_src={h}, actions=goto_table:30"))?;
         out.add(format!(
             "table=50, priority=100, cookie={cookie:#010x}, arp, arp_tpa={s}, actions={tun_id},set_field:{h}->tun_dst,output:1"
         ))?;
@@ -252,10 +207,7 @@ pub fn render(cluster: &Cluster, node_name: &str) -> Result<Rendered, RenderErro
             "table=90, priority=100, cookie={cookie:#010x}, ip, nw_dst={s}, actions={tun_id},set_field:{h}->tun_dst,output:1"
         ))?;
     }
-    let mut t111: Vec<String> = remotes
-        .iter()
-        .map(|h| format!("set_field:{}->tun_dst,output:1", h.host_ip))
-        .collect();
+    let mut t111: Vec<String> = remotes.iter().map(|h| format!("set_field:{}->tun_dst,output:1", h.host_ip)).collect();
     t111.sort();
     t111.dedup();
     if t111.is_empty() {
@@ -281,9 +233,9 @@ pub fn render(cluster: &Cluster, node_name: &str) -> Result<Rendered, RenderErro
         by_vnid.entry(n.netid).or_default().push(n);
     }
     let vnid_of = |ns: &str, what: &str| -> Result<u32, RenderError> {
-        cluster
-            .vnid(ns)
-            .ok_or_else(|| RenderError(format!("{what}: namespace `{ns}` has no NetNamespace (multitenant needs one per namespace)")))
+        cluster.vnid(ns).ok_or_else(|| {
+            RenderError(format!("{what}: namespace `{ns}` has no NetNamespace (multitenant needs one per namespace)"))
+        })
     };
 
     if multitenant {
@@ -293,16 +245,13 @@ pub fn render(cluster: &Cluster, node_name: &str) -> Result<Rendered, RenderErro
             let ns = p.metadata.namespace.as_deref().unwrap_or("");
             match cluster.vnid(ns) {
                 Some(v) => policies.entry(v).or_default().push(p),
-                None => warnings.push(format!(
-                    "EgressNetworkPolicy {ns}/{}: namespace has no NetNamespace",
-                    p.metadata.name
-                )),
+                None => warnings
+                    .push(format!("EgressNetworkPolicy {ns}/{}: namespace has no NetNamespace", p.metadata.name)),
             }
         }
         for (&v, ps) in &policies {
             if v == 0 {
-                warnings
-                    .push("EgressNetworkPolicy in a global (VNID 0) namespace is ignored".into());
+                warnings.push("EgressNetworkPolicy in a global (VNID 0) namespace is ignored".into());
                 continue;
             }
             if ps.len() > 1 || by_vnid.get(&v).map_or(0, Vec::len) > 1 {
@@ -313,20 +262,14 @@ pub fn render(cluster: &Cluster, node_name: &str) -> Result<Rendered, RenderErro
             let n = rules.len();
             for (i, r) in rules.iter().enumerate() {
                 let prio = n - i;
-                let action = if r.kind == EgressType::Allow {
-                    "output:2"
-                } else {
-                    "drop"
-                };
+                let action = if r.kind == EgressType::Allow { "output:2" } else { "drop" };
                 if let Some(c) = r.to.cidr_selector {
                     let dst = if c.addr() == 0 && (c.prefix() == 0 || c.prefix() == 32) {
                         String::new()
                     } else {
                         format!(", nw_dst={c}")
                     };
-                    out.add(format!(
-                        "table=101, priority={prio}, reg0={v}, ip{dst}, actions={action}"
-                    ))?;
+                    out.add(format!("table=101, priority={prio}, reg0={v}, ip{dst}, actions={action}"))?;
                 } else if let Some(d) = &r.to.dns_name {
                     warnings.push(format!(
                         "EgressNetworkPolicy {}: dnsName {d} resolves to no address here (no DNS); rule {i} yields no flow",
@@ -384,20 +327,12 @@ pub fn render(cluster: &Cluster, node_name: &str) -> Result<Rendered, RenderErro
             continue;
         }
         let Ok(ip) = ip.parse::<Ipv4Addr>() else {
-            warnings.push(format!(
-                "service {}/{}: clusterIP `{ip}` is not an IPv4 address",
-                svc.namespace, svc.name
-            ));
+            warnings.push(format!("service {}/{}: clusterIP `{ip}` is not an IPv4 address", svc.namespace, svc.name));
             continue;
         };
-        let v = vnid_of(
-            &svc.namespace,
-            &format!("service {}/{}", svc.namespace, svc.name),
-        )?;
+        let v = vnid_of(&svc.namespace, &format!("service {}/{}", svc.namespace, svc.name))?;
         let act = format!("load:{v}->NXM_NX_REG1[],load:2->NXM_NX_REG2[],goto_table:80");
-        out.add(format!(
-            "table=60, priority=100, ip, nw_dst={ip}, nw_frag=later, actions={act}"
-        ))?;
+        out.add(format!("table=60, priority=100, ip, nw_dst={ip}, nw_frag=later, actions={act}"))?;
         for p in &svc.ports {
             let proto = match p.protocol.to_ascii_uppercase().as_str() {
                 "TCP" => "tcp",
@@ -410,10 +345,7 @@ pub fn render(cluster: &Cluster, node_name: &str) -> Result<Rendered, RenderErro
                     continue;
                 }
             };
-            out.add(format!(
-                "table=60, priority=100, {proto}, nw_dst={ip}, {proto}_dst={}, actions={act}",
-                p.port
-            ))?;
+            out.add(format!("table=60, priority=100, {proto}, nw_dst={ip}, {proto}_dst={}, actions={act}", p.port))?;
         }
         in_use.insert(v);
     }
@@ -425,18 +357,14 @@ pub fn render(cluster: &Cluster, node_name: &str) -> Result<Rendered, RenderErro
         let (ip, port) = (p.ip, p.ofport);
         let o = ip.0.octets();
         let mut mac = String::new();
-        let _ = write!(
-            mac,
-            "00:00:{:02x}:{:02x}:{:02x}:{:02x}/00:00:ff:ff:ff:ff",
-            o[0], o[1], o[2], o[3]
-        );
+        let _ = write!(mac, "00:00:{:02x}:{:02x}:{:02x}:{:02x}/00:00:ff:ff:ff:ff", o[0], o[1], o[2], o[3]);
         out.add(format!(
             "table=20, priority=100, in_port={port}, arp, arp_spa={ip}, arp_sha={mac}, actions=load:{v}->NXM_NX_REG0[],goto_table:21"
         ))?;
-        out.add(format!("table=20, priority=100, in_port={port}, ip, nw_src={ip}, actions=load:{v}->NXM_NX_REG0[],goto_table:21"))?;
         out.add(format!(
-            "table=40, priority=100, arp, arp_tpa={ip}, actions=output:{port}"
+            "table=20, priority=100, in_port={port}, ip, nw_src={ip}, actions=load:{v}->NXM_NX_REG0[],goto_table:21"
         ))?;
+        out.add(format!("table=40, priority=100, arp, arp_tpa={ip}, actions=output:{port}"))?;
         out.add(format!(
             "table=70, priority=100, ip, nw_dst={ip}, actions=load:{v}->NXM_NX_REG1[],load:{port}->NXM_NX_REG2[],goto_table:80"
         ))?;
@@ -447,9 +375,7 @@ pub fn render(cluster: &Cluster, node_name: &str) -> Result<Rendered, RenderErro
     if multitenant {
         // EnsureVNIDRules for every VNID in use on the node.
         for &v in in_use.iter().filter(|&&v| v != 0) {
-            out.add(format!(
-                "table=80, priority=100, reg0={v}, reg1={v}, actions=output:NXM_NX_REG2[]"
-            ))?;
+            out.add(format!("table=80, priority=100, reg0={v}, reg1={v}, actions=output:NXM_NX_REG2[]"))?;
         }
         // Multicast (§5.15): a VNID is enabled when all its namespaces are.
         for (&v, nss) in &by_vnid {
@@ -460,21 +386,13 @@ pub fn render(cluster: &Cluster, node_name: &str) -> Result<Rendered, RenderErro
             if let Some(ports) = pods_by_vnid.get(&v) {
                 let mut outs: Vec<String> = ports.iter().map(|p| format!("output:{p}")).collect();
                 outs.sort();
-                out.add(format!(
-                    "table=120, priority=100, reg0={v}, actions={}",
-                    outs.join(",")
-                ))?;
+                out.add(format!("table=120, priority=100, reg0={v}, actions={}", outs.join(",")))?;
             }
         }
     }
 
-    out.add(format!(
-        "table=253, actions=note:{plugin:02X}.{RULE_VERSION:02X}"
-    ))?;
-    Ok(Rendered {
-        flows: out.flows,
-        warnings,
-    })
+    out.add(format!("table=253, actions=note:{plugin:02X}.{RULE_VERSION:02X}"))?;
+    Ok(Rendered { flows: out.flows, warnings })
 }
 
 #[cfg(test)]
@@ -484,10 +402,7 @@ mod tests {
     #[test]
     fn test_cookie_and_mark() {
         assert_eq!(host_subnet_cookie("node1UID"), 0x0f46ee1a);
-        assert_eq!(
-            host_subnet_cookie("5f6c2a10-1b2c-4d3e-8f90-0000000000f1"),
-            0x94940837
-        );
+        assert_eq!(host_subnet_cookie("5f6c2a10-1b2c-4d3e-8f90-0000000000f1"), 0x94940837);
         assert_eq!(egress_mark(58132), 0x0100a314);
         assert_eq!(egress_mark(11235), 0x00002be3);
         assert_eq!(egress_mark(0), 0xff000000);
@@ -498,13 +413,7 @@ mod tests {
         let c = Cluster::default_cluster();
         let r = render(&c, "node-d").unwrap();
         let lines: Vec<String> = r.flows.iter().map(|f| f.to_dump_line(None)).collect();
-        let has = |s: &str| {
-            assert!(
-                lines.iter().any(|l| l == s),
-                "missing {s}\n{}",
-                lines.join("\n")
-            )
-        };
+        let has = |s: &str| assert!(lines.iter().any(|l| l == s), "missing {s}\n{}", lines.join("\n"));
         has(" cookie=0x2ec252d1, table=90, priority=100,ip,nw_dst=10.129.0.0/23 actions=move:NXM_NX_REG0[]->NXM_NX_TUN_ID[0..31],set_field:172.16.1.16->tun_dst,output:1");
         has(" cookie=0x0, table=20, priority=100,arp,in_port=4,arp_spa=10.131.0.3,arp_sha=00:00:0a:83:00:03/00:00:ff:ff:ff:ff actions=load:0x2be3->NXM_NX_REG0[],goto_table:21");
         has(" cookie=0x0, table=80, priority=100,reg0=0x2be3,reg1=0x2be3 actions=output:NXM_NX_REG2[]");

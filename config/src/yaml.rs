@@ -140,11 +140,7 @@ pub const FIXED_VNID_ANNOTATION: &str = "pod.network.openshift.io/fixed-vnid-hos
 impl NetNamespace {
     /// Whether the namespace carries the multicast annotation.
     pub fn multicast_enabled(&self) -> bool {
-        self.metadata
-            .annotations
-            .get(MULTICAST_ANNOTATION)
-            .map(String::as_str)
-            == Some("true")
+        self.metadata.annotations.get(MULTICAST_ANNOTATION).map(String::as_str) == Some("true")
     }
 }
 
@@ -280,9 +276,9 @@ pub struct Ip(pub Ipv4Addr);
 impl<'de> Deserialize<'de> for Ip {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let s = String::deserialize(d)?;
-        s.parse::<Ipv4Addr>().map(Ip).map_err(|_| {
-            serde::de::Error::custom(format!("expected an IPv4 address a.b.c.d, found `{s}`"))
-        })
+        s.parse::<Ipv4Addr>()
+            .map(Ip)
+            .map_err(|_| serde::de::Error::custom(format!("expected an IPv4 address a.b.c.d, found `{s}`")))
     }
 }
 
@@ -320,15 +316,12 @@ impl std::fmt::Display for Cidr {
 impl<'de> Deserialize<'de> for Cidr {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let s = String::deserialize(d)?;
-        let bad =
-            || serde::de::Error::custom(format!("expected an IPv4 CIDR a.b.c.d/n, found `{s}`"));
+        let bad = || serde::de::Error::custom(format!("expected an IPv4 CIDR a.b.c.d/n, found `{s}`"));
         if !s.contains('/') {
             return Err(bad());
         }
         let n: Ipv4Network = s.parse().map_err(|_| bad())?;
-        Ipv4Network::new(n.network(), n.prefix())
-            .map(Cidr)
-            .map_err(|_| bad())
+        Ipv4Network::new(n.network(), n.prefix()).map(Cidr).map_err(|_| bad())
     }
 }
 
@@ -403,10 +396,7 @@ impl Cluster {
     /// Syntax, type and consistency errors, located at line and column.
     pub fn from_yaml(text: &str) -> Result<Cluster, ParseError> {
         let c: Cluster = serde_norway::from_str(text).map_err(|e| {
-            let (line, col) = e
-                .location()
-                .map(|l| (l.line(), l.column()))
-                .unwrap_or((1, 1));
+            let (line, col) = e.location().map(|l| (l.line(), l.column())).unwrap_or((1, 1));
             let mut msg = e.to_string();
             // serde_norway appends " at line L column C"; the prefix says it.
             if let Some(i) = msg.find(" at line ") {
@@ -414,9 +404,7 @@ impl Cluster {
             }
             // Flow-style mappings are located at their start; point at the
             // offending value itself when the message quotes it.
-            let (line, col) = quoted_value(&msg)
-                .and_then(|v| locate_from(text, line, v))
-                .unwrap_or((line, col));
+            let (line, col) = quoted_value(&msg).and_then(|v| locate_from(text, line, v)).unwrap_or((line, col));
             ParseError::new(line, col, msg)
         })?;
         c.validate(text)?;
@@ -447,37 +435,25 @@ impl Cluster {
             ));
         }
         if cn.cluster_networks.is_empty() {
-            return Err(at(
-                "clusterNetworks",
-                "clusterNetworks must list at least one CIDR".into(),
-            ));
+            return Err(at("clusterNetworks", "clusterNetworks must list at least one CIDR".into()));
         }
         for e in &cn.cluster_networks {
             if e.host_subnet_length == 0 || e.host_subnet_length > 32 - e.cidr.prefix() as u32 {
                 return Err(at(
                     "hostSubnetLength",
-                    format!(
-                        "hostSubnetLength {} does not fit {}",
-                        e.host_subnet_length, e.cidr
-                    ),
+                    format!("hostSubnetLength {} does not fit {}", e.host_subnet_length, e.cidr),
                 ));
             }
         }
         for n in &self.net_namespaces {
             if n.netid > 0xff_ffff {
-                return Err(at(
-                    &n.netid.to_string(),
-                    format!("netid {} of {} exceeds 24 bits", n.netid, n.netname),
-                ));
+                return Err(at(&n.netid.to_string(), format!("netid {} of {} exceeds 24 bits", n.netid, n.netname)));
             }
         }
         let mut seen_names = std::collections::HashSet::new();
         for node in self.all_nodes() {
             if !seen_names.insert(node.name.as_str()) {
-                return Err(at(
-                    &node.name,
-                    format!("node {} is listed twice", node.name),
-                ));
+                return Err(at(&node.name, format!("node {} is listed twice", node.name)));
             }
             let mut ports = std::collections::HashSet::new();
             for p in &node.pods {
@@ -513,17 +489,11 @@ impl Cluster {
                     }
                 }
             } else {
-                return Err(at(
-                    &node.name,
-                    format!("node {} has no HostSubnet", node.name),
-                ));
+                return Err(at(&node.name, format!("node {} has no HostSubnet", node.name)));
             }
             if let Some(m) = &node.tun0_mac {
-                if crate::ofctl::parse_flow_line(
-                    &format!("dl_dst={m},actions=drop"),
-                    crate::ofctl::LineKind::Add,
-                )
-                .is_err()
+                if crate::ofctl::parse_flow_line(&format!("dl_dst={m},actions=drop"), crate::ofctl::LineKind::Add)
+                    .is_err()
                 {
                     return Err(at(m, format!("tun0MAC `{m}` is not an Ethernet address")));
                 }
@@ -544,9 +514,7 @@ impl Cluster {
 
     /// HostSubnet of a node (by object name or `host`).
     pub fn host_subnet(&self, node: &str) -> Option<&HostSubnet> {
-        self.host_subnets
-            .iter()
-            .find(|h| h.metadata.name == node || h.host == node)
+        self.host_subnets.iter().find(|h| h.metadata.name == node || h.host == node)
     }
 
     /// VNID of a namespace: 0 for the subnet plugin; the NetNamespace's netid
@@ -555,10 +523,7 @@ impl Cluster {
         if plugin_id(&self.cluster_network.plugin_name) == Some(0) {
             return Some(0);
         }
-        self.net_namespaces
-            .iter()
-            .find(|n| n.netname == namespace)
-            .map(|n| n.netid)
+        self.net_namespaces.iter().find(|n| n.netname == namespace).map(|n| n.netid)
     }
 
     /// Looks up a pod as `namespace/name` on any node; returns (node, pod).
@@ -601,7 +566,10 @@ pub fn synthetic_cluster(n_nodes: usize, n_services: usize, n_pods: usize) -> Cl
     for i in 0..n_nodes {
         let subnet = Ipv4Addr::from(u32::from(Ipv4Addr::new(10, 128, 0, 0)) + ((i as u32) << 9));
         let host = Ipv4Addr::new(172, 16, (i / 250) as u8, (i % 250 + 1) as u8);
-        let _ = writeln!(y, "- {{metadata: {{name: node-{i}, uid: uid-{i}}}, host: node-{i}, hostIP: {host}, subnet: {subnet}/23}}");
+        let _ = writeln!(
+            y,
+            "- {{metadata: {{name: node-{i}, uid: uid-{i}}}, host: node-{i}, hostIP: {host}, subnet: {subnet}/23}}"
+        );
     }
     y.push_str("netNamespaces:\n- {netname: default, netid: 0}\n");
     for n in 1..20 {
@@ -609,11 +577,7 @@ pub fn synthetic_cluster(n_nodes: usize, n_services: usize, n_pods: usize) -> Cl
     }
     y.push_str("nodes:\n- name: node-0\n  pods:\n");
     for p in 0..n_pods {
-        let ns = if p % 20 == 0 {
-            "default".to_string()
-        } else {
-            format!("ns-{}", p % 20)
-        };
+        let ns = if p % 20 == 0 { "default".to_string() } else { format!("ns-{}", p % 20) };
         let _ = writeln!(
             y,
             "  - {{namespace: {ns}, name: pod-{p}, ip: 10.128.{}.{}, ofport: {}}}",
@@ -624,13 +588,13 @@ pub fn synthetic_cluster(n_nodes: usize, n_services: usize, n_pods: usize) -> Cl
     }
     y.push_str("services:\n");
     for s in 0..n_services {
-        let ns = if s % 20 == 0 {
-            "default".to_string()
-        } else {
-            format!("ns-{}", s % 20)
-        };
+        let ns = if s % 20 == 0 { "default".to_string() } else { format!("ns-{}", s % 20) };
         let ip = Ipv4Addr::from(u32::from(Ipv4Addr::new(172, 30, 0, 1)) + s as u32);
-        let _ = writeln!(y, "- {{namespace: {ns}, name: svc-{s}, clusterIP: {ip}, ports: [{{protocol: TCP, port: {}}}]}}", 80 + s % 1000);
+        let _ = writeln!(
+            y,
+            "- {{namespace: {ns}, name: svc-{s}, clusterIP: {ip}, ports: [{{protocol: TCP, port: {}}}]}}",
+            80 + s % 1000
+        );
     }
     Cluster::from_yaml(&y).expect("synthetic cluster is valid")
 }
@@ -653,9 +617,7 @@ mod tests {
         let e = Cluster::from_yaml(y).unwrap_err();
         assert_eq!(e.line, 6, "{e}");
         assert!(e.msg.contains("IPv4 address"), "{e}");
-        let y2 = y
-            .replace("172.16.1.300", "172.16.1.3")
-            .replace("openshift-ovs-subnet", "openshift-ovs-bogus");
+        let y2 = y.replace("172.16.1.300", "172.16.1.3").replace("openshift-ovs-subnet", "openshift-ovs-bogus");
         let e = Cluster::from_yaml(&y2).unwrap_err();
         assert_eq!((e.line, e.col), (4, 15), "{e}");
         let y3 = y.replace("172.16.1.300", "172.16.1.3") + "bogusKey: 1\n";

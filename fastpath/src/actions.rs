@@ -51,19 +51,12 @@ impl std::fmt::Display for DpAction {
         let ip = |v: u32| std::net::Ipv4Addr::from(v).to_string();
         let mac = |v: u64| {
             let b = v.to_be_bytes();
-            format!(
-                "{:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}",
-                b[2], b[3], b[4], b[5], b[6], b[7]
-            )
+            format!("{:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}", b[2], b[3], b[4], b[5], b[6], b[7])
         };
         match *self {
             DpAction::Output(p) => write!(f, "{p}"),
             DpAction::TunnelPush { port, vni, dst } => {
-                write!(
-                    f,
-                    "set(tunnel(tun_id={vni:#x},dst={},flags(df|key))),{port}",
-                    ip(dst)
-                )
+                write!(f, "set(tunnel(tun_id={vni:#x},dst={},flags(df|key))),{port}", ip(dst))
             }
             DpAction::Set(s) => match s {
                 SetField::EthSrc(v) => write!(f, "set(eth(src={}))", mac(v)),

@@ -35,10 +35,38 @@ pub struct Entry<T> {
 #[derive(Clone, Debug)]
 struct Subtable {
     mask: OfFlow,
+    /// Indices of the mask's non-zero words: only these are hashed, compared
+    /// and un-wildcarded.
+    words: SmallVec<[u8; 6]>,
     max_priority: u16,
     n_rules: usize,
-    /// Masked value -> entries, highest priority first.
-    buckets: HashMap<OfFlow, SmallVec<[EntryId; 2]>>,
+    /// Hash of the masked value -> entries, highest priority first (entries
+    /// of colliding values share a bucket; lookups compare values).
+    buckets: HashMap<u64, SmallVec<[EntryId; 2]>>,
+}
+
+impl Subtable {
+    fn new(mask: OfFlow) -> Subtable {
+        let words = (0..mask.w.len()).filter(|&i| mask.w[i] != 0).map(|i| i as u8).collect();
+        Subtable { mask, words, max_priority: 0, n_rules: 0, buckets: HashMap::new() }
+    }
+
+    /// Hash of `flow` under the subtable's mask.
+    #[inline]
+    fn hash(&self, flow: &OfFlow) -> u64 {
+        let mut h = 0x9e37_79b9_7f4a_7c15u64;
+        for &i in &self.words {
+            let i = i as usize;
+            h = (h.rotate_left(23) ^ (flow.w[i] & self.mask.w[i])).wrapping_mul(0x517c_c1b7_2722_0a95);
+        }
+        h ^ (h >> 29)
+    }
+
+    /// Whether `flow` equals `value` under the mask.
+    #[inline]
+    fn matches(&self, flow: &OfFlow, value: &OfFlow) -> bool {
+        self.words.iter().all(|&i| flow.w[i as usize] & self.mask.w[i as usize] == value.w[i as usize])
+    }
 }
 
 /// The classifier.
@@ -52,12 +80,7 @@ pub struct Classifier<T> {
 
 impl<T> Default for Classifier<T> {
     fn default() -> Self {
-        Classifier {
-            subtables: Vec::new(),
-            entries: Vec::new(),
-            free: Vec::new(),
-            n: 0,
-        }
+        Classifier { subtables: Vec::new(), entries: Vec::new(), free: Vec::new(), n: 0 }
     }
 }
 
@@ -78,8 +101,7 @@ impl<T> Classifier<T> {
     }
 
     fn resort(&mut self) {
-        self.subtables
-            .sort_by_key(|s| std::cmp::Reverse(s.max_priority));
+        self.subtables.sort_by_key(|s| std::cmp::Reverse(s.max_priority));
     }
 
     /// Inserts a rule (value is masked here) and returns its id.
@@ -92,28 +114,18 @@ impl<T> Classifier<T> {
                 self.entries.len() - 1
             }
         };
-        self.entries[id] = Some(Entry {
-            value,
-            mask,
-            priority,
-            data,
-        });
+        self.entries[id] = Some(Entry { value, mask, priority, data });
         self.n += 1;
         let st_idx = match self.subtables.iter().position(|s| s.mask == mask) {
             Some(i) => i,
             None => {
-                self.subtables.push(Subtable {
-                    mask,
-                    max_priority: 0,
-                    n_rules: 0,
-                    buckets: HashMap::new(),
-                });
+                self.subtables.push(Subtable::new(mask));
                 self.subtables.len() - 1
             }
         };
         let entries = &self.entries;
         let st = &mut self.subtables[st_idx];
-        let bucket = st.buckets.entry(value).or_default();
+        let bucket = st.buckets.entry(st.hash(&value)).or_default();
         let pos = bucket
             .iter()
             .position(|&e| entries[e].as_ref().map_or(0, |x| x.priority) < priority)
@@ -134,10 +146,11 @@ impl<T> Classifier<T> {
         self.free.push(id);
         if let Some(si) = self.subtables.iter().position(|s| s.mask == e.mask) {
             let st = &mut self.subtables[si];
-            if let Some(b) = st.buckets.get_mut(&e.value) {
+            let h = st.hash(&e.value);
+            if let Some(b) = st.buckets.get_mut(&h) {
                 b.retain(|x| *x != id);
                 if b.is_empty() {
-                    st.buckets.remove(&e.value);
+                    st.buckets.remove(&h);
                 }
             }
             st.n_rules -= 1;
@@ -171,20 +184,15 @@ impl<T> Classifier<T> {
 
     /// All rules with their ids.
     pub fn iter(&self) -> impl Iterator<Item = (EntryId, &Entry<T>)> {
-        self.entries
-            .iter()
-            .enumerate()
-            .filter_map(|(i, e)| e.as_ref().map(|e| (i, e)))
+        self.entries.iter().enumerate().filter_map(|(i, e)| e.as_ref().map(|e| (i, e)))
     }
 
     /// The rule with exactly this match and priority (strict identity).
     pub fn find_exact(&self, value: &OfFlow, mask: &OfFlow, priority: u16) -> Option<EntryId> {
         let st = self.subtables.iter().find(|s| s.mask == *mask)?;
-        let b = st.buckets.get(&value.masked(mask))?;
+        let b = st.buckets.get(&st.hash(value))?;
         b.iter().copied().find(|&id| {
-            self.entries[id]
-                .as_ref()
-                .is_some_and(|e| e.priority == priority)
+            self.entries[id].as_ref().is_some_and(|e| e.priority == priority && st.matches(value, &e.value))
         })
     }
 
@@ -198,12 +206,18 @@ impl<T> Classifier<T> {
                     break;
                 }
             }
-            wc.or(&st.mask);
-            if let Some(b) = st.buckets.get(&flow.masked(&st.mask)) {
-                let id = b[0];
-                let p = self.entries[id].as_ref().map_or(0, |e| e.priority);
-                if best.is_none_or(|(bp, _)| p > bp) {
-                    best = Some((p, id));
+            for &i in &st.words {
+                wc.w[i as usize] |= st.mask.w[i as usize];
+            }
+            if let Some(b) = st.buckets.get(&st.hash(flow)) {
+                // Highest priority first: the first entry whose value matches.
+                let hit = b.iter().find_map(|&id| {
+                    self.entries[id].as_ref().filter(|e| st.matches(flow, &e.value)).map(|e| (e.priority, id))
+                });
+                if let Some((p, id)) = hit {
+                    if best.is_none_or(|(bp, _)| p > bp) {
+                        best = Some((p, id));
+                    }
                 }
             }
         }
@@ -217,11 +231,7 @@ mod tests {
     use proptest::prelude::*;
 
     fn naive<T>(rules: &[(OfFlow, OfFlow, u16, T)], flow: &OfFlow) -> Option<u16> {
-        rules
-            .iter()
-            .filter(|(v, m, _, _)| flow.masked(m) == v.masked(m))
-            .map(|r| r.2)
-            .max()
+        rules.iter().filter(|(v, m, _, _)| flow.masked(m) == v.masked(m)).map(|r| r.2).max()
     }
 
     /// Rules over a few words and small value spaces so that overlaps are

@@ -17,20 +17,12 @@ pub struct OfFlow {
     pub w: [u64; FLOW_WORDS],
 }
 
-const TUN_ID_HI: FieldLoc = FieldLoc {
-    word: KEY_WORDS + 4,
-    shift: 0,
-    mask: 0xffff_ffff,
-};
+const TUN_ID_HI: FieldLoc = FieldLoc { word: KEY_WORDS + 4, shift: 0, mask: 0xffff_ffff };
 
 /// Where a field lives; tun_id is split (low half in the key).
 fn field_loc(f: Field) -> FieldLoc {
     if let Some(r) = f.reg_index() {
-        return FieldLoc {
-            word: KEY_WORDS + r / 2,
-            shift: 32 * (r as u32 % 2),
-            mask: 0xffff_ffff,
-        };
+        return FieldLoc { word: KEY_WORDS + r / 2, shift: 32 * (r as u32 % 2), mask: 0xffff_ffff };
     }
     match f {
         Field::InPort => loc::IN_PORT,
@@ -44,14 +36,8 @@ fn field_loc(f: Field) -> FieldLoc {
         Field::NwSrc => loc::NW_SRC,
         Field::NwDst => loc::NW_DST,
         Field::NwProto => loc::NW_PROTO,
-        Field::NwTos => FieldLoc {
-            mask: 0xfc,
-            ..loc::NW_TOS
-        },
-        Field::NwEcn => FieldLoc {
-            mask: 0x03,
-            ..loc::NW_TOS
-        },
+        Field::NwTos => FieldLoc { mask: 0xfc, ..loc::NW_TOS },
+        Field::NwEcn => FieldLoc { mask: 0x03, ..loc::NW_TOS },
         Field::NwTtl => loc::NW_TTL,
         Field::NwFrag => loc::NW_FRAG,
         Field::TpSrc => loc::TP_SRC,

@@ -85,12 +85,7 @@ pub struct Ofproto {
 
 impl Default for Ofproto {
     fn default() -> Self {
-        Ofproto {
-            tables: (0..N_TABLES).map(|_| Classifier::default()).collect(),
-            version: 0,
-            seq: 0,
-            ports: None,
-        }
+        Ofproto { tables: (0..N_TABLES).map(|_| Classifier::default()).collect(), version: 0, seq: 0, ports: None }
     }
 }
 
@@ -108,9 +103,7 @@ impl Ofproto {
     ///
     /// # Errors
     /// The first invalid flow.
-    pub fn with_flows<'a>(
-        flows: impl IntoIterator<Item = &'a FlowSpec>,
-    ) -> Result<Ofproto, FlowModError> {
+    pub fn with_flows<'a>(flows: impl IntoIterator<Item = &'a FlowSpec>) -> Result<Ofproto, FlowModError> {
         let mut o = Ofproto::new();
         for f in flows {
             o.add_flow(f.clone())?;
@@ -174,20 +167,12 @@ impl Ofproto {
     }
 
     fn matching(&self, pat: &FlowSpec, strict: bool) -> Vec<(usize, EntryId)> {
-        let tables: Vec<usize> = if pat.table_given {
-            vec![pat.table as usize]
-        } else {
-            (0..N_TABLES).collect()
-        };
+        let tables: Vec<usize> = if pat.table_given { vec![pat.table as usize] } else { (0..N_TABLES).collect() };
         let mut out = Vec::new();
         for t in tables {
             for (id, e) in self.tables[t].iter() {
                 let r = &e.data.spec;
-                let hit = if strict {
-                    r.m == pat.m && r.priority == pat.priority
-                } else {
-                    r.m.is_within(&pat.m)
-                };
+                let hit = if strict { r.m == pat.m && r.priority == pat.priority } else { r.m.is_within(&pat.m) };
                 if hit && cookie_ok(r, pat) {
                     out.push((t, id));
                 }
@@ -218,10 +203,7 @@ impl Ofproto {
     pub fn modify_flows(&mut self, pat: &FlowSpec, strict: bool) -> Result<usize, FlowModError> {
         let hits = self.matching(pat, strict);
         for &(t, _) in &hits {
-            Self::validate(&FlowSpec {
-                table: t as u8,
-                ..pat.clone()
-            })?;
+            Self::validate(&FlowSpec { table: t as u8, ..pat.clone() })?;
         }
         for &(t, id) in &hits {
             let e = self.tables[t].get_mut(id).expect("matched rule exists");
@@ -250,8 +232,7 @@ impl Ofproto {
     pub fn apply(&mut self, cmds: &[FlowCommand]) -> Result<(), FlowModError> {
         for (i, c) in cmds.iter().enumerate() {
             if let FlowCommand::Add(s) | FlowCommand::Modify { spec: s, .. } = c {
-                Self::validate(s)
-                    .map_err(|e| FlowModError(format!("command {}: {}", i + 1, e.0)))?;
+                Self::validate(s).map_err(|e| FlowModError(format!("command {}: {}", i + 1, e.0)))?;
             }
         }
         for c in cmds {
@@ -306,18 +287,14 @@ mod tests {
     use config::ofctl::{parse_flow_file, parse_flow_line, LineKind};
 
     fn add(o: &mut Ofproto, s: &str) {
-        o.add_flow(parse_flow_line(s, LineKind::Add).unwrap())
-            .unwrap();
+        o.add_flow(parse_flow_line(s, LineKind::Add).unwrap()).unwrap();
     }
 
     #[test]
     fn test_add_replaces_identical() {
         let mut o = Ofproto::new();
         add(&mut o, "table=111, priority=100, actions=goto_table:120");
-        add(
-            &mut o,
-            "table=111, priority=100, actions=set_field:1.2.3.4->tun_dst,output:1,goto_table:120",
-        );
+        add(&mut o, "table=111, priority=100, actions=set_field:1.2.3.4->tun_dst,output:1,goto_table:120");
         let r = o.rules(Some(111));
         assert_eq!(r.len(), 1);
         assert_eq!(r[0].spec.actions.len(), 3);
@@ -327,53 +304,29 @@ mod tests {
     #[test]
     fn test_delete_semantics() {
         let mut o = Ofproto::new();
-        add(
-            &mut o,
-            "table=10, priority=100, cookie=0xdd216239, tun_src=172.16.1.22, actions=goto_table:30",
-        );
+        add(&mut o, "table=10, priority=100, cookie=0xdd216239, tun_src=172.16.1.22, actions=goto_table:30");
         add(&mut o, "table=50, priority=100, cookie=0xdd216239, arp, arp_tpa=10.130.0.0/23, actions=output:1");
         add(&mut o, "table=50, priority=100, cookie=0x11111111, arp, arp_tpa=10.129.0.0/23, actions=output:1");
-        add(
-            &mut o,
-            "table=20, priority=100, in_port=4, ip, nw_src=10.131.0.3, actions=goto_table:21",
-        );
-        add(
-            &mut o,
-            "table=80, priority=150, reg1=5, ip, nw_src=10.131.0.3, actions=output:NXM_NX_REG2[]",
-        );
-        add(
-            &mut o,
-            "table=101, priority=2, reg0=5, ip, nw_dst=10.131.0.3, actions=output:2",
-        );
+        add(&mut o, "table=20, priority=100, in_port=4, ip, nw_src=10.131.0.3, actions=goto_table:21");
+        add(&mut o, "table=80, priority=150, reg1=5, ip, nw_src=10.131.0.3, actions=output:NXM_NX_REG2[]");
+        add(&mut o, "table=101, priority=2, reg0=5, ip, nw_dst=10.131.0.3, actions=output:2");
         // Cookie-filtered delete leaves the replacement with another cookie alone.
-        let cmds: Vec<_> = parse_flow_file(
-            "delete table=50, cookie=0x11111111/0xffffffff, arp, nw_dst=10.130.0.0/23\n",
-        )
-        .unwrap()
-        .into_iter()
-        .map(|c| c.1)
-        .collect();
+        let cmds: Vec<_> =
+            parse_flow_file("delete table=50, cookie=0x11111111/0xffffffff, arp, nw_dst=10.130.0.0/23\n")
+                .unwrap()
+                .into_iter()
+                .map(|c| c.1)
+                .collect();
         o.apply(&cmds).unwrap();
         assert_eq!(o.rules(Some(50)).len(), 2);
         // Non-strict delete spans tables: pod cleanup removes policy flows too.
-        let n = o.delete_flows(
-            &parse_flow_line("ip, nw_src=10.131.0.3", LineKind::Match).unwrap(),
-            false,
-        );
+        let n = o.delete_flows(&parse_flow_line("ip, nw_src=10.131.0.3", LineKind::Match).unwrap(), false);
         assert_eq!(n, 2);
         assert_eq!(o.n_rules(), 4);
         // Strict delete needs the priority.
-        let pat = parse_flow_line(
-            "table=10, priority=99, tun_src=172.16.1.22",
-            LineKind::Match,
-        )
-        .unwrap();
+        let pat = parse_flow_line("table=10, priority=99, tun_src=172.16.1.22", LineKind::Match).unwrap();
         assert_eq!(o.delete_flows(&pat, true), 0);
-        let pat = parse_flow_line(
-            "table=10, priority=100, tun_src=172.16.1.22",
-            LineKind::Match,
-        )
-        .unwrap();
+        let pat = parse_flow_line("table=10, priority=100, tun_src=172.16.1.22", LineKind::Match).unwrap();
         assert_eq!(o.delete_flows(&pat, true), 1);
     }
 
@@ -382,12 +335,11 @@ mod tests {
         let mut o = Ofproto::new();
         add(&mut o, "table=0, priority=1, actions=drop");
         let v = o.version();
-        let cmds: Vec<_> =
-            parse_flow_file("delete table=0\nadd table=30, priority=1, actions=goto_table:20\n")
-                .unwrap()
-                .into_iter()
-                .map(|c| c.1)
-                .collect();
+        let cmds: Vec<_> = parse_flow_file("delete table=0\nadd table=30, priority=1, actions=goto_table:20\n")
+            .unwrap()
+            .into_iter()
+            .map(|c| c.1)
+            .collect();
         assert!(o.apply(&cmds).is_err());
         assert_eq!(o.n_rules(), 1);
         assert_eq!(o.version(), v);
@@ -396,16 +348,9 @@ mod tests {
     #[test]
     fn test_modify_keeps_counters() {
         let mut o = Ofproto::new();
-        add(
-            &mut o,
-            "table=60, priority=100, tcp, nw_dst=172.30.0.1, tp_dst=443, actions=drop",
-        );
+        add(&mut o, "table=60, priority=100, tcp, nw_dst=172.30.0.1, tp_dst=443, actions=drop");
         o.rules(Some(60))[0].credit(3, 180);
-        let pat = parse_flow_line(
-            "table=60, ip, nw_dst=172.30.0.1, actions=output:2",
-            LineKind::Match,
-        )
-        .unwrap();
+        let pat = parse_flow_line("table=60, ip, nw_dst=172.30.0.1, actions=output:2", LineKind::Match).unwrap();
         assert_eq!(o.modify_flows(&pat, false).unwrap(), 1);
         let r = &o.rules(Some(60))[0];
         assert_eq!(r.n_packets.load(Ordering::Relaxed), 3);

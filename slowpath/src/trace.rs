@@ -1,9 +1,7 @@
 //! ofproto/trace-style reports: the flow, each table with the rule hit and
 //! its actions, the final flow, the megaflow and the datapath actions.
 
-use config::ofctl::{
-    fmt_match, Field, Match, ETH_TYPE_ARP, ETH_TYPE_IP, IPPROTO_ICMP, IPPROTO_TCP, IPPROTO_UDP,
-};
+use config::ofctl::{fmt_match, Field, Match, ETH_TYPE_ARP, ETH_TYPE_IP, IPPROTO_ICMP, IPPROTO_TCP, IPPROTO_UDP};
 
 use crate::flow::OfFlow;
 use crate::xlate::Xlate;
@@ -40,15 +38,8 @@ pub fn fmt_flow(f: &OfFlow) -> String {
     exact(&mut m, Field::DlType);
     let dl = f.get(Field::DlType);
     if dl == ETH_TYPE_IP {
-        for fld in [
-            Field::NwSrc,
-            Field::NwDst,
-            Field::NwProto,
-            Field::NwTos,
-            Field::NwEcn,
-            Field::NwTtl,
-            Field::NwFrag,
-        ] {
+        for fld in [Field::NwSrc, Field::NwDst, Field::NwProto, Field::NwTos, Field::NwEcn, Field::NwTtl, Field::NwFrag]
+        {
             exact(&mut m, fld);
         }
         let proto = f.get(Field::NwProto);
@@ -57,13 +48,7 @@ pub fn fmt_flow(f: &OfFlow) -> String {
             exact(&mut m, Field::TpDst);
         }
     } else if dl == ETH_TYPE_ARP {
-        for fld in [
-            Field::NwSrc,
-            Field::NwDst,
-            Field::NwProto,
-            Field::ArpSha,
-            Field::ArpTha,
-        ] {
+        for fld in [Field::NwSrc, Field::NwDst, Field::NwProto, Field::ArpSha, Field::ArpTha] {
             exact(&mut m, fld);
         }
     }
@@ -91,11 +76,7 @@ pub fn fmt_dp_actions(x: &Xlate) -> String {
     if x.actions.is_empty() {
         return "drop".into();
     }
-    x.actions
-        .iter()
-        .map(|a| a.to_string())
-        .collect::<Vec<_>>()
-        .join(",")
+    x.actions.iter().map(|a| a.to_string()).collect::<Vec<_>>().join(",")
 }
 
 /// The whole report, as `ovs-appctl ofproto/trace` prints it.

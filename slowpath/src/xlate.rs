@@ -136,11 +136,7 @@ impl Ctx<'_> {
             // The rewrite carries the whole field: its unwritten bits come
             // from the packet.
             let tos = [Field::NwTos, Field::NwEcn];
-            let reads: &[Field] = if tos.contains(&f) {
-                &tos
-            } else {
-                std::slice::from_ref(&f)
-            };
+            let reads: &[Field] = if tos.contains(&f) { &tos } else { std::slice::from_ref(&f) };
             for &g in reads {
                 self.wc.or_field(g, g.full_mask() & !self.written.get(g));
             }
@@ -151,9 +147,9 @@ impl Ctx<'_> {
                 Field::PktMark => SetField::PktMark(v as u32),
                 Field::NwSrc => SetField::Ipv4Src(v as u32),
                 Field::NwDst => SetField::Ipv4Dst(v as u32),
-                Field::NwTos | Field::NwEcn => SetField::IpTos(
-                    (self.flow.get(Field::NwTos) | self.flow.get(Field::NwEcn)) as u8,
-                ),
+                Field::NwTos | Field::NwEcn => {
+                    SetField::IpTos((self.flow.get(Field::NwTos) | self.flow.get(Field::NwEcn)) as u8)
+                }
                 Field::NwTtl => SetField::IpTtl(v as u8),
                 Field::TpSrc => SetField::TpSrc(v as u16),
                 _ => SetField::TpDst(v as u16),
@@ -191,23 +187,11 @@ impl Ctx<'_> {
                 return;
             }
             self.note(|| "-> output to native tunnel".into());
-            self.actions.push(DpAction::TunnelPush {
-                port,
-                vni: (tun_id & 0xff_ffff) as u32,
-                dst,
-            });
-            self.outputs.push(Output {
-                port,
-                tun_dst: Some(dst),
-                tun_id: Some(tun_id),
-            });
+            self.actions.push(DpAction::TunnelPush { port, vni: (tun_id & 0xff_ffff) as u32, dst });
+            self.outputs.push(Output { port, tun_dst: Some(dst), tun_id: Some(tun_id) });
         } else {
             self.actions.push(DpAction::Output(port));
-            self.outputs.push(Output {
-                port,
-                tun_dst: None,
-                tun_id: None,
-            });
+            self.outputs.push(Output { port, tun_dst: None, tun_id: None });
         }
     }
 
@@ -224,11 +208,7 @@ impl Ctx<'_> {
                         let port = self.in_port;
                         if self.of.port_exists(port) {
                             self.actions.push(DpAction::Output(port));
-                            self.outputs.push(Output {
-                                port,
-                                tun_dst: None,
-                                tun_id: None,
-                            });
+                            self.outputs.push(Output { port, tun_dst: None, tun_id: None });
                         }
                     } else {
                         self.output(*p);
@@ -302,28 +282,18 @@ pub fn xlate(of: &Ofproto, flow: &OfFlow, trace: Option<&mut Trace>) -> Xlate {
                 t.lines.push(format!("{table:>2}. No match."));
                 t.lines.push("    drop".into());
             }
-            drop = Some(DropReason {
-                table,
-                kind: DropKind::NoMatch,
-            });
+            drop = Some(DropReason { table, kind: DropKind::NoMatch });
             break;
         };
         if let Some(t) = cx.trace.as_deref_mut() {
-            t.lines
-                .push(format!("{table:>2}. {}", rule.spec.to_trace_header()));
+            t.lines.push(format!("{table:>2}. {}", rule.spec.to_trace_header()));
             if rule.spec.actions.is_empty() {
                 t.lines.push("    drop".into());
             }
         }
-        rules.push(RuleRef {
-            table,
-            rule: rule.clone(),
-        });
+        rules.push(RuleRef { table, rule: rule.clone() });
         if rule.spec.actions.is_empty() {
-            drop = Some(DropReason {
-                table,
-                kind: DropKind::Explicit,
-            });
+            drop = Some(DropReason { table, kind: DropKind::Explicit });
             break;
         }
         match cx.run(&rule.spec.actions) {
@@ -332,21 +302,11 @@ pub fn xlate(of: &Ofproto, flow: &OfFlow, trace: Option<&mut Trace>) -> Xlate {
         }
     }
     if cx.outputs.is_empty() && drop.is_none() {
-        drop = Some(DropReason {
-            table,
-            kind: DropKind::NoOutput,
-        });
+        drop = Some(DropReason { table, kind: DropKind::NoOutput });
     } else if !cx.outputs.is_empty() {
         drop = None;
     }
-    Xlate {
-        actions: cx.actions,
-        outputs: cx.outputs,
-        wc: cx.wc,
-        rules,
-        drop,
-        final_flow: cx.flow,
-    }
+    Xlate { actions: cx.actions, outputs: cx.outputs, wc: cx.wc, rules, drop, final_flow: cx.flow }
 }
 
 /// Formats a value of a field the way traces show it.

@@ -27,9 +27,7 @@ pub fn read_file(path: &str) -> Result<String, String> {
 impl ClusterArgs {
     /// Where the cluster comes from, for messages.
     pub fn source(&self) -> String {
-        self.cluster
-            .clone()
-            .unwrap_or_else(|| "<embedded default cluster>".into())
+        self.cluster.clone().unwrap_or_else(|| "<embedded default cluster>".into())
     }
 
     /// Loads the cluster and its optional extra flow file's text.
@@ -40,17 +38,11 @@ impl ClusterArgs {
         };
         let extra = match (&c.flows, &self.cluster) {
             (Some(f), Some(p)) => {
-                let base = std::path::Path::new(p)
-                    .parent()
-                    .unwrap_or(std::path::Path::new("."));
+                let base = std::path::Path::new(p).parent().unwrap_or(std::path::Path::new("."));
                 let path = base.join(f).to_string_lossy().into_owned();
                 Some((read_file(&path)?, path))
             }
-            (Some(f), None) => {
-                return Err(format!(
-                    "the embedded cluster cannot name a flow file ({f})"
-                ))
-            }
+            (Some(f), None) => return Err(format!("the embedded cluster cannot name a flow file ({f})")),
             _ => None,
         };
         Ok((c, extra.map(|(t, p)| (p, t))))
@@ -65,23 +57,18 @@ impl ClusterArgs {
                 }
                 Ok(n.clone())
             }
-            None => {
-                c.all_nodes().next().map(|n| n.name.clone()).ok_or_else(|| {
-                    format!("{}: no node described; pass --node NAME", self.source())
-                })
-            }
+            None => c
+                .all_nodes()
+                .next()
+                .map(|n| n.name.clone())
+                .ok_or_else(|| format!("{}: no node described; pass --node NAME", self.source())),
         }
     }
 }
 
 /// A node's tables: the rendered flows, then the cluster's extra flows;
 /// ports are vxlan0, tun0 and the node's pods.
-pub fn node_tables(
-    c: &Cluster,
-    node: &str,
-    extra: Option<&(String, String)>,
-    source: &str,
-) -> Result<Ofproto, String> {
+pub fn node_tables(c: &Cluster, node: &str, extra: Option<&(String, String)>, source: &str) -> Result<Ofproto, String> {
     let r = config::render::render(c, node).map_err(|e| format!("{source}: {e}"))?;
     let mut of = Ofproto::with_flows(&r.flows).map_err(|e| format!("{source}: {e}"))?;
     if let Some((path, text)) = extra {
@@ -103,8 +90,7 @@ pub fn file_tables(path: &str) -> Result<Ofproto, String> {
     let cmds = parse_flow_file(&text).map_err(|e| e.in_file(path).to_string())?;
     let mut of = Ofproto::new();
     for (line, c) in cmds {
-        of.apply(std::slice::from_ref(&c))
-            .map_err(|e| format!("{path}:{line}:1: {e}"))?;
+        of.apply(std::slice::from_ref(&c)).map_err(|e| format!("{path}:{line}:1: {e}"))?;
     }
     Ok(of)
 }

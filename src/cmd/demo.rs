@@ -24,25 +24,12 @@ pub fn demo() -> Result<ExitCode, String> {
         println!(
             "{} {what}{}",
             if ok { "OK  " } else { "FAIL" },
-            if detail.is_empty() {
-                detail
-            } else {
-                format!(" ({detail})")
-            }
+            if detail.is_empty() { detail } else { format!(" ({detail})") }
         );
     };
-    println!(
-        "sdnfwd demo: OpenShift SDN multitenant pipeline, 4 nodes, node-d and node-b with pods\n"
-    );
+    println!("sdnfwd demo: OpenShift SDN multitenant pipeline, 4 nodes, node-d and node-b with pods\n");
     let pods = [
-        (
-            "project-a/web-1",
-            "project-a/db-1",
-            IPPROTO_TCP,
-            5432,
-            true,
-            "pod to pod, same node, same tenant",
-        ),
+        ("project-a/web-1", "project-a/db-1", IPPROTO_TCP, 5432, true, "pod to pod, same node, same tenant"),
         (
             "project-a/web-1",
             "project-a/web-2",
@@ -59,45 +46,51 @@ pub fn demo() -> Result<ExitCode, String> {
             false,
             "tenant isolation: project-b cannot reach project-a",
         ),
-        (
-            "default/router-1",
-            "project-a/web-2",
-            IPPROTO_TCP,
-            8080,
-            true,
-            "VNID 0 (default) reaches every tenant",
-        ),
-        (
-            "project-b/api-1",
-            "project-b/api-2",
-            IPPROTO_UDP,
-            5353,
-            true,
-            "UDP across nodes within project-b",
-        ),
+        ("default/router-1", "project-a/web-2", IPPROTO_TCP, 8080, true, "VNID 0 (default) reaches every tenant"),
+        ("project-b/api-1", "project-b/api-2", IPPROTO_UDP, 5353, true, "UDP across nodes within project-b"),
     ];
     for (s, d, proto, port, expect, what) in pods {
         let sp = c.find_pod(s).ok_or("default cluster lacks a pod")?;
         let dp = c.find_pod(d).ok_or("default cluster lacks a pod")?;
         let r = follow(&c, &mut tables, sp, dp, (proto, SRC_PORT, port), src)?;
         let path: Vec<String> = r.hops.iter().map(|h| h.node.clone()).collect();
-        let detail = if r.ok {
-            format!("{s} -> {d} via {}", path.join(" -> "))
-        } else {
-            r.why.clone()
-        };
+        let detail = if r.ok { format!("{s} -> {d} via {}", path.join(" -> ")) } else { r.why.clone() };
         report(r.ok == expect, what, detail);
     }
     let node_d = node_tables(&c, "node-d", None, src)?;
     let flows = [
-        ("in_port=4,tcp,nw_src=10.131.0.3,nw_dst=172.30.12.34,tcp_dst=8080", Some("2"), "service in own tenant goes to tun0 (kube-proxy)"),
-        ("in_port=6,tcp,nw_src=10.131.0.5,nw_dst=172.30.12.34,tcp_dst=8080", None, "service of another tenant is dropped in table 80"),
-        ("in_port=4,udp,nw_src=10.131.0.3,nw_dst=224.1.2.3,udp_dst=5000", Some("1,1,1,5"), "multicast replicated to 3 remote nodes and db-1"),
-        ("in_port=4,tcp,nw_src=10.131.0.3,nw_dst=8.8.8.8,tcp_dst=443", Some("1"), "egress IP hosted on node-b: tunnelled there"),
-        ("in_port=6,tcp,nw_src=10.131.0.5,nw_dst=172.16.5.5,tcp_dst=443", Some("2"), "egress firewall allows 172.16.0.0/16"),
+        (
+            "in_port=4,tcp,nw_src=10.131.0.3,nw_dst=172.30.12.34,tcp_dst=8080",
+            Some("2"),
+            "service in own tenant goes to tun0 (kube-proxy)",
+        ),
+        (
+            "in_port=6,tcp,nw_src=10.131.0.5,nw_dst=172.30.12.34,tcp_dst=8080",
+            None,
+            "service of another tenant is dropped in table 80",
+        ),
+        (
+            "in_port=4,udp,nw_src=10.131.0.3,nw_dst=224.1.2.3,udp_dst=5000",
+            Some("1,1,1,5"),
+            "multicast replicated to 3 remote nodes and db-1",
+        ),
+        (
+            "in_port=4,tcp,nw_src=10.131.0.3,nw_dst=8.8.8.8,tcp_dst=443",
+            Some("1"),
+            "egress IP hosted on node-b: tunnelled there",
+        ),
+        (
+            "in_port=6,tcp,nw_src=10.131.0.5,nw_dst=172.16.5.5,tcp_dst=443",
+            Some("2"),
+            "egress firewall allows 172.16.0.0/16",
+        ),
         ("in_port=6,tcp,nw_src=10.131.0.5,nw_dst=8.8.8.8,tcp_dst=443", None, "egress firewall denies the rest"),
         ("in_port=4,ip,nw_src=10.131.0.99,nw_dst=10.131.0.4", None, "spoofed source address dropped in table 20"),
-        ("in_port=1,tun_id=0x2be3,tun_src=172.16.9.9,tun_dst=172.16.1.25,ip,nw_src=10.129.0.7,nw_dst=10.131.0.3", None, "VXLAN from an unknown node dropped in table 10"),
+        (
+            "in_port=1,tun_id=0x2be3,tun_src=172.16.9.9,tun_dst=172.16.1.25,ip,nw_src=10.129.0.7,nw_dst=10.131.0.3",
+            None,
+            "VXLAN from an unknown node dropped in table 10",
+        ),
         ("in_port=2,tcp,nw_src=10.131.0.1,nw_dst=10.131.0.5,tcp_dst=80", Some("6"), "host to pod through tun0"),
     ];
     for (f, expect, what) in flows {
@@ -115,14 +108,6 @@ pub fn demo() -> Result<ExitCode, String> {
         };
         report(ok, what, detail);
     }
-    println!(
-        "\nnode-d: {} flows in {} tables",
-        node_d.n_rules(),
-        node_d.table_stats().len()
-    );
-    Ok(if all_ok {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::from(1)
-    })
+    println!("\nnode-d: {} flows in {} tables", node_d.n_rules(), node_d.table_stats().len());
+    Ok(if all_ok { ExitCode::SUCCESS } else { ExitCode::from(1) })
 }

@@ -33,8 +33,7 @@ pub struct CheckArgs {
 pub fn render(a: RenderArgs) -> Result<ExitCode, String> {
     let (cluster, _) = a.cluster.load()?;
     let node = a.cluster.node_name(&cluster)?;
-    let r = config::render::render(&cluster, &node)
-        .map_err(|e| format!("{}: {e}", a.cluster.source()))?;
+    let r = config::render::render(&cluster, &node).map_err(|e| format!("{}: {e}", a.cluster.source()))?;
     for w in &r.warnings {
         eprintln!("warning: {w}");
     }
@@ -58,8 +57,7 @@ pub fn check_flows(a: CheckArgs) -> Result<ExitCode, String> {
         match c {
             FlowCommand::Add(s) => {
                 println!("{}", s.to_dump_line(stats));
-                of.add_flow(s.clone())
-                    .map_err(|e| format!("{}:{}:1: {e}", a.file, line))?;
+                of.add_flow(s.clone()).map_err(|e| format!("{}:{}:1: {e}", a.file, line))?;
             }
             FlowCommand::Modify { strict, spec } => {
                 println!(

@@ -67,10 +67,7 @@ pub fn trace(a: TraceArgs) -> Result<ExitCode, String> {
     let mut t = Trace::default();
     let x = xlate(&of, &flow, Some(&mut t));
     if a.json {
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&xlate_json(&flow, &x)).unwrap_or_default()
-        );
+        println!("{}", serde_json::to_string_pretty(&xlate_json(&flow, &x)).unwrap_or_default());
     } else {
         print!("{}", report(&flow, &x, &t, "br0"));
     }
@@ -96,7 +93,9 @@ pub fn xlate_json(flow: &OfFlow, x: &Xlate) -> Value {
         .outputs
         .iter()
         .map(|o| match (o.tun_dst, o.tun_id) {
-            (Some(d), Some(id)) => json!({"port": o.port, "tun_dst": std::net::Ipv4Addr::from(d).to_string(), "tun_id": id}),
+            (Some(d), Some(id)) => {
+                json!({"port": o.port, "tun_dst": std::net::Ipv4Addr::from(d).to_string(), "tun_id": id})
+            }
             _ => json!({"port": o.port}),
         })
         .collect();
@@ -155,49 +154,22 @@ pub(crate) fn follow(
         let delivered = here_is_dst && x.outputs.iter().any(|o| o.port == dst.1.ofport);
         let tunnel = x.outputs.iter().find(|o| o.tun_dst.is_some()).copied();
         let drop = x.drop;
-        hops.push(Hop {
-            node: node.clone(),
-            flow,
-            x,
-        });
+        hops.push(Hop { node: node.clone(), flow, x });
         if delivered {
-            return Ok(PathResult {
-                ok: true,
-                why: String::new(),
-                hops,
-            });
+            return Ok(PathResult { ok: true, why: String::new(), hops });
         }
         if let Some(d) = drop {
-            let why = format!(
-                "dropped on {node} in table {} ({})",
-                d.table,
-                d.kind.as_str()
-            );
-            return Ok(PathResult {
-                ok: false,
-                why,
-                hops,
-            });
+            let why = format!("dropped on {node} in table {} ({})", d.table, d.kind.as_str());
+            return Ok(PathResult { ok: false, why, hops });
         }
         let Some(t) = tunnel.filter(|_| !here_is_dst) else {
-            return Ok(PathResult {
-                ok: false,
-                why: format!("not delivered to {} on {node}", dst.1.name),
-                hops,
-            });
+            return Ok(PathResult { ok: false, why: format!("not delivered to {} on {node}", dst.1.name), hops });
         };
         let dst_ip = std::net::Ipv4Addr::from(t.tun_dst.unwrap_or(0));
         let Some(next) = c.host_subnets.iter().find(|h| h.host_ip.0 == dst_ip) else {
-            return Ok(PathResult {
-                ok: false,
-                why: format!("tunnelled to {dst_ip}, which is no node"),
-                hops,
-            });
+            return Ok(PathResult { ok: false, why: format!("tunnelled to {dst_ip}, which is no node"), hops });
         };
-        let here_ip = c
-            .host_subnet(&node)
-            .map(|h| u32::from(h.host_ip.0))
-            .unwrap_or(0);
+        let here_ip = c.host_subnet(&node).map(|h| u32::from(h.host_ip.0)).unwrap_or(0);
         let mut f = flow;
         f.set(Field::InPort, 1);
         f.set(Field::TunId, t.tun_id.unwrap_or(0) & 0xff_ffff);
@@ -213,47 +185,25 @@ pub(crate) fn follow(
             });
         }
     }
-    Ok(PathResult {
-        ok: false,
-        why: "too many hops".into(),
-        hops,
-    })
+    Ok(PathResult { ok: false, why: "too many hops".into(), hops })
 }
 
 fn pod_to_pod(a: &TraceArgs, src: &str, dst: &str) -> Result<ExitCode, String> {
     let (c, _) = a.cluster.load()?;
     let source = a.cluster.source();
     let find = |name: &str| {
-        c.find_pod(name).ok_or_else(|| {
-            format!("{source}: no pod `{name}` (write namespace/name) on any described node")
-        })
+        c.find_pod(name)
+            .ok_or_else(|| format!("{source}: no pod `{name}` (write namespace/name) on any described node"))
     };
     let s = find(src)?;
     let d = find(dst)?;
     let proto = if a.udp { IPPROTO_UDP } else { IPPROTO_TCP };
     let mut tables = HashMap::new();
-    let fwd = follow(
-        &c,
-        &mut tables,
-        s,
-        d,
-        (proto, SRC_PORT, a.dst_port),
-        &source,
-    )?;
-    let rev = follow(
-        &c,
-        &mut tables,
-        d,
-        s,
-        (proto, a.dst_port, SRC_PORT),
-        &source,
-    )?;
+    let fwd = follow(&c, &mut tables, s, d, (proto, SRC_PORT, a.dst_port), &source)?;
+    let rev = follow(&c, &mut tables, d, s, (proto, a.dst_port, SRC_PORT), &source)?;
     let line = |r: &PathResult, from: &Pod, to: &Pod, dir: &str| {
         let verdict = if r.ok { "success" } else { "failure" };
-        let mut l = format!(
-            "ofproto/trace {dir} indicates {verdict} from {} to {}",
-            from.name, to.name
-        );
+        let mut l = format!("ofproto/trace {dir} indicates {verdict} from {} to {}", from.name, to.name);
         if !r.ok {
             l.push_str(&format!(": {}", r.why));
         }
@@ -279,9 +229,5 @@ fn pod_to_pod(a: &TraceArgs, src: &str, dst: &str) -> Result<ExitCode, String> {
         println!("{}", line(&fwd, s.1, d.1, "source pod to destination pod"));
         println!("{}", line(&rev, d.1, s.1, "destination pod to source pod"));
     }
-    Ok(if fwd.ok && rev.ok {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::from(1)
-    })
+    Ok(if fwd.ok && rev.ok { ExitCode::SUCCESS } else { ExitCode::from(1) })
 }

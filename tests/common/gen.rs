@@ -24,18 +24,10 @@ impl Pools {
         let gw = std::net::Ipv4Addr::from(hs.subnet.addr() | 1).to_string();
         let local: Vec<(u32, String)> = c
             .find_node(node)
-            .map(|n| {
-                n.pods
-                    .iter()
-                    .map(|p| (p.ofport, p.ip.to_string()))
-                    .collect()
-            })
+            .map(|n| n.pods.iter().map(|p| (p.ofport, p.ip.to_string())).collect())
             .unwrap_or_default();
-        let mut remote_pods: Vec<String> = c
-            .all_nodes()
-            .filter(|n| n.name != node)
-            .flat_map(|n| n.pods.iter().map(|p| p.ip.to_string()))
-            .collect();
+        let mut remote_pods: Vec<String> =
+            c.all_nodes().filter(|n| n.name != node).flat_map(|n| n.pods.iter().map(|p| p.ip.to_string())).collect();
         for h in &c.host_subnets {
             let a = h.subnet.addr();
             remote_pods.push(std::net::Ipv4Addr::from(a + 9).to_string());
@@ -48,17 +40,8 @@ impl Pools {
             remote_pods,
             gateway: gw,
             node_ip: hs.host_ip.to_string(),
-            node_ips: c
-                .host_subnets
-                .iter()
-                .map(|h| h.host_ip.to_string())
-                .collect(),
-            services: c
-                .services
-                .iter()
-                .map(|s| s.cluster_ip.clone())
-                .chain(["172.30.99.99".to_string()])
-                .collect(),
+            node_ips: c.host_subnets.iter().map(|h| h.host_ip.to_string()).collect(),
+            services: c.services.iter().map(|s| s.cluster_ip.clone()).chain(["172.30.99.99".to_string()]).collect(),
             vnids,
         }
     }
@@ -69,18 +52,10 @@ impl Pools {
             2 | 3 => r.pick(&self.remote_pods).clone(),
             4 => self.gateway.clone(),
             5 => r.pick(&self.services).clone(),
-            6 => r
-                .pick(&["224.0.0.251", "239.1.2.3", "224.0.0.1"])
-                .to_string(),
+            6 => r.pick(&["224.0.0.251", "239.1.2.3", "224.0.0.1"]).to_string(),
             7 => self.node_ip.clone(),
             8 => r.pick(&self.node_ips).clone(),
-            _ => format!(
-                "{}.{}.{}.{}",
-                1 + r.below(223),
-                r.below(256),
-                r.below(256),
-                r.below(256)
-            ),
+            _ => format!("{}.{}.{}.{}", 1 + r.below(223), r.below(256), r.below(256), r.below(256)),
         }
     }
 
@@ -105,15 +80,8 @@ impl Pools {
                 1 => "0.0.0.0".to_string(),
                 _ => r.pick(&self.node_ips).clone(),
             };
-            let id = if r.chance(80) {
-                *r.pick(&self.vnids)
-            } else {
-                r.below(1 << 24)
-            };
-            f.push(format!(
-                "tun_id={id:#x},tun_src={src},tun_dst={}",
-                self.node_ip
-            ));
+            let id = if r.chance(80) { *r.pick(&self.vnids) } else { r.below(1 << 24) };
+            f.push(format!("tun_id={id:#x},tun_src={src},tun_dst={}", self.node_ip));
         }
         f.push(format!("in_port={in_port}"));
         let own_src = in_port == pod.0 && r.chance(80);
@@ -139,10 +107,7 @@ impl Pools {
                 };
                 f.push(proto.into());
                 f.push(format!("dl_src={}", Self::mac_of(&src_ip)));
-                f.push(format!(
-                    "nw_src={src_ip},nw_dst={},nw_ttl=64,nw_frag={frag}",
-                    self.any_ip(r)
-                ));
+                f.push(format!("nw_src={src_ip},nw_dst={},nw_ttl=64,nw_frag={frag}", self.any_ip(r)));
                 if proto == "ip" && r.chance(50) {
                     f.push("nw_proto=47".into());
                 }
@@ -150,12 +115,8 @@ impl Pools {
                     match proto {
                         "tcp" | "udp" => {
                             let any = 1 + r.below(65535);
-                            let dport =
-                                *r.pick(&[53u64, 80, 443, 514, 4789, 5353, 8080, 8443, any]);
-                            f.push(format!(
-                                "{proto}_src={},{proto}_dst={dport}",
-                                1024 + r.below(60000)
-                            ));
+                            let dport = *r.pick(&[53u64, 80, 443, 514, 4789, 5353, 8080, 8443, any]);
+                            f.push(format!("{proto}_src={},{proto}_dst={dport}", 1024 + r.below(60000)));
                         }
                         "icmp" => f.push("icmp_type=8,icmp_code=0".into()),
                         _ => {}
@@ -163,19 +124,12 @@ impl Pools {
                 }
             }
             65..=89 => {
-                let sha = if r.chance(80) {
-                    Self::mac_of(&src_ip)
-                } else {
-                    "0a:58:01:02:03:04".into()
-                };
+                let sha = if r.chance(80) { Self::mac_of(&src_ip) } else { "0a:58:01:02:03:04".into() };
                 let tpa = match r.below(3) {
                     0 => self.gateway.clone(),
                     _ => self.any_ip(r),
                 };
-                f.push(format!(
-                    "arp,arp_op={},arp_spa={src_ip},arp_tpa={tpa},arp_sha={sha}",
-                    1 + r.below(2)
-                ));
+                f.push(format!("arp,arp_op={},arp_spa={src_ip},arp_tpa={tpa},arp_sha={sha}", 1 + r.below(2)));
             }
             90..=94 => f.push("ipv6".into()),
             _ => f.push("dl_type=0x88cc".into()),

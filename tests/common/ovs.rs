@@ -35,10 +35,7 @@ fn run(dir: &Path, prog: &str, args: &[&str]) -> String {
 impl Ovs {
     /// Starts OVS with br0 and the given pod ports (besides vxlan0 and tun0).
     pub fn start(pod_ports: &[u32]) -> Ovs {
-        let dir = tempfile::Builder::new()
-            .prefix("sdnfwd-oracle-")
-            .tempdir()
-            .expect("temp dir");
+        let dir = tempfile::Builder::new().prefix("sdnfwd-oracle-").tempdir().expect("temp dir");
         let d = dir.path().to_path_buf();
         let d = d.as_path();
         let p = |s: &str| -> String { d.join(s).to_string_lossy().into_owned() };
@@ -146,12 +143,7 @@ impl Ovs {
     }
 
     pub fn appctl(&self, args: &[&str]) -> String {
-        let ctl = self
-            .dir
-            .path()
-            .join("vswitchd.ctl")
-            .to_string_lossy()
-            .into_owned();
+        let ctl = self.dir.path().join("vswitchd.ctl").to_string_lossy().into_owned();
         let mut a = vec!["-t", ctl.as_str()];
         a.extend_from_slice(args);
         run(self.dir.path(), "ovs-appctl", &a)
@@ -207,8 +199,7 @@ pub fn parse_trace(text: &str, tun_id0: u64) -> OfVerdict {
     let flush = |v: &mut OfVerdict, p: &mut Option<u32>, tun_dst: &Option<String>, tun_id: u64| {
         if let Some(port) = p.take() {
             if port == 1 {
-                v.outputs
-                    .push((port, tun_dst.clone(), Some(tun_id & 0xffffff)));
+                v.outputs.push((port, tun_dst.clone(), Some(tun_id & 0xffffff)));
             } else {
                 v.outputs.push((port, None, None));
             }

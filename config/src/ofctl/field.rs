@@ -133,9 +133,7 @@ impl Field {
     /// Register number if this is `regN`.
     pub fn reg_index(self) -> Option<usize> {
         let i = self.index();
-        (Field::Reg0.index()..=Field::Reg7.index())
-            .contains(&i)
-            .then(|| i - Field::Reg0.index())
+        (Field::Reg0.index()..=Field::Reg7.index()).contains(&i).then(|| i - Field::Reg0.index())
     }
 
     /// All bits a field can hold (`nw_tos` holds the DSCP bits of the TOS
@@ -169,15 +167,7 @@ impl Field {
 
     /// Whether a `/mask` may follow the value.
     pub fn maskable(self) -> bool {
-        !matches!(
-            self,
-            Field::InPort
-                | Field::DlType
-                | Field::NwProto
-                | Field::NwTos
-                | Field::NwEcn
-                | Field::NwTtl
-        )
+        !matches!(self, Field::InPort | Field::DlType | Field::NwProto | Field::NwTos | Field::NwEcn | Field::NwTtl)
     }
 
     /// How values of this field are written.

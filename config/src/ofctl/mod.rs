@@ -86,20 +86,12 @@ pub struct SubField {
 impl SubField {
     /// The whole field.
     pub fn whole(field: Field) -> SubField {
-        SubField {
-            field,
-            ofs: 0,
-            n_bits: field.n_bits(),
-        }
+        SubField { field, ofs: 0, n_bits: field.n_bits() }
     }
 
     /// Mask of the covered bits within the field's value.
     pub fn mask(&self) -> u64 {
-        let m = if self.n_bits >= 64 {
-            u64::MAX
-        } else {
-            (1u64 << self.n_bits) - 1
-        };
+        let m = if self.n_bits >= 64 { u64::MAX } else { (1u64 << self.n_bits) - 1 };
         m << self.ofs
     }
 }
@@ -203,10 +195,7 @@ fn put_hex(s: &mut String, v: u64) {
 /// Formats an Ethernet address held in the low 48 bits.
 pub fn fmt_mac(v: u64) -> String {
     let b = v.to_be_bytes();
-    format!(
-        "{:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}",
-        b[2], b[3], b[4], b[5], b[6], b[7]
-    )
+    format!("{:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}", b[2], b[3], b[4], b[5], b[6], b[7])
 }
 
 /// Formats an IPv4 address held in the low 32 bits.
@@ -388,22 +377,10 @@ pub fn fmt_match(m: &Match, priority: Option<u16>) -> String {
             let _ = write!(s, "nw_frag={kw},");
         }
         1 => {
-            let _ = write!(
-                s,
-                "nw_frag={},",
-                if v & FRAG_ANY != 0 { "yes" } else { "no" }
-            );
+            let _ = write!(s, "nw_frag={},", if v & FRAG_ANY != 0 { "yes" } else { "no" });
         }
         2 => {
-            let _ = write!(
-                s,
-                "nw_frag={},",
-                if v & FRAG_LATER != 0 {
-                    "later"
-                } else {
-                    "not_later"
-                }
-            );
+            let _ = write!(s, "nw_frag={},", if v & FRAG_LATER != 0 { "later" } else { "not_later" });
         }
         _ => {}
     }
@@ -521,11 +498,7 @@ impl FlowSpec {
         let _ = write!(s, " cookie={:#x}, ", self.cookie);
         if let Some(st) = stats {
             let _ = write!(s, "duration={:.3}s, ", st.duration_secs);
-            let _ = write!(
-                s,
-                "table={}, n_packets={}, n_bytes={}, ",
-                self.table, st.n_packets, st.n_bytes
-            );
+            let _ = write!(s, "table={}, n_packets={}, n_bytes={}, ", self.table, st.n_packets, st.n_bytes);
         } else {
             let _ = write!(s, "table={}, ", self.table);
         }

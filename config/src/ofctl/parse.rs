@@ -61,47 +61,30 @@ fn parse_uint(s: &str, col: usize, what: &str) -> Res<u64> {
     };
     match r {
         Ok(v) if !s.is_empty() && !s.starts_with('+') => Ok(v),
-        _ => err(
-            col,
-            format!("expected {what} (a decimal or 0x-hex integer), found `{s}`"),
-        ),
+        _ => err(col, format!("expected {what} (a decimal or 0x-hex integer), found `{s}`")),
     }
 }
 
 fn parse_ip(s: &str, col: usize) -> Res<u64> {
     match s.parse::<std::net::Ipv4Addr>() {
         Ok(a) => Ok(u32::from(a) as u64),
-        Err(_) => err(
-            col,
-            format!("expected an IPv4 address a.b.c.d, found `{s}`"),
-        ),
+        Err(_) => err(col, format!("expected an IPv4 address a.b.c.d, found `{s}`")),
     }
 }
 
 fn parse_mac(s: &str, col: usize) -> Res<u64> {
     let parts: Vec<&str> = s.split(':').collect();
     if parts.len() != 6 {
-        return err(
-            col,
-            format!("expected an Ethernet address xx:xx:xx:xx:xx:xx, found `{s}`"),
-        );
+        return err(col, format!("expected an Ethernet address xx:xx:xx:xx:xx:xx, found `{s}`"));
     }
     let mut v = 0u64;
     for p in parts {
         if p.is_empty() || p.len() > 2 {
-            return err(
-                col,
-                format!("expected an Ethernet address xx:xx:xx:xx:xx:xx, found `{s}`"),
-            );
+            return err(col, format!("expected an Ethernet address xx:xx:xx:xx:xx:xx, found `{s}`"));
         }
         match u8::from_str_radix(p, 16) {
             Ok(b) => v = (v << 8) | b as u64,
-            Err(_) => {
-                return err(
-                    col,
-                    format!("expected an Ethernet address xx:xx:xx:xx:xx:xx, found `{s}`"),
-                )
-            }
+            Err(_) => return err(col, format!("expected an Ethernet address xx:xx:xx:xx:xx:xx, found `{s}`")),
         }
     }
     Ok(v)
@@ -129,12 +112,7 @@ fn parse_field_value(field: Field, s: &str, col: usize) -> Res<(u64, u64)> {
                 "first" => (FRAG_ANY, 3),
                 "later" => (3, 3),
                 "not_later" => (0, FRAG_LATER),
-                _ => {
-                    return err(
-                        col,
-                        format!("expected one of no, yes, first, later, not_later; found `{s}`"),
-                    )
-                }
+                _ => return err(col, format!("expected one of no, yes, first, later, not_later; found `{s}`")),
             })
         }
         Kind::Ipv4 => {
@@ -150,12 +128,7 @@ fn parse_field_value(field: Field, s: &str, col: usize) -> Res<(u64, u64)> {
                             (u32::MAX << (32 - n)) as u64
                         }
                     }
-                    _ => {
-                        return err(
-                            mcol,
-                            format!("expected a prefix length 0..32 or a dotted mask, found `{m}`"),
-                        )
-                    }
+                    _ => return err(mcol, format!("expected a prefix length 0..32 or a dotted mask, found `{m}`")),
                 },
             };
             Ok((v & m, m))
@@ -187,21 +160,14 @@ fn parse_field_value(field: Field, s: &str, col: usize) -> Res<(u64, u64)> {
             };
             if field == Field::NwTos {
                 if v & !0xfc != 0 {
-                    return err(
-                        col,
-                        format!("nw_tos {v} is not a DSCP value (a multiple of 4 below 256)"),
-                    );
+                    return err(col, format!("nw_tos {v} is not a DSCP value (a multiple of 4 below 256)"));
                 }
                 return Ok((v, 0xfc));
             }
             if v & !full != 0 || m & !full != 0 {
                 return err(
                     col,
-                    format!(
-                        "value `{s}` does not fit field {} ({} bits)",
-                        field.name(),
-                        full.count_ones()
-                    ),
+                    format!("value `{s}` does not fit field {} ({} bits)", field.name(), full.count_ones()),
                 );
             }
             Ok((v & m, m))
@@ -226,36 +192,22 @@ fn split_actions(s: &str, col0: usize) -> Vec<Token<'_>> {
             b'(' | b'[' => depth += 1,
             b')' | b']' => depth -= 1,
             b',' if depth <= 0 => {
-                out.push(Token {
-                    text: &s[start..i],
-                    col: col0 + start,
-                });
+                out.push(Token { text: &s[start..i], col: col0 + start });
                 start = i + 1;
             }
             _ => {}
         }
     }
-    out.push(Token {
-        text: &s[start..],
-        col: col0 + start,
-    });
+    out.push(Token { text: &s[start..], col: col0 + start });
     out
 }
 
 fn parse_subfield(s: &str, col: usize) -> Res<SubField> {
     let Some(open) = s.find('[') else {
-        return err(
-            col,
-            format!(
-                "expected a subfield such as NXM_NX_REG0[] or NXM_NX_TUN_ID[0..31], found `{s}`"
-            ),
-        );
+        return err(col, format!("expected a subfield such as NXM_NX_REG0[] or NXM_NX_TUN_ID[0..31], found `{s}`"));
     };
     if !s.ends_with(']') {
-        return err(
-            col + s.len(),
-            format!("expected `]` to close subfield `{s}`"),
-        );
+        return err(col + s.len(), format!("expected `]` to close subfield `{s}`"));
     }
     let name = &s[..open];
     let Some(field) = lookup_subfield_name(name) else {
@@ -277,16 +229,7 @@ fn parse_subfield(s: &str, col: usize) -> Res<SubField> {
         (parse_uint(range, rcol, "a bit offset")? as u32, 1)
     };
     if ofs + n_bits > width {
-        return err(
-            rcol,
-            format!(
-                "bits {}..{} do not fit {} ({} bits)",
-                ofs,
-                ofs + n_bits - 1,
-                name,
-                width
-            ),
-        );
+        return err(rcol, format!("bits {}..{} do not fit {} ({} bits)", ofs, ofs + n_bits - 1, name, width));
     }
     Ok(SubField { field, ofs, n_bits })
 }
@@ -318,12 +261,7 @@ fn parse_action<'a>(tok: &Token<'a>) -> Res<Option<Action>> {
     };
     let acol = col + name.len() + 1;
     let need = |a: Option<&'a str>| -> Res<&'a str> {
-        a.ok_or_else(|| {
-            (
-                col,
-                format!("action `{name}` needs an argument (`{name}:...`)"),
-            )
-        })
+        a.ok_or_else(|| (col, format!("action `{name}` needs an argument (`{name}:...`)")))
     };
     Ok(Some(match name {
         "drop" => {
@@ -341,9 +279,7 @@ fn parse_action<'a>(tok: &Token<'a>) -> Res<Option<Action>> {
             }
         }
         "IN_PORT" | "LOCAL" if arg.is_none() => Action::Output(parse_port(name, col)?),
-        n if arg.is_none() && n.bytes().all(|b| b.is_ascii_digit()) => {
-            Action::Output(parse_port(n, col)?)
-        }
+        n if arg.is_none() && n.bytes().all(|b| b.is_ascii_digit()) => Action::Output(parse_port(n, col)?),
         "goto_table" => {
             let a = need(arg)?;
             let v = parse_uint(a, acol, "a table number")?;
@@ -360,13 +296,7 @@ fn parse_action<'a>(tok: &Token<'a>) -> Res<Option<Action>> {
             let src = parse_subfield(s, acol)?;
             let dst = parse_subfield(d, acol + s.len() + 2)?;
             if src.n_bits != dst.n_bits {
-                return err(
-                    acol,
-                    format!(
-                        "source is {} bits but destination is {} bits",
-                        src.n_bits, dst.n_bits
-                    ),
-                );
+                return err(acol, format!("source is {} bits but destination is {} bits", src.n_bits, dst.n_bits));
             }
             Action::Move { src, dst }
         }
@@ -378,10 +308,7 @@ fn parse_action<'a>(tok: &Token<'a>) -> Res<Option<Action>> {
             let value = parse_uint(v, acol, "a value")?;
             let dst = parse_subfield(d, acol + v.len() + 2)?;
             if dst.n_bits < 64 && value >> dst.n_bits != 0 {
-                return err(
-                    acol,
-                    format!("value {v} does not fit in {} bits", dst.n_bits),
-                );
+                return err(acol, format!("value {v} does not fit in {} bits", dst.n_bits));
             }
             Action::Load { value, dst }
         }
@@ -409,10 +336,7 @@ fn parse_action<'a>(tok: &Token<'a>) -> Res<Option<Action>> {
             let mut bytes = Vec::new();
             let hex: String = a.chars().filter(|&c| c != '.').collect();
             if !hex.len().is_multiple_of(2) || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
-                return err(
-                    acol,
-                    format!("expected hex bytes such as 01.07 after `note:`, found `{a}`"),
-                );
+                return err(acol, format!("expected hex bytes such as 01.07 after `note:`, found `{a}`"));
             }
             for i in (0..hex.len()).step_by(2) {
                 bytes.push(u8::from_str_radix(&hex[i..i + 2], 16).unwrap_or(0));
@@ -447,10 +371,7 @@ fn parse_actions(s: &str, col0: usize) -> Res<Vec<Action>> {
     }
     if let Some(i) = out.iter().position(|a| matches!(a, Action::GotoTable(_))) {
         if i + 1 != out.len() {
-            return err(
-                toks[i].col,
-                "goto_table must be the last action (it is an instruction)",
-            );
+            return err(toks[i].col, "goto_table must be the last action (it is an instruction)");
         }
     }
     Ok(out)
@@ -475,22 +396,13 @@ fn check_prereqs(m: &Match, pend: &[Pending]) -> Res<()> {
             Prereq::Ip => (ip, "`ip` (dl_type=0x0800)"),
             Prereq::Arp => (arp, "`arp` (dl_type=0x0806)"),
             Prereq::IpOrArp => (ip || arp, "`ip` or `arp`"),
-            Prereq::L4 => (
-                proto_is(IPPROTO_TCP) || proto_is(IPPROTO_UDP) || proto_is(132),
-                "`tcp`, `udp` or `sctp`",
-            ),
+            Prereq::L4 => (proto_is(IPPROTO_TCP) || proto_is(IPPROTO_UDP) || proto_is(132), "`tcp`, `udp` or `sctp`"),
             Prereq::Proto(IPPROTO_TCP) => (proto_is(IPPROTO_TCP), "`tcp`"),
             Prereq::Proto(IPPROTO_UDP) => (proto_is(IPPROTO_UDP), "`udp`"),
             Prereq::Proto(_) => (proto_is(IPPROTO_ICMP), "`icmp`"),
         };
         if !ok {
-            return err(
-                p.col,
-                format!(
-                    "{} requires {} in the match (prerequisite not met)",
-                    p.name, what
-                ),
-            );
+            return err(p.col, format!("{} requires {} in the match (prerequisite not met)", p.name, what));
         }
     }
     Ok(())
@@ -499,13 +411,7 @@ fn check_prereqs(m: &Match, pend: &[Pending]) -> Res<()> {
 fn set_once(m: &mut Match, field: Field, v: u64, mask: u64, col: usize, name: &str) -> Res<()> {
     let (ov, om) = m.get(field);
     if om != 0 && (ov, om) != (v & mask & field.full_mask(), mask & field.full_mask()) {
-        return err(
-            col,
-            format!(
-                "`{name}` conflicts with an earlier value of {}",
-                field.name()
-            ),
-        );
+        return err(col, format!("`{name}` conflicts with an earlier value of {}", field.name()));
     }
     m.set_masked(field, v, mask);
     Ok(())
@@ -527,10 +433,7 @@ fn parse_spec(line: &str, kind: LineKind, trace: bool) -> Res<FlowSpec> {
         }
         let col = i + 1;
         let rest = &line[i..];
-        if let Some(a) = rest
-            .strip_prefix("actions=")
-            .or_else(|| rest.strip_prefix("action="))
-        {
+        if let Some(a) = rest.strip_prefix("actions=").or_else(|| rest.strip_prefix("action=")) {
             if trace {
                 return err(col, "a trace flow takes no actions");
             }
@@ -550,14 +453,10 @@ fn parse_spec(line: &str, kind: LineKind, trace: bool) -> Res<FlowSpec> {
             None => (tok, None),
         };
         let vcol = col + key.len() + 1;
-        let need = || -> Res<&str> {
-            val.ok_or_else(|| (col, format!("`{key}` needs a value (`{key}=...`)")))
-        };
+        let need = || -> Res<&str> { val.ok_or_else(|| (col, format!("`{key}` needs a value (`{key}=...`)"))) };
         let meta_ok = !trace;
         match key {
-            "ip" | "arp" | "tcp" | "udp" | "icmp" | "igmp" | "sctp" | "ipv6" | "rarp"
-                if val.is_none() =>
-            {
+            "ip" | "arp" | "tcp" | "udp" | "icmp" | "igmp" | "sctp" | "ipv6" | "rarp" if val.is_none() => {
                 let (dl, proto) = match key {
                     "ip" => (ETH_TYPE_IP, None),
                     "arp" => (ETH_TYPE_ARP, None),
@@ -597,10 +496,7 @@ fn parse_spec(line: &str, kind: LineKind, trace: bool) -> Res<FlowSpec> {
                 match v.split_once('/') {
                     Some((c, m)) => {
                         if kind == LineKind::Add {
-                            return err(
-                                vcol,
-                                "a cookie mask is only allowed when deleting or modifying flows",
-                            );
+                            return err(vcol, "a cookie mask is only allowed when deleting or modifying flows");
                         }
                         spec.cookie = parse_uint(c, vcol, "a cookie")?;
                         spec.cookie_mask = parse_uint(m, vcol + c.len() + 1, "a cookie mask")?;
@@ -625,13 +521,10 @@ fn parse_spec(line: &str, kind: LineKind, trace: bool) -> Res<FlowSpec> {
                     spec.hard_timeout = v as u16;
                 }
             }
-            "duration" | "n_packets" | "n_bytes" | "idle_age" | "hard_age" | "importance"
-                if meta_ok =>
-            {
+            "duration" | "n_packets" | "n_bytes" | "idle_age" | "hard_age" | "importance" if meta_ok => {
                 need()?;
             }
-            "send_flow_rem" | "check_overlap" | "reset_counts" | "no_packet_counts"
-            | "no_byte_counts"
+            "send_flow_rem" | "check_overlap" | "reset_counts" | "no_packet_counts" | "no_byte_counts"
                 if meta_ok && val.is_none() => {}
             _ => {
                 let Some((field, prereq)) = lookup_match_field(key) else {
@@ -642,25 +535,15 @@ fn parse_spec(line: &str, kind: LineKind, trace: bool) -> Res<FlowSpec> {
                     return err(vcol, format!("{key} does not take a mask"));
                 }
                 if trace && m != field.full_mask() {
-                    return err(
-                        vcol,
-                        format!("a trace flow gives exact values; `{tok}` has a mask"),
-                    );
+                    return err(vcol, format!("a trace flow gives exact values; `{tok}` has a mask"));
                 }
                 set_once(&mut spec.m, field, v, m, col, key)?;
-                pend.push(Pending {
-                    name: key.to_string(),
-                    prereq,
-                    col,
-                });
+                pend.push(Pending { name: key.to_string(), prereq, col });
             }
         }
     }
     if kind == LineKind::Add && !actions_seen && !trace {
-        return err(
-            line.len() + 1,
-            "expected `actions=` (an added flow needs actions; write `actions=drop` to drop)",
-        );
+        return err(line.len() + 1, "expected `actions=` (an added flow needs actions; write `actions=drop` to drop)");
     }
     check_prereqs(&spec.m, &pend)?;
     Ok(spec)
@@ -684,9 +567,7 @@ pub fn parse_flow_line(line: &str, kind: LineKind) -> Result<FlowSpec, ParseErro
 /// # Errors
 /// A [`ParseError`] for unknown fields, masks, or unmet prerequisites.
 pub fn parse_trace_flow(text: &str) -> Result<Match, ParseError> {
-    parse_spec(text.trim(), LineKind::Match, true)
-        .map(|s| s.m)
-        .map_err(|e| to_parse_error(1, e))
+    parse_spec(text.trim(), LineKind::Match, true).map(|s| s.m).map_err(|e| to_parse_error(1, e))
 }
 
 /// Parses a flow file: one flow per line, `#` comments and blank lines
@@ -711,10 +592,7 @@ pub fn parse_flow_file(text: &str) -> Result<Vec<(usize, FlowCommand)>, ParseErr
         let mut body = trimmed;
         let mut off = lead;
         let word = |body: &mut &str, off: &mut usize| -> Option<String> {
-            let w: String = body
-                .chars()
-                .take_while(|c| c.is_ascii_alphabetic() || *c == '_')
-                .collect();
+            let w: String = body.chars().take_while(|c| c.is_ascii_alphabetic() || *c == '_').collect();
             let after = &body[w.len()..];
             if !w.is_empty() && (after.is_empty() || after.starts_with([' ', '\t'])) {
                 let rest = after.trim_start();
@@ -728,11 +606,7 @@ pub fn parse_flow_file(text: &str) -> Result<Vec<(usize, FlowCommand)>, ParseErr
         let mut cmd = None;
         let save = (body, off);
         if let Some(w) = word(&mut body, &mut off) {
-            let w = if w == "flow" {
-                word(&mut body, &mut off).unwrap_or_default()
-            } else {
-                w
-            };
+            let w = if w == "flow" { word(&mut body, &mut off).unwrap_or_default() } else { w };
             cmd = match w.as_str() {
                 "add" => Some((LineKind::Add, 0)),
                 "modify" => Some((LineKind::Match, 1)),
@@ -746,31 +620,20 @@ pub fn parse_flow_file(text: &str) -> Result<Vec<(usize, FlowCommand)>, ParseErr
             (body, off) = save;
         }
         let (kind, c) = cmd.unwrap_or((LineKind::Add, 0));
-        let spec = parse_spec(body, kind, false)
-            .map_err(|(col, msg)| ParseError::new(line_no, col + off, msg))?;
+        let spec = parse_spec(body, kind, false).map_err(|(col, msg)| ParseError::new(line_no, col + off, msg))?;
         if c == 1 || c == 2 {
             if spec.actions.is_empty() && !body.contains("actions") {
                 return Err(ParseError::new(line_no, off + 1, "modify needs `actions=`"));
             }
         } else if (c == 3 || c == 4) && body.contains("actions=") {
-            return Err(ParseError::new(
-                line_no,
-                off + 1,
-                "delete takes no `actions=`",
-            ));
+            return Err(ParseError::new(line_no, off + 1, "delete takes no `actions=`"));
         }
         out.push((
             line_no,
             match c {
                 0 => FlowCommand::Add(spec),
-                1 | 2 => FlowCommand::Modify {
-                    strict: c == 2,
-                    spec,
-                },
-                _ => FlowCommand::Delete {
-                    strict: c == 4,
-                    spec,
-                },
+                1 | 2 => FlowCommand::Modify { strict: c == 2, spec },
+                _ => FlowCommand::Delete { strict: c == 4, spec },
             },
         ));
     }

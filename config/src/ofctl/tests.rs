@@ -1,9 +1,7 @@
 use super::*;
 
 fn roundtrip(line: &str) -> String {
-    parse_flow_line(line, LineKind::Add)
-        .unwrap()
-        .to_dump_line(None)
+    parse_flow_line(line, LineKind::Add).unwrap().to_dump_line(None)
 }
 
 #[test]
@@ -58,16 +56,12 @@ fn test_print_order_matches_ovs() {
         roundtrip("table=5,priority=18,tun_src=1.2.3.4,tun_id=5,reg7=0xffffffff,actions=output:NXM_NX_REG7[0..15]"),
         " cookie=0x0, table=5, priority=18,reg7=0xffffffff,tun_id=0x5,tun_src=1.2.3.4 actions=output:NXM_NX_REG7[0..15]"
     );
-    assert_eq!(
-        roundtrip("table=253, actions=note:00.07"),
-        " cookie=0x0, table=253, actions=note:00.07.00.00.00.00"
-    );
+    assert_eq!(roundtrip("table=253, actions=note:00.07"), " cookie=0x0, table=253, actions=note:00.07.00.00.00.00");
 }
 
 #[test]
 fn test_openshift_bundle_syntax() {
-    let text =
-        "flow add table=80, priority=300, ip, nw_src=10.131.0.1/32, actions=output:NXM_NX_REG2[]\n\
+    let text = "flow add table=80, priority=300, ip, nw_src=10.131.0.1/32, actions=output:NXM_NX_REG2[]\n\
                 # comment\n\n\
                 flow delete table=10, cookie=0xdd216239/0xffffffff, tun_src=172.16.1.22\n\
                 delete_strict table=50, priority=100, arp, nw_dst=10.130.0.0/23\n";
@@ -81,10 +75,7 @@ fn test_openshift_bundle_syntax() {
         c => panic!("{c:?}"),
     }
     match &cmds[1].1 {
-        FlowCommand::Delete {
-            strict: false,
-            spec,
-        } => {
+        FlowCommand::Delete { strict: false, spec } => {
             assert_eq!((spec.cookie, spec.cookie_mask), (0xdd216239, 0xffffffff));
             assert!(spec.table_given);
         }
@@ -101,13 +92,10 @@ fn test_openshift_bundle_syntax() {
 
 #[test]
 fn test_errors_name_column() {
-    let e =
-        parse_flow_file("table=0,priority=1,ip,actions=drop\ntable=0, tcp_dst=80, actions=drop\n")
-            .unwrap_err();
+    let e = parse_flow_file("table=0,priority=1,ip,actions=drop\ntable=0, tcp_dst=80, actions=drop\n").unwrap_err();
     assert_eq!((e.line, e.col), (2, 10));
     assert!(e.msg.contains("requires `tcp`"), "{}", e.msg);
-    let e =
-        parse_flow_line("table=0,ip,nw_src=10.0.0.300,actions=drop", LineKind::Add).unwrap_err();
+    let e = parse_flow_line("table=0,ip,nw_src=10.0.0.300,actions=drop", LineKind::Add).unwrap_err();
     assert_eq!(e.col, 19);
     let e = parse_flow_line("table=0,arp,nw_tos=4,actions=drop", LineKind::Add).unwrap_err();
     assert!(e.msg.contains("requires `ip`"));
@@ -115,11 +103,7 @@ fn test_errors_name_column() {
     assert!(e.msg.contains("only action"));
     let e = parse_flow_line("table=0,ip", LineKind::Add).unwrap_err();
     assert!(e.msg.contains("actions="));
-    let e = parse_flow_line(
-        "table=0,ip,actions=load:0x1ff->NXM_NX_REG0[0..7]",
-        LineKind::Add,
-    )
-    .unwrap_err();
+    let e = parse_flow_line("table=0,ip,actions=load:0x1ff->NXM_NX_REG0[0..7]", LineKind::Add).unwrap_err();
     assert!(e.msg.contains("does not fit"));
     let e = parse_flow_line("table=0,ip,actions=frobnicate", LineKind::Add).unwrap_err();
     assert!(e.msg.contains("unsupported action"));
@@ -131,8 +115,7 @@ fn test_errors_name_column() {
 
 #[test]
 fn test_trace_flow() {
-    let m =
-        parse_trace_flow("in_port=3,tcp,nw_src=10.131.0.16,nw_dst=10.129.0.5,tcp_dst=80").unwrap();
+    let m = parse_trace_flow("in_port=3,tcp,nw_src=10.131.0.16,nw_dst=10.129.0.5,tcp_dst=80").unwrap();
     assert_eq!(m.get(Field::TpDst), (80, 0xffff));
     assert!(parse_trace_flow("in_port=3,ip,nw_src=10.0.0.0/8").is_err());
     assert!(parse_trace_flow("in_port=3,ip,actions=drop").is_err());
@@ -140,11 +123,7 @@ fn test_trace_flow() {
 
 #[test]
 fn test_loose_match() {
-    let rule = parse_flow_line(
-        "table=50,priority=100,arp,arp_tpa=10.130.0.0/23,actions=drop",
-        LineKind::Add,
-    )
-    .unwrap();
+    let rule = parse_flow_line("table=50,priority=100,arp,arp_tpa=10.130.0.0/23,actions=drop", LineKind::Add).unwrap();
     let pat = parse_flow_line("arp,nw_dst=10.130.0.0/23", LineKind::Match).unwrap();
     assert!(rule.m.is_within(&pat.m));
     let pat = parse_flow_line("ip,nw_dst=10.130.0.0/23", LineKind::Match).unwrap();
