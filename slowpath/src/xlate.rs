@@ -14,6 +14,8 @@
 
 use std::sync::Arc;
 
+use smallvec::SmallVec;
+
 use config::ofctl::{fmt_field_value, Action, Field, OFPP_IN_PORT};
 use fastpath::{DpAction, SetField};
 
@@ -72,13 +74,13 @@ pub struct Output {
 #[derive(Clone, Debug)]
 pub struct Xlate {
     /// Datapath actions, in order.
-    pub actions: Vec<DpAction>,
+    pub actions: SmallVec<[DpAction; 4]>,
     /// The outputs, in order.
-    pub outputs: Vec<Output>,
+    pub outputs: SmallVec<[Output; 4]>,
     /// Bits of the flow the result depends on (key words: the megaflow mask).
     pub wc: OfFlow,
     /// Rules hit, in order (counters are credited to them).
-    pub rules: Vec<RuleRef>,
+    pub rules: SmallVec<[RuleRef; 8]>,
     /// Set when nothing was output.
     pub drop: Option<DropReason>,
     /// The flow after all actions (registers, tunnel fields set).
@@ -114,8 +116,8 @@ struct Ctx<'a> {
     written: OfFlow,
     /// Packet fields written since the last output.
     dirty: OfFlow,
-    actions: Vec<DpAction>,
-    outputs: Vec<Output>,
+    actions: SmallVec<[DpAction; 4]>,
+    outputs: SmallVec<[Output; 4]>,
     in_port: u32,
     trace: Option<&'a mut Trace>,
 }
@@ -263,14 +265,14 @@ pub fn xlate(of: &Ofproto, flow: &OfFlow, trace: Option<&mut Trace>) -> Xlate {
         wc: OfFlow::default(),
         written: OfFlow::default(),
         dirty: OfFlow::default(),
-        actions: Vec::new(),
-        outputs: Vec::new(),
+        actions: SmallVec::new(),
+        outputs: SmallVec::new(),
         in_port,
         trace,
     };
     // The datapath classifies per input port: in_port is always exact.
     cx.wc.or_field(Field::InPort, Field::InPort.full_mask());
-    let mut rules: Vec<RuleRef> = Vec::new();
+    let mut rules: SmallVec<[RuleRef; 8]> = SmallVec::new();
     let mut table = 0u8;
     let mut drop = None;
     loop {
