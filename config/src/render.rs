@@ -400,6 +400,18 @@ mod tests {
     use super::*;
 
     #[test]
+    fn test_synthetic_scale() {
+        let c = crate::yaml::synthetic_cluster(1000, 10_000, 200);
+        let r = render(&c, "node-0").unwrap();
+        let count = |t: u8| r.flows.iter().filter(|f| f.table == t).count();
+        assert_eq!(count(10), 1 + 999);
+        assert_eq!(count(90), 1 + 999);
+        assert_eq!(count(60), 2 + 2 * 10_000);
+        assert_eq!(count(70), 1 + 200);
+        assert_eq!(r.flows.len(), 23_860, "total");
+    }
+
+    #[test]
     fn test_cookie_and_mark() {
         assert_eq!(host_subnet_cookie("node1UID"), 0x0f46ee1a);
         assert_eq!(host_subnet_cookie("5f6c2a10-1b2c-4d3e-8f90-0000000000f1"), 0x94940837);
