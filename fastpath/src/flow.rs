@@ -99,3 +99,200 @@ impl FlowKey {
         out
     }
 }
+
+/// A frame the extractor could not fully parse. The key then holds what was
+/// readable (as OVS's `flow_extract`: a bad IPv4 header leaves `dl_type` IP
+/// with zero addresses), the packet goes through the tables like any other,
+/// and the reason is counted.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u8)]
+pub enum Malformed {
+    /// Shorter than an Ethernet header.
+    ShortEthernet = 0,
+    /// IPv4 header truncated or invalid.
+    BadIpv4,
+    /// ARP truncated or not Ethernet/IPv4.
+    BadArp,
+    /// TCP/UDP/ICMP header truncated.
+    ShortL4,
+    /// Uplink frame that is not VXLAN to our VTEP.
+    NotForUs,
+}
+
+/// Number of [`Malformed`] reasons.
+pub const N_MALFORMED: usize = 5;
+
+/// The local end of the VXLAN overlay: frames arriving on the uplink to this
+/// VTEP and UDP port are decapsulated and enter as `in_port = port`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LocalVtep {
+    /// Local VTEP IPv4 address (the node IP).
+    pub ip: u32,
+    /// VXLAN UDP port.
+    pub udp_port: u16,
+    /// OpenFlow port of vxlan0.
+    pub port: u32,
+}
+
+impl FlowKey {
+    /// A 32-bit hash of the whole key (EMC index, megaflow buckets).
+    #[inline]
+    pub fn hash(&self) -> u32 {
+        let mut h = 0x9e37_79b9_7f4a_7c15u64;
+        for &w in &self.w {
+            h = (h.rotate_left(23) ^ w).wrapping_mul(0x517c_c1b7_2722_0a95);
+        }
+        (h ^ (h >> 32)) as u32
+    }
+
+    /// Extracts the key of an Ethernet frame received on `in_port`.
+    /// Returns why the frame was not fully parsed, if it was not.
+    #[inline]
+    pub fn extract(&mut self, f: &[u8], in_port: u32) -> Option<Malformed> {
+        use crate::wire;
+        self.w = [0; KEY_WORDS];
+        self.set(loc::IN_PORT, in_port as u64);
+        let Some((dst, src, dl_type, off)) = wire::ethernet(f) else {
+            return Some(Malformed::ShortEthernet);
+        };
+        self.w[3] = src;
+        self.w[4] = dst;
+        self.w[1] = (dl_type as u64) << 32;
+        match dl_type {
+            wire::ETH_TYPE_IPV4 => {
+                let Some(ip) = wire::ipv4(f, off) else {
+                    return Some(Malformed::BadIpv4);
+                };
+                let frag = if ip.later { 3 } else { ip.frag as u64 };
+                self.w[1] |= (ip.proto as u64) << 48 | frag << 56;
+                self.w[5] = ip.src as u64 | (ip.dst as u64) << 32;
+                self.w[6] = (ip.tos as u64) << 48 | (ip.ttl as u64) << 56;
+                if ip.later {
+                    return None;
+                }
+                let l4 = off + ip.ihl;
+                let ports = match ip.proto {
+                    6 | 17 | 132 => wire::l4_ports(f, l4),
+                    1 => wire::icmp(f, l4).map(|(t, c)| (t as u16, c as u16)),
+                    _ => return None,
+                };
+                let Some((sp, dp)) = ports else {
+                    return Some(Malformed::ShortL4);
+                };
+                self.w[3] |= (sp as u64) << 48;
+                self.w[4] |= (dp as u64) << 48;
+                None
+            }
+            wire::ETH_TYPE_ARP => {
+                let Some(a) = wire::arp(f, off) else {
+                    return Some(Malformed::BadArp);
+                };
+                let op = if a.op <= 0xff { a.op as u64 } else { 0 };
+                self.w[1] |= op << 48;
+                self.w[5] = a.spa as u64 | (a.tpa as u64) << 32;
+                self.w[6] = a.sha;
+                self.w[7] = a.tha;
+                None
+            }
+            _ => None,
+        }
+    }
+
+    /// Extracts the key of a frame from the uplink: VXLAN to `vtep` is
+    /// decapsulated (in_port becomes vxlan0, tunnel fields set) and the
+    /// offset of the inner frame returned; anything else is not for the
+    /// datapath (`Err(NotForUs)`, it belongs to the host).
+    #[inline]
+    pub fn extract_uplink(&mut self, f: &[u8], vtep: &LocalVtep) -> Result<(usize, Option<Malformed>), Malformed> {
+        use crate::wire;
+        let (_, _, t, off) = wire::ethernet(f).ok_or(Malformed::NotForUs)?;
+        if t != wire::ETH_TYPE_IPV4 {
+            return Err(Malformed::NotForUs);
+        }
+        let ip = wire::ipv4(f, off).ok_or(Malformed::NotForUs)?;
+        if ip.dst != vtep.ip || ip.proto != 17 || ip.frag {
+            return Err(Malformed::NotForUs);
+        }
+        let udp = off + ip.ihl;
+        let (_, dport) = wire::l4_ports(f, udp).ok_or(Malformed::NotForUs)?;
+        if dport != vtep.udp_port {
+            return Err(Malformed::NotForUs);
+        }
+        let vni = wire::vxlan_vni(f, udp + 8).ok_or(Malformed::NotForUs)?;
+        let inner = udp + 16;
+        let bad = self.extract(f.get(inner..).unwrap_or(&[]), vtep.port);
+        self.set(loc::TUN_ID, vni as u64);
+        self.set(loc::TUN_SRC, ip.src as u64);
+        self.set(loc::TUN_DST, ip.dst as u64);
+        Ok((inner, bad))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn frame_udp() -> Vec<u8> {
+        let mut f = vec![
+            0x0a, 0x58, 0x0a, 0x81, 0x00, 0x07, 0x0a, 0x58, 0x0a, 0x83, 0x00, 0x03, 0x08, 0x00, 0x45, 0x00, 0x00, 0x1c,
+            0x00, 0x01, 0x40, 0x00, 0x40, 0x11, 0x00, 0x00, 10, 131, 0, 3, 10, 129, 0, 7, 0x9c, 0x40, 0x1f, 0x90, 0x00,
+            0x08, 0x00, 0x00,
+        ];
+        f.resize(60, 0);
+        f
+    }
+
+    #[test]
+    fn test_extract_udp() {
+        let mut k = FlowKey::default();
+        assert_eq!(k.extract(&frame_udp(), 4), None);
+        assert_eq!(k.get(loc::IN_PORT), 4);
+        assert_eq!(k.get(loc::DL_TYPE), 0x0800);
+        assert_eq!(k.get(loc::NW_PROTO), 17);
+        assert_eq!(k.get(loc::NW_SRC), 0x0a830003);
+        assert_eq!(k.get(loc::NW_DST), 0x0a810007);
+        assert_eq!((k.get(loc::TP_SRC), k.get(loc::TP_DST)), (40000, 8080));
+        assert_eq!(k.get(loc::NW_TTL), 64);
+        assert_eq!(k.get(loc::DL_SRC), 0x0a580a830003);
+    }
+
+    #[test]
+    fn test_later_fragment_has_no_ports() {
+        let mut f = frame_udp();
+        f[20] = 0x00;
+        f[21] = 0x10; // offset 16*8
+        let mut k = FlowKey::default();
+        assert_eq!(k.extract(&f, 4), None);
+        assert_eq!(k.get(loc::NW_FRAG), 3);
+        assert_eq!((k.get(loc::TP_SRC), k.get(loc::TP_DST)), (0, 0));
+    }
+
+    #[test]
+    fn test_malformed_counts_but_keeps_type() {
+        let f = frame_udp();
+        let mut k = FlowKey::default();
+        assert_eq!(k.extract(&f[..30], 4), Some(Malformed::BadIpv4));
+        assert_eq!(k.get(loc::DL_TYPE), 0x0800);
+        assert_eq!(k.get(loc::NW_SRC), 0);
+        assert_eq!(k.extract(&f[..10], 4), Some(Malformed::ShortEthernet));
+        assert_eq!(k.extract(&f[..36], 4), Some(Malformed::ShortL4));
+    }
+
+    #[test]
+    fn test_uplink_decap() {
+        let inner = frame_udp();
+        let t = crate::wire::VxlanTemplate::new(1, 2, 0xac100110, 0xac100119, 4789, 0x2be3);
+        let mut f = vec![0u8; 50];
+        t.write(&mut f, inner.len(), 50000);
+        f.extend_from_slice(&inner);
+        let vtep = LocalVtep { ip: 0xac100119, udp_port: 4789, port: 1 };
+        let mut k = FlowKey::default();
+        assert_eq!(k.extract_uplink(&f, &vtep), Ok((50, None)));
+        assert_eq!(k.get(loc::IN_PORT), 1);
+        assert_eq!(k.get(loc::TUN_ID), 0x2be3);
+        assert_eq!(k.get(loc::TUN_SRC), 0xac100110);
+        assert_eq!(k.get(loc::NW_DST), 0x0a810007);
+        let other = LocalVtep { ip: 0xac100120, ..vtep };
+        assert_eq!(k.extract_uplink(&f, &other), Err(Malformed::NotForUs));
+    }
+}

@@ -5,6 +5,7 @@
 
 pub mod actions;
 pub mod flow;
+pub mod wire;
 
 pub use actions::{DpAction, SetField};
 pub use flow::{FlowKey, KEY_WORDS};

@@ -1,0 +1,298 @@
+//! Zero-copy header access for the frames the datapath handles: Ethernet
+//! (with one 802.1Q tag skipped), ARP, IPv4 (options, fragments), TCP, UDP,
+//! ICMP and VXLAN, and the VXLAN encapsulation header the tunnel pushes.
+//!
+//! No-panic contract: every accessor takes the frame as a slice and checks
+//! the length it needs first; a short frame yields `None`, never a panic.
+//! Multi-byte fields are big-endian on the wire and returned in host order.
+//!
+//! ```text
+//! VXLAN encapsulation (RFC 7348), 50 bytes before the inner frame:
+//!  0                   1                   2                   3
+//! +-----------------------------------------------------------------+
+//! | outer Ethernet: dst MAC, src MAC, type 0x0800        (14 bytes) |
+//! | outer IPv4: ver/ihl tos len id flags/frag ttl=64 proto=17 csum  |
+//! |             src VTEP, dst VTEP                       (20 bytes) |
+//! | UDP: src port (inner flow hash), dst 4789, len, csum 0 (8 bytes)|
+//! | VXLAN: flags 0x08 (I), reserved, VNI (24 bits), rsvd (8 bytes)  |
+//! +-----------------------------------------------------------------+
+//! ```
+
+/// Ethernet header length.
+pub const ETH_LEN: usize = 14;
+/// Bytes VXLAN encapsulation adds in front of the inner frame.
+pub const VXLAN_ENCAP_LEN: usize = 50;
+/// Ethertypes.
+pub const ETH_TYPE_IPV4: u16 = 0x0800;
+/// ARP.
+pub const ETH_TYPE_ARP: u16 = 0x0806;
+/// 802.1Q VLAN tag.
+pub const ETH_TYPE_VLAN: u16 = 0x8100;
+
+#[inline]
+fn be16(b: &[u8], at: usize) -> Option<u16> {
+    Some(u16::from_be_bytes([*b.get(at)?, *b.get(at + 1)?]))
+}
+
+#[inline]
+fn be32(b: &[u8], at: usize) -> Option<u32> {
+    let s = b.get(at..at + 4)?;
+    Some(u32::from_be_bytes([s[0], s[1], s[2], s[3]]))
+}
+
+#[inline]
+fn mac(b: &[u8], at: usize) -> Option<u64> {
+    let s = b.get(at..at + 6)?;
+    Some(u64::from_be_bytes([0, 0, s[0], s[1], s[2], s[3], s[4], s[5]]))
+}
+
+/// Ethernet: (dst, src, ethertype, payload offset), skipping one 802.1Q tag.
+#[inline]
+pub fn ethernet(f: &[u8]) -> Option<(u64, u64, u16, usize)> {
+    let dst = mac(f, 0)?;
+    let src = mac(f, 6)?;
+    let t = be16(f, 12)?;
+    if t == ETH_TYPE_VLAN {
+        return Some((dst, src, be16(f, 16)?, 18));
+    }
+    Some((dst, src, t, ETH_LEN))
+}
+
+/// An ARP packet over Ethernet/IPv4.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Arp {
+    /// Opcode (1 request, 2 reply).
+    pub op: u16,
+    /// Sender hardware address.
+    pub sha: u64,
+    /// Sender protocol address.
+    pub spa: u32,
+    /// Target hardware address.
+    pub tha: u64,
+    /// Target protocol address.
+    pub tpa: u32,
+}
+
+/// Parses ARP at `at` (Ethernet + IPv4 only).
+#[inline]
+pub fn arp(f: &[u8], at: usize) -> Option<Arp> {
+    let b = f.get(at..at + 28)?;
+    if be16(b, 0)? != 1 || be16(b, 2)? != ETH_TYPE_IPV4 || b[4] != 6 || b[5] != 4 {
+        return None;
+    }
+    Some(Arp { op: be16(b, 6)?, sha: mac(b, 8)?, spa: be32(b, 14)?, tha: mac(b, 18)?, tpa: be32(b, 24)? })
+}
+
+/// The IPv4 header fields the flow key needs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Ipv4 {
+    /// Header length in bytes (20..60).
+    pub ihl: usize,
+    /// Total length.
+    pub total_len: u16,
+    /// TOS byte.
+    pub tos: u8,
+    /// TTL.
+    pub ttl: u8,
+    /// Protocol.
+    pub proto: u8,
+    /// A fragment (MF set or offset ≠ 0).
+    pub frag: bool,
+    /// Offset ≠ 0.
+    pub later: bool,
+    /// Source.
+    pub src: u32,
+    /// Destination.
+    pub dst: u32,
+}
+
+/// Parses an IPv4 header at `at`; `None` if truncated or not version 4
+/// with a sane header length.
+#[inline]
+pub fn ipv4(f: &[u8], at: usize) -> Option<Ipv4> {
+    let b = f.get(at..at + 20)?;
+    if b[0] >> 4 != 4 {
+        return None;
+    }
+    let ihl = ((b[0] & 0x0f) as usize) * 4;
+    let total_len = be16(b, 2)?;
+    if ihl < 20 || f.len() < at + ihl || (total_len as usize) < ihl {
+        return None;
+    }
+    let fo = be16(b, 6)?;
+    let offset = fo & 0x1fff;
+    Some(Ipv4 {
+        ihl,
+        total_len,
+        tos: b[1],
+        ttl: b[8],
+        proto: b[9],
+        frag: offset != 0 || fo & 0x2000 != 0,
+        later: offset != 0,
+        src: be32(b, 12)?,
+        dst: be32(b, 16)?,
+    })
+}
+
+/// Source and destination ports of TCP or UDP at `at`.
+#[inline]
+pub fn l4_ports(f: &[u8], at: usize) -> Option<(u16, u16)> {
+    Some((be16(f, at)?, be16(f, at + 2)?))
+}
+
+/// ICMP type and code at `at`.
+#[inline]
+pub fn icmp(f: &[u8], at: usize) -> Option<(u8, u8)> {
+    Some((*f.get(at)?, *f.get(at + 1)?))
+}
+
+/// VXLAN header at `at`: the VNI, if the I flag is set.
+#[inline]
+pub fn vxlan_vni(f: &[u8], at: usize) -> Option<u32> {
+    let b = f.get(at..at + 8)?;
+    if b[0] & 0x08 == 0 {
+        return None;
+    }
+    Some(u32::from_be_bytes([0, b[4], b[5], b[6]]))
+}
+
+/// Internet checksum of `data` (RFC 1071), folded and complemented.
+pub fn checksum(data: &[u8]) -> u16 {
+    let mut sum = 0u32;
+    let mut chunks = data.chunks_exact(2);
+    for c in &mut chunks {
+        sum += u16::from_be_bytes([c[0], c[1]]) as u32;
+    }
+    if let [b] = chunks.remainder() {
+        sum += (*b as u32) << 8;
+    }
+    while sum >> 16 != 0 {
+        sum = (sum & 0xffff) + (sum >> 16);
+    }
+    !(sum as u16)
+}
+
+/// A VXLAN encapsulation header for one (local VTEP, remote VTEP, VNI,
+/// next hop), built once; per packet only the lengths, the UDP source port
+/// and the IPv4 checksum change, the latter updated incrementally from a
+/// precomputed partial sum (no re-reading of the header just written).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct VxlanTemplate {
+    /// The 50 header bytes with zero lengths, source port and checksum.
+    pub bytes: [u8; VXLAN_ENCAP_LEN],
+    /// One's-complement sum of the IPv4 header with total length 0 and
+    /// checksum 0 (unfolded).
+    partial: u32,
+}
+
+impl VxlanTemplate {
+    /// Builds the header for these endpoints.
+    pub fn new(src_mac: u64, dst_mac: u64, src_ip: u32, dst_ip: u32, dst_port: u16, vni: u32) -> VxlanTemplate {
+        let mut b = [0u8; VXLAN_ENCAP_LEN];
+        b[0..6].copy_from_slice(&dst_mac.to_be_bytes()[2..]);
+        b[6..12].copy_from_slice(&src_mac.to_be_bytes()[2..]);
+        b[12..14].copy_from_slice(&ETH_TYPE_IPV4.to_be_bytes());
+        let ip = &mut b[14..34];
+        ip[0] = 0x45;
+        ip[6] = 0x40; // DF
+        ip[8] = 64; // TTL
+        ip[9] = 17; // UDP
+        ip[12..16].copy_from_slice(&src_ip.to_be_bytes());
+        ip[16..20].copy_from_slice(&dst_ip.to_be_bytes());
+        let mut partial = 0u32;
+        for c in ip.chunks_exact(2) {
+            partial += u16::from_be_bytes([c[0], c[1]]) as u32;
+        }
+        b[36..38].copy_from_slice(&dst_port.to_be_bytes());
+        b[42] = 0x08;
+        b[46..49].copy_from_slice(&vni.to_be_bytes()[1..]);
+        VxlanTemplate { bytes: b, partial }
+    }
+
+    /// Writes the header for an inner frame of `inner_len` bytes into
+    /// `out[..50]`, with UDP source port `sport`.
+    ///
+    /// # Panics
+    /// If `out` is shorter than 50 bytes (callers reserve headroom).
+    #[inline]
+    pub fn write(&self, out: &mut [u8], inner_len: usize, sport: u16) {
+        let out = &mut out[..VXLAN_ENCAP_LEN];
+        out.copy_from_slice(&self.bytes);
+        let ip_len = (inner_len + 36) as u16;
+        let udp_len = (inner_len + 16) as u16;
+        out[16..18].copy_from_slice(&ip_len.to_be_bytes());
+        let mut sum = self.partial + ip_len as u32;
+        sum = (sum & 0xffff) + (sum >> 16);
+        sum = (sum & 0xffff) + (sum >> 16);
+        out[24..26].copy_from_slice(&(!(sum as u16)).to_be_bytes());
+        out[34..36].copy_from_slice(&sport.to_be_bytes());
+        out[38..40].copy_from_slice(&udp_len.to_be_bytes());
+    }
+}
+
+/// The UDP source port for an encapsulated flow: from the inner flow hash,
+/// in the ephemeral range, as Linux's `udp_flow_src_port` does.
+#[inline]
+pub fn vxlan_src_port(hash: u32) -> u16 {
+    let (lo, hi) = (32768u32, 61000u32);
+    (((hash as u64 * (hi - lo) as u64) >> 32) as u32 + lo) as u16
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    // A UDP frame 10.131.0.3:40000 -> 10.129.0.7:8080, TTL 64, no options.
+    static UDP: [u8; 42] = [
+        0x0a, 0x58, 0x0a, 0x81, 0x00, 0x07, 0x0a, 0x58, 0x0a, 0x83, 0x00, 0x03, 0x08, 0x00, // eth
+        0x45, 0x00, 0x00, 0x1c, 0x00, 0x01, 0x40, 0x00, 0x40, 0x11, 0x00, 0x00, 10, 131, 0, 3, 10, 129, 0,
+        7, // ip
+        0x9c, 0x40, 0x1f, 0x90, 0x00, 0x08, 0x00, 0x00, // udp
+    ];
+
+    #[test]
+    fn test_parse() {
+        let (dst, src, t, off) = ethernet(&UDP).unwrap();
+        assert_eq!((dst, src, t, off), (0x0a580a810007, 0x0a580a830003, 0x0800, 14));
+        let ip = ipv4(&UDP, off).unwrap();
+        assert_eq!((ip.src, ip.dst, ip.proto, ip.ttl, ip.frag), (0x0a830003, 0x0a810007, 17, 64, false));
+        assert_eq!(l4_ports(&UDP, off + ip.ihl), Some((40000, 8080)));
+    }
+
+    #[test]
+    fn test_truncated_never_panics() {
+        for n in 0..UDP.len() {
+            let f = &UDP[..n];
+            if let Some((_, _, _, off)) = ethernet(f) {
+                if let Some(ip) = ipv4(f, off) {
+                    let _ = l4_ports(f, off + ip.ihl);
+                }
+                let _ = arp(f, off);
+                let _ = vxlan_vni(f, off);
+            }
+        }
+        assert!(ipv4(&UDP[..33], 14).is_none());
+    }
+
+    #[test]
+    fn test_vxlan_template_checksum() {
+        let t = VxlanTemplate::new(0x0a0000000001, 0x0a0000000002, 0xac100119, 0xac100110, 4789, 0x2be3);
+        let mut out = [0u8; 64];
+        t.write(&mut out, 42, 50000);
+        assert_eq!(checksum(&out[14..34]), 0, "IPv4 header checksum verifies");
+        assert_eq!(u16::from_be_bytes([out[16], out[17]]), 42 + 36);
+        assert_eq!(vxlan_vni(&out, 42), Some(0x2be3));
+        let ip = ipv4(&out, 14).unwrap();
+        assert_eq!((ip.ttl, ip.proto, ip.src, ip.dst), (64, 17, 0xac100119, 0xac100110));
+        assert_eq!(out[20] & 0x40, 0x40, "DF set");
+        assert_eq!(l4_ports(&out, 34), Some((50000, 4789)));
+    }
+
+    #[test]
+    fn test_src_port_range() {
+        for h in [0u32, 1, 0x8000_0000, u32::MAX] {
+            let p = vxlan_src_port(h);
+            assert!((32768..61000).contains(&p));
+        }
+    }
+}
