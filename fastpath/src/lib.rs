@@ -4,6 +4,8 @@
 #![warn(missing_docs)]
 
 pub mod actions;
+pub mod dpcls;
+pub mod emc;
 pub mod flow;
 pub mod wire;
 

@@ -1,0 +1,308 @@
+//! The megaflow classifier: tuple space search over the datapath key, one
+//! classifier per input port (every megaflow matches in_port exactly).
+//!
+//! Readers (the poll loops) never lock: the slow path publishes a new
+//! immutable [`FlowTable`] snapshot (RCU-style, through `arc_swap`), built by
+//! copying only the subtables it changed; a poll loop loads the current
+//! snapshot once per burst. A removed megaflow is marked dead so that EMC
+//! entries pointing at it miss from then on.
+//!
+//! Subtables are probed in rank order; the slow path re-ranks them by hit
+//! counts periodically ([`FlowTable::rerank`]). Hit counters are relaxed
+//! atomics bumped once per burst and subtable, not per packet.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+
+use hashbrown::HashMap;
+use smallvec::SmallVec;
+
+use crate::actions::DpAction;
+use crate::flow::{loc, FlowKey, KEY_WORDS};
+
+/// An installed megaflow.
+#[derive(Debug)]
+pub struct Megaflow {
+    /// Masked key.
+    pub key: FlowKey,
+    /// Mask.
+    pub mask: FlowKey,
+    /// Datapath actions.
+    pub actions: SmallVec<[DpAction; 4]>,
+    /// Identifier (stable for the megaflow's life; indexes per-core stats).
+    pub id: u32,
+    /// Set by the slow path when the megaflow is removed.
+    pub dead: AtomicBool,
+}
+
+impl Megaflow {
+    /// Whether `key` is inside this megaflow.
+    #[inline]
+    pub fn matches(&self, key: &FlowKey) -> bool {
+        (0..KEY_WORDS).all(|i| key.w[i] & self.mask.w[i] == self.key.w[i])
+    }
+}
+
+/// Megaflows sharing one mask.
+#[derive(Clone, Debug)]
+pub struct Subtable {
+    mask: FlowKey,
+    words: SmallVec<[u8; 8]>,
+    flows: HashMap<u64, SmallVec<[Arc<Megaflow>; 1]>>,
+    n_flows: usize,
+    /// Hits since the last re-ranking (bumped by readers).
+    hits: Arc<AtomicU64>,
+}
+
+impl Subtable {
+    fn new(mask: FlowKey) -> Subtable {
+        let words = (0..KEY_WORDS).filter(|&i| mask.w[i] != 0).map(|i| i as u8).collect();
+        Subtable { mask, words, flows: HashMap::new(), n_flows: 0, hits: Arc::new(AtomicU64::new(0)) }
+    }
+
+    #[inline]
+    fn hash(&self, key: &FlowKey) -> u64 {
+        let mut h = 0x9e37_79b9_7f4a_7c15u64;
+        for &i in &self.words {
+            let i = i as usize;
+            h = (h.rotate_left(23) ^ (key.w[i] & self.mask.w[i])).wrapping_mul(0x517c_c1b7_2722_0a95);
+        }
+        h ^ (h >> 29)
+    }
+
+    #[inline]
+    fn lookup(&self, key: &FlowKey) -> Option<&Arc<Megaflow>> {
+        let b = self.flows.get(&self.hash(key))?;
+        b.iter().find(|m| self.words.iter().all(|&i| key.w[i as usize] & self.mask.w[i as usize] == m.key.w[i as usize]))
+    }
+}
+
+/// The classifier of one input port.
+#[derive(Clone, Debug, Default)]
+pub struct Dpcls {
+    subtables: Vec<Arc<Subtable>>,
+}
+
+impl Dpcls {
+    /// The megaflow matching `key` and the rank of the subtable it was found in.
+    #[inline]
+    pub fn lookup(&self, key: &FlowKey) -> Option<(&Arc<Megaflow>, usize)> {
+        for (i, st) in self.subtables.iter().enumerate() {
+            if let Some(m) = st.lookup(key) {
+                return Some((m, i));
+            }
+        }
+        None
+    }
+
+    /// Credits `n` hits to the subtable at `rank`.
+    #[inline]
+    pub fn credit(&self, rank: usize, n: u64) {
+        if let Some(st) = self.subtables.get(rank) {
+            st.hits.fetch_add(n, Ordering::Relaxed);
+        }
+    }
+
+    /// Number of megaflows.
+    pub fn len(&self) -> usize {
+        self.subtables.iter().map(|s| s.n_flows).sum()
+    }
+
+    /// Whether there are none.
+    pub fn is_empty(&self) -> bool {
+        self.subtables.is_empty()
+    }
+
+    /// Number of subtables.
+    pub fn n_subtables(&self) -> usize {
+        self.subtables.len()
+    }
+
+    fn insert(&mut self, m: Arc<Megaflow>) {
+        let idx = match self.subtables.iter().position(|s| s.mask == m.mask) {
+            Some(i) => i,
+            None => {
+                self.subtables.push(Arc::new(Subtable::new(m.mask)));
+                self.subtables.len() - 1
+            }
+        };
+        let st = Arc::make_mut(&mut self.subtables[idx]);
+        let h = st.hash(&m.key);
+        let b = st.flows.entry(h).or_default();
+        if let Some(old) = b.iter_mut().find(|x| x.key == m.key) {
+            old.dead.store(true, Ordering::Release);
+            *old = m;
+        } else {
+            b.push(m);
+            st.n_flows += 1;
+        }
+    }
+
+    fn remove(&mut self, key: &FlowKey, mask: &FlowKey) -> Option<Arc<Megaflow>> {
+        let idx = self.subtables.iter().position(|s| s.mask == *mask)?;
+        let st = Arc::make_mut(&mut self.subtables[idx]);
+        let h = st.hash(key);
+        let b = st.flows.get_mut(&h)?;
+        let pos = b.iter().position(|x| x.key == *key)?;
+        let m = b.remove(pos);
+        if b.is_empty() {
+            st.flows.remove(&h);
+        }
+        st.n_flows -= 1;
+        if st.n_flows == 0 {
+            self.subtables.remove(idx);
+        }
+        m.dead.store(true, Ordering::Release);
+        Some(m)
+    }
+
+    /// Every megaflow.
+    pub fn iter(&self) -> impl Iterator<Item = &Arc<Megaflow>> {
+        self.subtables.iter().flat_map(|s| s.flows.values().flatten())
+    }
+}
+
+/// All megaflows of the datapath: a classifier per input port.
+#[derive(Clone, Debug, Default)]
+pub struct FlowTable {
+    ports: HashMap<u32, Dpcls>,
+}
+
+impl FlowTable {
+    /// The classifier of an input port.
+    #[inline]
+    pub fn port(&self, in_port: u32) -> Option<&Dpcls> {
+        self.ports.get(&in_port)
+    }
+
+    /// Looks a key up.
+    #[inline]
+    pub fn lookup(&self, key: &FlowKey) -> Option<&Arc<Megaflow>> {
+        self.ports.get(&(key.get(loc::IN_PORT) as u32))?.lookup(key).map(|(m, _)| m)
+    }
+
+    /// Installs (or replaces) a megaflow. Its mask must include in_port.
+    pub fn insert(&mut self, m: Arc<Megaflow>) {
+        debug_assert_eq!(m.mask.get(loc::IN_PORT), 0xffff_ffff);
+        let port = m.key.get(loc::IN_PORT) as u32;
+        self.ports.entry(port).or_default().insert(m);
+    }
+
+    /// Removes a megaflow (marks it dead).
+    pub fn remove(&mut self, key: &FlowKey, mask: &FlowKey) -> Option<Arc<Megaflow>> {
+        let port = key.get(loc::IN_PORT) as u32;
+        let cls = self.ports.get_mut(&port)?;
+        let m = cls.remove(key, mask);
+        if cls.is_empty() {
+            self.ports.remove(&port);
+        }
+        m
+    }
+
+    /// Number of megaflows.
+    pub fn len(&self) -> usize {
+        self.ports.values().map(Dpcls::len).sum()
+    }
+
+    /// Whether there are none.
+    pub fn is_empty(&self) -> bool {
+        self.ports.is_empty()
+    }
+
+    /// Every megaflow.
+    pub fn iter(&self) -> impl Iterator<Item = &Arc<Megaflow>> {
+        self.ports.values().flat_map(Dpcls::iter)
+    }
+
+    /// Orders each port's subtables by hits since the last call, most first,
+    /// and restarts the counts.
+    pub fn rerank(&mut self) {
+        for cls in self.ports.values_mut() {
+            cls.subtables.sort_by_key(|s| std::cmp::Reverse(s.hits.load(Ordering::Relaxed)));
+            for s in &cls.subtables {
+                s.hits.store(0, Ordering::Relaxed);
+            }
+        }
+    }
+
+    /// (in_port, megaflows, subtables) per port.
+    pub fn stats(&self) -> Vec<(u32, usize, usize)> {
+        let mut v: Vec<_> = self.ports.iter().map(|(p, c)| (*p, c.len(), c.n_subtables())).collect();
+        v.sort();
+        v
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn mf(key: FlowKey, mask: FlowKey, id: u32) -> Arc<Megaflow> {
+        Arc::new(Megaflow {
+            key: key.masked(&mask),
+            mask,
+            actions: SmallVec::from_slice(&[DpAction::Output(id)]),
+            id,
+            dead: AtomicBool::new(false),
+        })
+    }
+
+    /// Random non-overlapping megaflows vs a linear scan.
+    #[test]
+    fn test_lookup_equals_linear() {
+        let mut seed = 0x1234_5678_9abc_def0u64;
+        let mut rnd = || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed
+        };
+        let masks: Vec<FlowKey> = (0..6)
+            .map(|i| {
+                let mut m = FlowKey::default();
+                m.set(loc::IN_PORT, u64::MAX);
+                m.set(loc::NW_DST, if i % 2 == 0 { 0xffff_ff00 } else { 0xffff_ffff });
+                if i >= 2 {
+                    m.set(loc::NW_SRC, 0xffff_ffff);
+                }
+                if i >= 4 {
+                    m.set(loc::TP_DST, 0xffff);
+                }
+                m
+            })
+            .collect();
+        let mut t = FlowTable::default();
+        let mut linear: Vec<Arc<Megaflow>> = Vec::new();
+        for id in 0..500 {
+            let mut k = FlowKey::default();
+            k.set(loc::IN_PORT, rnd() % 3);
+            k.set(loc::NW_DST, rnd() % 64);
+            k.set(loc::NW_SRC, rnd() % 8);
+            k.set(loc::TP_DST, rnd() % 4);
+            let m = mf(k, masks[(rnd() % 6) as usize], id);
+            // Megaflows never overlap: skip one that would.
+            let overlaps = linear.iter().any(|o| {
+                (0..KEY_WORDS).all(|i| (o.key.w[i] ^ m.key.w[i]) & o.mask.w[i] & m.mask.w[i] == 0)
+            });
+            if !overlaps {
+                t.insert(m.clone());
+                linear.push(m);
+            }
+        }
+        for _ in 0..5000 {
+            let mut k = FlowKey::default();
+            k.set(loc::IN_PORT, rnd() % 3);
+            k.set(loc::NW_DST, rnd() % 64);
+            k.set(loc::NW_SRC, rnd() % 8);
+            k.set(loc::TP_DST, rnd() % 4);
+            let want = linear.iter().find(|m| m.matches(&k)).map(|m| m.id);
+            assert_eq!(t.lookup(&k).map(|m| m.id), want);
+        }
+        // Removal marks dead and stops matching.
+        let victim = linear.pop().unwrap();
+        let removed = t.remove(&victim.key, &victim.mask).unwrap();
+        assert!(removed.dead.load(Ordering::Relaxed));
+        assert!(t.lookup(&victim.key).is_none_or(|m| m.id != victim.id));
+        assert_eq!(t.len(), linear.len());
+    }
+}
