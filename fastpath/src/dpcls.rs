@@ -73,7 +73,8 @@ impl Subtable {
     #[inline]
     fn lookup(&self, key: &FlowKey) -> Option<&Arc<Megaflow>> {
         let b = self.flows.get(&self.hash(key))?;
-        b.iter().find(|m| self.words.iter().all(|&i| key.w[i as usize] & self.mask.w[i as usize] == m.key.w[i as usize]))
+        b.iter()
+            .find(|m| self.words.iter().all(|&i| key.w[i as usize] & self.mask.w[i as usize] == m.key.w[i as usize]))
     }
 }
 
@@ -281,9 +282,9 @@ mod tests {
             k.set(loc::TP_DST, rnd() % 4);
             let m = mf(k, masks[(rnd() % 6) as usize], id);
             // Megaflows never overlap: skip one that would.
-            let overlaps = linear.iter().any(|o| {
-                (0..KEY_WORDS).all(|i| (o.key.w[i] ^ m.key.w[i]) & o.mask.w[i] & m.mask.w[i] == 0)
-            });
+            let overlaps = linear
+                .iter()
+                .any(|o| (0..KEY_WORDS).all(|i| (o.key.w[i] ^ m.key.w[i]) & o.mask.w[i] & m.mask.w[i] == 0));
             if !overlaps {
                 t.insert(m.clone());
                 linear.push(m);

@@ -7,6 +7,8 @@ pub mod actions;
 pub mod dpcls;
 pub mod emc;
 pub mod flow;
+pub mod pool;
+pub mod port;
 pub mod wire;
 
 pub use actions::{DpAction, SetField};

@@ -1,0 +1,159 @@
+//! Frame buffers: a per-core pool of fixed-size frames with headroom for a
+//! VXLAN header, addressed by index (the shape of an AF_XDP UMEM). Frames
+//! are handed out and returned by index; the pool never allocates after
+//! creation, and [`FramePool::n_free`] lets tests prove nothing leaks.
+
+/// Bytes per frame.
+pub const FRAME_SIZE: usize = 2048;
+/// Bytes kept free in front of received data (VXLAN push needs 50).
+pub const HEADROOM: usize = 128;
+/// Largest frame the pool carries.
+pub const MAX_FRAME_LEN: usize = FRAME_SIZE - HEADROOM;
+
+/// A frame's index in its pool.
+pub type FrameId = u32;
+
+/// The pool.
+pub struct FramePool {
+    mem: Vec<u8>,
+    free: Vec<FrameId>,
+    start: Vec<u16>,
+    len: Vec<u16>,
+    n: usize,
+}
+
+impl FramePool {
+    /// A pool of `n` frames.
+    pub fn new(n: usize) -> FramePool {
+        FramePool {
+            mem: vec![0; n * FRAME_SIZE],
+            free: (0..n as u32).rev().collect(),
+            start: vec![HEADROOM as u16; n],
+            len: vec![0; n],
+            n,
+        }
+    }
+
+    /// Total frames.
+    pub fn capacity(&self) -> usize {
+        self.n
+    }
+
+    /// Frames not handed out.
+    pub fn n_free(&self) -> usize {
+        self.free.len()
+    }
+
+    /// Takes a frame (data empty, full headroom).
+    #[inline]
+    pub fn alloc(&mut self) -> Option<FrameId> {
+        let id = self.free.pop()?;
+        self.start[id as usize] = HEADROOM as u16;
+        self.len[id as usize] = 0;
+        Some(id)
+    }
+
+    /// Returns a frame.
+    #[inline]
+    pub fn free(&mut self, id: FrameId) {
+        debug_assert!(!self.free.contains(&id), "double free of frame {id}");
+        self.free.push(id);
+    }
+
+    /// The frame's data.
+    #[inline]
+    pub fn data(&self, id: FrameId) -> &[u8] {
+        let i = id as usize;
+        let s = i * FRAME_SIZE + self.start[i] as usize;
+        &self.mem[s..s + self.len[i] as usize]
+    }
+
+    /// The frame's data, writable.
+    #[inline]
+    pub fn data_mut(&mut self, id: FrameId) -> &mut [u8] {
+        let i = id as usize;
+        let s = i * FRAME_SIZE + self.start[i] as usize;
+        &mut self.mem[s..s + self.len[i] as usize]
+    }
+
+    /// Length of the frame's data.
+    #[inline]
+    pub fn len(&self, id: FrameId) -> usize {
+        self.len[id as usize] as usize
+    }
+
+    /// Whether the frame holds no data.
+    #[inline]
+    pub fn is_empty(&self, id: FrameId) -> bool {
+        self.len[id as usize] == 0
+    }
+
+    /// Copies `bytes` into the frame (truncated to [`MAX_FRAME_LEN`]).
+    #[inline]
+    pub fn fill(&mut self, id: FrameId, bytes: &[u8]) {
+        let n = bytes.len().min(MAX_FRAME_LEN);
+        let i = id as usize;
+        self.start[i] = HEADROOM as u16;
+        self.len[i] = n as u16;
+        let s = i * FRAME_SIZE + HEADROOM;
+        self.mem[s..s + n].copy_from_slice(&bytes[..n]);
+    }
+
+    /// Grows the frame at the front by `n` bytes (into the headroom) and
+    /// returns the whole frame; `None` if the headroom is too small.
+    #[inline]
+    pub fn push_front(&mut self, id: FrameId, n: usize) -> Option<&mut [u8]> {
+        let i = id as usize;
+        if (self.start[i] as usize) < n {
+            return None;
+        }
+        self.start[i] -= n as u16;
+        self.len[i] += n as u16;
+        Some(self.data_mut(id))
+    }
+
+    /// Drops `n` bytes from the front (decapsulation).
+    #[inline]
+    pub fn pull_front(&mut self, id: FrameId, n: usize) {
+        let i = id as usize;
+        let n = n.min(self.len[i] as usize);
+        self.start[i] += n as u16;
+        self.len[i] -= n as u16;
+    }
+
+    /// A copy of a frame in a new frame; `None` when the pool is empty.
+    #[inline]
+    pub fn clone_frame(&mut self, id: FrameId) -> Option<FrameId> {
+        let c = self.alloc()?;
+        let (i, j) = (id as usize, c as usize);
+        let (s, n) = (i * FRAME_SIZE + self.start[i] as usize, self.len[i] as usize);
+        let d = j * FRAME_SIZE + self.start[i] as usize;
+        self.mem.copy_within(s..s + n, d);
+        self.start[j] = self.start[i];
+        self.len[j] = self.len[i];
+        Some(c)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn test_alloc_fill_push_clone() {
+        let mut p = FramePool::new(4);
+        let a = p.alloc().unwrap();
+        p.fill(a, &[1, 2, 3]);
+        assert_eq!(p.data(a), &[1, 2, 3]);
+        p.push_front(a, 2).unwrap()[..2].copy_from_slice(&[9, 9]);
+        assert_eq!(p.data(a), &[9, 9, 1, 2, 3]);
+        let b = p.clone_frame(a).unwrap();
+        p.pull_front(a, 2);
+        assert_eq!(p.data(a), &[1, 2, 3]);
+        assert_eq!(p.data(b), &[9, 9, 1, 2, 3]);
+        assert!(p.push_front(a, HEADROOM + 10).is_none());
+        p.free(a);
+        p.free(b);
+        assert_eq!(p.n_free(), 4);
+    }
+}
