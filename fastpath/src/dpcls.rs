@@ -33,6 +33,25 @@ pub struct Megaflow {
     pub id: u32,
     /// Set by the slow path when the megaflow is removed.
     pub dead: AtomicBool,
+    /// Packets that hit it (all cores; relaxed).
+    pub n_packets: AtomicU64,
+    /// Bytes of those packets.
+    pub n_bytes: AtomicU64,
+}
+
+impl Megaflow {
+    /// A live megaflow (`key` is masked here).
+    pub fn new(key: FlowKey, mask: FlowKey, actions: &[DpAction], id: u32) -> Megaflow {
+        Megaflow {
+            key: key.masked(&mask),
+            mask,
+            actions: SmallVec::from_slice(actions),
+            id,
+            dead: AtomicBool::new(false),
+            n_packets: AtomicU64::new(0),
+            n_bytes: AtomicU64::new(0),
+        }
+    }
 }
 
 impl Megaflow {
@@ -239,13 +258,7 @@ mod tests {
     use super::*;
 
     fn mf(key: FlowKey, mask: FlowKey, id: u32) -> Arc<Megaflow> {
-        Arc::new(Megaflow {
-            key: key.masked(&mask),
-            mask,
-            actions: SmallVec::from_slice(&[DpAction::Output(id)]),
-            id,
-            dead: AtomicBool::new(false),
-        })
+        Arc::new(Megaflow::new(key, mask, &[DpAction::Output(id)], id))
     }
 
     /// Random non-overlapping megaflows vs a linear scan.

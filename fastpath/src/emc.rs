@@ -113,7 +113,7 @@ impl Emc {
             self.rng ^= self.rng << 13;
             self.rng ^= self.rng >> 17;
             self.rng ^= self.rng << 5;
-            if self.rng % self.insert_inv_prob != 0 {
+            if !self.rng.is_multiple_of(self.insert_inv_prob) {
                 return;
             }
         }

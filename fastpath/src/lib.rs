@@ -7,6 +7,7 @@ pub mod actions;
 pub mod dpcls;
 pub mod emc;
 pub mod flow;
+pub mod pmd;
 pub mod pool;
 pub mod port;
 pub mod wire;

@@ -156,8 +156,8 @@ pub fn vxlan_vni(f: &[u8], at: usize) -> Option<u32> {
     Some(u32::from_be_bytes([0, b[4], b[5], b[6]]))
 }
 
-/// Internet checksum of `data` (RFC 1071), folded and complemented.
-pub fn checksum(data: &[u8]) -> u16 {
+/// One's-complement sum of `data` as big-endian 16-bit words (unfolded).
+pub fn sum16(data: &[u8]) -> u32 {
     let mut sum = 0u32;
     let mut chunks = data.chunks_exact(2);
     for c in &mut chunks {
@@ -166,10 +166,20 @@ pub fn checksum(data: &[u8]) -> u16 {
     if let [b] = chunks.remainder() {
         sum += (*b as u32) << 8;
     }
+    sum
+}
+
+/// Folds a sum to 16 bits and complements it.
+pub fn fold(mut sum: u32) -> u16 {
     while sum >> 16 != 0 {
         sum = (sum & 0xffff) + (sum >> 16);
     }
     !(sum as u16)
+}
+
+/// Internet checksum of `data` (RFC 1071), folded and complemented.
+pub fn checksum(data: &[u8]) -> u16 {
+    fold(sum16(data))
 }
 
 /// A VXLAN encapsulation header for one (local VTEP, remote VTEP, VNI,

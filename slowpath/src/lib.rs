@@ -7,6 +7,7 @@ pub mod classifier;
 pub mod flow;
 pub mod ofproto;
 pub mod trace;
+pub mod upcall;
 pub mod xlate;
 
 pub use flow::OfFlow;

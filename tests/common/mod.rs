@@ -2,6 +2,7 @@
 //! oracle), and a small deterministic random generator.
 #![allow(dead_code)]
 
+pub mod frames;
 pub mod gen;
 pub mod ovs;
 

@@ -1,0 +1,571 @@
+//! The poll-mode loop: one per core, pinned, polling its port queues in
+//! bursts of up to [`BURST`] frames: extract the key, probe the EMC, then the
+//! megaflow classifier, run the datapath actions (outputs batched per port),
+//! and hand misses to the slow path without ever blocking.
+//!
+//! Misses: the key goes to the slow path over a bounded channel (full →
+//! counted as lost); the frame waits in a small per-core pending queue until
+//! the slow path answers with the megaflow (misses of one flow are coalesced
+//! into one upcall), then runs its actions: the re-injection. Per packet the
+//! loop does no allocation, lock, syscall, clock read or logging (the clock
+//! is read once per busy iteration); events are counted in [`PmdStats`].
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Instant;
+
+use arc_swap::ArcSwap;
+use crossbeam_channel::{Receiver, Sender, TrySendError};
+use hashbrown::HashMap;
+
+use crate::actions::{DpAction, SetField};
+use crate::dpcls::{FlowTable, Megaflow};
+use crate::emc::Emc;
+use crate::flow::{FlowKey, LocalVtep, N_MALFORMED};
+use crate::pool::{FrameId, FramePool};
+use crate::port::Port;
+use crate::wire;
+
+/// Most frames per receive burst.
+pub const BURST: usize = 32;
+/// Port id of the uplink NIC in a poll loop (OpenFlow never uses port 0).
+pub const UPLINK: u32 = 0;
+/// Frames a loop keeps waiting for the slow path.
+pub const PENDING_MAX: usize = 256;
+/// Iterations a pending frame may wait before it is dropped as lost.
+const PENDING_TIMEOUT: u64 = 1 << 20;
+
+/// A miss sent to the slow path.
+#[derive(Clone, Copy, Debug)]
+pub struct Upcall {
+    /// The key.
+    pub key: FlowKey,
+    /// Poll loop that sent it (its reply channel).
+    pub pmd: usize,
+    /// Frame length (stats).
+    pub len: u16,
+}
+
+/// The slow path's answer: the megaflow to use for this key.
+#[derive(Clone, Debug)]
+pub struct UpcallReply {
+    /// The key that missed.
+    pub key: FlowKey,
+    /// Its megaflow (installed, or only for these frames when the flow
+    /// limit is reached).
+    pub flow: Arc<Megaflow>,
+}
+
+/// Underlay state for VXLAN push, published by the slow path.
+#[derive(Clone, Debug, Default)]
+pub struct TunnelState {
+    /// Local VTEP (node IP, UDP port, vxlan0's OpenFlow port).
+    pub vtep: Option<LocalVtep>,
+    /// The uplink's MAC address.
+    pub local_mac: u64,
+    /// Next-hop MAC per remote VTEP.
+    pub neighbours: HashMap<u32, u64>,
+}
+
+/// What the slow path publishes to every poll loop.
+#[derive(Debug, Default)]
+pub struct Shared {
+    /// Megaflows.
+    pub flows: ArcSwap<FlowTable>,
+    /// Tunnel and neighbour state.
+    pub tunnel: ArcSwap<TunnelState>,
+}
+
+/// Why the datapath dropped a packet.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u8)]
+pub enum DropReason {
+    /// The megaflow has no output (the OpenFlow tables dropped it).
+    Pipeline = 0,
+    /// Upcall channel or pending queue full.
+    UpcallLost,
+    /// Waited too long for the slow path.
+    UpcallTimeout,
+    /// No next-hop MAC for the remote VTEP.
+    NoNeighbour,
+    /// Output to a port this loop does not have.
+    NoPort,
+    /// Frame pool exhausted while copying for several outputs.
+    NoBuffer,
+    /// Uplink frame not for the overlay.
+    NotForUs,
+}
+
+/// Number of [`DropReason`]s.
+pub const N_DROP: usize = 7;
+
+/// Per-loop counters: written by the loop only (relaxed), read by anyone.
+#[derive(Debug, Default)]
+pub struct PmdStats {
+    /// Frames received.
+    pub packets: AtomicU64,
+    /// EMC hits.
+    pub emc_hits: AtomicU64,
+    /// Megaflow (dpcls) hits.
+    pub megaflow_hits: AtomicU64,
+    /// Misses (frames that found no megaflow).
+    pub misses: AtomicU64,
+    /// Upcalls sent (after coalescing).
+    pub upcalls: AtomicU64,
+    /// Frames lost for a full upcall queue.
+    pub lost: AtomicU64,
+    /// Busy iterations.
+    pub busy_iterations: AtomicU64,
+    /// Idle iterations.
+    pub idle_iterations: AtomicU64,
+    /// Nanoseconds spent in busy iterations.
+    pub busy_ns: AtomicU64,
+    /// Drops by [`DropReason`].
+    pub drops: [AtomicU64; N_DROP],
+    /// Malformed frames by [`Malformed`] reason.
+    pub malformed: [AtomicU64; N_MALFORMED],
+    /// Times the EMC switched itself off.
+    pub emc_auto_disabled: AtomicU64,
+    /// Whether the EMC is currently enabled (1/0).
+    pub emc_enabled: AtomicU64,
+}
+
+impl PmdStats {
+    fn add(c: &AtomicU64, n: u64) {
+        c.store(c.load(Ordering::Relaxed) + n, Ordering::Relaxed);
+    }
+}
+
+struct Slot {
+    ofport: u32,
+    port: Box<dyn Port>,
+    rx: bool,
+    batch: [FrameId; 2 * BURST],
+    n: usize,
+}
+
+/// One poll loop and everything it owns.
+pub struct Pmd {
+    /// Index (reply channel, stats).
+    pub id: usize,
+    pool: FramePool,
+    slots: Vec<Slot>,
+    slot_of: HashMap<u32, usize>,
+    shared: Arc<Shared>,
+    emc: Emc,
+    upcall_tx: Sender<Upcall>,
+    reply_rx: Receiver<UpcallReply>,
+    pending: Vec<(FrameId, FlowKey, u32, u64)>,
+    iteration: u64,
+    /// Counters.
+    pub stats: Arc<PmdStats>,
+}
+
+/// Run-time counters of one burst, flushed to [`PmdStats`] once.
+#[derive(Default)]
+struct Burst {
+    emc_hits: u64,
+    megaflow_hits: u64,
+    misses: u64,
+    upcalls: u64,
+    lost: u64,
+    drops: [u64; N_DROP],
+    malformed: [u64; N_MALFORMED],
+}
+
+impl Pmd {
+    /// A loop with its own frame pool of `n_frames`.
+    pub fn new(
+        id: usize,
+        shared: Arc<Shared>,
+        upcall_tx: Sender<Upcall>,
+        reply_rx: Receiver<UpcallReply>,
+        n_frames: usize,
+        emc_insert_inv_prob: u32,
+    ) -> Pmd {
+        Pmd {
+            id,
+            pool: FramePool::new(n_frames),
+            slots: Vec::new(),
+            slot_of: HashMap::new(),
+            shared,
+            emc: Emc::new(emc_insert_inv_prob),
+            upcall_tx,
+            reply_rx,
+            pending: Vec::with_capacity(PENDING_MAX),
+            iteration: 0,
+            stats: Arc::new(PmdStats::default()),
+        }
+    }
+
+    /// Adds a port instance: `rx` ports are polled; every port can be sent
+    /// to. `ofport` is its OpenFlow port ([`UPLINK`] for the uplink NIC).
+    pub fn add_port(&mut self, ofport: u32, port: Box<dyn Port>, rx: bool) {
+        self.slot_of.insert(ofport, self.slots.len());
+        self.slots.push(Slot { ofport, port, rx, batch: [0; 2 * BURST], n: 0 });
+    }
+
+    /// The frame pool (tests check that nothing leaks).
+    pub fn pool(&self) -> &FramePool {
+        &self.pool
+    }
+
+    /// Frames waiting for the slow path.
+    pub fn n_pending(&self) -> usize {
+        self.pending.len()
+    }
+
+    /// The EMC.
+    pub fn emc_mut(&mut self) -> &mut Emc {
+        &mut self.emc
+    }
+
+    /// Port counters by OpenFlow port.
+    pub fn port_counters(&self) -> Vec<(u32, String, crate::port::PortCounters)> {
+        self.slots.iter().map(|s| (s.ofport, s.port.name().to_string(), s.port.counters())).collect()
+    }
+
+    /// Runs until `stop` is set.
+    pub fn run(&mut self, stop: &AtomicBool) {
+        while !stop.load(Ordering::Relaxed) {
+            self.iterate();
+        }
+        self.drain();
+    }
+
+    /// Frees frames still waiting (shutdown).
+    pub fn drain(&mut self) {
+        for (f, ..) in self.pending.drain(..) {
+            self.pool.free(f);
+        }
+        for s in &mut self.slots {
+            if s.n > 0 {
+                s.port.tx(&mut self.pool, &s.batch[..s.n]);
+                s.n = 0;
+            }
+        }
+    }
+
+    /// One iteration: slow-path replies, then a burst from every rx port.
+    /// Returns the number of frames received.
+    pub fn iterate(&mut self) -> usize {
+        self.iteration += 1;
+        let t0 = Instant::now();
+        let mut b = Burst::default();
+        let mut got = self.replies(&mut b);
+        let mut ids = [0 as FrameId; BURST];
+        for si in 0..self.slots.len() {
+            if !self.slots[si].rx {
+                continue;
+            }
+            let in_port = self.slots[si].ofport;
+            let n = {
+                let s = &mut self.slots[si];
+                s.port.rx(&mut self.pool, &mut ids)
+            };
+            if n > 0 {
+                self.burst(in_port, &ids[..n], &mut b);
+                got += n;
+            }
+        }
+        self.flush();
+        self.expire(&mut b);
+        let st = &self.stats;
+        if got > 0 {
+            PmdStats::add(&st.packets, got as u64);
+            PmdStats::add(&st.busy_iterations, 1);
+            PmdStats::add(&st.busy_ns, t0.elapsed().as_nanos() as u64);
+        } else {
+            PmdStats::add(&st.idle_iterations, 1);
+        }
+        PmdStats::add(&st.emc_hits, b.emc_hits);
+        PmdStats::add(&st.megaflow_hits, b.megaflow_hits);
+        PmdStats::add(&st.misses, b.misses);
+        PmdStats::add(&st.upcalls, b.upcalls);
+        PmdStats::add(&st.lost, b.lost);
+        for i in 0..N_DROP {
+            PmdStats::add(&st.drops[i], b.drops[i]);
+        }
+        for i in 0..N_MALFORMED {
+            PmdStats::add(&st.malformed[i], b.malformed[i]);
+        }
+        st.emc_enabled.store(self.emc.enabled() as u64, Ordering::Relaxed);
+        st.emc_auto_disabled.store(self.emc.n_auto_disabled, Ordering::Relaxed);
+        got
+    }
+
+    fn flush(&mut self) {
+        for s in &mut self.slots {
+            if s.n > 0 {
+                s.port.tx(&mut self.pool, &s.batch[..s.n]);
+                s.n = 0;
+            }
+        }
+    }
+
+    #[cold]
+    fn replies(&mut self, b: &mut Burst) -> usize {
+        let mut n = 0;
+        while let Ok(r) = self.reply_rx.try_recv() {
+            let tunnel = self.shared.tunnel.load();
+            let mut i = 0;
+            while i < self.pending.len() {
+                let (f, key, hash, _) = self.pending[i];
+                if r.flow.matches(&key) {
+                    self.pending.swap_remove(i);
+                    self.emc.maybe_insert(&key, hash, &r.flow);
+                    execute(&mut self.pool, &mut self.slots, &self.slot_of, &tunnel, &r.flow, f, &key, b);
+                    n += 1;
+                } else {
+                    i += 1;
+                }
+            }
+        }
+        if n > 0 {
+            self.flush();
+        }
+        n
+    }
+
+    fn expire(&mut self, b: &mut Burst) {
+        let now = self.iteration;
+        let mut i = 0;
+        while i < self.pending.len() {
+            if now - self.pending[i].3 > PENDING_TIMEOUT {
+                let (f, ..) = self.pending.swap_remove(i);
+                self.pool.free(f);
+                b.drops[DropReason::UpcallTimeout as usize] += 1;
+            } else {
+                i += 1;
+            }
+        }
+    }
+
+    fn burst(&mut self, in_port: u32, frames: &[FrameId], b: &mut Burst) {
+        let table = self.shared.flows.load();
+        let tunnel = self.shared.tunnel.load();
+        let Pmd { pool, slots, slot_of, emc, pending, upcall_tx, id, iteration, .. } = self;
+        let mut rank_hits = [0u64; 8];
+        let cls = table.port(if in_port == UPLINK { tunnel.vtep.map_or(1, |v| v.port) } else { in_port });
+        for &f in frames {
+            let mut key = FlowKey::default();
+            if in_port == UPLINK {
+                let Some(vtep) = tunnel.vtep else {
+                    pool.free(f);
+                    b.drops[DropReason::NotForUs as usize] += 1;
+                    continue;
+                };
+                match key.extract_uplink(pool.data(f), &vtep) {
+                    Ok((inner, bad)) => {
+                        if let Some(m) = bad {
+                            b.malformed[m as usize] += 1;
+                        }
+                        pool.pull_front(f, inner);
+                    }
+                    Err(m) => {
+                        b.malformed[m as usize] += 1;
+                        b.drops[DropReason::NotForUs as usize] += 1;
+                        pool.free(f);
+                        continue;
+                    }
+                }
+            } else if let Some(m) = key.extract(pool.data(f), in_port) {
+                b.malformed[m as usize] += 1;
+            }
+            let hash = key.hash();
+            if emc.enabled() {
+                if let Some(m) = emc.lookup(&key, hash) {
+                    b.emc_hits += 1;
+                    execute(pool, slots, slot_of, &tunnel, m, f, &key, b);
+                    continue;
+                }
+            }
+            if let Some((m, rank)) = cls.and_then(|c| c.lookup(&key)) {
+                b.megaflow_hits += 1;
+                rank_hits[rank.min(7)] += 1;
+                emc.maybe_insert(&key, hash, m);
+                execute(pool, slots, slot_of, &tunnel, m, f, &key, b);
+                continue;
+            }
+            miss(pool, pending, upcall_tx, *id, *iteration, f, key, hash, b);
+        }
+        emc.account(frames.len() as u64);
+        if let Some(c) = cls {
+            for (r, &n) in rank_hits.iter().enumerate() {
+                if n > 0 {
+                    c.credit(r, n);
+                }
+            }
+        }
+    }
+}
+
+#[cold]
+#[allow(clippy::too_many_arguments)]
+fn miss(
+    pool: &mut FramePool,
+    pending: &mut Vec<(FrameId, FlowKey, u32, u64)>,
+    upcall_tx: &Sender<Upcall>,
+    pmd: usize,
+    iteration: u64,
+    f: FrameId,
+    key: FlowKey,
+    hash: u32,
+    b: &mut Burst,
+) {
+    b.misses += 1;
+    if pending.len() >= PENDING_MAX {
+        pool.free(f);
+        b.lost += 1;
+        b.drops[DropReason::UpcallLost as usize] += 1;
+        return;
+    }
+    let coalesced = pending.iter().any(|p| p.2 == hash && p.1 == key);
+    if !coalesced {
+        match upcall_tx.try_send(Upcall { key, pmd, len: pool.len(f) as u16 }) {
+            Ok(()) => b.upcalls += 1,
+            Err(TrySendError::Full(_)) | Err(TrySendError::Disconnected(_)) => {
+                pool.free(f);
+                b.lost += 1;
+                b.drops[DropReason::UpcallLost as usize] += 1;
+                return;
+            }
+        }
+    }
+    pending.push((f, key, hash, iteration));
+}
+
+/// Rewrites a header field of the frame in place (checksums updated).
+fn apply_set(pool: &mut FramePool, f: FrameId, s: SetField) {
+    let d = pool.data_mut(f);
+    let Some((_, _, t, off)) = wire::ethernet(d) else { return };
+    match s {
+        SetField::EthDst(m) => d[0..6].copy_from_slice(&m.to_be_bytes()[2..]),
+        SetField::EthSrc(m) => d[6..12].copy_from_slice(&m.to_be_bytes()[2..]),
+        SetField::PktMark(_) => {} // skb metadata: meaningful on tun0 only
+        _ if t != wire::ETH_TYPE_IPV4 => {}
+        SetField::IpTtl(v) => set_ip_bytes(d, off, 8, &[v]),
+        SetField::IpTos(v) => set_ip_bytes(d, off, 1, &[v]),
+        SetField::Ipv4Src(a) => set_ip_bytes(d, off, 12, &a.to_be_bytes()),
+        SetField::Ipv4Dst(a) => set_ip_bytes(d, off, 16, &a.to_be_bytes()),
+        SetField::TpSrc(p) | SetField::TpDst(p) => {
+            if let Some(ip) = wire::ipv4(d, off) {
+                let at = off + ip.ihl + if matches!(s, SetField::TpSrc(_)) { 0 } else { 2 };
+                if !ip.later && matches!(ip.proto, 6 | 17) && d.len() >= at + 2 {
+                    d[at..at + 2].copy_from_slice(&p.to_be_bytes());
+                    fix_l4_checksum(d, off, &ip);
+                }
+            }
+        }
+    }
+}
+
+fn set_ip_bytes(d: &mut [u8], off: usize, at: usize, v: &[u8]) {
+    let Some(ip) = wire::ipv4(d, off) else { return };
+    d[off + at..off + at + v.len()].copy_from_slice(v);
+    d[off + 10..off + 12].copy_from_slice(&[0, 0]);
+    let c = wire::checksum(&d[off..off + ip.ihl]);
+    d[off + 10..off + 12].copy_from_slice(&c.to_be_bytes());
+    if at >= 12 {
+        fix_l4_checksum(d, off, &ip);
+    }
+}
+
+/// Recomputes a TCP/UDP checksum over the pseudo-header (rewrites only).
+fn fix_l4_checksum(d: &mut [u8], off: usize, ip: &wire::Ipv4) {
+    if ip.frag || !matches!(ip.proto, 6 | 17) {
+        return;
+    }
+    let l4 = off + ip.ihl;
+    let end = (off + ip.total_len as usize).min(d.len());
+    let cs_at = l4 + if ip.proto == 6 { 16 } else { 6 };
+    if end < cs_at + 2 || (ip.proto == 17 && d[cs_at] == 0 && d[cs_at + 1] == 0) {
+        return;
+    }
+    d[cs_at..cs_at + 2].copy_from_slice(&[0, 0]);
+    let mut sum = wire::sum16(&d[off + 12..off + 20]) + ip.proto as u32 + (end - l4) as u32;
+    sum += wire::sum16(&d[l4..end]);
+    let c = wire::fold(sum);
+    d[cs_at..cs_at + 2].copy_from_slice(&c.to_be_bytes());
+}
+
+#[inline]
+fn emit(slots: &mut [Slot], slot_of: &HashMap<u32, usize>, pool: &mut FramePool, port: u32, f: FrameId, b: &mut Burst) {
+    let Some(&si) = slot_of.get(&port) else {
+        pool.free(f);
+        b.drops[DropReason::NoPort as usize] += 1;
+        return;
+    };
+    let s = &mut slots[si];
+    s.batch[s.n] = f;
+    s.n += 1;
+    if s.n == s.batch.len() {
+        s.port.tx(pool, &s.batch[..s.n]);
+        s.n = 0;
+    }
+}
+
+/// Runs a megaflow's actions on a frame (consumed).
+#[allow(clippy::too_many_arguments)]
+#[inline]
+fn execute(
+    pool: &mut FramePool,
+    slots: &mut [Slot],
+    slot_of: &HashMap<u32, usize>,
+    tunnel: &TunnelState,
+    m: &Megaflow,
+    f: FrameId,
+    key: &FlowKey,
+    b: &mut Burst,
+) {
+    m.n_packets.fetch_add(1, Ordering::Relaxed);
+    m.n_bytes.fetch_add(pool.len(f) as u64, Ordering::Relaxed);
+    let n_out = m.actions.iter().filter(|a| !matches!(a, DpAction::Set(_))).count();
+    if n_out == 0 {
+        pool.free(f);
+        b.drops[DropReason::Pipeline as usize] += 1;
+        return;
+    }
+    let mut left = n_out;
+    for a in &m.actions {
+        let (port, tun) = match *a {
+            DpAction::Set(s) => {
+                apply_set(pool, f, s);
+                continue;
+            }
+            DpAction::Output(p) => (p, None),
+            DpAction::TunnelPush { vni, dst, .. } => (UPLINK, Some((vni, dst))),
+        };
+        left -= 1;
+        let g = if left == 0 {
+            f
+        } else {
+            match pool.clone_frame(f) {
+                Some(g) => g,
+                None => {
+                    b.drops[DropReason::NoBuffer as usize] += 1;
+                    continue;
+                }
+            }
+        };
+        if let Some((vni, dst)) = tun {
+            let (Some(vtep), Some(&mac)) = (tunnel.vtep, tunnel.neighbours.get(&dst)) else {
+                pool.free(g);
+                b.drops[DropReason::NoNeighbour as usize] += 1;
+                continue;
+            };
+            let t = wire::VxlanTemplate::new(tunnel.local_mac, mac, vtep.ip, dst, vtep.udp_port, vni);
+            let inner = pool.len(g);
+            let sport = wire::vxlan_src_port(key.hash());
+            match pool.push_front(g, wire::VXLAN_ENCAP_LEN) {
+                Some(d) => t.write(d, inner, sport),
+                None => {
+                    pool.free(g);
+                    b.drops[DropReason::NoBuffer as usize] += 1;
+                    continue;
+                }
+            }
+        }
+        emit(slots, slot_of, pool, port, g, b);
+    }
+}

@@ -1,0 +1,265 @@
+//! The slow-path thread: takes misses from the poll loops, translates them
+//! through the OpenFlow tables, installs the megaflows (published to every
+//! loop at once, one snapshot per batch), answers each loop so that it can
+//! run the waiting frames, credits rule counters from megaflow statistics,
+//! revalidates megaflows when the tables change, and expires idle ones.
+//!
+//! Everything here is the slow path: it may allocate and take time; it never
+//! makes a poll loop wait.
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
+use fastpath::dpcls::{FlowTable, Megaflow};
+use fastpath::pmd::{Shared, Upcall, UpcallReply};
+use hashbrown::HashMap;
+
+use crate::ofproto::{Ofproto, RuleRef};
+use crate::xlate::xlate;
+use crate::OfFlow;
+
+/// Default limit on installed megaflows (OVS's `flow-limit` default).
+pub const DEFAULT_FLOW_LIMIT: usize = 200_000;
+/// Megaflows unused this long are removed.
+pub const IDLE_TIMEOUT: Duration = Duration::from_secs(10);
+
+struct MfInfo {
+    flow: Arc<Megaflow>,
+    rules: Vec<RuleRef>,
+    credited: (u64, u64),
+    last_packets: u64,
+    last_used: Instant,
+}
+
+/// Counters of the slow path.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct UpcallStats {
+    /// Upcalls handled.
+    pub upcalls: u64,
+    /// Of those, already covered by an installed megaflow (raced).
+    pub already_installed: u64,
+    /// Megaflows installed.
+    pub installed: u64,
+    /// Megaflows not installed for the flow limit.
+    pub over_limit: u64,
+    /// Megaflows removed idle.
+    pub expired: u64,
+    /// Revalidation passes.
+    pub revalidations: u64,
+    /// Megaflows changed or removed by revalidation.
+    pub revalidated: u64,
+}
+
+/// The slow path's state.
+pub struct SlowPath {
+    /// The OpenFlow tables.
+    pub ofproto: Ofproto,
+    shared: Arc<Shared>,
+    replies: Vec<Sender<UpcallReply>>,
+    megaflows: HashMap<u32, MfInfo>,
+    next_id: u32,
+    version: u64,
+    /// Megaflow limit.
+    pub flow_limit: usize,
+    /// Counters.
+    pub stats: UpcallStats,
+}
+
+impl SlowPath {
+    /// A slow path over these tables, answering loop `i` on `replies[i]`.
+    pub fn new(ofproto: Ofproto, shared: Arc<Shared>, replies: Vec<Sender<UpcallReply>>) -> SlowPath {
+        let version = ofproto.version();
+        SlowPath {
+            ofproto,
+            shared,
+            replies,
+            megaflows: HashMap::new(),
+            next_id: 1,
+            version,
+            flow_limit: DEFAULT_FLOW_LIMIT,
+            stats: UpcallStats::default(),
+        }
+    }
+
+    /// Number of installed megaflows.
+    pub fn n_megaflows(&self) -> usize {
+        self.megaflows.len()
+    }
+
+    /// Handles a batch of upcalls: translate, install (one publish), reply.
+    pub fn handle(&mut self, batch: &[Upcall]) {
+        if batch.is_empty() {
+            return;
+        }
+        let mut table: Option<FlowTable> = None;
+        let cur = self.shared.flows.load_full();
+        for u in batch {
+            self.stats.upcalls += 1;
+            let t = table.as_ref().unwrap_or(&cur);
+            if let Some(m) = t.lookup(&u.key) {
+                self.stats.already_installed += 1;
+                let _ = self.replies.get(u.pmd).map(|r| r.try_send(UpcallReply { key: u.key, flow: m.clone() }));
+                continue;
+            }
+            let flow = OfFlow::from_key(&u.key);
+            let x = xlate(&self.ofproto, &flow, None);
+            let mask = x.megaflow_mask();
+            let id = self.next_id;
+            self.next_id = self.next_id.wrapping_add(1).max(1);
+            let m = Arc::new(Megaflow::new(u.key, mask, &x.actions, id));
+            if self.megaflows.len() < self.flow_limit {
+                table.get_or_insert_with(|| (*cur).clone()).insert(m.clone());
+                self.megaflows.insert(
+                    id,
+                    MfInfo {
+                        flow: m.clone(),
+                        rules: x.rules.to_vec(),
+                        credited: (0, 0),
+                        last_packets: 0,
+                        last_used: Instant::now(),
+                    },
+                );
+                self.stats.installed += 1;
+            } else {
+                self.stats.over_limit += 1;
+                for r in &x.rules {
+                    r.rule.credit(1, u.len as u64);
+                }
+            }
+            let _ = self.replies.get(u.pmd).map(|r| r.try_send(UpcallReply { key: u.key, flow: m }));
+        }
+        if let Some(t) = table {
+            self.shared.flows.store(Arc::new(t));
+        }
+    }
+
+    /// Credits rule counters from megaflow statistics (what dump-flows shows).
+    pub fn credit_rules(&mut self) {
+        for mf in self.megaflows.values_mut() {
+            let p = mf.flow.n_packets.load(Ordering::Relaxed);
+            let b = mf.flow.n_bytes.load(Ordering::Relaxed);
+            let (dp, db) = (p - mf.credited.0, b - mf.credited.1);
+            if dp > 0 {
+                for r in &mf.rules {
+                    r.rule.credit(dp, db);
+                }
+                mf.credited = (p, b);
+            }
+        }
+    }
+
+    /// Removes megaflows idle for longer than `idle`; returns how many.
+    pub fn expire(&mut self, idle: Duration) -> usize {
+        self.credit_rules();
+        let now = Instant::now();
+        let mut dead: Vec<u32> = Vec::new();
+        for (id, mf) in self.megaflows.iter_mut() {
+            let p = mf.flow.n_packets.load(Ordering::Relaxed);
+            if p != mf.last_packets {
+                mf.last_packets = p;
+                mf.last_used = now;
+            } else if now.duration_since(mf.last_used) >= idle {
+                dead.push(*id);
+            }
+        }
+        if dead.is_empty() {
+            return 0;
+        }
+        let mut t = (*self.shared.flows.load_full()).clone();
+        for id in &dead {
+            if let Some(mf) = self.megaflows.remove(id) {
+                t.remove(&mf.flow.key, &mf.flow.mask);
+            }
+        }
+        self.shared.flows.store(Arc::new(t));
+        self.stats.expired += dead.len() as u64;
+        dead.len()
+    }
+
+    /// Re-translates every megaflow if the tables changed since the last
+    /// pass: unchanged ones stay, ones whose actions changed under the same
+    /// mask are replaced, the rest are removed (the next packet upcalls).
+    /// One snapshot is published; the loops never stop.
+    pub fn revalidate(&mut self) -> usize {
+        if self.ofproto.version() == self.version {
+            return 0;
+        }
+        self.version = self.ofproto.version();
+        self.stats.revalidations += 1;
+        self.credit_rules();
+        let mut t = (*self.shared.flows.load_full()).clone();
+        let mut changed = 0;
+        let ids: Vec<u32> = self.megaflows.keys().copied().collect();
+        for id in ids {
+            let Some(mf) = self.megaflows.get(&id) else { continue };
+            let old = mf.flow.clone();
+            let x = xlate(&self.ofproto, &OfFlow::from_key(&old.key), None);
+            let mask = x.megaflow_mask();
+            let same_rules = x.rules.len() == mf.rules.len()
+                && x.rules.iter().zip(&mf.rules).all(|(a, b)| Arc::ptr_eq(&a.rule, &b.rule));
+            if mask == old.mask && x.actions[..] == old.actions[..] && same_rules {
+                continue;
+            }
+            changed += 1;
+            t.remove(&old.key, &old.mask);
+            let info = self.megaflows.remove(&id);
+            if mask == old.mask {
+                let m = Arc::new(Megaflow::new(old.key, mask, &x.actions, id));
+                t.insert(m.clone());
+                let mut info = info.expect("present");
+                info.flow = m;
+                info.rules = x.rules.to_vec();
+                info.credited = (0, 0);
+                info.last_packets = 0;
+                self.megaflows.insert(id, info);
+            }
+        }
+        self.shared.flows.store(Arc::new(t));
+        self.stats.revalidated += changed as u64;
+        changed
+    }
+
+    /// Re-ranks subtables by hits (periodic).
+    pub fn rerank(&mut self) {
+        let mut t = (*self.shared.flows.load_full()).clone();
+        t.rerank();
+        self.shared.flows.store(Arc::new(t));
+    }
+
+    /// The thread body: batches of upcalls until the channel closes or
+    /// `stop` returns true; periodic crediting, expiry and re-ranking.
+    pub fn run(&mut self, rx: &Receiver<Upcall>, stop: impl Fn() -> bool) {
+        let mut batch: Vec<Upcall> = Vec::with_capacity(1024);
+        let mut last_tick = Instant::now();
+        loop {
+            match rx.recv_timeout(Duration::from_millis(5)) {
+                Ok(u) => {
+                    batch.push(u);
+                    while batch.len() < 1024 {
+                        match rx.try_recv() {
+                            Ok(u) => batch.push(u),
+                            Err(_) => break,
+                        }
+                    }
+                    self.handle(&batch);
+                    batch.clear();
+                }
+                Err(RecvTimeoutError::Timeout) => {}
+                Err(RecvTimeoutError::Disconnected) => break,
+            }
+            self.revalidate();
+            if last_tick.elapsed() >= Duration::from_millis(100) {
+                last_tick = Instant::now();
+                self.credit_rules();
+                self.expire(IDLE_TIMEOUT);
+                self.rerank();
+            }
+            if stop() {
+                break;
+            }
+        }
+        self.credit_rules();
+    }
+}
