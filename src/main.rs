@@ -27,6 +27,8 @@ enum Command {
     CheckFlows(cmd::CheckArgs),
     /// Trace a packet through the tables, like `ovs-appctl ofproto/trace`.
     Trace(cmd::TraceArgs),
+    /// Measure the datapath in memory, per core.
+    Bench(cmd::BenchArgs),
 }
 
 fn main() -> ExitCode {
@@ -36,6 +38,7 @@ fn main() -> ExitCode {
         Command::Render(a) => cmd::render(a),
         Command::CheckFlows(a) => cmd::check_flows(a),
         Command::Trace(a) => cmd::trace(a),
+        Command::Bench(a) => cmd::bench(a),
     };
     match r {
         Ok(code) => code,

@@ -138,3 +138,18 @@ fn demo_passes() {
     assert!(o.status.success(), "{}", stdout(&o));
     assert!(!stdout(&o).contains("FAIL"));
 }
+
+#[test]
+fn bench_json_reports_every_pattern() {
+    for p in ["pod-pod", "pod-remote", "remote-pod", "pod-service", "mixed"] {
+        let o = sdnfwd(&["bench", "--pattern", p, "--flows", "100", "--seconds", "0.3", "--json"]);
+        assert!(o.status.success(), "{p}: {}", stderr(&o));
+        let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+        assert!(v["mpps"].as_f64().unwrap() > 0.0, "{p}: {v}");
+        assert_eq!(v["per_core"].as_array().unwrap().len(), 1);
+        assert!(v["upcalls"].as_u64().unwrap() >= 1);
+        assert_eq!(v["leaked_frames"], 0);
+        let hits = v["emc_hit"].as_f64().unwrap() + v["megaflow_hit"].as_f64().unwrap();
+        assert!(hits > 0.99, "{p}: after warm-up every packet hits a cache: {v}");
+    }
+}

@@ -569,3 +569,47 @@ fn execute(
         emit(slots, slot_of, pool, port, g, b);
     }
 }
+
+impl PmdStats {
+    /// A report in the spirit of `ovs-appctl dpif-netdev/pmd-stats-show`.
+    pub fn show(&self, core: Option<usize>) -> String {
+        let g = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        let pk = g(&self.packets);
+        let pct = |n: u64| if pk == 0 { 0.0 } else { 100.0 * n as f64 / pk as f64 };
+        let mut s = String::new();
+        match core {
+            Some(c) => s.push_str(&format!("pmd thread core_id {c}:\n")),
+            None => s.push_str("pmd thread:\n"),
+        }
+        s.push_str(&format!("  packets received: {pk}\n"));
+        s.push_str(&format!(
+            "  emc hits: {} ({:.1}%){}\n",
+            g(&self.emc_hits),
+            pct(g(&self.emc_hits)),
+            if g(&self.emc_enabled) == 1 { "" } else { " [EMC off: low hit rate]" }
+        ));
+        s.push_str(&format!("  megaflow hits: {} ({:.1}%)\n", g(&self.megaflow_hits), pct(g(&self.megaflow_hits))));
+        s.push_str(&format!("  miss with success upcall: {}\n", g(&self.upcalls)));
+        s.push_str(&format!("  miss with failed upcall: {}\n", g(&self.lost)));
+        let busy = g(&self.busy_ns);
+        s.push_str(&format!(
+            "  processing: {:.1} ns/packet over {} busy iterations ({} idle)\n",
+            if pk == 0 { 0.0 } else { busy as f64 / pk as f64 },
+            g(&self.busy_iterations),
+            g(&self.idle_iterations)
+        ));
+        let names = ["pipeline", "upcall-lost", "upcall-timeout", "no-neighbour", "no-port", "no-buffer", "not-for-us"];
+        let drops: Vec<String> =
+            names.iter().zip(&self.drops).filter(|(_, c)| g(c) > 0).map(|(n, c)| format!("{n}={}", g(c))).collect();
+        if !drops.is_empty() {
+            s.push_str(&format!("  drops: {}\n", drops.join(" ")));
+        }
+        let mal = ["short-ethernet", "bad-ipv4", "bad-arp", "short-l4", "not-vxlan"];
+        let m: Vec<String> =
+            mal.iter().zip(&self.malformed).filter(|(_, c)| g(c) > 0).map(|(n, c)| format!("{n}={}", g(c))).collect();
+        if !m.is_empty() {
+            s.push_str(&format!("  malformed: {}\n", m.join(" ")));
+        }
+        s
+    }
+}

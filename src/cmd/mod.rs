@@ -1,9 +1,11 @@
 //! The subcommands.
 
+mod bench;
 mod common;
 mod demo;
 mod trace;
 
+pub use bench::{bench, BenchArgs};
 pub use common::*;
 pub use demo::demo;
 pub use trace::{trace, TraceArgs};

@@ -1,0 +1,386 @@
+//! `sdnfwd bench`: the whole datapath in memory, per core. Each poll loop
+//! replays a ring of prebuilt frames from a memory port (copying each into a
+//! frame buffer, as DPDK's pcap vdev with infinite_rx does) through extract,
+//! EMC, megaflow classifier and actions into sink ports; the slow path runs
+//! on its own thread. Reports Mpps, per core, cache hit rates and upcalls.
+
+use std::io::IsTerminal;
+use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Barrier};
+use std::time::{Duration, Instant};
+
+use clap::{Args, ValueEnum};
+use config::yaml::Cluster;
+use fastpath::flow::LocalVtep;
+use fastpath::pmd::{Pmd, PmdStats, Shared, TunnelState, UPLINK};
+use fastpath::port::{MemPort, SinkPort};
+use fastpath::{wire, FlowKey};
+use serde_json::json;
+use slowpath::upcall::SlowPath;
+use slowpath::{xlate, OfFlow, Ofproto};
+
+use super::common::{node_tables, ClusterArgs};
+
+/// Traffic patterns.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Pattern {
+    /// Local pod to local pod.
+    PodPod,
+    /// Local pod to a pod on another node (VXLAN push).
+    PodRemote,
+    /// VXLAN from another node to a local pod (decap).
+    RemotePod,
+    /// Local pod to a service (to tun0).
+    PodService,
+    /// All of the above, interleaved.
+    Mixed,
+}
+
+/// `sdnfwd bench`.
+#[derive(Args)]
+pub struct BenchArgs {
+    #[command(flatten)]
+    pub cluster: ClusterArgs,
+    /// Traffic pattern.
+    #[arg(long, value_enum, default_value_t = Pattern::PodPod)]
+    pub pattern: Pattern,
+    /// Distinct 5-tuples.
+    #[arg(long, default_value_t = 1)]
+    pub flows: usize,
+    /// Poll loops (one per core).
+    #[arg(long, default_value_t = 1)]
+    pub cores: usize,
+    /// First core to pin to (loops use first..first+cores; the slow path
+    /// is not pinned).
+    #[arg(long, default_value_t = 0)]
+    pub first_core: usize,
+    /// Measured seconds (after a 1 s warm-up).
+    #[arg(long, default_value_t = 5.0)]
+    pub seconds: f64,
+    /// Frame size in bytes.
+    #[arg(long, default_value_t = 64)]
+    pub frame_size: usize,
+    /// EMC insertion: one in N (0 disables the EMC).
+    #[arg(long, default_value_t = 100)]
+    pub emc_insert_inv_prob: u32,
+    /// Machine-readable summary.
+    #[arg(long)]
+    pub json: bool,
+}
+
+struct Scenario {
+    /// (OpenFlow in_port or UPLINK, frames).
+    sources: Vec<(u32, Vec<Vec<u8>>)>,
+}
+
+fn mac_of(ip: u32) -> u64 {
+    0x0a58_0000_0000 | ip as u64
+}
+
+/// Remote VTEPs get synthetic next-hop MACs (no ARP in memory).
+fn neighbour_mac(ip: u32) -> u64 {
+    0x0200_0000_0000 | ip as u64
+}
+
+fn outputs_of(of: &Ofproto, key: &FlowKey) -> Vec<u32> {
+    xlate(of, &OfFlow::from_key(key), None).outputs.iter().map(|o| o.port).collect()
+}
+
+fn build(
+    c: &Cluster,
+    node: &str,
+    of: &Ofproto,
+    pattern: Pattern,
+    flows: usize,
+    size: usize,
+) -> Result<Scenario, String> {
+    let n = c.find_node(node).ok_or(format!("node {node} lists no pods"))?;
+    let local = c.host_subnet(node).ok_or("no HostSubnet")?;
+    let vtep = u32::from(local.host_ip.0);
+    let pods: Vec<(u32, u32)> = n.pods.iter().map(|p| (p.ofport, u32::from(p.ip.0))).collect();
+    let flows = flows.max(1);
+    let tuple = |i: usize| (1024 + (i % 60000) as u16, 80 + (i / 60000) as u16);
+    let key_of = |port: u32, f: &[u8]| {
+        let mut k = FlowKey::default();
+        k.extract(f, port);
+        k
+    };
+    let pat = |p: Pattern| -> Result<(u32, Vec<Vec<u8>>), String> {
+        match p {
+            Pattern::PodPod => {
+                for &(sp, sip) in &pods {
+                    for &(dp, dip) in &pods {
+                        let f = wire::build_frame(mac_of(sip), mac_of(dip), sip, dip, 17, 1024, 80, size);
+                        if sp != dp && outputs_of(of, &key_of(sp, &f)) == [dp] {
+                            let frames = (0..flows)
+                                .map(|i| {
+                                    let (a, b) = tuple(i);
+                                    wire::build_frame(mac_of(sip), mac_of(dip), sip, dip, 17, a, b, size)
+                                })
+                                .collect();
+                            return Ok((sp, frames));
+                        }
+                    }
+                }
+                Err("no pair of local pods may talk (pod-pod needs two pods of one tenant)".into())
+            }
+            Pattern::PodRemote => {
+                let r = c.host_subnets.iter().find(|h| h.host_ip != local.host_ip).ok_or("no remote node")?;
+                let dip = r.subnet.addr() + 7;
+                let &(sp, sip) = pods.first().ok_or("no local pod")?;
+                let frames = (0..flows)
+                    .map(|i| {
+                        let (a, b) = tuple(i);
+                        wire::build_frame(mac_of(sip), mac_of(dip), sip, dip, 17, a, b, size)
+                    })
+                    .collect();
+                Ok((sp, frames))
+            }
+            Pattern::RemotePod => {
+                let r = c.host_subnets.iter().find(|h| h.host_ip != local.host_ip).ok_or("no remote node")?;
+                let sip = r.subnet.addr() + 7;
+                for &(dp, dip) in &pods {
+                    for vni in c.net_namespaces.iter().map(|n| n.netid).chain([0]) {
+                        let inner = wire::build_frame(mac_of(sip), mac_of(dip), sip, dip, 17, 1024, 80, size);
+                        let t = wire::VxlanTemplate::new(
+                            neighbour_mac(u32::from(r.host_ip.0)),
+                            0x0a00_0000_0001,
+                            u32::from(r.host_ip.0),
+                            vtep,
+                            c.vxlan_port(),
+                            vni,
+                        );
+                        let mut f = vec![0; wire::VXLAN_ENCAP_LEN];
+                        t.write(&mut f, inner.len(), 50000);
+                        f.extend_from_slice(&inner);
+                        let mut k = FlowKey::default();
+                        let _ = k.extract_uplink(&f, &LocalVtep { ip: vtep, udp_port: c.vxlan_port(), port: 1 });
+                        if outputs_of(of, &k) == [dp] {
+                            let frames = (0..flows)
+                                .map(|i| {
+                                    let (a, b) = tuple(i);
+                                    let inner = wire::build_frame(mac_of(sip), mac_of(dip), sip, dip, 17, a, b, size);
+                                    let mut f = vec![0; wire::VXLAN_ENCAP_LEN];
+                                    t.write(&mut f, inner.len(), 50000);
+                                    f.extend_from_slice(&inner);
+                                    f
+                                })
+                                .collect();
+                            return Ok((UPLINK, frames));
+                        }
+                    }
+                }
+                Err("no local pod accepts VXLAN from the first remote node".into())
+            }
+            Pattern::PodService => {
+                for s in &c.services {
+                    let Ok(ip) = s.cluster_ip.parse::<std::net::Ipv4Addr>() else { continue };
+                    let Some(port) = s.ports.first() else { continue };
+                    let proto = if port.protocol.eq_ignore_ascii_case("UDP") { 17 } else { 6 };
+                    let dip = u32::from(ip);
+                    for &(sp, sip) in &pods {
+                        let f =
+                            wire::build_frame(mac_of(sip), 0x0a00_0000_0001, sip, dip, proto, 1024, port.port, size);
+                        if outputs_of(of, &key_of(sp, &f)) == [2] {
+                            let frames = (0..flows)
+                                .map(|i| {
+                                    let (a, _) = tuple(i);
+                                    wire::build_frame(
+                                        mac_of(sip),
+                                        0x0a00_0000_0001,
+                                        sip,
+                                        dip,
+                                        proto,
+                                        a,
+                                        port.port,
+                                        size,
+                                    )
+                                })
+                                .collect();
+                            return Ok((sp, frames));
+                        }
+                    }
+                }
+                Err("no local pod may reach a service".into())
+            }
+            Pattern::Mixed => unreachable!(),
+        }
+    };
+    let sources = match pattern {
+        Pattern::Mixed => {
+            let mut v = Vec::new();
+            for p in [Pattern::PodPod, Pattern::PodRemote, Pattern::RemotePod, Pattern::PodService] {
+                v.push(pat(p)?);
+            }
+            v
+        }
+        p => vec![pat(p)?],
+    };
+    Ok(Scenario { sources })
+}
+
+pub fn bench(a: BenchArgs) -> Result<ExitCode, String> {
+    let (c, extra) = a.cluster.load()?;
+    let node = a.cluster.node_name(&c)?;
+    let of = node_tables(&c, &node, extra.as_ref(), &a.cluster.source())?;
+    let sc = build(&c, &node, &of, a.pattern, a.flows, a.frame_size)?;
+    let local = c.host_subnet(&node).ok_or("no HostSubnet")?;
+    let shared = Arc::new(Shared::default());
+    shared.tunnel.store(Arc::new(TunnelState {
+        vtep: Some(LocalVtep { ip: u32::from(local.host_ip.0), udp_port: c.vxlan_port(), port: 1 }),
+        local_mac: 0x0a00_0000_0001,
+        neighbours: c
+            .host_subnets
+            .iter()
+            .map(|h| (u32::from(h.host_ip.0), neighbour_mac(u32::from(h.host_ip.0))))
+            .collect(),
+    }));
+    let ports: Vec<u32> = of.ports.clone().unwrap_or_default().into_iter().filter(|&p| p != 1).collect();
+    let (up_tx, up_rx) = crossbeam_channel::bounded(4096);
+    let mut replies = Vec::new();
+    let mut pmds = Vec::new();
+    for i in 0..a.cores.max(1) {
+        let (rtx, rrx) = crossbeam_channel::bounded(4096);
+        replies.push(rtx);
+        let mut pmd = Pmd::new(i, shared.clone(), up_tx.clone(), rrx, 4096, a.emc_insert_inv_prob);
+        let mut rx_ports = std::collections::BTreeSet::new();
+        for (port, frames) in &sc.sources {
+            // Each loop starts its ring at another offset.
+            let mut fr = frames.clone();
+            let k = fr.len();
+            fr.rotate_left((i * k / a.cores.max(1)) % k.max(1));
+            pmd.add_port(*port, Box::new(MemPort::new(&format!("mem{port}"), fr)), true);
+            rx_ports.insert(*port);
+        }
+        for &p in ports.iter().chain([UPLINK].iter()) {
+            if !rx_ports.contains(&p) {
+                pmd.add_port(p, Box::new(SinkPort::new(&format!("sink{p}"))), false);
+            }
+        }
+        pmds.push(pmd);
+    }
+    drop(up_tx);
+    let stop = Arc::new(AtomicBool::new(false));
+    let slow_stop = stop.clone();
+    let mut slow = SlowPath::new(of, shared.clone(), replies);
+    let slow_h = std::thread::Builder::new()
+        .name("sdnfwd-slowpath".into())
+        .spawn(move || {
+            slow.run(&up_rx, || slow_stop.load(Ordering::Relaxed));
+            slow
+        })
+        .map_err(|e| e.to_string())?;
+    let cores = core_affinity::get_core_ids().unwrap_or_default();
+    let barrier = Arc::new(Barrier::new(pmds.len() + 1));
+    let mut handles = Vec::new();
+    let mut stats: Vec<Arc<PmdStats>> = Vec::new();
+    let mut pinned = Vec::new();
+    for (i, mut pmd) in pmds.into_iter().enumerate() {
+        stats.push(pmd.stats.clone());
+        let core = cores.get(a.first_core + i).copied();
+        pinned.push(core.map(|c| c.id));
+        let stop = stop.clone();
+        let bar = barrier.clone();
+        handles.push(
+            std::thread::Builder::new()
+                .name(format!("sdnfwd-pmd{i}"))
+                .spawn(move || {
+                    if let Some(c) = core {
+                        core_affinity::set_for_current(c);
+                    }
+                    bar.wait();
+                    pmd.run(&stop);
+                    pmd
+                })
+                .map_err(|e| e.to_string())?,
+        );
+    }
+    barrier.wait();
+    let snap = |s: &PmdStats| {
+        (
+            s.packets.load(Ordering::Relaxed),
+            s.emc_hits.load(Ordering::Relaxed),
+            s.megaflow_hits.load(Ordering::Relaxed),
+            s.upcalls.load(Ordering::Relaxed),
+            s.busy_ns.load(Ordering::Relaxed),
+        )
+    };
+    std::thread::sleep(Duration::from_secs(1)); // warm-up: megaflows installed
+    let base: Vec<_> = stats.iter().map(|s| snap(s)).collect();
+    let t0 = Instant::now();
+    let tty = std::io::stderr().is_terminal() && !a.json;
+    let mut last = base.clone();
+    let mut last_t = t0;
+    while t0.elapsed().as_secs_f64() < a.seconds {
+        std::thread::sleep(Duration::from_millis(
+            ((a.seconds - t0.elapsed().as_secs_f64()).clamp(0.0, 1.0) * 1000.0) as u64,
+        ));
+        if tty {
+            let now: Vec<_> = stats.iter().map(|s| snap(s)).collect();
+            let dt = last_t.elapsed().as_secs_f64();
+            let pk: u64 = now.iter().zip(&last).map(|(n, l)| n.0 - l.0).sum();
+            eprintln!("{:5.1}s  {:8.2} Mpps", t0.elapsed().as_secs_f64(), pk as f64 / dt / 1e6);
+            last = now;
+            last_t = Instant::now();
+        }
+    }
+    let dt = t0.elapsed().as_secs_f64();
+    let end: Vec<_> = stats.iter().map(|s| snap(s)).collect();
+    stop.store(true, Ordering::Relaxed);
+    let mut leaked = 0usize;
+    for h in handles {
+        let pmd = h.join().map_err(|_| "a poll loop panicked")?;
+        leaked += pmd.pool().capacity() - pmd.pool().n_free();
+    }
+    let slow = slow_h.join().map_err(|_| "the slow path panicked")?;
+    let per: Vec<(u64, u64, u64, u64, u64)> =
+        end.iter().zip(&base).map(|(e, b)| (e.0 - b.0, e.1 - b.1, e.2 - b.2, e.3 - b.3, e.4 - b.4)).collect();
+    let pk: u64 = per.iter().map(|p| p.0).sum();
+    let emc: u64 = per.iter().map(|p| p.1).sum();
+    let mf: u64 = per.iter().map(|p| p.2).sum();
+    let ups: u64 = end.iter().map(|e| e.3).sum();
+    let mpps = pk as f64 / dt / 1e6;
+    let frac = |n: u64| if pk == 0 { 0.0 } else { n as f64 / pk as f64 };
+    if a.json {
+        let per_core: Vec<_> = per
+            .iter()
+            .zip(&pinned)
+            .map(|(p, core)| {
+                json!({"core": core, "mpps": p.0 as f64 / dt / 1e6, "ns_per_packet": if p.0 == 0 { 0.0 } else { p.4 as f64 / p.0 as f64 }})
+            })
+            .collect();
+        let out = json!({
+            "pattern": format!("{:?}", a.pattern), "flows": a.flows, "cores": a.cores, "seconds": dt,
+            "frame_size": a.frame_size, "mpps": mpps, "per_core": per_core, "emc_hit": frac(emc),
+            "megaflow_hit": frac(mf), "upcalls": ups, "megaflows": slow.n_megaflows(), "leaked_frames": leaked,
+        });
+        println!("{}", serde_json::to_string_pretty(&out).unwrap_or_default());
+    } else {
+        println!(
+            "sdnfwd bench: node {node}, pattern {:?}, {} flows, {}-byte frames, {} core(s), {:.1} s",
+            a.pattern, a.flows, a.frame_size, a.cores, dt
+        );
+        for (i, (p, core)) in per.iter().zip(&pinned).enumerate() {
+            println!(
+                "  pmd {i} (core {}): {:.2} Mpps, {:.1} ns/packet",
+                core.map_or("-".into(), |c| c.to_string()),
+                p.0 as f64 / dt / 1e6,
+                if p.0 == 0 { 0.0 } else { p.4 as f64 / p.0 as f64 }
+            );
+        }
+        println!(
+            "  total {mpps:.2} Mpps; EMC hits {:.1}%, megaflow hits {:.1}%, upcalls {ups}, megaflows {}",
+            100.0 * frac(emc),
+            100.0 * frac(mf),
+            slow.n_megaflows()
+        );
+        for (i, s) in stats.iter().enumerate() {
+            print!("{}", s.show(pinned[i]));
+        }
+    }
+    if leaked != 0 {
+        return Err(format!("bench: {leaked} frames not returned to their pools"));
+    }
+    Ok(ExitCode::SUCCESS)
+}
