@@ -60,7 +60,7 @@ fn rig(of: Ofproto, emc_inv_prob: u32) -> Rig {
         inject.insert(port, inj);
         outputs.insert(port, out);
     }
-    let slow = SlowPath::new(of, shared, vec![rep_tx]);
+    let slow = SlowPath::new(of, shared, vec![rep_tx], vec![pmd.stats.clone()]);
     Rig { pmd, slow, upcalls: up_rx, inject, outputs }
 }
 
@@ -215,7 +215,7 @@ fn soak_returns_every_frame() {
         mp.limit = n_per_port;
         pmd.add_port(p, Box::new(mp), true);
     }
-    let mut slow = SlowPath::new(of, shared, vec![rep_tx]);
+    let mut slow = SlowPath::new(of, shared, vec![rep_tx], vec![pmd.stats.clone()]);
     let mut total = 0u64;
     let mut idle = 0;
     while idle < 100 {

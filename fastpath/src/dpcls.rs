@@ -33,10 +33,8 @@ pub struct Megaflow {
     pub id: u32,
     /// Set by the slow path when the megaflow is removed.
     pub dead: AtomicBool,
-    /// Packets that hit it (all cores; relaxed).
-    pub n_packets: AtomicU64,
-    /// Bytes of those packets.
-    pub n_bytes: AtomicU64,
+    /// Number of output actions (precomputed for the poll loop).
+    pub n_outputs: u8,
 }
 
 impl Megaflow {
@@ -48,8 +46,7 @@ impl Megaflow {
             actions: SmallVec::from_slice(actions),
             id,
             dead: AtomicBool::new(false),
-            n_packets: AtomicU64::new(0),
-            n_bytes: AtomicU64::new(0),
+            n_outputs: actions.iter().filter(|a| !matches!(a, DpAction::Set(_))).count().min(255) as u8,
         }
     }
 }

@@ -15,6 +15,16 @@ use std::sync::Arc;
 use crate::dpcls::Megaflow;
 use crate::flow::FlowKey;
 
+/// Word-wise key comparison (no call to memcmp).
+#[inline]
+fn same_key(a: &FlowKey, b: &FlowKey) -> bool {
+    let mut d = 0;
+    for i in 0..crate::flow::KEY_WORDS {
+        d |= a.w[i] ^ b.w[i];
+    }
+    d == 0
+}
+
 /// Entries (a power of two).
 pub const EMC_ENTRIES: usize = 8192;
 /// Lookups per hit-rate window.
@@ -73,7 +83,7 @@ impl Emc {
     pub fn lookup(&mut self, key: &FlowKey, hash: u32) -> Option<&Arc<Megaflow>> {
         let e = &self.entries[hash as usize & (EMC_ENTRIES - 1)];
         match &e.flow {
-            Some(m) if e.key == *key && !m.dead.load(Ordering::Relaxed) => {
+            Some(m) if same_key(&e.key, key) && !m.dead.load(Ordering::Relaxed) => {
                 self.window_hits += 1;
                 Some(m)
             }

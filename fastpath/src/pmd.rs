@@ -99,9 +99,16 @@ pub enum DropReason {
 /// Number of [`DropReason`]s.
 pub const N_DROP: usize = 7;
 
-/// Per-loop counters: written by the loop only (relaxed), read by anyone.
-#[derive(Debug, Default)]
+/// Megaflow ids are below this (the slow path allocates them); per-loop
+/// megaflow statistics are arrays indexed by id.
+pub const MAX_FLOW_IDS: usize = 1 << 18;
+
+/// Per-loop counters: written by the loop only (relaxed load and store, no
+/// locked instruction), read by anyone.
+#[derive(Debug)]
 pub struct PmdStats {
+    /// Per megaflow id: packets at `2 * id`, bytes at `2 * id + 1`.
+    pub flows: Box<[AtomicU64]>,
     /// Frames received.
     pub packets: AtomicU64,
     /// EMC hits.
@@ -130,7 +137,38 @@ pub struct PmdStats {
     pub emc_enabled: AtomicU64,
 }
 
+impl Default for PmdStats {
+    fn default() -> Self {
+        PmdStats {
+            flows: (0..2 * MAX_FLOW_IDS).map(|_| AtomicU64::new(0)).collect(),
+            packets: AtomicU64::new(0),
+            emc_hits: AtomicU64::new(0),
+            megaflow_hits: AtomicU64::new(0),
+            misses: AtomicU64::new(0),
+            upcalls: AtomicU64::new(0),
+            lost: AtomicU64::new(0),
+            busy_iterations: AtomicU64::new(0),
+            idle_iterations: AtomicU64::new(0),
+            busy_ns: AtomicU64::new(0),
+            drops: Default::default(),
+            malformed: Default::default(),
+            emc_auto_disabled: AtomicU64::new(0),
+            emc_enabled: AtomicU64::new(0),
+        }
+    }
+}
+
 impl PmdStats {
+    /// (packets, bytes) this loop forwarded with megaflow `id`.
+    pub fn flow(&self, id: u32) -> (u64, u64) {
+        let i = 2 * id as usize;
+        match (self.flows.get(i), self.flows.get(i + 1)) {
+            (Some(p), Some(b)) => (p.load(Ordering::Relaxed), b.load(Ordering::Relaxed)),
+            _ => (0, 0),
+        }
+    }
+
+    #[inline]
     fn add(c: &AtomicU64, n: u64) {
         c.store(c.load(Ordering::Relaxed) + n, Ordering::Relaxed);
     }
@@ -150,7 +188,8 @@ pub struct Pmd {
     pub id: usize,
     pool: FramePool,
     slots: Vec<Slot>,
-    slot_of: HashMap<u32, usize>,
+    /// OpenFlow port -> slot (u16::MAX: none).
+    slot_of: Vec<u16>,
     shared: Arc<Shared>,
     emc: Emc,
     upcall_tx: Sender<Upcall>,
@@ -187,7 +226,7 @@ impl Pmd {
             id,
             pool: FramePool::new(n_frames),
             slots: Vec::new(),
-            slot_of: HashMap::new(),
+            slot_of: Vec::new(),
             shared,
             emc: Emc::new(emc_insert_inv_prob),
             upcall_tx,
@@ -201,7 +240,11 @@ impl Pmd {
     /// Adds a port instance: `rx` ports are polled; every port can be sent
     /// to. `ofport` is its OpenFlow port ([`UPLINK`] for the uplink NIC).
     pub fn add_port(&mut self, ofport: u32, port: Box<dyn Port>, rx: bool) {
-        self.slot_of.insert(ofport, self.slots.len());
+        let i = ofport as usize;
+        if i >= self.slot_of.len() {
+            self.slot_of.resize(i + 1, u16::MAX);
+        }
+        self.slot_of[i] = self.slots.len() as u16;
         self.slots.push(Slot { ofport, port, rx, batch: [0; 2 * BURST], n: 0 });
     }
 
@@ -314,7 +357,13 @@ impl Pmd {
                 if r.flow.matches(&key) {
                     self.pending.swap_remove(i);
                     self.emc.maybe_insert(&key, hash, &r.flow);
-                    execute(&mut self.pool, &mut self.slots, &self.slot_of, &tunnel, &r.flow, f, &key, b);
+                    let mut x = Exec {
+                        pool: &mut self.pool,
+                        slots: &mut self.slots,
+                        slot_of: &self.slot_of,
+                        flows: &self.stats.flows,
+                    };
+                    x.execute(&tunnel, &r.flow, f, &key, b);
                     n += 1;
                 } else {
                     i += 1;
@@ -344,39 +393,40 @@ impl Pmd {
     fn burst(&mut self, in_port: u32, frames: &[FrameId], b: &mut Burst) {
         let table = self.shared.flows.load();
         let tunnel = self.shared.tunnel.load();
-        let Pmd { pool, slots, slot_of, emc, pending, upcall_tx, id, iteration, .. } = self;
+        let Pmd { pool, slots, slot_of, emc, pending, upcall_tx, id, iteration, stats, .. } = self;
+        let mut x = Exec { pool, slots, slot_of, flows: &stats.flows };
         let mut rank_hits = [0u64; 8];
         let cls = table.port(if in_port == UPLINK { tunnel.vtep.map_or(1, |v| v.port) } else { in_port });
         for &f in frames {
             let mut key = FlowKey::default();
             if in_port == UPLINK {
                 let Some(vtep) = tunnel.vtep else {
-                    pool.free(f);
+                    x.pool.free(f);
                     b.drops[DropReason::NotForUs as usize] += 1;
                     continue;
                 };
-                match key.extract_uplink(pool.data(f), &vtep) {
+                match key.extract_uplink(x.pool.data(f), &vtep) {
                     Ok((inner, bad)) => {
                         if let Some(m) = bad {
                             b.malformed[m as usize] += 1;
                         }
-                        pool.pull_front(f, inner);
+                        x.pool.pull_front(f, inner);
                     }
                     Err(m) => {
                         b.malformed[m as usize] += 1;
                         b.drops[DropReason::NotForUs as usize] += 1;
-                        pool.free(f);
+                        x.pool.free(f);
                         continue;
                     }
                 }
-            } else if let Some(m) = key.extract(pool.data(f), in_port) {
+            } else if let Some(m) = key.extract(x.pool.data(f), in_port) {
                 b.malformed[m as usize] += 1;
             }
             let hash = key.hash();
             if emc.enabled() {
                 if let Some(m) = emc.lookup(&key, hash) {
                     b.emc_hits += 1;
-                    execute(pool, slots, slot_of, &tunnel, m, f, &key, b);
+                    x.execute(&tunnel, m, f, &key, b);
                     continue;
                 }
             }
@@ -384,10 +434,10 @@ impl Pmd {
                 b.megaflow_hits += 1;
                 rank_hits[rank.min(7)] += 1;
                 emc.maybe_insert(&key, hash, m);
-                execute(pool, slots, slot_of, &tunnel, m, f, &key, b);
+                x.execute(&tunnel, m, f, &key, b);
                 continue;
             }
-            miss(pool, pending, upcall_tx, *id, *iteration, f, key, hash, b);
+            miss(x.pool, pending, upcall_tx, *id, *iteration, f, key, hash, b);
         }
         emc.account(frames.len() as u64);
         if let Some(c) = cls {
@@ -489,84 +539,86 @@ fn fix_l4_checksum(d: &mut [u8], off: usize, ip: &wire::Ipv4) {
     d[cs_at..cs_at + 2].copy_from_slice(&c.to_be_bytes());
 }
 
-#[inline]
-fn emit(slots: &mut [Slot], slot_of: &HashMap<u32, usize>, pool: &mut FramePool, port: u32, f: FrameId, b: &mut Burst) {
-    let Some(&si) = slot_of.get(&port) else {
-        pool.free(f);
-        b.drops[DropReason::NoPort as usize] += 1;
-        return;
-    };
-    let s = &mut slots[si];
-    s.batch[s.n] = f;
-    s.n += 1;
-    if s.n == s.batch.len() {
-        s.port.tx(pool, &s.batch[..s.n]);
-        s.n = 0;
-    }
+/// What executing actions writes to: the loop's pool, ports and counters.
+struct Exec<'a> {
+    pool: &'a mut FramePool,
+    slots: &'a mut [Slot],
+    slot_of: &'a [u16],
+    flows: &'a [AtomicU64],
 }
 
-/// Runs a megaflow's actions on a frame (consumed).
-#[allow(clippy::too_many_arguments)]
-#[inline]
-fn execute(
-    pool: &mut FramePool,
-    slots: &mut [Slot],
-    slot_of: &HashMap<u32, usize>,
-    tunnel: &TunnelState,
-    m: &Megaflow,
-    f: FrameId,
-    key: &FlowKey,
-    b: &mut Burst,
-) {
-    m.n_packets.fetch_add(1, Ordering::Relaxed);
-    m.n_bytes.fetch_add(pool.len(f) as u64, Ordering::Relaxed);
-    let n_out = m.actions.iter().filter(|a| !matches!(a, DpAction::Set(_))).count();
-    if n_out == 0 {
-        pool.free(f);
-        b.drops[DropReason::Pipeline as usize] += 1;
-        return;
-    }
-    let mut left = n_out;
-    for a in &m.actions {
-        let (port, tun) = match *a {
-            DpAction::Set(s) => {
-                apply_set(pool, f, s);
-                continue;
-            }
-            DpAction::Output(p) => (p, None),
-            DpAction::TunnelPush { vni, dst, .. } => (UPLINK, Some((vni, dst))),
+impl Exec<'_> {
+    #[inline]
+    fn emit(&mut self, port: u32, f: FrameId, b: &mut Burst) {
+        let si = self.slot_of.get(port as usize).copied().unwrap_or(u16::MAX);
+        let Some(s) = self.slots.get_mut(si as usize) else {
+            self.pool.free(f);
+            b.drops[DropReason::NoPort as usize] += 1;
+            return;
         };
-        left -= 1;
-        let g = if left == 0 {
-            f
-        } else {
-            match pool.clone_frame(f) {
-                Some(g) => g,
-                None => {
-                    b.drops[DropReason::NoBuffer as usize] += 1;
-                    continue;
-                }
-            }
-        };
-        if let Some((vni, dst)) = tun {
-            let (Some(vtep), Some(&mac)) = (tunnel.vtep, tunnel.neighbours.get(&dst)) else {
-                pool.free(g);
-                b.drops[DropReason::NoNeighbour as usize] += 1;
-                continue;
-            };
-            let t = wire::VxlanTemplate::new(tunnel.local_mac, mac, vtep.ip, dst, vtep.udp_port, vni);
-            let inner = pool.len(g);
-            let sport = wire::vxlan_src_port(key.hash());
-            match pool.push_front(g, wire::VXLAN_ENCAP_LEN) {
-                Some(d) => t.write(d, inner, sport),
-                None => {
-                    pool.free(g);
-                    b.drops[DropReason::NoBuffer as usize] += 1;
-                    continue;
-                }
-            }
+        s.batch[s.n] = f;
+        s.n += 1;
+        if s.n == s.batch.len() {
+            s.port.tx(self.pool, &s.batch[..s.n]);
+            s.n = 0;
         }
-        emit(slots, slot_of, pool, port, g, b);
+    }
+
+    /// Runs a megaflow's actions on a frame (consumed).
+    #[inline]
+    fn execute(&mut self, tunnel: &TunnelState, m: &Megaflow, f: FrameId, key: &FlowKey, b: &mut Burst) {
+        let i = 2 * m.id as usize;
+        if let (Some(p), Some(by)) = (self.flows.get(i), self.flows.get(i + 1)) {
+            PmdStats::add(p, 1);
+            PmdStats::add(by, self.pool.len(f) as u64);
+        }
+        if m.n_outputs == 0 {
+            self.pool.free(f);
+            b.drops[DropReason::Pipeline as usize] += 1;
+            return;
+        }
+        let mut left = m.n_outputs;
+        for a in &m.actions {
+            let (port, tun) = match *a {
+                DpAction::Set(s) => {
+                    apply_set(self.pool, f, s);
+                    continue;
+                }
+                DpAction::Output(p) => (p, None),
+                DpAction::TunnelPush { vni, dst, .. } => (UPLINK, Some((vni, dst))),
+            };
+            left -= 1;
+            let g = if left == 0 {
+                f
+            } else {
+                match self.pool.clone_frame(f) {
+                    Some(g) => g,
+                    None => {
+                        b.drops[DropReason::NoBuffer as usize] += 1;
+                        continue;
+                    }
+                }
+            };
+            if let Some((vni, dst)) = tun {
+                let (Some(vtep), Some(&mac)) = (tunnel.vtep, tunnel.neighbours.get(&dst)) else {
+                    self.pool.free(g);
+                    b.drops[DropReason::NoNeighbour as usize] += 1;
+                    continue;
+                };
+                let t = wire::VxlanTemplate::new(tunnel.local_mac, mac, vtep.ip, dst, vtep.udp_port, vni);
+                let inner = self.pool.len(g);
+                let sport = wire::vxlan_src_port(key.hash());
+                match self.pool.push_front(g, wire::VXLAN_ENCAP_LEN) {
+                    Some(d) => t.write(d, inner, sport),
+                    None => {
+                        self.pool.free(g);
+                        b.drops[DropReason::NoBuffer as usize] += 1;
+                        continue;
+                    }
+                }
+            }
+            self.emit(port, g, b);
+        }
     }
 }
 

@@ -7,13 +7,13 @@
 //! Everything here is the slow path: it may allocate and take time; it never
 //! makes a poll loop wait.
 
-use std::sync::atomic::Ordering;
+use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
 use fastpath::dpcls::{FlowTable, Megaflow};
-use fastpath::pmd::{Shared, Upcall, UpcallReply};
+use fastpath::pmd::{PmdStats, Shared, Upcall, UpcallReply, MAX_FLOW_IDS};
 use hashbrown::HashMap;
 
 use crate::ofproto::{Ofproto, RuleRef};
@@ -59,7 +59,11 @@ pub struct SlowPath {
     shared: Arc<Shared>,
     replies: Vec<Sender<UpcallReply>>,
     megaflows: HashMap<u32, MfInfo>,
+    pmds: Vec<Arc<PmdStats>>,
     next_id: u32,
+    free_ids: Vec<u32>,
+    /// Ids of removed megaflows, reusable once no loop can still credit them.
+    quarantine: VecDeque<(Instant, u32)>,
     version: u64,
     /// Megaflow limit.
     pub flow_limit: usize,
@@ -68,19 +72,55 @@ pub struct SlowPath {
 }
 
 impl SlowPath {
-    /// A slow path over these tables, answering loop `i` on `replies[i]`.
-    pub fn new(ofproto: Ofproto, shared: Arc<Shared>, replies: Vec<Sender<UpcallReply>>) -> SlowPath {
+    /// A slow path over these tables, answering loop `i` on `replies[i]`
+    /// and reading its megaflow statistics from `pmds[i]`.
+    pub fn new(
+        ofproto: Ofproto,
+        shared: Arc<Shared>,
+        replies: Vec<Sender<UpcallReply>>,
+        pmds: Vec<Arc<PmdStats>>,
+    ) -> SlowPath {
         let version = ofproto.version();
         SlowPath {
             ofproto,
             shared,
             replies,
             megaflows: HashMap::new(),
+            pmds,
             next_id: 1,
+            free_ids: Vec::new(),
+            quarantine: VecDeque::new(),
             version,
-            flow_limit: DEFAULT_FLOW_LIMIT,
+            flow_limit: DEFAULT_FLOW_LIMIT.min(MAX_FLOW_IDS - 1),
             stats: UpcallStats::default(),
         }
+    }
+
+    /// Packets and bytes of megaflow `id`, summed over the loops.
+    fn totals(&self, id: u32) -> (u64, u64) {
+        self.pmds.iter().map(|p| p.flow(id)).fold((0, 0), |a, b| (a.0 + b.0, a.1 + b.1))
+    }
+
+    fn alloc_id(&mut self) -> Option<u32> {
+        while let Some(&(t, id)) = self.quarantine.front() {
+            if t.elapsed() < Duration::from_secs(1) {
+                break;
+            }
+            self.quarantine.pop_front();
+            self.free_ids.push(id);
+        }
+        if let Some(id) = self.free_ids.pop() {
+            return Some(id);
+        }
+        if (self.next_id as usize) < MAX_FLOW_IDS {
+            self.next_id += 1;
+            return Some(self.next_id - 1);
+        }
+        None
+    }
+
+    fn release_id(&mut self, id: u32) {
+        self.quarantine.push_back((Instant::now(), id));
     }
 
     /// Number of installed megaflows.
@@ -106,23 +146,25 @@ impl SlowPath {
             let flow = OfFlow::from_key(&u.key);
             let x = xlate(&self.ofproto, &flow, None);
             let mask = x.megaflow_mask();
-            let id = self.next_id;
-            self.next_id = self.next_id.wrapping_add(1).max(1);
-            let m = Arc::new(Megaflow::new(u.key, mask, &x.actions, id));
-            if self.megaflows.len() < self.flow_limit {
+            let id = if self.megaflows.len() < self.flow_limit { self.alloc_id() } else { None };
+            let m = Arc::new(Megaflow::new(u.key, mask, &x.actions, id.unwrap_or(0)));
+            if let Some(id) = id {
                 table.get_or_insert_with(|| (*cur).clone()).insert(m.clone());
+                let credited = self.totals(id);
                 self.megaflows.insert(
                     id,
                     MfInfo {
                         flow: m.clone(),
                         rules: x.rules.to_vec(),
-                        credited: (0, 0),
-                        last_packets: 0,
+                        credited,
+                        last_packets: credited.0,
                         last_used: Instant::now(),
                     },
                 );
                 self.stats.installed += 1;
             } else {
+                // Over the limit: these frames run the actions uninstalled
+                // (id 0 is never credited; credit the rules here).
                 self.stats.over_limit += 1;
                 for r in &x.rules {
                     r.rule.credit(1, u.len as u64);
@@ -137,10 +179,11 @@ impl SlowPath {
 
     /// Credits rule counters from megaflow statistics (what dump-flows shows).
     pub fn credit_rules(&mut self) {
-        for mf in self.megaflows.values_mut() {
-            let p = mf.flow.n_packets.load(Ordering::Relaxed);
-            let b = mf.flow.n_bytes.load(Ordering::Relaxed);
-            let (dp, db) = (p - mf.credited.0, b - mf.credited.1);
+        let ids: Vec<u32> = self.megaflows.keys().copied().collect();
+        for id in ids {
+            let (p, b) = self.totals(id);
+            let Some(mf) = self.megaflows.get_mut(&id) else { continue };
+            let (dp, db) = (p.saturating_sub(mf.credited.0), b.saturating_sub(mf.credited.1));
             if dp > 0 {
                 for r in &mf.rules {
                     r.rule.credit(dp, db);
@@ -155,13 +198,14 @@ impl SlowPath {
         self.credit_rules();
         let now = Instant::now();
         let mut dead: Vec<u32> = Vec::new();
-        for (id, mf) in self.megaflows.iter_mut() {
-            let p = mf.flow.n_packets.load(Ordering::Relaxed);
+        let totals: Vec<(u32, u64)> = self.megaflows.keys().map(|&id| (id, self.totals(id).0)).collect();
+        for (id, p) in totals {
+            let Some(mf) = self.megaflows.get_mut(&id) else { continue };
             if p != mf.last_packets {
                 mf.last_packets = p;
                 mf.last_used = now;
             } else if now.duration_since(mf.last_used) >= idle {
-                dead.push(*id);
+                dead.push(id);
             }
         }
         if dead.is_empty() {
@@ -171,6 +215,7 @@ impl SlowPath {
         for id in &dead {
             if let Some(mf) = self.megaflows.remove(id) {
                 t.remove(&mf.flow.key, &mf.flow.mask);
+                self.release_id(*id);
             }
         }
         self.shared.flows.store(Arc::new(t));
@@ -211,9 +256,9 @@ impl SlowPath {
                 let mut info = info.expect("present");
                 info.flow = m;
                 info.rules = x.rules.to_vec();
-                info.credited = (0, 0);
-                info.last_packets = 0;
                 self.megaflows.insert(id, info);
+            } else {
+                self.release_id(id);
             }
         }
         self.shared.flows.store(Arc::new(t));

@@ -263,7 +263,8 @@ pub fn bench(a: BenchArgs) -> Result<ExitCode, String> {
     drop(up_tx);
     let stop = Arc::new(AtomicBool::new(false));
     let slow_stop = stop.clone();
-    let mut slow = SlowPath::new(of, shared.clone(), replies);
+    let pmd_stats: Vec<_> = pmds.iter().map(|p| p.stats.clone()).collect();
+    let mut slow = SlowPath::new(of, shared.clone(), replies, pmd_stats);
     let slow_h = std::thread::Builder::new()
         .name("sdnfwd-slowpath".into())
         .spawn(move || {
