@@ -14,7 +14,7 @@
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 
-use hashbrown::HashMap;
+use hashbrown::HashTable;
 use smallvec::SmallVec;
 
 use crate::actions::DpAction;
@@ -64,7 +64,8 @@ impl Megaflow {
 pub struct Subtable {
     mask: FlowKey,
     words: SmallVec<[u8; 8]>,
-    flows: HashMap<u64, SmallVec<[Arc<Megaflow>; 1]>>,
+    /// (hash of the masked key, megaflow).
+    flows: HashTable<(u64, Arc<Megaflow>)>,
     n_flows: usize,
     /// Hits since the last re-ranking (bumped by readers).
     hits: Arc<AtomicU64>,
@@ -73,7 +74,7 @@ pub struct Subtable {
 impl Subtable {
     fn new(mask: FlowKey) -> Subtable {
         let words = (0..KEY_WORDS).filter(|&i| mask.w[i] != 0).map(|i| i as u8).collect();
-        Subtable { mask, words, flows: HashMap::new(), n_flows: 0, hits: Arc::new(AtomicU64::new(0)) }
+        Subtable { mask, words, flows: HashTable::new(), n_flows: 0, hits: Arc::new(AtomicU64::new(0)) }
     }
 
     #[inline]
@@ -88,9 +89,13 @@ impl Subtable {
 
     #[inline]
     fn lookup(&self, key: &FlowKey) -> Option<&Arc<Megaflow>> {
-        let b = self.flows.get(&self.hash(key))?;
-        b.iter()
-            .find(|m| self.words.iter().all(|&i| key.w[i as usize] & self.mask.w[i as usize] == m.key.w[i as usize]))
+        let h = self.hash(key);
+        self.flows
+            .find(h, |(eh, m)| {
+                *eh == h
+                    && self.words.iter().all(|&i| key.w[i as usize] & self.mask.w[i as usize] == m.key.w[i as usize])
+            })
+            .map(|e| &e.1)
     }
 }
 
@@ -145,12 +150,11 @@ impl Dpcls {
         };
         let st = Arc::make_mut(&mut self.subtables[idx]);
         let h = st.hash(&m.key);
-        let b = st.flows.entry(h).or_default();
-        if let Some(old) = b.iter_mut().find(|x| x.key == m.key) {
-            old.dead.store(true, Ordering::Release);
-            *old = m;
+        if let Some(old) = st.flows.find_mut(h, |(eh, x)| *eh == h && x.key == m.key) {
+            old.1.dead.store(true, Ordering::Release);
+            old.1 = m;
         } else {
-            b.push(m);
+            st.flows.insert_unique(h, (h, m), |e| e.0);
             st.n_flows += 1;
         }
     }
@@ -159,12 +163,8 @@ impl Dpcls {
         let idx = self.subtables.iter().position(|s| s.mask == *mask)?;
         let st = Arc::make_mut(&mut self.subtables[idx]);
         let h = st.hash(key);
-        let b = st.flows.get_mut(&h)?;
-        let pos = b.iter().position(|x| x.key == *key)?;
-        let m = b.remove(pos);
-        if b.is_empty() {
-            st.flows.remove(&h);
-        }
+        let entry = st.flows.find_entry(h, |(eh, x)| *eh == h && x.key == *key).ok()?;
+        let ((_, m), _) = entry.remove();
         st.n_flows -= 1;
         if st.n_flows == 0 {
             self.subtables.remove(idx);
@@ -175,66 +175,68 @@ impl Dpcls {
 
     /// Every megaflow.
     pub fn iter(&self) -> impl Iterator<Item = &Arc<Megaflow>> {
-        self.subtables.iter().flat_map(|s| s.flows.values().flatten())
+        self.subtables.iter().flat_map(|s| s.flows.iter().map(|e| &e.1))
     }
 }
 
 /// All megaflows of the datapath: a classifier per input port.
 #[derive(Clone, Debug, Default)]
 pub struct FlowTable {
-    ports: HashMap<u32, Dpcls>,
+    /// Indexed by input port (empty classifiers for ports without flows).
+    ports: Vec<Dpcls>,
 }
 
 impl FlowTable {
     /// The classifier of an input port.
     #[inline]
     pub fn port(&self, in_port: u32) -> Option<&Dpcls> {
-        self.ports.get(&in_port)
+        self.ports.get(in_port as usize).filter(|c| !c.is_empty())
     }
 
     /// Looks a key up.
     #[inline]
     pub fn lookup(&self, key: &FlowKey) -> Option<&Arc<Megaflow>> {
-        self.ports.get(&(key.get(loc::IN_PORT) as u32))?.lookup(key).map(|(m, _)| m)
+        self.ports.get(key.get(loc::IN_PORT) as usize)?.lookup(key).map(|(m, _)| m)
     }
 
     /// Installs (or replaces) a megaflow. Its mask must include in_port.
     pub fn insert(&mut self, m: Arc<Megaflow>) {
         debug_assert_eq!(m.mask.get(loc::IN_PORT), 0xffff_ffff);
         let port = m.key.get(loc::IN_PORT) as u32;
-        self.ports.entry(port).or_default().insert(m);
+        let i = port as usize;
+        if i >= self.ports.len() {
+            self.ports.resize_with(i + 1, Dpcls::default);
+        }
+        self.ports[i].insert(m);
     }
 
     /// Removes a megaflow (marks it dead).
     pub fn remove(&mut self, key: &FlowKey, mask: &FlowKey) -> Option<Arc<Megaflow>> {
         let port = key.get(loc::IN_PORT) as u32;
-        let cls = self.ports.get_mut(&port)?;
+        let cls = self.ports.get_mut(port as usize)?;
         let m = cls.remove(key, mask);
-        if cls.is_empty() {
-            self.ports.remove(&port);
-        }
         m
     }
 
     /// Number of megaflows.
     pub fn len(&self) -> usize {
-        self.ports.values().map(Dpcls::len).sum()
+        self.ports.iter().map(Dpcls::len).sum()
     }
 
     /// Whether there are none.
     pub fn is_empty(&self) -> bool {
-        self.ports.is_empty()
+        self.ports.iter().all(Dpcls::is_empty)
     }
 
     /// Every megaflow.
     pub fn iter(&self) -> impl Iterator<Item = &Arc<Megaflow>> {
-        self.ports.values().flat_map(Dpcls::iter)
+        self.ports.iter().flat_map(Dpcls::iter)
     }
 
     /// Orders each port's subtables by hits since the last call, most first,
     /// and restarts the counts.
     pub fn rerank(&mut self) {
-        for cls in self.ports.values_mut() {
+        for cls in self.ports.iter_mut() {
             cls.subtables.sort_by_key(|s| std::cmp::Reverse(s.hits.load(Ordering::Relaxed)));
             for s in &cls.subtables {
                 s.hits.store(0, Ordering::Relaxed);
@@ -244,9 +246,12 @@ impl FlowTable {
 
     /// (in_port, megaflows, subtables) per port.
     pub fn stats(&self) -> Vec<(u32, usize, usize)> {
-        let mut v: Vec<_> = self.ports.iter().map(|(p, c)| (*p, c.len(), c.n_subtables())).collect();
-        v.sort();
-        v
+        self.ports
+            .iter()
+            .enumerate()
+            .filter(|(_, c)| !c.is_empty())
+            .map(|(p, c)| (p as u32, c.len(), c.n_subtables()))
+            .collect()
     }
 }
 
