@@ -214,8 +214,7 @@ impl FlowTable {
     pub fn remove(&mut self, key: &FlowKey, mask: &FlowKey) -> Option<Arc<Megaflow>> {
         let port = key.get(loc::IN_PORT) as u32;
         let cls = self.ports.get_mut(port as usize)?;
-        let m = cls.remove(key, mask);
-        m
+        cls.remove(key, mask)
     }
 
     /// Number of megaflows.
