@@ -155,3 +155,8 @@ fn fuzz_ofctl_bounded() {
 fn fuzz_yaml_bounded() {
     run("yaml_load", 3_000, 0xbeef, config::fuzzing::yaml_load);
 }
+
+#[test]
+fn fuzz_frames_bounded() {
+    run("frame_pipeline", 100_000, 0xfa11, slowpath::fuzzing::pipeline);
+}

@@ -5,6 +5,8 @@
 
 pub mod classifier;
 pub mod flow;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod ofproto;
 pub mod trace;
 pub mod upcall;

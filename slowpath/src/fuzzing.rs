@@ -1,0 +1,117 @@
+//! The whole-pipeline property for fuzzing (`fuzz/`, `tests/fuzz_smoke.rs`):
+//! an arbitrary frame, on a pod port, tun0 or — wrapped in VXLAN to our
+//! VTEP — the uplink, goes through extraction, EMC, megaflow lookup, an
+//! upcall with translation and the actions, over the embedded default
+//! cluster's node-d tables, without a panic and without losing a frame.
+//! Not part of the API.
+
+use std::cell::RefCell;
+use std::sync::Arc;
+
+use crossbeam_channel::Receiver;
+use fastpath::flow::LocalVtep;
+use fastpath::pmd::{Pmd, Shared, TunnelState, Upcall, UPLINK};
+use fastpath::port::SinkPort;
+use fastpath::wire;
+
+use crate::upcall::SlowPath;
+use crate::Ofproto;
+
+struct Rig {
+    pmd: Pmd,
+    slow: SlowPath,
+    upcalls: Receiver<Upcall>,
+    inject: Vec<(u32, crossbeam_channel::Sender<Vec<u8>>)>,
+}
+
+const VTEP: u32 = 0xac10_0119;
+const PORTS: [u32; 6] = [UPLINK, 2, 3, 4, 5, 6];
+
+fn rig() -> Rig {
+    let c = config::yaml::Cluster::default_cluster();
+    let r = config::render::render(&c, "node-d").expect("default cluster renders");
+    let mut of = Ofproto::with_flows(&r.flows).expect("rendered flows load");
+    of.ports = Some([1, 2, 3, 4, 5, 6].into());
+    let shared = Arc::new(Shared::default());
+    shared.tunnel.store(Arc::new(TunnelState {
+        vtep: Some(LocalVtep { ip: VTEP, udp_port: 4789, port: 1 }),
+        local_mac: 0x0a00_0000_0001,
+        neighbours: [(0xac10_010f, 2), (0xac10_0110, 3)].into_iter().collect(),
+    }));
+    let (up_tx, up_rx) = crossbeam_channel::bounded(64);
+    let (rep_tx, rep_rx) = crossbeam_channel::bounded(64);
+    let mut pmd = Pmd::new(0, shared.clone(), up_tx, rep_rx, 256, 1);
+    let mut inject = Vec::new();
+    for p in PORTS {
+        let (tx, rx) = crossbeam_channel::unbounded::<Vec<u8>>();
+        pmd.add_port(p, Box::new(ChanPort { rx, sink: SinkPort::new("sink") }), true);
+        inject.push((p, tx));
+    }
+    let slow = SlowPath::new(of, shared, vec![rep_tx], vec![pmd.stats.clone()]);
+    Rig { pmd, slow, upcalls: up_rx, inject }
+}
+
+/// A port fed from a channel, sending to a sink.
+struct ChanPort {
+    rx: Receiver<Vec<u8>>,
+    sink: SinkPort,
+}
+
+impl fastpath::port::Port for ChanPort {
+    fn name(&self) -> &str {
+        "fuzz"
+    }
+    fn rx(&mut self, pool: &mut fastpath::pool::FramePool, out: &mut [u32]) -> usize {
+        let mut n = 0;
+        while n < out.len() {
+            let Ok(b) = self.rx.try_recv() else { break };
+            let Some(id) = pool.alloc() else { break };
+            pool.fill(id, &b);
+            out[n] = id;
+            n += 1;
+        }
+        n
+    }
+    fn tx(&mut self, pool: &mut fastpath::pool::FramePool, frames: &[u32]) {
+        self.sink.tx(pool, frames)
+    }
+    fn counters(&self) -> fastpath::port::PortCounters {
+        self.sink.counters()
+    }
+}
+
+thread_local! {
+    static RIG: RefCell<Option<Rig>> = const { RefCell::new(None) };
+}
+
+/// Runs one input: byte 0 picks the port (and VXLAN wrapping for the
+/// uplink), the rest is the frame.
+///
+/// # Panics
+/// When a frame is lost (that is the point) or the datapath panics.
+pub fn pipeline(data: &[u8]) {
+    let Some((&sel, frame)) = data.split_first() else { return };
+    RIG.with(|cell| {
+        let mut g = cell.borrow_mut();
+        let rig = g.get_or_insert_with(rig);
+        let (port, tx) = &rig.inject[sel as usize % PORTS.len()];
+        let bytes = if *port == UPLINK && sel & 0x80 != 0 {
+            let t = wire::VxlanTemplate::new(2, 1, 0xac10_0110, VTEP, 4789, u32::from(sel) << 8 | 0x2b);
+            let mut f = vec![0u8; wire::VXLAN_ENCAP_LEN];
+            t.write(&mut f, frame.len(), 50000);
+            f.extend_from_slice(frame);
+            f
+        } else {
+            frame.to_vec()
+        };
+        let _ = tx.send(bytes);
+        for _ in 0..3 {
+            rig.pmd.iterate();
+            let batch: Vec<Upcall> = rig.upcalls.try_iter().collect();
+            rig.slow.handle(&batch);
+        }
+        rig.pmd.iterate();
+        let in_use = rig.pmd.pool().capacity() - rig.pmd.pool().n_free();
+        assert_eq!(in_use, rig.pmd.n_pending(), "a frame leaked");
+    });
+}
