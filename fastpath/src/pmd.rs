@@ -430,9 +430,11 @@ impl Pmd {
                     continue;
                 }
             }
-            if let Some((m, rank)) = cls.and_then(|c| c.lookup(&key)) {
+            if let Some((m, rank)) = cls.lookup(&key) {
                 b.megaflow_hits += 1;
-                rank_hits[rank.min(7)] += 1;
+                if let Some(r) = rank {
+                    rank_hits[r.min(7)] += 1;
+                }
                 emc.maybe_insert(&key, hash, m);
                 x.execute(&tunnel, m, f, &key, b);
                 continue;
@@ -440,11 +442,9 @@ impl Pmd {
             miss(x.pool, pending, upcall_tx, *id, *iteration, f, key, hash, b);
         }
         emc.account(frames.len() as u64);
-        if let Some(c) = cls {
-            for (r, &n) in rank_hits.iter().enumerate() {
-                if n > 0 {
-                    c.credit(r, n);
-                }
+        for (r, &n) in rank_hits.iter().enumerate() {
+            if n > 0 {
+                cls.credit(r, n);
             }
         }
     }
