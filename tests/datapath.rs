@@ -27,6 +27,7 @@ const VTEP: u32 = 0xac10_0119; // 172.16.1.25
 const LOCAL_MAC: u64 = 0x0a00_0000_0019;
 
 struct Rig {
+    shared: Arc<Shared>,
     pmd: Pmd,
     slow: SlowPath,
     upcalls: Receiver<Upcall>,
@@ -60,11 +61,15 @@ fn rig(of: Ofproto, emc_inv_prob: u32) -> Rig {
         inject.insert(port, inj);
         outputs.insert(port, out);
     }
-    let slow = SlowPath::new(of, shared, vec![rep_tx], vec![pmd.stats.clone()]);
-    Rig { pmd, slow, upcalls: up_rx, inject, outputs }
+    let slow = SlowPath::new(of, shared.clone(), vec![rep_tx], vec![pmd.stats.clone()]);
+    Rig { shared, pmd, slow, upcalls: up_rx, inject, outputs }
 }
 
 impl Rig {
+    fn slow_shared(&self) -> &Shared {
+        &self.shared
+    }
+
     /// Sends one frame and runs loop and slow path until it is done.
     fn send(&mut self, port: u32, bytes: &[u8]) -> BTreeMap<u32, Vec<Vec<u8>>> {
         self.inject[&port].send(bytes.to_vec()).unwrap();
@@ -228,4 +233,35 @@ fn soak_returns_every_frame() {
     pmd.drain();
     assert!(total >= 9_999_000, "received {total}");
     assert_eq!(pmd.pool().n_free(), pmd.pool().capacity(), "frames leaked");
+}
+
+#[test]
+fn vxlan_waits_for_the_neighbour_then_goes() {
+    let (_, of) = node_d();
+    let mut r = rig(of, 1);
+    // Forget node-b's next hop.
+    let shared_tunnel = {
+        let mut t = TunnelState::clone(&r.slow_shared().tunnel.load());
+        t.neighbours.remove(&0xac10_0110);
+        t
+    };
+    r.slow_shared().tunnel.store(Arc::new(shared_tunnel.clone()));
+    let f = "in_port=4,udp,dl_src=0a:58:0a:83:00:03,nw_src=10.131.0.3,nw_dst=10.129.0.7,nw_ttl=64,udp_src=40000,udp_dst=8080";
+    let (port, bytes) = frame(f, VTEP);
+    assert!(r.send(port, &bytes).is_empty());
+    assert!(r.send(port, &bytes).is_empty());
+    assert_eq!(r.pmd.n_held(), 2);
+    // The slow path resolves it: both held frames leave, correctly addressed.
+    let mut t = shared_tunnel;
+    t.neighbours.insert(0xac10_0110, neighbour_mac(0xac10_0110));
+    r.slow_shared().tunnel.store(Arc::new(t));
+    let out = r.send(port, &bytes);
+    assert_eq!(r.pmd.n_held(), 0);
+    let up = &out[&UPLINK];
+    assert_eq!(up.len(), 3);
+    for f in up {
+        assert_eq!(&f[0..6], &neighbour_mac(0xac10_0110).to_be_bytes()[2..]);
+        assert_eq!(wire::vxlan_vni(f, 42), Some(11235));
+    }
+    assert_eq!(r.pmd.pool().n_free(), r.pmd.pool().capacity());
 }

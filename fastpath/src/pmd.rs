@@ -34,6 +34,22 @@ pub const UPLINK: u32 = 0;
 pub const PENDING_MAX: usize = 256;
 /// Iterations a pending frame may wait before it is dropped as lost.
 const PENDING_TIMEOUT: u64 = 1 << 20;
+/// Frames a loop holds for remote VTEPs whose next-hop MAC is not known yet.
+pub const HOLD_MAX: usize = 64;
+/// Of those, at most this many per VTEP.
+pub const HOLD_PER_VTEP: usize = 8;
+/// Iterations a held frame may wait for its neighbour.
+const HOLD_TIMEOUT: u64 = 1 << 22;
+
+/// A VXLAN frame waiting for the next-hop MAC of its VTEP.
+#[derive(Clone, Copy, Debug)]
+struct Held {
+    frame: FrameId,
+    dst: u32,
+    vni: u32,
+    sport: u16,
+    since: u64,
+}
 
 /// A miss sent to the slow path.
 #[derive(Clone, Copy, Debug)]
@@ -195,6 +211,9 @@ pub struct Pmd {
     upcall_tx: Sender<Upcall>,
     reply_rx: Receiver<UpcallReply>,
     pending: Vec<(FrameId, FlowKey, u32, u64)>,
+    held: Vec<Held>,
+    /// The tunnel state the held frames last tried.
+    held_tunnel: usize,
     iteration: u64,
     /// Counters.
     pub stats: Arc<PmdStats>,
@@ -232,6 +251,8 @@ impl Pmd {
             upcall_tx,
             reply_rx,
             pending: Vec::with_capacity(PENDING_MAX),
+            held: Vec::with_capacity(HOLD_MAX),
+            held_tunnel: 0,
             iteration: 0,
             stats: Arc::new(PmdStats::default()),
         }
@@ -281,6 +302,9 @@ impl Pmd {
         for (f, ..) in self.pending.drain(..) {
             self.pool.free(f);
         }
+        for h in self.held.drain(..) {
+            self.pool.free(h.frame);
+        }
         for s in &mut self.slots {
             if s.n > 0 {
                 s.port.tx(&mut self.pool, &s.batch[..s.n]);
@@ -310,6 +334,12 @@ impl Pmd {
                 self.burst(in_port, &ids[..n], &mut b);
                 got += n;
             }
+        }
+        if !self.held.is_empty() {
+            self.retry_held(&mut b);
+        }
+        if self.iteration & 0xf_ffff == 0 {
+            self.emc.sweep();
         }
         self.flush();
         self.expire(&mut b);
@@ -362,6 +392,8 @@ impl Pmd {
                         slots: &mut self.slots,
                         slot_of: &self.slot_of,
                         flows: &self.stats.flows,
+                        held: &mut self.held,
+                        iteration: self.iteration,
                     };
                     x.execute(&tunnel, &r.flow, f, &key, b);
                     n += 1;
@@ -374,6 +406,47 @@ impl Pmd {
             self.flush();
         }
         n
+    }
+
+    /// Sends held VXLAN frames whose neighbour got resolved (checked when
+    /// the tunnel state changes); drops those that waited too long.
+    #[cold]
+    fn retry_held(&mut self, b: &mut Burst) {
+        let tunnel = self.shared.tunnel.load();
+        let ptr = Arc::as_ptr(&tunnel) as usize;
+        let changed = ptr != self.held_tunnel;
+        self.held_tunnel = ptr;
+        let now = self.iteration;
+        let mut i = 0;
+        while i < self.held.len() {
+            let h = self.held[i];
+            if changed && tunnel.neighbours.contains_key(&h.dst) {
+                self.held.swap_remove(i);
+                let mut spare = Vec::new();
+                let mut x = Exec {
+                    pool: &mut self.pool,
+                    slots: &mut self.slots,
+                    slot_of: &self.slot_of,
+                    flows: &self.stats.flows,
+                    held: &mut spare,
+                    iteration: now,
+                };
+                if x.push_vxlan(&tunnel, h.frame, h.dst, h.vni, h.sport, b) {
+                    x.emit(UPLINK, h.frame, b);
+                }
+            } else if now - h.since > HOLD_TIMEOUT {
+                self.held.swap_remove(i);
+                self.pool.free(h.frame);
+                b.drops[DropReason::NoNeighbour as usize] += 1;
+            } else {
+                i += 1;
+            }
+        }
+    }
+
+    /// Frames held for unresolved neighbours.
+    pub fn n_held(&self) -> usize {
+        self.held.len()
     }
 
     fn expire(&mut self, b: &mut Burst) {
@@ -393,8 +466,8 @@ impl Pmd {
     fn burst(&mut self, in_port: u32, frames: &[FrameId], b: &mut Burst) {
         let table = self.shared.flows.load();
         let tunnel = self.shared.tunnel.load();
-        let Pmd { pool, slots, slot_of, emc, pending, upcall_tx, id, iteration, stats, .. } = self;
-        let mut x = Exec { pool, slots, slot_of, flows: &stats.flows };
+        let Pmd { pool, slots, slot_of, emc, pending, upcall_tx, id, iteration, stats, held, .. } = self;
+        let mut x = Exec { pool, slots, slot_of, flows: &stats.flows, held, iteration: *iteration };
         let mut rank_hits = [0u64; 8];
         let cls = table.port(if in_port == UPLINK { tunnel.vtep.map_or(1, |v| v.port) } else { in_port });
         for &f in frames {
@@ -545,9 +618,45 @@ struct Exec<'a> {
     slots: &'a mut [Slot],
     slot_of: &'a [u16],
     flows: &'a [AtomicU64],
+    held: &'a mut Vec<Held>,
+    iteration: u64,
 }
 
 impl Exec<'_> {
+    /// Encapsulates `g` towards `dst`; holds it (bounded) when the next hop
+    /// is not resolved yet. Returns whether `g` is ready to send.
+    #[inline]
+    fn push_vxlan(&mut self, tunnel: &TunnelState, g: FrameId, dst: u32, vni: u32, sport: u16, b: &mut Burst) -> bool {
+        let Some(vtep) = tunnel.vtep else {
+            self.pool.free(g);
+            b.drops[DropReason::NoNeighbour as usize] += 1;
+            return false;
+        };
+        let Some(&mac) = tunnel.neighbours.get(&dst) else {
+            let per_vtep = self.held.iter().filter(|h| h.dst == dst).count();
+            if self.held.len() < HOLD_MAX && per_vtep < HOLD_PER_VTEP {
+                self.held.push(Held { frame: g, dst, vni, sport, since: self.iteration });
+            } else {
+                self.pool.free(g);
+                b.drops[DropReason::NoNeighbour as usize] += 1;
+            }
+            return false;
+        };
+        let t = wire::VxlanTemplate::new(tunnel.local_mac, mac, vtep.ip, dst, vtep.udp_port, vni);
+        let inner = self.pool.len(g);
+        match self.pool.push_front(g, wire::VXLAN_ENCAP_LEN) {
+            Some(d) => {
+                t.write(d, inner, sport);
+                true
+            }
+            None => {
+                self.pool.free(g);
+                b.drops[DropReason::NoBuffer as usize] += 1;
+                false
+            }
+        }
+    }
+
     #[inline]
     fn emit(&mut self, port: u32, f: FrameId, b: &mut Burst) {
         let si = self.slot_of.get(port as usize).copied().unwrap_or(u16::MAX);
@@ -600,21 +709,9 @@ impl Exec<'_> {
                 }
             };
             if let Some((vni, dst)) = tun {
-                let (Some(vtep), Some(&mac)) = (tunnel.vtep, tunnel.neighbours.get(&dst)) else {
-                    self.pool.free(g);
-                    b.drops[DropReason::NoNeighbour as usize] += 1;
-                    continue;
-                };
-                let t = wire::VxlanTemplate::new(tunnel.local_mac, mac, vtep.ip, dst, vtep.udp_port, vni);
-                let inner = self.pool.len(g);
                 let sport = wire::vxlan_src_port(key.hash());
-                match self.pool.push_front(g, wire::VXLAN_ENCAP_LEN) {
-                    Some(d) => t.write(d, inner, sport),
-                    None => {
-                        self.pool.free(g);
-                        b.drops[DropReason::NoBuffer as usize] += 1;
-                        continue;
-                    }
+                if !self.push_vxlan(tunnel, g, dst, vni, sport, b) {
+                    continue;
                 }
             }
             self.emit(port, g, b);
