@@ -265,3 +265,57 @@ fn vxlan_waits_for_the_neighbour_then_goes() {
     }
     assert_eq!(r.pmd.pool().n_free(), r.pmd.pool().capacity());
 }
+
+#[test]
+fn live_table_change_revalidates_within_milliseconds() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::time::{Duration, Instant};
+    let (_, of) = node_d();
+    let shared = Arc::new(Shared::default());
+    let (up_tx, up_rx) = crossbeam_channel::bounded(1024);
+    let (rep_tx, rep_rx) = crossbeam_channel::bounded(1024);
+    let mut pmd = Pmd::new(0, shared.clone(), up_tx, rep_rx, 1024, 100);
+    let f = "in_port=4,tcp,dl_src=0a:58:0a:83:00:03,nw_src=10.131.0.3,nw_dst=10.131.0.4,nw_ttl=64,tcp_src=40000,tcp_dst=5432";
+    let (_, bytes) = frame(f, VTEP);
+    pmd.add_port(4, Box::new(fastpath::port::MemPort::new("web-1", vec![bytes])), true);
+    for p in [UPLINK, 2, 3, 5, 6] {
+        pmd.add_port(p, Box::new(fastpath::port::SinkPort::new("sink")), false);
+    }
+    let stats = pmd.stats.clone();
+    let stop = Arc::new(AtomicBool::new(false));
+    let (cmd_tx, cmd_rx) = crossbeam_channel::bounded(4);
+    let mut slow = SlowPath::new(of, shared, vec![rep_tx], vec![stats.clone()]);
+    let s2 = stop.clone();
+    let slow_h = std::thread::spawn(move || slow.run_with(&up_rx, &cmd_rx, || s2.load(Ordering::Relaxed)));
+    let s3 = stop.clone();
+    let pmd_h = std::thread::spawn(move || {
+        pmd.run(&s3);
+        pmd
+    });
+    let dropped = || stats.drops[0].load(Ordering::Relaxed);
+    let packets = || stats.packets.load(Ordering::Relaxed);
+    let t0 = Instant::now();
+    while packets() < 100_000 && t0.elapsed() < Duration::from_secs(10) {
+        std::thread::yield_now();
+    }
+    assert_eq!(dropped(), 0, "forwarded before the change");
+    let (rtx, rrx) = crossbeam_channel::bounded(1);
+    let cmds = config::ofctl::parse_flow_file("delete table=70, ip, nw_dst=10.131.0.4\n").unwrap();
+    let before = packets();
+    let t1 = Instant::now();
+    cmd_tx.send(slowpath::upcall::Command::FlowMods(cmds.into_iter().map(|c| c.1).collect(), rtx)).unwrap();
+    rrx.recv().unwrap().unwrap();
+    while dropped() == 0 && t1.elapsed() < Duration::from_secs(5) {
+        std::thread::yield_now();
+    }
+    let took = t1.elapsed();
+    let after = packets();
+    stop.store(true, Ordering::Relaxed);
+    let pmd = pmd_h.join().unwrap();
+    slow_h.join().unwrap();
+    assert!(dropped() > 0, "the table change never reached the datapath");
+    eprintln!("table change reached the datapath in {took:?}");
+    assert!(took < Duration::from_secs(2), "revalidation took {took:?}");
+    assert!(after > before, "the loop stopped forwarding during the change");
+    assert_eq!(pmd.pool().n_free(), pmd.pool().capacity());
+}

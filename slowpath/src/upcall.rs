@@ -11,7 +11,7 @@ use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
+use crossbeam_channel::{Receiver, Sender};
 use fastpath::dpcls::{FlowTable, Megaflow};
 use fastpath::pmd::{PmdStats, Shared, Upcall, UpcallReply, MAX_FLOW_IDS};
 use hashbrown::HashMap;
@@ -31,6 +31,15 @@ struct MfInfo {
     credited: (u64, u64),
     last_packets: u64,
     last_used: Instant,
+}
+
+/// A request to the running slow path (the control plane's way in).
+#[derive(Debug)]
+pub enum Command {
+    /// Apply flow commands as one bundle, revalidate, then answer.
+    FlowMods(Vec<config::ofctl::FlowCommand>, Sender<Result<(), crate::ofproto::FlowModError>>),
+    /// Publish new tunnel/neighbour state.
+    Tunnel(fastpath::pmd::TunnelState),
 }
 
 /// Counters of the slow path.
@@ -273,26 +282,46 @@ impl SlowPath {
         self.shared.flows.store(Arc::new(t));
     }
 
-    /// The thread body: batches of upcalls until the channel closes or
-    /// `stop` returns true; periodic crediting, expiry and re-ranking.
-    pub fn run(&mut self, rx: &Receiver<Upcall>, stop: impl Fn() -> bool) {
+    /// Carries out a command.
+    pub fn command(&mut self, c: Command) {
+        match c {
+            Command::FlowMods(cmds, reply) => {
+                let r = self.ofproto.apply(&cmds);
+                self.revalidate();
+                let _ = reply.send(r);
+            }
+            Command::Tunnel(t) => self.shared.tunnel.store(Arc::new(t)),
+        }
+    }
+
+    /// The thread body: batches of upcalls and commands until the upcall
+    /// channel closes or `stop` returns true; periodic crediting, expiry and
+    /// re-ranking. A table change is revalidated as soon as it is applied.
+    pub fn run_with(&mut self, rx: &Receiver<Upcall>, cmds: &Receiver<Command>, stop: impl Fn() -> bool) {
         let mut batch: Vec<Upcall> = Vec::with_capacity(1024);
         let mut last_tick = Instant::now();
+        let mut cmds = cmds.clone();
         loop {
-            match rx.recv_timeout(Duration::from_millis(5)) {
-                Ok(u) => {
-                    batch.push(u);
-                    while batch.len() < 1024 {
-                        match rx.try_recv() {
-                            Ok(u) => batch.push(u),
-                            Err(_) => break,
+            crossbeam_channel::select! {
+                recv(rx) -> u => match u {
+                    Ok(u) => {
+                        batch.push(u);
+                        while batch.len() < 1024 {
+                            match rx.try_recv() {
+                                Ok(u) => batch.push(u),
+                                Err(_) => break,
+                            }
                         }
+                        self.handle(&batch);
+                        batch.clear();
                     }
-                    self.handle(&batch);
-                    batch.clear();
-                }
-                Err(RecvTimeoutError::Timeout) => {}
-                Err(RecvTimeoutError::Disconnected) => break,
+                    Err(_) => break,
+                },
+                recv(cmds) -> c => match c {
+                    Ok(c) => self.command(c),
+                    Err(_) => cmds = crossbeam_channel::never(),
+                },
+                default(Duration::from_millis(5)) => {}
             }
             self.revalidate();
             if last_tick.elapsed() >= Duration::from_millis(100) {
@@ -306,5 +335,11 @@ impl SlowPath {
             }
         }
         self.credit_rules();
+    }
+
+    /// [`SlowPath::run_with`] without a command channel.
+    pub fn run(&mut self, rx: &Receiver<Upcall>, stop: impl Fn() -> bool) {
+        let (_tx, cmds) = crossbeam_channel::bounded(1);
+        self.run_with(rx, &cmds, stop)
     }
 }
