@@ -173,6 +173,53 @@ impl Port for CapturePort {
     }
 }
 
+/// A port backed by pcap data: receives the frames of a capture once, in
+/// order, and records what it is sent (for [`write_pcap`]).
+pub struct PcapPort {
+    name: String,
+    input: std::collections::VecDeque<Vec<u8>>,
+    /// Frames sent to the port, in order.
+    pub output: Vec<Vec<u8>>,
+    c: PortCounters,
+}
+
+impl PcapPort {
+    /// A port that will receive `frames` (e.g. from [`read_pcap`]).
+    pub fn new(name: &str, frames: Vec<Vec<u8>>) -> PcapPort {
+        PcapPort { name: name.into(), input: frames.into(), output: Vec::new(), c: PortCounters::default() }
+    }
+}
+
+impl Port for PcapPort {
+    fn name(&self) -> &str {
+        &self.name
+    }
+    fn rx(&mut self, pool: &mut FramePool, out: &mut [FrameId]) -> usize {
+        let mut n = 0;
+        while n < out.len() && !self.input.is_empty() {
+            let Some(id) = pool.alloc() else { break };
+            let f = self.input.pop_front().unwrap_or_default();
+            pool.fill(id, &f);
+            self.c.rx_packets += 1;
+            self.c.rx_bytes += f.len() as u64;
+            out[n] = id;
+            n += 1;
+        }
+        n
+    }
+    fn tx(&mut self, pool: &mut FramePool, frames: &[FrameId]) {
+        for &f in frames {
+            self.output.push(pool.data(f).to_vec());
+            self.c.tx_packets += 1;
+            self.c.tx_bytes += pool.len(f) as u64;
+            pool.free(f);
+        }
+    }
+    fn counters(&self) -> PortCounters {
+        self.c
+    }
+}
+
 /// Reads the frames of a pcap file (microsecond or nanosecond, Ethernet).
 ///
 /// # Errors
@@ -251,6 +298,20 @@ mod tests {
         write_pcap(&mut buf, &frames).unwrap();
         assert_eq!(read_pcap(&buf[..]).unwrap(), frames);
         assert!(read_pcap(&buf[..10]).is_err());
+    }
+
+    #[test]
+    fn test_pcap_port() {
+        let mut buf = Vec::new();
+        write_pcap(&mut buf, &[vec![7u8; 60], vec![8u8; 64]]).unwrap();
+        let mut p = PcapPort::new("pcap", read_pcap(&buf[..]).unwrap());
+        let mut pool = FramePool::new(8);
+        let mut ids = [0; 32];
+        assert_eq!(p.rx(&mut pool, &mut ids), 2);
+        p.tx(&mut pool, &ids[..2]);
+        assert_eq!(p.rx(&mut pool, &mut ids), 0);
+        assert_eq!(p.output, vec![vec![7u8; 60], vec![8u8; 64]]);
+        assert_eq!(pool.n_free(), 8);
     }
 
     #[test]
