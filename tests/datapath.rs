@@ -263,6 +263,12 @@ fn vxlan_waits_for_the_neighbour_then_goes() {
         assert_eq!(&f[0..6], &neighbour_mac(0xac10_0110).to_be_bytes()[2..]);
         assert_eq!(wire::vxlan_vni(f, 42), Some(11235));
     }
+    // The next hop moves: cached headers follow the new MAC at once.
+    let mut t = TunnelState::clone(&r.slow_shared().tunnel.load());
+    t.neighbours.insert(0xac10_0110, 0x0200_0000_beef);
+    r.slow_shared().tunnel.store(Arc::new(t));
+    let out = r.send(port, &bytes);
+    assert_eq!(&out[&UPLINK][0][0..6], &0x0200_0000_beefu64.to_be_bytes()[2..]);
     assert_eq!(r.pmd.pool().n_free(), r.pmd.pool().capacity());
 }
 

@@ -41,6 +41,9 @@ pub const HOLD_PER_VTEP: usize = 8;
 /// Iterations a held frame may wait for its neighbour.
 const HOLD_TIMEOUT: u64 = 1 << 22;
 
+/// Entries of the per-loop VXLAN template cache (a power of two).
+const TCACHE: usize = 64;
+
 /// A VXLAN frame waiting for the next-hop MAC of its VTEP.
 #[derive(Clone, Copy, Debug)]
 struct Held {
@@ -212,8 +215,12 @@ pub struct Pmd {
     reply_rx: Receiver<UpcallReply>,
     pending: Vec<(FrameId, FlowKey, u32, u64)>,
     held: Vec<Held>,
-    /// The tunnel state the held frames last tried.
-    held_tunnel: usize,
+    /// The tunnel state the held frames last tried (kept alive so that its
+    /// address cannot be reused by a newer state).
+    held_tunnel: Option<Arc<TunnelState>>,
+    /// VXLAN header templates by (VTEP, VNI), valid for one tunnel state.
+    tcache: Box<[Option<(u32, u32, wire::VxlanTemplate)>; TCACHE]>,
+    tcache_tunnel: Option<Arc<TunnelState>>,
     iteration: u64,
     /// Counters.
     pub stats: Arc<PmdStats>,
@@ -252,7 +259,9 @@ impl Pmd {
             reply_rx,
             pending: Vec::with_capacity(PENDING_MAX),
             held: Vec::with_capacity(HOLD_MAX),
-            held_tunnel: 0,
+            held_tunnel: None,
+            tcache: Box::new([None; TCACHE]),
+            tcache_tunnel: None,
             iteration: 0,
             stats: Arc::new(PmdStats::default()),
         }
@@ -376,11 +385,21 @@ impl Pmd {
         }
     }
 
+    /// Empties the VXLAN template cache when the tunnel state changed.
+    #[inline]
+    fn tcache_sync(&mut self, tunnel: &Arc<TunnelState>) {
+        if !self.tcache_tunnel.as_ref().is_some_and(|t| Arc::ptr_eq(t, tunnel)) {
+            self.tcache.fill(None);
+            self.tcache_tunnel = Some(tunnel.clone());
+        }
+    }
+
     #[cold]
     fn replies(&mut self, b: &mut Burst) -> usize {
         let mut n = 0;
         while let Ok(r) = self.reply_rx.try_recv() {
-            let tunnel = self.shared.tunnel.load();
+            let tunnel = self.shared.tunnel.load_full();
+            self.tcache_sync(&tunnel);
             let mut i = 0;
             while i < self.pending.len() {
                 let (f, key, hash, _) = self.pending[i];
@@ -394,6 +413,7 @@ impl Pmd {
                         flows: &self.stats.flows,
                         held: &mut self.held,
                         iteration: self.iteration,
+                        tcache: &mut self.tcache,
                     };
                     x.execute(&tunnel, &r.flow, f, &key, b);
                     n += 1;
@@ -412,10 +432,9 @@ impl Pmd {
     /// the tunnel state changes); drops those that waited too long.
     #[cold]
     fn retry_held(&mut self, b: &mut Burst) {
-        let tunnel = self.shared.tunnel.load();
-        let ptr = Arc::as_ptr(&tunnel) as usize;
-        let changed = ptr != self.held_tunnel;
-        self.held_tunnel = ptr;
+        let tunnel = self.shared.tunnel.load_full();
+        let changed = !self.held_tunnel.as_ref().is_some_and(|t| Arc::ptr_eq(t, &tunnel));
+        self.held_tunnel = Some(tunnel.clone());
         let now = self.iteration;
         let mut i = 0;
         while i < self.held.len() {
@@ -423,6 +442,7 @@ impl Pmd {
             if changed && tunnel.neighbours.contains_key(&h.dst) {
                 self.held.swap_remove(i);
                 let mut spare = Vec::new();
+                let mut no_cache = Box::new([None; TCACHE]);
                 let mut x = Exec {
                     pool: &mut self.pool,
                     slots: &mut self.slots,
@@ -430,6 +450,7 @@ impl Pmd {
                     flows: &self.stats.flows,
                     held: &mut spare,
                     iteration: now,
+                    tcache: &mut no_cache,
                 };
                 if x.push_vxlan(&tunnel, h.frame, h.dst, h.vni, h.sport, b) {
                     x.emit(UPLINK, h.frame, b);
@@ -465,9 +486,10 @@ impl Pmd {
 
     fn burst(&mut self, in_port: u32, frames: &[FrameId], b: &mut Burst) {
         let table = self.shared.flows.load();
-        let tunnel = self.shared.tunnel.load();
-        let Pmd { pool, slots, slot_of, emc, pending, upcall_tx, id, iteration, stats, held, .. } = self;
-        let mut x = Exec { pool, slots, slot_of, flows: &stats.flows, held, iteration: *iteration };
+        let tunnel = self.shared.tunnel.load_full();
+        self.tcache_sync(&tunnel);
+        let Pmd { pool, slots, slot_of, emc, pending, upcall_tx, id, iteration, stats, held, tcache, .. } = self;
+        let mut x = Exec { pool, slots, slot_of, flows: &stats.flows, held, iteration: *iteration, tcache };
         let mut rank_hits = [0u64; 8];
         let cls = table.port(if in_port == UPLINK { tunnel.vtep.map_or(1, |v| v.port) } else { in_port });
         for &f in frames {
@@ -620,6 +642,7 @@ struct Exec<'a> {
     flows: &'a [AtomicU64],
     held: &'a mut Vec<Held>,
     iteration: u64,
+    tcache: &'a mut [Option<(u32, u32, wire::VxlanTemplate)>; TCACHE],
 }
 
 impl Exec<'_> {
@@ -627,6 +650,19 @@ impl Exec<'_> {
     /// is not resolved yet. Returns whether `g` is ready to send.
     #[inline]
     fn push_vxlan(&mut self, tunnel: &TunnelState, g: FrameId, dst: u32, vni: u32, sport: u16, b: &mut Burst) -> bool {
+        let slot = ((dst ^ vni.rotate_left(11)).wrapping_mul(0x9e37_79b1) >> 26) as usize & (TCACHE - 1);
+        if let Some((d, v, t)) = &self.tcache[slot] {
+            if *d == dst && *v == vni {
+                let inner = self.pool.len(g);
+                if let Some(out) = self.pool.push_front(g, wire::VXLAN_ENCAP_LEN) {
+                    t.write(out, inner, sport);
+                    return true;
+                }
+                self.pool.free(g);
+                b.drops[DropReason::NoBuffer as usize] += 1;
+                return false;
+            }
+        }
         let Some(vtep) = tunnel.vtep else {
             self.pool.free(g);
             b.drops[DropReason::NoNeighbour as usize] += 1;
@@ -643,6 +679,7 @@ impl Exec<'_> {
             return false;
         };
         let t = wire::VxlanTemplate::new(tunnel.local_mac, mac, vtep.ip, dst, vtep.udp_port, vni);
+        self.tcache[slot] = Some((dst, vni, t));
         let inner = self.pool.len(g);
         match self.pool.push_front(g, wire::VXLAN_ENCAP_LEN) {
             Some(d) => {
