@@ -179,82 +179,42 @@ impl Dpcls {
     }
 }
 
-/// Classifiers indexed by input port.
-#[derive(Clone, Debug, Default)]
-struct PortTables {
-    ports: Vec<Dpcls>,
-}
-
-impl PortTables {
-    #[inline]
-    fn port(&self, in_port: u32) -> Option<&Dpcls> {
-        self.ports.get(in_port as usize).filter(|c| !c.is_empty())
-    }
-
-    fn insert(&mut self, m: Arc<Megaflow>) {
-        let i = m.key.get(loc::IN_PORT) as usize;
-        if i >= self.ports.len() {
-            self.ports.resize_with(i + 1, Dpcls::default);
-        }
-        self.ports[i].insert(m);
-    }
-
-    fn remove(&mut self, key: &FlowKey, mask: &FlowKey) -> Option<Arc<Megaflow>> {
-        self.ports.get_mut(key.get(loc::IN_PORT) as usize)?.remove(key, mask)
-    }
-
-    fn len(&self) -> usize {
-        self.ports.iter().map(Dpcls::len).sum()
-    }
-}
-
-/// Both classifiers of one input port: recent installs first, then the base.
+/// The classifier of one input port as the poll loop sees it.
 #[derive(Clone, Copy, Debug)]
 pub struct PortView<'a> {
-    delta: Option<&'a Dpcls>,
-    base: Option<&'a Dpcls>,
+    cls: Option<&'a Dpcls>,
 }
 
 impl<'a> PortView<'a> {
-    /// The megaflow matching `key`, with the rank of the base subtable it
-    /// was found in (`None` for a recent install).
+    /// The megaflow matching `key` and the rank of its subtable.
     #[inline]
-    pub fn lookup(&self, key: &FlowKey) -> Option<(&'a Arc<Megaflow>, Option<usize>)> {
-        if let Some((m, _)) = self.delta.and_then(|d| d.lookup(key)) {
-            return Some((m, None));
-        }
-        self.base.and_then(|b| b.lookup(key)).map(|(m, r)| (m, Some(r)))
+    pub fn lookup(&self, key: &FlowKey) -> Option<(&'a Arc<Megaflow>, usize)> {
+        self.cls.and_then(|c| c.lookup(key))
     }
 
-    /// Credits hits to a base subtable.
+    /// Credits hits to a subtable.
     #[inline]
     pub fn credit(&self, rank: usize, n: u64) {
-        if let Some(b) = self.base {
-            b.credit(rank, n);
+        if let Some(c) = self.cls {
+            c.credit(rank, n);
         }
     }
 }
 
-/// All megaflows of the datapath: a classifier per input port.
-///
-/// Publishing must stay cheap at any size, so a table is a large shared
-/// base (behind an `Arc`, never copied by an install) and a small delta of
-/// recent installs that each snapshot copies; the delta is folded into a
-/// new base once it reaches 1/16 of the base (or 1024 megaflows),
-/// which keeps the copying amortised O(1) per install.
+/// All megaflows of the datapath: a classifier per input port. The slow
+/// path keeps two copies and publishes them alternately (see
+/// `slowpath::upcall`), so installing never copies a table.
 #[derive(Clone, Debug, Default)]
 pub struct FlowTable {
-    base: Arc<PortTables>,
-    delta: PortTables,
-    delta_len: usize,
+    /// Indexed by input port (empty classifiers for ports without flows).
+    ports: Vec<Dpcls>,
 }
 
 impl FlowTable {
-    /// The classifiers of an input port.
+    /// The classifier of an input port.
     #[inline]
     pub fn port(&self, in_port: u32) -> PortView<'_> {
-        let delta = if self.delta_len == 0 { None } else { self.delta.port(in_port) };
-        PortView { delta, base: self.base.port(in_port) }
+        PortView { cls: self.ports.get(in_port as usize).filter(|c| !c.is_empty()) }
     }
 
     /// Looks a key up.
@@ -266,80 +226,54 @@ impl FlowTable {
     /// Installs (or replaces) a megaflow. Its mask must include in_port.
     pub fn insert(&mut self, m: Arc<Megaflow>) {
         debug_assert_eq!(m.mask.get(loc::IN_PORT), 0xffff_ffff);
-        // A replacement of a base flow: replace in place (copies the base).
-        if self
-            .base
-            .port(m.key.get(loc::IN_PORT) as u32)
-            .and_then(|c| c.lookup(&m.key))
-            .is_some_and(|(o, _)| o.key == m.key && o.mask == m.mask)
-        {
-            Arc::make_mut(&mut self.base).insert(m);
-            return;
+        let i = m.key.get(loc::IN_PORT) as usize;
+        if i >= self.ports.len() {
+            self.ports.resize_with(i + 1, Dpcls::default);
         }
-        self.delta.insert(m);
-        self.delta_len = self.delta.len();
-        if self.delta_len >= 1024.max(self.base.len() / 16) {
-            self.fold();
-        }
-    }
-
-    /// Folds the delta into the base.
-    pub fn fold(&mut self) {
-        if self.delta_len == 0 {
-            return;
-        }
-        let delta = std::mem::take(&mut self.delta);
-        let base = Arc::make_mut(&mut self.base);
-        for cls in delta.ports {
-            for m in cls.iter() {
-                base.insert(m.clone());
-            }
-        }
-        self.delta_len = 0;
+        self.ports[i].insert(m);
     }
 
     /// Removes a megaflow (marks it dead).
     pub fn remove(&mut self, key: &FlowKey, mask: &FlowKey) -> Option<Arc<Megaflow>> {
-        if self.delta_len > 0 {
-            if let Some(m) = self.delta.remove(key, mask) {
-                self.delta_len -= 1;
-                return Some(m);
-            }
-        }
-        Arc::make_mut(&mut self.base).remove(key, mask)
+        self.ports.get_mut(key.get(loc::IN_PORT) as usize)?.remove(key, mask)
     }
 
     /// Number of megaflows.
     pub fn len(&self) -> usize {
-        self.base.len() + self.delta_len
+        self.ports.iter().map(Dpcls::len).sum()
     }
 
     /// Whether there are none.
     pub fn is_empty(&self) -> bool {
-        self.len() == 0
+        self.ports.iter().all(Dpcls::is_empty)
     }
 
     /// Every megaflow.
     pub fn iter(&self) -> impl Iterator<Item = &Arc<Megaflow>> {
-        self.base.ports.iter().chain(self.delta.ports.iter()).flat_map(Dpcls::iter)
+        self.ports.iter().flat_map(Dpcls::iter)
     }
 
-    /// Folds the delta, then orders each port's subtables by hits since the
-    /// last call, most first, and restarts the counts.
+    /// Orders each port's subtables by their hit counters, most first. The
+    /// counters are shared by both copies of a table and restarted by
+    /// [`FlowTable::reset_hits`].
     pub fn rerank(&mut self) {
-        self.fold();
-        for cls in Arc::make_mut(&mut self.base).ports.iter_mut() {
+        for cls in self.ports.iter_mut() {
             cls.subtables.sort_by_key(|s| std::cmp::Reverse(s.hits.load(Ordering::Relaxed)));
+        }
+    }
+
+    /// Restarts the subtable hit counters.
+    pub fn reset_hits(&self) {
+        for cls in &self.ports {
             for s in &cls.subtables {
                 s.hits.store(0, Ordering::Relaxed);
             }
         }
     }
 
-    /// (in_port, megaflows, subtables) per port of the base.
+    /// (in_port, megaflows, subtables) per port.
     pub fn stats(&self) -> Vec<(u32, usize, usize)> {
-        self.base
-            .ports
+        self.ports
             .iter()
             .enumerate()
             .filter(|(_, c)| !c.is_empty())

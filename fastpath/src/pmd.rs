@@ -527,9 +527,7 @@ impl Pmd {
             }
             if let Some((m, rank)) = cls.lookup(&key) {
                 b.megaflow_hits += 1;
-                if let Some(r) = rank {
-                    rank_hits[r.min(7)] += 1;
-                }
+                rank_hits[rank.min(7)] += 1;
                 emc.maybe_insert(&key, hash, m);
                 x.execute(&tunnel, m, f, &key, b);
                 continue;

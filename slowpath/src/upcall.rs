@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{Receiver, Sender};
 use fastpath::dpcls::{FlowTable, Megaflow};
 use fastpath::pmd::{PmdStats, Shared, Upcall, UpcallReply, MAX_FLOW_IDS};
+use fastpath::FlowKey;
 use hashbrown::HashMap;
 
 use crate::ofproto::{Ofproto, RuleRef};
@@ -24,6 +25,73 @@ use crate::OfFlow;
 pub const DEFAULT_FLOW_LIMIT: usize = 200_000;
 /// Megaflows unused this long are removed.
 pub const IDLE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// A change to the megaflow table.
+#[derive(Clone, Debug)]
+enum Op {
+    Insert(Arc<Megaflow>),
+    Remove(FlowKey, FlowKey),
+    Rerank,
+}
+
+fn apply(t: &mut FlowTable, op: &Op) {
+    match op {
+        Op::Insert(m) => t.insert(m.clone()),
+        Op::Remove(k, m) => {
+            t.remove(k, m);
+        }
+        Op::Rerank => t.rerank(),
+    }
+}
+
+/// Left-right publishing: two copies of the megaflow table, one published
+/// to the poll loops, one private. A batch of changes is applied to the
+/// private copy (after replaying the previous batch on it), which is then
+/// published; the other copy becomes private once the loops that were
+/// reading it finish their burst. Nothing is ever copied wholesale, so an
+/// install costs two insertions whatever the table size, and the loops never
+/// wait.
+struct Publisher {
+    spare: Arc<FlowTable>,
+    log: Vec<Op>,
+}
+
+impl Publisher {
+    fn new(shared: &Shared) -> Publisher {
+        Publisher { spare: Arc::new((*shared.flows.load_full()).clone()), log: Vec::new() }
+    }
+
+    fn publish(&mut self, shared: &Shared, ops: Vec<Op>) {
+        if ops.is_empty() {
+            return;
+        }
+        // The loops drop their reference at the end of a burst.
+        let mut spins = 0u32;
+        while Arc::get_mut(&mut self.spare).is_none() {
+            spins += 1;
+            if spins > 100_000 {
+                // A loop is descheduled holding it: copy instead of waiting.
+                self.spare = Arc::new((*self.spare).clone());
+                break;
+            }
+            std::hint::spin_loop();
+            if spins.is_multiple_of(1000) {
+                std::thread::yield_now();
+            }
+        }
+        let t = Arc::get_mut(&mut self.spare).expect("exclusive after the wait");
+        for op in self.log.drain(..) {
+            apply(t, &op);
+        }
+        for op in &ops {
+            apply(t, op);
+        }
+        let fresh = self.spare.clone();
+        let old = shared.flows.swap(fresh);
+        self.spare = old;
+        self.log = ops;
+    }
+}
 
 struct MfInfo {
     flow: Arc<Megaflow>,
@@ -68,6 +136,7 @@ pub struct SlowPath {
     shared: Arc<Shared>,
     replies: Vec<Sender<UpcallReply>>,
     megaflows: HashMap<u32, MfInfo>,
+    publisher: Publisher,
     pmds: Vec<Arc<PmdStats>>,
     next_id: u32,
     free_ids: Vec<u32>,
@@ -90,11 +159,13 @@ impl SlowPath {
         pmds: Vec<Arc<PmdStats>>,
     ) -> SlowPath {
         let version = ofproto.version();
+        let publisher = Publisher::new(&shared);
         SlowPath {
             ofproto,
             shared,
             replies,
             megaflows: HashMap::new(),
+            publisher,
             pmds,
             next_id: 1,
             free_ids: Vec::new(),
@@ -142,12 +213,13 @@ impl SlowPath {
         if batch.is_empty() {
             return;
         }
-        let mut table: Option<FlowTable> = None;
         let cur = self.shared.flows.load_full();
+        // Megaflows of this batch, so that later upcalls in it find them.
+        let mut fresh = FlowTable::default();
+        let mut ops = Vec::new();
         for u in batch {
             self.stats.upcalls += 1;
-            let t = table.as_ref().unwrap_or(&cur);
-            if let Some(m) = t.lookup(&u.key) {
+            if let Some(m) = cur.lookup(&u.key).or_else(|| fresh.lookup(&u.key)) {
                 self.stats.already_installed += 1;
                 let _ = self.replies.get(u.pmd).map(|r| r.try_send(UpcallReply { key: u.key, flow: m.clone() }));
                 continue;
@@ -158,7 +230,8 @@ impl SlowPath {
             let id = if self.megaflows.len() < self.flow_limit { self.alloc_id() } else { None };
             let m = Arc::new(Megaflow::new(u.key, mask, &x.actions, id.unwrap_or(0)));
             if let Some(id) = id {
-                table.get_or_insert_with(|| (*cur).clone()).insert(m.clone());
+                fresh.insert(m.clone());
+                ops.push(Op::Insert(m.clone()));
                 let credited = self.totals(id);
                 self.megaflows.insert(
                     id,
@@ -181,9 +254,7 @@ impl SlowPath {
             }
             let _ = self.replies.get(u.pmd).map(|r| r.try_send(UpcallReply { key: u.key, flow: m }));
         }
-        if let Some(t) = table {
-            self.shared.flows.store(Arc::new(t));
-        }
+        self.publisher.publish(&self.shared, ops);
     }
 
     /// Credits rule counters from megaflow statistics (what dump-flows shows).
@@ -220,14 +291,14 @@ impl SlowPath {
         if dead.is_empty() {
             return 0;
         }
-        let mut t = (*self.shared.flows.load_full()).clone();
+        let mut ops = Vec::new();
         for id in &dead {
             if let Some(mf) = self.megaflows.remove(id) {
-                t.remove(&mf.flow.key, &mf.flow.mask);
+                ops.push(Op::Remove(mf.flow.key, mf.flow.mask));
                 self.release_id(*id);
             }
         }
-        self.shared.flows.store(Arc::new(t));
+        self.publisher.publish(&self.shared, ops);
         self.stats.expired += dead.len() as u64;
         dead.len()
     }
@@ -243,7 +314,7 @@ impl SlowPath {
         self.version = self.ofproto.version();
         self.stats.revalidations += 1;
         self.credit_rules();
-        let mut t = (*self.shared.flows.load_full()).clone();
+        let mut ops = Vec::new();
         let mut changed = 0;
         let ids: Vec<u32> = self.megaflows.keys().copied().collect();
         for id in ids {
@@ -257,11 +328,11 @@ impl SlowPath {
                 continue;
             }
             changed += 1;
-            t.remove(&old.key, &old.mask);
+            ops.push(Op::Remove(old.key, old.mask));
             let info = self.megaflows.remove(&id);
             if mask == old.mask {
                 let m = Arc::new(Megaflow::new(old.key, mask, &x.actions, id));
-                t.insert(m.clone());
+                ops.push(Op::Insert(m.clone()));
                 let mut info = info.expect("present");
                 info.flow = m;
                 info.rules = x.rules.to_vec();
@@ -270,16 +341,15 @@ impl SlowPath {
                 self.release_id(id);
             }
         }
-        self.shared.flows.store(Arc::new(t));
+        self.publisher.publish(&self.shared, ops);
         self.stats.revalidated += changed as u64;
         changed
     }
 
     /// Re-ranks subtables by hits (periodic).
     pub fn rerank(&mut self) {
-        let mut t = (*self.shared.flows.load_full()).clone();
-        t.rerank();
-        self.shared.flows.store(Arc::new(t));
+        self.publisher.publish(&self.shared, vec![Op::Rerank]);
+        self.shared.flows.load().reset_hits();
     }
 
     /// Carries out a command.
