@@ -39,17 +39,21 @@ fn neighbour_mac(ip: u32) -> u64 {
     0x0200_0000_0000 | ip as u64
 }
 
-fn rig(of: Ofproto, emc_inv_prob: u32) -> Rig {
+/// Shared state with node-d's VTEP and every remote VTEP resolved.
+fn shared_with_tunnel() -> Arc<Shared> {
     let shared = Arc::new(Shared::default());
-    let mut neigh = hashbrown::HashMap::new();
-    for ip in [0xac10_010f_u32, 0xac10_0110, 0xac10_0116] {
-        neigh.insert(ip, neighbour_mac(ip));
-    }
+    let neighbours =
+        [0xac10_010f_u32, 0xac10_0110, 0xac10_0116].into_iter().map(|ip| (ip, neighbour_mac(ip))).collect();
     shared.tunnel.store(Arc::new(TunnelState {
         vtep: Some(LocalVtep { ip: VTEP, udp_port: 4789, port: 1 }),
         local_mac: LOCAL_MAC,
-        neighbours: neigh,
+        neighbours,
     }));
+    shared
+}
+
+fn rig(of: Ofproto, emc_inv_prob: u32) -> Rig {
+    let shared = shared_with_tunnel();
     let (up_tx, up_rx) = crossbeam_channel::bounded(1024);
     let (rep_tx, rep_rx) = crossbeam_channel::bounded(1024);
     let mut pmd = Pmd::new(0, shared.clone(), up_tx, rep_rx, 4096, emc_inv_prob);
@@ -193,16 +197,7 @@ fn del_flows_takes_effect_on_the_next_packet() {
 fn soak_returns_every_frame() {
     let (c, of) = node_d();
     let pools = Pools::from_cluster(&c, "node-d");
-    let shared = Arc::new(Shared::default());
-    let mut neigh = hashbrown::HashMap::new();
-    for ip in [0xac10_010f_u32, 0xac10_0110, 0xac10_0116] {
-        neigh.insert(ip, neighbour_mac(ip));
-    }
-    shared.tunnel.store(Arc::new(TunnelState {
-        vtep: Some(LocalVtep { ip: VTEP, udp_port: 4789, port: 1 }),
-        local_mac: LOCAL_MAC,
-        neighbours: neigh,
-    }));
+    let shared = shared_with_tunnel();
     let (up_tx, up_rx) = crossbeam_channel::bounded(64);
     let (rep_tx, rep_rx) = crossbeam_channel::bounded(1024);
     let mut pmd = Pmd::new(0, shared.clone(), up_tx, rep_rx, 512, 100);

@@ -79,12 +79,7 @@ impl Subtable {
 
     #[inline]
     fn hash(&self, key: &FlowKey) -> u64 {
-        let mut h = 0x9e37_79b9_7f4a_7c15u64;
-        for &i in &self.words {
-            let i = i as usize;
-            h = (h.rotate_left(23) ^ (key.w[i] & self.mask.w[i])).wrapping_mul(0x517c_c1b7_2722_0a95);
-        }
-        h ^ (h >> 29)
+        crate::flow::masked_hash(&key.w, &self.mask.w, &self.words)
     }
 
     #[inline]

@@ -100,6 +100,20 @@ impl FlowKey {
     }
 }
 
+/// Hash of `w & mask` over the word indices `idx` (the non-zero words of a
+/// mask): what tuple-space subtables key their buckets by, in the datapath
+/// and in the OpenFlow classifier alike.
+#[inline]
+pub fn masked_hash(w: &[u64], mask: &[u64], idx: &[u8]) -> u64 {
+    let mut h = 0x9e37_79b9_7f4a_7c15u64;
+    for &i in idx {
+        let i = i as usize;
+        let (x, m) = (w.get(i).copied().unwrap_or(0), mask.get(i).copied().unwrap_or(0));
+        h = (h.rotate_left(23) ^ (x & m)).wrapping_mul(0x517c_c1b7_2722_0a95);
+    }
+    h ^ (h >> 29)
+}
+
 /// A frame the extractor could not fully parse. The key then holds what was
 /// readable (as OVS's `flow_extract`: a bad IPv4 header leaves `dl_type` IP
 /// with zero addresses), the packet goes through the tables like any other,

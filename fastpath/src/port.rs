@@ -34,6 +34,16 @@ pub struct PortCounters {
     pub tx_bytes: u64,
 }
 
+/// Counts frames as sent and returns them to the pool.
+#[inline]
+fn count_and_free(c: &mut PortCounters, pool: &mut FramePool, frames: &[FrameId]) {
+    for &f in frames {
+        c.tx_bytes += pool.len(f) as u64;
+        pool.free(f);
+    }
+    c.tx_packets += frames.len() as u64;
+}
+
 /// Replays prebuilt frames forever (or `limit` frames).
 pub struct MemPort {
     name: String,
@@ -81,11 +91,7 @@ impl Port for MemPort {
         n
     }
     fn tx(&mut self, pool: &mut FramePool, frames: &[FrameId]) {
-        for &f in frames {
-            self.c.tx_bytes += pool.len(f) as u64;
-            pool.free(f);
-        }
-        self.c.tx_packets += frames.len() as u64;
+        count_and_free(&mut self.c, pool, frames);
     }
     fn counters(&self) -> PortCounters {
         self.c
@@ -114,11 +120,7 @@ impl Port for SinkPort {
     }
     #[inline]
     fn tx(&mut self, pool: &mut FramePool, frames: &[FrameId]) {
-        for &f in frames {
-            self.c.tx_bytes += pool.len(f) as u64;
-            pool.free(f);
-        }
-        self.c.tx_packets += frames.len() as u64;
+        count_and_free(&mut self.c, pool, frames);
     }
     fn counters(&self) -> PortCounters {
         self.c

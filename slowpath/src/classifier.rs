@@ -54,12 +54,7 @@ impl Subtable {
     /// Hash of `flow` under the subtable's mask.
     #[inline]
     fn hash(&self, flow: &OfFlow) -> u64 {
-        let mut h = 0x9e37_79b9_7f4a_7c15u64;
-        for &i in &self.words {
-            let i = i as usize;
-            h = (h.rotate_left(23) ^ (flow.w[i] & self.mask.w[i])).wrapping_mul(0x517c_c1b7_2722_0a95);
-        }
-        h ^ (h >> 29)
+        fastpath::flow::masked_hash(&flow.w, &self.mask.w, &self.words)
     }
 
     /// Whether `flow` equals `value` under the mask.
