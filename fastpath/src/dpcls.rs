@@ -1,11 +1,13 @@
 //! The megaflow classifier: tuple space search over the datapath key, one
 //! classifier per input port (every megaflow matches in_port exactly).
 //!
-//! Readers (the poll loops) never lock: the slow path publishes a new
-//! immutable [`FlowTable`] snapshot (RCU-style, through `arc_swap`), built by
-//! copying only the subtables it changed; a poll loop loads the current
-//! snapshot once per burst. A removed megaflow is marked dead so that EMC
-//! entries pointing at it miss from then on.
+//! Readers (the poll loops) never lock: the slow path publishes
+//! [`FlowTable`] snapshots RCU-style through `arc_swap`, alternating between
+//! two copies (left-right: the private copy is updated, published, and the
+//! other one becomes private once no loop reads it; see
+//! `slowpath::upcall`); a poll loop loads the current snapshot once per
+//! burst. A removed megaflow is marked dead so that EMC entries pointing at
+//! it miss from then on.
 //!
 //! Subtables are probed in rank order; the slow path re-ranks them by hit
 //! counts periodically ([`FlowTable::rerank`]). Hit counters are relaxed
