@@ -433,6 +433,7 @@ impl Pmd {
     #[cold]
     fn retry_held(&mut self, b: &mut Burst) {
         let tunnel = self.shared.tunnel.load_full();
+        self.tcache_sync(&tunnel);
         let changed = !self.held_tunnel.as_ref().is_some_and(|t| Arc::ptr_eq(t, &tunnel));
         self.held_tunnel = Some(tunnel.clone());
         let now = self.iteration;
@@ -441,16 +442,16 @@ impl Pmd {
             let h = self.held[i];
             if changed && tunnel.neighbours.contains_key(&h.dst) {
                 self.held.swap_remove(i);
-                let mut spare = Vec::new();
-                let mut no_cache = Box::new([None; TCACHE]);
+                // The neighbour is known, so nothing is held again.
+                let mut none = Vec::new();
                 let mut x = Exec {
                     pool: &mut self.pool,
                     slots: &mut self.slots,
                     slot_of: &self.slot_of,
                     flows: &self.stats.flows,
-                    held: &mut spare,
+                    held: &mut none,
                     iteration: now,
-                    tcache: &mut no_cache,
+                    tcache: &mut self.tcache,
                 };
                 if x.push_vxlan(&tunnel, h.frame, h.dst, h.vni, h.sport, b) {
                     x.emit(UPLINK, h.frame, b);
