@@ -16,7 +16,7 @@ use std::sync::Arc;
 
 use smallvec::SmallVec;
 
-use config::ofctl::{fmt_field_value, Action, Field, OFPP_IN_PORT};
+use config::ofctl::{Action, Field, OFPP_IN_PORT};
 use fastpath::{DpAction, SetField};
 
 use crate::flow::OfFlow;
@@ -309,9 +309,4 @@ pub fn xlate(of: &Ofproto, flow: &OfFlow, trace: Option<&mut Trace>) -> Xlate {
         drop = None;
     }
     Xlate { actions: cx.actions, outputs: cx.outputs, wc: cx.wc, rules, drop, final_flow: cx.flow }
-}
-
-/// Formats a value of a field the way traces show it.
-pub fn show_field(f: Field, v: u64) -> String {
-    fmt_field_value(f, v)
 }
