@@ -81,14 +81,28 @@ impl Emc {
     /// Looks up a key with its hash.
     #[inline]
     pub fn lookup(&mut self, key: &FlowKey, hash: u32) -> Option<&Arc<Megaflow>> {
+        let hit = self.peek(key, hash).is_some();
+        if hit {
+            self.window_hits += 1;
+        }
+        self.peek(key, hash)
+    }
+
+    /// Looks up a key without counting (a burst counts its hits with
+    /// [`Emc::count_hits`]), so that several results can be held at once.
+    #[inline]
+    pub fn peek(&self, key: &FlowKey, hash: u32) -> Option<&Arc<Megaflow>> {
         let e = &self.entries[hash as usize & (EMC_ENTRIES - 1)];
         match &e.flow {
-            Some(m) if same_key(&e.key, key) && !m.dead.load(Ordering::Relaxed) => {
-                self.window_hits += 1;
-                Some(m)
-            }
+            Some(m) if same_key(&e.key, key) && !m.dead.load(Ordering::Relaxed) => Some(m),
             _ => None,
         }
+    }
+
+    /// Counts hits found with [`Emc::peek`].
+    #[inline]
+    pub fn count_hits(&mut self, n: u64) {
+        self.window_hits += n;
     }
 
     /// Accounts `n` lookups (once per burst) and adapts.

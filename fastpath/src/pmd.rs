@@ -214,6 +214,9 @@ pub struct Pmd {
     upcall_tx: Sender<Upcall>,
     reply_rx: Receiver<UpcallReply>,
     pending: Vec<(FrameId, FlowKey, u32, u64)>,
+    /// Per-burst scratch: keys and hashes (reused, never cleared).
+    keys: Box<[FlowKey; BURST]>,
+    hashes: [u32; BURST],
     held: Vec<Held>,
     /// The tunnel state the held frames last tried (kept alive so that its
     /// address cannot be reused by a newer state).
@@ -258,6 +261,8 @@ impl Pmd {
             upcall_tx,
             reply_rx,
             pending: Vec::with_capacity(PENDING_MAX),
+            keys: Box::new([FlowKey::default(); BURST]),
+            hashes: [0; BURST],
             held: Vec::with_capacity(HOLD_MAX),
             held_tunnel: None,
             tcache: Box::new([None; TCACHE]),
@@ -485,60 +490,107 @@ impl Pmd {
         }
     }
 
+    /// One burst, stage by stage over the whole batch (as OVS's
+    /// dfc_processing / fast_path_processing): extract every key, probe the
+    /// EMC for all, the classifier for the rest, then run the actions in
+    /// arrival order and upcall the misses; EMC insertions last.
     fn burst(&mut self, in_port: u32, frames: &[FrameId], b: &mut Burst) {
         let table = self.shared.flows.load();
         let tunnel = self.shared.tunnel.load_full();
         self.tcache_sync(&tunnel);
-        let Pmd { pool, slots, slot_of, emc, pending, upcall_tx, id, iteration, stats, held, tcache, .. } = self;
-        let mut x = Exec { pool, slots, slot_of, flows: &stats.flows, held, iteration: *iteration, tcache };
-        let mut rank_hits = [0u64; 8];
-        let cls = table.port(if in_port == UPLINK { tunnel.vtep.map_or(1, |v| v.port) } else { in_port });
-        for &f in frames {
-            let mut key = FlowKey::default();
+        let Pmd {
+            pool, slots, slot_of, emc, pending, upcall_tx, id, iteration, stats, held, tcache, keys, hashes, ..
+        } = self;
+        let n = frames.len().min(BURST);
+        // Stage 1: keys (frames not for the datapath are dropped here).
+        let mut live = 0u32;
+        for i in 0..n {
+            let f = frames[i];
+            let key = &mut keys[i];
             if in_port == UPLINK {
                 let Some(vtep) = tunnel.vtep else {
-                    x.pool.free(f);
+                    pool.free(f);
                     b.drops[DropReason::NotForUs as usize] += 1;
                     continue;
                 };
-                match key.extract_uplink(x.pool.data(f), &vtep) {
+                match key.extract_uplink(pool.data(f), &vtep) {
                     Ok((inner, bad)) => {
                         if let Some(m) = bad {
                             b.malformed[m as usize] += 1;
                         }
-                        x.pool.pull_front(f, inner);
+                        pool.pull_front(f, inner);
                     }
                     Err(m) => {
                         b.malformed[m as usize] += 1;
                         b.drops[DropReason::NotForUs as usize] += 1;
-                        x.pool.free(f);
+                        pool.free(f);
                         continue;
                     }
                 }
-            } else if let Some(m) = key.extract(x.pool.data(f), in_port) {
+            } else if let Some(m) = key.extract(pool.data(f), in_port) {
                 b.malformed[m as usize] += 1;
             }
-            let hash = key.hash();
-            if emc.enabled() {
-                if let Some(m) = emc.lookup(&key, hash) {
-                    b.emc_hits += 1;
-                    x.execute(&tunnel, m, f, &key, b);
-                    continue;
+            hashes[i] = key.hash();
+            live |= 1 << i;
+        }
+        let keys: &[FlowKey; BURST] = keys;
+        let cls = table.port(if in_port == UPLINK { tunnel.vtep.map_or(1, |v| v.port) } else { in_port });
+        // Stage 2: EMC.
+        let mut hit: [Option<&Arc<Megaflow>>; BURST] = [None; BURST];
+        let mut todo = live;
+        if emc.enabled() {
+            let mut m = live;
+            while m != 0 {
+                let i = m.trailing_zeros() as usize;
+                m &= m - 1;
+                if let Some(x) = emc.peek(&keys[i], hashes[i]) {
+                    hit[i] = Some(x);
+                    todo &= !(1 << i);
                 }
             }
-            if let Some((m, rank)) = cls.lookup(&key) {
-                b.megaflow_hits += 1;
-                rank_hits[rank.min(7)] += 1;
-                emc.maybe_insert(&key, hash, m);
-                x.execute(&tunnel, m, f, &key, b);
-                continue;
-            }
-            miss(x.pool, pending, upcall_tx, *id, *iteration, f, key, hash, b);
         }
-        emc.account(frames.len() as u64);
-        for (r, &n) in rank_hits.iter().enumerate() {
-            if n > 0 {
-                cls.credit(r, n);
+        let emc_hits = (live & !todo).count_ones() as u64;
+        // Stage 3: megaflow classifier for the rest.
+        let mut from_cls: [Option<&Arc<Megaflow>>; BURST] = [None; BURST];
+        let mut rank_hits = [0u64; 8];
+        let mut m = todo;
+        while m != 0 {
+            let i = m.trailing_zeros() as usize;
+            m &= m - 1;
+            if let Some((mf, rank)) = cls.lookup(&keys[i]) {
+                hit[i] = Some(mf);
+                from_cls[i] = Some(mf);
+                rank_hits[rank.min(7)] += 1;
+                todo &= !(1 << i);
+            }
+        }
+        b.emc_hits += emc_hits;
+        b.megaflow_hits += (live & !todo).count_ones() as u64 - emc_hits;
+        // Stage 4: actions in arrival order; misses to the slow path.
+        let mut x = Exec { pool, slots, slot_of, flows: &stats.flows, held, iteration: *iteration, tcache };
+        let mut m = live;
+        while m != 0 {
+            let i = m.trailing_zeros() as usize;
+            m &= m - 1;
+            match hit[i] {
+                Some(mf) => x.execute(&tunnel, mf, frames[i], &keys[i], b),
+                None => miss(x.pool, pending, upcall_tx, *id, *iteration, frames[i], keys[i], hashes[i], b),
+            }
+        }
+        // Stage 5: EMC bookkeeping and insertions.
+        emc.count_hits(emc_hits);
+        let mut m = live & !todo;
+        while m != 0 {
+            let i = m.trailing_zeros() as usize;
+            m &= m - 1;
+            if let Some(mf) = from_cls[i] {
+                emc.maybe_insert(&keys[i], hashes[i], mf);
+            }
+        }
+        emc.account(n as u64);
+        for (r, &c) in rank_hits.iter().enumerate() {
+            if c > 0 {
+                cls.credit(r, c);
             }
         }
     }
