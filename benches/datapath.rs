@@ -40,7 +40,7 @@ fn bench_pieces(c: &mut Criterion) {
     let m = Arc::new(Megaflow::new(key, mask, &[DpAction::Output(5)], 1));
     let mut emc = Emc::new(1);
     emc.maybe_insert(&key, key.hash(), &m);
-    g.bench_function("emc-hit", |b| b.iter(|| emc.lookup(black_box(&key), key.hash()).is_some()));
+    g.bench_function("emc-hit", |b| b.iter(|| emc.peek(black_box(&key), key.hash()).is_some()));
     for n_sub in [1usize, 8] {
         let mut t = FlowTable::default();
         for s in 0..n_sub {

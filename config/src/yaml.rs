@@ -363,8 +363,8 @@ where
     d.deserialize_any(V(std::marker::PhantomData))
 }
 
-/// Where `needle` first occurs in `text` after line `after` (1-based), as
-/// (line, col); (1, 1) when absent.
+/// Where `needle` first occurs in `text`, as 1-based (line, col); (1, 1)
+/// when absent.
 pub fn locate(text: &str, needle: &str) -> (usize, usize) {
     for (i, line) in text.lines().enumerate() {
         if let Some(c) = line.find(needle) {

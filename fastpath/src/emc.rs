@@ -78,18 +78,9 @@ impl Emc {
         self.enabled
     }
 
-    /// Looks up a key with its hash.
-    #[inline]
-    pub fn lookup(&mut self, key: &FlowKey, hash: u32) -> Option<&Arc<Megaflow>> {
-        let hit = self.peek(key, hash).is_some();
-        if hit {
-            self.window_hits += 1;
-        }
-        self.peek(key, hash)
-    }
-
-    /// Looks up a key without counting (a burst counts its hits with
-    /// [`Emc::count_hits`]), so that several results can be held at once.
+    /// Looks up a key with its hash. Hits are counted by the caller with
+    /// [`Emc::count_hits`] (once per burst), so that several results can be
+    /// held at once.
     #[inline]
     pub fn peek(&self, key: &FlowKey, hash: u32) -> Option<&Arc<Megaflow>> {
         let e = &self.entries[hash as usize & (EMC_ENTRIES - 1)];

@@ -420,7 +420,7 @@ impl Pmd {
                         iteration: self.iteration,
                         tcache: &mut self.tcache,
                     };
-                    x.execute(&tunnel, &r.flow, f, &key, b);
+                    x.execute(&tunnel, &r.flow, f, hash, b);
                     n += 1;
                 } else {
                     i += 1;
@@ -573,7 +573,7 @@ impl Pmd {
             let i = m.trailing_zeros() as usize;
             m &= m - 1;
             match hit[i] {
-                Some(mf) => x.execute(&tunnel, mf, frames[i], &keys[i], b),
+                Some(mf) => x.execute(&tunnel, mf, frames[i], hashes[i], b),
                 None => miss(x.pool, pending, upcall_tx, *id, *iteration, frames[i], keys[i], hashes[i], b),
             }
         }
@@ -763,7 +763,8 @@ impl Exec<'_> {
 
     /// Runs a megaflow's actions on a frame (consumed).
     #[inline]
-    fn execute(&mut self, tunnel: &TunnelState, m: &Megaflow, f: FrameId, key: &FlowKey, b: &mut Burst) {
+    /// `hash` is the key's hash (VXLAN source port), computed once per frame.
+    fn execute(&mut self, tunnel: &TunnelState, m: &Megaflow, f: FrameId, hash: u32, b: &mut Burst) {
         let i = 2 * m.id as usize;
         if let (Some(p), Some(by)) = (self.flows.get(i), self.flows.get(i + 1)) {
             PmdStats::add(p, 1);
@@ -797,7 +798,7 @@ impl Exec<'_> {
                 }
             };
             if let Some((vni, dst)) = tun {
-                let sport = wire::vxlan_src_port(key.hash());
+                let sport = wire::vxlan_src_port(hash);
                 if !self.push_vxlan(tunnel, g, dst, vni, sport, b) {
                     continue;
                 }

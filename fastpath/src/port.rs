@@ -34,6 +34,30 @@ pub struct PortCounters {
     pub tx_bytes: u64,
 }
 
+/// Receives frames produced by `next` into pool frames: a buffer is taken
+/// before a frame, so an empty pool leaves the frame with its source.
+pub fn rx_from(
+    pool: &mut FramePool,
+    out: &mut [FrameId],
+    c: &mut PortCounters,
+    mut next: impl FnMut() -> Option<Vec<u8>>,
+) -> usize {
+    let mut n = 0;
+    while n < out.len() {
+        let Some(id) = pool.alloc() else { break };
+        let Some(bytes) = next() else {
+            pool.free(id);
+            break;
+        };
+        pool.fill(id, &bytes);
+        c.rx_packets += 1;
+        c.rx_bytes += bytes.len() as u64;
+        out[n] = id;
+        n += 1;
+    }
+    n
+}
+
 /// Counts frames as sent and returns them to the pool.
 #[inline]
 fn count_and_free(c: &mut PortCounters, pool: &mut FramePool, frames: &[FrameId]) {
@@ -150,17 +174,8 @@ impl Port for CapturePort {
         &self.name
     }
     fn rx(&mut self, pool: &mut FramePool, out: &mut [FrameId]) -> usize {
-        let mut n = 0;
-        while n < out.len() {
-            let Ok(bytes) = self.inq.try_recv() else { break };
-            let Some(id) = pool.alloc() else { break };
-            pool.fill(id, &bytes);
-            self.c.rx_packets += 1;
-            self.c.rx_bytes += bytes.len() as u64;
-            out[n] = id;
-            n += 1;
-        }
-        n
+        let inq = &self.inq;
+        rx_from(pool, out, &mut self.c, || inq.try_recv().ok())
     }
     fn tx(&mut self, pool: &mut FramePool, frames: &[FrameId]) {
         for &f in frames {
@@ -197,17 +212,8 @@ impl Port for PcapPort {
         &self.name
     }
     fn rx(&mut self, pool: &mut FramePool, out: &mut [FrameId]) -> usize {
-        let mut n = 0;
-        while n < out.len() && !self.input.is_empty() {
-            let Some(id) = pool.alloc() else { break };
-            let f = self.input.pop_front().unwrap_or_default();
-            pool.fill(id, &f);
-            self.c.rx_packets += 1;
-            self.c.rx_bytes += f.len() as u64;
-            out[n] = id;
-            n += 1;
-        }
-        n
+        let input = &mut self.input;
+        rx_from(pool, out, &mut self.c, || input.pop_front())
     }
     fn tx(&mut self, pool: &mut FramePool, frames: &[FrameId]) {
         for &f in frames {
@@ -314,6 +320,19 @@ mod tests {
         assert_eq!(p.rx(&mut pool, &mut ids), 0);
         assert_eq!(p.output, vec![vec![7u8; 60], vec![8u8; 64]]);
         assert_eq!(pool.n_free(), 8);
+    }
+
+    #[test]
+    fn test_empty_pool_keeps_the_frame_at_its_source() {
+        let mut p = PcapPort::new("pcap", vec![vec![1u8; 60], vec![2u8; 60]]);
+        let mut pool = FramePool::new(1);
+        let mut ids = [0; 4];
+        assert_eq!(p.rx(&mut pool, &mut ids), 1);
+        let first = ids[0];
+        assert_eq!(p.rx(&mut pool, &mut ids), 0, "no buffer: nothing received");
+        pool.free(first);
+        assert_eq!(p.rx(&mut pool, &mut ids), 1);
+        assert_eq!(pool.data(ids[0]), &[2u8; 60][..], "the second frame was not lost");
     }
 
     #[test]

@@ -44,7 +44,7 @@ fn rig() -> Rig {
     let mut inject = Vec::new();
     for p in PORTS {
         let (tx, rx) = crossbeam_channel::unbounded::<Vec<u8>>();
-        pmd.add_port(p, Box::new(ChanPort { rx, sink: SinkPort::new("sink") }), true);
+        pmd.add_port(p, Box::new(ChanPort { rx, sink: SinkPort::new("sink"), counters: Default::default() }), true);
         inject.push((p, tx));
     }
     let slow = SlowPath::new(of, shared, vec![rep_tx], vec![pmd.stats.clone()]);
@@ -55,6 +55,7 @@ fn rig() -> Rig {
 struct ChanPort {
     rx: Receiver<Vec<u8>>,
     sink: SinkPort,
+    counters: fastpath::port::PortCounters,
 }
 
 impl fastpath::port::Port for ChanPort {
@@ -62,15 +63,8 @@ impl fastpath::port::Port for ChanPort {
         "fuzz"
     }
     fn rx(&mut self, pool: &mut fastpath::pool::FramePool, out: &mut [u32]) -> usize {
-        let mut n = 0;
-        while n < out.len() {
-            let Ok(b) = self.rx.try_recv() else { break };
-            let Some(id) = pool.alloc() else { break };
-            pool.fill(id, &b);
-            out[n] = id;
-            n += 1;
-        }
-        n
+        let rx = &self.rx;
+        fastpath::port::rx_from(pool, out, &mut self.counters, || rx.try_recv().ok())
     }
     fn tx(&mut self, pool: &mut fastpath::pool::FramePool, frames: &[u32]) {
         self.sink.tx(pool, frames)

@@ -328,7 +328,7 @@ fn parse_action<'a>(tok: &Token<'a>) -> Res<Option<Action>> {
             if matches!(field, Field::NwFrag | Field::InPort) {
                 return err(fcol, format!("field `{fname}` cannot be set"));
             }
-            let (value, mask) = parse_field_value_settable(field, v, acol)?;
+            let (value, mask) = parse_field_value(field, v, acol)?;
             Action::SetField { field, value, mask }
         }
         "note" => {
@@ -345,15 +345,6 @@ fn parse_action<'a>(tok: &Token<'a>) -> Res<Option<Action>> {
         }
         _ => return err(col, format!("unsupported action `{name}`")),
     }))
-}
-
-fn parse_field_value_settable(field: Field, v: &str, col: usize) -> Res<(u64, u64)> {
-    if field.maskable() {
-        parse_field_value(field, v, col)
-    } else {
-        let (val, m) = parse_field_value(field, v, col)?;
-        Ok((val, m))
-    }
 }
 
 fn parse_actions(s: &str, col0: usize) -> Res<Vec<Action>> {
