@@ -167,6 +167,60 @@ fn fast_path_equals_xlate_on_miss_megaflow_and_emc_hits() {
     assert_eq!(r.pmd.pool().n_free(), r.pmd.pool().capacity(), "frames leaked");
 }
 
+/// A whole burst at once: runs of frames of one megaflow (output to a pod,
+/// VXLAN to a remote node, to tun0, dropped) interleaved, so that grouped
+/// execution and per-frame execution both run. Each port gets exactly what
+/// xlate says, in arrival order, and the megaflow counters add up.
+#[test]
+fn burst_of_interleaved_megaflows() {
+    let (_, of) = node_d();
+    let reference = {
+        let (_, mut o) = node_d();
+        o.ports = of.ports.clone();
+        o
+    };
+    let mut r = rig(of, 0);
+    let base = "in_port=4,dl_src=0a:58:0a:83:00:03,nw_src=10.131.0.3,nw_ttl=64";
+    let kinds = [
+        format!("{base},tcp,nw_dst=10.131.0.4,tcp_src=SPORT,tcp_dst=5432"), // local pod, same VNID
+        format!("{base},udp,nw_dst=10.129.0.7,udp_src=SPORT,udp_dst=53"),   // node-b (VXLAN)
+        format!("{base},tcp,nw_dst=172.30.12.34,tcp_src=SPORT,tcp_dst=8080"), // service (tun0)
+        format!("{base},tcp,nw_dst=10.131.0.5,tcp_src=SPORT,tcp_dst=80"),   // other VNID: dropped
+    ];
+    // Warm up: one frame of each kind installs its megaflow.
+    for k in &kinds {
+        r.send(4, &frame(&k.replace("SPORT", "40000"), VTEP).1);
+    }
+    let order = [0, 0, 0, 1, 1, 0, 2, 2, 2, 2, 3, 3, 1, 0, 1, 1, 1, 2, 0, 0, 3, 0, 1, 2, 2, 0, 0, 0, 1, 3, 0, 0];
+    let mut want: BTreeMap<u32, Vec<Vec<u8>>> = BTreeMap::new();
+    let mut bytes_in = 0u64;
+    let before: (u64, u64) = (0..64).map(|id| r.pmd.stats.flow(id)).fold((0, 0), |a, b| (a.0 + b.0, a.1 + b.1));
+    for (n, &k) in order.iter().enumerate() {
+        // Distinct source ports: distinct keys, same megaflows.
+        let f = kinds[k].replace("SPORT", &(41000 + n).to_string());
+        let (port, bytes) = frame(&f, VTEP);
+        bytes_in += bytes.len() as u64;
+        for (p, v) in expected(&reference, port, &bytes) {
+            want.entry(p).or_default().extend(v);
+        }
+        r.inject[&4].send(bytes).unwrap();
+    }
+    assert_eq!(r.pmd.iterate(), order.len());
+    assert_eq!(r.pmd.n_pending(), 0, "every frame hit a megaflow");
+    let mut got = BTreeMap::new();
+    for (p, rx) in &r.outputs {
+        let v: Vec<Vec<u8>> = rx.try_iter().collect();
+        if !v.is_empty() {
+            got.insert(*p, v);
+        }
+    }
+    assert_eq!(got.keys().copied().collect::<Vec<_>>(), vec![UPLINK, 2, 5]);
+    assert_eq!(got, want);
+    let after: (u64, u64) = (0..64).map(|id| r.pmd.stats.flow(id)).fold((0, 0), |a, b| (a.0 + b.0, a.1 + b.1));
+    assert_eq!((after.0 - before.0, after.1 - before.1), (order.len() as u64, bytes_in));
+    assert_eq!(r.pmd.pool().n_free(), r.pmd.pool().capacity(), "frames leaked");
+}
+
 #[test]
 fn del_flows_takes_effect_on_the_next_packet() {
     let (_, of) = node_d();

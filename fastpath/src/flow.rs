@@ -184,17 +184,20 @@ impl FlowKey {
         if h[12] != 0x08 || h[13] != 0 || h[14] != 0x45 || total_len < 20 || frag != 0 || (proto != 6 && proto != 17) {
             return false;
         }
-        let mac = |i: usize| u64::from_be_bytes([0, 0, h[i], h[i + 1], h[i + 2], h[i + 3], h[i + 4], h[i + 5]]);
+        // Wide loads: 8 bytes at 0 hold the destination MAC, at 4 the
+        // source MAC (bytes 6..12), at 30 the destination IP and the ports.
+        let be64 =
+            |i: usize| u64::from_be_bytes([h[i], h[i + 1], h[i + 2], h[i + 3], h[i + 4], h[i + 5], h[i + 6], h[i + 7]]);
         let be32 = |i: usize| u32::from_be_bytes([h[i], h[i + 1], h[i + 2], h[i + 3]]) as u64;
-        let sp = u16::from_be_bytes([h[34], h[35]]) as u64;
-        let dp = u16::from_be_bytes([h[36], h[37]]) as u64;
+        let tail = be64(30);
+        let (sp, dp) = ((tail >> 16) & 0xffff, tail & 0xffff);
         self.w = [
             in_port as u64,
             0x0800u64 << 32 | (proto as u64) << 48,
             0,
-            mac(6) | sp << 48,
-            mac(0) | dp << 48,
-            be32(26) | be32(30) << 32,
+            (be64(4) & 0xffff_ffff_ffff) | sp << 48,
+            be64(0) >> 16 | dp << 48,
+            be32(26) | (tail >> 32) << 32,
             (h[15] as u64) << 48 | (h[22] as u64) << 56,
             0,
         ];
