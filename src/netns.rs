@@ -1,0 +1,125 @@
+//! Network namespaces and veth pairs for the demo and the end-to-end tests,
+//! driven through iproute2. Everything a [`Lab`] creates carries its unique
+//! prefix and is removed when the lab is dropped (also after a failure), so
+//! a run never leaves a namespace, link or XDP program behind, and never
+//! touches an interface it did not create.
+
+use std::process::{Command, Output};
+
+/// Runs a command; an error carries the command line and its stderr.
+pub fn run(prog: &str, args: &[&str]) -> Result<Output, String> {
+    let out = Command::new(prog).args(args).output().map_err(|e| format!("{prog}: {e}"))?;
+    if !out.status.success() {
+        return Err(format!(
+            "`{prog} {}` failed ({}): {}",
+            args.join(" "),
+            out.status,
+            String::from_utf8_lossy(&out.stderr).trim()
+        ));
+    }
+    Ok(out)
+}
+
+/// A set of namespaces and links with one name prefix.
+pub struct Lab {
+    prefix: String,
+    namespaces: Vec<String>,
+    /// Links created in the caller's namespace.
+    links: Vec<String>,
+}
+
+impl Lab {
+    /// A lab whose names start with `tag` and this process's id (short:
+    /// interface names have 15 characters).
+    pub fn new(tag: &str) -> Lab {
+        Lab { prefix: format!("{tag}{}", std::process::id() % 100_000), namespaces: Vec::new(), links: Vec::new() }
+    }
+
+    /// The name prefix.
+    pub fn prefix(&self) -> &str {
+        &self.prefix
+    }
+
+    /// Full name of namespace `name`.
+    pub fn ns_name(&self, name: &str) -> String {
+        format!("{}-{name}", self.prefix)
+    }
+
+    /// Creates namespace `name` with loopback up; returns its full name.
+    pub fn ns(&mut self, name: &str) -> Result<String, String> {
+        let full = self.ns_name(name);
+        run("ip", &["netns", "add", &full])?;
+        self.namespaces.push(full.clone());
+        run("ip", &["-n", &full, "link", "set", "lo", "up"])?;
+        Ok(full)
+    }
+
+    /// Creates a veth pair with one RX and one TX queue per end. Each end is
+    /// `(name, namespace)`, `None` for the caller's namespace (full
+    /// namespace names); both ends are set up.
+    pub fn veth(&mut self, a: (&str, Option<&str>), b: (&str, Option<&str>)) -> Result<(), String> {
+        let mut args = vec!["link", "add", a.0];
+        if let Some(ns) = a.1 {
+            args.extend(["netns", ns]);
+        }
+        args.extend(["numrxqueues", "1", "numtxqueues", "1", "type", "veth", "peer", "name", b.0]);
+        if let Some(ns) = b.1 {
+            args.extend(["netns", ns]);
+        }
+        args.extend(["numrxqueues", "1", "numtxqueues", "1"]);
+        run("ip", &args)?;
+        if a.1.is_none() {
+            self.links.push(a.0.into());
+        } else if b.1.is_none() {
+            self.links.push(b.0.into());
+        }
+        for (name, ns) in [a, b] {
+            self.ip(ns, &["link", "set", name, "up"])?;
+        }
+        Ok(())
+    }
+
+    /// `ip ARGS` in namespace `ns` (`None`: the caller's).
+    pub fn ip(&self, ns: Option<&str>, args: &[&str]) -> Result<Output, String> {
+        match ns {
+            Some(ns) => {
+                let mut v = vec!["-n", ns];
+                v.extend_from_slice(args);
+                run("ip", &v)
+            }
+            None => run("ip", args),
+        }
+    }
+
+    /// Runs `prog ARGS` in namespace `ns`.
+    pub fn exec(&self, ns: &str, prog: &str, args: &[&str]) -> Result<Output, String> {
+        let mut v = vec!["netns", "exec", ns, prog];
+        v.extend_from_slice(args);
+        run("ip", &v)
+    }
+
+    /// A command that runs `prog` in namespace `ns` (to spawn).
+    pub fn command(&self, ns: &str, prog: &str) -> Command {
+        let mut c = Command::new("ip");
+        c.args(["netns", "exec", ns, prog]);
+        c
+    }
+
+    /// Turns TX checksum offload off on an interface (DESIGN.md §8: a
+    /// kernel sending through a veth leaves partial checksums that an
+    /// AF_XDP reader would forward as they are).
+    pub fn tx_offload_off(&self, ns: &str, ifname: &str) -> Result<(), String> {
+        self.exec(ns, "ethtool", &["-K", ifname, "tx", "off"]).map(|_| ())
+    }
+}
+
+impl Drop for Lab {
+    fn drop(&mut self) {
+        for l in self.links.drain(..).rev() {
+            let _ = Command::new("ip").args(["link", "del", &l]).output();
+        }
+        for ns in self.namespaces.drain(..).rev() {
+            let _ = Command::new("ip").args(["netns", "del", &ns]).output();
+        }
+    }
+}
