@@ -2,3 +2,4 @@
 //! share.
 
 pub mod netns;
+pub mod topology;

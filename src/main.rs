@@ -21,6 +21,8 @@ struct Cli {
 enum Command {
     /// Run the pipeline on the embedded default cluster and report.
     Demo,
+    /// Run the forwarder on this node (AF_XDP ports, tun0, uplink).
+    Run(cmd::RunArgs),
     /// Print a node's OpenShift SDN flows (add-flows syntax).
     Render(cmd::RenderArgs),
     /// Parse and validate a flow file; print the normalised flows.
@@ -29,16 +31,21 @@ enum Command {
     Trace(cmd::TraceArgs),
     /// Measure the datapath in memory, per core.
     Bench(cmd::BenchArgs),
+    /// TCP probes for the demo and tests (run inside namespaces).
+    #[command(hide = true)]
+    Netcheck(cmd::NetcheckArgs),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let r = match cli.command {
         Command::Demo => cmd::demo(),
+        Command::Run(a) => cmd::run(a),
         Command::Render(a) => cmd::render(a),
         Command::CheckFlows(a) => cmd::check_flows(a),
         Command::Trace(a) => cmd::trace(a),
         Command::Bench(a) => cmd::bench(a),
+        Command::Netcheck(a) => cmd::netcheck(a),
     };
     match r {
         Ok(code) => code,

@@ -44,6 +44,22 @@ const HOLD_TIMEOUT: u64 = 1 << 22;
 /// Entries of the per-loop VXLAN template cache (a power of two).
 const TCACHE: usize = 64;
 
+/// A change to a running loop's ports, sent by the control thread (a port
+/// that comes up or goes down). Checked every 1,024 iterations.
+pub enum PmdCommand {
+    /// Adds (or replaces) a port; `rx`: this loop polls it.
+    AddPort {
+        /// OpenFlow port ([`UPLINK`] for the uplink).
+        ofport: u32,
+        /// The port.
+        port: Box<dyn Port>,
+        /// Whether this loop receives from it.
+        rx: bool,
+    },
+    /// Removes a port (its pending output is sent first).
+    RemovePort(u32),
+}
+
 /// A VXLAN frame waiting for the next-hop MAC of its VTEP.
 #[derive(Clone, Copy, Debug)]
 struct Held {
@@ -225,6 +241,7 @@ pub struct Pmd {
     tcache: Box<[Option<(u32, u32, wire::VxlanTemplate)>; TCACHE]>,
     tcache_tunnel: Option<Arc<TunnelState>>,
     iteration: u64,
+    control: Option<Receiver<PmdCommand>>,
     /// Clock at the start of the last iteration, and whether it was busy.
     last_clock: Instant,
     last_busy: bool,
@@ -273,6 +290,7 @@ impl Pmd {
             iteration: 0,
             last_clock: Instant::now(),
             last_busy: false,
+            control: None,
             stats: Arc::new(PmdStats::default()),
         }
     }
@@ -280,12 +298,54 @@ impl Pmd {
     /// Adds a port instance: `rx` ports are polled; every port can be sent
     /// to. `ofport` is its OpenFlow port ([`UPLINK`] for the uplink NIC).
     pub fn add_port(&mut self, ofport: u32, port: Box<dyn Port>, rx: bool) {
+        self.remove_port(ofport);
         let i = ofport as usize;
         if i >= self.slot_of.len() {
             self.slot_of.resize(i + 1, u16::MAX);
         }
         self.slot_of[i] = self.slots.len() as u16;
         self.slots.push(Slot { ofport, port, rx, batch: [0; 2 * BURST], n: 0 });
+    }
+
+    /// Adds another receive queue of port `ofport` (sending to the port
+    /// keeps going through the instance [`Pmd::add_port`] gave).
+    pub fn add_rx_queue(&mut self, ofport: u32, port: Box<dyn Port>) {
+        self.slots.push(Slot { ofport, port, rx: true, batch: [0; 2 * BURST], n: 0 });
+    }
+
+    /// Removes a port after sending what waits for it; returns it.
+    pub fn remove_port(&mut self, ofport: u32) -> Option<Box<dyn Port>> {
+        let si = *self.slot_of.get(ofport as usize)?;
+        if si == u16::MAX {
+            return None;
+        }
+        let mut s = self.slots.remove(si as usize);
+        if s.n > 0 {
+            s.port.tx(&mut self.pool, &s.batch[..s.n]);
+        }
+        self.slot_of.fill(u16::MAX);
+        for (i, s) in self.slots.iter().enumerate() {
+            self.slot_of[s.ofport as usize] = i as u16;
+        }
+        Some(s.port)
+    }
+
+    /// Takes port changes from `rx` while running.
+    pub fn set_control(&mut self, rx: Receiver<PmdCommand>) {
+        self.control = Some(rx);
+    }
+
+    #[cold]
+    fn control(&mut self) {
+        let Some(rx) = self.control.clone() else { return };
+        while let Ok(c) = rx.try_recv() {
+            match c {
+                PmdCommand::AddPort { ofport, port, rx } => self.add_port(ofport, port, rx),
+                PmdCommand::RemovePort(p) => {
+                    self.remove_port(p);
+                }
+            }
+        }
     }
 
     /// The frame pool (tests check that nothing leaks).
@@ -312,6 +372,27 @@ impl Pmd {
     pub fn run(&mut self, stop: &AtomicBool) {
         while !stop.load(Ordering::Relaxed) {
             self.iterate();
+        }
+        self.drain();
+    }
+
+    /// Runs until `stop` is set; after 64 idle iterations in a row the loop
+    /// sleeps, doubling from 1 µs up to `max_sleep` while idle (OVS's
+    /// pmd-maxsleep). A zero `max_sleep` polls without pause.
+    pub fn run_idle(&mut self, stop: &AtomicBool, max_sleep: std::time::Duration) {
+        let mut idle = 0u32;
+        let mut sleep = std::time::Duration::from_micros(1);
+        while !stop.load(Ordering::Relaxed) {
+            if self.iterate() > 0 || self.n_pending() > 0 {
+                idle = 0;
+                sleep = std::time::Duration::from_micros(1);
+                continue;
+            }
+            idle += 1;
+            if !max_sleep.is_zero() && idle >= 64 {
+                std::thread::sleep(sleep);
+                sleep = (sleep * 2).min(max_sleep);
+            }
         }
         self.drain();
     }
@@ -365,6 +446,9 @@ impl Pmd {
         }
         if self.iteration & 0xf_ffff == 0 {
             self.emc.sweep();
+        }
+        if self.iteration & 0x3ff == 0 && self.control.is_some() {
+            self.control();
         }
         self.flush();
         self.expire(&mut b);

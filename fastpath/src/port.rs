@@ -351,3 +351,43 @@ mod tests {
         assert_eq!(s.counters().tx_bytes, 160 * 60 + 160 * 70);
     }
 }
+
+/// A port used by several poll loops: one loop receives from it, every
+/// loop may send to it. The lock is taken once per burst or output batch,
+/// never per packet (as OVS's per-port TX lock when a port has fewer TX
+/// queues than there are loops); uncontended with one loop.
+#[derive(Clone)]
+pub struct SharedPort {
+    name: String,
+    inner: std::sync::Arc<std::sync::Mutex<Box<dyn Port>>>,
+}
+
+impl SharedPort {
+    /// Wraps a port.
+    pub fn new(port: Box<dyn Port>) -> SharedPort {
+        SharedPort { name: port.name().to_string(), inner: std::sync::Arc::new(std::sync::Mutex::new(port)) }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Box<dyn Port>> {
+        // A loop that panicked holding the lock left the port usable: the
+        // ring state is only changed by completed calls.
+        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+impl Port for SharedPort {
+    fn name(&self) -> &str {
+        &self.name
+    }
+    #[inline]
+    fn rx(&mut self, pool: &mut FramePool, out: &mut [FrameId]) -> usize {
+        self.lock().rx(pool, out)
+    }
+    #[inline]
+    fn tx(&mut self, pool: &mut FramePool, frames: &[FrameId]) {
+        self.lock().tx(pool, frames)
+    }
+    fn counters(&self) -> PortCounters {
+        self.lock().counters()
+    }
+}

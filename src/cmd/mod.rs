@@ -3,11 +3,15 @@
 mod bench;
 mod common;
 mod demo;
+mod netcheck;
+mod run;
 mod trace;
 
 pub use bench::{bench, BenchArgs};
 pub use common::*;
 pub use demo::demo;
+pub use netcheck::{netcheck, NetcheckArgs};
+pub use run::{run, RunArgs};
 pub use trace::{trace, TraceArgs};
 
 use std::process::ExitCode;

@@ -1,0 +1,582 @@
+//! `sdnfwd run --config node.yaml`: the forwarder on a node. Poll loops on
+//! the configured cores (pinned) serve the AF_XDP ports: each pod's veth
+//! (host end), tun0 (port 2) and the uplink's queues (VXLAN to this node's
+//! VTEP only: an XDP program passes the rest to the kernel). The slow path
+//! runs on its own thread; the main thread keeps the underlay neighbours
+//! (next-hop MAC per remote VTEP, from the kernel's ARP on the uplink),
+//! attaches ports whose interface appears, and handles signals: SIGINT or
+//! SIGTERM detach every XDP program, remove tun0 and exit 0 with final
+//! stats.
+//!
+//! tun0 is one end of a veth pair whose other end (`tun0-dp`) is an AF_XDP
+//! port: to the host it is the gateway device openshift-sdn creates (the
+//! first address of the node's subnet, routes to the cluster and service
+//! networks), and the datapath reaches it through rings in batches, where
+//! a TAP device would cost a read or write system call per packet.
+
+use std::collections::BTreeMap;
+use std::net::Ipv4Addr;
+use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use clap::{Args, ValueEnum};
+use config::yaml::Cluster;
+use crossbeam_channel::Sender;
+use fastpath::flow::LocalVtep;
+use fastpath::pmd::{Pmd, PmdCommand, Shared, TunnelState, UPLINK};
+use fastpath::port::{Port, SharedPort};
+use fastpath::xsk::{UplinkProgram, XdpMode, XskConfig, XskPort};
+use sdnfwd::netns::run as sh;
+use slowpath::upcall::{Command, SlowPath};
+
+use super::common::{node_tables, ClusterArgs};
+
+/// The datapath end of the tun0 veth pair.
+pub const TUN0_DP: &str = "tun0-dp";
+
+/// XDP attach mode.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Mode {
+    /// Native, else generic.
+    Auto,
+    /// Native (driver) mode.
+    Native,
+    /// Generic (SKB) mode.
+    Skb,
+}
+
+/// `sdnfwd run`.
+#[derive(Args, Clone)]
+pub struct RunArgs {
+    /// Node configuration: a cluster YAML with this node's `node:` section.
+    #[arg(long)]
+    pub config: String,
+    /// Node to act as (default: the config's `node:` section).
+    #[arg(long)]
+    pub node: Option<String>,
+    /// How XDP programs are attached.
+    #[arg(long, value_enum, default_value_t = Mode::Auto)]
+    pub xdp_mode: Mode,
+    /// Ask for zero-copy AF_XDP (drivers that lack it, veth included,
+    /// refuse; the port then stays down with the reason logged).
+    #[arg(long)]
+    pub zero_copy: bool,
+    /// Print pmd-stats every this many seconds (0: only at exit).
+    #[arg(long, default_value_t = 0.0)]
+    pub stats_interval: f64,
+    /// Let an idle poll loop sleep up to this many microseconds (OVS's
+    /// pmd-maxsleep; 0: poll without pause).
+    #[arg(long, default_value_t = 0)]
+    pub pmd_maxsleep_us: u64,
+    /// Poll loop cores (comma-separated; default: the config's `cores`).
+    #[arg(long, value_delimiter = ',')]
+    pub cores: Vec<usize>,
+    /// Do not create tun0.
+    #[arg(long)]
+    pub no_tun0: bool,
+}
+
+fn log(msg: &str) {
+    eprintln!("sdnfwd: {msg}");
+}
+
+fn is_root() -> bool {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| s.lines().find(|l| l.starts_with("Uid:")).map(|l| l.split_whitespace().nth(2) == Some("0")))
+        .unwrap_or(false)
+}
+
+fn if_exists(name: &str) -> bool {
+    std::path::Path::new(&format!("/sys/class/net/{name}")).exists()
+}
+
+fn mac_of(ifname: &str) -> Result<u64, String> {
+    let s =
+        std::fs::read_to_string(format!("/sys/class/net/{ifname}/address")).map_err(|e| format!("{ifname}: {e}"))?;
+    let b: Vec<u8> = s.trim().split(':').filter_map(|x| u8::from_str_radix(x, 16).ok()).collect();
+    if b.len() != 6 {
+        return Err(format!("{ifname}: unreadable MAC `{}`", s.trim()));
+    }
+    Ok(b.iter().fold(0u64, |a, &x| a << 8 | x as u64))
+}
+
+fn fmt_mac(m: u64) -> String {
+    let b = m.to_be_bytes();
+    format!("{:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}", b[2], b[3], b[4], b[5], b[6], b[7])
+}
+
+/// Turns TX checksum offload off on the pod end of a host veth (DESIGN.md
+/// §8), finding the pod's namespace through the veth's link-netnsid.
+fn pod_side_tx_off(veth: &str) -> Result<String, String> {
+    let j: serde_json::Value = serde_json::from_slice(&sh("ip", &["-j", "-d", "link", "show", "dev", veth])?.stdout)
+        .map_err(|e| e.to_string())?;
+    let l = &j[0];
+    let peer = l["link_index"].as_u64().ok_or("no peer index (not a veth?)")?;
+    let Some(nsid) = l["link_netnsid"].as_u64() else {
+        // Peer in this namespace.
+        let all: serde_json::Value =
+            serde_json::from_slice(&sh("ip", &["-j", "link", "show"])?.stdout).map_err(|e| e.to_string())?;
+        let name = all
+            .as_array()
+            .and_then(|a| a.iter().find(|x| x["ifindex"].as_u64() == Some(peer)))
+            .and_then(|x| x["ifname"].as_str())
+            .ok_or("peer not found")?
+            .to_string();
+        sh("ethtool", &["-K", &name, "tx", "off"])?;
+        return Ok(name);
+    };
+    let list: serde_json::Value =
+        serde_json::from_slice(&sh("ip", &["-j", "netns", "list"])?.stdout).map_err(|e| e.to_string())?;
+    let ns = list
+        .as_array()
+        .and_then(|a| a.iter().find(|x| x["id"].as_u64() == Some(nsid)))
+        .and_then(|x| x["name"].as_str())
+        .ok_or(format!("the pod's namespace (netnsid {nsid}) has no name under /run/netns"))?
+        .to_string();
+    let links: serde_json::Value =
+        serde_json::from_slice(&sh("ip", &["-n", &ns, "-j", "link", "show"])?.stdout).map_err(|e| e.to_string())?;
+    let name = links
+        .as_array()
+        .and_then(|a| a.iter().find(|x| x["ifindex"].as_u64() == Some(peer)))
+        .and_then(|x| x["ifname"].as_str())
+        .ok_or("peer not found in the pod's namespace")?
+        .to_string();
+    sh("ip", &["netns", "exec", &ns, "ethtool", "-K", &name, "tx", "off"])?;
+    Ok(format!("{ns}/{name}"))
+}
+
+/// A port of the node and where it stands.
+struct PortSpec {
+    ofport: u32,
+    ifname: String,
+    what: String,
+    up: bool,
+}
+
+/// Next-hop MACs of the remote VTEPs, from the kernel (which ARPs on the
+/// uplink for the node's own address).
+struct Neighbours {
+    vteps: Vec<Ipv4Addr>,
+    known: BTreeMap<u32, u64>,
+    asked: BTreeMap<u32, Instant>,
+}
+
+impl Neighbours {
+    /// The next hop towards `ip` (itself when on-link).
+    fn next_hop(ip: Ipv4Addr) -> Option<Ipv4Addr> {
+        let out = sh("ip", &["-j", "route", "get", &ip.to_string()]).ok()?;
+        let j: serde_json::Value = serde_json::from_slice(&out.stdout).ok()?;
+        let r = &j[0];
+        r["gateway"].as_str().and_then(|g| g.parse().ok()).or(Some(ip))
+    }
+
+    /// Complete ARP entries of the kernel.
+    fn arp_table() -> BTreeMap<u32, u64> {
+        let text = std::fs::read_to_string("/proc/net/arp").unwrap_or_default();
+        let mut m = BTreeMap::new();
+        for l in text.lines().skip(1) {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            if f.len() < 4 || f[2] != "0x2" && f[2] != "0x6" {
+                continue;
+            }
+            let (Ok(ip), Some(mac)) = (f[0].parse::<Ipv4Addr>(), parse_mac(f[3])) else { continue };
+            m.insert(u32::from(ip), mac);
+        }
+        m
+    }
+
+    /// Refreshes; returns whether the map changed. Unresolved next hops are
+    /// asked for again (a datagram to the discard port makes the kernel
+    /// ARP) at most once a second.
+    fn refresh(&mut self) -> bool {
+        let arp = Self::arp_table();
+        let mut now = BTreeMap::new();
+        for &v in &self.vteps {
+            let Some(hop) = Self::next_hop(v) else { continue };
+            match arp.get(&u32::from(hop)) {
+                Some(&mac) => {
+                    now.insert(u32::from(v), mac);
+                }
+                None => {
+                    let due = self.asked.get(&u32::from(v)).is_none_or(|t| t.elapsed() >= Duration::from_secs(1));
+                    if due {
+                        self.asked.insert(u32::from(v), Instant::now());
+                        if let Ok(s) = std::net::UdpSocket::bind("0.0.0.0:0") {
+                            let _ = s.send_to(&[], (v, 9));
+                        }
+                    }
+                }
+            }
+        }
+        if now != self.known {
+            for (ip, mac) in &now {
+                if self.known.get(ip) != Some(mac) {
+                    log(&format!("neighbour {} is at {}", Ipv4Addr::from(*ip), fmt_mac(*mac)));
+                }
+            }
+            for ip in self.known.keys() {
+                if !now.contains_key(ip) {
+                    log(&format!("neighbour {} expired", Ipv4Addr::from(*ip)));
+                }
+            }
+            self.known = now;
+            return true;
+        }
+        false
+    }
+}
+
+fn parse_mac(s: &str) -> Option<u64> {
+    let b: Vec<u8> = s.split(':').filter_map(|x| u8::from_str_radix(x, 16).ok()).collect();
+    (b.len() == 6).then(|| b.iter().fold(0u64, |a, &x| a << 8 | x as u64))
+}
+
+/// Sets up tun0 (veth pair, address, routes) as openshift-sdn does.
+fn setup_tun0(c: &Cluster, gw: Ipv4Addr, prefix: u8, mac: Option<&str>) -> Result<(), String> {
+    if if_exists("tun0") {
+        if if_exists(TUN0_DP) {
+            log("removing a tun0 left by an earlier run");
+            let _ = sh("ip", &["link", "del", "tun0"]);
+        } else {
+            return Err("tun0 exists and is not sdnfwd's (is Open vSwitch running br0 here?)".into());
+        }
+    }
+    sh(
+        "ip",
+        &[
+            "link",
+            "add",
+            "tun0",
+            "numrxqueues",
+            "1",
+            "numtxqueues",
+            "1",
+            "type",
+            "veth",
+            "peer",
+            "name",
+            TUN0_DP,
+            "numrxqueues",
+            "1",
+            "numtxqueues",
+            "1",
+        ],
+    )?;
+    if let Some(m) = mac {
+        sh("ip", &["link", "set", "tun0", "address", m])?;
+    }
+    sh("ip", &["link", "set", "tun0", "mtu", "1450"])?;
+    sh("ip", &["addr", "add", &format!("{gw}/{prefix}"), "dev", "tun0"])?;
+    // The host sends through this veth: complete checksums (DESIGN.md §8).
+    sh("ethtool", &["-K", "tun0", "tx", "off"])?;
+    sh("ip", &["link", "set", TUN0_DP, "up"])?;
+    sh("ip", &["link", "set", "tun0", "up"])?;
+    for cn in &c.cluster_network.cluster_networks {
+        sh("ip", &["route", "replace", &cn.cidr.to_string(), "dev", "tun0", "proto", "static"])?;
+    }
+    sh("ip", &["route", "replace", &c.cluster_network.service_network.to_string(), "dev", "tun0", "proto", "static"])?;
+    Ok(())
+}
+
+fn xdp_mode(m: Mode) -> XdpMode {
+    match m {
+        Mode::Auto => XdpMode::Auto,
+        Mode::Native => XdpMode::Native,
+        Mode::Skb => XdpMode::Skb,
+    }
+}
+
+/// Opens the port's socket and hands it to the loops: the owner receives,
+/// every loop may send. A pod's veth first gets TX checksum offload off on
+/// its pod side.
+fn attach(
+    spec: &PortSpec,
+    owner: usize,
+    a: &RunArgs,
+    pmds: &mut [Pmd],
+    controls: &[Sender<PmdCommand>],
+) -> Result<(), String> {
+    if spec.ifname.as_str() != TUN0_DP {
+        match pod_side_tx_off(&spec.ifname) {
+            Ok(peer) => log(&format!("TX checksum offload off on {peer} (pod side of {})", spec.ifname)),
+            Err(e) => {
+                log(&format!("warning: {}: cannot turn TX checksum offload off on the pod side: {e}", spec.ifname))
+            }
+        }
+    }
+    let mut cfg = XskConfig::new(&spec.ifname);
+    cfg.mode = xdp_mode(a.xdp_mode);
+    cfg.zero_copy = a.zero_copy;
+    let port = XskPort::open(&cfg).map_err(|e| e.to_string())?;
+    let (mode, zc) = port.mode();
+    log(&format!(
+        "port {} ({}, {}) up: AF_XDP {} mode, {}",
+        spec.ofport,
+        spec.ifname,
+        spec.what,
+        mode,
+        if zc { "zero-copy" } else { "copy" }
+    ));
+    let n = if pmds.is_empty() { controls.len() } else { pmds.len() };
+    let mut deliver = |i: usize, p: Box<dyn Port>| {
+        if pmds.is_empty() {
+            let _ = controls[i].send(PmdCommand::AddPort { ofport: spec.ofport, port: p, rx: i == owner });
+        } else {
+            pmds[i].add_port(spec.ofport, p, i == owner);
+        }
+    };
+    if n == 1 {
+        deliver(0, Box::new(port));
+    } else {
+        let sp = SharedPort::new(Box::new(port));
+        for i in 0..n {
+            deliver(i, Box::new(sp.clone()));
+        }
+    }
+    Ok(())
+}
+
+pub fn run(a: RunArgs) -> Result<ExitCode, String> {
+    if !is_root() {
+        return Err("sdnfwd run: needs root (AF_XDP sockets, XDP programs, tun0)".into());
+    }
+    let ca = ClusterArgs { cluster: Some(a.config.clone()), node: None };
+    let (c, extra) = ca.load()?;
+    let node = match (&a.node, &c.node) {
+        (Some(n), _) => n.clone(),
+        (None, Some(n)) => n.name.clone(),
+        (None, None) => return Err(format!("{}: no `node:` section (or pass --node NAME)", a.config)),
+    };
+    let hs = c.host_subnet(&node).ok_or(format!("{}: node `{node}` has no HostSubnet", a.config))?.clone();
+    let n = c.find_node(&node).cloned().ok_or(format!("{}: node `{node}` is not described", a.config))?;
+    let of = node_tables(&c, &node, extra.as_ref(), &a.config)?;
+    let vtep_ip = u32::from(hs.host_ip.0);
+    let gw = Ipv4Addr::from(hs.subnet.addr() + 1);
+
+    // Ports.
+    let mut specs: Vec<PortSpec> = Vec::new();
+    for p in &n.pods {
+        let Some(v) = &p.veth else {
+            log(&format!("pod {}/{} lists no veth: port {} stays down", p.namespace, p.name, p.ofport));
+            continue;
+        };
+        specs.push(PortSpec {
+            ofport: p.ofport,
+            ifname: v.clone(),
+            what: format!("pod {}/{}", p.namespace, p.name),
+            up: false,
+        });
+    }
+    if !a.no_tun0 {
+        setup_tun0(&c, gw, hs.subnet.prefix(), n.tun0_mac.as_deref())?;
+        log(&format!("tun0 {gw}/{} (routes to the cluster and service networks)", hs.subnet.prefix()));
+        specs.push(PortSpec { ofport: 2, ifname: TUN0_DP.into(), what: "tun0".into(), up: false });
+    }
+    let result = serve(&a, &c, &node, of, &n, vtep_ip, specs);
+    if !a.no_tun0 {
+        let _ = sh("ip", &["link", "del", "tun0"]);
+        log("tun0 removed");
+    }
+    result
+}
+
+#[allow(clippy::too_many_arguments)]
+fn serve(
+    a: &RunArgs,
+    c: &Cluster,
+    node: &str,
+    of: slowpath::Ofproto,
+    n: &config::yaml::Node,
+    vtep_ip: u32,
+    mut specs: Vec<PortSpec>,
+) -> Result<ExitCode, String> {
+    let term = Arc::new(AtomicBool::new(false));
+    for s in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        signal_hook::flag::register(s, term.clone()).map_err(|e| format!("signal handler: {e}"))?;
+    }
+    let shared = Arc::new(Shared::default());
+    let vtep = LocalVtep { ip: vtep_ip, udp_port: c.vxlan_port(), port: 1 };
+    let local_mac = match &n.uplink {
+        Some(u) => mac_of(u)?,
+        None => 0,
+    };
+    shared.tunnel.store(Arc::new(TunnelState { vtep: Some(vtep), local_mac, neighbours: Default::default() }));
+
+    let cores: Vec<usize> = match (&a.cores[..], &n.cores[..]) {
+        ([], []) => vec![0],
+        ([], c) => c.to_vec(),
+        (c, _) => c.to_vec(),
+    };
+    let (up_tx, up_rx) = crossbeam_channel::bounded(4096);
+    let mut replies = Vec::new();
+    let mut pmds = Vec::new();
+    let mut controls = Vec::new();
+    for i in 0..cores.len() {
+        let (rtx, rrx) = crossbeam_channel::bounded(4096);
+        replies.push(rtx);
+        let mut pmd = Pmd::new(i, shared.clone(), up_tx.clone(), rrx, 16384, 100);
+        let (ctx, crx) = crossbeam_channel::unbounded();
+        pmd.set_control(crx);
+        controls.push(ctx);
+        pmds.push(pmd);
+    }
+    drop(up_tx);
+
+    // Pod ports and tun0.
+    for (k, s) in specs.iter_mut().enumerate() {
+        if !if_exists(&s.ifname) {
+            log(&format!(
+                "port {} ({}, {}) is down: no such interface; attached when it appears",
+                s.ofport, s.ifname, s.what
+            ));
+            continue;
+        }
+        attach(s, k % pmds.len(), a, &mut pmds, &[]).map_err(|e| format!("sdnfwd run: {e}"))?;
+        s.up = true;
+    }
+    // Uplink: VXLAN to our VTEP only.
+    let mut uplink_prog = None;
+    if let Some(u) = &n.uplink {
+        let mut prog = UplinkProgram::attach(u, xdp_mode(a.xdp_mode), vtep_ip, c.vxlan_port())
+            .map_err(|e| format!("sdnfwd run: uplink: {e}"))?;
+        let queues = std::fs::read_dir(format!("/sys/class/net/{u}/queues"))
+            .map(|d| d.filter_map(|e| e.ok()).filter(|e| e.file_name().to_string_lossy().starts_with("rx-")).count())
+            .unwrap_or(1)
+            .max(1);
+        for q in 0..queues as u32 {
+            let mut cfg = XskConfig::new(u);
+            cfg.queue = q;
+            cfg.mode = xdp_mode(a.xdp_mode);
+            cfg.zero_copy = a.zero_copy;
+            cfg.inhibit_prog_load = true;
+            let port = XskPort::open(&cfg).map_err(|e| format!("sdnfwd run: uplink: {e}"))?;
+            prog.insert(q, port.fd()).map_err(|e| format!("sdnfwd run: {e}"))?;
+            // Queue q is received by loop q mod n; queue 0's socket sends
+            // for every loop.
+            let owner = q as usize % pmds.len();
+            let sp = SharedPort::new(Box::new(port));
+            for (i, pmd) in pmds.iter_mut().enumerate() {
+                if q == 0 {
+                    pmd.add_port(UPLINK, Box::new(sp.clone()), i == owner);
+                } else if i == owner {
+                    pmd.add_rx_queue(UPLINK, Box::new(sp.clone()));
+                }
+            }
+        }
+        log(&format!(
+            "uplink {u}: XDP program in {} mode takes VXLAN to {}:{} ({queues} queue(s)); the rest goes to the kernel",
+            prog.mode(),
+            Ipv4Addr::from(vtep_ip),
+            c.vxlan_port()
+        ));
+        uplink_prog = Some(prog);
+    } else {
+        log("no uplink configured: traffic to other nodes is dropped (no neighbour)");
+    }
+
+    // Slow path.
+    let pmd_stats: Vec<_> = pmds.iter().map(|p| p.stats.clone()).collect();
+    let mut slow = SlowPath::new(of, shared.clone(), replies, pmd_stats.clone());
+    let (cmd_tx, cmd_rx) = crossbeam_channel::unbounded();
+    let stop = Arc::new(AtomicBool::new(false));
+    let slow_stop = stop.clone();
+    let slow_h = std::thread::Builder::new()
+        .name("sdnfwd-slowpath".into())
+        .spawn(move || {
+            slow.run_with(&up_rx, &cmd_rx, || slow_stop.load(Ordering::Relaxed));
+            slow
+        })
+        .map_err(|e| e.to_string())?;
+    // Poll loops.
+    let core_ids = core_affinity::get_core_ids().unwrap_or_default();
+    let maxsleep = Duration::from_micros(a.pmd_maxsleep_us);
+    let mut handles = Vec::new();
+    for (i, mut pmd) in pmds.into_iter().enumerate() {
+        let core = core_ids.iter().find(|c| c.id == cores[i]).copied();
+        if core.is_none() {
+            log(&format!("warning: core {} not available; loop {i} not pinned", cores[i]));
+        }
+        let stop = stop.clone();
+        handles.push(
+            std::thread::Builder::new()
+                .name(format!("sdnfwd-pmd{i}"))
+                .spawn(move || {
+                    if let Some(c) = core {
+                        core_affinity::set_for_current(c);
+                    }
+                    pmd.run_idle(&stop, maxsleep);
+                    pmd
+                })
+                .map_err(|e| e.to_string())?,
+        );
+    }
+    let remote: Vec<Ipv4Addr> = c.host_subnets.iter().filter(|h| h.host != node).map(|h| h.host_ip.0).collect();
+    let mut neigh = Neighbours { vteps: remote, known: BTreeMap::new(), asked: BTreeMap::new() };
+    log(&format!(
+        "node {node} ready: {} poll loop(s) on core(s) {:?}, VTEP {}:{}",
+        cores.len(),
+        cores,
+        Ipv4Addr::from(vtep_ip),
+        c.vxlan_port()
+    ));
+    let mut last_tick = Instant::now() - Duration::from_secs(10);
+    let mut last_stats = Instant::now();
+    while !term.load(Ordering::Relaxed) {
+        if last_tick.elapsed() >= Duration::from_millis(500) {
+            last_tick = Instant::now();
+            if n.uplink.is_some() && neigh.refresh() {
+                let t = TunnelState {
+                    vtep: Some(vtep),
+                    local_mac,
+                    neighbours: neigh.known.iter().map(|(k, v)| (*k, *v)).collect(),
+                };
+                let _ = cmd_tx.send(Command::Tunnel(t));
+            }
+            for (k, s) in specs.iter_mut().enumerate() {
+                if !s.up && if_exists(&s.ifname) {
+                    match attach(s, k % controls.len(), a, &mut [], &controls) {
+                        Ok(()) => s.up = true,
+                        Err(e) => log(&format!("port {} ({}) still down: {e}", s.ofport, s.ifname)),
+                    }
+                }
+            }
+        }
+        if a.stats_interval > 0.0 && last_stats.elapsed().as_secs_f64() >= a.stats_interval {
+            last_stats = Instant::now();
+            for (i, s) in pmd_stats.iter().enumerate() {
+                eprint!("{}", s.show(Some(cores[i])));
+            }
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    log("stopping");
+    stop.store(true, Ordering::Relaxed);
+    let mut finished = Vec::new();
+    for h in handles {
+        finished.push(h.join().map_err(|_| "a poll loop panicked")?);
+    }
+    let slow = slow_h.join().map_err(|_| "the slow path panicked")?;
+    // Final stats.
+    for (i, p) in finished.iter().enumerate() {
+        print!("{}", p.stats.show(Some(cores[i])));
+        for (ofport, name, pc) in p.port_counters() {
+            println!(
+                "  port {ofport} {name}: rx {} pkts {} bytes, tx {} pkts {} bytes",
+                pc.rx_packets, pc.rx_bytes, pc.tx_packets, pc.tx_bytes
+            );
+        }
+    }
+    println!("megaflows {}, upcalls handled {}", slow.n_megaflows(), slow.stats.upcalls);
+    for r in slow.ofproto.rules(None) {
+        if r.n_packets.load(Ordering::Relaxed) > 0 {
+            println!("{}", r.to_dump_line());
+        }
+    }
+    drop(finished);
+    drop(uplink_prog);
+    log("XDP programs detached");
+    Ok(ExitCode::SUCCESS)
+}
