@@ -19,8 +19,8 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Run the pipeline on the embedded default cluster and report.
-    Demo,
+    /// The embedded default cluster in network namespaces, checked and reported.
+    Demo(cmd::DemoArgs),
     /// Run the forwarder on this node (AF_XDP ports, tun0, uplink).
     Run(cmd::RunArgs),
     /// Print a node's OpenShift SDN flows (add-flows syntax).
@@ -39,7 +39,7 @@ enum Command {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let r = match cli.command {
-        Command::Demo => cmd::demo(),
+        Command::Demo(a) => cmd::demo(a),
         Command::Run(a) => cmd::run(a),
         Command::Render(a) => cmd::render(a),
         Command::CheckFlows(a) => cmd::check_flows(a),

@@ -35,6 +35,40 @@ impl Lab {
         Lab { prefix: format!("{tag}{}", std::process::id() % 100_000), namespaces: Vec::new(), links: Vec::new() }
     }
 
+    /// Removes what earlier labs with this tag left behind when their
+    /// process died without cleaning up (killed, or aborted): namespaces
+    /// named `{tag}{pid}-…` whose pid is gone, after killing what runs in
+    /// them. Returns how many namespaces were removed.
+    pub fn sweep_stale(tag: &str) -> usize {
+        let Ok(out) = run("ip", &["netns", "list"]) else { return 0 };
+        let mut n = 0;
+        for name in String::from_utf8_lossy(&out.stdout).lines().filter_map(|l| l.split_whitespace().next()) {
+            let Some(rest) = name.strip_prefix(tag) else { continue };
+            let Some((pid, _)) = rest.split_once('-') else { continue };
+            if pid.is_empty() || !pid.bytes().all(|b| b.is_ascii_digit()) {
+                continue;
+            }
+            let alive = pid.parse::<u32>().is_ok_and(|p| p == std::process::id() % 100_000)
+                || std::fs::read_dir("/proc").is_ok_and(|d| {
+                    d.filter_map(|e| e.ok())
+                        .filter_map(|e| e.file_name().to_str().and_then(|s| s.parse::<u32>().ok()))
+                        .any(|p| (p % 100_000).to_string() == pid)
+                });
+            if alive {
+                continue;
+            }
+            if let Ok(p) = run("ip", &["netns", "pids", name]) {
+                for pid in String::from_utf8_lossy(&p.stdout).split_whitespace() {
+                    let _ = Command::new("kill").args(["-9", pid]).status();
+                }
+            }
+            if run("ip", &["netns", "del", name]).is_ok() {
+                n += 1;
+            }
+        }
+        n
+    }
+
     /// The name prefix.
     pub fn prefix(&self) -> &str {
         &self.prefix

@@ -133,8 +133,8 @@ fn pod_to_pod_both_directions() {
 }
 
 #[test]
-fn demo_passes() {
-    let o = sdnfwd(&["demo"]);
+fn demo_table_checks_pass() {
+    let o = sdnfwd(&["demo", "--tables-only"]);
     assert!(o.status.success(), "{}", stdout(&o));
     assert!(!stdout(&o).contains("FAIL"));
 }

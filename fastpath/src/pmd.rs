@@ -368,6 +368,11 @@ impl Pmd {
         self.slots.iter().map(|s| (s.ofport, s.port.name().to_string(), s.port.counters())).collect()
     }
 
+    /// Port-specific counters by OpenFlow port (see [`Port::detail`]).
+    pub fn port_details(&self) -> Vec<(u32, String)> {
+        self.slots.iter().map(|s| (s.ofport, s.port.detail())).collect()
+    }
+
     /// Runs until `stop` is set.
     pub fn run(&mut self, stop: &AtomicBool) {
         while !stop.load(Ordering::Relaxed) {

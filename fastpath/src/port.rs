@@ -19,6 +19,11 @@ pub trait Port: Send {
     fn tx(&mut self, pool: &mut FramePool, frames: &[FrameId]);
     /// (rx packets, tx packets, tx bytes, drops).
     fn counters(&self) -> PortCounters;
+    /// Port-specific counters as `name=value` pairs (syscalls, kernel
+    /// ring drops), for stats output.
+    fn detail(&self) -> String {
+        String::new()
+    }
 }
 
 /// Port counters.
@@ -389,5 +394,8 @@ impl Port for SharedPort {
     }
     fn counters(&self) -> PortCounters {
         self.lock().counters()
+    }
+    fn detail(&self) -> String {
+        self.lock().detail()
     }
 }

@@ -378,6 +378,24 @@ impl Port for XskPort {
     fn counters(&self) -> PortCounters {
         self.c
     }
+
+    fn detail(&self) -> String {
+        let x = self.x;
+        let mut s = format!(
+            "rx_wakeups={} tx_wakeups={} rx_no_buffer={} tx_ring_full={} rx_too_long={}",
+            x.rx_wakeups, x.tx_wakeups, x.rx_no_buffer, x.tx_ring_full, x.rx_too_long
+        );
+        if let Ok(k) = self.rx.fd().xdp_statistics() {
+            s += &format!(
+                " kernel: rx_dropped={} rx_ring_full={} rx_fill_ring_empty={} tx_ring_empty={}",
+                k.rx_dropped(),
+                k.rx_ring_full(),
+                k.rx_fill_ring_empty_descs(),
+                k.tx_ring_empty_descs()
+            );
+        }
+        s
+    }
 }
 
 /// The uplink's XDP program (fastpath/bpf/uplink.c, built by build.rs):

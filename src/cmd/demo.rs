@@ -1,11 +1,24 @@
-//! `sdnfwd demo`: the pipeline on the embedded default cluster (four nodes,
-//! multitenant), checked scenario by scenario, one OK/FAIL line each.
+//! `sdnfwd demo`: the embedded default cluster (four nodes, multitenant),
+//! checked scenario by scenario, one OK/FAIL line each.
 //!
-//! Until the real ports land this runs in memory: each scenario is a packet
-//! translated through the rendered tables of the node(s) it crosses.
+//! First the tables: packets translated through the rendered tables of the
+//! node(s) they cross (services, multicast, egress IPs and firewall, which
+//! need no kernel). Then the real thing, in network namespaces it creates
+//! and removes (root): node-d and node-b each run `sdnfwd run` (AF_XDP on
+//! pod veths, tun0 and the uplink), node-c is the Linux kernel's VXLAN
+//! device, pods are namespaces with kernel stacks; ping and TCP where
+//! openshift-sdn allows them, isolation where it does not, a UDP burst,
+//! then each node's dump-flows counters and pmd-stats. Everything is torn
+//! down on success, failure or Ctrl-C. Exit 0 only if every line is OK.
 
 use std::collections::HashMap;
 use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Instant;
+
+use clap::Args;
+use sdnfwd::topology::{default_cluster_checks, Topology};
 
 use config::ofctl::{parse_trace_flow, IPPROTO_TCP, IPPROTO_UDP};
 use config::yaml::Cluster;
@@ -14,20 +27,95 @@ use slowpath::{xlate, OfFlow};
 use super::common::node_tables;
 use super::trace::{follow, SRC_PORT};
 
-pub fn demo() -> Result<ExitCode, String> {
+/// `sdnfwd demo`.
+#[derive(Args)]
+pub struct DemoArgs {
+    /// Only the table checks (no namespaces, no root needed).
+    #[arg(long)]
+    pub tables_only: bool,
+}
+
+/// Prints, ignoring a closed stdout (`sdnfwd demo | head`): the demo must
+/// still tear down what it built.
+fn say(s: &str) {
+    use std::io::Write;
+    let _ = writeln!(std::io::stdout(), "{s}");
+}
+
+fn line(ok: bool, what: &str, detail: &str) {
+    say(&format!(
+        "{} {what}{}",
+        if ok { "OK  " } else { "FAIL" },
+        if detail.is_empty() { String::new() } else { format!(" ({detail})") }
+    ));
+}
+
+pub fn demo(a: DemoArgs) -> Result<ExitCode, String> {
+    let t0 = Instant::now();
+    say("sdnfwd demo: OpenShift SDN multitenant pipeline, 4 nodes, node-d and node-b with pods\n");
+    say("== the tables (rendered for node-d and node-b, translated in memory)");
+    let mut all_ok = tables()?;
+    if a.tables_only {
+        return Ok(if all_ok { ExitCode::SUCCESS } else { ExitCode::from(1) });
+    }
+    say("\n== the datapath: node-d and node-b run sdnfwd (AF_XDP), node-c is a kernel VXLAN node");
+    let root = std::fs::read_to_string("/proc/self/status")
+        .is_ok_and(|s| s.lines().any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(2) == Some("0")));
+    if !root {
+        return Err("sdnfwd demo: the datapath part needs root (network namespaces, AF_XDP); \
+                    `sdnfwd demo --tables-only` runs without"
+            .into());
+    }
+    let swept = sdnfwd::netns::Lab::sweep_stale("sdd");
+    if swept > 0 {
+        say(&format!("(removed {swept} namespaces an interrupted earlier demo left)"));
+    }
+    let interrupted = Arc::new(AtomicBool::new(false));
+    for s in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        signal_hook::flag::register(s, interrupted.clone()).map_err(|e| format!("signal handler: {e}"))?;
+    }
+    let bin = std::env::current_exe().map_err(|e| format!("sdnfwd binary: {e}"))?;
+    let mut t = Topology::build("sdd", config::yaml::DEFAULT_CLUSTER, &["node-d", "node-b"], Some("node-c"), &bin)
+        .map_err(|e| format!("sdnfwd demo: building the namespaces: {e}"))?;
+    let maxsleep = ["--pmd-maxsleep-us", "200"];
+    for (n, core) in [("node-d", "0"), ("node-b", "1")] {
+        let mut args = vec!["--cores", core];
+        args.extend(maxsleep);
+        if let Err(e) = t.start(n, &args) {
+            line(false, &format!("{n}: sdnfwd run starts"), &e);
+            return Ok(ExitCode::from(1));
+        }
+        line(true, &format!("{n}: sdnfwd run starts (poll loop on core {core})"), "");
+    }
+    let stop = interrupted.clone();
+    let (checks, exits) =
+        default_cluster_checks(&mut t, &|| stop.load(Ordering::Relaxed), &mut |c| line(c.ok, &c.what, &c.detail))?;
+    all_ok &= checks.iter().all(|c| c.ok);
+    if interrupted.load(Ordering::Relaxed) {
+        say("\ninterrupted: tearing down");
+        drop(t);
+        return Ok(ExitCode::from(130));
+    }
+    for (n, e) in &exits {
+        say(&format!("\n== {n}: final pmd-stats, ports and dump-flows counters (rules that matched)"));
+        say(&e.stdout);
+    }
+    drop(t);
+    say(&format!("\nnamespaces, links and XDP programs removed; {:.1} s", t0.elapsed().as_secs_f64()));
+    say(if all_ok { "demo: all OK" } else { "demo: FAILED" });
+    Ok(if all_ok { ExitCode::SUCCESS } else { ExitCode::from(1) })
+}
+
+/// The table checks; true when all pass.
+fn tables() -> Result<bool, String> {
     let c = Cluster::default_cluster();
     let src = "<embedded default cluster>";
     let mut tables = HashMap::new();
     let mut all_ok = true;
     let mut report = |ok: bool, what: &str, detail: String| {
         all_ok &= ok;
-        println!(
-            "{} {what}{}",
-            if ok { "OK  " } else { "FAIL" },
-            if detail.is_empty() { detail } else { format!(" ({detail})") }
-        );
+        line(ok, what, &detail);
     };
-    println!("sdnfwd demo: OpenShift SDN multitenant pipeline, 4 nodes, node-d and node-b with pods\n");
     let pods = [
         ("project-a/web-1", "project-a/db-1", IPPROTO_TCP, 5432, true, "pod to pod, same node, same tenant"),
         (
@@ -108,6 +196,6 @@ pub fn demo() -> Result<ExitCode, String> {
         };
         report(ok, what, detail);
     }
-    println!("\nnode-d: {} flows in {} tables", node_d.n_rules(), node_d.table_stats().len());
-    Ok(if all_ok { ExitCode::SUCCESS } else { ExitCode::from(1) })
+    say(&format!("node-d: {} flows in {} tables", node_d.n_rules(), node_d.table_stats().len()));
+    Ok(all_ok)
 }

@@ -9,7 +9,7 @@ mod trace;
 
 pub use bench::{bench, BenchArgs};
 pub use common::*;
-pub use demo::demo;
+pub use demo::{demo, DemoArgs};
 pub use netcheck::{netcheck, NetcheckArgs};
 pub use run::{run, RunArgs};
 pub use trace::{trace, TraceArgs};

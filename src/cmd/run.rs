@@ -562,9 +562,9 @@ fn serve(
     // Final stats.
     for (i, p) in finished.iter().enumerate() {
         print!("{}", p.stats.show(Some(cores[i])));
-        for (ofport, name, pc) in p.port_counters() {
+        for ((ofport, name, pc), (_, detail)) in p.port_counters().into_iter().zip(p.port_details()) {
             println!(
-                "  port {ofport} {name}: rx {} pkts {} bytes, tx {} pkts {} bytes",
+                "  port {ofport} {name}: rx {} pkts {} bytes, tx {} pkts {} bytes; {detail}",
                 pc.rx_packets, pc.rx_bytes, pc.tx_packets, pc.tx_bytes
             );
         }
