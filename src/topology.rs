@@ -115,26 +115,61 @@ impl Topology {
     }
 
     fn add_node(&mut self, name: &str, i: usize) -> Result<(), String> {
-        let ns = self.add_node_ns(name, i)?;
+        self.add_node_ns(name, i)?;
         let node = self.cluster.find_node(name).ok_or(format!("node {name} is not described"))?.clone();
-        let hs = self.cluster.host_subnet(name).ok_or("no HostSubnet")?.clone();
-        let gw = Ipv4Addr::from(hs.subnet.addr() + 1);
         for p in &node.pods {
-            let Some(veth) = &p.veth else { continue };
-            let pns = self.lab.ns(&p.name)?;
-            self.lab.veth((veth, Some(&ns)), ("eth0", Some(&pns)))?;
-            self.lab.ip(Some(&pns), &["link", "set", "eth0", "address", &fmt_mac(p.mac())])?;
-            self.lab.ip(Some(&pns), &["link", "set", "eth0", "mtu", "1450"])?;
-            self.lab.ip(Some(&pns), &["addr", "add", &format!("{}/{}", p.ip, hs.subnet.prefix()), "dev", "eth0"])?;
-            self.lab.ip(Some(&pns), &["route", "add", "default", "via", &gw.to_string()])?;
-            for cn in &self.cluster.cluster_network.cluster_networks {
-                self.lab.ip(Some(&pns), &["route", "add", &cn.cidr.to_string(), "dev", "eth0"])?;
-            }
-            // As the CNI plugin does for a userspace datapath (DESIGN.md §8).
-            self.lab.tx_offload_off(&pns, "eth0")?;
-            self.pod_ns.insert(format!("{}/{}", p.namespace, p.name), pns);
+            self.add_pod(name, p)?;
         }
         Ok(())
+    }
+
+    /// A pod namespace attached to `node`'s namespace by a veth whose host
+    /// end is named as the pod's `veth` (a CNI ADD).
+    pub fn add_pod(&mut self, node: &str, p: &config::yaml::Pod) -> Result<(), String> {
+        let Some(veth) = &p.veth else { return Ok(()) };
+        let ns = self.node(node)?.to_string();
+        let hs = self.cluster.host_subnet(node).ok_or("no HostSubnet")?.clone();
+        let gw = Ipv4Addr::from(hs.subnet.addr() + 1);
+        let pns = self.lab.ns(&p.name)?;
+        self.lab.veth((veth, Some(&ns)), ("eth0", Some(&pns)))?;
+        self.lab.ip(Some(&pns), &["link", "set", "eth0", "address", &fmt_mac(p.mac())])?;
+        self.lab.ip(Some(&pns), &["link", "set", "eth0", "mtu", "1450"])?;
+        self.lab.ip(Some(&pns), &["addr", "add", &format!("{}/{}", p.ip, hs.subnet.prefix()), "dev", "eth0"])?;
+        self.lab.ip(Some(&pns), &["route", "add", "default", "via", &gw.to_string()])?;
+        for cn in &self.cluster.cluster_network.cluster_networks {
+            self.lab.ip(Some(&pns), &["route", "add", &cn.cidr.to_string(), "dev", "eth0"])?;
+        }
+        self.lab.ip(Some(&pns), &["route", "add", "224.0.0.0/4", "dev", "eth0"])?;
+        // As the CNI plugin does for a userspace datapath (DESIGN.md §8).
+        self.lab.tx_offload_off(&pns, "eth0")?;
+        self.pod_ns.insert(format!("{}/{}", p.namespace, p.name), pns);
+        Ok(())
+    }
+
+    /// Replaces the cluster YAML the nodes read (takes effect on
+    /// [`Topology::reload`]).
+    pub fn write_config(&self, yaml: &str) -> Result<(), String> {
+        std::fs::write(&self.config_path, yaml).map_err(|e| format!("{}: {e}", self.config_path.display()))
+    }
+
+    /// Sends SIGHUP to a node and waits for its reload log line; returns it.
+    pub fn reload(&self, node: &str) -> Result<String, String> {
+        let p = self.procs.get(node).ok_or(format!("node {node} not running"))?;
+        let before = p.stderr.lock().unwrap_or_else(|p| p.into_inner()).len();
+        run("kill", &["-HUP", &p.child.id().to_string()])?;
+        let end = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < end {
+            let log = p.stderr.lock().unwrap_or_else(|p| p.into_inner());
+            if let Some(l) = log[before.min(log.len())..]
+                .iter()
+                .find(|l| l.contains("reload: ") && (l.contains(" flows (") || l.contains("unchanged")))
+            {
+                return Ok(l.clone());
+            }
+            drop(log);
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Err(format!("{node} did not report the reload"))
     }
 
     /// A node whose overlay is the Linux kernel's VXLAN device (VNI 0, so
@@ -334,7 +369,8 @@ impl Drop for Topology {
 }
 
 /// A UDP burst from pod namespace `from` to `ip:port` served by a sink in
-/// `to` (kernel sockets on both ends): (sent, received, seconds).
+/// `to` (kernel sockets on both ends): (sent, received, seconds). `ip` may
+/// be a multicast group, which the sink then joins.
 pub fn udp_burst(
     t: &Topology,
     from: &str,
@@ -346,8 +382,13 @@ pub fn udp_burst(
     let bin = t.bin.to_string_lossy().into_owned();
     let listen = format!("0.0.0.0:{port}");
     let sink_secs = format!("{}", secs + 1.5);
+    let mut args = vec!["netns", "exec", to, &bin, "netcheck", "udp-sink", &listen, "--seconds", &sink_secs];
+    // A multicast destination: the sink joins the group.
+    if ip.parse::<Ipv4Addr>().is_ok_and(|a| a.is_multicast()) {
+        args.extend(["--group", ip]);
+    }
     let mut sink = Command::new("ip")
-        .args(["netns", "exec", to, &bin, "netcheck", "udp-sink", &listen, "--seconds", &sink_secs])
+        .args(&args)
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()

@@ -38,3 +38,94 @@ fn two_sdnfwd_nodes_and_a_kernel_vxlan_node() {
     }
     assert!(failed.is_empty(), "failed: {failed:?}\n--- node-d log ---\n{log_d}");
 }
+
+/// What changes while a node runs: ARP resolved through tables 40/50 and
+/// the tunnel, multicast within a tenant that has the annotation (and not
+/// into another), a pod added at runtime (its veth appears, the config
+/// lists it, SIGHUP), a HostSubnet added and removed at runtime (VXLAN
+/// from that node accepted, then dropped again), a bad config refused with
+/// the running tables kept.
+#[test]
+fn arp_multicast_and_runtime_changes() {
+    require_root();
+    sdnfwd::netns::Lab::sweep_stale("sdr");
+    let bin = PathBuf::from(env!("CARGO_BIN_EXE_sdnfwd"));
+    let full = config::yaml::DEFAULT_CLUSTER;
+    let node_c = "- metadata: {name: node-c, uid: 5f6c2a10-1b2c-4d3e-8f90-0000000000f3}\n  host: node-c\n  hostIP: 172.16.1.22\n  subnet: 10.130.0.0/23\n";
+    assert!(full.contains(node_c));
+    let without_c = full.replace(node_c, "");
+    let mut t = Topology::build("sdr", full, &["node-d", "node-b"], Some("node-c"), &bin).expect("topology");
+    t.write_config(&without_c).unwrap();
+    t.start("node-d", &["--cores", "0", "--pmd-maxsleep-us", "200"]).expect("node-d");
+    t.start("node-b", &["--cores", "1", "--pmd-maxsleep-us", "200"]).expect("node-b");
+    let web1 = t.pod("project-a/web-1").unwrap().to_string();
+    let db1 = t.pod("project-a/db-1").unwrap().to_string();
+    let api1 = t.pod("project-b/api-1").unwrap().to_string();
+    let router1 = t.pod("default/router-1").unwrap().to_string();
+    let web2 = t.pod("project-a/web-2").unwrap().to_string();
+    let nc = t.node("node-c").unwrap().to_string();
+
+    // ARP across nodes: web-1 learns web-2's MAC (table 50 → VXLAN → table 40).
+    assert!(t.ping(&web1, "10.129.0.7", 2), "web-1 → web-2");
+    let neigh = run("ip", &["-n", &web1, "neigh", "show", "10.129.0.7"]).unwrap();
+    let neigh = String::from_utf8_lossy(&neigh.stdout);
+    assert!(neigh.contains("0a:58:0a:81:00:07"), "ARP through tables 50/40 and the tunnel: {neigh}");
+
+    // Multicast: project-a has the annotation; db-1 (local) and web-2
+    // (remote) get it, api-1 (project-b) does not.
+    let (sent, got_db1, _) = sdnfwd::topology::udp_burst(&t, &web1, &db1, "224.1.2.3", 5000, 1.0).unwrap();
+    assert!(sent > 100 && got_db1 > sent / 2, "multicast to db-1: sent {sent}, got {got_db1}");
+    let (sent, got_web2, _) = sdnfwd::topology::udp_burst(&t, &web1, &web2, "224.1.2.3", 5000, 1.0).unwrap();
+    assert!(got_web2 > 0, "multicast over VXLAN to web-2: sent {sent}, got {got_web2}");
+    let (sent, got_api1, _) = sdnfwd::topology::udp_burst(&t, &web1, &api1, "224.1.2.3", 5000, 1.0).unwrap();
+    assert!(sent > 100 && got_api1 == 0, "multicast leaked into project-b: {got_api1}");
+
+    // A HostSubnet added at runtime: node-c's VXLAN is accepted after SIGHUP.
+    assert!(!t.ping(&nc, "10.131.0.2", 2), "node-c is not a known VTEP yet");
+    let line = t.reload("node-d").unwrap();
+    assert!(line.contains("0 added or changed, 0 removed"), "nothing changed yet: {line}");
+    t.write_config(full).unwrap();
+    let line = t.reload("node-d").unwrap();
+    assert!(line.contains("4 HostSubnets"), "{line}");
+    assert!(t.ping(&nc, "10.131.0.2", 3), "node-c after its HostSubnet was added");
+    // Unrelated flows kept working throughout.
+    assert!(t.ping(&web1, "10.131.0.4", 2));
+
+    // A bad config is refused; the running tables stay.
+    t.write_config("clusterNetwork: [not, a, map]\n").unwrap();
+    let line = t.reload("node-d").unwrap();
+    assert!(line.contains("unchanged") && line.contains("-cluster.yaml:1:"), "{line}");
+    assert!(t.ping(&nc, "10.131.0.2", 2), "a bad reload lost state");
+
+    // A pod added at runtime.
+    let pod = "  - {namespace: project-a, name: new-1, ip: 10.131.0.7, veth: vethn1, ofport: 7}\n";
+    let anchor = "  - {namespace: project-a, name: db-1, ip: 10.131.0.4, veth: vethd1, ofport: 5}\n";
+    let with_pod = full.replace(anchor, &format!("{anchor}{pod}"));
+    let c2 = config::yaml::Cluster::from_yaml(&with_pod).unwrap();
+    let p = c2.find_pod("project-a/new-1").unwrap().1.clone();
+    t.add_pod("node-d", &p).unwrap();
+    let new1 = t.pod("project-a/new-1").unwrap().to_string();
+    assert!(!t.ping(&web1, "10.131.0.7", 1), "new pod reachable before it was configured");
+    t.write_config(&with_pod).unwrap();
+    let line = t.reload("node-d").unwrap();
+    assert!(line.contains("added or changed"), "{line}");
+    let mut ok = false;
+    for _ in 0..20 {
+        if t.ping(&web1, "10.131.0.7", 1) {
+            ok = true;
+            break;
+        }
+    }
+    assert!(ok, "pod added at runtime unreachable\n{}", t.log("node-d"));
+    assert!(t.tcp(&new1, &web1, "10.131.0.3", 9100).is_ok(), "TCP from the new pod");
+    assert!(!t.ping(&new1, "10.131.0.5", 1), "new pod in project-a reached project-b");
+
+    // The HostSubnet removed again: node-c is dropped again.
+    t.write_config(&with_pod.replace(node_c, "")).unwrap();
+    let line = t.reload("node-d").unwrap();
+    assert!(line.contains("3 HostSubnets"), "{line}");
+    assert!(!t.ping(&nc, "10.131.0.2", 2), "node-c still accepted after its HostSubnet went");
+    assert!(t.ping(&web1, "10.131.0.7", 2) && t.ping(&router1, "10.131.0.5", 2), "unrelated flows broke");
+    let d = t.stop("node-d").unwrap();
+    assert_eq!(d.code, Some(0), "{}", d.stderr);
+}

@@ -116,6 +116,12 @@ impl Ofproto {
         self.version
     }
 
+    /// Bumps the version without a flow change (the ports changed), so
+    /// that megaflows are revalidated.
+    pub fn touch(&mut self) {
+        self.version += 1;
+    }
+
     /// Number of rules in all tables.
     pub fn n_rules(&self) -> usize {
         self.tables.iter().map(Classifier::len).sum()

@@ -108,6 +108,9 @@ pub enum Command {
     FlowMods(Vec<config::ofctl::FlowCommand>, Sender<Result<(), crate::ofproto::FlowModError>>),
     /// Publish new tunnel/neighbour state.
     Tunnel(fastpath::pmd::TunnelState),
+    /// Set the OpenFlow ports that exist (a pod came or went), then
+    /// revalidate.
+    Ports(Option<std::collections::BTreeSet<u32>>),
 }
 
 /// Counters of the slow path.
@@ -361,6 +364,11 @@ impl SlowPath {
                 let _ = reply.send(r);
             }
             Command::Tunnel(t) => self.shared.tunnel.store(Arc::new(t)),
+            Command::Ports(p) => {
+                self.ofproto.ports = p;
+                self.ofproto.touch();
+                self.revalidate();
+            }
         }
     }
 

@@ -41,6 +41,9 @@ pub enum Probe {
         /// Seconds to count.
         #[arg(long, default_value_t = 3.0)]
         seconds: f64,
+        /// Join this IPv4 multicast group first.
+        #[arg(long)]
+        group: Option<std::net::Ipv4Addr>,
     },
     /// Send UDP datagrams as fast as a socket goes; print `sent N packets`.
     UdpSend {
@@ -60,8 +63,11 @@ pub enum Probe {
 
 pub fn netcheck(a: NetcheckArgs) -> Result<ExitCode, String> {
     match a.what {
-        Probe::UdpSink { addr, seconds } => {
+        Probe::UdpSink { addr, seconds, group } => {
             let s = UdpSocket::bind(addr).map_err(|e| format!("bind {addr}: {e}"))?;
+            if let Some(g) = group {
+                s.join_multicast_v4(&g, &std::net::Ipv4Addr::UNSPECIFIED).map_err(|e| format!("join {g}: {e}"))?;
+            }
             s.set_read_timeout(Some(Duration::from_millis(100))).map_err(|e| e.to_string())?;
             println!("listening {addr}");
             let end = Instant::now() + Duration::from_secs_f64(seconds);

@@ -14,7 +14,7 @@
 //! networks), and the datapath reaches it through rings in batches, where
 //! a TAP device would cost a read or write system call per packet.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::net::Ipv4Addr;
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -22,6 +22,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use clap::{Args, ValueEnum};
+use config::ofctl::{FlowCommand, FlowSpec};
 use config::yaml::Cluster;
 use crossbeam_channel::Sender;
 use fastpath::flow::LocalVtep;
@@ -154,6 +155,61 @@ struct PortSpec {
     ifname: String,
     what: String,
     up: bool,
+    /// The last reason it could not be attached (logged once).
+    last_err: String,
+}
+
+/// The node's pod ports as a config describes them.
+fn pod_specs(n: &config::yaml::Node) -> Vec<PortSpec> {
+    let mut v = Vec::new();
+    for p in &n.pods {
+        let Some(veth) = &p.veth else {
+            log(&format!("pod {}/{} lists no veth: port {} stays down", p.namespace, p.name, p.ofport));
+            continue;
+        };
+        v.push(PortSpec {
+            ofport: p.ofport,
+            ifname: veth.clone(),
+            what: format!("pod {}/{}", p.namespace, p.name),
+            up: false,
+            last_err: String::new(),
+        });
+    }
+    v
+}
+
+/// A rule's identity for a reload's diff: table, priority and match.
+fn flow_key(s: &FlowSpec) -> String {
+    let mut k = s.clone();
+    k.actions.clear();
+    k.cookie = 0;
+    k.idle_timeout = 0;
+    k.hard_timeout = 0;
+    k.to_dump_line(None)
+}
+
+/// The flow commands that turn the rules `old` into `new`: strict deletes
+/// of rules that went, adds of rules that are new or changed; rules that
+/// stayed are not touched (their counters and megaflows live on).
+fn flow_diff(old: &[FlowSpec], new: &[FlowSpec]) -> Vec<FlowCommand> {
+    let newk: HashMap<String, &FlowSpec> = new.iter().map(|s| (flow_key(s), s)).collect();
+    let oldk: HashMap<String, &FlowSpec> = old.iter().map(|s| (flow_key(s), s)).collect();
+    let mut cmds = Vec::new();
+    for o in old {
+        if !newk.contains_key(&flow_key(o)) {
+            let mut d = o.clone();
+            d.table_given = true;
+            d.cookie_mask = 0;
+            d.actions.clear();
+            cmds.push(FlowCommand::Delete { strict: true, spec: d });
+        }
+    }
+    for n in new {
+        if oldk.get(&flow_key(n)).is_none_or(|o| *o != n) {
+            cmds.push(FlowCommand::Add(n.clone()));
+        }
+    }
+    cmds
 }
 
 /// Next-hop MACs of the remote VTEPs, from the kernel (which ARPs on the
@@ -357,25 +413,19 @@ pub fn run(a: RunArgs) -> Result<ExitCode, String> {
     let gw = Ipv4Addr::from(hs.subnet.addr() + 1);
 
     // Ports.
-    let mut specs: Vec<PortSpec> = Vec::new();
-    for p in &n.pods {
-        let Some(v) = &p.veth else {
-            log(&format!("pod {}/{} lists no veth: port {} stays down", p.namespace, p.name, p.ofport));
-            continue;
-        };
-        specs.push(PortSpec {
-            ofport: p.ofport,
-            ifname: v.clone(),
-            what: format!("pod {}/{}", p.namespace, p.name),
-            up: false,
-        });
-    }
+    let mut specs = pod_specs(&n);
     if !a.no_tun0 {
         setup_tun0(&c, gw, hs.subnet.prefix(), n.tun0_mac.as_deref())?;
         log(&format!("tun0 {gw}/{} (routes to the cluster and service networks)", hs.subnet.prefix()));
-        specs.push(PortSpec { ofport: 2, ifname: TUN0_DP.into(), what: "tun0".into(), up: false });
+        specs.push(PortSpec {
+            ofport: 2,
+            ifname: TUN0_DP.into(),
+            what: "tun0".into(),
+            up: false,
+            last_err: String::new(),
+        });
     }
-    let result = serve(&a, &c, &node, of, &n, vtep_ip, specs);
+    let result = serve(&a, c, &node, of, &n, vtep_ip, specs);
     if !a.no_tun0 {
         let _ = sh("ip", &["link", "del", "tun0"]);
         log("tun0 removed");
@@ -386,7 +436,7 @@ pub fn run(a: RunArgs) -> Result<ExitCode, String> {
 #[allow(clippy::too_many_arguments)]
 fn serve(
     a: &RunArgs,
-    c: &Cluster,
+    c: Cluster,
     node: &str,
     of: slowpath::Ofproto,
     n: &config::yaml::Node,
@@ -397,6 +447,10 @@ fn serve(
     for s in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
         signal_hook::flag::register(s, term.clone()).map_err(|e| format!("signal handler: {e}"))?;
     }
+    let hup = Arc::new(AtomicBool::new(false));
+    signal_hook::flag::register(signal_hook::consts::SIGHUP, hup.clone())
+        .map_err(|e| format!("signal handler: {e}"))?;
+    let mut flows: Vec<FlowSpec> = of.rules(None).iter().map(|r| r.spec.clone()).collect();
     let shared = Arc::new(Shared::default());
     let vtep = LocalVtep { ip: vtep_ip, udp_port: c.vxlan_port(), port: 1 };
     let local_mac = match &n.uplink {
@@ -539,9 +593,31 @@ fn serve(
                 if !s.up && if_exists(&s.ifname) {
                     match attach(s, k % controls.len(), a, &mut [], &controls) {
                         Ok(()) => s.up = true,
-                        Err(e) => log(&format!("port {} ({}) still down: {e}", s.ofport, s.ifname)),
+                        Err(e) if e != s.last_err => {
+                            log(&format!("port {} ({}) still down: {e}", s.ofport, s.ifname));
+                            s.last_err = e;
+                        }
+                        Err(_) => {}
                     }
                 }
+            }
+        }
+        if hup.swap(false, Ordering::Relaxed) {
+            match reload(a, node, &flows, &specs, &cmd_tx) {
+                Ok(r) => {
+                    for p in &r.removed_ports {
+                        for ctl in &controls {
+                            let _ = ctl.send(PmdCommand::RemovePort(*p));
+                        }
+                    }
+                    specs.retain(|s| !r.removed_ports.contains(&s.ofport));
+                    specs.extend(r.new_ports);
+                    neigh.vteps =
+                        r.cluster.host_subnets.iter().filter(|h| h.host != node).map(|h| h.host_ip.0).collect();
+                    flows = r.flows;
+                    last_tick = Instant::now() - Duration::from_secs(10);
+                }
+                Err(e) => log(&format!("reload: {e}; the running configuration is unchanged")),
             }
         }
         if a.stats_interval > 0.0 && last_stats.elapsed().as_secs_f64() >= a.stats_interval {
@@ -579,4 +655,66 @@ fn serve(
     drop(uplink_prog);
     log("XDP programs detached");
     Ok(ExitCode::SUCCESS)
+}
+
+/// What a reload changed.
+struct Reloaded {
+    cluster: Cluster,
+    flows: Vec<FlowSpec>,
+    removed_ports: Vec<u32>,
+    new_ports: Vec<PortSpec>,
+}
+
+/// SIGHUP: reads the config again, renders the node's tables, applies the
+/// difference to the running tables as one bundle (revalidated at once; a
+/// rejected bundle changes nothing), and works out which pod ports came,
+/// went or changed interface.
+fn reload(
+    a: &RunArgs,
+    node: &str,
+    flows: &[FlowSpec],
+    specs: &[PortSpec],
+    cmd_tx: &Sender<Command>,
+) -> Result<Reloaded, String> {
+    let ca = ClusterArgs { cluster: Some(a.config.clone()), node: None };
+    let (c, extra) = ca.load()?;
+    let n = c.find_node(node).cloned().ok_or(format!("{}: node `{node}` is no longer described", a.config))?;
+    if c.host_subnet(node).is_none() {
+        return Err(format!("{}: node `{node}` has no HostSubnet any more", a.config));
+    }
+    let of = node_tables(&c, node, extra.as_ref(), &a.config)?;
+    let new: Vec<FlowSpec> = of.rules(None).iter().map(|r| r.spec.clone()).collect();
+    let cmds = flow_diff(flows, &new);
+    let (n_add, n_del) = cmds.iter().fold((0, 0), |(x, y), c| match c {
+        FlowCommand::Delete { .. } => (x, y + 1),
+        _ => (x + 1, y),
+    });
+    // Ports first (outputs to a new pod must exist), then the flows.
+    let _ = cmd_tx.send(Command::Ports(of.ports.clone()));
+    let (rtx, rrx) = crossbeam_channel::bounded(1);
+    cmd_tx.send(Command::FlowMods(cmds, rtx)).map_err(|_| "the slow path is gone".to_string())?;
+    rrx.recv_timeout(Duration::from_secs(10))
+        .map_err(|_| "the slow path did not answer".to_string())?
+        .map_err(|e| format!("flow update rejected: {e}"))?;
+    let wanted = pod_specs(&n);
+    let mut removed = Vec::new();
+    for s in specs.iter().filter(|s| s.ifname != TUN0_DP) {
+        if !wanted.iter().any(|w| w.ofport == s.ofport && w.ifname == s.ifname) {
+            removed.push(s.ofport);
+            log(&format!("reload: port {} ({}, {}) removed", s.ofport, s.ifname, s.what));
+        }
+    }
+    let new_ports: Vec<PortSpec> = wanted
+        .into_iter()
+        .filter(|w| removed.contains(&w.ofport) || !specs.iter().any(|s| s.ofport == w.ofport))
+        .collect();
+    for p in &new_ports {
+        log(&format!("reload: port {} ({}, {}) added", p.ofport, p.ifname, p.what));
+    }
+    log(&format!(
+        "reload: {} flows ({n_add} added or changed, {n_del} removed), {} HostSubnets",
+        new.len(),
+        c.host_subnets.len()
+    ));
+    Ok(Reloaded { cluster: c, flows: new, removed_ports: removed, new_ports })
 }
