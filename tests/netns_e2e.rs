@@ -32,7 +32,7 @@ fn two_sdnfwd_nodes_and_a_kernel_vxlan_node() {
     })
     .expect("checks");
     let failed: Vec<&str> = checks.iter().filter(|c| !c.ok).map(|c| c.what.as_str()).collect();
-    assert_eq!(checks.len(), 22);
+    assert_eq!(checks.len(), 23);
     for (n, e) in &exits {
         eprintln!("--- {n} ---\n{}\n{}", e.stderr, e.stdout);
     }
@@ -128,4 +128,49 @@ fn arp_multicast_and_runtime_changes() {
     assert!(t.ping(&web1, "10.131.0.7", 2) && t.ping(&router1, "10.131.0.5", 2), "unrelated flows broke");
     let d = t.stop("node-d").unwrap();
     assert_eq!(d.code, Some(0), "{}", d.stderr);
+}
+
+/// `sdnfwd run` refuses to start, with a clear message and exit status 2,
+/// when not root, when the config is bad (file:line:column) or when an
+/// AF_XDP socket cannot be had (zero-copy asked on a veth); a refused start
+/// leaves no XDP program and no tun0 behind.
+#[test]
+fn run_refuses_to_start_clearly() {
+    require_root();
+    sdnfwd::netns::Lab::sweep_stale("sdz");
+    let bin = PathBuf::from(env!("CARGO_BIN_EXE_sdnfwd"));
+    let b = bin.to_str().unwrap();
+    let dir = std::env::temp_dir().join(format!("sdz{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let good = dir.join("cluster.yaml");
+    std::fs::write(&good, config::yaml::DEFAULT_CLUSTER).unwrap();
+    let good = good.to_str().unwrap();
+
+    let o = std::process::Command::new("setpriv")
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups", b, "run", "--config", good])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("needs root"), "{o:?}");
+
+    let bad = dir.join("bad.yaml");
+    std::fs::write(&bad, config::yaml::DEFAULT_CLUSTER.replace("hostIP: 172.16.1.16", "hostIP: 172.16.1.316")).unwrap();
+    let o = std::process::Command::new(b).args(["run", "--config", bad.to_str().unwrap()]).output().unwrap();
+    assert_eq!(o.status.code(), Some(2));
+    let e = String::from_utf8_lossy(&o.stderr);
+    assert!(e.starts_with(&format!("{}:18:", bad.display())) && e.contains("172.16.1.316"), "{e}");
+
+    let t = Topology::build("sdz", config::yaml::DEFAULT_CLUSTER, &["node-d"], None, &bin).expect("topology");
+    let nd = t.node("node-d").unwrap().to_string();
+    let o = std::process::Command::new("ip")
+        .args(["netns", "exec", &nd, b, "run", "--config", good, "--node", "node-d", "--zero-copy"])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2));
+    let e = String::from_utf8_lossy(&o.stderr);
+    assert!(e.contains("zero-copy") && e.contains("vethr1"), "{e}");
+    let links = t.lab.ip(Some(&nd), &["link"]).unwrap();
+    let links = String::from_utf8_lossy(&links.stdout);
+    assert!(!links.contains("xdp") && !links.contains("tun0"), "left behind:\n{links}");
+    let _ = std::fs::remove_dir_all(&dir);
 }
