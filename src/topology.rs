@@ -18,6 +18,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use config::yaml::Cluster;
+use slowpath::tunnel::fmt_mac;
 
 use crate::netns::{run, Lab};
 
@@ -56,11 +57,6 @@ pub struct Topology {
     /// "namespace/pod" -> namespace.
     pub pod_ns: BTreeMap<String, String>,
     procs: BTreeMap<String, NodeProc>,
-}
-
-fn fmt_mac(m: u64) -> String {
-    let b = m.to_be_bytes();
-    format!("{:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}", b[2], b[3], b[4], b[5], b[6], b[7])
 }
 
 impl Topology {

@@ -25,7 +25,8 @@ fn two_sdnfwd_nodes_and_a_kernel_vxlan_node() {
     let mut t = Topology::build("sde", config::yaml::DEFAULT_CLUSTER, &["node-d", "node-b"], Some("node-c"), &bin)
         .expect("topology");
     t.start("node-d", &["--cores", "0", "--pmd-maxsleep-us", "200"]).expect("node-d");
-    t.start("node-b", &["--cores", "1", "--pmd-maxsleep-us", "200"]).expect("node-b");
+    // Two poll loops on node-b: ports spread over them, sends shared.
+    t.start("node-b", &["--cores", "0,1", "--pmd-maxsleep-us", "200"]).expect("node-b");
     let log_d = t.log("node-d");
     let (checks, exits) = default_cluster_checks(&mut t, &|| false, &mut |c| {
         eprintln!("{} {} {}", if c.ok { "OK  " } else { "FAIL" }, c.what, c.detail)

@@ -9,6 +9,7 @@ pub mod flow;
 pub mod fuzzing;
 pub mod ofproto;
 pub mod trace;
+pub mod tunnel;
 pub mod upcall;
 pub mod xlate;
 

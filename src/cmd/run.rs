@@ -14,7 +14,7 @@
 //! networks), and the datapath reaches it through rings in batches, where
 //! a TAP device would cost a read or write system call per packet.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::net::Ipv4Addr;
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -30,6 +30,7 @@ use fastpath::pmd::{Pmd, PmdCommand, Shared, TunnelState, UPLINK};
 use fastpath::port::{Port, SharedPort};
 use fastpath::xsk::{UplinkProgram, XdpMode, XskConfig, XskPort};
 use sdnfwd::netns::run as sh;
+use slowpath::tunnel::{parse_mac, Neighbours};
 use slowpath::upcall::{Command, SlowPath};
 
 use super::common::{node_tables, ClusterArgs};
@@ -97,16 +98,7 @@ fn if_exists(name: &str) -> bool {
 fn mac_of(ifname: &str) -> Result<u64, String> {
     let s =
         std::fs::read_to_string(format!("/sys/class/net/{ifname}/address")).map_err(|e| format!("{ifname}: {e}"))?;
-    let b: Vec<u8> = s.trim().split(':').filter_map(|x| u8::from_str_radix(x, 16).ok()).collect();
-    if b.len() != 6 {
-        return Err(format!("{ifname}: unreadable MAC `{}`", s.trim()));
-    }
-    Ok(b.iter().fold(0u64, |a, &x| a << 8 | x as u64))
-}
-
-fn fmt_mac(m: u64) -> String {
-    let b = m.to_be_bytes();
-    format!("{:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}", b[2], b[3], b[4], b[5], b[6], b[7])
+    parse_mac(s.trim()).ok_or_else(|| format!("{ifname}: unreadable MAC `{}`", s.trim()))
 }
 
 /// Turns TX checksum offload off on the pod end of a host veth (DESIGN.md
@@ -210,84 +202,6 @@ fn flow_diff(old: &[FlowSpec], new: &[FlowSpec]) -> Vec<FlowCommand> {
         }
     }
     cmds
-}
-
-/// Next-hop MACs of the remote VTEPs, from the kernel (which ARPs on the
-/// uplink for the node's own address).
-struct Neighbours {
-    vteps: Vec<Ipv4Addr>,
-    known: BTreeMap<u32, u64>,
-    asked: BTreeMap<u32, Instant>,
-}
-
-impl Neighbours {
-    /// The next hop towards `ip` (itself when on-link).
-    fn next_hop(ip: Ipv4Addr) -> Option<Ipv4Addr> {
-        let out = sh("ip", &["-j", "route", "get", &ip.to_string()]).ok()?;
-        let j: serde_json::Value = serde_json::from_slice(&out.stdout).ok()?;
-        let r = &j[0];
-        r["gateway"].as_str().and_then(|g| g.parse().ok()).or(Some(ip))
-    }
-
-    /// Complete ARP entries of the kernel.
-    fn arp_table() -> BTreeMap<u32, u64> {
-        let text = std::fs::read_to_string("/proc/net/arp").unwrap_or_default();
-        let mut m = BTreeMap::new();
-        for l in text.lines().skip(1) {
-            let f: Vec<&str> = l.split_whitespace().collect();
-            if f.len() < 4 || f[2] != "0x2" && f[2] != "0x6" {
-                continue;
-            }
-            let (Ok(ip), Some(mac)) = (f[0].parse::<Ipv4Addr>(), parse_mac(f[3])) else { continue };
-            m.insert(u32::from(ip), mac);
-        }
-        m
-    }
-
-    /// Refreshes; returns whether the map changed. Unresolved next hops are
-    /// asked for again (a datagram to the discard port makes the kernel
-    /// ARP) at most once a second.
-    fn refresh(&mut self) -> bool {
-        let arp = Self::arp_table();
-        let mut now = BTreeMap::new();
-        for &v in &self.vteps {
-            let Some(hop) = Self::next_hop(v) else { continue };
-            match arp.get(&u32::from(hop)) {
-                Some(&mac) => {
-                    now.insert(u32::from(v), mac);
-                }
-                None => {
-                    let due = self.asked.get(&u32::from(v)).is_none_or(|t| t.elapsed() >= Duration::from_secs(1));
-                    if due {
-                        self.asked.insert(u32::from(v), Instant::now());
-                        if let Ok(s) = std::net::UdpSocket::bind("0.0.0.0:0") {
-                            let _ = s.send_to(&[], (v, 9));
-                        }
-                    }
-                }
-            }
-        }
-        if now != self.known {
-            for (ip, mac) in &now {
-                if self.known.get(ip) != Some(mac) {
-                    log(&format!("neighbour {} is at {}", Ipv4Addr::from(*ip), fmt_mac(*mac)));
-                }
-            }
-            for ip in self.known.keys() {
-                if !now.contains_key(ip) {
-                    log(&format!("neighbour {} expired", Ipv4Addr::from(*ip)));
-                }
-            }
-            self.known = now;
-            return true;
-        }
-        false
-    }
-}
-
-fn parse_mac(s: &str) -> Option<u64> {
-    let b: Vec<u8> = s.split(':').filter_map(|x| u8::from_str_radix(x, 16).ok()).collect();
-    (b.len() == 6).then(|| b.iter().fold(0u64, |a, &x| a << 8 | x as u64))
 }
 
 /// Sets up tun0 (veth pair, address, routes) as openshift-sdn does.
@@ -568,7 +482,7 @@ fn serve(
         );
     }
     let remote: Vec<Ipv4Addr> = c.host_subnets.iter().filter(|h| h.host != node).map(|h| h.host_ip.0).collect();
-    let mut neigh = Neighbours { vteps: remote, known: BTreeMap::new(), asked: BTreeMap::new() };
+    let mut neigh = Neighbours::new(remote);
     log(&format!(
         "node {node} ready: {} poll loop(s) on core(s) {:?}, VTEP {}:{}",
         cores.len(),
@@ -581,7 +495,7 @@ fn serve(
     while !term.load(Ordering::Relaxed) {
         if last_tick.elapsed() >= Duration::from_millis(500) {
             last_tick = Instant::now();
-            if n.uplink.is_some() && neigh.refresh() {
+            if n.uplink.is_some() && neigh.refresh(&mut |m| log(&m)) {
                 let t = TunnelState {
                     vtep: Some(vtep),
                     local_mac,
