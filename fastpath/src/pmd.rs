@@ -766,7 +766,7 @@ fn apply_set(pool: &mut FramePool, f: FrameId, s: SetField) {
                 let at = off + ip.ihl + if matches!(s, SetField::TpSrc(_)) { 0 } else { 2 };
                 if !ip.later && matches!(ip.proto, 6 | 17) && d.len() >= at + 2 {
                     d[at..at + 2].copy_from_slice(&p.to_be_bytes());
-                    fix_l4_checksum(d, off, &ip);
+                    wire::fix_l4_checksum(d, off, &ip);
                 }
             }
         }
@@ -780,26 +780,8 @@ fn set_ip_bytes(d: &mut [u8], off: usize, at: usize, v: &[u8]) {
     let c = wire::checksum(&d[off..off + ip.ihl]);
     d[off + 10..off + 12].copy_from_slice(&c.to_be_bytes());
     if at >= 12 {
-        fix_l4_checksum(d, off, &ip);
+        wire::fix_l4_checksum(d, off, &ip);
     }
-}
-
-/// Recomputes a TCP/UDP checksum over the pseudo-header (rewrites only).
-fn fix_l4_checksum(d: &mut [u8], off: usize, ip: &wire::Ipv4) {
-    if ip.frag || !matches!(ip.proto, 6 | 17) {
-        return;
-    }
-    let l4 = off + ip.ihl;
-    let end = (off + ip.total_len as usize).min(d.len());
-    let cs_at = l4 + if ip.proto == 6 { 16 } else { 6 };
-    if end < cs_at + 2 || (ip.proto == 17 && d[cs_at] == 0 && d[cs_at + 1] == 0) {
-        return;
-    }
-    d[cs_at..cs_at + 2].copy_from_slice(&[0, 0]);
-    let mut sum = wire::sum16(&d[off + 12..off + 20]) + ip.proto as u32 + (end - l4) as u32;
-    sum += wire::sum16(&d[l4..end]);
-    let c = wire::fold(sum);
-    d[cs_at..cs_at + 2].copy_from_slice(&c.to_be_bytes());
 }
 
 /// What executing actions writes to: the loop's pool, ports and counters.

@@ -240,6 +240,29 @@ impl VxlanTemplate {
     }
 }
 
+/// Recomputes the TCP or UDP checksum of the IPv4 packet at `off` (after a
+/// rewrite). A UDP checksum of 0 (none) stays 0; one that computes to 0 is
+/// sent as 0xffff (RFC 768). Fragments are left alone.
+pub fn fix_l4_checksum(d: &mut [u8], off: usize, ip: &Ipv4) {
+    if ip.frag || !matches!(ip.proto, 6 | 17) {
+        return;
+    }
+    let l4 = off + ip.ihl;
+    let end = (off + ip.total_len as usize).min(d.len());
+    let cs_at = l4 + if ip.proto == 6 { 16 } else { 6 };
+    if end < cs_at + 2 || (ip.proto == 17 && d[cs_at] == 0 && d[cs_at + 1] == 0) {
+        return;
+    }
+    d[cs_at..cs_at + 2].copy_from_slice(&[0, 0]);
+    let mut sum = sum16(&d[off + 12..off + 20]) + ip.proto as u32 + (end - l4) as u32;
+    sum += sum16(&d[l4..end]);
+    let mut c = fold(sum);
+    if c == 0 && ip.proto == 17 {
+        c = 0xffff;
+    }
+    d[cs_at..cs_at + 2].copy_from_slice(&c.to_be_bytes());
+}
+
 /// The UDP source port for an encapsulated flow: from the inner flow hash,
 /// in the ephemeral range, as Linux's `udp_flow_src_port` does.
 #[inline]
