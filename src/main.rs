@@ -31,6 +31,8 @@ enum Command {
     Trace(cmd::TraceArgs),
     /// Measure the datapath in memory, per core.
     Bench(cmd::BenchArgs),
+    /// One forwarder between veth pairs, driven by tools/pktgen (root).
+    BenchVeth(cmd::BenchVethArgs),
     /// TCP probes for the demo and tests (run inside namespaces).
     #[command(hide = true)]
     Netcheck(cmd::NetcheckArgs),
@@ -46,6 +48,7 @@ fn main() -> ExitCode {
         Command::Trace(a) => cmd::trace(a),
         Command::Bench(a) => cmd::bench(a),
         Command::Netcheck(a) => cmd::netcheck(a),
+        Command::BenchVeth(a) => cmd::bench_veth(a),
     };
     match r {
         Ok(code) => code,

@@ -368,6 +368,11 @@ impl Pmd {
         self.slots.iter().map(|s| (s.ofport, s.port.name().to_string(), s.port.counters())).collect()
     }
 
+    /// Nanoseconds this loop's ports spent in system calls.
+    pub fn syscall_ns(&self) -> u64 {
+        self.slots.iter().map(|s| s.port.syscall_ns()).sum()
+    }
+
     /// Port-specific counters by OpenFlow port (see [`Port::detail`]).
     pub fn port_details(&self) -> Vec<(u32, String)> {
         self.slots.iter().map(|s| (s.ofport, s.port.detail())).collect()

@@ -24,6 +24,10 @@ pub trait Port: Send {
     fn detail(&self) -> String {
         String::new()
     }
+    /// Nanoseconds spent in system calls (wakeups), measured per call.
+    fn syscall_ns(&self) -> u64 {
+        0
+    }
 }
 
 /// Port counters.
@@ -397,5 +401,8 @@ impl Port for SharedPort {
     }
     fn detail(&self) -> String {
         self.lock().detail()
+    }
+    fn syscall_ns(&self) -> u64 {
+        self.lock().syscall_ns()
     }
 }

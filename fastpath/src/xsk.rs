@@ -102,6 +102,9 @@ pub struct XskCounters {
     pub tx_ring_full: u64,
     /// Received frames longer than a pool frame holds (dropped).
     pub rx_too_long: u64,
+    /// Nanoseconds spent in the wakeup system calls (two clock reads per
+    /// call, never per packet).
+    pub syscall_ns: u64,
 }
 
 /// One AF_XDP socket on one queue, with its own UMEM.
@@ -319,8 +322,10 @@ impl Port for XskPort {
         }
         if self.fq.needs_wakeup() {
             self.x.rx_wakeups += 1;
+            let t = std::time::Instant::now();
             // A failed poll only delays reception; the next iteration retries.
             let _ = self.fq.wakeup(self.rx.fd_mut(), 0);
+            self.x.syscall_ns += t.elapsed().as_nanos() as u64;
         }
         n
     }
@@ -376,14 +381,20 @@ impl Port for XskPort {
         }
         if self.tx.needs_wakeup() {
             self.x.tx_wakeups += 1;
+            let t = std::time::Instant::now();
             // EAGAIN/ENOBUFS are absorbed by xsk-rs; anything else shows up
             // as frames never completed, counted by the caller's stats.
             let _ = self.tx.wakeup();
+            self.x.syscall_ns += t.elapsed().as_nanos() as u64;
         }
     }
 
     fn counters(&self) -> PortCounters {
         self.c
+    }
+
+    fn syscall_ns(&self) -> u64 {
+        self.x.syscall_ns
     }
 
     fn detail(&self) -> String {

@@ -1,6 +1,7 @@
 //! The subcommands.
 
 mod bench;
+mod bench_veth;
 mod common;
 mod demo;
 mod netcheck;
@@ -8,6 +9,7 @@ mod run;
 mod trace;
 
 pub use bench::{bench, BenchArgs};
+pub use bench_veth::{bench_veth, BenchVethArgs};
 pub use common::*;
 pub use demo::{demo, DemoArgs};
 pub use netcheck::{netcheck, NetcheckArgs};

@@ -127,8 +127,37 @@ struct SinkArgs {
     json: bool,
 }
 
+#[derive(clap::Args)]
+struct FwdArgs {
+    /// Receive here.
+    #[arg(long = "in")]
+    input: String,
+    /// Send there.
+    #[arg(long = "out")]
+    output: String,
+    /// Seconds to run (0: until killed).
+    #[arg(long, default_value_t = 0.0)]
+    seconds: f64,
+    /// Core to pin to.
+    #[arg(long)]
+    core: Option<usize>,
+}
+
+#[derive(clap::Args)]
+struct PassArgs {
+    /// Interface to attach an XDP program that passes every frame to the
+    /// kernel (a veth's peer needs one for XDP live frames to arrive).
+    #[arg(long)]
+    iface: String,
+}
+
 #[derive(Subcommand)]
 enum Cmd {
+    /// Hold a pass-everything XDP program on an interface until killed.
+    Pass(PassArgs),
+    /// A bare AF_XDP receive→send loop with no lookup (the I/O limit of a
+    /// userspace forwarder on these ports).
+    Fwd(FwdArgs),
     /// Generate frames.
     Gen(Box<GenArgs>),
     /// Count, check and time received frames.
@@ -534,10 +563,64 @@ fn sink(a: SinkArgs) -> Result<ExitCode, String> {
     Ok(ExitCode::SUCCESS)
 }
 
+fn fwd(a: FwdArgs) -> Result<ExitCode, String> {
+    let mut rx = XskPort::open(&XskConfig::new(&a.input)).map_err(|e| format!("pktgen: {e}"))?;
+    let mut tx = XskPort::open(&XskConfig::new(&a.output)).map_err(|e| format!("pktgen: {e}"))?;
+    if let Some(c) = a.core {
+        if !core_affinity::set_for_current(core_affinity::CoreId { id: c }) {
+            eprintln!("pktgen: could not pin to core {c}");
+        }
+    }
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        signal_hook::flag::register(sig, stop.clone()).map_err(|e| e.to_string())?;
+    }
+    let mut pool = FramePool::new(4096);
+    let mut ids = [0u32; 32];
+    let t0 = Instant::now();
+    eprintln!("pktgen: forwarding {} → {} (bare AF_XDP loop)", a.input, a.output);
+    while !stop.load(std::sync::atomic::Ordering::Relaxed)
+        && (a.seconds == 0.0 || t0.elapsed().as_secs_f64() < a.seconds)
+    {
+        let n = rx.rx(&mut pool, &mut ids);
+        tx.tx(&mut pool, &ids[..n]);
+        // Frames sent back by the peer of the output port are dropped.
+        let m = tx.rx(&mut pool, &mut ids);
+        for &f in &ids[..m] {
+            pool.free(f);
+        }
+    }
+    let (r, t) = (rx.counters(), tx.counters());
+    println!(
+        "{}",
+        json!({"rx_packets": r.rx_packets, "tx_packets": t.tx_packets, "seconds": t0.elapsed().as_secs_f64(),
+               "in": rx.detail(), "out": tx.detail()})
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+fn pass(a: PassArgs) -> Result<ExitCode, String> {
+    // The uplink program with no VTEP redirects nothing: every frame passes.
+    let p = fastpath::xsk::UplinkProgram::attach(&a.iface, fastpath::xsk::XdpMode::Native, 0, 0)
+        .map_err(|e| format!("pktgen: {e}"))?;
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        signal_hook::flag::register(sig, stop.clone()).map_err(|e| e.to_string())?;
+    }
+    println!("ready");
+    while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    drop(p);
+    Ok(ExitCode::SUCCESS)
+}
+
 fn main() -> ExitCode {
     let r = match Cli::parse().cmd {
         Cmd::Gen(a) => gen(*a),
         Cmd::Sink(a) => sink(a),
+        Cmd::Fwd(a) => fwd(a),
+        Cmd::Pass(a) => pass(a),
     };
     match r {
         Ok(c) => c,

@@ -1,0 +1,431 @@
+//! `sdnfwd bench-veth`: one forwarder between two veth pairs, driven by
+//! tools/pktgen, in namespaces it creates and removes (root). The
+//! generator namespace plays pod web-1 and the sink namespace pod db-1 of
+//! the embedded cluster's node-d; the forwarder's namespace holds their
+//! host-side veths (vethw1, vethd1) and is one of:
+//!
+//! - `sdnfwd`: `sdnfwd run` with the rendered node-d table, one poll loop;
+//! - `ovs-afxdp`: Open vSwitch's userspace datapath with `afxdp` ports and
+//!   the same flows (`ovs-ofctl -O OpenFlow13 add-flows`), one PMD;
+//! - `kernel`: a Linux bridge (the path a flannel-style node takes);
+//! - `bare-xsk`: `pktgen fwd`, an AF_XDP receive→send loop without lookup.
+//!
+//! The generator runs XDP live frames from web-1's namespace (a pass
+//! program stands in on the bridge's veth, which has no AF_XDP socket),
+//! pinned to one core; the forwarder is pinned to the other. Reports what
+//! the sink received per second and the forwarder's own time per packet
+//! (sdnfwd's pmd-stats, OVS's pmd-stats-show).
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitCode, Stdio};
+use std::time::{Duration, Instant};
+
+use clap::{Args, ValueEnum};
+use sdnfwd::netns::{run, Lab};
+use serde_json::json;
+
+/// Forwarders.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Forwarder {
+    /// sdnfwd (AF_XDP ports, the rendered multitenant table).
+    Sdnfwd,
+    /// Open vSwitch 3.1 userspace datapath, afxdp ports, same flows.
+    OvsAfxdp,
+    /// Linux bridge.
+    Kernel,
+    /// Bare AF_XDP rx→tx loop (no lookup).
+    BareXsk,
+}
+
+/// `sdnfwd bench-veth`.
+#[derive(Args)]
+pub struct BenchVethArgs {
+    /// What forwards.
+    #[arg(long, value_enum)]
+    pub forwarder: Forwarder,
+    /// Distinct flows (UDP source ports).
+    #[arg(long, default_value_t = 1)]
+    pub flows: u32,
+    /// Seconds of traffic.
+    #[arg(long, default_value_t = 5.0)]
+    pub seconds: f64,
+    /// Frame size.
+    #[arg(long, default_value_t = 64)]
+    pub size: usize,
+    /// Core of the forwarder.
+    #[arg(long, default_value_t = 1)]
+    pub fwd_core: usize,
+    /// Core of the generator.
+    #[arg(long, default_value_t = 0)]
+    pub gen_core: usize,
+    /// Path of the pktgen binary (default: beside sdnfwd).
+    #[arg(long)]
+    pub pktgen: Option<PathBuf>,
+    /// Machine-readable result.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// A process killed (SIGINT, then SIGKILL) on drop.
+struct Proc(Child);
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = Command::new("kill").args(["-INT", &self.0.id().to_string()]).stderr(Stdio::null()).status();
+        let end = Instant::now() + Duration::from_secs(5);
+        while Instant::now() < end {
+            if let Ok(Some(_)) = self.0.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Spawns `prog args` in namespace `ns` and waits for a stderr or stdout
+/// line containing `ready`; the other lines are kept.
+fn spawn_ready(
+    ns: &str,
+    prog: &Path,
+    args: &[&str],
+    ready: &str,
+) -> Result<(Proc, std::sync::mpsc::Receiver<String>), String> {
+    let mut c = Command::new("ip")
+        .args(["netns", "exec", ns])
+        .arg(prog)
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| format!("{}: {e}", prog.display()))?;
+    let (tx, rx) = std::sync::mpsc::channel();
+    for s in [
+        c.stdout.take().map(|s| Box::new(s) as Box<dyn std::io::Read + Send>),
+        c.stderr.take().map(|s| Box::new(s) as _),
+    ]
+    .into_iter()
+    .flatten()
+    {
+        let tx = tx.clone();
+        std::thread::spawn(move || {
+            for l in BufReader::new(s).lines().map_while(Result::ok) {
+                let _ = tx.send(l);
+            }
+        });
+    }
+    let p = Proc(c);
+    let end = Instant::now() + Duration::from_secs(30);
+    let (ltx, lrx) = std::sync::mpsc::channel();
+    loop {
+        match rx.recv_timeout(Duration::from_millis(100)) {
+            Ok(l) => {
+                let done = l.contains(ready);
+                let _ = ltx.send(l);
+                if done {
+                    break;
+                }
+            }
+            Err(_) if Instant::now() > end => return Err(format!("{} not ready after 30 s", prog.display())),
+            Err(_) => {}
+        }
+    }
+    std::thread::spawn(move || {
+        for l in rx {
+            let _ = ltx.send(l);
+        }
+    });
+    Ok((p, lrx))
+}
+
+/// Open vSwitch under a temp dir in namespace `ns`, br0 on the userspace
+/// datapath with the two pod ports as afxdp ports.
+struct Ovs {
+    dir: PathBuf,
+    ns: String,
+}
+
+impl Ovs {
+    fn cmd(&self, prog: &str, args: &[&str]) -> Result<String, String> {
+        let out = Command::new("ip")
+            .args(["netns", "exec", &self.ns, prog])
+            .args(args)
+            .env("OVS_RUNDIR", &self.dir)
+            .env("OVS_LOGDIR", &self.dir)
+            .env("OVS_DBDIR", &self.dir)
+            .env("OVS_SYSCONFDIR", &self.dir)
+            .output()
+            .map_err(|e| format!("{prog}: {e} (install openvswitch-switch)"))?;
+        if !out.status.success() {
+            return Err(format!("{prog} {args:?}: {}", String::from_utf8_lossy(&out.stderr).trim()));
+        }
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    }
+
+    fn p(&self, f: &str) -> String {
+        self.dir.join(f).to_string_lossy().into_owned()
+    }
+
+    fn start(ns: &str, tag: &str, core: usize, flows: &str) -> Result<Ovs, String> {
+        let dir = std::env::temp_dir().join(format!("{tag}-ovs"));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
+        let o = Ovs { dir, ns: ns.into() };
+        let db = o.p("conf.db");
+        o.cmd("ovsdb-tool", &["create", &db, "/usr/share/openvswitch/vswitch.ovsschema"])?;
+        o.cmd(
+            "ovsdb-server",
+            &[
+                &format!("--remote=punix:{}", o.p("db.sock")),
+                &format!("--pidfile={}", o.p("ovsdb-server.pid")),
+                &format!("--unixctl={}", o.p("ovsdb-server.ctl")),
+                "--detach",
+                "--no-chdir",
+                &format!("--log-file={}", o.p("ovsdb-server.log")),
+                &db,
+            ],
+        )?;
+        o.vsctl(&["--no-wait", "init"])?;
+        o.vsctl(&["--no-wait", "set", "Open_vSwitch", ".", &format!("other_config:pmd-cpu-mask={:#x}", 1u64 << core)])?;
+        o.cmd(
+            "ovs-vswitchd",
+            &[
+                &format!("unix:{}", o.p("db.sock")),
+                &format!("--pidfile={}", o.p("ovs-vswitchd.pid")),
+                &format!("--unixctl={}", o.p("vswitchd.ctl")),
+                "--detach",
+                "--no-chdir",
+                &format!("--log-file={}", o.p("ovs-vswitchd.log")),
+            ],
+        )?;
+        o.vsctl(&[
+            "add-br",
+            "br0",
+            "--",
+            "set",
+            "bridge",
+            "br0",
+            "datapath_type=netdev",
+            "fail_mode=secure",
+            "protocols=OpenFlow10,OpenFlow13",
+        ])?;
+        for (port, ofport) in [("vethw1", "4"), ("vethd1", "5")] {
+            o.vsctl(&[
+                "add-port",
+                "br0",
+                port,
+                "--",
+                "set",
+                "interface",
+                port,
+                "type=afxdp",
+                &format!("ofport_request={ofport}"),
+                "options:xdp-mode=native",
+            ])?;
+        }
+        let f = o.p("flows.txt");
+        std::fs::write(&f, flows).map_err(|e| e.to_string())?;
+        o.cmd("ovs-ofctl", &["-O", "OpenFlow13", "del-flows", "br0"])?;
+        o.cmd("ovs-ofctl", &["-O", "OpenFlow13", "add-flows", "br0", &f])?;
+        // The PMD picks the ports up.
+        std::thread::sleep(Duration::from_secs(2));
+        Ok(o)
+    }
+
+    fn vsctl(&self, args: &[&str]) -> Result<String, String> {
+        let db = format!("--db=unix:{}", self.p("db.sock"));
+        let mut v = vec![db.as_str(), "--timeout=20"];
+        v.extend_from_slice(args);
+        self.cmd("ovs-vsctl", &v)
+    }
+
+    fn appctl(&self, args: &[&str]) -> Result<String, String> {
+        let t = self.p("vswitchd.ctl");
+        let mut v = vec!["-t", t.as_str()];
+        v.extend_from_slice(args);
+        self.cmd("ovs-appctl", &v)
+    }
+}
+
+impl Drop for Ovs {
+    fn drop(&mut self) {
+        for pid in ["ovs-vswitchd.pid", "ovsdb-server.pid"] {
+            if let Ok(p) = std::fs::read_to_string(self.dir.join(pid)) {
+                let _ = Command::new("kill").arg(p.trim()).status();
+            }
+        }
+        std::thread::sleep(Duration::from_millis(300));
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// A number after `key` in a text (first occurrence).
+fn number_after(text: &str, key: &str) -> Option<f64> {
+    let i = text.find(key)? + key.len();
+    text[i..].split_whitespace().next()?.trim_matches(|c: char| !c.is_ascii_digit() && c != '.').parse().ok()
+}
+
+pub fn bench_veth(a: BenchVethArgs) -> Result<ExitCode, String> {
+    let me = std::env::current_exe().map_err(|e| e.to_string())?;
+    let pktgen = a.pktgen.clone().unwrap_or_else(|| me.with_file_name("pktgen"));
+    if !pktgen.exists() {
+        return Err(format!("{}: not found (cargo build --release builds it)", pktgen.display()));
+    }
+    // Ctrl-C reaches the generator, sink and forwarder (one process group)
+    // and ends them; this process then tears down instead of dying.
+    let interrupted = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        signal_hook::flag::register(sig, interrupted.clone()).map_err(|e| e.to_string())?;
+    }
+    Lab::sweep_stale("sdb");
+    let mut lab = Lab::new("sdb");
+    let dut = lab.ns("dut")?;
+    let gen = lab.ns("gen")?;
+    let sink = lab.ns("sink")?;
+    let ul = lab.ns("ul")?;
+    lab.veth(("vethw1", Some(&dut)), ("eth0", Some(&gen)))?;
+    lab.veth(("vethd1", Some(&dut)), ("eth0", Some(&sink)))?;
+    lab.veth(("eth0", Some(&dut)), ("x0", Some(&ul)))?;
+    lab.ip(Some(&dut), &["addr", "add", "172.16.1.25/24", "dev", "eth0"])?;
+    let cfg = std::env::temp_dir().join(format!("{}-cluster.yaml", lab.prefix()));
+    std::fs::write(&cfg, config::yaml::DEFAULT_CLUSTER).map_err(|e| e.to_string())?;
+    let cfg_s = cfg.to_string_lossy().into_owned();
+    let core = a.fwd_core.to_string();
+    let mut held: Vec<Proc> = Vec::new();
+    let mut ovs = None;
+    let mut sdn_lines = None;
+    match a.forwarder {
+        Forwarder::Sdnfwd => {
+            let (p, lines) = spawn_ready(
+                &dut,
+                &me,
+                &["run", "--config", &cfg_s, "--node", "node-d", "--cores", &core, "--no-tun0"],
+                " ready: ",
+            )?;
+            held.push(p);
+            sdn_lines = Some(lines);
+        }
+        Forwarder::BareXsk => {
+            let (p, _) = spawn_ready(
+                &dut,
+                &pktgen,
+                &["fwd", "--in", "vethw1", "--out", "vethd1", "--core", &core],
+                "forwarding",
+            )?;
+            held.push(p);
+        }
+        Forwarder::Kernel => {
+            lab.ip(Some(&dut), &["link", "add", "br0", "type", "bridge"])?;
+            lab.ip(Some(&dut), &["link", "set", "br0", "up"])?;
+            for v in ["vethw1", "vethd1"] {
+                lab.ip(Some(&dut), &["link", "set", v, "master", "br0"])?;
+            }
+            let (p, _) = spawn_ready(&dut, &pktgen, &["pass", "--iface", "vethw1"], "ready")?;
+            held.push(p);
+        }
+        Forwarder::OvsAfxdp => {
+            let r = config::render::render(&config::yaml::Cluster::default_cluster(), "node-d")
+                .map_err(|e| e.to_string())?;
+            let text: String = r.flows.iter().map(|f| f.to_dump_line(None).trim_start().to_string() + "\n").collect();
+            ovs = Some(Ovs::start(&dut, lab.prefix(), a.fwd_core, &text)?);
+        }
+    }
+    let secs = format!("{}", a.seconds + 4.0);
+    let (sink_p, sink_lines) = spawn_ready(
+        &sink,
+        &pktgen,
+        &["sink", "--iface", "eth0", "--seconds", &secs, "--idle", "1.5", "--ready", "--json"],
+        "ready",
+    )?;
+    let flows = a.flows.to_string();
+    let size = a.size.to_string();
+    let gsecs = a.seconds.to_string();
+    let gcore = a.gen_core.to_string();
+    let pk = pktgen.to_string_lossy().into_owned();
+    let g = run(
+        "ip",
+        &[
+            "netns",
+            "exec",
+            &gen,
+            "taskset",
+            "-c",
+            &gcore,
+            &pk,
+            "gen",
+            "--iface",
+            "eth0",
+            "--mode",
+            "xdp",
+            "--cluster",
+            &cfg_s,
+            "--src",
+            "project-a/web-1",
+            "--dst",
+            "project-a/db-1",
+            "--flows",
+            &flows,
+            "--size",
+            &size,
+            "--seconds",
+            &gsecs,
+            "--json",
+        ],
+    )?;
+    let gen_v: serde_json::Value = serde_json::from_slice(&g.stdout).map_err(|e| format!("pktgen gen output: {e}"))?;
+    let mut sink_p = sink_p;
+    let end = Instant::now() + Duration::from_secs_f64(a.seconds + 10.0);
+    while sink_p.0.try_wait().ok().flatten().is_none() && Instant::now() < end {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let sink_v: serde_json::Value = sink_lines
+        .try_iter()
+        .find_map(|l| serde_json::from_str::<serde_json::Value>(&l).ok().filter(|v| v.get("received").is_some()))
+        .ok_or("no result from the sink")?;
+    drop(sink_p);
+    // The forwarder's own time per packet.
+    let fwd_ns = match a.forwarder {
+        Forwarder::Sdnfwd => {
+            held.clear();
+            let text: Vec<String> = sdn_lines.map(|r| r.try_iter().collect()).unwrap_or_default();
+            number_after(&text.join("\n"), "userspace:")
+        }
+        Forwarder::OvsAfxdp => {
+            let s = ovs.as_ref().map(|o| o.appctl(&["dpif-netdev/pmd-stats-show"])).transpose()?.unwrap_or_default();
+            // Cycles per packet at the core's clock; reported as cycles.
+            number_after(&s, "avg processing cycles per packet:")
+        }
+        _ => None,
+    };
+    drop(held);
+    drop(ovs);
+    drop(lab);
+    let _ = std::fs::remove_file(&cfg);
+    let received = sink_v["received"].as_f64().unwrap_or(0.0);
+    let rx_secs = a.seconds;
+    let rx_mpps = received / rx_secs / 1e6;
+    let unit = if a.forwarder == Forwarder::OvsAfxdp { "cycles/packet" } else { "ns/packet" };
+    let v = json!({
+        "forwarder": format!("{:?}", a.forwarder).to_lowercase(),
+        "flows": a.flows, "frame_size": a.size, "seconds": a.seconds,
+        "generated_mpps": gen_v["mpps"], "received": sink_v["received"], "rx_mpps": rx_mpps,
+        "lost": sink_v["lost"], "latency_us": sink_v["latency_us"],
+        "forwarder_cost": fwd_ns, "forwarder_cost_unit": unit,
+    });
+    if a.json {
+        println!("{v}");
+    } else {
+        println!(
+            "{:?}: {:.3} Mpps received of {:.3} Mpps generated ({} flows, {} B){}",
+            a.forwarder,
+            rx_mpps,
+            gen_v["mpps"].as_f64().unwrap_or(0.0),
+            a.flows,
+            a.size,
+            fwd_ns.map(|n| format!("; forwarder's own cost {n:.0} {unit}")).unwrap_or_default()
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
