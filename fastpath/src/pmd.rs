@@ -8,7 +8,8 @@
 //! the slow path answers with the megaflow (misses of one flow are coalesced
 //! into one upcall), then runs its actions: the re-injection. Per packet the
 //! loop does no allocation, lock, syscall, clock read or logging (the clock
-//! is read once per iteration); events are counted in [`PmdStats`].
+//! is read once per busy iteration, never when idle); events are counted in
+//! [`PmdStats`].
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
@@ -427,13 +428,15 @@ impl Pmd {
     /// Returns the number of frames received.
     pub fn iterate(&mut self) -> usize {
         self.iteration += 1;
-        // One clock read per iteration: the time since the previous read is
-        // that iteration's, busy or idle.
-        let now = Instant::now();
+        // Busy time: a busy iteration starts at the previous one's end (the
+        // clock read here) or, after idle ones, at its first frames; idle
+        // iterations read no clock at all.
+        let mut start = None;
         if self.last_busy {
+            let now = Instant::now();
             PmdStats::add(&self.stats.busy_ns, now.duration_since(self.last_clock).as_nanos() as u64);
+            start = Some(now);
         }
-        self.last_clock = now;
         let mut b = Burst::default();
         let mut got = self.replies(&mut b);
         let mut ids = [0 as FrameId; BURST];
@@ -447,6 +450,7 @@ impl Pmd {
                 s.port.rx(&mut self.pool, &mut ids)
             };
             if n > 0 {
+                start.get_or_insert_with(Instant::now);
                 self.burst(in_port, &ids[..n], &mut b);
                 got += n;
             }
@@ -483,6 +487,9 @@ impl Pmd {
         st.emc_enabled.store(self.emc.enabled() as u64, Ordering::Relaxed);
         st.emc_auto_disabled.store(self.emc.n_auto_disabled, Ordering::Relaxed);
         self.last_busy = got > 0;
+        if let (true, Some(t)) = (self.last_busy, start) {
+            self.last_clock = t;
+        }
         got
     }
 
