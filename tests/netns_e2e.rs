@@ -104,12 +104,15 @@ fn arp_multicast_and_runtime_changes() {
     let with_pod = full.replace(anchor, &format!("{anchor}{pod}"));
     let c2 = config::yaml::Cluster::from_yaml(&with_pod).unwrap();
     let p = c2.find_pod("project-a/new-1").unwrap().1.clone();
-    t.add_pod("node-d", &p).unwrap();
-    let new1 = t.pod("project-a/new-1").unwrap().to_string();
-    assert!(!t.ping(&web1, "10.131.0.7", 1), "new pod reachable before it was configured");
+    // Configured first: its veth does not exist yet, so the port is down.
     t.write_config(&with_pod).unwrap();
     let line = t.reload("node-d").unwrap();
     assert!(line.contains("added or changed"), "{line}");
+    std::thread::sleep(std::time::Duration::from_secs(1));
+    assert!(!t.log("node-d").contains("port 7 (vethn1, pod project-a/new-1) up"), "up without an interface");
+    // The CNI side: the veth appears; the port comes up by itself.
+    t.add_pod("node-d", &p).unwrap();
+    let new1 = t.pod("project-a/new-1").unwrap().to_string();
     let mut ok = false;
     for _ in 0..20 {
         if t.ping(&web1, "10.131.0.7", 1) {
@@ -118,6 +121,7 @@ fn arp_multicast_and_runtime_changes() {
         }
     }
     assert!(ok, "pod added at runtime unreachable\n{}", t.log("node-d"));
+    assert!(t.log("node-d").contains("port 7 (vethn1, pod project-a/new-1) up"), "{}", t.log("node-d"));
     assert!(t.tcp(&new1, &web1, "10.131.0.3", 9100).is_ok(), "TCP from the new pod");
     assert!(!t.ping(&new1, "10.131.0.5", 1), "new pod in project-a reached project-b");
 
