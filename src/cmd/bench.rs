@@ -78,6 +78,12 @@ pub struct BenchArgs {
     /// Machine-readable summary.
     #[arg(long)]
     pub json: bool,
+    /// Write the pattern's frames (one source port) to this pcap file and
+    /// exit: the same frames for another forwarder (OVS with DPDK's
+    /// net_pcap vdev); prints the OpenFlow in_port they enter on and the
+    /// port(s) they leave by.
+    #[arg(long)]
+    pub write_pcap: Option<String>,
 }
 
 struct Scenario {
@@ -309,6 +315,16 @@ pub fn bench(a: BenchArgs) -> Result<ExitCode, String> {
         return upcalls(&c, &node, of, a.flows.max(1000), a.json);
     }
     let sc = build(&c, &node, &of, a.pattern, a.flows, a.frame_size)?;
+    if let Some(path) = &a.write_pcap {
+        let (port, frames) = sc.sources.first().ok_or("the pattern has no frames")?;
+        let f = std::fs::File::create(path).map_err(|e| format!("{path}: {e}"))?;
+        fastpath::port::write_pcap(std::io::BufWriter::new(f), frames).map_err(|e| format!("{path}: {e}"))?;
+        let mut k = FlowKey::default();
+        k.extract(&frames[0], *port);
+        let outs: Vec<String> = outputs_of(&of, &k).iter().map(u32::to_string).collect();
+        println!("{port} {}", outs.join(","));
+        return Ok(ExitCode::SUCCESS);
+    }
     let local = c.host_subnet(&node).ok_or("no HostSubnet")?;
     let shared = Arc::new(Shared::default());
     shared.tunnel.store(Arc::new(TunnelState {

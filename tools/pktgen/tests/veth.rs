@@ -57,7 +57,7 @@ fn one_run(mode: &str, tag: &str) -> (serde_json::Value, serde_json::Value) {
             "--count",
             "20000",
             "--rate",
-            "40000",
+            "20000",
             "--flows",
             "8",
             "--json",
