@@ -4,7 +4,8 @@
 # each forwarder in turn, each pinned to core 1: sdnfwd, Open vSwitch 3.1
 # userspace datapath with afxdp ports and the same rendered table, the
 # Linux bridge, and a bare AF_XDP rx→tx loop (the I/O limit).
-#   bash tools/bench.sh            # pod→pod, 1 and 10,000 flows, 10 s each
+#   bash tools/bench.sh            # pod→pod, 1 and 10,000 flows, 10 s each, then
+#                                  # in memory beside OVS with DPDK (tools/bench-ovs-dpdk.sh)
 #   bash tools/bench.sh --quick    # pod→pod, 1 flow, 5 s (under five minutes)
 # Everything it creates (namespaces, veths, XDP programs, OVS under a temp
 # dir) is removed, also on failure or Ctrl-C.
@@ -41,6 +42,11 @@ for f in "${flows[@]}"; do
 done
 echo
 f=${flows[0]}
+if [ "${1:-}" != "--quick" ]; then
+  echo
+  bash tools/bench-ovs-dpdk.sh "$secs"
+fi
+echo
 awk -v s="${rx[sdnfwd,$f]}" -v o="${rx[ovs-afxdp,$f]}" -v b="${rx[bare-xsk,$f]}" 'BEGIN {
   printf "ratio sdnfwd/ovs-afxdp %.2f\n", (o > 0 ? s / o : 0)
   printf "ratio sdnfwd/bare-xsk %.2f\n", (b > 0 ? s / b : 0)
