@@ -42,7 +42,7 @@ mount -t hugetlbfs none "$d/huge"
 export OVS_RUNDIR=$d OVS_LOGDIR=$d OVS_DBDIR=$d OVS_SYSCONFDIR=$d
 ovsdb-tool create "$d/conf.db" /usr/share/openvswitch/vswitch.ovsschema
 ovsdb-server --remote="punix:$d/db.sock" --pidfile="$d/ovsdb.pid" --unixctl="$d/ovsdb.ctl" --detach --no-chdir \
-  --log-file="$d/ovsdb.log" "$d/conf.db"
+  --log-file="$d/ovsdb.log" "$d/conf.db" 2>/dev/null
 vs() { ovs-vsctl --db="unix:$d/db.sock" --timeout=60 "$@"; }
 app() { ovs-appctl -t "$d/vswitchd.ctl" "$@"; }
 vs --no-wait init
@@ -50,7 +50,7 @@ vs --no-wait set Open_vSwitch . other_config:dpdk-init=true other_config:pmd-cpu
   other_config:dpdk-lcore-mask=0x1 other_config:dpdk-socket-mem=2048 \
   "other_config:dpdk-extra=--no-pci --in-memory --huge-dir=$d/huge"
 "$vsd" "unix:$d/db.sock" --pidfile="$d/vswitchd.pid" --unixctl="$d/vswitchd.ctl" --detach --no-chdir \
-  --log-file="$d/vswitchd.log"
+  --log-file="$d/vswitchd.log" 2>/dev/null
 $bin render > "$d/flows.txt"
 echo "bench-ovs-dpdk: $(date -u +%F), $(nproc) cores, ${secs} s per run, 64-byte frames, node-d's rendered table"
 n=0

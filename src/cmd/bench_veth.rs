@@ -38,9 +38,23 @@ pub enum Forwarder {
     BareXsk,
 }
 
+/// Where the traffic goes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Scenario {
+    /// web-1 → db-1 on the node.
+    PodPod,
+    /// web-1 → web-2 on node-b: encapsulated onto the uplink.
+    PodRemote,
+    /// VXLAN from node-b on the uplink → db-1: decapsulated.
+    RemotePod,
+}
+
 /// `sdnfwd bench-veth`.
 #[derive(Args)]
 pub struct BenchVethArgs {
+    /// Traffic.
+    #[arg(long, value_enum, default_value_t = Scenario::PodPod)]
+    pub scenario: Scenario,
     /// What forwards.
     #[arg(long, value_enum)]
     pub forwarder: Forwarder,
@@ -285,10 +299,35 @@ pub fn bench_veth(a: BenchVethArgs) -> Result<ExitCode, String> {
     let gen = lab.ns("gen")?;
     let sink = lab.ns("sink")?;
     let ul = lab.ns("ul")?;
-    lab.veth(("vethw1", Some(&dut)), ("eth0", Some(&gen)))?;
-    lab.veth(("vethd1", Some(&dut)), ("eth0", Some(&sink)))?;
-    lab.veth(("eth0", Some(&dut)), ("x0", Some(&ul)))?;
+    // Which namespace sits at each of the forwarder's three ports.
+    let (w, d, u) = match a.scenario {
+        Scenario::PodPod => (&gen, &sink, &ul),
+        Scenario::PodRemote => (&gen, &ul, &sink),
+        Scenario::RemotePod => (&ul, &sink, &gen),
+    };
+    lab.veth(("vethw1", Some(&dut)), ("eth0", Some(w)))?;
+    lab.veth(("vethd1", Some(&dut)), ("eth0", Some(d)))?;
+    lab.veth(("eth0", Some(&dut)), ("x0", Some(u)))?;
     lab.ip(Some(&dut), &["addr", "add", "172.16.1.25/24", "dev", "eth0"])?;
+    // node-b's VTEP is "on the wire": a permanent neighbour entry (the
+    // sink's AF_XDP socket would swallow ARP).
+    lab.ip(
+        Some(&dut),
+        &["neigh", "add", "172.16.1.16", "lladdr", "02:00:00:00:01:16", "dev", "eth0", "nud", "permanent"],
+    )?;
+    let dut_mac =
+        String::from_utf8_lossy(&lab.exec(&dut, "cat", &["/sys/class/net/eth0/address"])?.stdout).trim().to_string();
+    let (gen_if, sink_if, fwd_in, fwd_out) = match a.scenario {
+        Scenario::PodPod => ("eth0", "eth0", "vethw1", "vethd1"),
+        Scenario::PodRemote => ("eth0", "x0", "vethw1", "eth0"),
+        Scenario::RemotePod => ("x0", "eth0", "eth0", "vethd1"),
+    };
+    if a.scenario != Scenario::PodPod && matches!(a.forwarder, Forwarder::OvsAfxdp | Forwarder::Kernel) {
+        return Err(format!(
+            "bench-veth: {:?} with {:?} is not set up yet (OVS userspace tunnelling and the kernel's VXLAN path)",
+            a.scenario, a.forwarder
+        ));
+    }
     let cfg = std::env::temp_dir().join(format!("{}-cluster.yaml", lab.prefix()));
     std::fs::write(&cfg, config::yaml::DEFAULT_CLUSTER).map_err(|e| e.to_string())?;
     let cfg_s = cfg.to_string_lossy().into_owned();
@@ -308,12 +347,8 @@ pub fn bench_veth(a: BenchVethArgs) -> Result<ExitCode, String> {
             sdn_lines = Some(lines);
         }
         Forwarder::BareXsk => {
-            let (p, _) = spawn_ready(
-                &dut,
-                &pktgen,
-                &["fwd", "--in", "vethw1", "--out", "vethd1", "--core", &core],
-                "forwarding",
-            )?;
+            let (p, _) =
+                spawn_ready(&dut, &pktgen, &["fwd", "--in", fwd_in, "--out", fwd_out, "--core", &core], "forwarding")?;
             held.push(p);
         }
         Forwarder::Kernel => {
@@ -336,7 +371,7 @@ pub fn bench_veth(a: BenchVethArgs) -> Result<ExitCode, String> {
     let (sink_p, sink_lines) = spawn_ready(
         &sink,
         &pktgen,
-        &["sink", "--iface", "eth0", "--seconds", &secs, "--idle", "1.5", "--ready", "--json"],
+        &["sink", "--iface", sink_if, "--seconds", &secs, "--idle", "1.5", "--ready", "--json"],
         "ready",
     )?;
     let flows = a.flows.to_string();
@@ -344,36 +379,52 @@ pub fn bench_veth(a: BenchVethArgs) -> Result<ExitCode, String> {
     let gsecs = a.seconds.to_string();
     let gcore = a.gen_core.to_string();
     let pk = pktgen.to_string_lossy().into_owned();
-    let g = run(
-        "ip",
-        &[
-            "netns",
-            "exec",
-            &gen,
-            "taskset",
-            "-c",
-            &gcore,
-            &pk,
-            "gen",
-            "--iface",
-            "eth0",
-            "--mode",
-            "xdp",
-            "--cluster",
-            &cfg_s,
-            "--src",
-            "project-a/web-1",
-            "--dst",
-            "project-a/db-1",
-            "--flows",
-            &flows,
-            "--size",
-            &size,
-            "--seconds",
-            &gsecs,
-            "--json",
-        ],
-    )?;
+    let (src, dst) = match a.scenario {
+        Scenario::PodPod => ("project-a/web-1", "project-a/db-1"),
+        Scenario::PodRemote => ("project-a/web-1", "project-a/web-2"),
+        Scenario::RemotePod => ("project-a/web-2", "project-a/db-1"),
+    };
+    let mut gargs = vec![
+        "netns",
+        "exec",
+        &gen,
+        "taskset",
+        "-c",
+        &gcore,
+        &pk,
+        "gen",
+        "--iface",
+        gen_if,
+        "--mode",
+        "xdp",
+        "--cluster",
+        &cfg_s,
+        "--src",
+        src,
+        "--dst",
+        dst,
+        "--flows",
+        &flows,
+        "--size",
+        &size,
+        "--seconds",
+        &gsecs,
+        "--json",
+    ];
+    if a.scenario == Scenario::RemotePod {
+        // VXLAN from node-b (VNI of project-a) to this node's VTEP.
+        gargs.extend([
+            "--vxlan",
+            "11235",
+            "--vtep-src",
+            "172.16.1.16",
+            "--vtep-dst",
+            "172.16.1.25",
+            "--outer-dst-mac",
+            &dut_mac,
+        ]);
+    }
+    let g = run("ip", &gargs)?;
     let gen_v: serde_json::Value = serde_json::from_slice(&g.stdout).map_err(|e| format!("pktgen gen output: {e}"))?;
     let mut sink_p = sink_p;
     let end = Instant::now() + Duration::from_secs_f64(a.seconds + 10.0);
@@ -409,6 +460,7 @@ pub fn bench_veth(a: BenchVethArgs) -> Result<ExitCode, String> {
     let unit = if a.forwarder == Forwarder::OvsAfxdp { "cycles/packet" } else { "ns/packet" };
     let v = json!({
         "forwarder": format!("{:?}", a.forwarder).to_lowercase(),
+        "scenario": format!("{:?}", a.scenario),
         "flows": a.flows, "frame_size": a.size, "seconds": a.seconds,
         "generated_mpps": gen_v["mpps"], "received": sink_v["received"], "rx_mpps": rx_mpps,
         "lost": sink_v["lost"], "latency_us": sink_v["latency_us"],
@@ -418,8 +470,9 @@ pub fn bench_veth(a: BenchVethArgs) -> Result<ExitCode, String> {
         println!("{v}");
     } else {
         println!(
-            "{:?}: {:.3} Mpps received of {:.3} Mpps generated ({} flows, {} B){}",
+            "{:?} {:?}: {:.3} Mpps received of {:.3} Mpps generated ({} flows, {} B){}",
             a.forwarder,
+            a.scenario,
             rx_mpps,
             gen_v["mpps"].as_f64().unwrap_or(0.0),
             a.flows,
