@@ -23,6 +23,8 @@ enum Command {
     Demo(cmd::DemoArgs),
     /// Run the forwarder on this node (AF_XDP ports, tun0, uplink).
     Run(cmd::RunArgs),
+    /// Talk to a running node's control socket (dump-flows, add-flow, pmd-stats, ...).
+    Ctl(cmd::CtlArgs),
     /// Print a node's OpenShift SDN flows (add-flows syntax).
     Render(cmd::RenderArgs),
     /// Parse and validate a flow file; print the normalised flows.
@@ -43,6 +45,7 @@ fn main() -> ExitCode {
     let r = match cli.command {
         Command::Demo(a) => cmd::demo(a),
         Command::Run(a) => cmd::run(a),
+        Command::Ctl(a) => cmd::ctl(a),
         Command::Render(a) => cmd::render(a),
         Command::CheckFlows(a) => cmd::check_flows(a),
         Command::Trace(a) => cmd::trace(a),

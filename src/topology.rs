@@ -256,10 +256,11 @@ impl Topology {
     pub fn start(&mut self, node: &str, extra: &[&str]) -> Result<(), String> {
         let ns = self.node_ns.get(node).ok_or(format!("no node {node}"))?.clone();
         let cfg = self.config_path.to_string_lossy().into_owned();
+        let sock = self.socket(node);
         let mut cmd = Command::new("ip");
         cmd.args(["netns", "exec", &ns])
             .arg(&self.bin)
-            .args(["run", "--config", &cfg, "--node", node])
+            .args(["run", "--config", &cfg, "--node", node, "--socket", &sock])
             .args(extra)
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
@@ -296,6 +297,20 @@ impl Topology {
         }
         self.procs.insert(node.into(), NodeProc { child, stderr, stdout });
         Ok(())
+    }
+
+    /// The control socket of a node (`sdnfwd ctl --socket`).
+    pub fn socket(&self, node: &str) -> String {
+        std::env::temp_dir().join(format!("{}-{node}.ctl", self.lab.prefix())).to_string_lossy().into_owned()
+    }
+
+    /// `sdnfwd ctl` against a node: its output, or its error.
+    pub fn ctl(&self, node: &str, args: &[&str]) -> Result<String, String> {
+        let sock = self.socket(node);
+        let mut v = vec!["ctl", "--socket", &sock];
+        v.extend_from_slice(args);
+        let bin = self.bin.to_string_lossy().into_owned();
+        run(&bin, &v).map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
     }
 
     /// The log of a running node so far.

@@ -179,3 +179,45 @@ fn run_refuses_to_start_clearly() {
     assert!(!links.contains("xdp") && !links.contains("tun0"), "left behind:\n{links}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// The control socket of a running node: dump-flows with live counters,
+/// a flow added and deleted while traffic flows (the next packets follow),
+/// a bad flow refused with nothing changed, pmd-stats, dump-ports,
+/// dump-megaflows with the rules each came from, trace on the live tables.
+#[test]
+fn control_socket() {
+    require_root();
+    sdnfwd::netns::Lab::sweep_stale("sdc");
+    let bin = PathBuf::from(env!("CARGO_BIN_EXE_sdnfwd"));
+    let mut t = Topology::build("sdc", config::yaml::DEFAULT_CLUSTER, &["node-d"], None, &bin).expect("topology");
+    t.start("node-d", &["--cores", "1", "--pmd-maxsleep-us", "100"]).expect("node-d");
+    let web1 = t.pod("project-a/web-1").unwrap().to_string();
+    assert!(t.ping(&web1, "10.131.0.4", 2));
+    let flows = t.ctl("node-d", &["dump-flows", "table=70"]).unwrap();
+    let db1 = flows.lines().find(|l| l.contains("nw_dst=10.131.0.4")).expect("table 70 rule for db-1");
+    assert!(db1.contains("n_packets=") && !db1.contains("n_packets=0,"), "live counters: {db1}");
+    assert_eq!(t.ctl("node-d", &["dump-flows"]).unwrap().lines().count(), 84);
+
+    // A drop rule in front of db-1, then gone again.
+    t.ctl("node-d", &["add-flow", "table=70,priority=200,ip,nw_dst=10.131.0.4,actions=drop"]).unwrap();
+    assert!(!t.ping(&web1, "10.131.0.4", 2), "added drop rule not in effect");
+    t.ctl("node-d", &["del-flows", "--strict", "table=70,priority=200,ip,nw_dst=10.131.0.4"]).unwrap();
+    assert!(t.ping(&web1, "10.131.0.4", 2), "deleted drop rule still in effect");
+
+    let e = t.ctl("node-d", &["add-flow", "table=70,priority=200,udp_dst=53,actions=drop"]).unwrap_err();
+    assert!(e.contains("<request>:1:") && e.contains("udp"), "{e}");
+    assert_eq!(t.ctl("node-d", &["dump-flows"]).unwrap().lines().count(), 84, "a refused flow changed the tables");
+
+    let stats = t.ctl("node-d", &["pmd-stats"]).unwrap();
+    assert!(stats.contains("pmd thread core_id 1") && stats.contains("packets received"), "{stats}");
+    let ports = t.ctl("node-d", &["dump-ports"]).unwrap();
+    assert!(ports.contains("vethw1") && ports.contains("vethd1") && ports.contains("tun0-dp"), "{ports}");
+    let mf = t.ctl("node-d", &["dump-megaflows"]).unwrap();
+    assert!(mf.contains("packets:") && mf.contains("from:") && mf.contains("table=70"), "{mf}");
+    let tr = t.ctl("node-d", &["trace", "in_port=4,icmp,nw_src=10.131.0.3,nw_dst=10.131.0.4"]).unwrap();
+    assert!(tr.contains("Datapath actions: 5"), "{tr}");
+    assert!(t.ctl("node-d", &["frobnicate"]).unwrap_err().contains("unknown command"));
+    let d = t.stop("node-d").unwrap();
+    assert_eq!(d.code, Some(0));
+    assert!(!std::path::Path::new(&t.socket("node-d")).exists(), "control socket left behind");
+}

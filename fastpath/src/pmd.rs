@@ -59,6 +59,9 @@ pub enum PmdCommand {
     },
     /// Removes a port (its pending output is sent first).
     RemovePort(u32),
+    /// Sends back this loop's port counters: (OpenFlow port, name,
+    /// counters, port-specific counters).
+    DumpPorts(Sender<Vec<(u32, String, crate::port::PortCounters, String)>>),
 }
 
 /// A VXLAN frame waiting for the next-hop MAC of its VTEP.
@@ -344,6 +347,14 @@ impl Pmd {
                 PmdCommand::AddPort { ofport, port, rx } => self.add_port(ofport, port, rx),
                 PmdCommand::RemovePort(p) => {
                     self.remove_port(p);
+                }
+                PmdCommand::DumpPorts(reply) => {
+                    let v = self
+                        .slots
+                        .iter()
+                        .map(|s| (s.ofport, s.port.name().to_string(), s.port.counters(), s.port.detail()))
+                        .collect();
+                    let _ = reply.send(v);
                 }
             }
         }

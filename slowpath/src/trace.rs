@@ -55,6 +55,16 @@ pub fn fmt_flow(f: &OfFlow) -> String {
     fmt_match(&m, None)
 }
 
+/// A datapath key under its mask, in match syntax (`(any)` when empty).
+pub fn fmt_masked(flow: &OfFlow, mask: &OfFlow) -> String {
+    let s = fmt_match(&OfFlow::to_match(&flow.masked(mask), mask, false), None);
+    if s.is_empty() {
+        "(any)".into()
+    } else {
+        s
+    }
+}
+
 /// The megaflow of a translation: the key under its mask.
 pub fn fmt_megaflow(flow: &OfFlow, x: &Xlate) -> String {
     let mut mask = x.wc;
@@ -62,13 +72,7 @@ pub fn fmt_megaflow(flow: &OfFlow, x: &Xlate) -> String {
     for w in fastpath::KEY_WORDS..crate::flow::FLOW_WORDS {
         mask.w[w] = 0;
     }
-    let m = OfFlow::to_match(&flow.masked(&mask), &mask, false);
-    let s = fmt_match(&m, None);
-    if s.is_empty() {
-        "(any)".into()
-    } else {
-        s
-    }
+    fmt_masked(flow, &mask)
 }
 
 /// The datapath actions (`drop` when none).

@@ -102,7 +102,6 @@ struct MfInfo {
 }
 
 /// A request to the running slow path (the control plane's way in).
-#[derive(Debug)]
 pub enum Command {
     /// Apply flow commands as one bundle, revalidate, then answer.
     FlowMods(Vec<config::ofctl::FlowCommand>, Sender<Result<(), crate::ofproto::FlowModError>>),
@@ -111,7 +110,13 @@ pub enum Command {
     /// Set the OpenFlow ports that exist (a pod came or went), then
     /// revalidate.
     Ports(Option<std::collections::BTreeSet<u32>>),
+    /// Run a read-only query on the slow path's state (the control
+    /// socket's dump-flows, dump-megaflows, trace) and send its text back.
+    Query(Query, Sender<String>),
 }
+
+/// A query run on the slow-path thread.
+pub type Query = Box<dyn FnOnce(&SlowPath) -> String + Send>;
 
 /// Counters of the slow path.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -209,6 +214,32 @@ impl SlowPath {
     /// Number of installed megaflows.
     pub fn n_megaflows(&self) -> usize {
         self.megaflows.len()
+    }
+
+    /// The installed megaflows as `ovs-appctl dpctl/dump-flows` shows
+    /// them (match, packets, bytes, actions), each followed by the
+    /// OpenFlow rules it was translated through.
+    pub fn dump_megaflows(&self) -> String {
+        let mut ids: Vec<&u32> = self.megaflows.keys().collect();
+        ids.sort();
+        let mut out = String::new();
+        for id in ids {
+            let m = &self.megaflows[id];
+            let (p, b) = self.totals(*id);
+            let flow = crate::OfFlow::from_key(&m.flow.key);
+            let mask = crate::OfFlow::from_key(&m.flow.mask);
+            let acts: Vec<String> = m.flow.actions.iter().map(|a| a.to_string()).collect();
+            out += &format!(
+                "{}, packets:{p}, bytes:{b}, actions:{}\n",
+                crate::trace::fmt_masked(&flow, &mask),
+                if acts.is_empty() { "drop".to_string() } else { acts.join(",") }
+            );
+            for r in &m.rules {
+                let line = r.rule.spec.to_dump_line(None);
+                out += &format!("    from: {}\n", line.trim_start());
+            }
+        }
+        out
     }
 
     /// Handles a batch of upcalls: translate, install (one publish), reply.
@@ -364,6 +395,10 @@ impl SlowPath {
                 let _ = reply.send(r);
             }
             Command::Tunnel(t) => self.shared.tunnel.store(Arc::new(t)),
+            Command::Query(q, reply) => {
+                self.credit_rules();
+                let _ = reply.send(q(self));
+            }
             Command::Ports(p) => {
                 self.ofproto.ports = p;
                 self.ofproto.touch();

@@ -3,6 +3,7 @@
 mod bench;
 mod bench_veth;
 mod common;
+mod ctl;
 mod demo;
 mod netcheck;
 mod run;
@@ -11,6 +12,7 @@ mod trace;
 pub use bench::{bench, BenchArgs};
 pub use bench_veth::{bench_veth, BenchVethArgs};
 pub use common::*;
+pub use ctl::{ctl, CtlArgs};
 pub use demo::{demo, DemoArgs};
 pub use netcheck::{netcheck, NetcheckArgs};
 pub use run::{run, RunArgs};

@@ -75,6 +75,9 @@ pub struct RunArgs {
     /// Poll loop cores (comma-separated; default: the config's `cores`).
     #[arg(long, value_delimiter = ',')]
     pub cores: Vec<usize>,
+    /// Control socket for `sdnfwd ctl` (default /run/sdnfwd/NODE.ctl).
+    #[arg(long)]
+    pub socket: Option<String>,
     /// Do not create tun0.
     #[arg(long)]
     pub no_tun0: bool,
@@ -483,6 +486,25 @@ fn serve(
     }
     let remote: Vec<Ipv4Addr> = c.host_subnets.iter().filter(|h| h.host != node).map(|h| h.host_ip.0).collect();
     let mut neigh = Neighbours::new(remote);
+    let socket = a.socket.clone().unwrap_or_else(|| format!("/run/sdnfwd/{node}.ctl"));
+    let listener = super::ctl::bind(&socket).map_err(|e| format!("sdnfwd run: control socket {e}"))?;
+    let control = super::ctl::Control {
+        header: format!(
+            "node {node}: VTEP {}:{}, {} poll loop(s) on core(s) {:?}",
+            Ipv4Addr::from(vtep_ip),
+            c.vxlan_port(),
+            cores.len(),
+            cores
+        ),
+        slow: cmd_tx.clone(),
+        pmds: controls.clone(),
+        stats: pmd_stats.iter().enumerate().map(|(i, s)| (cores[i], s.clone())).collect(),
+    };
+    std::thread::Builder::new()
+        .name("sdnfwd-control".into())
+        .spawn(move || super::ctl::serve(listener, control))
+        .map_err(|e| e.to_string())?;
+    log(&format!("control socket {socket}"));
     log(&format!(
         "node {node} ready: {} poll loop(s) on core(s) {:?}, VTEP {}:{}",
         cores.len(),
@@ -543,6 +565,7 @@ fn serve(
         std::thread::sleep(Duration::from_millis(50));
     }
     log("stopping");
+    let _ = std::fs::remove_file(&socket);
     stop.store(true, Ordering::Relaxed);
     let mut finished = Vec::new();
     for h in handles {

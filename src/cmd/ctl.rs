@@ -1,0 +1,215 @@
+//! The control socket of a running node (`sdnfwd run --socket PATH`) and
+//! its client, `sdnfwd ctl`. A request is one command line, optionally
+//! followed by a body (the flows of add-flows); the answer's first line is
+//! `OK` or `ERROR: why`, then the text. Commands: dump-flows [table=N],
+//! add-flow FLOW, add-flows (body), mod-flows [--strict] FLOW, del-flows
+//! [--strict] [MATCH], dump-megaflows, trace FLOW, pmd-stats, dump-ports,
+//! show. Flow changes go to the slow path as one bundle and are
+//! revalidated at once; a bad line changes nothing.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use clap::Args;
+use config::ofctl::{parse_flow_file, parse_flow_line, parse_trace_flow, FlowCommand, LineKind};
+use crossbeam_channel::Sender;
+use fastpath::pmd::{PmdCommand, PmdStats};
+use slowpath::trace::{report, Trace};
+use slowpath::upcall::Command;
+use slowpath::{xlate, OfFlow};
+
+/// What the control thread can reach.
+pub struct Control {
+    /// The node's name, VTEP and cores, for `show`.
+    pub header: String,
+    /// The slow path.
+    pub slow: Sender<Command>,
+    /// Each poll loop.
+    pub pmds: Vec<Sender<PmdCommand>>,
+    /// Each poll loop's counters and core.
+    pub stats: Vec<(usize, Arc<PmdStats>)>,
+}
+
+fn query(c: &Control, q: slowpath::upcall::Query) -> Result<String, String> {
+    let (tx, rx) = crossbeam_channel::bounded(1);
+    c.slow.send(Command::Query(q, tx)).map_err(|_| "the slow path is gone".to_string())?;
+    rx.recv_timeout(Duration::from_secs(10)).map_err(|_| "the slow path did not answer".to_string())
+}
+
+fn flow_mods(c: &Control, cmds: Vec<FlowCommand>) -> Result<String, String> {
+    let n = cmds.len();
+    let (tx, rx) = crossbeam_channel::bounded(1);
+    c.slow.send(Command::FlowMods(cmds, tx)).map_err(|_| "the slow path is gone".to_string())?;
+    rx.recv_timeout(Duration::from_secs(10))
+        .map_err(|_| "the slow path did not answer".to_string())?
+        .map_err(|e| format!("rejected, nothing changed: {e}"))?;
+    Ok(format!("{n} flow command(s) applied\n"))
+}
+
+fn dump_ports(c: &Control) -> Result<String, String> {
+    let mut out = String::new();
+    for (i, p) in c.pmds.iter().enumerate() {
+        let (tx, rx) = crossbeam_channel::bounded(1);
+        p.send(PmdCommand::DumpPorts(tx)).map_err(|_| "a poll loop is gone".to_string())?;
+        let ports = rx.recv_timeout(Duration::from_secs(5)).map_err(|_| format!("poll loop {i} did not answer"))?;
+        for (ofport, name, pc, detail) in ports {
+            out += &format!(
+                "  port {ofport:>3}: {name} (loop {i})\n           rx pkts={} bytes={}\n           tx pkts={} bytes={}\n           {detail}\n",
+                pc.rx_packets, pc.rx_bytes, pc.tx_packets, pc.tx_bytes
+            );
+        }
+    }
+    Ok(out)
+}
+
+/// Answers one request.
+pub fn handle(c: &Control, line: &str, body: &str) -> Result<String, String> {
+    let line = line.trim();
+    let (cmd, rest) = line.split_once(char::is_whitespace).unwrap_or((line, ""));
+    let rest = rest.trim();
+    let strict = rest.starts_with("--strict");
+    let arg = rest.trim_start_matches("--strict").trim();
+    let loc = |e: config::ParseError| e.in_file("<request>").to_string();
+    match cmd {
+        "dump-flows" => {
+            let table = match arg.strip_prefix("table=") {
+                Some(t) => Some(t.parse::<u8>().map_err(|e| format!("table={t}: {e}"))?),
+                None if arg.is_empty() => None,
+                None => return Err(format!("dump-flows: unexpected `{arg}` (table=N)")),
+            };
+            query(c, Box::new(move |s| s.ofproto.rules(table).iter().map(|r| r.to_dump_line() + "\n").collect()))
+        }
+        "add-flow" => flow_mods(c, vec![FlowCommand::Add(parse_flow_line(arg, LineKind::Add).map_err(loc)?)]),
+        "add-flows" => {
+            let cmds = parse_flow_file(body).map_err(loc)?;
+            flow_mods(c, cmds.into_iter().map(|(_, c)| c).collect())
+        }
+        "mod-flows" => {
+            let spec = parse_flow_line(arg, LineKind::Match).map_err(loc)?;
+            flow_mods(c, vec![FlowCommand::Modify { strict, spec }])
+        }
+        "del-flows" => {
+            let spec = parse_flow_line(arg, LineKind::Match).map_err(loc)?;
+            flow_mods(c, vec![FlowCommand::Delete { strict, spec }])
+        }
+        "dump-megaflows" => query(c, Box::new(|s| s.dump_megaflows())),
+        "trace" => {
+            let m = parse_trace_flow(arg).map_err(loc)?;
+            let (flow, _) = OfFlow::from_match(&m);
+            query(
+                c,
+                Box::new(move |s| {
+                    let mut t = Trace::default();
+                    let x = xlate(&s.ofproto, &flow, Some(&mut t));
+                    report(&flow, &x, &t, "br0")
+                }),
+            )
+        }
+        "pmd-stats" => Ok(c.stats.iter().map(|(core, s)| s.show(Some(*core))).collect()),
+        "dump-ports" => dump_ports(c),
+        "show" => Ok(format!("{}\n{}", c.header, dump_ports(c)?)),
+        "" => Err("empty request".into()),
+        other => Err(format!(
+            "unknown command `{other}` (dump-flows, add-flow, add-flows, mod-flows, del-flows, dump-megaflows, \
+             trace, pmd-stats, dump-ports, show)"
+        )),
+    }
+}
+
+/// Serves the socket until the process ends (one request at a time).
+pub fn serve(listener: UnixListener, c: Control) {
+    for conn in listener.incoming() {
+        let Ok(mut s) = conn else { continue };
+        let _ = s.set_read_timeout(Some(Duration::from_secs(5)));
+        let mut text = String::new();
+        if BufReader::new(&s).read_to_string(&mut text).is_err() {
+            continue;
+        }
+        let (line, body) = text.split_once('\n').unwrap_or((&text, ""));
+        let reply = match handle(&c, line, body) {
+            Ok(t) => format!("OK\n{t}"),
+            Err(e) => format!("ERROR: {e}\n"),
+        };
+        let _ = s.write_all(reply.as_bytes());
+    }
+}
+
+/// Binds the control socket (removing a stale one, refusing a live one).
+pub fn bind(path: &str) -> Result<UnixListener, String> {
+    let p = std::path::Path::new(path);
+    if let Some(dir) = p.parent() {
+        std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    }
+    if p.exists() {
+        if UnixStream::connect(p).is_ok() {
+            return Err(format!("{path}: another sdnfwd answers there"));
+        }
+        let _ = std::fs::remove_file(p);
+    }
+    UnixListener::bind(p).map_err(|e| format!("{path}: {e}"))
+}
+
+/// `sdnfwd ctl`.
+#[derive(Args)]
+pub struct CtlArgs {
+    /// Control socket (default: the one socket under /run/sdnfwd).
+    #[arg(long)]
+    pub socket: Option<String>,
+    /// The command and its arguments (add-flows takes a FILE, `-` for stdin).
+    #[arg(required = true, trailing_var_arg = true, allow_hyphen_values = true)]
+    pub command: Vec<String>,
+}
+
+pub fn ctl(a: CtlArgs) -> Result<ExitCode, String> {
+    let socket = match a.socket {
+        Some(s) => s,
+        None => {
+            let v: Vec<String> = std::fs::read_dir("/run/sdnfwd")
+                .map(|d| {
+                    d.filter_map(|e| e.ok())
+                        .map(|e| e.path().to_string_lossy().into_owned())
+                        .filter(|p| p.ends_with(".ctl"))
+                        .collect()
+                })
+                .unwrap_or_default();
+            match &v[..] {
+                [one] => one.clone(),
+                [] => return Err("sdnfwd ctl: no control socket under /run/sdnfwd (is sdnfwd run running?)".into()),
+                _ => return Err(format!("sdnfwd ctl: several sockets, pick one with --socket: {}", v.join(", "))),
+            }
+        }
+    };
+    let (cmd, args) = a.command.split_first().ok_or("sdnfwd ctl: no command")?;
+    let mut request = cmd.clone();
+    let mut body = String::new();
+    if cmd == "add-flows" {
+        let file = args.first().ok_or("add-flows FILE")?;
+        body = if file == "-" {
+            let mut s = String::new();
+            std::io::stdin().read_to_string(&mut s).map_err(|e| e.to_string())?;
+            s
+        } else {
+            std::fs::read_to_string(file).map_err(|e| format!("{file}: {e}"))?
+        };
+    } else if !args.is_empty() {
+        request += " ";
+        request += &args.join(" ");
+    }
+    let mut s = UnixStream::connect(&socket).map_err(|e| format!("{socket}: {e}"))?;
+    s.write_all(format!("{request}\n{body}").as_bytes()).map_err(|e| e.to_string())?;
+    s.shutdown(std::net::Shutdown::Write).map_err(|e| e.to_string())?;
+    let mut lines = BufReader::new(s).lines();
+    let status = lines.next().transpose().map_err(|e| e.to_string())?.unwrap_or_default();
+    let rest: Vec<String> = lines.map_while(Result::ok).collect();
+    if status == "OK" {
+        for l in rest {
+            println!("{l}");
+        }
+        Ok(ExitCode::SUCCESS)
+    } else {
+        Err(format!("sdnfwd ctl: {}", status.trim_start_matches("ERROR: ")))
+    }
+}
