@@ -190,9 +190,42 @@ fn control_socket() {
     sdnfwd::netns::Lab::sweep_stale("sdc");
     let bin = PathBuf::from(env!("CARGO_BIN_EXE_sdnfwd"));
     let mut t = Topology::build("sdc", config::yaml::DEFAULT_CLUSTER, &["node-d"], None, &bin).expect("topology");
-    t.start("node-d", &["--cores", "1", "--pmd-maxsleep-us", "100"]).expect("node-d");
+    t.start("node-d", &["--cores", "1", "--pmd-maxsleep-us", "100", "--metrics", "127.0.0.1:9464"]).expect("node-d");
     let web1 = t.pod("project-a/web-1").unwrap().to_string();
     assert!(t.ping(&web1, "10.131.0.4", 2));
+    let tables = t.ctl("node-d", &["dump-tables"]).unwrap();
+    assert!(tables.contains("table 70: active=5 "), "{tables}");
+
+    // Metrics: every sample parses; the counters moved.
+    let nd = t.node("node-d").unwrap().to_string();
+    let scrape = run(
+        "ip",
+        &[
+            "netns",
+            "exec",
+            &nd,
+            "bash",
+            "-c",
+            "exec 3<>/dev/tcp/127.0.0.1/9464; printf 'GET /metrics HTTP/1.0\r\n\r\n' >&3; cat <&3",
+        ],
+    )
+    .expect("scrape");
+    let text = String::from_utf8_lossy(&scrape.stdout).into_owned();
+    let (head, body) = text.split_once("\r\n\r\n").expect("HTTP answer");
+    assert!(head.starts_with("HTTP/1.0 200"), "{head}");
+    let mut samples = std::collections::BTreeMap::new();
+    for l in body.lines().filter(|l| !l.starts_with('#') && !l.is_empty()) {
+        let (k, v) = l.rsplit_once(' ').unwrap_or_else(|| panic!("bad sample `{l}`"));
+        let v: f64 = v.parse().unwrap_or_else(|_| panic!("bad value in `{l}`"));
+        samples.insert(k.to_string(), v);
+    }
+    assert!(samples["sdnfwd_pmd_packets_total{core=\"1\"}"] > 0.0, "{body}");
+    assert!(samples["sdnfwd_megaflows"] > 0.0);
+    assert!(samples.iter().any(|(k, v)| k.contains("name=\"vethw1@0\"") && k.contains("dir=\"rx\"") && *v > 0.0));
+    assert!(samples.contains_key("sdnfwd_upcall_queue_depth"));
+    assert!(samples.keys().any(|k| k.starts_with("sdnfwd_rule_drop_packets_total{table=\"10\"")));
+    assert!(samples.keys().any(|k| k.contains("reason=\"no-neighbour\"")));
+
     let flows = t.ctl("node-d", &["dump-flows", "table=70"]).unwrap();
     let db1 = flows.lines().find(|l| l.contains("nw_dst=10.131.0.4")).expect("table 70 rule for db-1");
     assert!(db1.contains("n_packets=") && !db1.contains("n_packets=0,"), "live counters: {db1}");

@@ -3,8 +3,9 @@
 //! followed by a body (the flows of add-flows); the answer's first line is
 //! `OK` or `ERROR: why`, then the text. Commands: dump-flows [table=N],
 //! add-flow FLOW, add-flows (body), mod-flows [--strict] FLOW, del-flows
-//! [--strict] [MATCH], dump-megaflows, trace FLOW, pmd-stats, dump-ports,
-//! show. Flow changes go to the slow path as one bundle and are
+//! [--strict] [MATCH], dump-tables, dump-megaflows, trace FLOW, pmd-stats,
+//! dump-ports, show. `--metrics ADDR` serves the same counters in the
+//! Prometheus text format. Flow changes go to the slow path as one bundle and are
 //! revalidated at once; a bad line changes nothing.
 
 use std::io::{BufRead, BufReader, Read, Write};
@@ -22,6 +23,7 @@ use slowpath::upcall::Command;
 use slowpath::{xlate, OfFlow};
 
 /// What the control thread can reach.
+#[derive(Clone)]
 pub struct Control {
     /// The node's name, VTEP and cores, for `show`.
     pub header: String,
@@ -31,6 +33,8 @@ pub struct Control {
     pub pmds: Vec<Sender<PmdCommand>>,
     /// Each poll loop's counters and core.
     pub stats: Vec<(usize, Arc<PmdStats>)>,
+    /// Misses waiting for the slow path.
+    pub upcall_depth: Arc<dyn Fn() -> usize + Send + Sync>,
 }
 
 fn query(c: &Control, q: slowpath::upcall::Query) -> Result<String, String> {
@@ -109,12 +113,22 @@ pub fn handle(c: &Control, line: &str, body: &str) -> Result<String, String> {
             )
         }
         "pmd-stats" => Ok(c.stats.iter().map(|(core, s)| s.show(Some(*core))).collect()),
+        "dump-tables" => query(
+            c,
+            Box::new(|s| {
+                s.ofproto
+                    .table_stats()
+                    .iter()
+                    .map(|(t, n, st)| format!("  table {t}: active={n} subtables={st}\n"))
+                    .collect()
+            }),
+        ),
         "dump-ports" => dump_ports(c),
         "show" => Ok(format!("{}\n{}", c.header, dump_ports(c)?)),
         "" => Err("empty request".into()),
         other => Err(format!(
-            "unknown command `{other}` (dump-flows, add-flow, add-flows, mod-flows, del-flows, dump-megaflows, \
-             trace, pmd-stats, dump-ports, show)"
+            "unknown command `{other}` (dump-flows, dump-tables, add-flow, add-flows, mod-flows, del-flows, \
+             dump-megaflows, trace, pmd-stats, dump-ports, show)"
         )),
     }
 }
@@ -132,6 +146,111 @@ pub fn serve(listener: UnixListener, c: Control) {
         let reply = match handle(&c, line, body) {
             Ok(t) => format!("OK\n{t}"),
             Err(e) => format!("ERROR: {e}\n"),
+        };
+        let _ = s.write_all(reply.as_bytes());
+    }
+}
+
+/// The Prometheus text exposition of the node's counters.
+pub fn metrics(c: &Control) -> Result<String, String> {
+    use std::fmt::Write as _;
+    use std::sync::atomic::Ordering::Relaxed;
+    let mut m = String::new();
+    let family = |m: &mut String, name: &str, kind: &str, help: &str| {
+        let _ = writeln!(m, "# HELP {name} {help}\n# TYPE {name} {kind}");
+    };
+    family(&mut m, "sdnfwd_port_packets_total", "counter", "Frames per port and direction.");
+    let mut bytes = String::new();
+    for (i, p) in c.pmds.iter().enumerate() {
+        let (tx, rx) = crossbeam_channel::bounded(1);
+        p.send(PmdCommand::DumpPorts(tx)).map_err(|_| "a poll loop is gone".to_string())?;
+        let ports = rx.recv_timeout(Duration::from_secs(5)).map_err(|_| format!("poll loop {i} did not answer"))?;
+        for (ofport, name, pc, _) in ports {
+            let l = format!("port=\"{ofport}\",name=\"{name}\",pmd=\"{i}\"");
+            let _ = writeln!(m, "sdnfwd_port_packets_total{{{l},dir=\"rx\"}} {}", pc.rx_packets);
+            let _ = writeln!(m, "sdnfwd_port_packets_total{{{l},dir=\"tx\"}} {}", pc.tx_packets);
+            let _ = writeln!(bytes, "sdnfwd_port_bytes_total{{{l},dir=\"rx\"}} {}", pc.rx_bytes);
+            let _ = writeln!(bytes, "sdnfwd_port_bytes_total{{{l},dir=\"tx\"}} {}", pc.tx_bytes);
+        }
+    }
+    family(&mut m, "sdnfwd_port_bytes_total", "counter", "Bytes per port and direction.");
+    m += &bytes;
+    type Counter = fn(&PmdStats) -> u64;
+    let per_core: [(&str, &str, Counter); 6] = [
+        ("sdnfwd_pmd_packets_total", "Frames received by the poll loop.", |s| s.packets.load(Relaxed)),
+        ("sdnfwd_pmd_emc_hits_total", "Exact-match cache hits.", |s| s.emc_hits.load(Relaxed)),
+        ("sdnfwd_pmd_megaflow_hits_total", "Megaflow classifier hits.", |s| s.megaflow_hits.load(Relaxed)),
+        ("sdnfwd_pmd_misses_total", "Frames that found no megaflow.", |s| s.misses.load(Relaxed)),
+        ("sdnfwd_pmd_upcalls_total", "Upcalls sent to the slow path.", |s| s.upcalls.load(Relaxed)),
+        ("sdnfwd_pmd_busy_ns_total", "Nanoseconds spent in busy iterations.", |s| s.busy_ns.load(Relaxed)),
+    ];
+    for (name, help, f) in per_core {
+        family(&mut m, name, "counter", help);
+        for (core, s) in &c.stats {
+            let _ = writeln!(m, "{name}{{core=\"{core}\"}} {}", f(s));
+        }
+    }
+    family(&mut m, "sdnfwd_pmd_ns_per_packet", "gauge", "Processing time per packet since start.");
+    for (core, s) in &c.stats {
+        let pk = s.packets.load(Relaxed).max(1) as f64;
+        let _ = writeln!(m, "sdnfwd_pmd_ns_per_packet{{core=\"{core}\"}} {:.1}", s.busy_ns.load(Relaxed) as f64 / pk);
+    }
+    family(&mut m, "sdnfwd_pmd_drops_total", "counter", "Frames the datapath dropped, by reason.");
+    let reasons = ["pipeline", "upcall-lost", "upcall-timeout", "no-neighbour", "no-port", "no-buffer", "not-for-us"];
+    for (core, s) in &c.stats {
+        for (r, v) in reasons.iter().zip(&s.drops) {
+            let _ = writeln!(m, "sdnfwd_pmd_drops_total{{core=\"{core}\",reason=\"{r}\"}} {}", v.load(Relaxed));
+        }
+    }
+    family(&mut m, "sdnfwd_upcall_queue_depth", "gauge", "Misses waiting for the slow path.");
+    let _ = writeln!(m, "sdnfwd_upcall_queue_depth {}", (c.upcall_depth)());
+    m += &query(
+        c,
+        Box::new(|s| {
+            let mut t = String::new();
+            let _ = writeln!(t, "# HELP sdnfwd_megaflows Installed megaflows.\n# TYPE sdnfwd_megaflows gauge");
+            let _ = writeln!(t, "sdnfwd_megaflows {}", s.n_megaflows());
+            let _ = writeln!(
+                t,
+                "# HELP sdnfwd_rule_drop_packets_total Packets dropped by an OpenFlow rule (no actions).\n\
+                 # TYPE sdnfwd_rule_drop_packets_total counter"
+            );
+            for r in s.ofproto.rules(None).iter().filter(|r| r.spec.actions.is_empty()) {
+                let line = r.spec.to_dump_line(None);
+                let what = line.trim_start().trim_end_matches(" actions=drop").replace('"', "'");
+                let _ = writeln!(
+                    t,
+                    "sdnfwd_rule_drop_packets_total{{table=\"{}\",priority=\"{}\",rule=\"{what}\"}} {}",
+                    r.spec.table,
+                    r.spec.priority,
+                    r.n_packets.load(Relaxed)
+                );
+            }
+            t
+        }),
+    )?;
+    Ok(m)
+}
+
+/// Serves `GET /metrics` over HTTP/1.0 on `listener`.
+pub fn serve_metrics(listener: std::net::TcpListener, c: Control) {
+    for conn in listener.incoming() {
+        let Ok(mut s) = conn else { continue };
+        let _ = s.set_read_timeout(Some(Duration::from_secs(5)));
+        let mut line = String::new();
+        if BufReader::new(&s).read_line(&mut line).is_err() {
+            continue;
+        }
+        let reply = if line.starts_with("GET /metrics") {
+            match metrics(&c) {
+                Ok(body) => format!(
+                    "HTTP/1.0 200 OK\r\nContent-Type: text/plain; version=0.0.4\r\nContent-Length: {}\r\n\r\n{body}",
+                    body.len()
+                ),
+                Err(e) => format!("HTTP/1.0 503 Service Unavailable\r\nContent-Length: {}\r\n\r\n{e}", e.len()),
+            }
+        } else {
+            "HTTP/1.0 404 Not Found\r\nContent-Length: 10\r\n\r\nnot found\n".to_string()
         };
         let _ = s.write_all(reply.as_bytes());
     }

@@ -75,6 +75,9 @@ pub struct RunArgs {
     /// Poll loop cores (comma-separated; default: the config's `cores`).
     #[arg(long, value_delimiter = ',')]
     pub cores: Vec<usize>,
+    /// Serve Prometheus metrics on this address (`GET /metrics`).
+    #[arg(long)]
+    pub metrics: Option<std::net::SocketAddr>,
     /// Control socket for `sdnfwd ctl` (default /run/sdnfwd/NODE.ctl).
     #[arg(long)]
     pub socket: Option<String>,
@@ -454,6 +457,9 @@ fn serve(
     let (cmd_tx, cmd_rx) = crossbeam_channel::unbounded();
     let stop = Arc::new(AtomicBool::new(false));
     let slow_stop = stop.clone();
+    // The metrics' view of the upcall queue (a receiver does not keep the
+    // channel open for senders).
+    let up_rx_probe = up_rx.clone();
     let slow_h = std::thread::Builder::new()
         .name("sdnfwd-slowpath".into())
         .spawn(move || {
@@ -499,7 +505,20 @@ fn serve(
         slow: cmd_tx.clone(),
         pmds: controls.clone(),
         stats: pmd_stats.iter().enumerate().map(|(i, s)| (cores[i], s.clone())).collect(),
+        upcall_depth: {
+            let probe = up_rx_probe.clone();
+            Arc::new(move || probe.len())
+        },
     };
+    if let Some(addr) = a.metrics {
+        let l = std::net::TcpListener::bind(addr).map_err(|e| format!("sdnfwd run: metrics {addr}: {e}"))?;
+        let c = control.clone();
+        std::thread::Builder::new()
+            .name("sdnfwd-metrics".into())
+            .spawn(move || super::ctl::serve_metrics(l, c))
+            .map_err(|e| e.to_string())?;
+        log(&format!("metrics on http://{addr}/metrics"));
+    }
     std::thread::Builder::new()
         .name("sdnfwd-control".into())
         .spawn(move || super::ctl::serve(listener, control))
