@@ -250,6 +250,42 @@ fn control_socket() {
     let tr = t.ctl("node-d", &["trace", "in_port=4,icmp,nw_src=10.131.0.3,nw_dst=10.131.0.4"]).unwrap();
     assert!(tr.contains("Datapath actions: 5"), "{tr}");
     assert!(t.ctl("node-d", &["frobnicate"]).unwrap_err().contains("unknown command"));
+
+    // HostSubnet add/del: tables 10, 50, 90 follow.
+    let out = t.ctl("node-d", &["hostsubnet", "add", "node-e", "172.16.1.40", "10.132.0.0/23"]).unwrap();
+    assert!(out.contains("HostSubnet node-e"), "{out}");
+    let all = t.ctl("node-d", &["dump-flows"]).unwrap();
+    for want in ["table=10,", "tun_src=172.16.1.40", "table=90,", "nw_dst=10.132.0.0/23", "arp_tpa=10.132.0.0/23"] {
+        assert!(all.contains(want), "{want} missing after hostsubnet add:\n{all}");
+    }
+    assert!(t
+        .ctl("node-d", &["hostsubnet", "add", "node-e", "172.16.1.40", "10.132.0.0/23"])
+        .unwrap_err()
+        .contains("exists"));
+    t.ctl("node-d", &["hostsubnet", "del", "node-e"]).unwrap();
+    assert!(!t.ctl("node-d", &["dump-flows"]).unwrap().contains("172.16.1.40"));
+    assert!(t.ctl("node-d", &["hostsubnet", "del", "node-d"]).unwrap_err().contains("own HostSubnet"));
+
+    // The CNI path: pod add (flows rendered and installed), then its veth
+    // appears and the port comes up; pod del removes both.
+    t.ctl("node-d", &["pod", "add", "project-a/new-2", "10.131.0.8", "vethn2", "7"]).unwrap();
+    let p = config::yaml::Pod::new("project-a", "new-2", "10.131.0.8", "vethn2", 7).unwrap();
+    t.add_pod("node-d", &p).unwrap();
+    let mut up = false;
+    for _ in 0..20 {
+        if t.ping(&web1, "10.131.0.8", 1) {
+            up = true;
+            break;
+        }
+    }
+    assert!(up, "pod added through ctl unreachable\n{}", t.log("node-d"));
+    t.ctl("node-d", &["pod", "del", "project-a/new-2"]).unwrap();
+    assert!(!t.ping(&web1, "10.131.0.8", 2), "deleted pod still reachable");
+    assert!(!t.ctl("node-d", &["dump-flows"]).unwrap().contains("10.131.0.8"));
+    assert!(t
+        .ctl("node-d", &["pod", "add", "nope/x", "10.131.0.9", "vethx", "8"])
+        .unwrap_err()
+        .contains("NetNamespace"));
     let d = t.stop("node-d").unwrap();
     assert_eq!(d.code, Some(0));
     assert!(!std::path::Path::new(&t.socket("node-d")).exists(), "control socket left behind");

@@ -116,6 +116,24 @@ pub struct HostSubnet {
     pub egress_cidrs: Vec<String>,
 }
 
+impl HostSubnet {
+    /// A HostSubnet from its parts (the control socket's `hostsubnet
+    /// add`); the cookie then derives from the name.
+    pub fn new(name: &str, host_ip: &str, subnet: &str) -> Result<HostSubnet, String> {
+        let ip: Ipv4Addr = host_ip.parse().map_err(|_| format!("hostIP `{host_ip}` is not an IPv4 address"))?;
+        let net: Ipv4Network = subnet.parse().map_err(|_| format!("subnet `{subnet}` is not an IPv4 CIDR"))?;
+        let net = Ipv4Network::new(net.network(), net.prefix()).map_err(|e| e.to_string())?;
+        Ok(HostSubnet {
+            metadata: Metadata { name: name.into(), ..Default::default() },
+            host: name.into(),
+            host_ip: Ip(ip),
+            subnet: Cidr(net),
+            egress_ips: Vec::new(),
+            egress_cidrs: Vec::new(),
+        })
+    }
+}
+
 /// NetNamespace (one per Namespace).
 #[derive(Clone, Debug, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -185,6 +203,22 @@ pub struct Pod {
 }
 
 impl Pod {
+    /// A pod from its parts (the control socket's `pod add`).
+    pub fn new(namespace: &str, name: &str, ip: &str, veth: &str, ofport: u32) -> Result<Pod, String> {
+        let ip: Ipv4Addr = ip.parse().map_err(|_| format!("pod IP `{ip}` is not an IPv4 address"))?;
+        if ofport < 3 {
+            return Err(format!("ofport {ofport}: pods start at 3 (1 is vxlan0, 2 is tun0)"));
+        }
+        Ok(Pod {
+            namespace: namespace.into(),
+            name: name.into(),
+            ip: Ip(ip),
+            veth: Some(veth.into()),
+            ofport,
+            labels: BTreeMap::new(),
+        })
+    }
+
     /// The pod MAC openshift-sdn derives from the IP: `0a:58:` + the octets.
     pub fn mac(&self) -> u64 {
         0x0a58_0000_0000 | u32::from(self.ip.0) as u64
@@ -507,7 +541,15 @@ impl Cluster {
         self.node.iter().chain(self.nodes.iter())
     }
 
-    /// Node by name.
+    /// The node named `name`, writable.
+    pub fn node_mut(&mut self, name: &str) -> Option<&mut Node> {
+        if self.node.as_ref().is_some_and(|n| n.name == name) {
+            return self.node.as_mut();
+        }
+        self.nodes.iter_mut().find(|n| n.name == name)
+    }
+
+    /// The node named `name`, from `node:` or `nodes:`.
     pub fn find_node(&self, name: &str) -> Option<&Node> {
         self.all_nodes().find(|n| n.name == name)
     }

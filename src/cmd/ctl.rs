@@ -4,7 +4,9 @@
 //! `OK` or `ERROR: why`, then the text. Commands: dump-flows [table=N],
 //! add-flow FLOW, add-flows (body), mod-flows [--strict] FLOW, del-flows
 //! [--strict] [MATCH], dump-tables, dump-megaflows, trace FLOW, pmd-stats,
-//! dump-ports, show. `--metrics ADDR` serves the same counters in the
+//! dump-ports, show, hostsubnet add/del, pod add/del (the CNI path: the
+//! pod's flows are rendered and installed, its veth attached when it
+//! appears; a later SIGHUP re-reads the config file over these changes). `--metrics ADDR` serves the same counters in the
 //! Prometheus text format. Flow changes go to the slow path as one bundle and are
 //! revalidated at once; a bad line changes nothing.
 
@@ -22,11 +24,22 @@ use slowpath::trace::{report, Trace};
 use slowpath::upcall::Command;
 use slowpath::{xlate, OfFlow};
 
+/// A change to the node's cluster view, made by the main thread (which
+/// applies it like a reload) and answered with a message or an error.
+pub struct ClusterEdit {
+    /// The change.
+    pub change: Box<dyn FnOnce(&mut config::yaml::Cluster) -> Result<String, String> + Send>,
+    /// Where the outcome goes.
+    pub reply: Sender<Result<String, String>>,
+}
+
 /// What the control thread can reach.
 #[derive(Clone)]
 pub struct Control {
     /// The node's name, VTEP and cores, for `show`.
     pub header: String,
+    /// The node's name.
+    pub node: String,
     /// The slow path.
     pub slow: Sender<Command>,
     /// Each poll loop.
@@ -35,6 +48,94 @@ pub struct Control {
     pub stats: Vec<(usize, Arc<PmdStats>)>,
     /// Misses waiting for the slow path.
     pub upcall_depth: Arc<dyn Fn() -> usize + Send + Sync>,
+    /// Cluster changes (hostsubnet and pod add/del).
+    pub edits: Sender<ClusterEdit>,
+}
+
+fn edit(
+    c: &Control,
+    change: Box<dyn FnOnce(&mut config::yaml::Cluster) -> Result<String, String> + Send>,
+) -> Result<String, String> {
+    let (tx, rx) = crossbeam_channel::bounded(1);
+    c.edits.send(ClusterEdit { change, reply: tx }).map_err(|_| "the node is stopping".to_string())?;
+    rx.recv_timeout(Duration::from_secs(15)).map_err(|_| "the node did not answer".to_string())?.map(|m| m + "\n")
+}
+
+/// `hostsubnet add NAME HOSTIP SUBNET | del NAME`, `pod add NS/NAME IP VETH
+/// OFPORT | del NS/NAME` (pods of this node).
+fn cluster_edit(c: &Control, what: &str, arg: &str, node: String) -> Result<String, String> {
+    let w: Vec<String> = arg.split_whitespace().map(str::to_string).collect();
+    match (what, w.first().map(String::as_str)) {
+        ("hostsubnet", Some("add")) if w.len() == 4 => {
+            let hs = config::yaml::HostSubnet::new(&w[1], &w[2], &w[3])?;
+            edit(
+                c,
+                Box::new(move |cl| {
+                    if cl.host_subnets.iter().any(|h| h.host == hs.host) {
+                        return Err(format!("HostSubnet {} exists", hs.host));
+                    }
+                    let msg = format!("HostSubnet {} ({} at {}) added", hs.host, hs.subnet, hs.host_ip);
+                    cl.host_subnets.push(hs);
+                    Ok(msg)
+                }),
+            )
+        }
+        ("hostsubnet", Some("del")) if w.len() == 2 => {
+            let name = w[1].clone();
+            edit(
+                c,
+                Box::new(move |cl| {
+                    if name == node {
+                        return Err("a node cannot remove its own HostSubnet".into());
+                    }
+                    let before = cl.host_subnets.len();
+                    cl.host_subnets.retain(|h| h.host != name);
+                    if cl.host_subnets.len() == before {
+                        return Err(format!("no HostSubnet {name}"));
+                    }
+                    Ok(format!("HostSubnet {name} removed"))
+                }),
+            )
+        }
+        ("pod", Some("add")) if w.len() == 5 => {
+            let (ns, name) = w[1].split_once('/').ok_or("pod add NAMESPACE/NAME IP VETH OFPORT")?;
+            let ofport: u32 = w[4].parse().map_err(|_| format!("ofport `{}`", w[4]))?;
+            let pod = config::yaml::Pod::new(ns, name, &w[2], &w[3], ofport)?;
+            edit(
+                c,
+                Box::new(move |cl| {
+                    if cl.vnid(&pod.namespace).is_none() {
+                        return Err(format!("no NetNamespace {}", pod.namespace));
+                    }
+                    let n = cl.node_mut(&node).ok_or("this node is not described")?;
+                    if n.pods.iter().any(|p| p.ofport == pod.ofport || (p.namespace == pod.namespace && p.name == pod.name)) {
+                        return Err(format!("pod {}/{} or ofport {} exists", pod.namespace, pod.name, pod.ofport));
+                    }
+                    let msg = format!("pod {}/{} ({}, {}, port {}) added", pod.namespace, pod.name, pod.ip, w[3], pod.ofport);
+                    n.pods.push(pod);
+                    Ok(msg)
+                }),
+            )
+        }
+        ("pod", Some("del")) if w.len() == 2 => {
+            let id = w[1].clone();
+            edit(
+                c,
+                Box::new(move |cl| {
+                    let n = cl.node_mut(&node).ok_or("this node is not described")?;
+                    let before = n.pods.len();
+                    n.pods.retain(|p| format!("{}/{}", p.namespace, p.name) != id);
+                    if n.pods.len() == before {
+                        return Err(format!("no pod {id} on this node"));
+                    }
+                    Ok(format!("pod {id} removed"))
+                }),
+            )
+        }
+        _ => Err(format!(
+            "usage: hostsubnet add NAME HOSTIP SUBNET | hostsubnet del NAME | pod add NS/NAME IP VETH OFPORT | pod del NS/NAME (got `{what} {arg}`)"
+        )),
+    }
 }
 
 fn query(c: &Control, q: slowpath::upcall::Query) -> Result<String, String> {
@@ -100,6 +201,7 @@ pub fn handle(c: &Control, line: &str, body: &str) -> Result<String, String> {
             flow_mods(c, vec![FlowCommand::Delete { strict, spec }])
         }
         "dump-megaflows" => query(c, Box::new(|s| s.dump_megaflows())),
+        "hostsubnet" | "pod" => cluster_edit(c, cmd, rest, c.node.clone()),
         "trace" => {
             let m = parse_trace_flow(arg).map_err(loc)?;
             let (flow, _) = OfFlow::from_match(&m);
@@ -128,7 +230,7 @@ pub fn handle(c: &Control, line: &str, body: &str) -> Result<String, String> {
         "" => Err("empty request".into()),
         other => Err(format!(
             "unknown command `{other}` (dump-flows, dump-tables, add-flow, add-flows, mod-flows, del-flows, \
-             dump-megaflows, trace, pmd-stats, dump-ports, show)"
+             dump-megaflows, trace, pmd-stats, dump-ports, show, hostsubnet, pod)"
         )),
     }
 }

@@ -345,7 +345,7 @@ pub fn run(a: RunArgs) -> Result<ExitCode, String> {
             last_err: String::new(),
         });
     }
-    let result = serve(&a, c, &node, of, &n, vtep_ip, specs);
+    let result = serve(&a, c, extra, &node, of, &n, vtep_ip, specs);
     if !a.no_tun0 {
         let _ = sh("ip", &["link", "del", "tun0"]);
         log("tun0 removed");
@@ -357,6 +357,7 @@ pub fn run(a: RunArgs) -> Result<ExitCode, String> {
 fn serve(
     a: &RunArgs,
     c: Cluster,
+    extra: Option<(String, String)>,
     node: &str,
     of: slowpath::Ofproto,
     n: &config::yaml::Node,
@@ -492,6 +493,10 @@ fn serve(
     }
     let remote: Vec<Ipv4Addr> = c.host_subnets.iter().filter(|h| h.host != node).map(|h| h.host_ip.0).collect();
     let mut neigh = Neighbours::new(remote);
+    // The cluster as the node runs it (edited by `ctl hostsubnet/pod`,
+    // replaced by SIGHUP from the file).
+    let mut cur: (Cluster, Option<(String, String)>) = (c.clone(), extra);
+    let (edit_tx, edit_rx) = crossbeam_channel::unbounded::<super::ctl::ClusterEdit>();
     let socket = a.socket.clone().unwrap_or_else(|| format!("/run/sdnfwd/{node}.ctl"));
     let listener = super::ctl::bind(&socket).map_err(|e| format!("sdnfwd run: control socket {e}"))?;
     let control = super::ctl::Control {
@@ -502,9 +507,11 @@ fn serve(
             cores.len(),
             cores
         ),
+        node: node.to_string(),
         slow: cmd_tx.clone(),
         pmds: controls.clone(),
         stats: pmd_stats.iter().enumerate().map(|(i, s)| (cores[i], s.clone())).collect(),
+        edits: edit_tx,
         upcall_depth: {
             let probe = up_rx_probe.clone();
             Arc::new(move || probe.len())
@@ -557,8 +564,20 @@ fn serve(
                 }
             }
         }
+        let mut outcome = None;
         if hup.swap(false, Ordering::Relaxed) {
-            match reload(a, node, &flows, &specs, &cmd_tx) {
+            outcome = Some(reload(a, node, &flows, &specs, &cmd_tx));
+        }
+        if let Ok(edit) = edit_rx.try_recv() {
+            let super::ctl::ClusterEdit { change, reply } = edit;
+            let mut next = cur.0.clone();
+            let r = change(&mut next)
+                .and_then(|msg| apply_cluster(a, node, next, cur.1.clone(), &flows, &specs, &cmd_tx).map(|r| (msg, r)));
+            let _ = reply.send(r.as_ref().map(|(m, _)| m.clone()).map_err(Clone::clone));
+            outcome = Some(r.map(|(_, r)| r));
+        }
+        if let Some(outcome) = outcome {
+            match outcome {
                 Ok(r) => {
                     for p in &r.removed_ports {
                         for ctl in &controls {
@@ -570,6 +589,7 @@ fn serve(
                     neigh.vteps =
                         r.cluster.host_subnets.iter().filter(|h| h.host != node).map(|h| h.host_ip.0).collect();
                     flows = r.flows;
+                    cur = (r.cluster, r.extra);
                     last_tick = Instant::now() - Duration::from_secs(10);
                 }
                 Err(e) => log(&format!("reload: {e}; the running configuration is unchanged")),
@@ -623,6 +643,7 @@ fn serve(
 /// What a reload changed.
 struct Reloaded {
     cluster: Cluster,
+    extra: Option<(String, String)>,
     flows: Vec<FlowSpec>,
     removed_ports: Vec<u32>,
     new_ports: Vec<PortSpec>,
@@ -641,6 +662,20 @@ fn reload(
 ) -> Result<Reloaded, String> {
     let ca = ClusterArgs { cluster: Some(a.config.clone()), node: None };
     let (c, extra) = ca.load()?;
+    apply_cluster(a, node, c, extra, flows, specs, cmd_tx)
+}
+
+/// Makes the running node follow cluster `c`: its tables re-rendered and
+/// the difference applied as one bundle, pod ports added or removed.
+fn apply_cluster(
+    a: &RunArgs,
+    node: &str,
+    c: Cluster,
+    extra: Option<(String, String)>,
+    flows: &[FlowSpec],
+    specs: &[PortSpec],
+    cmd_tx: &Sender<Command>,
+) -> Result<Reloaded, String> {
     let n = c.find_node(node).cloned().ok_or(format!("{}: node `{node}` is no longer described", a.config))?;
     if c.host_subnet(node).is_none() {
         return Err(format!("{}: node `{node}` has no HostSubnet any more", a.config));
@@ -679,5 +714,5 @@ fn reload(
         new.len(),
         c.host_subnets.len()
     ));
-    Ok(Reloaded { cluster: c, flows: new, removed_ports: removed, new_ports })
+    Ok(Reloaded { cluster: c, extra, flows: new, removed_ports: removed, new_ports })
 }
