@@ -24,11 +24,14 @@ use slowpath::trace::{report, Trace};
 use slowpath::upcall::Command;
 use slowpath::{xlate, OfFlow};
 
+/// A change to a cluster: what it did, or why it cannot be made.
+pub type Change = Box<dyn FnOnce(&mut config::yaml::Cluster) -> Result<String, String> + Send>;
+
 /// A change to the node's cluster view, made by the main thread (which
 /// applies it like a reload) and answered with a message or an error.
 pub struct ClusterEdit {
     /// The change.
-    pub change: Box<dyn FnOnce(&mut config::yaml::Cluster) -> Result<String, String> + Send>,
+    pub change: Change,
     /// Where the outcome goes.
     pub reply: Sender<Result<String, String>>,
 }
@@ -52,10 +55,7 @@ pub struct Control {
     pub edits: Sender<ClusterEdit>,
 }
 
-fn edit(
-    c: &Control,
-    change: Box<dyn FnOnce(&mut config::yaml::Cluster) -> Result<String, String> + Send>,
-) -> Result<String, String> {
+fn edit(c: &Control, change: Change) -> Result<String, String> {
     let (tx, rx) = crossbeam_channel::bounded(1);
     c.edits.send(ClusterEdit { change, reply: tx }).map_err(|_| "the node is stopping".to_string())?;
     rx.recv_timeout(Duration::from_secs(15)).map_err(|_| "the node did not answer".to_string())?.map(|m| m + "\n")
