@@ -12,6 +12,15 @@ use std::path::PathBuf;
 use sdnfwd::netns::run;
 use sdnfwd::topology::{default_cluster_checks, Topology};
 
+/// These tests load both cores (poll loops, generators, kernels in many
+/// namespaces); run one at a time so that a starved loop is not what a
+/// test measures.
+static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    SERIAL.lock().unwrap_or_else(|p| p.into_inner())
+}
+
 fn require_root() {
     let out = run("id", &["-u"]).expect("id -u");
     assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "0", "netns tests need root (CI runs as root)");
@@ -19,6 +28,7 @@ fn require_root() {
 
 #[test]
 fn two_sdnfwd_nodes_and_a_kernel_vxlan_node() {
+    let _serial = serial();
     require_root();
     sdnfwd::netns::Lab::sweep_stale("sde");
     let bin = PathBuf::from(env!("CARGO_BIN_EXE_sdnfwd"));
@@ -48,6 +58,7 @@ fn two_sdnfwd_nodes_and_a_kernel_vxlan_node() {
 /// the running tables kept.
 #[test]
 fn arp_multicast_and_runtime_changes() {
+    let _serial = serial();
     require_root();
     sdnfwd::netns::Lab::sweep_stale("sdr");
     let bin = PathBuf::from(env!("CARGO_BIN_EXE_sdnfwd"));
@@ -141,6 +152,7 @@ fn arp_multicast_and_runtime_changes() {
 /// leaves no XDP program and no tun0 behind.
 #[test]
 fn run_refuses_to_start_clearly() {
+    let _serial = serial();
     require_root();
     sdnfwd::netns::Lab::sweep_stale("sdz");
     let bin = PathBuf::from(env!("CARGO_BIN_EXE_sdnfwd"));
@@ -186,6 +198,7 @@ fn run_refuses_to_start_clearly() {
 /// dump-megaflows with the rules each came from, trace on the live tables.
 #[test]
 fn control_socket() {
+    let _serial = serial();
     require_root();
     sdnfwd::netns::Lab::sweep_stale("sdc");
     let bin = PathBuf::from(env!("CARGO_BIN_EXE_sdnfwd"));
@@ -289,4 +302,105 @@ fn control_socket() {
     let d = t.stop("node-d").unwrap();
     assert_eq!(d.code, Some(0));
     assert!(!std::path::Path::new(&t.socket("node-d")).exists(), "control socket left behind");
+}
+
+/// Updates under load: while pktgen drives web-1 → db-1 through node-d,
+/// the whole table is replaced by new renderings (one with another node's
+/// HostSubnet, then the original), HostSubnets are added and removed, and
+/// every flow is deleted and re-added in one bundle; not one packet of the
+/// web-1 → db-1 flow, whose result never changes, may be lost.
+#[test]
+fn updates_under_load_lose_nothing() {
+    let _serial = serial();
+    require_root();
+    sdnfwd::netns::Lab::sweep_stale("sdu");
+    let bin = PathBuf::from(env!("CARGO_BIN_EXE_sdnfwd"));
+    let pktgen = bin.with_file_name("pktgen");
+    assert!(pktgen.exists(), "{} missing: cargo builds the workspace's binaries for its tests", pktgen.display());
+    let mut t = Topology::build("sdu", config::yaml::DEFAULT_CLUSTER, &["node-d"], None, &bin).expect("topology");
+    t.start("node-d", &["--cores", "1"]).expect("node-d");
+    let (web1, db1) = (t.pod("project-a/web-1").unwrap().to_string(), t.pod("project-a/db-1").unwrap().to_string());
+    let dir = std::env::temp_dir().join(format!("sdu{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let cfg = dir.join("c.yaml");
+    std::fs::write(&cfg, config::yaml::DEFAULT_CLUSTER).unwrap();
+    let extra_node = "- metadata: {name: node-e, uid: 5f6c2a10-1b2c-4d3e-8f90-0000000000f5}\n  host: node-e\n  hostIP: 172.16.1.40\n  subnet: 10.132.0.0/23\nnetNamespaces:";
+    let cfg2 = dir.join("c2.yaml");
+    std::fs::write(&cfg2, config::yaml::DEFAULT_CLUSTER.replacen("netNamespaces:", extra_node, 1)).unwrap();
+    let render = |c: &std::path::Path, out: &str| {
+        let o = run(bin.to_str().unwrap(), &["render", "--cluster", c.to_str().unwrap(), "--node", "node-d"]).unwrap();
+        let p = dir.join(out);
+        std::fs::write(&p, &o.stdout).unwrap();
+        p.to_string_lossy().into_owned()
+    };
+    let (r1, r2) = (render(&cfg, "r1.flows"), render(&cfg2, "r2.flows"));
+    let all = dir.join("all.flows");
+    std::fs::write(&all, format!("delete\n{}", std::fs::read_to_string(&r1).unwrap())).unwrap();
+
+    let mut sink = std::process::Command::new("ip")
+        .args(["netns", "exec", &db1, pktgen.to_str().unwrap(), "sink", "--iface", "eth0", "--seconds", "30"])
+        .args(["--idle", "1.5", "--ready", "--json"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    use std::io::BufRead;
+    let mut lines = std::io::BufReader::new(sink.stdout.take().unwrap()).lines();
+    assert_eq!(lines.next().unwrap().unwrap(), "ready");
+    let c = cfg.to_string_lossy().into_owned();
+    let gen_args = [
+        "netns",
+        "exec",
+        &web1,
+        pktgen.to_str().unwrap(),
+        "gen",
+        "--iface",
+        "eth0",
+        "--mode",
+        "xdp",
+        "--cluster",
+        &c,
+        "--src",
+        "project-a/web-1",
+        "--dst",
+        "project-a/db-1",
+        "--flows",
+        "16",
+        "--rate",
+        "20000",
+        "--count",
+        "100000",
+        "--seconds",
+        "30",
+        "--json",
+    ];
+    let gen = std::thread::spawn({
+        let a: Vec<String> = gen_args.iter().map(|s| s.to_string()).collect();
+        move || run("ip", &a.iter().map(String::as_str).collect::<Vec<_>>())
+    });
+    std::thread::sleep(std::time::Duration::from_millis(700));
+    let mut updates = 0;
+    while !gen.is_finished() {
+        for args in [
+            vec!["replace-flows", r2.as_str()],
+            vec!["hostsubnet", "add", "node-f", "172.16.1.41", "10.133.0.0/23"],
+            vec!["replace-flows", r1.as_str()],
+            vec!["add-flows", all.to_str().unwrap()],
+            vec!["hostsubnet", "del", "node-f"],
+        ] {
+            t.ctl("node-d", &args).unwrap_or_else(|e| panic!("{args:?}: {e}"));
+            updates += 1;
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+    }
+    let g: serde_json::Value = serde_json::from_slice(&gen.join().unwrap().expect("pktgen gen").stdout).unwrap();
+    sink.wait().unwrap();
+    let s: serde_json::Value = serde_json::from_str(&lines.next().unwrap().unwrap()).unwrap();
+    assert!(updates >= 10, "only {updates} updates during the run");
+    assert_eq!(g["sent"], 100000, "{g}");
+    assert_eq!(s["stamped"], 100000, "lost under {updates} updates: {s}");
+    assert_eq!(s["lost"], 0, "{s}");
+    let flows = t.ctl("node-d", &["dump-flows"]).unwrap();
+    assert_eq!(flows.lines().count(), 84, "tables not back to the rendering");
+    let _ = std::fs::remove_dir_all(&dir);
 }

@@ -6,7 +6,7 @@
 //! Rules are `Arc`s so that megaflows and traces can keep the rules they came
 //! from; counters are atomics credited from megaflow statistics.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
@@ -285,6 +285,40 @@ impl Ofproto {
             .map(|(t, c)| (t as u8, c.len(), c.n_subtables()))
             .collect()
     }
+}
+
+/// A rule's identity for a reload's diff: table, priority and match.
+pub fn flow_key(s: &FlowSpec) -> String {
+    let mut k = s.clone();
+    k.actions.clear();
+    k.cookie = 0;
+    k.idle_timeout = 0;
+    k.hard_timeout = 0;
+    k.to_dump_line(None)
+}
+
+/// The flow commands that turn the rules `old` into `new`: strict deletes
+/// of rules that went, adds of rules that are new or changed; rules that
+/// stayed are not touched (their counters and megaflows live on).
+pub fn flow_diff(old: &[FlowSpec], new: &[FlowSpec]) -> Vec<FlowCommand> {
+    let newk: HashMap<String, &FlowSpec> = new.iter().map(|s| (flow_key(s), s)).collect();
+    let oldk: HashMap<String, &FlowSpec> = old.iter().map(|s| (flow_key(s), s)).collect();
+    let mut cmds = Vec::new();
+    for o in old {
+        if !newk.contains_key(&flow_key(o)) {
+            let mut d = o.clone();
+            d.table_given = true;
+            d.cookie_mask = 0;
+            d.actions.clear();
+            cmds.push(FlowCommand::Delete { strict: true, spec: d });
+        }
+    }
+    for n in new {
+        if oldk.get(&flow_key(n)).is_none_or(|o| *o != n) {
+            cmds.push(FlowCommand::Add(n.clone()));
+        }
+    }
+    cmds
 }
 
 #[cfg(test)]

@@ -110,6 +110,10 @@ pub enum Command {
     /// Set the OpenFlow ports that exist (a pod came or went), then
     /// revalidate.
     Ports(Option<std::collections::BTreeSet<u32>>),
+    /// Make the tables equal to these flows, changing only what differs
+    /// (`ovs-ofctl replace-flows`), as one bundle; answers how many
+    /// commands that took.
+    ReplaceFlows(Vec<config::ofctl::FlowSpec>, Sender<Result<usize, crate::ofproto::FlowModError>>),
     /// Run a read-only query on the slow path's state (the control
     /// socket's dump-flows, dump-megaflows, trace) and send its text back.
     Query(Query, Sender<String>),
@@ -395,6 +399,14 @@ impl SlowPath {
                 let _ = reply.send(r);
             }
             Command::Tunnel(t) => self.shared.tunnel.store(Arc::new(t)),
+            Command::ReplaceFlows(new, reply) => {
+                let old: Vec<config::ofctl::FlowSpec> =
+                    self.ofproto.rules(None).iter().map(|r| r.spec.clone()).collect();
+                let cmds = crate::ofproto::flow_diff(&old, &new);
+                let r = self.ofproto.apply(&cmds).map(|_| cmds.len());
+                self.revalidate();
+                let _ = reply.send(r);
+            }
             Command::Query(q, reply) => {
                 self.credit_rules();
                 let _ = reply.send(q(self));

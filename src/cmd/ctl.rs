@@ -2,7 +2,8 @@
 //! its client, `sdnfwd ctl`. A request is one command line, optionally
 //! followed by a body (the flows of add-flows); the answer's first line is
 //! `OK` or `ERROR: why`, then the text. Commands: dump-flows [table=N],
-//! add-flow FLOW, add-flows (body), mod-flows [--strict] FLOW, del-flows
+//! add-flow FLOW, add-flows (body), replace-flows (body: only what differs
+//! changes), mod-flows [--strict] FLOW, del-flows
 //! [--strict] [MATCH], dump-tables, dump-megaflows, trace FLOW, pmd-stats,
 //! dump-ports, show, hostsubnet add/del, pod add/del (the CNI path: the
 //! pod's flows are rendered and installed, its veth attached when it
@@ -192,6 +193,22 @@ pub fn handle(c: &Control, line: &str, body: &str) -> Result<String, String> {
             let cmds = parse_flow_file(body).map_err(loc)?;
             flow_mods(c, cmds.into_iter().map(|(_, c)| c).collect())
         }
+        "replace-flows" => {
+            let mut specs = Vec::new();
+            for (line, cmd) in parse_flow_file(body).map_err(loc)? {
+                match cmd {
+                    FlowCommand::Add(s) => specs.push(s),
+                    _ => return Err(format!("<request>:{line}:1: replace-flows takes flows to add only")),
+                }
+            }
+            let (tx, rx) = crossbeam_channel::bounded(1);
+            c.slow.send(Command::ReplaceFlows(specs, tx)).map_err(|_| "the slow path is gone".to_string())?;
+            let n = rx
+                .recv_timeout(Duration::from_secs(10))
+                .map_err(|_| "the slow path did not answer".to_string())?
+                .map_err(|e| format!("rejected, nothing changed: {e}"))?;
+            Ok(format!("{n} flow command(s) applied\n"))
+        }
         "mod-flows" => {
             let spec = parse_flow_line(arg, LineKind::Match).map_err(loc)?;
             flow_mods(c, vec![FlowCommand::Modify { strict, spec }])
@@ -339,9 +356,17 @@ pub fn serve_metrics(listener: std::net::TcpListener, c: Control) {
     for conn in listener.incoming() {
         let Ok(mut s) = conn else { continue };
         let _ = s.set_read_timeout(Some(Duration::from_secs(5)));
+        // The request line, then the headers up to the empty line: all of
+        // it is read before answering (unread bytes at close would reset
+        // the connection under the client).
+        let mut r = BufReader::new(&s);
         let mut line = String::new();
-        if BufReader::new(&s).read_line(&mut line).is_err() {
+        if r.read_line(&mut line).is_err() {
             continue;
+        }
+        let mut h = String::new();
+        while r.read_line(&mut h).is_ok_and(|n| n > 0) && h.trim_end() != "" {
+            h.clear();
         }
         let reply = if line.starts_with("GET /metrics") {
             match metrics(&c) {
@@ -355,6 +380,7 @@ pub fn serve_metrics(listener: std::net::TcpListener, c: Control) {
             "HTTP/1.0 404 Not Found\r\nContent-Length: 10\r\n\r\nnot found\n".to_string()
         };
         let _ = s.write_all(reply.as_bytes());
+        let _ = s.shutdown(std::net::Shutdown::Write);
     }
 }
 
@@ -406,7 +432,7 @@ pub fn ctl(a: CtlArgs) -> Result<ExitCode, String> {
     let (cmd, args) = a.command.split_first().ok_or("sdnfwd ctl: no command")?;
     let mut request = cmd.clone();
     let mut body = String::new();
-    if cmd == "add-flows" {
+    if cmd == "add-flows" || cmd == "replace-flows" {
         let file = args.first().ok_or("add-flows FILE")?;
         body = if file == "-" {
             let mut s = String::new();

@@ -14,7 +14,6 @@
 //! networks), and the datapath reaches it through rings in batches, where
 //! a TAP device would cost a read or write system call per packet.
 
-use std::collections::HashMap;
 use std::net::Ipv4Addr;
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -174,40 +173,6 @@ fn pod_specs(n: &config::yaml::Node) -> Vec<PortSpec> {
         });
     }
     v
-}
-
-/// A rule's identity for a reload's diff: table, priority and match.
-fn flow_key(s: &FlowSpec) -> String {
-    let mut k = s.clone();
-    k.actions.clear();
-    k.cookie = 0;
-    k.idle_timeout = 0;
-    k.hard_timeout = 0;
-    k.to_dump_line(None)
-}
-
-/// The flow commands that turn the rules `old` into `new`: strict deletes
-/// of rules that went, adds of rules that are new or changed; rules that
-/// stayed are not touched (their counters and megaflows live on).
-fn flow_diff(old: &[FlowSpec], new: &[FlowSpec]) -> Vec<FlowCommand> {
-    let newk: HashMap<String, &FlowSpec> = new.iter().map(|s| (flow_key(s), s)).collect();
-    let oldk: HashMap<String, &FlowSpec> = old.iter().map(|s| (flow_key(s), s)).collect();
-    let mut cmds = Vec::new();
-    for o in old {
-        if !newk.contains_key(&flow_key(o)) {
-            let mut d = o.clone();
-            d.table_given = true;
-            d.cookie_mask = 0;
-            d.actions.clear();
-            cmds.push(FlowCommand::Delete { strict: true, spec: d });
-        }
-    }
-    for n in new {
-        if oldk.get(&flow_key(n)).is_none_or(|o| *o != n) {
-            cmds.push(FlowCommand::Add(n.clone()));
-        }
-    }
-    cmds
 }
 
 /// Sets up tun0 (veth pair, address, routes) as openshift-sdn does.
@@ -682,7 +647,7 @@ fn apply_cluster(
     }
     let of = node_tables(&c, node, extra.as_ref(), &a.config)?;
     let new: Vec<FlowSpec> = of.rules(None).iter().map(|r| r.spec.clone()).collect();
-    let cmds = flow_diff(flows, &new);
+    let cmds = slowpath::ofproto::flow_diff(flows, &new);
     let (n_add, n_del) = cmds.iter().fold((0, 0), |(x, y), c| match c {
         FlowCommand::Delete { .. } => (x, y + 1),
         _ => (x + 1, y),
