@@ -332,6 +332,7 @@ pub fn bench_veth(a: BenchVethArgs) -> Result<ExitCode, String> {
     std::fs::write(&cfg, config::yaml::DEFAULT_CLUSTER).map_err(|e| e.to_string())?;
     let cfg_s = cfg.to_string_lossy().into_owned();
     let core = a.fwd_core.to_string();
+    let sock = std::env::temp_dir().join(format!("{}.ctl", lab.prefix())).to_string_lossy().into_owned();
     let mut held: Vec<Proc> = Vec::new();
     let mut ovs = None;
     let mut sdn_lines = None;
@@ -340,7 +341,7 @@ pub fn bench_veth(a: BenchVethArgs) -> Result<ExitCode, String> {
             let (p, lines) = spawn_ready(
                 &dut,
                 &me,
-                &["run", "--config", &cfg_s, "--node", "node-d", "--cores", &core, "--no-tun0"],
+                &["run", "--config", &cfg_s, "--node", "node-d", "--cores", &core, "--no-tun0", "--socket", &sock],
                 " ready: ",
             )?;
             held.push(p);

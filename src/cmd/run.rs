@@ -4,9 +4,12 @@
 //! VTEP only: an XDP program passes the rest to the kernel). The slow path
 //! runs on its own thread; the main thread keeps the underlay neighbours
 //! (next-hop MAC per remote VTEP, from the kernel's ARP on the uplink),
-//! attaches ports whose interface appears, and handles signals: SIGINT or
-//! SIGTERM detach every XDP program, remove tun0 and exit 0 with final
-//! stats.
+//! attaches ports whose interface appears, applies cluster changes (SIGHUP
+//! re-reads the config; `sdnfwd ctl hostsubnet/pod` edit it; either way
+//! only the difference of the rendered tables is applied, as one bundle),
+//! and handles SIGINT or SIGTERM: every XDP program detached, tun0
+//! removed, exit 0 with final stats. A control thread serves `sdnfwd ctl`
+//! on a unix socket and, with `--metrics`, Prometheus text over HTTP.
 //!
 //! tun0 is one end of a veth pair whose other end (`tun0-dp`) is an AF_XDP
 //! port: to the host it is the gateway device openshift-sdn creates (the

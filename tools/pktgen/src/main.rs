@@ -223,19 +223,29 @@ fn template(a: &GenArgs) -> Result<(Vec<u8>, GenLayout), String> {
 }
 
 /// Paces sends: how many frames may go now.
+/// A token bucket: frames become due at `rate`; after a stall (the
+/// generator descheduled) at most 10 ms worth are owed, so that catching
+/// up never bursts more than a receive ring rides out.
 struct Pacer {
     rate: f64,
     t0: Instant,
     sent: u64,
+    /// Frames no longer owed after stalls.
+    forgiven: u64,
 }
 
 impl Pacer {
-    fn allow(&self, want: u64) -> u64 {
+    fn allow(&mut self, want: u64) -> u64 {
         if self.rate <= 0.0 {
             return want;
         }
-        let due = (self.t0.elapsed().as_secs_f64() * self.rate) as u64;
-        due.saturating_sub(self.sent).min(want)
+        let due = ((self.t0.elapsed().as_secs_f64() * self.rate) as u64).saturating_sub(self.forgiven);
+        let cap = ((self.rate * 0.01) as u64).max(64);
+        let owed = due.saturating_sub(self.sent);
+        if owed > cap {
+            self.forgiven += owed - cap;
+        }
+        owed.min(cap).min(want)
     }
 }
 
@@ -277,7 +287,7 @@ fn gen(a: GenArgs) -> Result<ExitCode, String> {
         None => Some(XskPort::open(&XskConfig::new(&a.iface)).map_err(|e| format!("pktgen: {e}"))?),
     };
     let t0 = Instant::now();
-    let mut pacer = Pacer { rate: a.rate, t0, sent: 0 };
+    let mut pacer = Pacer { rate: a.rate, t0, sent: 0, forgiven: 0 };
     let mut last = (t0, 0u64);
     let progress = |sent: u64, last: &mut (Instant, u64)| {
         if last.0.elapsed() >= Duration::from_secs(1) {

@@ -12,7 +12,11 @@ fn pktgen() -> &'static str {
     env!("CARGO_BIN_EXE_pktgen")
 }
 
+/// One at a time: two generator/sink pairs on two cores starve each other.
+static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 fn one_run(mode: &str, tag: &str) -> (serde_json::Value, serde_json::Value) {
+    let _serial = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
     let out = run("id", &["-u"]).expect("id -u");
     assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "0", "pktgen tests need root (CI runs as root)");
     Lab::sweep_stale(tag);
@@ -32,7 +36,7 @@ fn one_run(mode: &str, tag: &str) -> (serde_json::Value, serde_json::Value) {
             "--seconds",
             "20",
             "--idle",
-            "1",
+            "3",
             "--ready",
             "--json",
         ])
@@ -56,6 +60,8 @@ fn one_run(mode: &str, tag: &str) -> (serde_json::Value, serde_json::Value) {
             mode,
             "--count",
             "20000",
+            "--seconds",
+            "30",
             "--rate",
             "20000",
             "--flows",
