@@ -256,6 +256,15 @@ fn control_socket() {
 
     let stats = t.ctl("node-d", &["pmd-stats"]).unwrap();
     assert!(stats.contains("pmd thread core_id 1") && stats.contains("packets received"), "{stats}");
+    let received = |s: &str| -> u64 {
+        s.lines().find_map(|l| l.trim().strip_prefix("packets received: ")).and_then(|v| v.parse().ok()).unwrap()
+    };
+    let before = received(&stats);
+    assert!(before > 10, "{stats}");
+    t.ctl("node-d", &["pmd-stats-clear"]).unwrap();
+    let cleared = t.ctl("node-d", &["pmd-stats"]).unwrap();
+    // Only what arrived since the clear (a stray IPv6 neighbour packet at most).
+    assert!(received(&cleared) < 5 && received(&cleared) < before, "after pmd-stats-clear: {cleared}");
     let ports = t.ctl("node-d", &["dump-ports"]).unwrap();
     assert!(ports.contains("vethw1") && ports.contains("vethd1") && ports.contains("tun0-dp"), "{ports}");
     let mf = t.ctl("node-d", &["dump-megaflows"]).unwrap();

@@ -142,6 +142,14 @@ pub const N_DROP: usize = 7;
 /// megaflow statistics are arrays indexed by id.
 pub const MAX_FLOW_IDS: usize = 1 << 18;
 
+/// A copy of a loop's scalar counters (see [`PmdStats::baseline`]).
+#[derive(Clone, Debug, Default)]
+pub struct PmdBaseline {
+    v: [u64; 9],
+    drops: [u64; N_DROP],
+    malformed: [u64; N_MALFORMED],
+}
+
 /// Per-loop counters: written by the loop only (relaxed load and store, no
 /// locked instruction), read by anyone.
 #[derive(Debug)]
@@ -1025,10 +1033,43 @@ impl Exec<'_> {
 }
 
 impl PmdStats {
+    /// The scalar counters now (megaflow counters aside): the baseline of
+    /// `pmd-stats-clear`. The loop alone writes the counters, so clearing
+    /// is done by subtracting a baseline, never by writing zeros.
+    pub fn baseline(&self) -> PmdBaseline {
+        let g = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        PmdBaseline {
+            v: [
+                g(&self.packets),
+                g(&self.emc_hits),
+                g(&self.megaflow_hits),
+                g(&self.misses),
+                g(&self.upcalls),
+                g(&self.lost),
+                g(&self.busy_iterations),
+                g(&self.idle_iterations),
+                g(&self.busy_ns),
+            ],
+            drops: std::array::from_fn(|i| g(&self.drops[i])),
+            malformed: std::array::from_fn(|i| g(&self.malformed[i])),
+        }
+    }
+
     /// A report in the spirit of `ovs-appctl dpif-netdev/pmd-stats-show`.
     pub fn show(&self, core: Option<usize>) -> String {
-        let g = |c: &AtomicU64| c.load(Ordering::Relaxed);
-        let pk = g(&self.packets);
+        self.show_since(core, &PmdBaseline::default())
+    }
+
+    /// The report counted from a baseline (`pmd-stats-clear`).
+    pub fn show_since(&self, core: Option<usize>, base: &PmdBaseline) -> String {
+        let now = self.baseline();
+        let d = |i: usize| now.v[i] - base.v[i].min(now.v[i]);
+        let (packets, emc, mf, upcalls, lost, busy_it, idle_it, busy_ns) =
+            (d(0), d(1), d(2), d(4), d(5), d(6), d(7), d(8));
+        let drops: [u64; N_DROP] = std::array::from_fn(|i| now.drops[i] - base.drops[i].min(now.drops[i]));
+        let malformed: [u64; N_MALFORMED] =
+            std::array::from_fn(|i| now.malformed[i] - base.malformed[i].min(now.malformed[i]));
+        let pk = packets;
         let pct = |n: u64| if pk == 0 { 0.0 } else { 100.0 * n as f64 / pk as f64 };
         let mut s = String::new();
         match core {
@@ -1037,30 +1078,26 @@ impl PmdStats {
         }
         s.push_str(&format!("  packets received: {pk}\n"));
         s.push_str(&format!(
-            "  emc hits: {} ({:.1}%){}\n",
-            g(&self.emc_hits),
-            pct(g(&self.emc_hits)),
-            if g(&self.emc_enabled) == 1 { "" } else { " [EMC off: low hit rate]" }
+            "  emc hits: {emc} ({:.1}%){}\n",
+            pct(emc),
+            if self.emc_enabled.load(Ordering::Relaxed) == 1 { "" } else { " [EMC off: low hit rate]" }
         ));
-        s.push_str(&format!("  megaflow hits: {} ({:.1}%)\n", g(&self.megaflow_hits), pct(g(&self.megaflow_hits))));
-        s.push_str(&format!("  miss with success upcall: {}\n", g(&self.upcalls)));
-        s.push_str(&format!("  miss with failed upcall: {}\n", g(&self.lost)));
-        let busy = g(&self.busy_ns);
+        s.push_str(&format!("  megaflow hits: {mf} ({:.1}%)\n", pct(mf)));
+        s.push_str(&format!("  miss with success upcall: {upcalls}\n"));
+        s.push_str(&format!("  miss with failed upcall: {lost}\n"));
         s.push_str(&format!(
-            "  processing: {:.1} ns/packet over {} busy iterations ({} idle)\n",
-            if pk == 0 { 0.0 } else { busy as f64 / pk as f64 },
-            g(&self.busy_iterations),
-            g(&self.idle_iterations)
+            "  processing: {:.1} ns/packet over {busy_it} busy iterations ({idle_it} idle)\n",
+            if pk == 0 { 0.0 } else { busy_ns as f64 / pk as f64 },
         ));
         let names = ["pipeline", "upcall-lost", "upcall-timeout", "no-neighbour", "no-port", "no-buffer", "not-for-us"];
-        let drops: Vec<String> =
-            names.iter().zip(&self.drops).filter(|(_, c)| g(c) > 0).map(|(n, c)| format!("{n}={}", g(c))).collect();
-        if !drops.is_empty() {
-            s.push_str(&format!("  drops: {}\n", drops.join(" ")));
+        let dr: Vec<String> =
+            names.iter().zip(drops).filter(|(_, c)| *c > 0).map(|(n, c)| format!("{n}={c}")).collect();
+        if !dr.is_empty() {
+            s.push_str(&format!("  drops: {}\n", dr.join(" ")));
         }
         let mal = ["short-ethernet", "bad-ipv4", "bad-arp", "short-l4", "not-vxlan"];
         let m: Vec<String> =
-            mal.iter().zip(&self.malformed).filter(|(_, c)| g(c) > 0).map(|(n, c)| format!("{n}={}", g(c))).collect();
+            mal.iter().zip(malformed).filter(|(_, c)| *c > 0).map(|(n, c)| format!("{n}={c}")).collect();
         if !m.is_empty() {
             s.push_str(&format!("  malformed: {}\n", m.join(" ")));
         }

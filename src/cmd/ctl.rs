@@ -5,7 +5,7 @@
 //! add-flow FLOW, add-flows (body), replace-flows (body: only what differs
 //! changes), mod-flows [--strict] FLOW, del-flows
 //! [--strict] [MATCH], dump-tables, dump-megaflows, trace FLOW, pmd-stats,
-//! dump-ports, show, hostsubnet add/del, pod add/del (the CNI path: the
+//! pmd-stats-clear, dump-ports, show, hostsubnet add/del, pod add/del (the CNI path: the
 //! pod's flows are rendered and installed, its veth attached when it
 //! appears; a later SIGHUP re-reads the config file over these changes). `--metrics ADDR` serves the same counters in the
 //! Prometheus text format. Flow changes go to the slow path as one bundle and are
@@ -50,6 +50,8 @@ pub struct Control {
     pub pmds: Vec<Sender<PmdCommand>>,
     /// Each poll loop's counters and core.
     pub stats: Vec<(usize, Arc<PmdStats>)>,
+    /// `pmd-stats-clear` baselines, one per loop.
+    pub baselines: Arc<std::sync::Mutex<Vec<fastpath::pmd::PmdBaseline>>>,
     /// Misses waiting for the slow path.
     pub upcall_depth: Arc<dyn Fn() -> usize + Send + Sync>,
     /// Cluster changes (hostsubnet and pod add/del).
@@ -231,7 +233,15 @@ pub fn handle(c: &Control, line: &str, body: &str) -> Result<String, String> {
                 }),
             )
         }
-        "pmd-stats" => Ok(c.stats.iter().map(|(core, s)| s.show(Some(*core))).collect()),
+        "pmd-stats" => {
+            let b = c.baselines.lock().unwrap_or_else(|p| p.into_inner());
+            Ok(c.stats.iter().enumerate().map(|(i, (core, s))| s.show_since(Some(*core), &b[i])).collect())
+        }
+        "pmd-stats-clear" => {
+            let mut b = c.baselines.lock().unwrap_or_else(|p| p.into_inner());
+            *b = c.stats.iter().map(|(_, s)| s.baseline()).collect();
+            Ok(String::new())
+        }
         "dump-tables" => query(
             c,
             Box::new(|s| {
@@ -247,7 +257,7 @@ pub fn handle(c: &Control, line: &str, body: &str) -> Result<String, String> {
         "" => Err("empty request".into()),
         other => Err(format!(
             "unknown command `{other}` (dump-flows, dump-tables, add-flow, add-flows, mod-flows, del-flows, \
-             dump-megaflows, trace, pmd-stats, dump-ports, show, hostsubnet, pod)"
+             dump-megaflows, trace, pmd-stats, pmd-stats-clear, dump-ports, show, hostsubnet, pod)"
         )),
     }
 }

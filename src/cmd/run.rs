@@ -480,6 +480,7 @@ fn serve(
         pmds: controls.clone(),
         stats: pmd_stats.iter().enumerate().map(|(i, s)| (cores[i], s.clone())).collect(),
         edits: edit_tx,
+        baselines: Arc::new(std::sync::Mutex::new(vec![Default::default(); cores.len()])),
         upcall_depth: {
             let probe = up_rx_probe.clone();
             Arc::new(move || probe.len())
