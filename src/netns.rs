@@ -20,6 +20,12 @@ pub fn run(prog: &str, args: &[&str]) -> Result<Output, String> {
     Ok(out)
 }
 
+/// Whether this process runs as root (effective uid 0).
+pub fn is_root() -> bool {
+    std::fs::read_to_string("/proc/self/status")
+        .is_ok_and(|s| s.lines().any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(2) == Some("0")))
+}
+
 /// A set of namespaces and links with one name prefix.
 pub struct Lab {
     prefix: String,

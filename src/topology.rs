@@ -481,86 +481,92 @@ pub fn default_cluster_checks(
         report(&c);
         checks.push(c);
     };
-    let tcp = |r: Result<(), String>| match r {
-        Ok(()) => (true, String::new()),
-        Err(e) => (false, e),
-    };
-    type Probe<'a> = (&'a str, Box<dyn Fn(&Topology) -> (bool, String) + 'a>);
-    let probes: Vec<Probe> = vec![
+    /// What a check does: ping (answered or not) or a TCP exchange.
+    enum Probe<'a> {
+        Ping { from: &'a str, ip: &'a str, count: u32, answered: bool },
+        Tcp { from: &'a str, to: &'a str, ip: &'a str, port: u16 },
+    }
+    let probes = [
         (
             "ping pod→pod, one node (web-1 → db-1)",
-            Box::new(|t: &Topology| (t.ping(&web1, "10.131.0.4", 3), String::new())),
+            Probe::Ping { from: &web1, ip: "10.131.0.4", count: 3, answered: true },
         ),
         (
             "TCP pod→pod, one node (web-1 → db-1:5432)",
-            Box::new(|t: &Topology| tcp(t.tcp(&web1, &db1, "10.131.0.4", 5432))),
+            Probe::Tcp { from: &web1, to: &db1, ip: "10.131.0.4", port: 5432 },
         ),
         (
             "ping pod→pod across nodes over VXLAN (web-1 → web-2)",
-            Box::new(|t: &Topology| (t.ping(&web1, "10.129.0.7", 3), String::new())),
+            Probe::Ping { from: &web1, ip: "10.129.0.7", count: 3, answered: true },
         ),
         (
             "TCP pod→pod across nodes (web-1 → web-2:8080)",
-            Box::new(|t: &Topology| tcp(t.tcp(&web1, &web2, "10.129.0.7", 8080))),
+            Probe::Tcp { from: &web1, to: &web2, ip: "10.129.0.7", port: 8080 },
         ),
         (
             "TCP pod→pod across nodes (web-2 → web-1:8081)",
-            Box::new(|t: &Topology| tcp(t.tcp(&web2, &web1, "10.131.0.3", 8081))),
+            Probe::Tcp { from: &web2, to: &web1, ip: "10.131.0.3", port: 8081 },
         ),
         (
             "ping pod→kernel VXLAN node (router-1 → node-c 10.130.0.1)",
-            Box::new(|t: &Topology| (t.ping(&router1, "10.130.0.1", 3), String::new())),
+            Probe::Ping { from: &router1, ip: "10.130.0.1", count: 3, answered: true },
         ),
         (
             "ping kernel VXLAN node→pod (node-c → router-1)",
-            Box::new(|t: &Topology| (t.ping(&nc, "10.131.0.2", 3), String::new())),
+            Probe::Ping { from: &nc, ip: "10.131.0.2", count: 3, answered: true },
         ),
         (
             "TCP kernel VXLAN node→pod (node-c → router-1:9000)",
-            Box::new(|t: &Topology| tcp(t.tcp(&nc, &router1, "10.131.0.2", 9000))),
+            Probe::Tcp { from: &nc, to: &router1, ip: "10.131.0.2", port: 9000 },
         ),
         (
             "ping host→pod through tun0 (node-d → web-1)",
-            Box::new(|t: &Topology| (t.ping(&nd, "10.131.0.3", 3), String::new())),
+            Probe::Ping { from: &nd, ip: "10.131.0.3", count: 3, answered: true },
         ),
         (
             "TCP host→pod through tun0 (node-d → web-1:9001)",
-            Box::new(|t: &Topology| tcp(t.tcp(&nd, &web1, "10.131.0.3", 9001))),
+            Probe::Tcp { from: &nd, to: &web1, ip: "10.131.0.3", port: 9001 },
         ),
         (
             "tenant isolation: project-a → project-b blocked, one node",
-            Box::new(|t: &Topology| (!t.ping(&web1, "10.131.0.5", 2), String::new())),
+            Probe::Ping { from: &web1, ip: "10.131.0.5", count: 2, answered: false },
         ),
         (
             "tenant isolation: project-a → project-b blocked, across nodes",
-            Box::new(|t: &Topology| (!t.ping(&web1, "10.129.0.8", 2), String::new())),
+            Probe::Ping { from: &web1, ip: "10.129.0.8", count: 2, answered: false },
         ),
         (
             "VNID 0 (default) → project-b allowed (router-1 → api-1)",
-            Box::new(|t: &Topology| (t.ping(&router1, "10.131.0.5", 2), String::new())),
+            Probe::Ping { from: &router1, ip: "10.131.0.5", count: 2, answered: true },
         ),
         (
             "TCP VNID 0 → project-b (router-1 → api-1:9002)",
-            Box::new(|t: &Topology| tcp(t.tcp(&router1, &api1, "10.131.0.5", 9002))),
+            Probe::Tcp { from: &router1, to: &api1, ip: "10.131.0.5", port: 9002 },
         ),
         (
             "node IP still answers ping on the uplink (node-b → node-d)",
-            Box::new(|t: &Topology| (t.ping(&nb, "172.16.1.25", 3), String::new())),
+            Probe::Ping { from: &nb, ip: "172.16.1.25", count: 3, answered: true },
         ),
         (
             "node IP still answers TCP on the uplink (node-b → node-d:9003)",
-            Box::new(|t: &Topology| tcp(t.tcp(&nb, &nd, "172.16.1.25", 9003))),
+            Probe::Tcp { from: &nb, to: &nd, ip: "172.16.1.25", port: 9003 },
         ),
         (
             "VXLAN from an unknown node dropped (172.16.1.200 → router-1)",
-            Box::new(|t: &Topology| (!t.ping(&rogue, "10.131.0.2", 2), String::new())),
+            Probe::Ping { from: &rogue, ip: "10.131.0.2", count: 2, answered: false },
         ),
     ];
-    for (what, f) in &probes {
+    for (what, p) in &probes {
         if interrupted() {
             return Ok((checks, Vec::new()));
         }
-        let (ok, detail) = f(t);
+        let (ok, detail) = match *p {
+            Probe::Ping { from, ip, count, answered } => (t.ping(from, ip, count) == answered, String::new()),
+            Probe::Tcp { from, to, ip, port } => match t.tcp(from, to, ip, port) {
+                Ok(()) => (true, String::new()),
+                Err(e) => (false, e),
+            },
+        };
         add(Check { what: what.to_string(), ok, detail }, &mut checks);
     }
     if interrupted() {

@@ -49,10 +49,7 @@ impl std::fmt::Display for DpAction {
     /// OVS's datapath action syntax (`set(tunnel(...)),1`, `set(eth(dst=..))`).
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let ip = |v: u32| std::net::Ipv4Addr::from(v).to_string();
-        let mac = |v: u64| {
-            let b = v.to_be_bytes();
-            format!("{:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}", b[2], b[3], b[4], b[5], b[6], b[7])
-        };
+        let mac = crate::wire::fmt_mac;
         match *self {
             DpAction::Output(p) => write!(f, "{p}"),
             DpAction::TunnelPush { port, vni, dst } => {

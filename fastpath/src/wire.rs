@@ -240,6 +240,18 @@ impl VxlanTemplate {
     }
 }
 
+/// Parses `aa:bb:cc:dd:ee:ff`.
+pub fn parse_mac(s: &str) -> Option<u64> {
+    let b: Vec<u8> = s.split(':').filter_map(|x| u8::from_str_radix(x, 16).ok()).collect();
+    (b.len() == 6).then(|| b.iter().fold(0u64, |a, &x| a << 8 | x as u64))
+}
+
+/// Formats a MAC held in the low 48 bits.
+pub fn fmt_mac(m: u64) -> String {
+    let b = m.to_be_bytes();
+    format!("{:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}", b[2], b[3], b[4], b[5], b[6], b[7])
+}
+
 /// Recomputes the TCP or UDP checksum of the IPv4 packet at `off` (after a
 /// rewrite). A UDP checksum of 0 (none) stays 0; one that computes to 0 is
 /// sent as 0xffff (RFC 768). Fragments are left alone.

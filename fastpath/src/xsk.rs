@@ -122,7 +122,6 @@ pub struct XskPort {
     n_frames: usize,
     /// Frames handed to the TX ring and not yet completed.
     in_tx: usize,
-    ring: usize,
     zero_copy: bool,
     mode: &'static str,
     c: PortCounters,
@@ -205,7 +204,6 @@ impl XskPort {
                         scratch: vec![FrameDesc::default(); cfg.ring as usize],
                         n_frames: cfg.frames as usize,
                         in_tx: 0,
-                        ring: cfg.ring as usize,
                         zero_copy: cfg.zero_copy,
                         mode,
                         c: PortCounters::default(),
@@ -254,7 +252,8 @@ impl XskPort {
     /// Gives free frames to the fill ring, keeping half the ring's worth
     /// for TX.
     fn refill(&mut self) {
-        let keep = self.ring / 2;
+        // `scratch` is one ring's worth.
+        let keep = self.scratch.len() / 2;
         if self.free.len() <= keep {
             return;
         }

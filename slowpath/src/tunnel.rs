@@ -10,6 +10,8 @@ use std::net::Ipv4Addr;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+pub use fastpath::wire::{fmt_mac, parse_mac};
+
 /// Neighbour state of the remote VTEPs.
 #[derive(Debug, Default)]
 pub struct Neighbours {
@@ -18,18 +20,6 @@ pub struct Neighbours {
     /// Resolved: VTEP (u32) -> next-hop MAC (low 48 bits).
     pub known: BTreeMap<u32, u64>,
     asked: BTreeMap<u32, Instant>,
-}
-
-/// Parses `aa:bb:cc:dd:ee:ff`.
-pub fn parse_mac(s: &str) -> Option<u64> {
-    let b: Vec<u8> = s.split(':').filter_map(|x| u8::from_str_radix(x, 16).ok()).collect();
-    (b.len() == 6).then(|| b.iter().fold(0u64, |a, &x| a << 8 | x as u64))
-}
-
-/// Formats a MAC held in the low 48 bits.
-pub fn fmt_mac(m: u64) -> String {
-    let b = m.to_be_bytes();
-    format!("{:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}", b[2], b[3], b[4], b[5], b[6], b[7])
 }
 
 /// Complete entries of a `/proc/net/arp` text: IP -> MAC.

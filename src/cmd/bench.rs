@@ -20,7 +20,7 @@ use serde_json::json;
 use slowpath::upcall::SlowPath;
 use slowpath::{xlate, OfFlow, Ofproto};
 
-use super::common::{node_tables, ClusterArgs};
+use super::common::{node_tables, spawn_pinned, ClusterArgs};
 
 /// Traffic patterns.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -383,19 +383,11 @@ pub fn bench(a: BenchArgs) -> Result<ExitCode, String> {
         pinned.push(core.map(|c| c.id));
         let stop = stop.clone();
         let bar = barrier.clone();
-        handles.push(
-            std::thread::Builder::new()
-                .name(format!("sdnfwd-pmd{i}"))
-                .spawn(move || {
-                    if let Some(c) = core {
-                        core_affinity::set_for_current(c);
-                    }
-                    bar.wait();
-                    pmd.run(&stop);
-                    pmd
-                })
-                .map_err(|e| e.to_string())?,
-        );
+        handles.push(spawn_pinned(format!("sdnfwd-pmd{i}"), core, move || {
+            bar.wait();
+            pmd.run(&stop);
+            pmd
+        })?);
     }
     barrier.wait();
     let snap = |s: &PmdStats| {

@@ -94,3 +94,21 @@ pub fn file_tables(path: &str) -> Result<Ofproto, String> {
     }
     Ok(of)
 }
+
+/// Spawns a thread named `name`, pinned to `core` when there is one (the
+/// poll loops).
+pub fn spawn_pinned<T: Send + 'static>(
+    name: String,
+    core: Option<core_affinity::CoreId>,
+    f: impl FnOnce() -> T + Send + 'static,
+) -> Result<std::thread::JoinHandle<T>, String> {
+    std::thread::Builder::new()
+        .name(name)
+        .spawn(move || {
+            if let Some(c) = core {
+                core_affinity::set_for_current(c);
+            }
+            f()
+        })
+        .map_err(|e| e.to_string())
+}

@@ -141,36 +141,48 @@ fn cluster_edit(c: &Control, what: &str, arg: &str, node: String) -> Result<Stri
     }
 }
 
-fn query(c: &Control, q: slowpath::upcall::Query) -> Result<String, String> {
+/// Sends the slow path a command carrying a reply channel; waits for the
+/// answer.
+fn ask<T>(c: &Control, make: impl FnOnce(Sender<T>) -> Command) -> Result<T, String> {
     let (tx, rx) = crossbeam_channel::bounded(1);
-    c.slow.send(Command::Query(q, tx)).map_err(|_| "the slow path is gone".to_string())?;
+    c.slow.send(make(tx)).map_err(|_| "the slow path is gone".to_string())?;
     rx.recv_timeout(Duration::from_secs(10)).map_err(|_| "the slow path did not answer".to_string())
+}
+
+fn query(c: &Control, q: slowpath::upcall::Query) -> Result<String, String> {
+    ask(c, |tx| Command::Query(q, tx))
 }
 
 fn flow_mods(c: &Control, cmds: Vec<FlowCommand>) -> Result<String, String> {
     let n = cmds.len();
-    let (tx, rx) = crossbeam_channel::bounded(1);
-    c.slow.send(Command::FlowMods(cmds, tx)).map_err(|_| "the slow path is gone".to_string())?;
-    rx.recv_timeout(Duration::from_secs(10))
-        .map_err(|_| "the slow path did not answer".to_string())?
-        .map_err(|e| format!("rejected, nothing changed: {e}"))?;
+    ask(c, |tx| Command::FlowMods(cmds, tx))?.map_err(|e| format!("rejected, nothing changed: {e}"))?;
     Ok(format!("{n} flow command(s) applied\n"))
 }
 
-fn dump_ports(c: &Control) -> Result<String, String> {
-    let mut out = String::new();
+/// Each loop's ports: (loop, OpenFlow port, name, counters, details).
+type PortDump = Vec<(usize, u32, String, fastpath::port::PortCounters, String)>;
+
+fn port_dumps(c: &Control) -> Result<PortDump, String> {
+    let mut out = Vec::new();
     for (i, p) in c.pmds.iter().enumerate() {
         let (tx, rx) = crossbeam_channel::bounded(1);
         p.send(PmdCommand::DumpPorts(tx)).map_err(|_| "a poll loop is gone".to_string())?;
         let ports = rx.recv_timeout(Duration::from_secs(5)).map_err(|_| format!("poll loop {i} did not answer"))?;
-        for (ofport, name, pc, detail) in ports {
-            out += &format!(
-                "  port {ofport:>3}: {name} (loop {i})\n           rx pkts={} bytes={}\n           tx pkts={} bytes={}\n           {detail}\n",
-                pc.rx_packets, pc.rx_bytes, pc.tx_packets, pc.tx_bytes
-            );
-        }
+        out.extend(ports.into_iter().map(|(ofport, name, pc, detail)| (i, ofport, name, pc, detail)));
     }
     Ok(out)
+}
+
+fn dump_ports(c: &Control) -> Result<String, String> {
+    Ok(port_dumps(c)?
+        .into_iter()
+        .map(|(i, ofport, name, pc, detail)| {
+            format!(
+                "  port {ofport:>3}: {name} (loop {i})\n           rx pkts={} bytes={}\n           tx pkts={} bytes={}\n           {detail}\n",
+                pc.rx_packets, pc.rx_bytes, pc.tx_packets, pc.tx_bytes
+            )
+        })
+        .collect())
 }
 
 /// Answers one request.
@@ -203,11 +215,7 @@ pub fn handle(c: &Control, line: &str, body: &str) -> Result<String, String> {
                     _ => return Err(format!("<request>:{line}:1: replace-flows takes flows to add only")),
                 }
             }
-            let (tx, rx) = crossbeam_channel::bounded(1);
-            c.slow.send(Command::ReplaceFlows(specs, tx)).map_err(|_| "the slow path is gone".to_string())?;
-            let n = rx
-                .recv_timeout(Duration::from_secs(10))
-                .map_err(|_| "the slow path did not answer".to_string())?
+            let n = ask(c, |tx| Command::ReplaceFlows(specs, tx))?
                 .map_err(|e| format!("rejected, nothing changed: {e}"))?;
             Ok(format!("{n} flow command(s) applied\n"))
         }
@@ -290,17 +298,12 @@ pub fn metrics(c: &Control) -> Result<String, String> {
     };
     family(&mut m, "sdnfwd_port_packets_total", "counter", "Frames per port and direction.");
     let mut bytes = String::new();
-    for (i, p) in c.pmds.iter().enumerate() {
-        let (tx, rx) = crossbeam_channel::bounded(1);
-        p.send(PmdCommand::DumpPorts(tx)).map_err(|_| "a poll loop is gone".to_string())?;
-        let ports = rx.recv_timeout(Duration::from_secs(5)).map_err(|_| format!("poll loop {i} did not answer"))?;
-        for (ofport, name, pc, _) in ports {
-            let l = format!("port=\"{ofport}\",name=\"{name}\",pmd=\"{i}\"");
-            let _ = writeln!(m, "sdnfwd_port_packets_total{{{l},dir=\"rx\"}} {}", pc.rx_packets);
-            let _ = writeln!(m, "sdnfwd_port_packets_total{{{l},dir=\"tx\"}} {}", pc.tx_packets);
-            let _ = writeln!(bytes, "sdnfwd_port_bytes_total{{{l},dir=\"rx\"}} {}", pc.rx_bytes);
-            let _ = writeln!(bytes, "sdnfwd_port_bytes_total{{{l},dir=\"tx\"}} {}", pc.tx_bytes);
-        }
+    for (i, ofport, name, pc, _) in port_dumps(c)? {
+        let l = format!("port=\"{ofport}\",name=\"{name}\",pmd=\"{i}\"");
+        let _ = writeln!(m, "sdnfwd_port_packets_total{{{l},dir=\"rx\"}} {}", pc.rx_packets);
+        let _ = writeln!(m, "sdnfwd_port_packets_total{{{l},dir=\"tx\"}} {}", pc.tx_packets);
+        let _ = writeln!(bytes, "sdnfwd_port_bytes_total{{{l},dir=\"rx\"}} {}", pc.rx_bytes);
+        let _ = writeln!(bytes, "sdnfwd_port_bytes_total{{{l},dir=\"tx\"}} {}", pc.tx_bytes);
     }
     family(&mut m, "sdnfwd_port_bytes_total", "counter", "Bytes per port and direction.");
     m += &bytes;

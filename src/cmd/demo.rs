@@ -59,9 +59,7 @@ pub fn demo(a: DemoArgs) -> Result<ExitCode, String> {
         return Ok(if all_ok { ExitCode::SUCCESS } else { ExitCode::from(1) });
     }
     say("\n== the datapath: node-d and node-b run sdnfwd (AF_XDP), node-c is a kernel VXLAN node");
-    let root = std::fs::read_to_string("/proc/self/status")
-        .is_ok_and(|s| s.lines().any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(2) == Some("0")));
-    if !root {
+    if !sdnfwd::netns::is_root() {
         return Err("sdnfwd demo: the datapath part needs root (network namespaces, AF_XDP); \
                     `sdnfwd demo --tables-only` runs without"
             .into());

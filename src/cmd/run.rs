@@ -31,11 +31,11 @@ use fastpath::flow::LocalVtep;
 use fastpath::pmd::{Pmd, PmdCommand, Shared, TunnelState, UPLINK};
 use fastpath::port::{Port, SharedPort};
 use fastpath::xsk::{UplinkProgram, XdpMode, XskConfig, XskPort};
-use sdnfwd::netns::run as sh;
+use sdnfwd::netns::{is_root, run as sh};
 use slowpath::tunnel::{parse_mac, Neighbours};
 use slowpath::upcall::{Command, SlowPath};
 
-use super::common::{node_tables, ClusterArgs};
+use super::common::{node_tables, spawn_pinned, ClusterArgs};
 
 /// The datapath end of the tun0 veth pair.
 pub const TUN0_DP: &str = "tun0-dp";
@@ -92,13 +92,6 @@ fn log(msg: &str) {
     eprintln!("sdnfwd: {msg}");
 }
 
-fn is_root() -> bool {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| s.lines().find(|l| l.starts_with("Uid:")).map(|l| l.split_whitespace().nth(2) == Some("0")))
-        .unwrap_or(false)
-}
-
 fn if_exists(name: &str) -> bool {
     std::path::Path::new(&format!("/sys/class/net/{name}")).exists()
 }
@@ -109,42 +102,37 @@ fn mac_of(ifname: &str) -> Result<u64, String> {
     parse_mac(s.trim()).ok_or_else(|| format!("{ifname}: unreadable MAC `{}`", s.trim()))
 }
 
+/// `ip -j ARGS` as JSON.
+fn ip_json(args: &[&str]) -> Result<serde_json::Value, String> {
+    let mut v = vec!["-j"];
+    v.extend_from_slice(args);
+    serde_json::from_slice(&sh("ip", &v)?.stdout).map_err(|e| format!("ip {}: {e}", args.join(" ")))
+}
+
+/// The name of interface `index` in an `ip -j link show` listing.
+fn ifname_of(links: &serde_json::Value, index: u64) -> Option<String> {
+    links.as_array()?.iter().find(|x| x["ifindex"].as_u64() == Some(index))?["ifname"].as_str().map(str::to_string)
+}
+
 /// Turns TX checksum offload off on the pod end of a host veth (DESIGN.md
 /// §8), finding the pod's namespace through the veth's link-netnsid.
 fn pod_side_tx_off(veth: &str) -> Result<String, String> {
-    let j: serde_json::Value = serde_json::from_slice(&sh("ip", &["-j", "-d", "link", "show", "dev", veth])?.stdout)
-        .map_err(|e| e.to_string())?;
-    let l = &j[0];
-    let peer = l["link_index"].as_u64().ok_or("no peer index (not a veth?)")?;
-    let Some(nsid) = l["link_netnsid"].as_u64() else {
+    let j = ip_json(&["-d", "link", "show", "dev", veth])?;
+    let peer = j[0]["link_index"].as_u64().ok_or("no peer index (not a veth?)")?;
+    let Some(nsid) = j[0]["link_netnsid"].as_u64() else {
         // Peer in this namespace.
-        let all: serde_json::Value =
-            serde_json::from_slice(&sh("ip", &["-j", "link", "show"])?.stdout).map_err(|e| e.to_string())?;
-        let name = all
-            .as_array()
-            .and_then(|a| a.iter().find(|x| x["ifindex"].as_u64() == Some(peer)))
-            .and_then(|x| x["ifname"].as_str())
-            .ok_or("peer not found")?
-            .to_string();
+        let name = ifname_of(&ip_json(&["link", "show"])?, peer).ok_or("peer not found")?;
         sh("ethtool", &["-K", &name, "tx", "off"])?;
         return Ok(name);
     };
-    let list: serde_json::Value =
-        serde_json::from_slice(&sh("ip", &["-j", "netns", "list"])?.stdout).map_err(|e| e.to_string())?;
-    let ns = list
+    let ns = ip_json(&["netns", "list"])?
         .as_array()
         .and_then(|a| a.iter().find(|x| x["id"].as_u64() == Some(nsid)))
         .and_then(|x| x["name"].as_str())
         .ok_or(format!("the pod's namespace (netnsid {nsid}) has no name under /run/netns"))?
         .to_string();
-    let links: serde_json::Value =
-        serde_json::from_slice(&sh("ip", &["-n", &ns, "-j", "link", "show"])?.stdout).map_err(|e| e.to_string())?;
-    let name = links
-        .as_array()
-        .and_then(|a| a.iter().find(|x| x["ifindex"].as_u64() == Some(peer)))
-        .and_then(|x| x["ifname"].as_str())
-        .ok_or("peer not found in the pod's namespace")?
-        .to_string();
+    let name =
+        ifname_of(&ip_json(&["-n", &ns, "link", "show"])?, peer).ok_or("peer not found in the pod's namespace")?;
     sh("ip", &["netns", "exec", &ns, "ethtool", "-K", &name, "tx", "off"])?;
     Ok(format!("{ns}/{name}"))
 }
@@ -446,18 +434,10 @@ fn serve(
             log(&format!("warning: core {} not available; loop {i} not pinned", cores[i]));
         }
         let stop = stop.clone();
-        handles.push(
-            std::thread::Builder::new()
-                .name(format!("sdnfwd-pmd{i}"))
-                .spawn(move || {
-                    if let Some(c) = core {
-                        core_affinity::set_for_current(c);
-                    }
-                    pmd.run_idle(&stop, maxsleep);
-                    pmd
-                })
-                .map_err(|e| e.to_string())?,
-        );
+        handles.push(spawn_pinned(format!("sdnfwd-pmd{i}"), core, move || {
+            pmd.run_idle(&stop, maxsleep);
+            pmd
+        })?);
     }
     let remote: Vec<Ipv4Addr> = c.host_subnets.iter().filter(|h| h.host != node).map(|h| h.host_ip.0).collect();
     let mut neigh = Neighbours::new(remote);

@@ -165,11 +165,7 @@ enum Cmd {
 }
 
 fn mac(s: &str) -> Result<u64, String> {
-    let b: Vec<u8> = s.split(':').filter_map(|x| u8::from_str_radix(x, 16).ok()).collect();
-    if b.len() != 6 {
-        return Err(format!("bad MAC `{s}`"));
-    }
-    Ok(b.iter().fold(0, |a, &x| a << 8 | x as u64))
+    wire::parse_mac(s).ok_or_else(|| format!("bad MAC `{s}`"))
 }
 
 /// The template frame and where the generator stamps it.
