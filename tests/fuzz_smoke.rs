@@ -160,3 +160,8 @@ fn fuzz_yaml_bounded() {
 fn fuzz_frames_bounded() {
     run("frame_pipeline", 100_000, 0xfa11, slowpath::fuzzing::pipeline);
 }
+
+#[test]
+fn fuzz_openflow_bounded() {
+    run("openflow", 1_000_000, 0x0f13, slowpath::fuzzing::openflow_message);
+}

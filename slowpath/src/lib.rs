@@ -8,6 +8,7 @@ pub mod flow;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod ofproto;
+pub mod openflow;
 pub mod trace;
 pub mod tunnel;
 pub mod upcall;

@@ -117,6 +117,9 @@ pub enum Command {
     /// Run a read-only query on the slow path's state (the control
     /// socket's dump-flows, dump-megaflows, trace) and send its text back.
     Query(Query, Sender<String>),
+    /// Run a closure on the slow path (it answers through what it
+    /// captured): the OpenFlow listener's flow mods and flow dumps.
+    Call(Box<dyn FnOnce(&mut SlowPath) + Send>),
 }
 
 /// A query run on the slow-path thread.
@@ -390,6 +393,15 @@ impl SlowPath {
         self.shared.flows.load().reset_hits();
     }
 
+    /// Applies flow commands one at a time, each its own transaction (as
+    /// OpenFlow FLOW_MODs are: a refused one changes nothing, the others
+    /// apply), then revalidates the megaflows once.
+    pub fn apply_each(&mut self, cmds: &[config::ofctl::FlowCommand]) -> Vec<Result<(), crate::ofproto::FlowModError>> {
+        let r = cmds.iter().map(|c| self.ofproto.apply(std::slice::from_ref(c))).collect();
+        self.revalidate();
+        r
+    }
+
     /// Carries out a command.
     pub fn command(&mut self, c: Command) {
         match c {
@@ -411,6 +423,7 @@ impl SlowPath {
                 self.credit_rules();
                 let _ = reply.send(q(self));
             }
+            Command::Call(f) => f(self),
             Command::Ports(p) => {
                 self.ofproto.ports = p;
                 self.ofproto.touch();

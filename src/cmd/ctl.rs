@@ -56,6 +56,10 @@ pub struct Control {
     pub upcall_depth: Arc<dyn Fn() -> usize + Send + Sync>,
     /// Cluster changes (hostsubnet and pod add/del).
     pub edits: Sender<ClusterEdit>,
+    /// The datapath id the OpenFlow listener reports.
+    pub dpid: u64,
+    /// The node's ports as OpenFlow lists them (kept by the main thread).
+    pub of_ports: Arc<std::sync::Mutex<Vec<super::openflow::OfPort>>>,
 }
 
 fn edit(c: &Control, change: Change) -> Result<String, String> {
@@ -162,7 +166,7 @@ fn flow_mods(c: &Control, cmds: Vec<FlowCommand>) -> Result<String, String> {
 /// Each loop's ports: (loop, OpenFlow port, name, counters, details).
 type PortDump = Vec<(usize, u32, String, fastpath::port::PortCounters, String)>;
 
-fn port_dumps(c: &Control) -> Result<PortDump, String> {
+pub(super) fn port_dumps(c: &Control) -> Result<PortDump, String> {
     let mut out = Vec::new();
     for (i, p) in c.pmds.iter().enumerate() {
         let (tx, rx) = crossbeam_channel::bounded(1);

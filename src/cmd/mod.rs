@@ -6,6 +6,7 @@ mod common;
 mod ctl;
 mod demo;
 mod netcheck;
+mod openflow;
 mod run;
 mod trace;
 

@@ -86,6 +86,10 @@ pub struct RunArgs {
     /// Do not create tun0.
     #[arg(long)]
     pub no_tun0: bool,
+    /// Serve the tables over OpenFlow 1.3 for ovs-ofctl and controllers:
+    /// `ptcp:PORT[:IP]` or `punix:PATH` (repeatable).
+    #[arg(long, value_name = "TARGET")]
+    pub openflow: Vec<String>,
 }
 
 fn log(msg: &str) {
@@ -145,6 +149,20 @@ struct PortSpec {
     up: bool,
     /// The last reason it could not be attached (logged once).
     last_err: String,
+}
+
+/// The node's ports as OpenFlow lists them: vxlan0, then tun0 and the
+/// pods in port order.
+fn of_ports(specs: &[PortSpec], uplink: bool) -> Vec<super::openflow::OfPort> {
+    use super::openflow::OfPort;
+    let mut v = vec![OfPort { ofport: 1, name: "vxlan0".into(), ifname: None, up: uplink }];
+    for s in specs {
+        let (name, ifname) =
+            if s.ifname == TUN0_DP { ("tun0", "tun0") } else { (s.ifname.as_str(), s.ifname.as_str()) };
+        v.push(OfPort { ofport: s.ofport, name: name.into(), ifname: Some(ifname.into()), up: s.up });
+    }
+    v.sort_by_key(|p| p.ofport);
+    v
 }
 
 /// The node's pod ports as a config describes them.
@@ -465,7 +483,21 @@ fn serve(
             let probe = up_rx_probe.clone();
             Arc::new(move || probe.len())
         },
+        dpid: (0x5d9f_u64 << 32) | vtep_ip as u64,
+        of_ports: Arc::new(std::sync::Mutex::new(of_ports(&specs, n.uplink.is_some()))),
     };
+    let mut of_paths = Vec::new();
+    for target in &a.openflow {
+        let l = slowpath::openflow::Listener::bind(target).map_err(|e| format!("sdnfwd run: --openflow {e}"))?;
+        log(&format!("OpenFlow 1.3 on {target} (ovs-ofctl -O OpenFlow13 ... {})", l.client_target()));
+        of_paths.extend(l.path().map(|p| p.to_path_buf()));
+        let sw: Arc<dyn slowpath::openflow::Switch> = Arc::new(control.clone());
+        std::thread::Builder::new()
+            .name("sdnfwd-openflow".into())
+            .spawn(move || l.serve(sw))
+            .map_err(|e| e.to_string())?;
+    }
+    let of_port_list = control.of_ports.clone();
     if let Some(addr) = a.metrics {
         let l = std::net::TcpListener::bind(addr).map_err(|e| format!("sdnfwd run: metrics {addr}: {e}"))?;
         let c = control.clone();
@@ -512,6 +544,7 @@ fn serve(
                     }
                 }
             }
+            *of_port_list.lock().unwrap_or_else(|p| p.into_inner()) = of_ports(&specs, n.uplink.is_some());
         }
         let mut outcome = None;
         if hup.swap(false, Ordering::Relaxed) {
@@ -554,6 +587,9 @@ fn serve(
     }
     log("stopping");
     let _ = std::fs::remove_file(&socket);
+    for p in &of_paths {
+        let _ = std::fs::remove_file(p);
+    }
     stop.store(true, Ordering::Relaxed);
     let mut finished = Vec::new();
     for h in handles {

@@ -141,7 +141,8 @@ pub enum Action {
         /// Mask; the field's full mask when none was written.
         mask: u64,
     },
-    /// `note:XX.XX...` (bytes as written; printing pads as OVS does).
+    /// `note:XX.XX...`: the bytes padded as OVS stores them (NXAST_NOTE's
+    /// payload: 6 + 8k bytes).
     Note(Vec<u8>),
 }
 

@@ -341,7 +341,7 @@ fn parse_action<'a>(tok: &Token<'a>) -> Res<Option<Action>> {
             for i in (0..hex.len()).step_by(2) {
                 bytes.push(u8::from_str_radix(&hex[i..i + 2], 16).unwrap_or(0));
             }
-            Action::Note(bytes)
+            Action::Note(padded_note(&bytes))
         }
         _ => return err(col, format!("unsupported action `{name}`")),
     }))

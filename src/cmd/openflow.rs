@@ -1,0 +1,100 @@
+//! The running node as an OpenFlow switch: `sdnfwd run --openflow
+//! ptcp:PORT[:IP]` (or `punix:PATH`) serves the node's live tables to
+//! `ovs-ofctl -O OpenFlow13` and controllers through
+//! [`slowpath::openflow`]. Flow mods and dumps run on the slow-path thread
+//! (the one owner of the tables; changes are revalidated there at once);
+//! ports and their counters come from the poll loops.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use config::ofctl::FlowCommand;
+use slowpath::ofproto::{FlowModError, Rule};
+use slowpath::openflow::{PortDesc, Switch};
+use slowpath::upcall::{Command, SlowPath};
+
+use super::ctl::Control;
+
+/// A node's port as the OpenFlow view lists it: OpenFlow number, name,
+/// the interface whose address it reports, and whether it is attached.
+#[derive(Clone, Debug)]
+pub struct OfPort {
+    /// OpenFlow port number.
+    pub ofport: u32,
+    /// The name OpenFlow shows (vxlan0, tun0, the pod's veth).
+    pub name: String,
+    /// Interface to read the Ethernet address from (none for vxlan0).
+    pub ifname: Option<String>,
+    /// Attached to a poll loop.
+    pub up: bool,
+}
+
+/// Runs `f` on the slow-path thread and waits for its answer.
+fn call<T: Send + 'static>(c: &Control, f: impl FnOnce(&mut SlowPath) -> T + Send + 'static) -> Result<T, String> {
+    let (tx, rx) = crossbeam_channel::bounded(1);
+    c.slow
+        .send(Command::Call(Box::new(move |s| {
+            let _ = tx.send(f(s));
+        })))
+        .map_err(|_| "the slow path is gone".to_string())?;
+    rx.recv_timeout(Duration::from_secs(30)).map_err(|_| "the slow path did not answer".to_string())
+}
+
+fn mac_of(ifname: &str) -> u64 {
+    std::fs::read_to_string(format!("/sys/class/net/{ifname}/address"))
+        .ok()
+        .and_then(|s| slowpath::tunnel::parse_mac(s.trim()))
+        .unwrap_or(0)
+}
+
+impl Switch for Control {
+    fn datapath_id(&self) -> u64 {
+        self.dpid
+    }
+
+    fn description(&self) -> String {
+        format!("br0 on {} (sdnfwd)", self.node)
+    }
+
+    fn flow_mods(&self, cmds: Vec<FlowCommand>) -> Result<Vec<Result<(), FlowModError>>, String> {
+        call(self, move |s| s.apply_each(&cmds))
+    }
+
+    fn rules(&self) -> Result<Vec<Arc<Rule>>, String> {
+        call(self, |s| {
+            s.credit_rules();
+            s.ofproto.rules(None)
+        })
+    }
+
+    fn ports(&self) -> Result<Vec<PortDesc>, String> {
+        // Counters of every loop's share of a port (queues, shared sends).
+        let mut counters: BTreeMap<u32, fastpath::port::PortCounters> = BTreeMap::new();
+        for (_, ofport, _, pc, _) in super::ctl::port_dumps(self)? {
+            let ofport = if ofport == fastpath::pmd::UPLINK { 1 } else { ofport };
+            let c = counters.entry(ofport).or_default();
+            c.rx_packets += pc.rx_packets;
+            c.rx_bytes += pc.rx_bytes;
+            c.tx_packets += pc.tx_packets;
+            c.tx_bytes += pc.tx_bytes;
+        }
+        let ports = self.of_ports.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        Ok(ports
+            .into_iter()
+            .map(|p| {
+                let c = counters.get(&p.ofport).copied().unwrap_or_default();
+                PortDesc {
+                    port_no: p.ofport,
+                    mac: p.ifname.as_deref().map_or(0, mac_of),
+                    name: p.name,
+                    up: p.up,
+                    rx_packets: c.rx_packets,
+                    tx_packets: c.tx_packets,
+                    rx_bytes: c.rx_bytes,
+                    tx_bytes: c.tx_bytes,
+                }
+            })
+            .collect())
+    }
+}
