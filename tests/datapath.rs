@@ -245,6 +245,12 @@ fn del_flows_takes_effect_on_the_next_packet() {
         })
         .unwrap();
     assert_eq!(rule.n_packets.load(std::sync::atomic::Ordering::Relaxed), 4);
+    // The drop is counted where it happened: table 70's catch-all.
+    for _ in 0..2 {
+        assert!(r.send(port, &bytes).is_empty());
+    }
+    r.slow.credit_rules();
+    assert_eq!(r.slow.table_drops.get(&(70, "drop-rule")), Some(&3), "{:?}", r.slow.table_drops);
 }
 
 #[test]

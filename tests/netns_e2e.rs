@@ -225,8 +225,12 @@ fn control_socket() {
     .expect("node-d");
     let web1 = t.pod("project-a/web-1").unwrap().to_string();
     assert!(t.ping(&web1, "10.131.0.4", 2));
+    // web-1 asks ARP for an address no pod has: table 40's catch-all drops it.
+    assert!(!t.ping(&web1, "10.131.0.99", 1));
     let tables = t.ctl("node-d", &["dump-tables"]).unwrap();
     assert!(tables.contains("table 70: active=5 "), "{tables}");
+    let t40 = tables.lines().find(|l| l.contains("table 40:")).unwrap();
+    assert!(!t40.ends_with(" dropped=0"), "{tables}");
 
     // Metrics: every sample parses; the counters moved.
     let nd = t.node("node-d").unwrap().to_string();
@@ -257,6 +261,8 @@ fn control_socket() {
     assert!(samples.contains_key("sdnfwd_upcall_queue_depth"));
     assert!(samples.keys().any(|k| k.starts_with("sdnfwd_rule_drop_packets_total{table=\"10\"")));
     assert!(samples.keys().any(|k| k.contains("reason=\"no-neighbour\"")));
+    let t40 = "sdnfwd_table_drop_packets_total{table=\"40\",reason=\"drop-rule\"}";
+    assert!(samples.get(t40).is_some_and(|v| *v > 0.0), "{body}");
 
     let flows = t.ctl("node-d", &["dump-flows", "table=70"]).unwrap();
     let db1 = flows.lines().find(|l| l.contains("nw_dst=10.131.0.4")).expect("table 70 rule for db-1");

@@ -96,6 +96,8 @@ impl Publisher {
 struct MfInfo {
     flow: Arc<Megaflow>,
     rules: Vec<RuleRef>,
+    /// Where and why the megaflow's packets are dropped, if they are.
+    drop: Option<crate::DropReason>,
     credited: (u64, u64),
     last_packets: u64,
     last_used: Instant,
@@ -162,6 +164,9 @@ pub struct SlowPath {
     pub flow_limit: usize,
     /// Counters.
     pub stats: UpcallStats,
+    /// Packets the pipeline dropped, by (table, reason label), credited
+    /// from megaflow statistics with the rule counters.
+    pub table_drops: std::collections::BTreeMap<(u8, &'static str), u64>,
 }
 
 impl SlowPath {
@@ -188,6 +193,7 @@ impl SlowPath {
             version,
             flow_limit: DEFAULT_FLOW_LIMIT.min(MAX_FLOW_IDS - 1),
             stats: UpcallStats::default(),
+            table_drops: Default::default(),
         }
     }
 
@@ -279,6 +285,7 @@ impl SlowPath {
                     MfInfo {
                         flow: m.clone(),
                         rules: x.rules.to_vec(),
+                        drop: x.drop,
                         credited,
                         last_packets: credited.0,
                         last_used: Instant::now(),
@@ -291,6 +298,9 @@ impl SlowPath {
                 self.stats.over_limit += 1;
                 for r in &x.rules {
                     r.rule.credit(1, u.len as u64);
+                }
+                if let Some(d) = x.drop {
+                    *self.table_drops.entry((d.table, d.kind.label())).or_default() += 1;
                 }
             }
             let _ = self.replies.get(u.pmd).map(|r| r.try_send(UpcallReply { key: u.key, flow: m }));
@@ -308,6 +318,9 @@ impl SlowPath {
             if dp > 0 {
                 for r in &mf.rules {
                     r.rule.credit(dp, db);
+                }
+                if let Some(d) = mf.drop {
+                    *self.table_drops.entry((d.table, d.kind.label())).or_default() += dp;
                 }
                 mf.credited = (p, b);
             }
@@ -377,6 +390,7 @@ impl SlowPath {
                 let mut info = info.expect("present");
                 info.flow = m;
                 info.rules = x.rules.to_vec();
+                info.drop = x.drop;
                 self.megaflows.insert(id, info);
             } else {
                 self.release_id(id);

@@ -48,6 +48,15 @@ impl DropKind {
             DropKind::NoOutput => "no output",
         }
     }
+
+    /// The reason as a metrics label.
+    pub fn label(self) -> &'static str {
+        match self {
+            DropKind::NoMatch => "no-match",
+            DropKind::Explicit => "drop-rule",
+            DropKind::NoOutput => "no-output",
+        }
+    }
 }
 
 /// Where and why a packet was dropped.

@@ -260,7 +260,16 @@ pub fn handle(c: &Control, line: &str, body: &str) -> Result<String, String> {
                 s.ofproto
                     .table_stats()
                     .iter()
-                    .map(|(t, n, st)| format!("  table {t}: active={n} subtables={st}\n"))
+                    .map(|(t, n, st)| {
+                        let dropped: u64 = s.table_drops.iter().filter(|((x, _), _)| x == t).map(|(_, n)| n).sum();
+                        let lookups: u64 = s
+                            .ofproto
+                            .rules(Some(*t))
+                            .iter()
+                            .map(|r| r.n_packets.load(std::sync::atomic::Ordering::Relaxed))
+                            .sum();
+                        format!("  table {t}: active={n} subtables={st} matched={lookups} dropped={dropped}\n")
+                    })
                     .collect()
             }),
         ),
@@ -351,6 +360,15 @@ pub fn metrics(c: &Control) -> Result<String, String> {
                 "# HELP sdnfwd_rule_drop_packets_total Packets dropped by an OpenFlow rule (no actions).\n\
                  # TYPE sdnfwd_rule_drop_packets_total counter"
             );
+            let _ = writeln!(
+                t,
+                "# HELP sdnfwd_table_drop_packets_total Packets the pipeline dropped, by the table where it ended and why \
+                 (drop-rule: a rule without actions; no-match: no rule matched; no-output: only outputs that go nowhere).\n\
+                 # TYPE sdnfwd_table_drop_packets_total counter"
+            );
+            for ((table, why), n) in &s.table_drops {
+                let _ = writeln!(t, "sdnfwd_table_drop_packets_total{{table=\"{table}\",reason=\"{why}\"}} {n}");
+            }
             for r in s.ofproto.rules(None).iter().filter(|r| r.spec.actions.is_empty()) {
                 let line = r.spec.to_dump_line(None);
                 let what = line.trim_start().trim_end_matches(" actions=drop").replace('"', "'");
