@@ -435,6 +435,10 @@ fn updates_under_load_lose_nothing() {
     let mut lines = std::io::BufReader::new(sink.stdout.take().unwrap()).lines();
     assert_eq!(lines.next().unwrap().unwrap(), "ready");
     let c = cfg.to_string_lossy().into_owned();
+    // CI drives 20 kpps; a manual run can ask for more (BENCHMARKS.md).
+    let env = |k: &str, d: u64| std::env::var(k).ok().and_then(|v| v.parse().ok()).unwrap_or(d);
+    let (rate, count) = (env("SDNFWD_LOAD_RATE", 20_000).to_string(), env("SDNFWD_LOAD_COUNT", 100_000));
+    let count_s = count.to_string();
     let gen_args = [
         "netns",
         "exec",
@@ -454,9 +458,9 @@ fn updates_under_load_lose_nothing() {
         "--flows",
         "16",
         "--rate",
-        "20000",
+        &rate,
         "--count",
-        "100000",
+        &count_s,
         "--seconds",
         "30",
         "--json",
@@ -484,8 +488,9 @@ fn updates_under_load_lose_nothing() {
     sink.wait().unwrap();
     let s: serde_json::Value = serde_json::from_str(&lines.next().unwrap().unwrap()).unwrap();
     assert!(updates >= 10, "only {updates} updates during the run");
-    assert_eq!(g["sent"], 100000, "{g}");
-    assert_eq!(s["stamped"], 100000, "lost under {updates} updates: {s}");
+    eprintln!("updates under load: {updates} updates, generator {g}, sink {s}");
+    assert_eq!(g["sent"], count, "{g}");
+    assert_eq!(s["stamped"], count, "lost under {updates} updates: {s}");
     assert_eq!(s["lost"], 0, "{s}");
     let flows = t.ctl("node-d", &["dump-flows"]).unwrap();
     assert_eq!(flows.lines().count(), 84, "tables not back to the rendering");
