@@ -13,7 +13,6 @@
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::Instant;
 
 use arc_swap::ArcSwap;
 use crossbeam_channel::{Receiver, Sender, TrySendError};
@@ -110,10 +109,17 @@ pub struct TunnelState {
 #[derive(Debug, Default)]
 pub struct Shared {
     /// Megaflows.
-    pub flows: ArcSwap<FlowTable>,
+    pub flows: Arc<ArcSwap<FlowTable>>,
     /// Tunnel and neighbour state.
-    pub tunnel: ArcSwap<TunnelState>,
+    pub tunnel: Arc<ArcSwap<TunnelState>>,
 }
+
+/// A loop's view of what the slow path publishes: the current value kept
+/// between bursts and checked with one atomic load per use (arc-swap's
+/// `Cache`), so that a burst takes no reference count and no debt slot.
+/// The loop refreshes both at the start of every iteration, so a table it
+/// held is let go within one iteration of the slow path's next publish.
+type Cached<T> = arc_swap::Cache<Arc<ArcSwap<T>>, Arc<T>>;
 
 /// Why the datapath dropped a packet.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -237,7 +243,8 @@ pub struct Pmd {
     slots: Vec<Slot>,
     /// OpenFlow port -> slot (u16::MAX: none).
     slot_of: Vec<u16>,
-    shared: Arc<Shared>,
+    flows: Cached<FlowTable>,
+    tunnel: Cached<TunnelState>,
     emc: Emc,
     upcall_tx: Sender<Upcall>,
     reply_rx: Receiver<UpcallReply>,
@@ -254,8 +261,12 @@ pub struct Pmd {
     tcache_tunnel: Option<Arc<TunnelState>>,
     iteration: u64,
     control: Option<Receiver<PmdCommand>>,
-    /// Clock at the start of the last iteration, and whether it was busy.
-    last_clock: Instant,
+    /// The clock (the TSC where it is invariant, through quanta: a few ns
+    /// a read where a vDSO clock_gettime costs tens in a VM).
+    clock: quanta::Clock,
+    /// Clock (raw) at the start of the last iteration, and whether it was
+    /// busy.
+    last_clock: u64,
     last_busy: bool,
     /// Counters.
     pub stats: Arc<PmdStats>,
@@ -288,7 +299,8 @@ impl Pmd {
             pool: FramePool::new(n_frames),
             slots: Vec::new(),
             slot_of: Vec::new(),
-            shared,
+            flows: arc_swap::Cache::new(shared.flows.clone()),
+            tunnel: arc_swap::Cache::new(shared.tunnel.clone()),
             emc: Emc::new(emc_insert_inv_prob),
             upcall_tx,
             reply_rx,
@@ -300,7 +312,8 @@ impl Pmd {
             tcache: Box::new([None; TCACHE]),
             tcache_tunnel: None,
             iteration: 0,
-            last_clock: Instant::now(),
+            clock: quanta::Clock::new(),
+            last_clock: 0,
             last_busy: false,
             control: None,
             stats: Arc::new(PmdStats::default()),
@@ -452,10 +465,14 @@ impl Pmd {
         // iterations read no clock at all.
         let mut start = None;
         if self.last_busy {
-            let now = Instant::now();
-            PmdStats::add(&self.stats.busy_ns, now.duration_since(self.last_clock).as_nanos() as u64);
+            let now = self.clock.raw();
+            PmdStats::add(&self.stats.busy_ns, self.clock.delta_as_nanos(self.last_clock, now));
             start = Some(now);
         }
+        // Let go of what the slow path replaced since the last iteration.
+        self.flows.load();
+        let tunnel = self.tunnel.load();
+        tcache_sync(&mut self.tcache, &mut self.tcache_tunnel, tunnel);
         let mut b = Burst::default();
         let mut got = self.replies(&mut b);
         let mut ids = [0 as FrameId; BURST];
@@ -469,7 +486,7 @@ impl Pmd {
                 s.port.rx(&mut self.pool, &mut ids)
             };
             if n > 0 {
-                start.get_or_insert_with(Instant::now);
+                start.get_or_insert_with(|| self.clock.raw());
                 self.burst(in_port, &ids[..n], &mut b);
                 got += n;
             }
@@ -497,11 +514,15 @@ impl Pmd {
         PmdStats::add(&st.misses, b.misses);
         PmdStats::add(&st.upcalls, b.upcalls);
         PmdStats::add(&st.lost, b.lost);
-        for i in 0..N_DROP {
-            PmdStats::add(&st.drops[i], b.drops[i]);
+        if b.drops != [0; N_DROP] {
+            for i in 0..N_DROP {
+                PmdStats::add(&st.drops[i], b.drops[i]);
+            }
         }
-        for i in 0..N_MALFORMED {
-            PmdStats::add(&st.malformed[i], b.malformed[i]);
+        if b.malformed != [0; N_MALFORMED] {
+            for i in 0..N_MALFORMED {
+                PmdStats::add(&st.malformed[i], b.malformed[i]);
+            }
         }
         st.emc_enabled.store(self.emc.enabled() as u64, Ordering::Relaxed);
         st.emc_auto_disabled.store(self.emc.n_auto_disabled, Ordering::Relaxed);
@@ -521,21 +542,12 @@ impl Pmd {
         }
     }
 
-    /// Empties the VXLAN template cache when the tunnel state changed.
-    #[inline]
-    fn tcache_sync(&mut self, tunnel: &Arc<TunnelState>) {
-        if !self.tcache_tunnel.as_ref().is_some_and(|t| Arc::ptr_eq(t, tunnel)) {
-            self.tcache.fill(None);
-            self.tcache_tunnel = Some(tunnel.clone());
-        }
-    }
-
     #[cold]
     fn replies(&mut self, b: &mut Burst) -> usize {
         let mut n = 0;
         while let Ok(r) = self.reply_rx.try_recv() {
-            let tunnel = self.shared.tunnel.load_full();
-            self.tcache_sync(&tunnel);
+            let tunnel = self.tunnel.load().clone();
+            tcache_sync(&mut self.tcache, &mut self.tcache_tunnel, &tunnel);
             let mut i = 0;
             while i < self.pending.len() {
                 let (f, key, hash, _) = self.pending[i];
@@ -568,8 +580,8 @@ impl Pmd {
     /// the tunnel state changes); drops those that waited too long.
     #[cold]
     fn retry_held(&mut self, b: &mut Burst) {
-        let tunnel = self.shared.tunnel.load_full();
-        self.tcache_sync(&tunnel);
+        let tunnel = self.tunnel.load().clone();
+        tcache_sync(&mut self.tcache, &mut self.tcache_tunnel, &tunnel);
         let changed = !self.held_tunnel.as_ref().is_some_and(|t| Arc::ptr_eq(t, &tunnel));
         self.held_tunnel = Some(tunnel.clone());
         let now = self.iteration;
@@ -626,12 +638,28 @@ impl Pmd {
     /// EMC for all, the classifier for the rest, then run the actions in
     /// arrival order and upcall the misses; EMC insertions last.
     fn burst(&mut self, in_port: u32, frames: &[FrameId], b: &mut Burst) {
-        let table = self.shared.flows.load();
-        let tunnel = self.shared.tunnel.load_full();
-        self.tcache_sync(&tunnel);
         let Pmd {
-            pool, slots, slot_of, emc, pending, upcall_tx, id, iteration, stats, held, tcache, keys, hashes, ..
+            pool,
+            slots,
+            slot_of,
+            emc,
+            pending,
+            upcall_tx,
+            id,
+            iteration,
+            stats,
+            held,
+            tcache,
+            tcache_tunnel,
+            keys,
+            hashes,
+            flows,
+            tunnel,
+            ..
         } = self;
+        let table: &FlowTable = flows.load();
+        let tunnel: &Arc<TunnelState> = tunnel.load();
+        tcache_sync(tcache, tcache_tunnel, tunnel);
         let n = frames.len().min(BURST);
         // Stage 1: keys (frames not for the datapath are dropped here).
         let mut live = 0u32;
@@ -723,7 +751,7 @@ impl Pmd {
                     _ => break,
                 }
             }
-            x.execute_run(&tunnel, mf, frames, hashes, &run[..k], b);
+            x.execute_run(tunnel, mf, frames, hashes, &run[..k], b);
         }
         // Stage 5: EMC bookkeeping and insertions.
         emc.count_hits(emc_hits);
@@ -741,6 +769,19 @@ impl Pmd {
                 cls.credit(r, c);
             }
         }
+    }
+}
+
+/// Empties the VXLAN template cache when the tunnel state changed.
+#[inline]
+fn tcache_sync(
+    tcache: &mut [Option<(u32, u32, wire::VxlanTemplate)>; TCACHE],
+    cached_for: &mut Option<Arc<TunnelState>>,
+    tunnel: &Arc<TunnelState>,
+) {
+    if !cached_for.as_ref().is_some_and(|t| Arc::ptr_eq(t, tunnel)) {
+        tcache.fill(None);
+        *cached_for = Some(tunnel.clone());
     }
 }
 

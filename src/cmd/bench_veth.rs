@@ -275,6 +275,43 @@ impl Drop for Ovs {
     }
 }
 
+/// The kernel's VXLAN path for the bridge (as a flannel-style node
+/// tunnels): a VXLAN device on the bridge with project-a's VNI, this
+/// node's VTEP as source, and web-2's MAC pinned behind node-b's VTEP in
+/// the forwarding database, so that the bridge encapsulates frames to
+/// web-2 and decapsulates VXLAN from node-b to the local pods.
+fn kernel_vxlan(lab: &mut Lab, dut: &str) -> Result<(), String> {
+    let c = config::yaml::Cluster::default_cluster();
+    let vni = c.vnid("project-a").ok_or("project-a has no VNID")?.to_string();
+    let (_, web2) = c.find_pod("project-a/web-2").ok_or("no pod project-a/web-2")?;
+    let web2_mac = fastpath::wire::fmt_mac(web2.mac());
+    let port = c.vxlan_port().to_string();
+    lab.ip(
+        Some(dut),
+        &[
+            "link",
+            "add",
+            "vxlan0",
+            "type",
+            "vxlan",
+            "id",
+            &vni,
+            "local",
+            "172.16.1.25",
+            "dstport",
+            &port,
+            "dev",
+            "eth0",
+            "nolearning",
+        ],
+    )?;
+    lab.ip(Some(dut), &["link", "set", "vxlan0", "master", "br0"])?;
+    lab.ip(Some(dut), &["link", "set", "vxlan0", "up"])?;
+    lab.exec(dut, "bridge", &["fdb", "add", &web2_mac, "dev", "vxlan0", "dst", "172.16.1.16", "self", "permanent"])?;
+    lab.exec(dut, "bridge", &["fdb", "add", &web2_mac, "dev", "vxlan0", "master", "static"])?;
+    Ok(())
+}
+
 /// A number after `key` in a text (first occurrence).
 fn number_after(text: &str, key: &str) -> Option<f64> {
     let i = text.find(key)? + key.len();
@@ -322,9 +359,9 @@ pub fn bench_veth(a: BenchVethArgs) -> Result<ExitCode, String> {
         Scenario::PodRemote => ("eth0", "x0", "vethw1", "eth0"),
         Scenario::RemotePod => ("x0", "eth0", "eth0", "vethd1"),
     };
-    if a.scenario != Scenario::PodPod && matches!(a.forwarder, Forwarder::OvsAfxdp | Forwarder::Kernel) {
+    if a.scenario != Scenario::PodPod && a.forwarder == Forwarder::OvsAfxdp {
         return Err(format!(
-            "bench-veth: {:?} with {:?} is not set up yet (OVS userspace tunnelling and the kernel's VXLAN path)",
+            "bench-veth: {:?} with {:?} is not set up yet (OVS userspace tunnelling)",
             a.scenario, a.forwarder
         ));
     }
@@ -358,7 +395,10 @@ pub fn bench_veth(a: BenchVethArgs) -> Result<ExitCode, String> {
             for v in ["vethw1", "vethd1"] {
                 lab.ip(Some(&dut), &["link", "set", v, "master", "br0"])?;
             }
-            let (p, _) = spawn_ready(&dut, &pktgen, &["pass", "--iface", "vethw1"], "ready")?;
+            if a.scenario != Scenario::PodPod {
+                kernel_vxlan(&mut lab, &dut)?;
+            }
+            let (p, _) = spawn_ready(&dut, &pktgen, &["pass", "--iface", fwd_in], "ready")?;
             held.push(p);
         }
         Forwarder::OvsAfxdp => {
