@@ -6,8 +6,11 @@
 //!
 //! - `sdnfwd`: `sdnfwd run` with the rendered node-d table, one poll loop;
 //! - `ovs-afxdp`: Open vSwitch's userspace datapath with `afxdp` ports and
-//!   the same flows (`ovs-ofctl -O OpenFlow13 add-flows`), one PMD;
-//! - `kernel`: a Linux bridge (the path a flannel-style node takes);
+//!   the same flows (`ovs-ofctl -O OpenFlow13 add-flows`), one PMD; for
+//!   the tunnel scenarios with OVS's userspace VXLAN (vxlan0 on br0, the
+//!   uplink on br-phy);
+//! - `kernel`: a Linux bridge (the path a flannel-style node takes), with
+//!   a kernel VXLAN device on it for the tunnel scenarios;
 //! - `bare-xsk`: `pktgen fwd`, an AF_XDP receive→send loop without lookup.
 //!
 //! The generator runs XDP live frames from web-1's namespace (a pass
@@ -182,7 +185,12 @@ impl Ovs {
         self.dir.join(f).to_string_lossy().into_owned()
     }
 
-    fn start(ns: &str, tag: &str, core: usize, flows: &str) -> Result<Ovs, String> {
+    /// `uplink_mac`: also OVS's userspace tunnelling, as an OVS-based node
+    /// does it: vxlan0 (port 1, flow-based remote and key) on br0, and a
+    /// second bridge br-phy holding the uplink `eth0` (afxdp) whose
+    /// internal port carries the node's VTEP address and the uplink's MAC,
+    /// with node-b's VTEP in OVS's tunnel neighbour table.
+    fn start(ns: &str, tag: &str, core: usize, flows: &str, uplink_mac: Option<&str>) -> Result<Ovs, String> {
         let dir = std::env::temp_dir().join(format!("{tag}-ovs"));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
@@ -238,6 +246,47 @@ impl Ovs {
                 &format!("ofport_request={ofport}"),
                 "options:xdp-mode=native",
             ])?;
+        }
+        if let Some(mac) = uplink_mac {
+            o.vsctl(&[
+                "add-port",
+                "br0",
+                "vxlan0",
+                "--",
+                "set",
+                "interface",
+                "vxlan0",
+                "type=vxlan",
+                "options:remote_ip=flow",
+                "options:key=flow",
+                "options:dst_port=4789",
+                "ofport_request=1",
+            ])?;
+            o.vsctl(&[
+                "add-br",
+                "br-phy",
+                "--",
+                "set",
+                "bridge",
+                "br-phy",
+                "datapath_type=netdev",
+                &format!("other-config:hwaddr={mac}"),
+                "--",
+                "add-port",
+                "br-phy",
+                "eth0",
+                "--",
+                "set",
+                "interface",
+                "eth0",
+                "type=afxdp",
+                "options:xdp-mode=native",
+            ])?;
+            o.cmd("ip", &["addr", "del", "172.16.1.25/24", "dev", "eth0"])?;
+            o.cmd("ip", &["addr", "add", "172.16.1.25/24", "dev", "br-phy"])?;
+            o.cmd("ip", &["link", "set", "br-phy", "up"])?;
+            o.appctl(&["ovs/route/add", "172.16.1.0/24", "br-phy"])?;
+            o.appctl(&["tnl/arp/set", "br-phy", "172.16.1.16", "02:00:00:00:01:16"])?;
         }
         let f = o.p("flows.txt");
         std::fs::write(&f, flows).map_err(|e| e.to_string())?;
@@ -359,12 +408,6 @@ pub fn bench_veth(a: BenchVethArgs) -> Result<ExitCode, String> {
         Scenario::PodRemote => ("eth0", "x0", "vethw1", "eth0"),
         Scenario::RemotePod => ("x0", "eth0", "eth0", "vethd1"),
     };
-    if a.scenario != Scenario::PodPod && a.forwarder == Forwarder::OvsAfxdp {
-        return Err(format!(
-            "bench-veth: {:?} with {:?} is not set up yet (OVS userspace tunnelling)",
-            a.scenario, a.forwarder
-        ));
-    }
     let cfg = std::env::temp_dir().join(format!("{}-cluster.yaml", lab.prefix()));
     std::fs::write(&cfg, config::yaml::DEFAULT_CLUSTER).map_err(|e| e.to_string())?;
     let cfg_s = cfg.to_string_lossy().into_owned();
@@ -405,7 +448,8 @@ pub fn bench_veth(a: BenchVethArgs) -> Result<ExitCode, String> {
             let r = config::render::render(&config::yaml::Cluster::default_cluster(), "node-d")
                 .map_err(|e| e.to_string())?;
             let text: String = r.flows.iter().map(|f| f.to_dump_line(None).trim_start().to_string() + "\n").collect();
-            ovs = Some(Ovs::start(&dut, lab.prefix(), a.fwd_core, &text)?);
+            let tunnel = (a.scenario != Scenario::PodPod).then_some(dut_mac.as_str());
+            ovs = Some(Ovs::start(&dut, lab.prefix(), a.fwd_core, &text, tunnel)?);
         }
     }
     let secs = format!("{}", a.seconds + 4.0);
