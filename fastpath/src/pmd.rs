@@ -772,6 +772,12 @@ impl Pmd {
     }
 }
 
+/// The template cache slot of a (VTEP, VNI).
+#[inline]
+fn tcache_slot(dst: u32, vni: u32) -> usize {
+    ((dst ^ vni.rotate_left(11)).wrapping_mul(0x9e37_79b1) >> 26) as usize & (TCACHE - 1)
+}
+
 /// Empties the VXLAN template cache when the tunnel state changed.
 #[inline]
 fn tcache_sync(
@@ -872,7 +878,7 @@ impl Exec<'_> {
     /// is not resolved yet. Returns whether `g` is ready to send.
     #[inline]
     fn push_vxlan(&mut self, tunnel: &TunnelState, g: FrameId, dst: u32, vni: u32, sport: u16, b: &mut Burst) -> bool {
-        let slot = ((dst ^ vni.rotate_left(11)).wrapping_mul(0x9e37_79b1) >> 26) as usize & (TCACHE - 1);
+        let slot = tcache_slot(dst, vni);
         if let Some((d, v, t)) = &self.tcache[slot] {
             if *d == dst && *v == vni {
                 let inner = self.pool.len(g);
@@ -984,6 +990,30 @@ impl Exec<'_> {
                 s.n = n;
             }
             [DpAction::TunnelPush { vni, dst, .. }] => {
+                // The template is looked up once for the run; a miss (or
+                // an unresolved neighbour) goes frame by frame below.
+                let slot = tcache_slot(dst, vni);
+                if let Some((d, v, t)) = &self.tcache[slot] {
+                    if *d == dst && *v == vni {
+                        for &i in run {
+                            let (f, sport) = (frames[i as usize], wire::vxlan_src_port(hashes[i as usize]));
+                            let inner = self.pool.len(f);
+                            match self.pool.push_front(f, wire::VXLAN_ENCAP_LEN) {
+                                Some(o) => {
+                                    t.write(o, inner, sport);
+                                    out[k] = f;
+                                    k += 1;
+                                }
+                                None => {
+                                    self.pool.free(f);
+                                    b.drops[DropReason::NoBuffer as usize] += 1;
+                                }
+                            }
+                        }
+                        self.emit_run(UPLINK, &out[..k], b);
+                        return;
+                    }
+                }
                 for &i in run {
                     let (f, sport) = (frames[i as usize], wire::vxlan_src_port(hashes[i as usize]));
                     if self.push_vxlan(tunnel, f, dst, vni, sport, b) {
