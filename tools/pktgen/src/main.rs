@@ -19,7 +19,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 use fastpath::pool::FramePool;
 use fastpath::port::Port;
 use fastpath::wire;
-use fastpath::xsk::{monotonic_ns, GenLayout, XdpGenerator, XskConfig, XskPort};
+use fastpath::xsk::{monotonic_ns, GenLayout, PacketSocket, XdpGenerator, XskConfig, XskPort, PACKET_BATCH};
 use serde_json::json;
 
 /// Payload magic in front of the stamp.
@@ -34,12 +34,14 @@ struct Cli {
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 enum Mode {
-    /// XDP live frames, else AF_XDP TX.
+    /// XDP live frames, else AF_XDP TX, else AF_PACKET.
     Auto,
     /// BPF_PROG_RUN with BPF_F_TEST_XDP_LIVE_FRAMES.
     Xdp,
     /// An AF_XDP socket's TX ring.
     Xsk,
+    /// An AF_PACKET socket (`sendmmsg`).
+    Packet,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -250,7 +252,7 @@ fn gen(a: GenArgs) -> Result<ExitCode, String> {
     let limit = a.count.unwrap_or(u64::MAX);
     let end = Duration::from_secs_f64(a.seconds);
     let use_xdp = match a.mode {
-        Mode::Xsk => None,
+        Mode::Xsk | Mode::Packet => None,
         Mode::Xdp | Mode::Auto => match XdpGenerator::new(&a.iface, frame.clone(), layout) {
             Ok(mut g) => match g.run(1) {
                 Ok(()) => Some(g),
@@ -267,7 +269,28 @@ fn gen(a: GenArgs) -> Result<ExitCode, String> {
             Err(e) => return Err(format!("pktgen: {}: {e}", a.iface)),
         },
     };
-    let mode = if use_xdp.is_some() { "xdp-live-frames" } else { "af_xdp-tx" };
+    // The sockets are opened before the clock starts, so that the pacer
+    // does not owe a burst for the set-up time.
+    let mut xsk = None;
+    let mut packet = None;
+    if use_xdp.is_none() {
+        match a.mode {
+            Mode::Packet => packet = Some(PacketSocket::open(&a.iface).map_err(|e| format!("pktgen: {e}"))?),
+            _ => match XskPort::open(&XskConfig::new(&a.iface)) {
+                Ok(p) => xsk = Some(p),
+                Err(e) if a.mode == Mode::Auto => {
+                    eprintln!("pktgen: AF_XDP unavailable ({e}); falling back to AF_PACKET");
+                    packet = Some(PacketSocket::open(&a.iface).map_err(|e| format!("pktgen: {e}"))?);
+                }
+                Err(e) => return Err(format!("pktgen: {e}")),
+            },
+        }
+    }
+    let mode = match (&use_xdp, &xsk) {
+        (Some(_), _) => "xdp-live-frames",
+        (None, Some(_)) => "af_xdp-tx",
+        (None, None) => "af_packet",
+    };
     eprintln!(
         "pktgen: {} on {} ({} bytes, {} flow(s){})",
         mode,
@@ -276,12 +299,6 @@ fn gen(a: GenArgs) -> Result<ExitCode, String> {
         layout.flows,
         if use_xdp.is_some() { "; the peer needs a native XDP program" } else { "" }
     );
-    // The AF_XDP socket is opened before the clock starts, so that the
-    // pacer does not owe a burst for the set-up time.
-    let mut xsk = match use_xdp {
-        Some(_) => None,
-        None => Some(XskPort::open(&XskConfig::new(&a.iface)).map_err(|e| format!("pktgen: {e}"))?),
-    };
     let t0 = Instant::now();
     let mut pacer = Pacer { rate: a.rate, t0, sent: 0, forgiven: 0 };
     let mut last = (t0, 0u64);
@@ -314,6 +331,32 @@ fn gen(a: GenArgs) -> Result<ExitCode, String> {
                 progress(pacer.sent, &mut last);
             }
             pacer.sent = g.generated() - base;
+        }
+        None if packet.is_some() => {
+            let sock = packet.as_mut().ok_or("no AF_PACKET socket")?;
+            let mut bufs: Vec<Vec<u8>> = vec![frame.clone(); PACKET_BATCH];
+            let mut seq = 0u64;
+            while pacer.sent < limit && t0.elapsed() < end {
+                let n = pacer.allow((PACKET_BATCH as u64).min(limit - pacer.sent)) as usize;
+                if n == 0 {
+                    std::thread::sleep(Duration::from_micros(100));
+                    continue;
+                }
+                let now = monotonic_ns();
+                for (i, b) in bufs[..n].iter_mut().enumerate() {
+                    stamp(b, &layout, seq + i as u64, now);
+                }
+                let refs: [&[u8]; PACKET_BATCH] = std::array::from_fn(|i| bufs[i].as_slice());
+                let sent = sock.send(&refs[..n]).map_err(|e| format!("pktgen: {e}"))?;
+                if sent == 0 {
+                    std::thread::sleep(Duration::from_micros(50));
+                }
+                // Frames the kernel did not take are stamped again next
+                // round with the same sequence numbers.
+                seq += sent as u64;
+                pacer.sent += sent as u64;
+                progress(pacer.sent, &mut last);
+            }
         }
         None => {
             let port = xsk.as_mut().ok_or("no AF_XDP socket")?;

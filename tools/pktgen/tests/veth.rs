@@ -1,6 +1,6 @@
 //! pktgen against its own sink over a veth pair in two namespaces the test
 //! creates: every frame sent arrives once, in order, with a plausible
-//! latency, in both generator modes (XDP live frames and AF_XDP TX).
+//! latency, in every generator mode (XDP live frames, AF_XDP TX, AF_PACKET).
 //! Needs root (CI has it): without it the test fails, it does not skip.
 
 use std::io::{BufRead, BufReader};
@@ -100,4 +100,11 @@ fn af_xdp_tx_to_sink() {
     let (g, s) = one_run("xsk", "spk");
     assert_eq!(g["mode"], "af_xdp-tx");
     check("xsk", &g, &s);
+}
+
+#[test]
+fn af_packet_to_sink() {
+    let (g, s) = one_run("packet", "spp");
+    assert_eq!(g["mode"], "af_packet");
+    check("packet", &g, &s);
 }
