@@ -7,6 +7,8 @@
 //! dropped and counted; SIGINT leaves nothing behind. The same checks as
 //! `sdnfwd demo`. Needs root (CI has it): without it the test fails.
 
+mod common;
+
 use std::path::PathBuf;
 
 use sdnfwd::netns::run;
@@ -346,15 +348,7 @@ fn control_socket() {
         assert!(o.status.success(), "ovs-ofctl {args:?}: {}", String::from_utf8_lossy(&o.stderr));
         String::from_utf8_lossy(&o.stdout).into_owned()
     };
-    let no_durations = |d: &str| -> Vec<String> {
-        let mut v: Vec<String> = d
-            .lines()
-            .filter(|l| l.starts_with(" cookie="))
-            .map(|l| l.split(", ").filter(|p| !p.starts_with("duration=")).collect::<Vec<_>>().join(", "))
-            .collect();
-        v.sort();
-        v
-    };
+    let no_durations = common::flows_without_durations;
     let tcp = "tcp:127.0.0.1:6653";
     let unix = format!("unix:{of_unix}");
     let rendered = std::path::PathBuf::from(format!("{}.flows", t.socket("node-d")));

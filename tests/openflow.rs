@@ -36,17 +36,7 @@ fn ok(args: &[&str]) -> String {
     out
 }
 
-/// Flow lines of a dump without their durations, sorted (OVS dumps in
-/// classifier order, sdnfwd in table and insertion order).
-fn flows(dump: &str) -> Vec<String> {
-    let mut v: Vec<String> = dump
-        .lines()
-        .filter(|l| l.starts_with(" cookie="))
-        .map(|l| l.split(", ").filter(|p| !p.starts_with("duration=")).collect::<Vec<_>>().join(", "))
-        .collect();
-    v.sort();
-    v
-}
+use common::flows_without_durations as flows;
 
 fn serve(target: &str, ports: Vec<PortDesc>) -> (String, Arc<TableSwitch>) {
     let l = Listener::bind(target).unwrap();

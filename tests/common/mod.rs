@@ -28,3 +28,17 @@ impl Rng {
         self.below(100) < pct
     }
 }
+
+/// The flow lines of a dump (`ovs-ofctl dump-flows`, `sdnfwd ctl
+/// dump-flows`) without their durations, sorted: what two dumps of the
+/// same tables share (Open vSwitch dumps in classifier order, sdnfwd in
+/// table and insertion order).
+pub fn flows_without_durations(dump: &str) -> Vec<String> {
+    let mut v: Vec<String> = dump
+        .lines()
+        .filter(|l| l.starts_with(" cookie="))
+        .map(|l| l.split(", ").filter(|p| !p.starts_with("duration=")).collect::<Vec<_>>().join(", "))
+        .collect();
+    v.sort();
+    v
+}
