@@ -352,12 +352,7 @@ fn control_socket() {
     let tcp = "tcp:127.0.0.1:6653";
     let unix = format!("unix:{of_unix}");
     let rendered = std::path::PathBuf::from(format!("{}.flows", t.socket("node-d")));
-    let text: String = config::render::render(&t.cluster, "node-d")
-        .unwrap()
-        .flows
-        .iter()
-        .map(|f| f.to_dump_line(None).trim_start().to_string() + "\n")
-        .collect();
+    let text = config::ofctl::flow_file(&config::render::render(&t.cluster, "node-d").unwrap().flows);
     std::fs::write(&rendered, text).unwrap();
     // Counters settle first (the slow path credits them every 100 ms).
     std::thread::sleep(std::time::Duration::from_millis(300));

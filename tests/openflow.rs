@@ -78,15 +78,16 @@ fn ovs_ofctl_programs_sdnfwd_as_it_programs_ovs() {
     };
     let c = Cluster::default_cluster();
     let rendered = config::render::render(&c, "node-d").unwrap();
-    let text: String = rendered.flows.iter().map(|f| f.to_dump_line(None).trim_start().to_string() + "\n").collect();
-    let seed: String = config::ofctl::parse_flow_file(include_str!("data/seed001.dump"))
+    let text = config::ofctl::flow_file(&rendered.flows);
+    let seed_flows: Vec<config::ofctl::FlowSpec> = config::ofctl::parse_flow_file(include_str!("data/seed001.dump"))
         .unwrap()
         .into_iter()
         .map(|(_, c)| match c {
-            config::ofctl::FlowCommand::Add(f) => f.to_dump_line(None).trim_start().to_string() + "\n",
+            config::ofctl::FlowCommand::Add(f) => f,
             other => panic!("{other:?}"),
         })
         .collect();
+    let seed = config::ofctl::flow_file(&seed_flows);
     let extra = "table=70, priority=200, cookie=0xabc, ip, nw_dst=10.131.0.9, actions=load:0x7->NXM_NX_REG1[],load:0x9->NXM_NX_REG2[],goto_table:80\n\
                  table=70, priority=201, cookie=0xabd, tcp, nw_dst=10.131.0.9, tp_dst=80, actions=drop\n\
                  table=21, priority=300, cookie=0xabc, udp, nw_src=10.131.0.0/24, tp_src=0x1000/0xf000, actions=note:de.ad.be.ef,goto_table:30\n";

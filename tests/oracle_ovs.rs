@@ -42,7 +42,7 @@ fn run_oracle(name: &str, flows: &[FlowSpec], cluster: &Cluster, node: &str, see
     let of_ports: BTreeSet<u32> = [1, 2].into_iter().chain(ports.iter().copied()).collect();
     ports.insert(9); // an in_port that no flow knows
     let ovs = Ovs::start(&ports.iter().copied().collect::<Vec<_>>());
-    let text: String = flows.iter().map(|f| f.to_dump_line(None).trim_start().to_string() + "\n").collect();
+    let text = config::ofctl::flow_file(flows);
     ovs.add_flows(&text);
     // OVS reads back what we printed and dumps it the way we print it.
     let strip = |l: &str| {

@@ -469,10 +469,10 @@ impl Pmd {
             PmdStats::add(&self.stats.busy_ns, self.clock.delta_as_nanos(self.last_clock, now));
             start = Some(now);
         }
-        // Let go of what the slow path replaced since the last iteration.
+        // Let go of what the slow path replaced since the last iteration
+        // (the VXLAN templates follow the tunnel state where it is used).
         self.flows.load();
-        let tunnel = self.tunnel.load();
-        tcache_sync(&mut self.tcache, &mut self.tcache_tunnel, tunnel);
+        self.tunnel.load();
         let mut b = Burst::default();
         let mut got = self.replies(&mut b);
         let mut ids = [0 as FrameId; BURST];
@@ -778,6 +778,19 @@ fn tcache_slot(dst: u32, vni: u32) -> usize {
     ((dst ^ vni.rotate_left(11)).wrapping_mul(0x9e37_79b1) >> 26) as usize & (TCACHE - 1)
 }
 
+/// The cached VXLAN template for (`dst`, `vni`), if there is one.
+#[inline]
+fn template(
+    tcache: &[Option<(u32, u32, wire::VxlanTemplate)>; TCACHE],
+    dst: u32,
+    vni: u32,
+) -> Option<&wire::VxlanTemplate> {
+    match &tcache[tcache_slot(dst, vni)] {
+        Some((d, v, t)) if *d == dst && *v == vni => Some(t),
+        _ => None,
+    }
+}
+
 /// Empties the VXLAN template cache when the tunnel state changed.
 #[inline]
 fn tcache_sync(
@@ -874,22 +887,30 @@ struct Exec<'a> {
 }
 
 impl Exec<'_> {
+    /// Writes the VXLAN header `t` in front of `g`; returns whether `g` is
+    /// ready to send (no headroom: freed and counted).
+    #[inline]
+    fn encap(pool: &mut FramePool, t: &wire::VxlanTemplate, g: FrameId, sport: u16, b: &mut Burst) -> bool {
+        let inner = pool.len(g);
+        match pool.push_front(g, wire::VXLAN_ENCAP_LEN) {
+            Some(d) => {
+                t.write(d, inner, sport);
+                true
+            }
+            None => {
+                pool.free(g);
+                b.drops[DropReason::NoBuffer as usize] += 1;
+                false
+            }
+        }
+    }
+
     /// Encapsulates `g` towards `dst`; holds it (bounded) when the next hop
     /// is not resolved yet. Returns whether `g` is ready to send.
     #[inline]
     fn push_vxlan(&mut self, tunnel: &TunnelState, g: FrameId, dst: u32, vni: u32, sport: u16, b: &mut Burst) -> bool {
-        let slot = tcache_slot(dst, vni);
-        if let Some((d, v, t)) = &self.tcache[slot] {
-            if *d == dst && *v == vni {
-                let inner = self.pool.len(g);
-                if let Some(out) = self.pool.push_front(g, wire::VXLAN_ENCAP_LEN) {
-                    t.write(out, inner, sport);
-                    return true;
-                }
-                self.pool.free(g);
-                b.drops[DropReason::NoBuffer as usize] += 1;
-                return false;
-            }
+        if let Some(t) = template(self.tcache, dst, vni) {
+            return Self::encap(self.pool, t, g, sport, b);
         }
         let Some(vtep) = tunnel.vtep else {
             self.pool.free(g);
@@ -907,19 +928,8 @@ impl Exec<'_> {
             return false;
         };
         let t = wire::VxlanTemplate::new(tunnel.local_mac, mac, vtep.ip, dst, vtep.udp_port, vni);
-        self.tcache[slot] = Some((dst, vni, t));
-        let inner = self.pool.len(g);
-        match self.pool.push_front(g, wire::VXLAN_ENCAP_LEN) {
-            Some(d) => {
-                t.write(d, inner, sport);
-                true
-            }
-            None => {
-                self.pool.free(g);
-                b.drops[DropReason::NoBuffer as usize] += 1;
-                false
-            }
-        }
+        self.tcache[tcache_slot(dst, vni)] = Some((dst, vni, t));
+        Self::encap(self.pool, &t, g, sport, b)
     }
 
     #[inline]
@@ -992,27 +1002,16 @@ impl Exec<'_> {
             [DpAction::TunnelPush { vni, dst, .. }] => {
                 // The template is looked up once for the run; a miss (or
                 // an unresolved neighbour) goes frame by frame below.
-                let slot = tcache_slot(dst, vni);
-                if let Some((d, v, t)) = &self.tcache[slot] {
-                    if *d == dst && *v == vni {
-                        for &i in run {
-                            let (f, sport) = (frames[i as usize], wire::vxlan_src_port(hashes[i as usize]));
-                            let inner = self.pool.len(f);
-                            match self.pool.push_front(f, wire::VXLAN_ENCAP_LEN) {
-                                Some(o) => {
-                                    t.write(o, inner, sport);
-                                    out[k] = f;
-                                    k += 1;
-                                }
-                                None => {
-                                    self.pool.free(f);
-                                    b.drops[DropReason::NoBuffer as usize] += 1;
-                                }
-                            }
+                if let Some(t) = template(self.tcache, dst, vni) {
+                    for &i in run {
+                        let (f, sport) = (frames[i as usize], wire::vxlan_src_port(hashes[i as usize]));
+                        if Self::encap(self.pool, t, f, sport, b) {
+                            out[k] = f;
+                            k += 1;
                         }
-                        self.emit_run(UPLINK, &out[..k], b);
-                        return;
                     }
+                    self.emit_run(UPLINK, &out[..k], b);
+                    return;
                 }
                 for &i in run {
                     let (f, sport) = (frames[i as usize], wire::vxlan_src_port(hashes[i as usize]));

@@ -123,10 +123,10 @@ pub fn openflow_message(data: &[u8]) {
     if data.len() >= 16 {
         let _ = codec::decode_flow_filter(&data[16..]);
     }
-    if let Ok(fm) = codec::decode_flow_mod(data) {
-        let again = codec::decode_flow_mod(&codec::encode_flow_mod(&fm.cmd, 1));
-        assert_eq!(again.map(|f| f.cmd).as_ref(), Ok(&fm.cmd), "re-encoded FLOW_MOD decodes differently");
+    if let Ok(cmd) = codec::decode_flow_mod(data) {
+        let again = codec::decode_flow_mod(&codec::encode_flow_mod(&cmd, 1));
+        assert_eq!(again.as_ref(), Ok(&cmd), "re-encoded FLOW_MOD decodes differently");
         let mut of = Ofproto::new();
-        let _ = of.apply(&[fm.cmd]);
+        let _ = of.apply(&[cmd]);
     }
 }

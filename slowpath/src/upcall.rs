@@ -116,16 +116,11 @@ pub enum Command {
     /// (`ovs-ofctl replace-flows`), as one bundle; answers how many
     /// commands that took.
     ReplaceFlows(Vec<config::ofctl::FlowSpec>, Sender<Result<usize, crate::ofproto::FlowModError>>),
-    /// Run a read-only query on the slow path's state (the control
-    /// socket's dump-flows, dump-megaflows, trace) and send its text back.
-    Query(Query, Sender<String>),
-    /// Run a closure on the slow path (it answers through what it
-    /// captured): the OpenFlow listener's flow mods and flow dumps.
+    /// Run a closure on the slow path's state (it answers through what it
+    /// captured): the control socket's and the OpenFlow listener's dumps,
+    /// traces and flow mods.
     Call(Box<dyn FnOnce(&mut SlowPath) + Send>),
 }
-
-/// A query run on the slow-path thread.
-pub type Query = Box<dyn FnOnce(&SlowPath) -> String + Send>;
 
 /// Counters of the slow path.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -432,10 +427,6 @@ impl SlowPath {
                 let r = self.ofproto.apply(&cmds).map(|_| cmds.len());
                 self.revalidate();
                 let _ = reply.send(r);
-            }
-            Command::Query(q, reply) => {
-                self.credit_rules();
-                let _ = reply.send(q(self));
             }
             Command::Call(f) => f(self),
             Command::Ports(p) => {

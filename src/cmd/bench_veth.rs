@@ -334,7 +334,7 @@ impl Drop for Ovs {
 /// node's VTEP as source, and web-2's MAC pinned behind node-b's VTEP in
 /// the forwarding database, so that the bridge encapsulates frames to
 /// web-2 and decapsulates VXLAN from node-b to the local pods.
-fn kernel_vxlan(lab: &mut Lab, dut: &str) -> Result<(), String> {
+fn kernel_vxlan(lab: &Lab, dut: &str) -> Result<(), String> {
     let c = config::yaml::Cluster::default_cluster();
     let vni = c.vnid("project-a").ok_or("project-a has no VNID")?.to_string();
     let (_, web2) = c.find_pod("project-a/web-2").ok_or("no pod project-a/web-2")?;
@@ -444,7 +444,7 @@ pub fn bench_veth(a: BenchVethArgs) -> Result<ExitCode, String> {
                 lab.ip(Some(&dut), &["link", "set", v, "master", "br0"])?;
             }
             if a.scenario != Scenario::PodPod {
-                kernel_vxlan(&mut lab, &dut)?;
+                kernel_vxlan(&lab, &dut)?;
             }
             let (p, _) = spawn_ready(&dut, &pktgen, &["pass", "--iface", fwd_in], "ready")?;
             held.push(p);
@@ -452,7 +452,7 @@ pub fn bench_veth(a: BenchVethArgs) -> Result<ExitCode, String> {
         Forwarder::OvsAfxdp => {
             let r = config::render::render(&config::yaml::Cluster::default_cluster(), "node-d")
                 .map_err(|e| e.to_string())?;
-            let text: String = r.flows.iter().map(|f| f.to_dump_line(None).trim_start().to_string() + "\n").collect();
+            let text = config::ofctl::flow_file(&r.flows);
             let tunnel = (a.scenario != Scenario::PodPod).then_some(dut_mac.as_str());
             ovs = Some(Ovs::start(&dut, lab.prefix(), a.fwd_core, &text, tunnel)?);
         }

@@ -22,7 +22,7 @@ use config::ofctl::{parse_flow_file, parse_flow_line, parse_trace_flow, FlowComm
 use crossbeam_channel::Sender;
 use fastpath::pmd::{PmdCommand, PmdStats};
 use slowpath::trace::{report, Trace};
-use slowpath::upcall::Command;
+use slowpath::upcall::{Command, SlowPath};
 use slowpath::{xlate, OfFlow};
 
 /// A change to a cluster: what it did, or why it cannot be made.
@@ -153,8 +153,25 @@ fn ask<T>(c: &Control, make: impl FnOnce(Sender<T>) -> Command) -> Result<T, Str
     rx.recv_timeout(Duration::from_secs(10)).map_err(|_| "the slow path did not answer".to_string())
 }
 
-fn query(c: &Control, q: slowpath::upcall::Query) -> Result<String, String> {
-    ask(c, |tx| Command::Query(q, tx))
+/// Runs `f` on the slow-path thread, the rule counters credited first
+/// (what dumps show), and waits for its answer.
+pub(super) fn on_slow_path<T: Send + 'static>(
+    c: &Control,
+    f: impl FnOnce(&mut SlowPath) -> T + Send + 'static,
+) -> Result<T, String> {
+    ask(c, |tx| {
+        Command::Call(Box::new(move |s| {
+            s.credit_rules();
+            let _ = tx.send(f(s));
+        }))
+    })
+}
+
+/// A read-only query answered with text.
+type Query = Box<dyn FnOnce(&SlowPath) -> String + Send>;
+
+fn query(c: &Control, q: Query) -> Result<String, String> {
+    on_slow_path(c, move |s| q(s))
 }
 
 fn flow_mods(c: &Control, cmds: Vec<FlowCommand>) -> Result<String, String> {
@@ -262,13 +279,13 @@ pub fn handle(c: &Control, line: &str, body: &str) -> Result<String, String> {
                     .iter()
                     .map(|(t, n, st)| {
                         let dropped: u64 = s.table_drops.iter().filter(|((x, _), _)| x == t).map(|(_, n)| n).sum();
-                        let lookups: u64 = s
+                        let matched: u64 = s
                             .ofproto
                             .rules(Some(*t))
                             .iter()
                             .map(|r| r.n_packets.load(std::sync::atomic::Ordering::Relaxed))
                             .sum();
-                        format!("  table {t}: active={n} subtables={st} matched={lookups} dropped={dropped}\n")
+                        format!("  table {t}: active={n} subtables={st} matched={matched} dropped={dropped}\n")
                     })
                     .collect()
             }),

@@ -48,9 +48,7 @@ pub fn render(a: RenderArgs) -> Result<ExitCode, String> {
     for w in &r.warnings {
         eprintln!("warning: {w}");
     }
-    for f in &r.flows {
-        println!("{}", f.to_dump_line(None).trim_start());
-    }
+    print!("{}", config::ofctl::flow_file(&r.flows));
     Ok(ExitCode::SUCCESS)
 }
 

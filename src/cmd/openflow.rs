@@ -7,14 +7,12 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::time::Duration;
 
 use config::ofctl::FlowCommand;
 use slowpath::ofproto::{FlowModError, Rule};
 use slowpath::openflow::{PortDesc, Switch};
-use slowpath::upcall::{Command, SlowPath};
 
-use super::ctl::Control;
+use super::ctl::{on_slow_path, Control};
 
 /// A node's port as the OpenFlow view lists it: OpenFlow number, name,
 /// the interface whose address it reports, and whether it is attached.
@@ -28,17 +26,6 @@ pub struct OfPort {
     pub ifname: Option<String>,
     /// Attached to a poll loop.
     pub up: bool,
-}
-
-/// Runs `f` on the slow-path thread and waits for its answer.
-fn call<T: Send + 'static>(c: &Control, f: impl FnOnce(&mut SlowPath) -> T + Send + 'static) -> Result<T, String> {
-    let (tx, rx) = crossbeam_channel::bounded(1);
-    c.slow
-        .send(Command::Call(Box::new(move |s| {
-            let _ = tx.send(f(s));
-        })))
-        .map_err(|_| "the slow path is gone".to_string())?;
-    rx.recv_timeout(Duration::from_secs(30)).map_err(|_| "the slow path did not answer".to_string())
 }
 
 fn mac_of(ifname: &str) -> u64 {
@@ -58,14 +45,11 @@ impl Switch for Control {
     }
 
     fn flow_mods(&self, cmds: Vec<FlowCommand>) -> Result<Vec<Result<(), FlowModError>>, String> {
-        call(self, move |s| s.apply_each(&cmds))
+        on_slow_path(self, move |s| s.apply_each(&cmds))
     }
 
     fn rules(&self) -> Result<Vec<Arc<Rule>>, String> {
-        call(self, |s| {
-            s.credit_rules();
-            s.ofproto.rules(None)
-        })
+        on_slow_path(self, |s| s.ofproto.rules(None))
     }
 
     fn ports(&self) -> Result<Vec<PortDesc>, String> {

@@ -533,6 +533,12 @@ impl FlowSpec {
     }
 }
 
+/// Flows as an add-flows file (`ovs-ofctl add-flows`, `sdnfwd ctl
+/// add-flows`): one dump line each, without statistics.
+pub fn flow_file(flows: &[FlowSpec]) -> String {
+    flows.iter().map(|f| f.to_dump_line(None).trim_start().to_string() + "\n").collect()
+}
+
 impl std::fmt::Display for FlowSpec {
     /// The dump-flows line without statistics.
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {

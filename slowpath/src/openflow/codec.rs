@@ -157,11 +157,11 @@ impl Header {
     }
 }
 
-fn be16(b: &[u8]) -> u16 {
+pub(crate) fn be16(b: &[u8]) -> u16 {
     u16::from_be_bytes([b[0], b[1]])
 }
 
-fn be32(b: &[u8]) -> u32 {
+pub(crate) fn be32(b: &[u8]) -> u32 {
     u32::from_be_bytes([b[0], b[1], b[2], b[3]])
 }
 
@@ -854,19 +854,15 @@ pub fn decode_instructions(mut b: &[u8], table: u8) -> Res<Vec<Action>> {
 // ---------------------------------------------------------------------------
 // Messages.
 
-/// A FLOW_MOD as the tables take it.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct FlowMod {
-    /// The command (add, modify, delete; strict or not).
-    pub cmd: FlowCommand,
-    /// `ofp_flow_mod_flags` as sent.
-    pub flags: u16,
-}
-
 const FLOW_MOD_FIXED: usize = 48;
+/// `OFPFF_CHECK_OVERLAP`.
+const OFPFF_CHECK_OVERLAP: u16 = 2;
 
-/// Decodes a FLOW_MOD message (header included).
-pub fn decode_flow_mod(msg: &[u8]) -> Res<FlowMod> {
+/// Decodes a FLOW_MOD message (header included) into the command the
+/// tables take. Its flags are checked; send_flow_rem, reset_counts and the
+/// no-counts flags change nothing here (flows never expire by timeout and
+/// counters are always kept), check_overlap is refused.
+pub fn decode_flow_mod(msg: &[u8]) -> Res<FlowCommand> {
     if msg.len() < FLOW_MOD_FIXED + 8 {
         return Err(OfError::new(err::BAD_REQUEST, err::BRC_BAD_LEN, "FLOW_MOD too short"));
     }
@@ -882,6 +878,9 @@ pub fn decode_flow_mod(msg: &[u8]) -> Res<FlowMod> {
     let flags = be16(&msg[44..]);
     if flags & !0x1f != 0 {
         return Err(OfError::new(err::FLOW_MOD_FAILED, err::FMFC_BAD_FLAGS, format!("flags {flags:#x}")));
+    }
+    if flags & OFPFF_CHECK_OVERLAP != 0 {
+        return Err(OfError::new(err::FLOW_MOD_FAILED, err::FMFC_BAD_FLAGS, "check_overlap is not supported"));
     }
     let (m, mlen) = decode_match(&msg[FLOW_MOD_FIXED..])?;
     let is_delete = matches!(command, 3 | 4);
@@ -918,7 +917,7 @@ pub fn decode_flow_mod(msg: &[u8]) -> Res<FlowMod> {
             return Err(OfError::new(err::FLOW_MOD_FAILED, err::FMFC_BAD_COMMAND, format!("command {other}")));
         }
     };
-    Ok(FlowMod { cmd, flags })
+    Ok(cmd)
 }
 
 /// Encodes a FLOW_MOD (what a controller sends; the tests' client side).
@@ -1151,7 +1150,7 @@ mod tests {
         let spec = parse_flow_line(line, LineKind::Add).unwrap();
         let msg = encode_flow_mod(&FlowCommand::Add(spec.clone()), 7);
         assert_eq!(Header::parse(&msg).unwrap().len as usize, msg.len());
-        match decode_flow_mod(&msg).unwrap().cmd {
+        match decode_flow_mod(&msg).unwrap() {
             FlowCommand::Add(s) => s,
             c => panic!("{c:?}"),
         }

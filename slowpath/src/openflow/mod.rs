@@ -32,7 +32,7 @@ use std::sync::{Arc, Mutex};
 use config::ofctl::FlowCommand;
 
 use crate::ofproto::{FlowModError, Ofproto, Rule};
-use codec::{err, mp, ty, OfError};
+use codec::{be16, be32, err, mp, ty, OfError};
 
 /// A port as PORT_DESC and PORT_STATS report it.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -262,14 +262,6 @@ fn put_str(out: &mut Vec<u8>, s: &str, n: usize) {
     out.resize(out.len() + n - k, 0);
 }
 
-fn be16(b: &[u8]) -> u16 {
-    u16::from_be_bytes([b[0], b[1]])
-}
-
-fn be32(b: &[u8]) -> u32 {
-    u32::from_be_bytes([b[0], b[1], b[2], b[3]])
-}
-
 fn unreachable_node(e: String) -> OfError {
     OfError::new(err::BAD_REQUEST, err::BRC_EPERM, e)
 }
@@ -291,7 +283,7 @@ impl Session<'_> {
             r.get_mut().write_all(&m)?;
             return Ok(());
         }
-        let mut batch: Vec<(codec::FlowMod, Vec<u8>)> = Vec::new();
+        let mut batch: Vec<(FlowCommand, Vec<u8>)> = Vec::new();
         while let Some(msg) = read_msg(&mut r)? {
             let h = codec::Header::parse(&msg).expect("whole header");
             let mut out = Vec::new();
@@ -324,37 +316,17 @@ impl Session<'_> {
     }
 
     /// Applies the batched FLOW_MODs; an error message for each refused.
-    fn flush(&self, batch: &mut Vec<(codec::FlowMod, Vec<u8>)>, out: &mut Vec<Vec<u8>>) {
+    fn flush(&self, batch: &mut Vec<(FlowCommand, Vec<u8>)>, out: &mut Vec<Vec<u8>>) {
         if batch.is_empty() {
             return;
         }
         let reqs = std::mem::take(batch);
-        let mut cmds = Vec::with_capacity(reqs.len());
-        let mut refused = vec![None; reqs.len()];
-        for (i, (fm, _)) in reqs.iter().enumerate() {
-            if fm.flags & 2 != 0 {
-                refused[i] = Some(OfError::new(err::FLOW_MOD_FAILED, err::FMFC_BAD_FLAGS, "check_overlap"));
-            }
-            cmds.push(fm.cmd.clone());
-        }
-        // Refused ones are not sent; the rest keep their order.
-        let sent: Vec<FlowCommand> =
-            cmds.into_iter().zip(&refused).filter(|(_, r)| r.is_none()).map(|(c, _)| c).collect();
-        let results = match self.sw.flow_mods(sent) {
-            Ok(r) => r,
-            Err(e) => vec![Err(FlowModError(e)); reqs.len()],
-        };
-        let mut it = results.into_iter();
-        for (i, (_, msg)) in reqs.iter().enumerate() {
-            let xid = codec::Header::parse(msg).map_or(0, |h| h.xid);
-            let e = match refused[i].take() {
-                Some(e) => Some(e),
-                None => {
-                    it.next().and_then(Result::err).map(|e| OfError::new(err::FLOW_MOD_FAILED, err::FMFC_UNKNOWN, e.0))
-                }
-            };
-            if let Some(e) = e {
-                out.push(codec::error_msg(&e, msg, xid));
+        let cmds = reqs.iter().map(|(c, _)| c.clone()).collect();
+        let results = self.sw.flow_mods(cmds).unwrap_or_else(|e| vec![Err(FlowModError(e)); reqs.len()]);
+        for ((_, msg), r) in reqs.iter().zip(results) {
+            if let Err(e) = r {
+                let xid = codec::Header::parse(msg).map_or(0, |h| h.xid);
+                out.push(codec::error_msg(&OfError::new(err::FLOW_MOD_FAILED, err::FMFC_UNKNOWN, e.0), msg, xid));
             }
         }
     }
