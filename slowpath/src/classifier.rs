@@ -43,12 +43,29 @@ struct Subtable {
     /// Hash of the masked value -> entries, highest priority first (entries
     /// of colliding values share a bucket; lookups compare values).
     buckets: HashMap<u64, SmallVec<[EntryId; 2]>>,
+    /// Every entry, highest priority first, while there are at most
+    /// [`FEW`]: comparing a few values beats hashing the flow (most
+    /// subtables of the OpenShift SDN tables hold one rule).
+    few: Option<SmallVec<[EntryId; FEW]>>,
 }
+
+/// Subtables with up to this many rules are searched without hashing.
+const FEW: usize = 4;
 
 impl Subtable {
     fn new(mask: OfFlow) -> Subtable {
         let words = (0..mask.w.len()).filter(|&i| mask.w[i] != 0).map(|i| i as u8).collect();
-        Subtable { mask, words, max_priority: 0, n_rules: 0, buckets: HashMap::new() }
+        Subtable { mask, words, max_priority: 0, n_rules: 0, buckets: HashMap::new(), few: None }
+    }
+
+    /// Rebuilds the list of entries searched without hashing (after an
+    /// insertion or removal), or drops it when there are too many.
+    fn relist<T>(&mut self, entries: &[Option<Entry<T>>]) {
+        self.few = (self.n_rules <= FEW).then(|| {
+            let mut ids: SmallVec<[EntryId; FEW]> = self.buckets.values().flatten().copied().collect();
+            ids.sort_by_key(|&id| (std::cmp::Reverse(entries[id].as_ref().map_or(0, |e| e.priority)), id));
+            ids
+        });
     }
 
     /// Hash of `flow` under the subtable's mask.
@@ -127,6 +144,7 @@ impl<T> Classifier<T> {
             .unwrap_or(bucket.len());
         bucket.insert(pos, id);
         st.n_rules += 1;
+        st.relist(entries);
         if st.n_rules == 1 || priority > st.max_priority {
             st.max_priority = priority;
             self.resort();
@@ -149,6 +167,7 @@ impl<T> Classifier<T> {
                 }
             }
             st.n_rules -= 1;
+            st.relist(&self.entries);
             if st.n_rules == 0 {
                 self.subtables.remove(si);
             } else if e.priority == st.max_priority {
@@ -201,18 +220,23 @@ impl<T> Classifier<T> {
                     break;
                 }
             }
-            for &i in &st.words {
-                wc.w[i as usize] |= st.mask.w[i as usize];
+            // The mask is zero outside its words: OR it whole (vectorised).
+            for (w, m) in wc.w.iter_mut().zip(&st.mask.w) {
+                *w |= m;
             }
-            if let Some(b) = st.buckets.get(&st.hash(flow)) {
-                // Highest priority first: the first entry whose value matches.
-                let hit = b.iter().find_map(|&id| {
+            // Highest priority first: the first entry whose value matches.
+            let first = |ids: &[EntryId]| {
+                ids.iter().find_map(|&id| {
                     self.entries[id].as_ref().filter(|e| st.matches(flow, &e.value)).map(|e| (e.priority, id))
-                });
-                if let Some((p, id)) = hit {
-                    if best.is_none_or(|(bp, _)| p > bp) {
-                        best = Some((p, id));
-                    }
+                })
+            };
+            let hit = match &st.few {
+                Some(ids) => first(ids),
+                None => st.buckets.get(&st.hash(flow)).and_then(|b| first(b)),
+            };
+            if let Some((p, id)) = hit {
+                if best.is_none_or(|(bp, _)| p > bp) {
+                    best = Some((p, id));
                 }
             }
         }

@@ -3,7 +3,7 @@
 //! tun_id). Matches from [`config::ofctl`] convert to (value, mask) pairs over
 //! the same words, so the classifier works on plain word arrays.
 
-use config::ofctl::{Field, Match, ALL_FIELDS};
+use config::ofctl::{Field, Match, ALL_FIELDS, N_FIELDS};
 use fastpath::flow::{loc, FieldLoc};
 use fastpath::{FlowKey, KEY_WORDS};
 
@@ -20,11 +20,19 @@ pub struct OfFlow {
 const TUN_ID_HI: FieldLoc = FieldLoc { word: KEY_WORDS + 4, shift: 0, mask: 0xffff_ffff };
 
 /// Where a field lives; tun_id is split (low half in the key).
-fn field_loc(f: Field) -> FieldLoc {
-    if let Some(r) = f.reg_index() {
-        return FieldLoc { word: KEY_WORDS + r / 2, shift: 32 * (r as u32 % 2), mask: 0xffff_ffff };
+const fn loc_of(f: Field) -> FieldLoc {
+    const fn reg(r: usize) -> FieldLoc {
+        FieldLoc { word: KEY_WORDS + r / 2, shift: 32 * (r as u32 % 2), mask: 0xffff_ffff }
     }
     match f {
+        Field::Reg0 => reg(0),
+        Field::Reg1 => reg(1),
+        Field::Reg2 => reg(2),
+        Field::Reg3 => reg(3),
+        Field::Reg4 => reg(4),
+        Field::Reg5 => reg(5),
+        Field::Reg6 => reg(6),
+        Field::Reg7 => reg(7),
         Field::InPort => loc::IN_PORT,
         Field::PktMark => loc::PKT_MARK,
         Field::TunId => loc::TUN_ID,
@@ -44,8 +52,23 @@ fn field_loc(f: Field) -> FieldLoc {
         Field::TpDst => loc::TP_DST,
         Field::ArpSha => loc::ARP_SHA,
         Field::ArpTha => loc::ARP_THA,
-        _ => unreachable!("registers handled above"),
     }
+}
+
+/// [`loc_of`] by field index (translation reads and writes fields often).
+const LOCS: [FieldLoc; N_FIELDS] = {
+    let mut t = [loc::IN_PORT; N_FIELDS];
+    let mut i = 0;
+    while i < N_FIELDS {
+        t[i] = loc_of(ALL_FIELDS[i]);
+        i += 1;
+    }
+    t
+};
+
+#[inline]
+fn field_loc(f: Field) -> FieldLoc {
+    LOCS[f as usize]
 }
 
 #[inline]

@@ -15,7 +15,7 @@ use crossbeam_channel::{Receiver, Sender};
 use fastpath::dpcls::{FlowTable, Megaflow};
 use fastpath::pmd::{PmdStats, Shared, Upcall, UpcallReply, MAX_FLOW_IDS};
 use fastpath::FlowKey;
-use hashbrown::HashMap;
+use smallvec::SmallVec;
 
 use crate::ofproto::{Ofproto, RuleRef};
 use crate::xlate::xlate;
@@ -45,62 +45,173 @@ fn apply(t: &mut FlowTable, op: &Op) {
 }
 
 /// Left-right publishing: two copies of the megaflow table, one published
-/// to the poll loops, one private. A batch of changes is applied to the
-/// private copy (after replaying the previous batch on it), which is then
-/// published; the other copy becomes private once the loops that were
-/// reading it finish their burst. Nothing is ever copied wholesale, so an
-/// install costs two insertions whatever the table size, and the loops never
-/// wait.
+/// to the poll loops, one private. Changes are made to the private copy
+/// (after replaying the previous batch on it), which is then published; the
+/// other copy becomes private once the loops that were reading it finish
+/// their burst. Nothing is ever copied wholesale, so an install costs two
+/// insertions whatever the table size, and the loops never wait.
 struct Publisher {
     spare: Arc<FlowTable>,
+    /// The changes last published, still to be made to `spare`.
     log: Vec<Op>,
+    /// Changes made to `spare` since the last publish.
+    pending: Vec<Op>,
+    /// Whether `spare` is private and holds every change (`log` replayed).
+    ready: bool,
 }
 
 impl Publisher {
     fn new(shared: &Shared) -> Publisher {
-        Publisher { spare: Arc::new((*shared.flows.load_full()).clone()), log: Vec::new() }
+        let spare = Arc::new((*shared.flows.load_full()).clone());
+        Publisher { spare, log: Vec::new(), pending: Vec::new(), ready: true }
     }
 
-    fn publish(&mut self, shared: &Shared, ops: Vec<Op>) {
-        if ops.is_empty() {
+    /// Replays the log on the spare copy if no loop reads it any more,
+    /// without waiting (the slow path calls this when idle, so that a large
+    /// batch, such as a mass expiry, is not replayed on the upcall path).
+    fn settle(&mut self) {
+        if !self.ready && Arc::get_mut(&mut self.spare).is_some() {
+            self.table();
+        }
+    }
+
+    /// The private copy, up to date: waits for the loops to drop it (the end
+    /// of a burst) and replays the log first.
+    fn table(&mut self) -> &mut FlowTable {
+        if !self.ready {
+            let mut spins = 0u32;
+            while Arc::get_mut(&mut self.spare).is_none() {
+                spins += 1;
+                if spins > 100_000 {
+                    // A loop is descheduled holding it: copy instead of waiting.
+                    self.spare = Arc::new((*self.spare).clone());
+                    break;
+                }
+                std::hint::spin_loop();
+                if spins.is_multiple_of(1000) {
+                    std::thread::yield_now();
+                }
+            }
+            let t = Arc::get_mut(&mut self.spare).expect("exclusive after the wait");
+            for op in self.log.drain(..) {
+                apply(t, &op);
+            }
+            self.ready = true;
+        }
+        Arc::get_mut(&mut self.spare).expect("the spare copy is private once ready")
+    }
+
+    /// The megaflow covering `key`, counting changes not yet published.
+    fn lookup(&mut self, key: &FlowKey) -> Option<Arc<Megaflow>> {
+        self.table().lookup(key).cloned()
+    }
+
+    /// Makes a change to the private copy (published by the next publish).
+    fn change(&mut self, op: Op) {
+        apply(self.table(), &op);
+        self.pending.push(op);
+    }
+
+    /// Publishes the private copy if it changed; the other one becomes the
+    /// private copy once the loops let go of it.
+    fn publish(&mut self, shared: &Shared) {
+        if self.pending.is_empty() {
             return;
         }
-        // The loops drop their reference at the end of a burst.
-        let mut spins = 0u32;
-        while Arc::get_mut(&mut self.spare).is_none() {
-            spins += 1;
-            if spins > 100_000 {
-                // A loop is descheduled holding it: copy instead of waiting.
-                self.spare = Arc::new((*self.spare).clone());
-                break;
-            }
-            std::hint::spin_loop();
-            if spins.is_multiple_of(1000) {
-                std::thread::yield_now();
-            }
-        }
-        let t = Arc::get_mut(&mut self.spare).expect("exclusive after the wait");
-        for op in self.log.drain(..) {
-            apply(t, &op);
-        }
-        for op in &ops {
-            apply(t, op);
-        }
         let fresh = self.spare.clone();
-        let old = shared.flows.swap(fresh);
-        self.spare = old;
-        self.log = ops;
+        self.spare = shared.flows.swap(fresh);
+        std::mem::swap(&mut self.log, &mut self.pending);
+        self.pending.clear();
+        self.ready = false;
     }
 }
 
 struct MfInfo {
     flow: Arc<Megaflow>,
-    rules: Vec<RuleRef>,
+    rules: SmallVec<[RuleRef; 8]>,
     /// Where and why the megaflow's packets are dropped, if they are.
     drop: Option<crate::DropReason>,
     credited: (u64, u64),
     last_packets: u64,
     last_used: Instant,
+}
+
+/// Installed megaflows by id (ids are small and dense: a slot per id).
+#[derive(Default)]
+struct Megaflows {
+    slots: Vec<Option<MfInfo>>,
+    n: usize,
+}
+
+impl Megaflows {
+    fn len(&self) -> usize {
+        self.n
+    }
+
+    fn insert(&mut self, id: u32, m: MfInfo) {
+        let i = id as usize;
+        if i >= self.slots.len() {
+            self.slots.resize_with(i + 1, || None);
+        }
+        if self.slots[i].replace(m).is_none() {
+            self.n += 1;
+        }
+    }
+
+    fn remove(&mut self, id: u32) -> Option<MfInfo> {
+        let m = self.slots.get_mut(id as usize)?.take();
+        self.n -= m.is_some() as usize;
+        m
+    }
+
+    fn get(&self, id: u32) -> Option<&MfInfo> {
+        self.slots.get(id as usize)?.as_ref()
+    }
+
+    fn iter_mut(&mut self) -> impl Iterator<Item = (u32, &mut MfInfo)> {
+        self.slots.iter_mut().enumerate().filter_map(|(i, m)| m.as_mut().map(|m| (i as u32, m)))
+    }
+
+    fn ids(&self) -> Vec<u32> {
+        self.slots.iter().enumerate().filter(|(_, m)| m.is_some()).map(|(i, _)| i as u32).collect()
+    }
+}
+
+/// Megaflow ids: a removed one is reused only after a quarantine, once no
+/// loop can still credit its statistics.
+struct Ids {
+    next: u32,
+    free: Vec<u32>,
+    quarantine: VecDeque<(Instant, u32)>,
+}
+
+impl Ids {
+    fn alloc(&mut self, now: Instant) -> Option<u32> {
+        while let Some(&(t, id)) = self.quarantine.front() {
+            if now.saturating_duration_since(t) < Duration::from_secs(1) {
+                break;
+            }
+            self.quarantine.pop_front();
+            self.free.push(id);
+        }
+        if let Some(id) = self.free.pop() {
+            return Some(id);
+        }
+        if (self.next as usize) < MAX_FLOW_IDS {
+            self.next += 1;
+            return Some(self.next - 1);
+        }
+        None
+    }
+
+    fn release(&mut self, id: u32, now: Instant) {
+        self.quarantine.push_back((now, id));
+    }
+}
+
+/// Packets and bytes of megaflow `id`, summed over the loops.
+fn totals(pmds: &[Arc<PmdStats>], id: u32) -> (u64, u64) {
+    pmds.iter().map(|p| p.flow(id)).fold((0, 0), |a, b| (a.0 + b.0, a.1 + b.1))
 }
 
 /// A request to the running slow path (the control plane's way in).
@@ -147,13 +258,10 @@ pub struct SlowPath {
     pub ofproto: Ofproto,
     shared: Arc<Shared>,
     replies: Vec<Sender<UpcallReply>>,
-    megaflows: HashMap<u32, MfInfo>,
+    megaflows: Megaflows,
     publisher: Publisher,
     pmds: Vec<Arc<PmdStats>>,
-    next_id: u32,
-    free_ids: Vec<u32>,
-    /// Ids of removed megaflows, reusable once no loop can still credit them.
-    quarantine: VecDeque<(Instant, u32)>,
+    ids: Ids,
     version: u64,
     /// Megaflow limit.
     pub flow_limit: usize,
@@ -179,44 +287,15 @@ impl SlowPath {
             ofproto,
             shared,
             replies,
-            megaflows: HashMap::new(),
+            megaflows: Megaflows::default(),
             publisher,
             pmds,
-            next_id: 1,
-            free_ids: Vec::new(),
-            quarantine: VecDeque::new(),
+            ids: Ids { next: 1, free: Vec::new(), quarantine: VecDeque::new() },
             version,
             flow_limit: DEFAULT_FLOW_LIMIT.min(MAX_FLOW_IDS - 1),
             stats: UpcallStats::default(),
             table_drops: Default::default(),
         }
-    }
-
-    /// Packets and bytes of megaflow `id`, summed over the loops.
-    fn totals(&self, id: u32) -> (u64, u64) {
-        self.pmds.iter().map(|p| p.flow(id)).fold((0, 0), |a, b| (a.0 + b.0, a.1 + b.1))
-    }
-
-    fn alloc_id(&mut self) -> Option<u32> {
-        while let Some(&(t, id)) = self.quarantine.front() {
-            if t.elapsed() < Duration::from_secs(1) {
-                break;
-            }
-            self.quarantine.pop_front();
-            self.free_ids.push(id);
-        }
-        if let Some(id) = self.free_ids.pop() {
-            return Some(id);
-        }
-        if (self.next_id as usize) < MAX_FLOW_IDS {
-            self.next_id += 1;
-            return Some(self.next_id - 1);
-        }
-        None
-    }
-
-    fn release_id(&mut self, id: u32) {
-        self.quarantine.push_back((Instant::now(), id));
     }
 
     /// Number of installed megaflows.
@@ -228,12 +307,10 @@ impl SlowPath {
     /// them (match, packets, bytes, actions), each followed by the
     /// OpenFlow rules it was translated through.
     pub fn dump_megaflows(&self) -> String {
-        let mut ids: Vec<&u32> = self.megaflows.keys().collect();
-        ids.sort();
         let mut out = String::new();
-        for id in ids {
-            let m = &self.megaflows[id];
-            let (p, b) = self.totals(*id);
+        for id in self.megaflows.ids() {
+            let Some(m) = self.megaflows.get(id) else { continue };
+            let (p, b) = totals(&self.pmds, id);
             let flow = crate::OfFlow::from_key(&m.flow.key);
             let mask = crate::OfFlow::from_key(&m.flow.mask);
             let acts: Vec<String> = m.flow.actions.iter().map(|a| a.to_string()).collect();
@@ -255,37 +332,27 @@ impl SlowPath {
         if batch.is_empty() {
             return;
         }
-        let cur = self.shared.flows.load_full();
-        // Megaflows of this batch, so that later upcalls in it find them.
-        let mut fresh = FlowTable::default();
-        let mut ops = Vec::new();
+        let now = Instant::now();
         for u in batch {
             self.stats.upcalls += 1;
-            if let Some(m) = cur.lookup(&u.key).or_else(|| fresh.lookup(&u.key)) {
+            // The private copy holds the published megaflows and this
+            // batch's, so that later upcalls in the batch find them.
+            if let Some(m) = self.publisher.lookup(&u.key) {
                 self.stats.already_installed += 1;
-                let _ = self.replies.get(u.pmd).map(|r| r.try_send(UpcallReply { key: u.key, flow: m.clone() }));
+                let _ = self.replies.get(u.pmd).map(|r| r.try_send(UpcallReply { key: u.key, flow: m }));
                 continue;
             }
             let flow = OfFlow::from_key(&u.key);
             let x = xlate(&self.ofproto, &flow, None);
             let mask = x.megaflow_mask();
-            let id = if self.megaflows.len() < self.flow_limit { self.alloc_id() } else { None };
+            let id = if self.megaflows.len() < self.flow_limit { self.ids.alloc(now) } else { None };
             let m = Arc::new(Megaflow::new(u.key, mask, &x.actions, id.unwrap_or(0)));
             if let Some(id) = id {
-                fresh.insert(m.clone());
-                ops.push(Op::Insert(m.clone()));
-                let credited = self.totals(id);
-                self.megaflows.insert(
-                    id,
-                    MfInfo {
-                        flow: m.clone(),
-                        rules: x.rules.to_vec(),
-                        drop: x.drop,
-                        credited,
-                        last_packets: credited.0,
-                        last_used: Instant::now(),
-                    },
-                );
+                self.publisher.change(Op::Insert(m.clone()));
+                let credited = totals(&self.pmds, id);
+                let (rules, drop) = (x.rules, x.drop);
+                let info = MfInfo { flow: m.clone(), rules, drop, credited, last_packets: credited.0, last_used: now };
+                self.megaflows.insert(id, info);
                 self.stats.installed += 1;
             } else {
                 // Over the limit: these frames run the actions uninstalled
@@ -300,22 +367,22 @@ impl SlowPath {
             }
             let _ = self.replies.get(u.pmd).map(|r| r.try_send(UpcallReply { key: u.key, flow: m }));
         }
-        self.publisher.publish(&self.shared, ops);
+        self.publisher.publish(&self.shared);
     }
 
     /// Credits rule counters from megaflow statistics (what dump-flows shows).
     pub fn credit_rules(&mut self) {
-        let ids: Vec<u32> = self.megaflows.keys().copied().collect();
-        for id in ids {
-            let (p, b) = self.totals(id);
-            let Some(mf) = self.megaflows.get_mut(&id) else { continue };
+        let pmds = &self.pmds;
+        let drops = &mut self.table_drops;
+        for (id, mf) in self.megaflows.iter_mut() {
+            let (p, b) = totals(pmds, id);
             let (dp, db) = (p.saturating_sub(mf.credited.0), b.saturating_sub(mf.credited.1));
             if dp > 0 {
                 for r in &mf.rules {
                     r.rule.credit(dp, db);
                 }
                 if let Some(d) = mf.drop {
-                    *self.table_drops.entry((d.table, d.kind.label())).or_default() += dp;
+                    *drops.entry((d.table, d.kind.label())).or_default() += dp;
                 }
                 mf.credited = (p, b);
             }
@@ -327,9 +394,8 @@ impl SlowPath {
         self.credit_rules();
         let now = Instant::now();
         let mut dead: Vec<u32> = Vec::new();
-        let totals: Vec<(u32, u64)> = self.megaflows.keys().map(|&id| (id, self.totals(id).0)).collect();
-        for (id, p) in totals {
-            let Some(mf) = self.megaflows.get_mut(&id) else { continue };
+        for (id, mf) in self.megaflows.iter_mut() {
+            let p = mf.credited.0;
             if p != mf.last_packets {
                 mf.last_packets = p;
                 mf.last_used = now;
@@ -337,17 +403,13 @@ impl SlowPath {
                 dead.push(id);
             }
         }
-        if dead.is_empty() {
-            return 0;
-        }
-        let mut ops = Vec::new();
-        for id in &dead {
+        for &id in &dead {
             if let Some(mf) = self.megaflows.remove(id) {
-                ops.push(Op::Remove(mf.flow.key, mf.flow.mask));
-                self.release_id(*id);
+                self.publisher.change(Op::Remove(mf.flow.key, mf.flow.mask));
+                self.ids.release(id, now);
             }
         }
-        self.publisher.publish(&self.shared, ops);
+        self.publisher.publish(&self.shared);
         self.stats.expired += dead.len() as u64;
         dead.len()
     }
@@ -363,11 +425,10 @@ impl SlowPath {
         self.version = self.ofproto.version();
         self.stats.revalidations += 1;
         self.credit_rules();
-        let mut ops = Vec::new();
+        let now = Instant::now();
         let mut changed = 0;
-        let ids: Vec<u32> = self.megaflows.keys().copied().collect();
-        for id in ids {
-            let Some(mf) = self.megaflows.get(&id) else { continue };
+        for id in self.megaflows.ids() {
+            let Some(mf) = self.megaflows.get(id) else { continue };
             let old = mf.flow.clone();
             let x = xlate(&self.ofproto, &OfFlow::from_key(&old.key), None);
             let mask = x.megaflow_mask();
@@ -377,28 +438,36 @@ impl SlowPath {
                 continue;
             }
             changed += 1;
-            ops.push(Op::Remove(old.key, old.mask));
-            let info = self.megaflows.remove(&id);
+            self.publisher.change(Op::Remove(old.key, old.mask));
+            let info = self.megaflows.remove(id);
             if mask == old.mask {
                 let m = Arc::new(Megaflow::new(old.key, mask, &x.actions, id));
-                ops.push(Op::Insert(m.clone()));
+                self.publisher.change(Op::Insert(m.clone()));
                 let mut info = info.expect("present");
                 info.flow = m;
-                info.rules = x.rules.to_vec();
+                info.rules = x.rules;
                 info.drop = x.drop;
                 self.megaflows.insert(id, info);
             } else {
-                self.release_id(id);
+                self.ids.release(id, now);
             }
         }
-        self.publisher.publish(&self.shared, ops);
+        self.publisher.publish(&self.shared);
         self.stats.revalidated += changed as u64;
         changed
     }
 
+    /// Work for an idle moment: brings the private copy of the megaflow
+    /// table up to date if the loops have let go of it, so that the next
+    /// upcall does not wait for it or replay a large change.
+    pub fn idle(&mut self) {
+        self.publisher.settle();
+    }
+
     /// Re-ranks subtables by hits (periodic).
     pub fn rerank(&mut self) {
-        self.publisher.publish(&self.shared, vec![Op::Rerank]);
+        self.publisher.change(Op::Rerank);
+        self.publisher.publish(&self.shared);
         self.shared.flows.load().reset_hits();
     }
 
@@ -464,7 +533,7 @@ impl SlowPath {
                     Ok(c) => self.command(c),
                     Err(_) => cmds = crossbeam_channel::never(),
                 },
-                default(Duration::from_millis(5)) => {}
+                default(Duration::from_millis(5)) => self.idle(),
             }
             self.revalidate();
             if last_tick.elapsed() >= Duration::from_millis(100) {
@@ -484,5 +553,81 @@ impl SlowPath {
     pub fn run(&mut self, rx: &Receiver<Upcall>, stop: impl Fn() -> bool) {
         let (_tx, cmds) = crossbeam_channel::bounded(1);
         self.run_with(rx, &cmds, stop)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::BTreeSet;
+
+    /// node-d's tables and a slow path over them (one loop, replies drained
+    /// by the caller).
+    fn slow_path() -> (SlowPath, Receiver<UpcallReply>) {
+        let c = config::yaml::Cluster::default_cluster();
+        let r = config::render::render(&c, "node-d").unwrap();
+        let of = Ofproto::with_flows(&r.flows).unwrap();
+        let (tx, rx) = crossbeam_channel::unbounded();
+        let slow = SlowPath::new(of, Arc::new(Shared::default()), vec![tx], vec![Arc::new(PmdStats::default())]);
+        (slow, rx)
+    }
+
+    /// Upcalls of pod 10.131.0.3 (port 4) to `n` external addresses from `base`.
+    fn upcalls(base: u32, n: u32) -> Vec<Upcall> {
+        (0..n)
+            .map(|i| {
+                let f = fastpath::wire::build_frame(2, 1, 0x0a83_0003, base + i, 17, 1024, 443, 64);
+                let mut key = FlowKey::default();
+                key.extract(&f, 4);
+                Upcall { key, pmd: 0, len: 64 }
+            })
+            .collect()
+    }
+
+    fn ids(t: &FlowTable) -> BTreeSet<u32> {
+        t.iter().map(|m| m.id).collect()
+    }
+
+    /// Both copies of the left-right table end up holding exactly the
+    /// megaflows the slow path has installed, through installs (with
+    /// repeats inside a batch), a mass expiry settled while idle, and
+    /// reinstalls that reuse the expired ids.
+    #[test]
+    fn test_copies_agree_through_install_expire_reinstall() {
+        let (mut slow, replies) = slow_path();
+        let mut batch = upcalls(0x0800_0000, 1500);
+        batch.extend(upcalls(0x0800_0000, 100)); // repeats: covered by this batch's megaflows
+        for chunk in batch.chunks(1024) {
+            slow.handle(chunk);
+        }
+        assert_eq!(replies.try_iter().count(), 1600, "every upcall is answered");
+        assert_eq!(slow.stats.installed, 1500);
+        assert_eq!(slow.stats.already_installed, 100);
+        let installed: BTreeSet<u32> = slow.megaflows.ids().into_iter().collect();
+        assert_eq!(installed.len(), 1500);
+        assert_eq!(ids(&slow.shared.flows.load()), installed);
+
+        assert_eq!(slow.expire(Duration::ZERO), 1500);
+        assert!(slow.shared.flows.load().is_empty());
+        slow.idle();
+        assert!(slow.publisher.ready, "no loop holds the old copy: it is brought up to date at once");
+        assert!(slow.publisher.table().is_empty());
+
+        // Ids leave quarantine after a second; then they are reused.
+        for u in &mut slow.ids.quarantine {
+            u.0 -= Duration::from_secs(2);
+        }
+        slow.handle(&upcalls(0x0900_0000, 800));
+        let again: BTreeSet<u32> = slow.megaflows.ids().into_iter().collect();
+        assert!(again.is_subset(&installed), "expired ids are reused");
+        assert_eq!(ids(&slow.shared.flows.load()), again);
+        slow.idle();
+        assert_eq!(ids(slow.publisher.table()), again);
+        for u in upcalls(0x0900_0000, 800) {
+            assert!(slow.shared.flows.load().lookup(&u.key).is_some());
+        }
+        for u in upcalls(0x0800_0000, 1500) {
+            assert!(slow.shared.flows.load().lookup(&u.key).is_none(), "an expired megaflow still matches");
+        }
     }
 }

@@ -140,6 +140,9 @@ impl Ctx<'_> {
 
     /// Emits rewrites for packet fields written since the last output.
     fn commit(&mut self) {
+        if self.dirty.w.iter().all(|&w| w == 0) {
+            return;
+        }
         for f in PACKET_FIELDS {
             if self.dirty.get(f) == 0 {
                 continue;
@@ -285,9 +288,7 @@ pub fn xlate(of: &Ofproto, flow: &OfFlow, trace: Option<&mut Trace>) -> Xlate {
     let mut table = 0u8;
     let mut drop = None;
     loop {
-        let mut wc = cx.wc;
-        let hit: Option<Arc<Rule>> = of.lookup(table, &cx.flow, &mut wc).cloned();
-        cx.wc = wc;
+        let hit: Option<&Arc<Rule>> = of.lookup(table, &cx.flow, &mut cx.wc);
         let Some(rule) = hit else {
             if let Some(t) = cx.trace.as_deref_mut() {
                 t.lines.push(format!("{table:>2}. No match."));
