@@ -51,54 +51,74 @@ fn apply(t: &mut FlowTable, op: &Op) {
 /// their burst. Nothing is ever copied wholesale, so an install costs two
 /// insertions whatever the table size, and the loops never wait.
 struct Publisher {
-    spare: Arc<FlowTable>,
-    /// The changes last published, still to be made to `spare`.
+    spare: Spare,
+    /// The changes last published, still to be made to the spare copy.
     log: Vec<Op>,
-    /// Changes made to `spare` since the last publish.
+    /// Changes made to the spare copy since the last publish.
     pending: Vec<Op>,
-    /// Whether `spare` is private and holds every change (`log` replayed).
-    ready: bool,
+}
+
+/// The copy that is not published.
+enum Spare {
+    /// Private and holding every change (the log replayed).
+    Ready(FlowTable),
+    /// Published until the last publish; loops may still be reading it.
+    Held(Arc<FlowTable>),
 }
 
 impl Publisher {
     fn new(shared: &Shared) -> Publisher {
-        let spare = Arc::new((*shared.flows.load_full()).clone());
-        Publisher { spare, log: Vec::new(), pending: Vec::new(), ready: true }
+        let spare = Spare::Ready((*shared.flows.load_full()).clone());
+        Publisher { spare, log: Vec::new(), pending: Vec::new() }
+    }
+
+    fn ready(&self) -> bool {
+        matches!(self.spare, Spare::Ready(_))
     }
 
     /// Replays the log on the spare copy if no loop reads it any more,
     /// without waiting (the slow path calls this when idle, so that a large
     /// batch, such as a mass expiry, is not replayed on the upcall path).
     fn settle(&mut self) {
-        if !self.ready && Arc::get_mut(&mut self.spare).is_some() {
-            self.table();
+        if let Spare::Held(a) = &self.spare {
+            if Arc::strong_count(a) == 1 {
+                self.table();
+            }
         }
     }
 
     /// The private copy, up to date: waits for the loops to drop it (the end
     /// of a burst) and replays the log first.
     fn table(&mut self) -> &mut FlowTable {
-        if !self.ready {
+        if !self.ready() {
+            let Spare::Held(mut held) = std::mem::replace(&mut self.spare, Spare::Ready(FlowTable::default())) else {
+                unreachable!("held");
+            };
             let mut spins = 0u32;
-            while Arc::get_mut(&mut self.spare).is_none() {
+            let mut t = loop {
+                match Arc::try_unwrap(held) {
+                    Ok(t) => break t,
+                    Err(a) => held = a,
+                }
                 spins += 1;
                 if spins > 100_000 {
                     // A loop is descheduled holding it: copy instead of waiting.
-                    self.spare = Arc::new((*self.spare).clone());
-                    break;
+                    break (*held).clone();
                 }
                 std::hint::spin_loop();
                 if spins.is_multiple_of(1000) {
                     std::thread::yield_now();
                 }
-            }
-            let t = Arc::get_mut(&mut self.spare).expect("exclusive after the wait");
+            };
             for op in self.log.drain(..) {
-                apply(t, &op);
+                apply(&mut t, &op);
             }
-            self.ready = true;
+            self.spare = Spare::Ready(t);
         }
-        Arc::get_mut(&mut self.spare).expect("the spare copy is private once ready")
+        match &mut self.spare {
+            Spare::Ready(t) => t,
+            Spare::Held(_) => unreachable!("made ready above"),
+        }
     }
 
     /// The megaflow covering `key`, counting changes not yet published.
@@ -118,11 +138,10 @@ impl Publisher {
         if self.pending.is_empty() {
             return;
         }
-        let fresh = self.spare.clone();
-        self.spare = shared.flows.swap(fresh);
+        let fresh = std::mem::take(self.table());
+        self.spare = Spare::Held(shared.flows.swap(Arc::new(fresh)));
         std::mem::swap(&mut self.log, &mut self.pending);
         self.pending.clear();
-        self.ready = false;
     }
 }
 
@@ -610,7 +629,7 @@ mod tests {
         assert_eq!(slow.expire(Duration::ZERO), 1500);
         assert!(slow.shared.flows.load().is_empty());
         slow.idle();
-        assert!(slow.publisher.ready, "no loop holds the old copy: it is brought up to date at once");
+        assert!(slow.publisher.ready(), "no loop holds the old copy: it is brought up to date at once");
         assert!(slow.publisher.table().is_empty());
 
         // Ids leave quarantine after a second; then they are reused.
