@@ -139,6 +139,22 @@ fn demo_table_checks_pass() {
     assert!(!stdout(&o).contains("FAIL"));
 }
 
+/// The upcall benchmark installs every flow each round (no flow limit hit)
+/// and reports the cold round and the steady-state rounds.
+#[test]
+fn bench_upcalls_reports_cold_and_warm_rounds() {
+    let o = sdnfwd(&["bench", "--pattern", "upcalls", "--flows", "3000", "--json"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["megaflows"], 3000, "{v}");
+    assert!(v["cold_upcalls_per_sec"].as_f64().unwrap() > 0.0, "{v}");
+    let warm: Vec<f64> = v["warm_rounds"].as_array().unwrap().iter().map(|x| x.as_f64().unwrap()).collect();
+    assert_eq!(warm.len(), 5);
+    assert_eq!(v["upcalls_per_sec"].as_f64().unwrap(), warm[2], "the median of the warm rounds");
+    let o = sdnfwd(&["bench", "--pattern", "upcalls", "--flows", "250000", "--json"]);
+    assert!(!o.status.success() && stderr(&o).contains("flow limit"), "{}", stderr(&o));
+}
+
 #[test]
 fn bench_json_reports_every_pattern() {
     for p in ["pod-pod", "pod-remote", "remote-pod", "pod-service", "mixed"] {
