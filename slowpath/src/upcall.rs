@@ -156,13 +156,18 @@ struct MfInfo {
 }
 
 /// Installed megaflows by id (ids are small and dense: a slot per id).
-#[derive(Default)]
 struct Megaflows {
     slots: Vec<Option<MfInfo>>,
     n: usize,
 }
 
 impl Megaflows {
+    /// Room for ids below `n` reserved up front: the slots never move (no
+    /// copy as they grow), and pages are only touched as ids are used.
+    fn with_ids(n: usize) -> Megaflows {
+        Megaflows { slots: Vec::with_capacity(n), n: 0 }
+    }
+
     fn len(&self) -> usize {
         self.n
     }
@@ -306,7 +311,7 @@ impl SlowPath {
             ofproto,
             shared,
             replies,
-            megaflows: Megaflows::default(),
+            megaflows: Megaflows::with_ids(MAX_FLOW_IDS),
             publisher,
             pmds,
             ids: Ids { next: 1, free: Vec::new(), quarantine: VecDeque::new() },
