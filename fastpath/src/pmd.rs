@@ -892,9 +892,9 @@ impl Exec<'_> {
     #[inline]
     fn encap(pool: &mut FramePool, t: &wire::VxlanTemplate, g: FrameId, sport: u16, b: &mut Burst) -> bool {
         let inner = pool.len(g);
-        match pool.push_front(g, wire::VXLAN_ENCAP_LEN) {
-            Some(d) => {
-                t.write(d, inner, sport);
+        match pool.push_header::<{ wire::VXLAN_ENCAP_LEN }>(g) {
+            Some(h) => {
+                t.write_header(h, inner, sport);
                 true
             }
             None => {

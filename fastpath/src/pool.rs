@@ -155,6 +155,19 @@ impl FramePool {
         Some(self.data_mut(id))
     }
 
+    /// Grows the frame at the front by `N` bytes (into the headroom) and
+    /// returns just those; `None` if the headroom is too small.
+    #[inline]
+    pub fn push_header<const N: usize>(&mut self, id: FrameId) -> Option<&mut [u8; N]> {
+        let i = id as usize;
+        let start = (self.start[i] as usize).checked_sub(N)?;
+        let s = i * STRIDE + start;
+        let h = self.mem.get_mut(s..s + N)?;
+        self.start[i] = start as u16;
+        self.len[i] += N as u16;
+        h.try_into().ok()
+    }
+
     /// Drops `n` bytes from the front (decapsulation).
     #[inline]
     pub fn pull_front(&mut self, id: FrameId, n: usize) {
@@ -205,6 +218,10 @@ mod tests {
         assert_eq!(p.data(a), &[1, 2, 3]);
         assert_eq!(p.data(b), &[9, 9, 1, 2, 3]);
         assert!(p.push_front(a, HEADROOM + 10).is_none());
+        *p.push_header::<2>(a).unwrap() = [7, 8];
+        assert_eq!(p.data(a), &[7, 8, 1, 2, 3]);
+        assert!(p.push_header::<HEADROOM>(a).is_none(), "2 bytes of headroom used");
+        assert_eq!(p.data(a), &[7, 8, 1, 2, 3]);
         p.free(a);
         p.free(b);
         assert_eq!(p.n_free(), 4);

@@ -226,8 +226,14 @@ impl VxlanTemplate {
     /// If `out` is shorter than 50 bytes (callers reserve headroom).
     #[inline]
     pub fn write(&self, out: &mut [u8], inner_len: usize, sport: u16) {
-        let out = &mut out[..VXLAN_ENCAP_LEN];
-        out.copy_from_slice(&self.bytes);
+        let out: &mut [u8; VXLAN_ENCAP_LEN] = (&mut out[..VXLAN_ENCAP_LEN]).try_into().expect("50 bytes");
+        self.write_header(out, inner_len, sport);
+    }
+
+    /// [`VxlanTemplate::write`] into exactly the header's bytes.
+    #[inline]
+    pub fn write_header(&self, out: &mut [u8; VXLAN_ENCAP_LEN], inner_len: usize, sport: u16) {
+        *out = self.bytes;
         let ip_len = (inner_len + 36) as u16;
         let udp_len = (inner_len + 16) as u16;
         out[16..18].copy_from_slice(&ip_len.to_be_bytes());
