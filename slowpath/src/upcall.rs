@@ -34,11 +34,12 @@ enum Op {
     Rerank,
 }
 
-fn apply(t: &mut FlowTable, op: &Op) {
+/// Makes a change (the log's last use of it: an inserted megaflow moves in).
+fn apply(t: &mut FlowTable, op: Op) {
     match op {
-        Op::Insert(m) => t.insert(m.clone()),
+        Op::Insert(m) => t.insert(m),
         Op::Remove(k, m) => {
-            t.remove(k, m);
+            t.remove(&k, &m);
         }
         Op::Rerank => t.rerank(),
     }
@@ -111,7 +112,7 @@ impl Publisher {
                 }
             };
             for op in self.log.drain(..) {
-                apply(&mut t, &op);
+                apply(&mut t, op);
             }
             self.spare = Spare::Ready(t);
         }
@@ -128,7 +129,7 @@ impl Publisher {
 
     /// Makes a change to the private copy (published by the next publish).
     fn change(&mut self, op: Op) {
-        apply(self.table(), &op);
+        apply(self.table(), op.clone());
         self.pending.push(op);
     }
 
