@@ -1,6 +1,7 @@
 //! Fast-path pieces (criterion): key extraction, EMC hit, megaflow lookup
 //! with 1 and 8 subtables, and a whole 32-frame burst through a poll loop
-//! (memory port → extract → EMC → actions → sink).
+//! (memory port → extract → EMC → actions → sink) for pod→pod, pod→remote
+//! (VXLAN push) and remote→pod (VXLAN decap).
 
 use std::hint::black_box;
 use std::sync::Arc;
@@ -59,39 +60,61 @@ fn bench_pieces(c: &mut Criterion) {
     g.finish();
 }
 
+/// A VXLAN frame from 172.16.1.16 (10.129.0.0/23's node) to node-d's VTEP,
+/// VNI 0x2be3, carrying `inner`.
+fn vxlan(inner: &[u8]) -> Vec<u8> {
+    let t = wire::VxlanTemplate::new(2, 1, 0xac10_0110, 0xac10_0119, 4789, 0x2be3);
+    let mut f = vec![0u8; wire::VXLAN_ENCAP_LEN];
+    t.write(&mut f, inner.len(), 50000);
+    f.extend_from_slice(inner);
+    f
+}
+
 fn bench_burst(c: &mut Criterion) {
     let cl = Cluster::default_cluster();
     let r = config::render::render(&cl, "node-d").unwrap();
-    let mut of = Ofproto::with_flows(&r.flows).unwrap();
-    of.ports = Some([1, 2, 3, 4, 5, 6].into());
     let mut g = c.benchmark_group("burst32");
     g.throughput(Throughput::Elements(32));
-    for (name, flows) in [("pod-pod-1-flow", 1usize), ("pod-pod-10k-flows", 10_000)] {
+    let (pod, local, remote) = (0x0a83_0003, 0x0a83_0004, 0x0a81_0007);
+    let same = |n: usize| (0..n).map(|i| udp(pod, local, 1024 + i as u16)).collect::<Vec<_>>();
+    let cases: [(&str, u32, Vec<Vec<u8>>); 4] = [
+        ("pod-pod-1-flow", 4, same(1)),
+        ("pod-pod-10k-flows", 4, same(10_000)),
+        ("pod-remote-1-flow", 4, vec![udp(pod, remote, 1024)]),
+        ("remote-pod-1-flow", UPLINK, vec![vxlan(&udp(remote, pod, 1024))]),
+    ];
+    for (name, in_port, frames) in cases {
         let shared = Arc::new(Shared::default());
+        let neighbours =
+            [0xac10_010f_u32, 0xac10_0110, 0xac10_0116].into_iter().map(|ip| (ip, 0x0200_0000_0000 | ip as u64));
         shared.tunnel.store(Arc::new(TunnelState {
             vtep: Some(LocalVtep { ip: 0xac10_0119, udp_port: 4789, port: 1 }),
             local_mac: 1,
-            neighbours: Default::default(),
+            neighbours: neighbours.collect(),
         }));
         let (up_tx, up_rx) = crossbeam_channel::bounded(4096);
         let (rep_tx, rep_rx) = crossbeam_channel::bounded(4096);
         let mut pmd = Pmd::new(0, shared.clone(), up_tx, rep_rx, 4096, 100);
-        let frames = (0..flows).map(|i| udp(0x0a83_0003, 0x0a83_0004, 1024 + i as u16)).collect();
-        pmd.add_port(4, Box::new(MemPort::new("web-1", frames)), true);
-        for p in [UPLINK, 2, 3, 5, 6] {
+        pmd.add_port(in_port, Box::new(MemPort::new("source", frames)), true);
+        for p in [UPLINK, 2, 3, 4, 5, 6].into_iter().filter(|&p| p != in_port) {
             pmd.add_port(p, Box::new(SinkPort::new("sink")), false);
         }
-        let mut slow =
-            SlowPath::new(Ofproto::with_flows(&r.flows).unwrap(), shared, vec![rep_tx], vec![pmd.stats.clone()]);
+        let mut of = Ofproto::with_flows(&r.flows).unwrap();
+        of.ports = Some([1, 2, 3, 4, 5, 6].into());
+        let mut slow = SlowPath::new(of, shared, vec![rep_tx], vec![pmd.stats.clone()]);
         for _ in 0..1000 {
             pmd.iterate();
             let batch: Vec<_> = up_rx.try_iter().collect();
             slow.handle(&batch);
         }
+        let load = |c: &std::sync::atomic::AtomicU64| c.load(std::sync::atomic::Ordering::Relaxed);
+        let (packets, upcalls) = (load(&pmd.stats.packets), load(&pmd.stats.upcalls));
+        pmd.iterate();
+        assert_eq!(load(&pmd.stats.packets) - packets, 32, "{name}: a whole burst goes through");
+        assert_eq!(load(&pmd.stats.upcalls), upcalls, "{name}: warmed up, no more upcalls");
         g.bench_function(name, |b| b.iter(|| pmd.iterate()));
     }
     g.finish();
-    let _ = of;
 }
 
 criterion_group!(benches, bench_pieces, bench_burst);
