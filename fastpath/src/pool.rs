@@ -142,19 +142,6 @@ impl FramePool {
         copy_frame(&mut self.mem[s..s + n], &bytes[..n]);
     }
 
-    /// Grows the frame at the front by `n` bytes (into the headroom) and
-    /// returns the whole frame; `None` if the headroom is too small.
-    #[inline]
-    pub fn push_front(&mut self, id: FrameId, n: usize) -> Option<&mut [u8]> {
-        let i = id as usize;
-        if (self.start[i] as usize) < n {
-            return None;
-        }
-        self.start[i] -= n as u16;
-        self.len[i] += n as u16;
-        Some(self.data_mut(id))
-    }
-
     /// Grows the frame at the front by `N` bytes (into the headroom) and
     /// returns just those; `None` if the headroom is too small.
     #[inline]
@@ -211,13 +198,13 @@ mod tests {
         let a = p.alloc().unwrap();
         p.fill(a, &[1, 2, 3]);
         assert_eq!(p.data(a), &[1, 2, 3]);
-        p.push_front(a, 2).unwrap()[..2].copy_from_slice(&[9, 9]);
+        *p.push_header::<2>(a).unwrap() = [9, 9];
         assert_eq!(p.data(a), &[9, 9, 1, 2, 3]);
         let b = p.clone_frame(a).unwrap();
         p.pull_front(a, 2);
         assert_eq!(p.data(a), &[1, 2, 3]);
         assert_eq!(p.data(b), &[9, 9, 1, 2, 3]);
-        assert!(p.push_front(a, HEADROOM + 10).is_none());
+        assert!(p.push_header::<{ HEADROOM + 10 }>(a).is_none());
         *p.push_header::<2>(a).unwrap() = [7, 8];
         assert_eq!(p.data(a), &[7, 8, 1, 2, 3]);
         assert!(p.push_header::<HEADROOM>(a).is_none(), "2 bytes of headroom used");

@@ -52,51 +52,38 @@ fn apply(t: &mut FlowTable, op: Op) {
 /// their burst. Nothing is ever copied wholesale, so an install costs two
 /// insertions whatever the table size, and the loops never wait.
 struct Publisher {
-    spare: Spare,
-    /// The changes last published, still to be made to the spare copy.
+    /// The private copy, up to date unless `held` is set.
+    spare: FlowTable,
+    /// The copy published until the last publish, which loops may still be
+    /// reading: it becomes `spare` (with `log` replayed) once they let go.
+    held: Option<Arc<FlowTable>>,
+    /// The changes last published, still to be made to the held copy.
     log: Vec<Op>,
     /// Changes made to the spare copy since the last publish.
     pending: Vec<Op>,
 }
 
-/// The copy that is not published.
-enum Spare {
-    /// Private and holding every change (the log replayed).
-    Ready(FlowTable),
-    /// Published until the last publish; loops may still be reading it.
-    Held(Arc<FlowTable>),
-}
-
 impl Publisher {
     fn new(shared: &Shared) -> Publisher {
-        let spare = Spare::Ready((*shared.flows.load_full()).clone());
-        Publisher { spare, log: Vec::new(), pending: Vec::new() }
+        let spare = (*shared.flows.load_full()).clone();
+        Publisher { spare, held: None, log: Vec::new(), pending: Vec::new() }
     }
 
-    fn ready(&self) -> bool {
-        matches!(self.spare, Spare::Ready(_))
-    }
-
-    /// Replays the log on the spare copy if no loop reads it any more,
+    /// Replays the log on the held copy if no loop reads it any more,
     /// without waiting (the slow path calls this when idle, so that a large
     /// batch, such as a mass expiry, is not replayed on the upcall path).
     fn settle(&mut self) {
-        if let Spare::Held(a) = &self.spare {
-            if Arc::strong_count(a) == 1 {
-                self.table();
-            }
+        if self.held.as_ref().is_some_and(|a| Arc::strong_count(a) == 1) {
+            self.table();
         }
     }
 
-    /// The private copy, up to date: waits for the loops to drop it (the end
-    /// of a burst) and replays the log first.
+    /// The private copy, up to date: waits for the loops to drop the held
+    /// copy (the end of a burst) and replays the log on it first.
     fn table(&mut self) -> &mut FlowTable {
-        if !self.ready() {
-            let Spare::Held(mut held) = std::mem::replace(&mut self.spare, Spare::Ready(FlowTable::default())) else {
-                unreachable!("held");
-            };
+        if let Some(mut held) = self.held.take() {
             let mut spins = 0u32;
-            let mut t = loop {
+            self.spare = loop {
                 match Arc::try_unwrap(held) {
                     Ok(t) => break t,
                     Err(a) => held = a,
@@ -112,14 +99,10 @@ impl Publisher {
                 }
             };
             for op in self.log.drain(..) {
-                apply(&mut t, op);
+                apply(&mut self.spare, op);
             }
-            self.spare = Spare::Ready(t);
         }
-        match &mut self.spare {
-            Spare::Ready(t) => t,
-            Spare::Held(_) => unreachable!("made ready above"),
-        }
+        &mut self.spare
     }
 
     /// The megaflow covering `key`, counting changes not yet published.
@@ -140,7 +123,7 @@ impl Publisher {
             return;
         }
         let fresh = std::mem::take(self.table());
-        self.spare = Spare::Held(shared.flows.swap(Arc::new(fresh)));
+        self.held = Some(shared.flows.swap(Arc::new(fresh)));
         std::mem::swap(&mut self.log, &mut self.pending);
         self.pending.clear();
     }
@@ -635,7 +618,7 @@ mod tests {
         assert_eq!(slow.expire(Duration::ZERO), 1500);
         assert!(slow.shared.flows.load().is_empty());
         slow.idle();
-        assert!(slow.publisher.ready(), "no loop holds the old copy: it is brought up to date at once");
+        assert!(slow.publisher.held.is_none(), "no loop holds the old copy: it is brought up to date at once");
         assert!(slow.publisher.table().is_empty());
 
         // Ids leave quarantine after a second; then they are reused.
