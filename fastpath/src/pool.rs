@@ -42,6 +42,39 @@ pub fn copy_frame(dst: &mut [u8], src: &[u8]) {
     }
 }
 
+/// The copy loop of [`FramePool::alloc_fill_cyclic`], with the pool's
+/// arrays as distinct slices (a frame's copy cannot alias its start and
+/// length, so nothing is reloaded between frames).
+#[inline(always)]
+fn fill_cyclic(
+    mem: &mut [u8],
+    start: &mut [u16],
+    len: &mut [u16],
+    ids: &[FrameId],
+    src: &[Vec<u8>],
+    next: &mut usize,
+) -> u64 {
+    let mut bytes = 0;
+    let mut k = *next;
+    for &id in ids {
+        let i = id as usize;
+        let f = src.get(k).map_or(&[][..], |v| &v[..v.len().min(MAX_FRAME_LEN)]);
+        k += 1;
+        if k >= src.len() {
+            k = 0;
+        }
+        let s = i * STRIDE + HEADROOM;
+        if let (Some(st), Some(ln), Some(d)) = (start.get_mut(i), len.get_mut(i), mem.get_mut(s..s + f.len())) {
+            *st = HEADROOM as u16;
+            *ln = f.len() as u16;
+            copy_frame(d, f);
+            bytes += f.len() as u64;
+        }
+    }
+    *next = k;
+    bytes
+}
+
 /// The pool.
 pub struct FramePool {
     mem: Vec<u8>,
@@ -101,6 +134,43 @@ impl FramePool {
             self.out[id as usize] = false;
         }
         self.free.push(id);
+    }
+
+    /// Takes up to `out.len()` frames at once and fills them with `src`'s
+    /// frames from `*next` on, cyclically (a replaying port: the work of
+    /// DPDK's bulk mbuf allocation and a copy per frame). Returns how many
+    /// frames were taken and their bytes; `src` must not be empty.
+    #[inline]
+    pub fn alloc_fill_cyclic(&mut self, out: &mut [FrameId], src: &[Vec<u8>], next: &mut usize) -> (usize, u64) {
+        let n = out.len().min(self.free.len());
+        let from = self.free.len() - n;
+        // The order `alloc` would hand them out in (the free list's top first).
+        for (o, &id) in out[..n].iter_mut().zip(self.free[from..].iter().rev()) {
+            *o = id;
+        }
+        self.free.truncate(from);
+        #[cfg(debug_assertions)]
+        for &id in &out[..n] {
+            self.out[id as usize] = true;
+        }
+        let bytes = fill_cyclic(&mut self.mem, &mut self.start, &mut self.len, &out[..n], src, next);
+        (n, bytes)
+    }
+
+    /// Returns frames at once; gives their bytes (a sink's count).
+    #[inline]
+    pub fn free_all(&mut self, ids: &[FrameId]) -> u64 {
+        let mut bytes = 0;
+        for &id in ids {
+            #[cfg(debug_assertions)]
+            {
+                assert!(self.out[id as usize], "double free of frame {id}");
+                self.out[id as usize] = false;
+            }
+            bytes += self.len.get(id as usize).map_or(0, |&l| l as u64);
+        }
+        self.free.extend_from_slice(ids);
+        bytes
     }
 
     /// The frame's data.
@@ -212,5 +282,49 @@ mod tests {
         p.free(a);
         p.free(b);
         assert_eq!(p.n_free(), 4);
+    }
+
+    #[test]
+    fn test_bulk_fill_and_free_match_one_by_one() {
+        let src: Vec<Vec<u8>> = vec![vec![1; 60], vec![2; 3], vec![3; 2000], vec![4; 128]];
+        let (mut bulk, mut single) = (FramePool::new(10), FramePool::new(10));
+        let reused = {
+            let a = single.alloc().unwrap();
+            single.push_header::<8>(a).unwrap();
+            single.free(a);
+            let b = bulk.alloc().unwrap();
+            bulk.push_header::<8>(b).unwrap();
+            bulk.free(b);
+            b
+        };
+        let mut out = [0; 7];
+        let mut next = 2;
+        let (n, bytes) = bulk.alloc_fill_cyclic(&mut out, &src, &mut next);
+        assert_eq!((n, next), (7, 1), "seven frames from the third, wrapping around");
+        let want: Vec<&[u8]> = (2..9).map(|k| &src[k % 4][..src[k % 4].len().min(MAX_FRAME_LEN)]).collect();
+        assert_eq!(bytes, want.iter().map(|f| f.len() as u64).sum::<u64>());
+        for (k, &id) in out.iter().enumerate() {
+            let s = single.alloc().unwrap();
+            single.fill(s, want[k]);
+            assert_eq!(id, s, "handed out in alloc's order");
+            assert_eq!(bulk.data(id), single.data(s), "frame {k}: same data, headroom restored");
+        }
+        assert_eq!(out[0], reused);
+        let mut more = [0; 5];
+        assert_eq!(bulk.alloc_fill_cyclic(&mut more, &src, &mut next).0, 3, "only three frames left");
+        assert_eq!(bulk.free_all(&out), bytes);
+        assert_eq!(bulk.free_all(&more[..3]), 3 + MAX_FRAME_LEN as u64 + 128);
+        assert_eq!(bulk.n_free(), 10);
+    }
+
+    #[test]
+    #[cfg(debug_assertions)]
+    #[should_panic(expected = "double free")]
+    fn test_bulk_free_catches_a_double_free() {
+        let mut p = FramePool::new(4);
+        let mut out = [0; 2];
+        p.alloc_fill_cyclic(&mut out, &[vec![0; 64]], &mut 0);
+        p.free(out[1]);
+        p.free_all(&out);
     }
 }

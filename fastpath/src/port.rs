@@ -70,10 +70,7 @@ pub fn rx_from(
 /// Counts frames as sent and returns them to the pool.
 #[inline]
 fn count_and_free(c: &mut PortCounters, pool: &mut FramePool, frames: &[FrameId]) {
-    for &f in frames {
-        c.tx_bytes += pool.len(f) as u64;
-        pool.free(f);
-    }
+    c.tx_bytes += pool.free_all(frames);
     c.tx_packets += frames.len() as u64;
 }
 
@@ -104,19 +101,8 @@ impl Port for MemPort {
             return 0;
         }
         let want = out.len().min(self.limit.min(usize::MAX as u64) as usize);
-        let mut n = 0;
-        while n < want {
-            let Some(id) = pool.alloc() else { break };
-            let f = &self.frames[self.next];
-            pool.fill(id, f);
-            self.c.rx_bytes += f.len() as u64;
-            self.next += 1;
-            if self.next == self.frames.len() {
-                self.next = 0;
-            }
-            out[n] = id;
-            n += 1;
-        }
+        let (n, bytes) = pool.alloc_fill_cyclic(&mut out[..want], &self.frames, &mut self.next);
+        self.c.rx_bytes += bytes;
         self.c.rx_packets += n as u64;
         if self.limit != u64::MAX {
             self.limit -= n as u64;
