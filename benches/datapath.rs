@@ -6,20 +6,14 @@
 use std::hint::black_box;
 use std::sync::Arc;
 
-use config::yaml::Cluster;
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use fastpath::dpcls::{FlowTable, Megaflow};
 use fastpath::emc::Emc;
-use fastpath::flow::{loc, LocalVtep};
-use fastpath::pmd::{Pmd, Shared, TunnelState, UPLINK};
-use fastpath::port::{MemPort, SinkPort};
-use fastpath::{wire, DpAction, FlowKey};
-use slowpath::upcall::SlowPath;
-use slowpath::Ofproto;
+use fastpath::flow::loc;
+use fastpath::{DpAction, FlowKey};
 
-fn udp(src: u32, dst: u32, sport: u16) -> Vec<u8> {
-    wire::build_frame(0x0a58_0000_0000 | src as u64, 0x0a58_0000_0000 | dst as u64, src, dst, 17, sport, 80, 64)
-}
+mod common;
+use common::udp;
 
 fn bench_pieces(c: &mut Criterion) {
     let f = udp(0x0a83_0003, 0x0a83_0004, 1234);
@@ -60,58 +54,11 @@ fn bench_pieces(c: &mut Criterion) {
     g.finish();
 }
 
-/// A VXLAN frame from 172.16.1.16 (10.129.0.0/23's node) to node-d's VTEP,
-/// VNI 0x2be3, carrying `inner`.
-fn vxlan(inner: &[u8]) -> Vec<u8> {
-    let t = wire::VxlanTemplate::new(2, 1, 0xac10_0110, 0xac10_0119, 4789, 0x2be3);
-    let mut f = vec![0u8; wire::VXLAN_ENCAP_LEN];
-    t.write(&mut f, inner.len(), 50000);
-    f.extend_from_slice(inner);
-    f
-}
-
 fn bench_burst(c: &mut Criterion) {
-    let cl = Cluster::default_cluster();
-    let r = config::render::render(&cl, "node-d").unwrap();
     let mut g = c.benchmark_group("burst32");
     g.throughput(Throughput::Elements(32));
-    let (pod, local, remote) = (0x0a83_0003, 0x0a83_0004, 0x0a81_0007);
-    let same = |n: usize| (0..n).map(|i| udp(pod, local, 1024 + i as u16)).collect::<Vec<_>>();
-    let cases: [(&str, u32, Vec<Vec<u8>>); 4] = [
-        ("pod-pod-1-flow", 4, same(1)),
-        ("pod-pod-10k-flows", 4, same(10_000)),
-        ("pod-remote-1-flow", 4, vec![udp(pod, remote, 1024)]),
-        ("remote-pod-1-flow", UPLINK, vec![vxlan(&udp(remote, pod, 1024))]),
-    ];
-    for (name, in_port, frames) in cases {
-        let shared = Arc::new(Shared::default());
-        let neighbours =
-            [0xac10_010f_u32, 0xac10_0110, 0xac10_0116].into_iter().map(|ip| (ip, 0x0200_0000_0000 | ip as u64));
-        shared.tunnel.store(Arc::new(TunnelState {
-            vtep: Some(LocalVtep { ip: 0xac10_0119, udp_port: 4789, port: 1 }),
-            local_mac: 1,
-            neighbours: neighbours.collect(),
-        }));
-        let (up_tx, up_rx) = crossbeam_channel::bounded(4096);
-        let (rep_tx, rep_rx) = crossbeam_channel::bounded(4096);
-        let mut pmd = Pmd::new(0, shared.clone(), up_tx, rep_rx, 4096, 100);
-        pmd.add_port(in_port, Box::new(MemPort::new("source", frames)), true);
-        for p in [UPLINK, 2, 3, 4, 5, 6].into_iter().filter(|&p| p != in_port) {
-            pmd.add_port(p, Box::new(SinkPort::new("sink")), false);
-        }
-        let mut of = Ofproto::with_flows(&r.flows).unwrap();
-        of.ports = Some([1, 2, 3, 4, 5, 6].into());
-        let mut slow = SlowPath::new(of, shared, vec![rep_tx], vec![pmd.stats.clone()]);
-        for _ in 0..1000 {
-            pmd.iterate();
-            let batch: Vec<_> = up_rx.try_iter().collect();
-            slow.handle(&batch);
-        }
-        let load = |c: &std::sync::atomic::AtomicU64| c.load(std::sync::atomic::Ordering::Relaxed);
-        let (packets, upcalls) = (load(&pmd.stats.packets), load(&pmd.stats.upcalls));
-        pmd.iterate();
-        assert_eq!(load(&pmd.stats.packets) - packets, 32, "{name}: a whole burst goes through");
-        assert_eq!(load(&pmd.stats.upcalls), upcalls, "{name}: warmed up, no more upcalls");
+    for (name, in_port, frames) in common::burst_cases() {
+        let mut pmd = common::warm_pmd(name, in_port, frames);
         g.bench_function(name, |b| b.iter(|| pmd.iterate()));
     }
     g.finish();
