@@ -709,7 +709,9 @@ impl Pmd {
             }
         }
         let emc_hits = (live & !todo).count_ones() as u64;
-        // Stage 3: megaflow classifier for the rest.
+        let after_emc = todo;
+        // Stage 3: megaflow classifier for the rest (its hits kept apart as
+        // well: EMC insertion candidates, while `hit` borrows the EMC).
         let mut from_cls: [Option<&Arc<Megaflow>>; BURST] = [None; BURST];
         let mut rank_hits = [0u64; 8];
         let mut m = todo;
@@ -753,9 +755,9 @@ impl Pmd {
             }
             x.execute_run(tunnel, mf, frames, hashes, &run[..k], b);
         }
-        // Stage 5: EMC bookkeeping and insertions.
+        // Stage 5: EMC bookkeeping; the classifier's hits may be inserted.
         emc.count_hits(emc_hits);
-        let mut m = live & !todo;
+        let mut m = after_emc & !todo;
         while m != 0 {
             let i = m.trailing_zeros() as usize;
             m &= m - 1;
