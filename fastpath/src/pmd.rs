@@ -731,7 +731,7 @@ impl Pmd {
         // Consecutive frames of one megaflow run as a group (OVS's per-flow
         // packet batches): statistics once, plain outputs appended at once.
         let mut x = Exec { pool, slots, slot_of, flows: &stats.flows, held, iteration: *iteration, tcache };
-        let mut run = [0u8; BURST];
+        let (mut run, mut run_hashes) = ([0 as FrameId; BURST], [0u32; BURST]);
         let mut m = live;
         while m != 0 {
             let i = m.trailing_zeros() as usize;
@@ -740,20 +740,20 @@ impl Pmd {
                 miss(x.pool, pending, upcall_tx, *id, *iteration, frames[i], keys[i], hashes[i], b);
                 continue;
             };
-            run[0] = i as u8;
+            (run[0], run_hashes[0]) = (frames[i], hashes[i]);
             let mut k = 1;
             while m != 0 {
                 let j = m.trailing_zeros() as usize;
                 match hit[j] {
                     Some(o) if Arc::ptr_eq(o, mf) => {
-                        run[k] = j as u8;
+                        (run[k], run_hashes[k]) = (frames[j], hashes[j]);
                         k += 1;
                         m &= m - 1;
                     }
                     _ => break,
                 }
             }
-            x.execute_run(tunnel, mf, frames, hashes, &run[..k], b);
+            x.execute_run(tunnel, mf, &run[..k], &run_hashes[..k], b);
         }
         // Stage 5: EMC bookkeeping; the classifier's hits may be inserted.
         emc.count_hits(emc_hits);
@@ -960,73 +960,43 @@ impl Exec<'_> {
         }
     }
 
-    /// Runs a megaflow's actions on the frames `frames[run[..]]` (consumed,
-    /// in order): counters once, and a plain output appends them all to
-    /// the port's batch with one port lookup.
+    /// Runs a megaflow's actions on the frames `run` (consumed, in order;
+    /// `hashes`: their keys' hashes): counters once, and a plain output
+    /// appends them all to the port's batch with one port lookup.
     #[inline]
-    fn execute_run(
-        &mut self,
-        tunnel: &TunnelState,
-        m: &Megaflow,
-        frames: &[FrameId],
-        hashes: &[u32],
-        run: &[u8],
-        b: &mut Burst,
-    ) {
+    fn execute_run(&mut self, tunnel: &TunnelState, m: &Megaflow, run: &[FrameId], hashes: &[u32], b: &mut Burst) {
         let mut bytes = 0;
-        for &i in run {
-            bytes += self.pool.len(frames[i as usize]) as u64;
+        for &f in run {
+            bytes += self.pool.len(f) as u64;
         }
         self.credit(m, run.len() as u64, bytes);
-        let mut out = [0 as FrameId; BURST];
-        let mut k = 0;
         match m.actions[..] {
-            [DpAction::Output(port)] => {
-                let si = self.slot_of.get(port as usize).copied().unwrap_or(u16::MAX);
-                let Some(s) = self.slots.get_mut(si as usize) else {
-                    for &i in run {
-                        self.pool.free(frames[i as usize]);
-                    }
-                    b.drops[DropReason::NoPort as usize] += run.len() as u64;
-                    return;
-                };
-                let mut n = s.n;
-                for &i in run {
-                    s.batch[n] = frames[i as usize];
-                    n += 1;
-                    if n == s.batch.len() {
-                        s.port.tx(self.pool, &s.batch[..n]);
-                        n = 0;
-                    }
-                }
-                s.n = n;
-            }
+            [DpAction::Output(port)] => self.emit_run(port, run, b),
             [DpAction::TunnelPush { vni, dst, .. }] => {
+                let mut out = [0 as FrameId; BURST];
+                let mut k = 0;
                 // The template is looked up once for the run; a miss (or
                 // an unresolved neighbour) goes frame by frame below.
                 if let Some(t) = template(self.tcache, dst, vni) {
-                    for &i in run {
-                        let (f, sport) = (frames[i as usize], wire::vxlan_src_port(hashes[i as usize]));
-                        if Self::encap(self.pool, t, f, sport, b) {
+                    for (&f, &h) in run.iter().zip(hashes) {
+                        if Self::encap(self.pool, t, f, wire::vxlan_src_port(h), b) {
                             out[k] = f;
                             k += 1;
                         }
                     }
-                    self.emit_run(UPLINK, &out[..k], b);
-                    return;
-                }
-                for &i in run {
-                    let (f, sport) = (frames[i as usize], wire::vxlan_src_port(hashes[i as usize]));
-                    if self.push_vxlan(tunnel, f, dst, vni, sport, b) {
-                        out[k] = f;
-                        k += 1;
+                } else {
+                    for (&f, &h) in run.iter().zip(hashes) {
+                        if self.push_vxlan(tunnel, f, dst, vni, wire::vxlan_src_port(h), b) {
+                            out[k] = f;
+                            k += 1;
+                        }
                     }
                 }
                 self.emit_run(UPLINK, &out[..k], b);
             }
             _ => {
-                for &i in run {
-                    self.actions(tunnel, m, frames[i as usize], hashes[i as usize], b);
+                for (&f, &h) in run.iter().zip(hashes) {
+                    self.actions(tunnel, m, f, h, b);
                 }
             }
         }
@@ -1043,16 +1013,20 @@ impl Exec<'_> {
             b.drops[DropReason::NoPort as usize] += out.len() as u64;
             return;
         };
-        let mut n = s.n;
-        for &f in out {
-            s.batch[n] = f;
-            n += 1;
-            if n == s.batch.len() {
-                s.port.tx(self.pool, &s.batch[..n]);
-                n = 0;
+        let mut out = out;
+        while !out.is_empty() {
+            // As much as the batch has room for, in one copy; a full
+            // batch is sent.
+            let room = s.batch.len() - s.n;
+            let (now, rest) = out.split_at(room.min(out.len()));
+            s.batch[s.n..s.n + now.len()].copy_from_slice(now);
+            s.n += now.len();
+            if s.n == s.batch.len() {
+                s.port.tx(self.pool, &s.batch[..s.n]);
+                s.n = 0;
             }
+            out = rest;
         }
-        s.n = n;
     }
 
     /// Runs a megaflow's actions on a frame (consumed), counters included.
