@@ -148,17 +148,22 @@ pub struct LocalVtep {
     pub port: u32,
 }
 
+/// [`FlowKey::hash`] of a key's words: two independent xor-rotate chains,
+/// one multiply each (short dependency chains; the multiply's high half
+/// mixes every input bit).
+#[inline(always)]
+fn hash_words(w: &[u64; 8]) -> u32 {
+    let a = w[0] ^ w[1].rotate_left(9) ^ w[2].rotate_left(19) ^ w[3].rotate_left(27);
+    let b = w[4] ^ w[5].rotate_left(13) ^ w[6].rotate_left(31) ^ w[7].rotate_left(41);
+    let h = (a.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 32) ^ (b.wrapping_mul(0xc2b2_ae3d_27d4_eb4f) >> 29);
+    h as u32
+}
+
 impl FlowKey {
-    /// A 32-bit hash of the whole key (EMC index, VXLAN source port): two
-    /// independent xor-rotate chains, one multiply each (short dependency
-    /// chains; the multiply's high half mixes every input bit).
+    /// A 32-bit hash of the whole key (EMC index, VXLAN source port).
     #[inline]
     pub fn hash(&self) -> u32 {
-        let w = &self.w;
-        let a = w[0] ^ w[1].rotate_left(9) ^ w[2].rotate_left(19) ^ w[3].rotate_left(27);
-        let b = w[4] ^ w[5].rotate_left(13) ^ w[6].rotate_left(31) ^ w[7].rotate_left(41);
-        let h = (a.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 32) ^ (b.wrapping_mul(0xc2b2_ae3d_27d4_eb4f) >> 29);
-        h as u32
+        hash_words(&self.w)
     }
 
     /// Extracts the key of an Ethernet frame received on `in_port`.
@@ -169,6 +174,18 @@ impl FlowKey {
             return None;
         }
         self.extract_full(f, in_port)
+    }
+
+    /// [`FlowKey::extract`] and [`FlowKey::hash`] at once: the common case
+    /// hashes the key's words while they are still in registers.
+    #[inline]
+    pub fn extract_hashed(&mut self, f: &[u8], in_port: u32) -> (Option<Malformed>, u32) {
+        if self.extract_fast(f, in_port) {
+            // Inlined, the words just stored are hashed from registers.
+            return (None, hash_words(&self.w));
+        }
+        let bad = self.extract_full(f, in_port);
+        (bad, self.hash())
     }
 
     /// The common case in one bounds check: untagged IPv4 without options,
@@ -355,10 +372,12 @@ mod tests {
                 f[at] = (seed >> 17) as u8;
             }
             f.truncate(30 + i % 31);
-            let (mut a, mut b) = (FlowKey::default(), FlowKey::default());
+            let (mut a, mut b, mut c) = (FlowKey::default(), FlowKey::default(), FlowKey::default());
             let ra = a.extract(&f, 7);
             let rb = b.extract_full(&f, 7);
             assert_eq!((a, ra), (b, rb), "frame {f:02x?}");
+            assert_eq!(c.extract_hashed(&f, 7), (rb, b.hash()), "extract_hashed: frame {f:02x?}");
+            assert_eq!(c, b);
         }
     }
 

@@ -661,36 +661,42 @@ impl Pmd {
         let tunnel: &Arc<TunnelState> = tunnel.load();
         tcache_sync(tcache, tcache_tunnel, tunnel);
         let n = frames.len().min(BURST);
-        // Stage 1: keys (frames not for the datapath are dropped here).
+        // Stage 1: keys (frames not for the datapath are dropped here); a
+        // loop per kind of port.
         let mut live = 0u32;
-        for i in 0..n {
-            let f = frames[i];
-            let key = &mut keys[i];
-            if in_port == UPLINK {
-                let Some(vtep) = tunnel.vtep else {
-                    pool.free(f);
-                    b.drops[DropReason::NotForUs as usize] += 1;
-                    continue;
-                };
+        if in_port != UPLINK {
+            for i in 0..n {
+                let (bad, h) = keys[i].extract_hashed(pool.data(frames[i]), in_port);
+                if let Some(m) = bad {
+                    b.malformed[m as usize] += 1;
+                }
+                hashes[i] = h;
+            }
+            live = if n == BURST { u32::MAX } else { (1 << n) - 1 };
+        } else if let Some(vtep) = tunnel.vtep {
+            for i in 0..n {
+                let (f, key) = (frames[i], &mut keys[i]);
                 match key.extract_uplink(pool.data(f), &vtep) {
                     Ok((inner, bad)) => {
                         if let Some(m) = bad {
                             b.malformed[m as usize] += 1;
                         }
                         pool.pull_front(f, inner);
+                        hashes[i] = key.hash();
+                        live |= 1 << i;
                     }
                     Err(m) => {
                         b.malformed[m as usize] += 1;
                         b.drops[DropReason::NotForUs as usize] += 1;
                         pool.free(f);
-                        continue;
                     }
                 }
-            } else if let Some(m) = key.extract(pool.data(f), in_port) {
-                b.malformed[m as usize] += 1;
             }
-            hashes[i] = key.hash();
-            live |= 1 << i;
+        } else {
+            for &f in &frames[..n] {
+                pool.free(f);
+            }
+            b.drops[DropReason::NotForUs as usize] += n as u64;
         }
         let keys: &[FlowKey; BURST] = keys;
         let cls = table.port(if in_port == UPLINK { tunnel.vtep.map_or(1, |v| v.port) } else { in_port });
