@@ -61,6 +61,16 @@ impl Megaflow {
     }
 }
 
+/// Whether two keys are equal, all words compared without branching.
+#[inline]
+fn same_words(a: &FlowKey, b: &FlowKey) -> bool {
+    let mut d = 0;
+    for i in 0..KEY_WORDS {
+        d |= a.w[i] ^ b.w[i];
+    }
+    d == 0
+}
+
 /// Megaflows sharing one mask.
 #[derive(Clone, Debug)]
 pub struct Subtable {
@@ -87,12 +97,11 @@ impl Subtable {
     #[inline]
     fn lookup(&self, key: &FlowKey) -> Option<&Arc<Megaflow>> {
         let h = self.hash(key);
-        self.flows
-            .find(h, |(eh, m)| {
-                *eh == h
-                    && self.words.iter().all(|&i| key.w[i as usize] & self.mask.w[i as usize] == m.key.w[i as usize])
-            })
-            .map(|e| &e.1)
+        // The masked key once; each candidate is then compared on all
+        // words without branching (vectorised; a megaflow's key is zero
+        // outside its mask).
+        let masked = key.masked(&self.mask);
+        self.flows.find(h, |(eh, m)| *eh == h && same_words(&masked, &m.key)).map(|e| &e.1)
     }
 }
 
