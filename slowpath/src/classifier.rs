@@ -14,7 +14,7 @@
 use hashbrown::HashMap;
 use smallvec::SmallVec;
 
-use crate::flow::OfFlow;
+use crate::flow::{OfFlow, FLOW_WORDS};
 
 /// Index of a rule in its classifier.
 pub type EntryId = usize;
@@ -43,10 +43,11 @@ struct Subtable {
     /// Hash of the masked value -> entries, highest priority first (entries
     /// of colliding values share a bucket; lookups compare values).
     buckets: HashMap<u64, SmallVec<[EntryId; 2]>>,
-    /// Every entry, highest priority first, while there are at most
-    /// [`FEW`]: comparing a few values beats hashing the flow (most
-    /// subtables of the OpenShift SDN tables hold one rule).
-    few: Option<SmallVec<[EntryId; FEW]>>,
+    /// Every entry (masked value, priority, id), highest priority first,
+    /// while there are at most [`FEW`]: comparing a few values beats
+    /// hashing the flow (most subtables of the OpenShift SDN tables hold one
+    /// rule). The values are copies, so the search reads no entry.
+    few: Option<SmallVec<[(OfFlow, u16, EntryId); FEW]>>,
 }
 
 /// Subtables with up to this many rules are searched without hashing.
@@ -62,9 +63,14 @@ impl Subtable {
     /// insertion or removal), or drops it when there are too many.
     fn relist<T>(&mut self, entries: &[Option<Entry<T>>]) {
         self.few = (self.n_rules <= FEW).then(|| {
-            let mut ids: SmallVec<[EntryId; FEW]> = self.buckets.values().flatten().copied().collect();
-            ids.sort_by_key(|&id| (std::cmp::Reverse(entries[id].as_ref().map_or(0, |e| e.priority)), id));
-            ids
+            let mut few: SmallVec<[(OfFlow, u16, EntryId); FEW]> = self
+                .buckets
+                .values()
+                .flatten()
+                .filter_map(|&id| entries[id].as_ref().map(|e| (e.value, e.priority, id)))
+                .collect();
+            few.sort_by_key(|&(_, p, id)| (std::cmp::Reverse(p), id));
+            few
         });
     }
 
@@ -221,18 +227,17 @@ impl<T> Classifier<T> {
                 }
             }
             // The mask is zero outside its words: OR it whole (vectorised).
-            for (w, m) in wc.w.iter_mut().zip(&st.mask.w) {
-                *w |= m;
+            for i in 0..FLOW_WORDS {
+                wc.w[i] |= st.mask.w[i];
             }
             // Highest priority first: the first entry whose value matches.
-            let first = |ids: &[EntryId]| {
-                ids.iter().find_map(|&id| {
-                    self.entries[id].as_ref().filter(|e| st.matches(flow, &e.value)).map(|e| (e.priority, id))
-                })
-            };
             let hit = match &st.few {
-                Some(ids) => first(ids),
-                None => st.buckets.get(&st.hash(flow)).and_then(|b| first(b)),
+                Some(few) => few.iter().find(|(v, ..)| st.matches(flow, v)).map(|&(_, p, id)| (p, id)),
+                None => st.buckets.get(&st.hash(flow)).and_then(|b| {
+                    b.iter().find_map(|&id| {
+                        self.entries[id].as_ref().filter(|e| st.matches(flow, &e.value)).map(|e| (e.priority, id))
+                    })
+                }),
             };
             if let Some((p, id)) = hit {
                 if best.is_none_or(|(bp, _)| p > bp) {
