@@ -737,7 +737,8 @@ impl Pmd {
         // Consecutive frames of one megaflow run as a group (OVS's per-flow
         // packet batches): statistics once, plain outputs appended at once.
         let mut x = Exec { pool, slots, slot_of, flows: &stats.flows, held, iteration: *iteration, tcache };
-        let (mut run, mut run_hashes) = ([0 as FrameId; BURST], [0u32; BURST]);
+        // A run is a range of consecutive frames (a dropped frame ends it),
+        // so its frames and hashes are passed as slices, uncopied.
         let mut m = live;
         while m != 0 {
             let i = m.trailing_zeros() as usize;
@@ -746,20 +747,13 @@ impl Pmd {
                 miss(x.pool, pending, upcall_tx, *id, *iteration, frames[i], keys[i], hashes[i], b);
                 continue;
             };
-            (run[0], run_hashes[0]) = (frames[i], hashes[i]);
-            let mut k = 1;
-            while m != 0 {
-                let j = m.trailing_zeros() as usize;
-                match hit[j] {
-                    Some(o) if Arc::ptr_eq(o, mf) => {
-                        (run[k], run_hashes[k]) = (frames[j], hashes[j]);
-                        k += 1;
-                        m &= m - 1;
-                    }
-                    _ => break,
-                }
+            let mut end = i + 1;
+            // (A u64 test: `end` reaches 32, where no frame is.)
+            while (m as u64) & (1 << end) != 0 && hit[end].is_some_and(|o| Arc::ptr_eq(o, mf)) {
+                m &= !(1 << end);
+                end += 1;
             }
-            x.execute_run(tunnel, mf, &run[..k], &run_hashes[..k], b);
+            x.execute_run(tunnel, mf, &frames[i..end], &hashes[i..end], b);
         }
         // Stage 5: EMC bookkeeping; the classifier's hits may be inserted.
         emc.count_hits(emc_hits);
