@@ -2,7 +2,10 @@
 # Instructions per packet of the whole-burst cases (benches/instructions.rs)
 # under callgrind: exact and repeatable where Mpps on a shared VM is not.
 # Usage: tools/instructions.sh [CASE ...]   (needs valgrind: apt-get install valgrind)
-# Cases: pod-pod-1-flow pod-pod-10k-flows pod-remote-1-flow remote-pod-1-flow
+# Cases: pod-pod-1-flow pod-pod-10k-flows pod-remote-1-flow remote-pod-1-flow,
+# and upcalls: instructions per upcall of the slow-path thread
+# (`sdnfwd bench --pattern upcalls --flows 50000`: a cold round and five
+# warm ones, SlowPath::handle's count over the 300,000 upcalls; release build).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 command -v valgrind >/dev/null || { echo "instructions.sh: valgrind is not installed (apt-get install valgrind)" >&2; exit 1; }
@@ -16,10 +19,33 @@ cases=("$@")
 [ ${#cases[@]} -gt 0 ] || cases=(pod-pod-1-flow pod-pod-10k-flows pod-remote-1-flow remote-pod-1-flow)
 out=$(mktemp -d)
 trap 'rm -rf "$out"' EXIT
+# Instructions executed inside functions matching $1 (callgrind collects
+# only there), for the command that follows.
+inside() {
+    local fn=$1
+    shift
+    valgrind --tool=callgrind --toggle-collect="$fn" --callgrind-out-file="$out/cg" "$@" 2>/dev/null
+    callgrind_annotate "$out/cg" 2>/dev/null | awk '/PROGRAM TOTALS/ {gsub(",", "", $1); print $1}' >"$out/ir"
+}
+upcalls() {
+    cargo build --release --quiet
+    local cmd=(target/release/sdnfwd bench --pattern upcalls --flows 50000 --json)
+    inside '*SlowPath::handle*' "${cmd[@]}" >"$out/json"
+    local ir xl n
+    ir=$(cat "$out/ir")
+    inside '*xlate::xlate*' "${cmd[@]}" >/dev/null
+    xl=$(cat "$out/ir")
+    n=$(python3 -c "import json; d = json.load(open('$out/json')); print(d['upcalls'] * (1 + len(d['warm_rounds'])))")
+    python3 -c "print('%-20s %6.0f instructions/upcall, translation %.0f of them (%d upcalls)' % ('upcalls', $ir / $n, $xl / $n, $n))"
+}
 for c in "${cases[@]}"; do
-    line=$(valgrind --tool=callgrind --callgrind-out-file="$out/cg" "$bin" "$c" 2>/dev/null)
+    if [ "$c" = upcalls ]; then
+        upcalls
+        continue
+    fi
+    line=$(inside '*instructions::measured*' "$bin" "$c")
     packets=$(echo "$line" | sed -n 's/.*: \([0-9]*\) packets.*/\1/p')
-    ir=$(callgrind_annotate --inclusive=yes "$out/cg" 2>/dev/null | awk '/instructions::measured/ && !n++ {gsub(",", "", $1); print $1}')
+    ir=$(cat "$out/ir")
     [ -n "$packets" ] && [ -n "$ir" ] || { echo "instructions.sh: no count for $c" >&2; exit 1; }
     python3 -c "print('%-20s %6.1f instructions/packet (%d packets)' % ('$c', $ir / $packets, $packets))"
 done
