@@ -220,6 +220,9 @@ impl<T> Classifier<T> {
     /// masks into `wc`.
     pub fn lookup(&self, flow: &OfFlow, wc: &mut OfFlow) -> Option<EntryId> {
         let mut best: Option<(u16, EntryId)> = None;
+        // The probed masks are ORed into a local copy, kept in registers
+        // across subtables, and written back once.
+        let mut acc = *wc;
         for st in &self.subtables {
             if let Some((bp, _)) = best {
                 if st.max_priority <= bp {
@@ -228,7 +231,7 @@ impl<T> Classifier<T> {
             }
             // The mask is zero outside its words: OR it whole (vectorised).
             for i in 0..FLOW_WORDS {
-                wc.w[i] |= st.mask.w[i];
+                acc.w[i] |= st.mask.w[i];
             }
             // Highest priority first: the first entry whose value matches.
             let hit = match &st.few {
@@ -245,6 +248,7 @@ impl<T> Classifier<T> {
                 }
             }
         }
+        *wc = acc;
         best.map(|(_, id)| id)
     }
 }
