@@ -16,7 +16,7 @@ mod common;
 use common::udp;
 
 fn bench_pieces(c: &mut Criterion) {
-    let f = udp(0x0a83_0003, 0x0a83_0004, 1234);
+    let f = udp(0x0a83_0003, 0x0a83_0004, 1234, 80);
     let mut g = c.benchmark_group("fastpath");
     g.throughput(Throughput::Elements(1));
     g.bench_function("extract+hash", |b| {

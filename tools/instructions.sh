@@ -2,7 +2,7 @@
 # Instructions per packet of the whole-burst cases (benches/instructions.rs)
 # under callgrind: exact and repeatable where Mpps on a shared VM is not.
 # Usage: tools/instructions.sh [CASE ...]   (needs valgrind: apt-get install valgrind)
-# Cases: pod-pod-1-flow pod-pod-10k-flows pod-remote-1-flow remote-pod-1-flow,
+# Cases: pod-pod-1-flow pod-pod-10k-flows pod-pod-100k-flows pod-remote-1-flow remote-pod-1-flow,
 # and upcalls: instructions per upcall of the slow-path thread
 # (`sdnfwd bench --pattern upcalls --flows 50000`: a cold round and five
 # warm ones, SlowPath::handle's count over the 300,000 upcalls; release build).
@@ -16,7 +16,7 @@ for l in sys.stdin:
     if m.get("reason") == "compiler-artifact" and m["target"]["name"] == "instructions" and m.get("executable"):
         print(m["executable"])')
 cases=("$@")
-[ ${#cases[@]} -gt 0 ] || cases=(pod-pod-1-flow pod-pod-10k-flows pod-remote-1-flow remote-pod-1-flow)
+[ ${#cases[@]} -gt 0 ] || cases=(pod-pod-1-flow pod-pod-10k-flows pod-pod-100k-flows pod-remote-1-flow remote-pod-1-flow upcalls)
 out=$(mktemp -d)
 trap 'rm -rf "$out"' EXIT
 # Instructions executed inside functions matching $1 (callgrind collects

@@ -13,8 +13,8 @@ use slowpath::upcall::SlowPath;
 use slowpath::Ofproto;
 
 /// A UDP frame between two pods' addresses (MACs derived from them).
-pub fn udp(src: u32, dst: u32, sport: u16) -> Vec<u8> {
-    wire::build_frame(0x0a58_0000_0000 | src as u64, 0x0a58_0000_0000 | dst as u64, src, dst, 17, sport, 80, 64)
+pub fn udp(src: u32, dst: u32, sport: u16, dport: u16) -> Vec<u8> {
+    wire::build_frame(0x0a58_0000_0000 | src as u64, 0x0a58_0000_0000 | dst as u64, src, dst, 17, sport, dport, 64)
 }
 
 /// A VXLAN frame from 172.16.1.16 (10.129.0.0/23's node) to node-d's VTEP,
@@ -30,12 +30,16 @@ pub fn vxlan(inner: &[u8]) -> Vec<u8> {
 /// The whole-burst cases: name, input port, the frames the port replays.
 pub fn burst_cases() -> Vec<(&'static str, u32, Vec<Vec<u8>>)> {
     let (pod, local, remote) = (0x0a83_0003, 0x0a83_0004, 0x0a81_0007);
-    let same = |n: usize| (0..n).map(|i| udp(pod, local, 1024 + i as u16)).collect::<Vec<_>>();
+    // Distinct 5-tuples as `sdnfwd bench` makes them: source ports, then
+    // the next destination port.
+    let same = |n: usize| (0..n).map(|i| udp(pod, local, 1024 + (i % 60_000) as u16, 80 + (i / 60_000) as u16));
+    let same = |n: usize| same(n).collect::<Vec<_>>();
     vec![
         ("pod-pod-1-flow", 4, same(1)),
         ("pod-pod-10k-flows", 4, same(10_000)),
-        ("pod-remote-1-flow", 4, vec![udp(pod, remote, 1024)]),
-        ("remote-pod-1-flow", UPLINK, vec![vxlan(&udp(remote, pod, 1024))]),
+        ("pod-pod-100k-flows", 4, same(100_000)),
+        ("pod-remote-1-flow", 4, vec![udp(pod, remote, 1024, 80)]),
+        ("remote-pod-1-flow", UPLINK, vec![vxlan(&udp(remote, pod, 1024, 80))]),
     ]
 }
 

@@ -757,7 +757,7 @@ impl Pmd {
         }
         // Stage 5: EMC bookkeeping; the classifier's hits may be inserted.
         emc.count_hits(emc_hits);
-        let mut m = after_emc & !todo;
+        let mut m = if emc.enabled() { after_emc & !todo } else { 0 };
         while m != 0 {
             let i = m.trailing_zeros() as usize;
             m &= m - 1;
