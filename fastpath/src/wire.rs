@@ -191,7 +191,7 @@ pub struct VxlanTemplate {
     /// The 50 header bytes with zero lengths, source port and checksum.
     pub bytes: [u8; VXLAN_ENCAP_LEN],
     /// One's-complement sum of the IPv4 header with total length 0 and
-    /// checksum 0 (unfolded).
+    /// checksum 0, folded to 16 bits (adding a length then needs one fold).
     partial: u32,
 }
 
@@ -212,6 +212,9 @@ impl VxlanTemplate {
         let mut partial = 0u32;
         for c in ip.chunks_exact(2) {
             partial += u16::from_be_bytes([c[0], c[1]]) as u32;
+        }
+        while partial > 0xffff {
+            partial = (partial & 0xffff) + (partial >> 16);
         }
         b[36..38].copy_from_slice(&dst_port.to_be_bytes());
         b[42] = 0x08;
@@ -237,8 +240,8 @@ impl VxlanTemplate {
         let ip_len = (inner_len + 36) as u16;
         let udp_len = (inner_len + 16) as u16;
         out[16..18].copy_from_slice(&ip_len.to_be_bytes());
+        // Both terms fit 16 bits, so one fold brings the sum back to 16.
         let mut sum = self.partial + ip_len as u32;
-        sum = (sum & 0xffff) + (sum >> 16);
         sum = (sum & 0xffff) + (sum >> 16);
         out[24..26].copy_from_slice(&(!(sum as u16)).to_be_bytes());
         out[34..36].copy_from_slice(&sport.to_be_bytes());
@@ -383,6 +386,21 @@ mod tests {
     fn test_vxlan_template_checksum() {
         let t = VxlanTemplate::new(0x0a0000000001, 0x0a0000000002, 0xac100119, 0xac100110, 4789, 0x2be3);
         let mut out = [0u8; 64];
+        // Addresses whose sums land the header's sum near every 16-bit
+        // boundary, with every inner length.
+        let mut seed = 0x9e37_79b9_u64;
+        let mut pairs = vec![(0xac100119, 0xac100110), (0xffff_ffff, 0xffff_fffe), (0, 0)];
+        for _ in 0..40 {
+            seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            pairs.push(((seed >> 32) as u32, seed as u32 | 0xffff_0000));
+        }
+        for (src, dst) in pairs {
+            let t = VxlanTemplate::new(0xffff_ffff_ffff, 0xffff_ffff_fffe, src, dst, 4789, 0xff_ffff);
+            for inner in 0..=MAX_INNER_CHECK {
+                t.write(&mut out, inner, 50000);
+                assert_eq!(checksum(&out[14..34]), 0, "checksum verifies: {src:x} -> {dst:x}, inner {inner}");
+            }
+        }
         t.write(&mut out, 42, 50000);
         assert_eq!(checksum(&out[14..34]), 0, "IPv4 header checksum verifies");
         assert_eq!(u16::from_be_bytes([out[16], out[17]]), 42 + 36);
@@ -392,6 +410,9 @@ mod tests {
         assert_eq!(out[20] & 0x40, 0x40, "DF set");
         assert_eq!(l4_ports(&out, 34), Some((50000, 4789)));
     }
+
+    /// Inner lengths the checksum test covers (every length a frame can have).
+    const MAX_INNER_CHECK: usize = 9000;
 
     #[test]
     fn test_src_port_range() {
