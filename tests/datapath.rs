@@ -127,6 +127,13 @@ fn expected(of: &Ofproto, in_port: u32, bytes: &[u8]) -> BTreeMap<u32, Vec<Vec<u
     out
 }
 
+/// A rig on node-d's tables with the EMC off, and a copy of the tables for
+/// `expected`.
+fn node_d_rig() -> (Rig, Ofproto) {
+    let ((_, of), (_, reference)) = (node_d(), node_d());
+    (rig(of, 0), reference)
+}
+
 fn node_d() -> (Cluster, Ofproto) {
     let c = Cluster::default_cluster();
     let r = config::render::render(&c, "node-d").unwrap();
@@ -173,13 +180,7 @@ fn fast_path_equals_xlate_on_miss_megaflow_and_emc_hits() {
 /// xlate says, in arrival order, and the megaflow counters add up.
 #[test]
 fn burst_of_interleaved_megaflows() {
-    let (_, of) = node_d();
-    let reference = {
-        let (_, mut o) = node_d();
-        o.ports = of.ports.clone();
-        o
-    };
-    let mut r = rig(of, 0);
+    let (mut r, reference) = node_d_rig();
     let base = "in_port=4,dl_src=0a:58:0a:83:00:03,nw_src=10.131.0.3,nw_ttl=64";
     let kinds = [
         format!("{base},tcp,nw_dst=10.131.0.4,tcp_src=SPORT,tcp_dst=5432"), // local pod, same VNID
@@ -259,13 +260,7 @@ fn del_flows_takes_effect_on_the_next_packet() {
 /// order (the rx ports' order, then arrival order).
 #[test]
 fn outputs_beyond_one_port_batch_keep_every_frame_in_order() {
-    let (_, of) = node_d();
-    let reference = {
-        let (_, mut o) = node_d();
-        o.ports = of.ports.clone();
-        o
-    };
-    let mut r = rig(of, 0);
+    let (mut r, reference) = node_d_rig();
     let pod = |port: u32| {
         let last = port - 1; // 10.131.0.2 on port 3, ... 10.131.0.5 on port 6
         format!("in_port={port},dl_src=0a:58:0a:83:00:{last:02x},nw_src=10.131.0.{last},nw_ttl=64,tcp,nw_dst=172.30.0.1,tcp_dst=443,tcp_src=SPORT")
