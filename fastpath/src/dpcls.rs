@@ -61,29 +61,16 @@ impl Megaflow {
     }
 }
 
-/// A subtable's hash of a masked key: every word, in two independent
-/// xor-rotate chains with a multiply each (no loop over the mask's words,
-/// no serial multiply per word), then a multiply that mixes the halves so
-/// that the low bits (the bucket) and the top ones (hashbrown's tag) both
-/// depend on every input bit.
+/// A subtable's hash of a masked key: the key hash's two chains over every
+/// word (no loop over the mask's words, no serial multiply per word), then
+/// a multiply that mixes the halves so that the low bits (the bucket) and
+/// the top ones (hashbrown's tag) both depend on every input bit.
 #[inline]
 fn words_hash(k: &FlowKey) -> u64 {
-    let w = &k.w;
-    let a = w[0] ^ w[1].rotate_left(9) ^ w[2].rotate_left(19) ^ w[3].rotate_left(27);
-    let b = w[4] ^ w[5].rotate_left(13) ^ w[6].rotate_left(31) ^ w[7].rotate_left(41);
-    let h = a.wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ b.wrapping_mul(0xc2b2_ae3d_27d4_eb4f).rotate_left(32);
+    let (a, b) = crate::flow::word_chains(&k.w);
+    let h = a ^ b.rotate_left(32);
     let h = (h ^ (h >> 32)).wrapping_mul(0xd6e8_feb8_6659_fd93);
     h ^ (h >> 32)
-}
-
-/// Whether two keys are equal, all words compared without branching.
-#[inline]
-fn same_words(a: &FlowKey, b: &FlowKey) -> bool {
-    let mut d = 0;
-    for i in 0..KEY_WORDS {
-        d |= a.w[i] ^ b.w[i];
-    }
-    d == 0
 }
 
 /// Megaflows sharing one mask.
@@ -114,7 +101,7 @@ impl Subtable {
         // outside its mask).
         let masked = key.masked(&self.mask);
         let h = words_hash(&masked);
-        self.flows.find(h, |(eh, m)| *eh == h && same_words(&masked, &m.key)).map(|e| &e.1)
+        self.flows.find(h, |(eh, m)| *eh == h && crate::flow::same_key(&masked, &m.key)).map(|e| &e.1)
     }
 }
 

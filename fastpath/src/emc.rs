@@ -15,16 +15,6 @@ use std::sync::Arc;
 use crate::dpcls::Megaflow;
 use crate::flow::FlowKey;
 
-/// Word-wise key comparison (no call to memcmp).
-#[inline]
-fn same_key(a: &FlowKey, b: &FlowKey) -> bool {
-    let mut d = 0;
-    for i in 0..crate::flow::KEY_WORDS {
-        d |= a.w[i] ^ b.w[i];
-    }
-    d == 0
-}
-
 /// Entries (a power of two).
 pub const EMC_ENTRIES: usize = 8192;
 /// Lookups per hit-rate window.
@@ -85,7 +75,7 @@ impl Emc {
     pub fn peek(&self, key: &FlowKey, hash: u32) -> Option<&Arc<Megaflow>> {
         let e = &self.entries[hash as usize & (EMC_ENTRIES - 1)];
         match &e.flow {
-            Some(m) if same_key(&e.key, key) && !m.dead.load(Ordering::Relaxed) => Some(m),
+            Some(m) if crate::flow::same_key(&e.key, key) && !m.dead.load(Ordering::Relaxed) => Some(m),
             _ => None,
         }
     }

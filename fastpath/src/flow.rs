@@ -101,8 +101,7 @@ impl FlowKey {
 }
 
 /// Hash of `w & mask` over the word indices `idx` (the non-zero words of a
-/// mask): what tuple-space subtables key their buckets by, in the datapath
-/// and in the OpenFlow classifier alike.
+/// mask): what the OpenFlow classifier's subtables key their buckets by.
 #[inline]
 pub fn masked_hash(w: &[u64], mask: &[u64], idx: &[u8]) -> u64 {
     let mut h = 0x9e37_79b9_7f4a_7c15u64;
@@ -148,15 +147,33 @@ pub struct LocalVtep {
     pub port: u32,
 }
 
-/// [`FlowKey::hash`] of a key's words: two independent xor-rotate chains,
-/// one multiply each (short dependency chains; the multiply's high half
-/// mixes every input bit).
+/// A key's words folded into two independent xor-rotate chains, each
+/// multiplied once (short dependency chains; a product's high half mixes
+/// every input bit): what [`FlowKey::hash`] and the megaflow subtables'
+/// hash are made of.
 #[inline(always)]
-fn hash_words(w: &[u64; 8]) -> u32 {
+pub(crate) fn word_chains(w: &[u64; KEY_WORDS]) -> (u64, u64) {
     let a = w[0] ^ w[1].rotate_left(9) ^ w[2].rotate_left(19) ^ w[3].rotate_left(27);
     let b = w[4] ^ w[5].rotate_left(13) ^ w[6].rotate_left(31) ^ w[7].rotate_left(41);
-    let h = (a.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 32) ^ (b.wrapping_mul(0xc2b2_ae3d_27d4_eb4f) >> 29);
-    h as u32
+    (a.wrapping_mul(0x9e37_79b9_7f4a_7c15), b.wrapping_mul(0xc2b2_ae3d_27d4_eb4f))
+}
+
+/// [`FlowKey::hash`] of a key's words: the chains' high halves.
+#[inline(always)]
+fn hash_words(w: &[u64; KEY_WORDS]) -> u32 {
+    let (a, b) = word_chains(w);
+    ((a >> 32) ^ (b >> 29)) as u32
+}
+
+/// Whether two keys are equal, every word compared without branching (no
+/// call to memcmp; vectorised).
+#[inline]
+pub(crate) fn same_key(a: &FlowKey, b: &FlowKey) -> bool {
+    let mut d = 0;
+    for i in 0..KEY_WORDS {
+        d |= a.w[i] ^ b.w[i];
+    }
+    d == 0
 }
 
 impl FlowKey {
@@ -360,17 +377,24 @@ mod tests {
         assert_eq!(k.get(loc::DL_SRC), 0x0a580a830003);
     }
 
+    /// Overwrites `n` random bytes among the first `span` of `f` with
+    /// random values, or (with `flips`, half the time) flips one bit.
+    fn mutate(f: &mut [u8], seed: &mut u64, n: usize, span: usize, flips: bool) {
+        for _ in 0..n {
+            let r = crate::testutil::lcg(seed);
+            let at = (r >> 33) as usize % span;
+            f[at] = if !flips || r & 1 == 0 { (r >> 17) as u8 } else { f[at] ^ (1 << ((r >> 9) % 8)) };
+        }
+    }
+
     #[test]
     fn test_fast_path_equals_full_parser() {
         let base = frame_udp();
         let mut seed = 7u64;
         for i in 0..20_000 {
             let mut f = base.clone();
-            for _ in 0..(i % 4) {
-                seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
-                let at = (seed >> 33) as usize % f.len();
-                f[at] = (seed >> 17) as u8;
-            }
+            let span = f.len();
+            mutate(&mut f, &mut seed, i % 4, span, false);
             f.truncate(30 + i % 31);
             let (mut a, mut b, mut c) = (FlowKey::default(), FlowKey::default(), FlowKey::default());
             let ra = a.extract(&f, 7);
@@ -394,11 +418,7 @@ mod tests {
         let (mut seed, mut fast) = (11u64, 0);
         for i in 0..50_000 {
             let mut f = base.clone();
-            for _ in 0..(i % 3) {
-                seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
-                let at = (seed >> 33) as usize % 50;
-                f[at] = if seed & 1 == 0 { (seed >> 17) as u8 } else { f[at] ^ (1 << ((seed >> 9) % 8)) };
-            }
+            mutate(&mut f, &mut seed, i % 3, 50, true);
             f.truncate(40 + i % 60);
             let full = outer_full(&f, &vtep);
             if let Some((vni, src)) = outer_fast(&f, &vtep) {

@@ -936,18 +936,7 @@ impl Exec<'_> {
 
     #[inline]
     fn emit(&mut self, port: u32, f: FrameId, b: &mut Burst) {
-        let si = self.slot_of.get(port as usize).copied().unwrap_or(u16::MAX);
-        let Some(s) = self.slots.get_mut(si as usize) else {
-            self.pool.free(f);
-            b.drops[DropReason::NoPort as usize] += 1;
-            return;
-        };
-        s.batch[s.n] = f;
-        s.n += 1;
-        if s.n == s.batch.len() {
-            s.port.tx(self.pool, &s.batch[..s.n]);
-            s.n = 0;
-        }
+        self.emit_run(port, std::slice::from_ref(&f), b);
     }
 
     /// Credits `packets` and `bytes` to megaflow `m` (this loop's counters).
@@ -975,21 +964,19 @@ impl Exec<'_> {
             [DpAction::TunnelPush { vni, dst, .. }] => {
                 let mut out = [0 as FrameId; BURST];
                 let mut k = 0;
-                // The template is looked up once for the run; a miss (or
-                // an unresolved neighbour) goes frame by frame below.
-                if let Some(t) = template(self.tcache, dst, vni) {
-                    for (&f, &h) in run.iter().zip(hashes) {
-                        if Self::encap(self.pool, t, f, wire::vxlan_src_port(h), b) {
-                            out[k] = f;
-                            k += 1;
-                        }
-                    }
-                } else {
-                    for (&f, &h) in run.iter().zip(hashes) {
-                        if self.push_vxlan(tunnel, f, dst, vni, wire::vxlan_src_port(h), b) {
-                            out[k] = f;
-                            k += 1;
-                        }
+                // The template is looked up once for the run; without one
+                // (or with an unresolved neighbour) each frame goes through
+                // push_vxlan, which builds and caches it.
+                let t = template(self.tcache, dst, vni).copied();
+                for (&f, &h) in run.iter().zip(hashes) {
+                    let sport = wire::vxlan_src_port(h);
+                    let ready = match &t {
+                        Some(t) => Self::encap(self.pool, t, f, sport, b),
+                        None => self.push_vxlan(tunnel, f, dst, vni, sport, b),
+                    };
+                    if ready {
+                        out[k] = f;
+                        k += 1;
                     }
                 }
                 self.emit_run(UPLINK, &out[..k], b);

@@ -42,27 +42,31 @@ pub fn copy_frame(dst: &mut [u8], src: &[u8]) {
     }
 }
 
-/// The copy loop of [`FramePool::alloc_fill_cyclic`], with the pool's
-/// arrays as distinct slices (a frame's copy cannot alias its start and
-/// length, so nothing is reloaded between frames).
+/// Fills frames `ids` with `src`'s frames from `*next` on, cyclically,
+/// each truncated to [`MAX_FRAME_LEN`] after the full headroom; returns the
+/// bytes written. The pool's arrays come as distinct slices (a frame's copy
+/// cannot alias its start and length, so nothing is reloaded between
+/// frames). [`FramePool::fill`] and [`FramePool::alloc_fill_cyclic`] both
+/// write frames through it.
 #[inline(always)]
-fn fill_cyclic(
+fn fill_cyclic<B: AsRef<[u8]>>(
     mem: &mut [u8],
     start: &mut [u16],
     len: &mut [u16],
     ids: &[FrameId],
-    src: &[Vec<u8>],
+    src: &[B],
     next: &mut usize,
 ) -> u64 {
     let mut bytes = 0;
     let mut k = *next;
     for &id in ids {
         let i = id as usize;
-        let f = src.get(k).map_or(&[][..], |v| &v[..v.len().min(MAX_FRAME_LEN)]);
+        let f = src.get(k).map_or(&[][..], |v| v.as_ref());
         k += 1;
         if k >= src.len() {
             k = 0;
         }
+        let f = &f[..f.len().min(MAX_FRAME_LEN)];
         let s = i * STRIDE + HEADROOM;
         if let (Some(st), Some(ln), Some(d)) = (start.get_mut(i), len.get_mut(i), mem.get_mut(s..s + f.len())) {
             *st = HEADROOM as u16;
@@ -116,10 +120,7 @@ impl FramePool {
     #[inline]
     pub fn alloc(&mut self) -> Option<FrameId> {
         let id = self.free.pop()?;
-        #[cfg(debug_assertions)]
-        {
-            self.out[id as usize] = true;
-        }
+        self.handed_out(id);
         self.start[id as usize] = HEADROOM as u16;
         self.len[id as usize] = 0;
         Some(id)
@@ -128,12 +129,27 @@ impl FramePool {
     /// Returns a frame.
     #[inline]
     pub fn free(&mut self, id: FrameId) {
+        self.returned(id);
+        self.free.push(id);
+    }
+
+    /// Debug builds: records that `id` is handed out.
+    #[inline(always)]
+    fn handed_out(&mut self, _id: FrameId) {
         #[cfg(debug_assertions)]
         {
-            assert!(self.out[id as usize], "double free of frame {id}");
-            self.out[id as usize] = false;
+            self.out[_id as usize] = true;
         }
-        self.free.push(id);
+    }
+
+    /// Debug builds: records that `id` came back, and catches a double free.
+    #[inline(always)]
+    fn returned(&mut self, _id: FrameId) {
+        #[cfg(debug_assertions)]
+        {
+            assert!(self.out[_id as usize], "double free of frame {_id}");
+            self.out[_id as usize] = false;
+        }
     }
 
     /// Takes up to `out.len()` frames at once and fills them with `src`'s
@@ -149,9 +165,8 @@ impl FramePool {
             *o = id;
         }
         self.free.truncate(from);
-        #[cfg(debug_assertions)]
         for &id in &out[..n] {
-            self.out[id as usize] = true;
+            self.handed_out(id);
         }
         let bytes = fill_cyclic(&mut self.mem, &mut self.start, &mut self.len, &out[..n], src, next);
         (n, bytes)
@@ -162,11 +177,7 @@ impl FramePool {
     pub fn free_all(&mut self, ids: &[FrameId]) -> u64 {
         let mut bytes = 0;
         for &id in ids {
-            #[cfg(debug_assertions)]
-            {
-                assert!(self.out[id as usize], "double free of frame {id}");
-                self.out[id as usize] = false;
-            }
+            self.returned(id);
             bytes += self.len.get(id as usize).map_or(0, |&l| l as u64);
         }
         self.free.extend_from_slice(ids);
@@ -204,12 +215,7 @@ impl FramePool {
     /// Copies `bytes` into the frame (truncated to [`MAX_FRAME_LEN`]).
     #[inline]
     pub fn fill(&mut self, id: FrameId, bytes: &[u8]) {
-        let n = bytes.len().min(MAX_FRAME_LEN);
-        let i = id as usize;
-        self.start[i] = HEADROOM as u16;
-        self.len[i] = n as u16;
-        let s = i * STRIDE + HEADROOM;
-        copy_frame(&mut self.mem[s..s + n], &bytes[..n]);
+        fill_cyclic(&mut self.mem, &mut self.start, &mut self.len, &[id], &[bytes], &mut 0);
     }
 
     /// Grows the frame at the front by `N` bytes (into the headroom) and

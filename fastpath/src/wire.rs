@@ -391,8 +391,8 @@ mod tests {
         let mut seed = 0x9e37_79b9_u64;
         let mut pairs = vec![(0xac100119, 0xac100110), (0xffff_ffff, 0xffff_fffe), (0, 0)];
         for _ in 0..40 {
-            seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
-            pairs.push(((seed >> 32) as u32, seed as u32 | 0xffff_0000));
+            let r = crate::testutil::lcg(&mut seed);
+            pairs.push(((r >> 32) as u32, r as u32 | 0xffff_0000));
         }
         for (src, dst) in pairs {
             let t = VxlanTemplate::new(0xffff_ffff_ffff, 0xffff_ffff_fffe, src, dst, 4789, 0xff_ffff);
