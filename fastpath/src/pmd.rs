@@ -720,15 +720,13 @@ impl Pmd {
         // well: EMC insertion candidates, while `hit` borrows the EMC).
         let mut from_cls: [Option<&Arc<Megaflow>>; BURST] = [None; BURST];
         let mut rank_hits = [0u64; 8];
-        let mut m = todo;
-        while m != 0 {
-            let i = m.trailing_zeros() as usize;
-            m &= m - 1;
-            if let Some((mf, rank)) = cls.lookup(&keys[i]) {
-                hit[i] = Some(mf);
-                from_cls[i] = Some(mf);
-                rank_hits[rank.min(7)] += 1;
-                todo &= !(1 << i);
+        if todo != 0 {
+            todo = cls.lookup_burst(&keys[..], todo, &mut from_cls, &mut rank_hits);
+            let mut m = after_emc & !todo;
+            while m != 0 {
+                let i = m.trailing_zeros() as usize;
+                m &= m - 1;
+                hit[i] = from_cls[i];
             }
         }
         b.emc_hits += emc_hits;
