@@ -108,7 +108,7 @@ impl Subtable {
 /// The classifier of one input port.
 #[derive(Clone, Debug, Default)]
 pub struct Dpcls {
-    subtables: Vec<Arc<Subtable>>,
+    subtables: Vec<Subtable>,
 }
 
 impl Dpcls {
@@ -199,11 +199,11 @@ impl Dpcls {
         let idx = match self.subtables.iter().position(|s| s.mask == m.mask) {
             Some(i) => i,
             None => {
-                self.subtables.push(Arc::new(Subtable::new(m.mask)));
+                self.subtables.push(Subtable::new(m.mask));
                 self.subtables.len() - 1
             }
         };
-        let st = Arc::make_mut(&mut self.subtables[idx]);
+        let st = &mut self.subtables[idx];
         let h = st.hash(&m.key);
         if let Some(old) = st.flows.find_mut(h, |(eh, x)| *eh == h && x.key == m.key) {
             old.1.dead.store(true, Ordering::Release);
@@ -216,7 +216,7 @@ impl Dpcls {
 
     fn remove(&mut self, key: &FlowKey, mask: &FlowKey) -> Option<Arc<Megaflow>> {
         let idx = self.subtables.iter().position(|s| s.mask == *mask)?;
-        let st = Arc::make_mut(&mut self.subtables[idx]);
+        let st = &mut self.subtables[idx];
         let h = st.hash(key);
         let entry = st.flows.find_entry(h, |(eh, x)| *eh == h && x.key == *key).ok()?;
         let ((_, m), _) = entry.remove();
