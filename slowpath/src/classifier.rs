@@ -1,12 +1,15 @@
 //! A priority classifier by tuple space search, as OVS's `classifier`:
 //! rules with the same mask share a subtable (a hash map from masked value to
 //! rules), subtables are probed in order of their highest priority and the
-//! search stops once no remaining subtable can beat the best match.
+//! search stops once no remaining subtable can beat the best match. A
+//! subtable whose rules all name other input ports is skipped on in_port
+//! alone (OVS partitions its classifier on metadata the same way).
 //!
 //! Megaflow contract: `lookup` ORs into the caller's wildcards the mask of
 //! every subtable it probed — the result depends on those bits only, so any
-//! flow that agrees with this one on them gets the same answer. (Skipped
-//! subtables were skipped for their priority alone, never for the packet.)
+//! flow that agrees with this one on them gets the same answer. (Subtables
+//! skipped for their priority were skipped for no field of the packet; one
+//! skipped for in_port un-wildcards in_port only.)
 //!
 //! Equal-priority overlapping rules are undefined in OpenFlow; here the first
 //! one found wins. Not thread-safe: the slow path owns its tables.
@@ -48,6 +51,21 @@ struct Subtable {
     /// hashing the flow (most subtables of the OpenShift SDN tables hold one
     /// rule). The values are copies, so the search reads no entry.
     few: Option<SmallVec<[(OfFlow, u16, EntryId); FEW]>>,
+    /// in_port partition: where the mask matches in_port exactly, bit
+    /// `p % 64` is set for every rule's in_port `p` (all bits otherwise). A
+    /// flow whose bit is clear matches no rule here, which the lookup knows
+    /// from in_port alone. Bits may stay set after removals (a false
+    /// positive only costs a probe); recomputed while the subtable is small.
+    ports: u64,
+}
+
+/// Where in_port lives in an [`OfFlow`].
+const IN_PORT: fastpath::flow::FieldLoc = fastpath::flow::loc::IN_PORT;
+
+/// The partition bit of an in_port value.
+#[inline]
+fn port_bit(flow: &OfFlow) -> u64 {
+    1 << ((flow.w[IN_PORT.word] >> IN_PORT.shift) & 63)
 }
 
 /// Subtables with up to this many rules are searched without hashing.
@@ -56,7 +74,12 @@ const FEW: usize = 4;
 impl Subtable {
     fn new(mask: OfFlow) -> Subtable {
         let words = (0..mask.w.len()).filter(|&i| mask.w[i] != 0).map(|i| i as u8).collect();
-        Subtable { mask, words, max_priority: 0, n_rules: 0, buckets: HashMap::new(), few: None }
+        Subtable { mask, words, max_priority: 0, n_rules: 0, buckets: HashMap::new(), few: None, ports: 0 }
+    }
+
+    /// Whether the mask matches in_port exactly (the partition applies).
+    fn partitioned(&self) -> bool {
+        (self.mask.w[IN_PORT.word] >> IN_PORT.shift) & IN_PORT.mask == IN_PORT.mask
     }
 
     /// Rebuilds the list of entries searched without hashing (after an
@@ -72,6 +95,11 @@ impl Subtable {
             few.sort_by_key(|&(_, p, id)| (std::cmp::Reverse(p), id));
             few
         });
+        if let Some(few) = &self.few {
+            if self.partitioned() {
+                self.ports = few.iter().fold(0, |b, (v, ..)| b | port_bit(v));
+            }
+        }
     }
 
     /// Hash of `flow` under the subtable's mask.
@@ -150,6 +178,7 @@ impl<T> Classifier<T> {
             .unwrap_or(bucket.len());
         bucket.insert(pos, id);
         st.n_rules += 1;
+        st.ports |= if st.partitioned() { port_bit(&value) } else { u64::MAX };
         st.relist(entries);
         if st.n_rules == 1 || priority > st.max_priority {
             st.max_priority = priority;
@@ -228,6 +257,12 @@ impl<T> Classifier<T> {
                 if st.max_priority <= bp {
                     break;
                 }
+            }
+            // No rule here has this in_port: the answer depends on in_port
+            // alone.
+            if st.ports & port_bit(flow) == 0 {
+                acc.w[IN_PORT.word] |= IN_PORT.mask << IN_PORT.shift;
+                continue;
             }
             // The mask is zero outside its words: OR it whole (vectorised).
             for i in 0..FLOW_WORDS {
@@ -313,12 +348,20 @@ mod tests {
                     let e = c.get(id).unwrap();
                     prop_assert_eq!(f.masked(&e.mask), e.value);
                 }
-                // Megaflow soundness: flipping any wildcarded bit keeps the answer.
+                // Megaflow soundness: flipping any wildcarded bit keeps the
+                // answer, and so does giving a word's wildcarded bits those
+                // of any value the rules use (word 0 is in_port, whose
+                // partition may skip subtables).
                 for w in 0..4 {
                     let mut g = f;
                     g.w[w * 3] ^= !wc.w[w * 3] & 0xffff;
                     let mut wc2 = OfFlow::default();
                     prop_assert_eq!(c.lookup(&g, &mut wc2).map(|id| c.get(id).unwrap().priority), want);
+                    for x in 0..4u64 {
+                        let mut g = f;
+                        g.w[w * 3] = (f.w[w * 3] & wc.w[w * 3]) | (x * 0x11 & !wc.w[w * 3]);
+                        prop_assert_eq!(c.lookup(&g, &mut wc2).map(|id| c.get(id).unwrap().priority), want);
+                    }
                 }
             }
         }
