@@ -20,7 +20,7 @@ use hashbrown::HashTable;
 use smallvec::SmallVec;
 
 use crate::actions::DpAction;
-use crate::flow::{loc, FlowKey, KEY_WORDS};
+use crate::flow::{loc, same_key, FlowKey, KEY_WORDS};
 
 /// An installed megaflow.
 #[derive(Debug)]
@@ -101,7 +101,7 @@ impl Subtable {
         // outside its mask).
         let masked = key.masked(&self.mask);
         let h = words_hash(&masked);
-        self.flows.find(h, |(eh, m)| *eh == h && crate::flow::same_key(&masked, &m.key)).map(|e| &e.1)
+        self.flows.find(h, |(eh, m)| *eh == h && same_key(&masked, &m.key)).map(|e| &e.1)
     }
 }
 
@@ -150,12 +150,12 @@ impl Dpcls {
                 m &= m - 1;
                 let masked = keys[i].masked(&st.mask);
                 let r = match last {
-                    Some((k, r)) if crate::flow::same_key(&k, &masked) => r,
+                    Some((k, r)) if same_key(&k, &masked) => r,
                     _ => {
                         let h = words_hash(&masked);
                         let r = st
                             .flows
-                            .find(h, |(eh, mf)| *eh == h && crate::flow::same_key(&masked, &mf.key))
+                            .find(h, |(eh, mf)| *eh == h && same_key(&masked, &mf.key))
                             .map(|e| &e.1);
                         last = Some((masked, r));
                         r
@@ -196,7 +196,7 @@ impl Dpcls {
     }
 
     fn insert(&mut self, m: Arc<Megaflow>) {
-        let idx = match self.subtables.iter().position(|s| s.mask == m.mask) {
+        let idx = match self.subtables.iter().position(|s| same_key(&s.mask, &m.mask)) {
             Some(i) => i,
             None => {
                 self.subtables.push(Subtable::new(m.mask));
@@ -205,7 +205,7 @@ impl Dpcls {
         };
         let st = &mut self.subtables[idx];
         let h = st.hash(&m.key);
-        if let Some(old) = st.flows.find_mut(h, |(eh, x)| *eh == h && x.key == m.key) {
+        if let Some(old) = st.flows.find_mut(h, |(eh, x)| *eh == h && same_key(&x.key, &m.key)) {
             old.1.dead.store(true, Ordering::Release);
             old.1 = m;
         } else {
@@ -215,10 +215,10 @@ impl Dpcls {
     }
 
     fn remove(&mut self, key: &FlowKey, mask: &FlowKey) -> Option<Arc<Megaflow>> {
-        let idx = self.subtables.iter().position(|s| s.mask == *mask)?;
+        let idx = self.subtables.iter().position(|s| same_key(&s.mask, mask))?;
         let st = &mut self.subtables[idx];
         let h = st.hash(key);
-        let entry = st.flows.find_entry(h, |(eh, x)| *eh == h && x.key == *key).ok()?;
+        let entry = st.flows.find_entry(h, |(eh, x)| *eh == h && same_key(&x.key, key)).ok()?;
         let ((_, m), _) = entry.remove();
         st.n_flows -= 1;
         if st.n_flows == 0 {
