@@ -153,10 +153,7 @@ impl Dpcls {
                     Some((k, r)) if same_key(&k, &masked) => r,
                     _ => {
                         let h = words_hash(&masked);
-                        let r = st
-                            .flows
-                            .find(h, |(eh, mf)| *eh == h && same_key(&masked, &mf.key))
-                            .map(|e| &e.1);
+                        let r = st.flows.find(h, |(eh, mf)| *eh == h && same_key(&masked, &mf.key)).map(|e| &e.1);
                         last = Some((masked, r));
                         r
                     }
