@@ -359,7 +359,7 @@ mod tests {
                     prop_assert_eq!(c.lookup(&g, &mut wc2).map(|id| c.get(id).unwrap().priority), want);
                     for x in 0..4u64 {
                         let mut g = f;
-                        g.w[w * 3] = (f.w[w * 3] & wc.w[w * 3]) | (x * 0x11 & !wc.w[w * 3]);
+                        g.w[w * 3] = (f.w[w * 3] & wc.w[w * 3]) | ((x * 0x11) & !wc.w[w * 3]);
                         prop_assert_eq!(c.lookup(&g, &mut wc2).map(|id| c.get(id).unwrap().priority), want);
                     }
                 }
