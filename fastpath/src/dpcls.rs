@@ -321,9 +321,13 @@ impl FlowTable {
         self.ports.iter().flat_map(Dpcls::iter)
     }
 
-    /// Orders each port's subtables by their hit counters, most first. The
-    /// counters are shared by both copies of a table and restarted by
-    /// [`FlowTable::reset_hits`].
+    /// Orders each port's subtables by their hit counters, most first. Each
+    /// copy of the left-right table counts the hits made while it was the
+    /// published one (the copies alternate at every publish, so each sees a
+    /// sample of the traffic); [`FlowTable::reset_hits`] restarts them. The
+    /// order only decides which subtable is probed first: megaflows never
+    /// overlap, so the copies may rank differently without any effect on
+    /// the result.
     pub fn rerank(&mut self) {
         for cls in self.ports.iter_mut() {
             cls.subtables.sort_by_key(|s| std::cmp::Reverse(s.hits.load(Ordering::Relaxed)));
