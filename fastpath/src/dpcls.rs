@@ -426,14 +426,20 @@ mod tests {
                 m
             })
             .collect();
-        let mut t = FlowTable::default();
-        let mut linear: Vec<Arc<Megaflow>> = Vec::new();
-        for id in 0..500 {
+        // A key over a small space (in_port, addresses, port), so that
+        // megaflows and keys meet often.
+        let key = |rnd: &mut dyn FnMut() -> u64| {
             let mut k = FlowKey::default();
             k.set(loc::IN_PORT, rnd() % 3);
             k.set(loc::NW_DST, rnd() % 64);
             k.set(loc::NW_SRC, rnd() % 8);
             k.set(loc::TP_DST, rnd() % 4);
+            k
+        };
+        let mut t = FlowTable::default();
+        let mut linear: Vec<Arc<Megaflow>> = Vec::new();
+        for id in 0..500 {
+            let k = key(&mut rnd);
             let m = mf(k, masks[(rnd() % 6) as usize], id);
             // Megaflows never overlap: skip one that would.
             let overlaps = linear
@@ -445,26 +451,14 @@ mod tests {
             }
         }
         for _ in 0..5000 {
-            let mut k = FlowKey::default();
-            k.set(loc::IN_PORT, rnd() % 3);
-            k.set(loc::NW_DST, rnd() % 64);
-            k.set(loc::NW_SRC, rnd() % 8);
-            k.set(loc::TP_DST, rnd() % 4);
+            let k = key(&mut rnd);
             let want = linear.iter().find(|m| m.matches(&k)).map(|m| m.id);
             assert_eq!(t.lookup(&k).map(|m| m.id), want);
         }
         // Bursts: keys drawn from a few, in runs and interleaved, so that a
         // subtable's last probe is reused for hits and misses alike; the
         // burst lookup agrees with the linear scan key by key.
-        let mut pool_keys = Vec::new();
-        for _ in 0..6 {
-            let mut k = FlowKey::default();
-            k.set(loc::IN_PORT, rnd() % 3);
-            k.set(loc::NW_DST, rnd() % 64);
-            k.set(loc::NW_SRC, rnd() % 8);
-            k.set(loc::TP_DST, rnd() % 4);
-            pool_keys.push(k);
-        }
+        let pool_keys: Vec<FlowKey> = (0..6).map(|_| key(&mut rnd)).collect();
         for round in 0..2000 {
             let port = rnd() % 3;
             let mut keys = [FlowKey::default(); 32];
