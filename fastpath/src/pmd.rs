@@ -545,9 +545,15 @@ impl Pmd {
     #[cold]
     fn replies(&mut self, b: &mut Burst) -> usize {
         let mut n = 0;
+        // The tunnel state once for all the replies waiting (it was loaded
+        // at the start of this iteration).
+        let mut tunnel = None;
         while let Ok(r) = self.reply_rx.try_recv() {
-            let tunnel = self.tunnel.load().clone();
-            tcache_sync(&mut self.tcache, &mut self.tcache_tunnel, &tunnel);
+            let tunnel = tunnel.get_or_insert_with(|| {
+                let t = self.tunnel.load().clone();
+                tcache_sync(&mut self.tcache, &mut self.tcache_tunnel, &t);
+                t
+            });
             let mut i = 0;
             while i < self.pending.len() {
                 let (f, key, hash, _) = self.pending[i];
@@ -563,7 +569,7 @@ impl Pmd {
                         iteration: self.iteration,
                         tcache: &mut self.tcache,
                     };
-                    x.execute(&tunnel, &r.flow, f, hash, b);
+                    x.execute(tunnel, &r.flow, f, hash, b);
                     n += 1;
                 } else {
                     i += 1;
