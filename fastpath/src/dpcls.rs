@@ -96,12 +96,17 @@ impl Subtable {
 
     #[inline]
     fn lookup(&self, key: &FlowKey) -> Option<&Arc<Megaflow>> {
-        // The masked key once: hashed whole, and each candidate compared on
-        // all words without branching (vectorised; a megaflow's key is zero
-        // outside its mask).
-        let masked = key.masked(&self.mask);
-        let h = words_hash(&masked);
-        self.flows.find(h, |(eh, m)| *eh == h && same_key(&masked, &m.key)).map(|e| &e.1)
+        self.find(&key.masked(&self.mask))
+    }
+
+    /// The megaflow whose key is `masked` (a key under this subtable's
+    /// mask): hashed whole, and each candidate compared on all words
+    /// without branching (vectorised; a megaflow's key is zero outside its
+    /// mask).
+    #[inline]
+    fn find(&self, masked: &FlowKey) -> Option<&Arc<Megaflow>> {
+        let h = words_hash(masked);
+        self.flows.find(h, |(eh, m)| *eh == h && same_key(masked, &m.key)).map(|e| &e.1)
     }
 }
 
@@ -152,8 +157,7 @@ impl Dpcls {
                 let r = match last {
                     Some((k, r)) if same_key(&k, &masked) => r,
                     _ => {
-                        let h = words_hash(&masked);
-                        let r = st.flows.find(h, |(eh, mf)| *eh == h && same_key(&masked, &mf.key)).map(|e| &e.1);
+                        let r = st.find(&masked);
                         last = Some((masked, r));
                         r
                     }

@@ -542,18 +542,21 @@ impl Pmd {
         }
     }
 
+    /// The current tunnel state, with the VXLAN template cache following it
+    /// (off the burst path, which uses its own per-burst load).
+    fn synced_tunnel(&mut self) -> Arc<TunnelState> {
+        let t = self.tunnel.load().clone();
+        tcache_sync(&mut self.tcache, &mut self.tcache_tunnel, &t);
+        t
+    }
+
     #[cold]
     fn replies(&mut self, b: &mut Burst) -> usize {
         let mut n = 0;
-        // The tunnel state once for all the replies waiting (it was loaded
-        // at the start of this iteration).
+        // The tunnel state once for all the replies waiting.
         let mut tunnel = None;
         while let Ok(r) = self.reply_rx.try_recv() {
-            let tunnel = tunnel.get_or_insert_with(|| {
-                let t = self.tunnel.load().clone();
-                tcache_sync(&mut self.tcache, &mut self.tcache_tunnel, &t);
-                t
-            });
+            let tunnel = tunnel.get_or_insert_with(|| self.synced_tunnel());
             let mut i = 0;
             while i < self.pending.len() {
                 let (f, key, hash, _) = self.pending[i];
@@ -586,8 +589,7 @@ impl Pmd {
     /// the tunnel state changes); drops those that waited too long.
     #[cold]
     fn retry_held(&mut self, b: &mut Burst) {
-        let tunnel = self.tunnel.load().clone();
-        tcache_sync(&mut self.tcache, &mut self.tcache_tunnel, &tunnel);
+        let tunnel = self.synced_tunnel();
         let changed = !self.held_tunnel.as_ref().is_some_and(|t| Arc::ptr_eq(t, &tunnel));
         self.held_tunnel = Some(tunnel.clone());
         let now = self.iteration;

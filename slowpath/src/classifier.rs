@@ -62,6 +62,11 @@ struct Subtable {
 /// Where in_port lives in an [`OfFlow`].
 const IN_PORT: fastpath::flow::FieldLoc = fastpath::flow::loc::IN_PORT;
 
+/// Whether `mask` matches in_port exactly (the partition applies).
+fn partitioned(mask: &OfFlow) -> bool {
+    (mask.w[IN_PORT.word] >> IN_PORT.shift) & IN_PORT.mask == IN_PORT.mask
+}
+
 /// The partition bit of an in_port value.
 #[inline]
 fn port_bit(flow: &OfFlow) -> u64 {
@@ -74,12 +79,8 @@ const FEW: usize = 4;
 impl Subtable {
     fn new(mask: OfFlow) -> Subtable {
         let words = (0..mask.w.len()).filter(|&i| mask.w[i] != 0).map(|i| i as u8).collect();
-        Subtable { mask, words, max_priority: 0, n_rules: 0, buckets: HashMap::new(), few: None, ports: 0 }
-    }
-
-    /// Whether the mask matches in_port exactly (the partition applies).
-    fn partitioned(&self) -> bool {
-        (self.mask.w[IN_PORT.word] >> IN_PORT.shift) & IN_PORT.mask == IN_PORT.mask
+        let ports = if partitioned(&mask) { 0 } else { u64::MAX };
+        Subtable { mask, words, max_priority: 0, n_rules: 0, buckets: HashMap::new(), few: None, ports }
     }
 
     /// Rebuilds the list of entries searched without hashing (after an
@@ -95,10 +96,8 @@ impl Subtable {
             few.sort_by_key(|&(_, p, id)| (std::cmp::Reverse(p), id));
             few
         });
-        if let Some(few) = &self.few {
-            if self.partitioned() {
-                self.ports = few.iter().fold(0, |b, (v, ..)| b | port_bit(v));
-            }
+        if let (Some(few), true) = (&self.few, partitioned(&self.mask)) {
+            self.ports = few.iter().fold(0, |b, (v, ..)| b | port_bit(v));
         }
     }
 
@@ -178,7 +177,7 @@ impl<T> Classifier<T> {
             .unwrap_or(bucket.len());
         bucket.insert(pos, id);
         st.n_rules += 1;
-        st.ports |= if st.partitioned() { port_bit(&value) } else { u64::MAX };
+        st.ports |= port_bit(&value); // all ones already where unpartitioned
         st.relist(entries);
         if st.n_rules == 1 || priority > st.max_priority {
             st.max_priority = priority;
