@@ -26,11 +26,13 @@ pub const DEFAULT_FLOW_LIMIT: usize = 200_000;
 /// Megaflows unused this long are removed.
 pub const IDLE_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// A change to the megaflow table.
+/// A change to the megaflow table (16 bytes: a mass expiry logs one per
+/// megaflow, twice).
 #[derive(Clone, Debug)]
 enum Op {
     Insert(Arc<Megaflow>),
-    Remove(FlowKey, FlowKey),
+    /// Removes the megaflow with this one's key and mask.
+    Remove(Arc<Megaflow>),
     Rerank,
 }
 
@@ -38,8 +40,8 @@ enum Op {
 fn apply(t: &mut FlowTable, op: Op) {
     match op {
         Op::Insert(m) => t.insert(m),
-        Op::Remove(k, m) => {
-            t.remove(&k, &m);
+        Op::Remove(m) => {
+            t.remove(&m.key, &m.mask);
         }
         Op::Rerank => t.rerank(),
     }
@@ -413,7 +415,7 @@ impl SlowPath {
         }
         for &id in &dead {
             if let Some(mf) = self.megaflows.remove(id) {
-                self.publisher.change(Op::Remove(mf.flow.key, mf.flow.mask));
+                self.publisher.change(Op::Remove(mf.flow));
                 self.ids.release(id, now);
             }
         }
@@ -446,7 +448,7 @@ impl SlowPath {
                 continue;
             }
             changed += 1;
-            self.publisher.change(Op::Remove(old.key, old.mask));
+            self.publisher.change(Op::Remove(old.clone()));
             let info = self.megaflows.remove(id);
             if mask == old.mask {
                 let m = Arc::new(Megaflow::new(old.key, mask, &x.actions, id));
