@@ -15,10 +15,9 @@ use crossbeam_channel::{Receiver, Sender};
 use fastpath::dpcls::{FlowTable, Megaflow};
 use fastpath::pmd::{PmdStats, Shared, Upcall, UpcallReply, MAX_FLOW_IDS};
 use fastpath::FlowKey;
-use smallvec::SmallVec;
 
 use crate::ofproto::{Ofproto, RuleRef};
-use crate::xlate::xlate;
+use crate::xlate::{xlate_borrowed, RuleHit};
 use crate::OfFlow;
 
 /// Default limit on installed megaflows (OVS's `flow-limit` default).
@@ -133,7 +132,9 @@ impl Publisher {
 
 struct MfInfo {
     flow: Arc<Megaflow>,
-    rules: SmallVec<[RuleRef; 8]>,
+    /// The rules it was translated through (shared with every megaflow
+    /// that took the same path).
+    rules: Arc<[RuleRef]>,
     /// Where and why the megaflow's packets are dropped, if they are.
     drop: Option<crate::DropReason>,
     credited: (u64, u64),
@@ -184,6 +185,51 @@ impl Megaflows {
 
     fn ids(&self) -> Vec<u32> {
         self.slots.iter().enumerate().filter(|(_, m)| m.is_some()).map(|(i, _)| i as u32).collect()
+    }
+}
+
+/// The paths through the tables that installed megaflows took, each kept
+/// once: a node's megaflows take few distinct paths, so a megaflow holds a
+/// shared list instead of its own copy of up to eight rule references
+/// (memory touched per megaflow, and a reference count taken and dropped
+/// per rule).
+#[derive(Default)]
+struct Paths {
+    /// (hash, path). A path holds its rules, so no rule address in the
+    /// table can be reused while the entry lives.
+    table: hashbrown::HashTable<(u64, Arc<[RuleRef]>)>,
+}
+
+impl Paths {
+    fn hash(rules: &[RuleHit<'_>]) -> u64 {
+        rules.iter().fold(rules.len() as u64, |h, &(t, r)| {
+            (h ^ (Arc::as_ptr(r) as usize as u64) ^ t as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15).rotate_left(29)
+        })
+    }
+
+    /// The shared list of `rules`.
+    fn intern(&mut self, rules: &[RuleHit<'_>]) -> Arc<[RuleRef]> {
+        let h = Paths::hash(rules);
+        let same = |p: &[RuleRef]| {
+            p.len() == rules.len() && p.iter().zip(rules).all(|(a, &(t, r))| a.table == t && Arc::ptr_eq(&a.rule, r))
+        };
+        if let Some((_, p)) = self.table.find(h, |(eh, p)| *eh == h && same(p)) {
+            return p.clone();
+        }
+        let p: Arc<[RuleRef]> = rules.iter().map(|&(table, r)| RuleRef { table, rule: r.clone() }).collect();
+        self.table.insert_unique(h, (h, p.clone()), |e| e.0);
+        p
+    }
+
+    /// Drops the paths no megaflow holds any more (and with them the
+    /// rules' last references, for rules deleted from the tables).
+    fn prune(&mut self) {
+        self.table.retain(|(_, p)| Arc::strong_count(p) > 1);
+    }
+
+    #[cfg(test)]
+    fn len(&self) -> usize {
+        self.table.len()
     }
 }
 
@@ -269,6 +315,7 @@ pub struct SlowPath {
     shared: Arc<Shared>,
     replies: Vec<Sender<UpcallReply>>,
     megaflows: Megaflows,
+    paths: Paths,
     publisher: Publisher,
     pmds: Vec<Arc<PmdStats>>,
     ids: Ids,
@@ -298,6 +345,7 @@ impl SlowPath {
             shared,
             replies,
             megaflows: Megaflows::with_ids(MAX_FLOW_IDS),
+            paths: Paths::default(),
             publisher,
             pmds,
             ids: Ids { next: 1, free: Vec::new(), quarantine: VecDeque::new() },
@@ -329,7 +377,7 @@ impl SlowPath {
                 crate::trace::fmt_masked(&flow, &mask),
                 if acts.is_empty() { "drop".to_string() } else { acts.join(",") }
             );
-            for r in &m.rules {
+            for r in m.rules.iter() {
                 let line = r.rule.spec.to_dump_line(None);
                 out += &format!("    from: {}\n", line.trim_start());
             }
@@ -353,14 +401,14 @@ impl SlowPath {
                 continue;
             }
             let flow = OfFlow::from_key(&u.key);
-            let x = xlate(&self.ofproto, &flow, None);
+            let x = xlate_borrowed(&self.ofproto, &flow, None);
             let mask = x.megaflow_mask();
             let id = if self.megaflows.len() < self.flow_limit { self.ids.alloc(now) } else { None };
             let m = Arc::new(Megaflow::new(u.key, mask, &x.actions, id.unwrap_or(0)));
             if let Some(id) = id {
                 self.publisher.change(Op::Insert(m.clone()));
                 let credited = totals(&self.pmds, id);
-                let (rules, drop) = (x.rules, x.drop);
+                let (rules, drop) = (self.paths.intern(&x.rules), x.drop);
                 let info = MfInfo { flow: m.clone(), rules, drop, credited, last_packets: credited.0, last_used: now };
                 self.megaflows.insert(id, info);
                 self.stats.installed += 1;
@@ -368,8 +416,8 @@ impl SlowPath {
                 // Over the limit: these frames run the actions uninstalled
                 // (id 0 is never credited; credit the rules here).
                 self.stats.over_limit += 1;
-                for r in &x.rules {
-                    r.rule.credit(1, u.len as u64);
+                for (_, r) in &x.rules {
+                    r.credit(1, u.len as u64);
                 }
                 if let Some(d) = x.drop {
                     *self.table_drops.entry((d.table, d.kind.label())).or_default() += 1;
@@ -388,7 +436,7 @@ impl SlowPath {
             let (p, b) = totals(pmds, id);
             let (dp, db) = (p.saturating_sub(mf.credited.0), b.saturating_sub(mf.credited.1));
             if dp > 0 {
-                for r in &mf.rules {
+                for r in mf.rules.iter() {
                     r.rule.credit(dp, db);
                 }
                 if let Some(d) = mf.drop {
@@ -420,6 +468,9 @@ impl SlowPath {
             }
         }
         self.publisher.publish(&self.shared);
+        if !dead.is_empty() {
+            self.paths.prune();
+        }
         self.stats.expired += dead.len() as u64;
         dead.len()
     }
@@ -440,10 +491,10 @@ impl SlowPath {
         for id in self.megaflows.ids() {
             let Some(mf) = self.megaflows.get(id) else { continue };
             let old = mf.flow.clone();
-            let x = xlate(&self.ofproto, &OfFlow::from_key(&old.key), None);
+            let x = xlate_borrowed(&self.ofproto, &OfFlow::from_key(&old.key), None);
             let mask = x.megaflow_mask();
             let same_rules = x.rules.len() == mf.rules.len()
-                && x.rules.iter().zip(&mf.rules).all(|(a, b)| Arc::ptr_eq(&a.rule, &b.rule));
+                && x.rules.iter().zip(mf.rules.iter()).all(|(&(_, a), b)| Arc::ptr_eq(a, &b.rule));
             if mask == old.mask && x.actions[..] == old.actions[..] && same_rules {
                 continue;
             }
@@ -455,7 +506,7 @@ impl SlowPath {
                 self.publisher.change(Op::Insert(m.clone()));
                 let mut info = info.expect("present");
                 info.flow = m;
-                info.rules = x.rules;
+                info.rules = self.paths.intern(&x.rules);
                 info.drop = x.drop;
                 self.megaflows.insert(id, info);
             } else {
@@ -463,6 +514,7 @@ impl SlowPath {
             }
         }
         self.publisher.publish(&self.shared);
+        self.paths.prune();
         self.stats.revalidated += changed as u64;
         changed
     }
@@ -639,5 +691,30 @@ mod tests {
         for u in upcalls(0x0800_0000, 1500) {
             assert!(slow.shared.flows.load().lookup(&u.key).is_none(), "an expired megaflow still matches");
         }
+    }
+
+    /// Megaflows that took the same path through the tables share one rule
+    /// list; a path no megaflow holds is dropped, and with it the last
+    /// reference to a rule deleted from the tables.
+    #[test]
+    fn test_rule_paths_are_shared_and_pruned() {
+        let (mut slow, _replies) = slow_path();
+        slow.handle(&upcalls(0x0800_0000, 500)); // external: tables 0, 20, 21, 30, 100 (egress IP)
+        slow.handle(&upcalls(0x0a83_0004, 1)); // to pod 10.131.0.4: table 70, not 100
+        assert_eq!(slow.paths.len(), 2);
+        let first = slow.megaflows.get(slow.megaflows.ids()[0]).unwrap().rules.clone();
+        let sharing = slow.megaflows.iter_mut().filter(|(_, m)| Arc::ptr_eq(&m.rules, &first)).count();
+        assert_eq!(sharing, 500, "the external flows share one path");
+        let egress = first.iter().find(|r| r.table == 100).expect("external flows leave through table 100");
+        let deleted = Arc::downgrade(&egress.rule);
+        drop(first);
+
+        let pat = config::ofctl::parse_flow_line("table=100, ip, reg0=0x2be3", config::ofctl::LineKind::Match).unwrap();
+        assert_eq!(slow.ofproto.delete_flows(&pat, false), 1);
+        assert_eq!(slow.revalidate(), 500, "every external megaflow now leaves through tun0 (table 101)");
+        assert_eq!(slow.paths.len(), 2, "the old path went, the new one came");
+        assert!(deleted.upgrade().is_none(), "the deleted rule is still held");
+        assert_eq!(slow.expire(Duration::ZERO), 501);
+        assert_eq!(slow.paths.len(), 0);
     }
 }

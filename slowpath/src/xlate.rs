@@ -79,9 +79,14 @@ pub struct Output {
     pub tun_id: Option<u64>,
 }
 
-/// The result of a translation.
+/// A rule hit, borrowed from the tables: (table, rule).
+pub type RuleHit<'a> = (u8, &'a Arc<Rule>);
+
+/// The result of a translation; `R` is how it refers to the rules hit
+/// ([`RuleRef`], owned, from [`xlate`]; [`RuleHit`], borrowed, from
+/// [`xlate_borrowed`]).
 #[derive(Clone, Debug)]
-pub struct Xlate {
+pub struct Xlate<R = RuleRef> {
     /// Datapath actions, in order.
     pub actions: SmallVec<[DpAction; 4]>,
     /// The outputs, in order.
@@ -89,14 +94,14 @@ pub struct Xlate {
     /// Bits of the flow the result depends on (key words: the megaflow mask).
     pub wc: OfFlow,
     /// Rules hit, in order (counters are credited to them).
-    pub rules: SmallVec<[RuleRef; 8]>,
+    pub rules: SmallVec<[R; 8]>,
     /// Set when nothing was output.
     pub drop: Option<DropReason>,
     /// The flow after all actions (registers, tunnel fields set).
     pub final_flow: OfFlow,
 }
 
-impl Xlate {
+impl<R> Xlate<R> {
     /// The megaflow mask over the datapath key.
     pub fn megaflow_mask(&self) -> fastpath::FlowKey {
         self.wc.key()
@@ -270,6 +275,14 @@ impl Ctx<'_> {
 /// Translates `flow` through the tables from table 0. With a trace, records
 /// each table, rule and action in ofproto/trace's layout.
 pub fn xlate(of: &Ofproto, flow: &OfFlow, trace: Option<&mut Trace>) -> Xlate {
+    let x = xlate_borrowed(of, flow, trace);
+    let rules = x.rules.iter().map(|&(table, rule)| RuleRef { table, rule: rule.clone() }).collect();
+    Xlate { actions: x.actions, outputs: x.outputs, wc: x.wc, rules, drop: x.drop, final_flow: x.final_flow }
+}
+
+/// [`xlate`] with the rules hit borrowed from the tables: no reference
+/// count is taken (the slow path keeps one shared list per path instead).
+pub fn xlate_borrowed<'a>(of: &'a Ofproto, flow: &OfFlow, trace: Option<&mut Trace>) -> Xlate<RuleHit<'a>> {
     let in_port = flow.get(Field::InPort) as u32;
     let mut cx = Ctx {
         of,
@@ -284,11 +297,11 @@ pub fn xlate(of: &Ofproto, flow: &OfFlow, trace: Option<&mut Trace>) -> Xlate {
     };
     // The datapath classifies per input port: in_port is always exact.
     cx.wc.or_field(Field::InPort, Field::InPort.full_mask());
-    let mut rules: SmallVec<[RuleRef; 8]> = SmallVec::new();
+    let mut rules: SmallVec<[RuleHit<'a>; 8]> = SmallVec::new();
     let mut table = 0u8;
     let mut drop = None;
     loop {
-        let hit: Option<&Arc<Rule>> = of.lookup(table, &cx.flow, &mut cx.wc);
+        let hit: Option<&'a Arc<Rule>> = of.lookup(table, &cx.flow, &mut cx.wc);
         let Some(rule) = hit else {
             if let Some(t) = cx.trace.as_deref_mut() {
                 t.lines.push(format!("{table:>2}. No match."));
@@ -303,7 +316,7 @@ pub fn xlate(of: &Ofproto, flow: &OfFlow, trace: Option<&mut Trace>) -> Xlate {
                 t.lines.push("    drop".into());
             }
         }
-        rules.push(RuleRef { table, rule: rule.clone() });
+        rules.push((table, rule));
         if rule.spec.actions.is_empty() {
             drop = Some(DropReason { table, kind: DropKind::Explicit });
             break;
