@@ -27,10 +27,11 @@ use crate::flow::{loc, same_key, FlowKey, KEY_WORDS};
 pub struct Megaflow {
     /// Masked key.
     pub key: FlowKey,
-    /// Mask.
-    pub mask: FlowKey,
-    /// Datapath actions.
-    pub actions: SmallVec<[DpAction; 4]>,
+    /// Mask (shared by the megaflows of a subtable).
+    pub mask: Arc<FlowKey>,
+    /// Datapath actions (one inline, the usual case: an output or a
+    /// VXLAN push).
+    pub actions: SmallVec<[DpAction; 1]>,
     /// Identifier (stable for the megaflow's life; indexes per-core stats).
     pub id: u32,
     /// Set by the slow path when the megaflow is removed.
@@ -41,7 +42,8 @@ pub struct Megaflow {
 
 impl Megaflow {
     /// A live megaflow (`key` is masked here).
-    pub fn new(key: FlowKey, mask: FlowKey, actions: &[DpAction], id: u32) -> Megaflow {
+    pub fn new(key: FlowKey, mask: impl Into<Arc<FlowKey>>, actions: &[DpAction], id: u32) -> Megaflow {
+        let mask = mask.into();
         Megaflow {
             key: key.masked(&mask),
             mask,
@@ -200,7 +202,7 @@ impl Dpcls {
         let idx = match self.subtables.iter().position(|s| same_key(&s.mask, &m.mask)) {
             Some(i) => i,
             None => {
-                self.subtables.push(Subtable::new(m.mask));
+                self.subtables.push(Subtable::new(*m.mask));
                 self.subtables.len() - 1
             }
         };

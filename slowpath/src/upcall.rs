@@ -188,49 +188,60 @@ impl Megaflows {
     }
 }
 
-/// The paths through the tables that installed megaflows took, each kept
-/// once: a node's megaflows take few distinct paths, so a megaflow holds a
-/// shared list instead of its own copy of up to eight rule references
-/// (memory touched per megaflow, and a reference count taken and dropped
-/// per rule).
-#[derive(Default)]
-struct Paths {
-    /// (hash, path). A path holds its rules, so no rule address in the
-    /// table can be reused while the entry lives.
-    table: hashbrown::HashTable<(u64, Arc<[RuleRef]>)>,
+/// Values that many megaflows share, each kept once: the paths through the
+/// tables (a node's megaflows take few distinct ones) and the masks (one
+/// per subtable). A megaflow holds a reference instead of its own copy:
+/// less memory touched per megaflow, and no reference count taken and
+/// dropped per rule.
+struct Interner<T: ?Sized> {
+    /// (hash, value).
+    table: hashbrown::HashTable<(u64, Arc<T>)>,
 }
 
-impl Paths {
-    fn hash(rules: &[RuleHit<'_>]) -> u64 {
-        rules.iter().fold(rules.len() as u64, |h, &(t, r)| {
-            (h ^ (Arc::as_ptr(r) as usize as u64) ^ t as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15).rotate_left(29)
-        })
+impl<T: ?Sized> Default for Interner<T> {
+    fn default() -> Self {
+        Interner { table: hashbrown::HashTable::new() }
     }
+}
 
-    /// The shared list of `rules`.
-    fn intern(&mut self, rules: &[RuleHit<'_>]) -> Arc<[RuleRef]> {
-        let h = Paths::hash(rules);
-        let same = |p: &[RuleRef]| {
-            p.len() == rules.len() && p.iter().zip(rules).all(|(a, &(t, r))| a.table == t && Arc::ptr_eq(&a.rule, r))
-        };
-        if let Some((_, p)) = self.table.find(h, |(eh, p)| *eh == h && same(p)) {
-            return p.clone();
+impl<T: ?Sized> Interner<T> {
+    /// The kept value with hash `h` that `same` accepts, or `make()`, kept.
+    fn intern(&mut self, h: u64, same: impl Fn(&T) -> bool, make: impl FnOnce() -> Arc<T>) -> Arc<T> {
+        if let Some((_, v)) = self.table.find(h, |(eh, v)| *eh == h && same(v)) {
+            return v.clone();
         }
-        let p: Arc<[RuleRef]> = rules.iter().map(|&(table, r)| RuleRef { table, rule: r.clone() }).collect();
-        self.table.insert_unique(h, (h, p.clone()), |e| e.0);
-        p
+        let v = make();
+        self.table.insert_unique(h, (h, v.clone()), |e| e.0);
+        v
     }
 
-    /// Drops the paths no megaflow holds any more (and with them the
-    /// rules' last references, for rules deleted from the tables).
+    /// Drops the values no megaflow holds any more.
     fn prune(&mut self) {
-        self.table.retain(|(_, p)| Arc::strong_count(p) > 1);
+        self.table.retain(|(_, v)| Arc::strong_count(v) > 1);
     }
 
     #[cfg(test)]
     fn len(&self) -> usize {
         self.table.len()
     }
+}
+
+/// The shared list of the rules hit. A kept path holds its rules, so no
+/// rule address in the interner can be reused while the entry lives;
+/// pruning drops the last reference to a rule deleted from the tables.
+fn intern_path(paths: &mut Interner<[RuleRef]>, rules: &[RuleHit<'_>]) -> Arc<[RuleRef]> {
+    let h = rules.iter().fold(rules.len() as u64, |h, &(t, r)| {
+        (h ^ (Arc::as_ptr(r) as usize as u64) ^ t as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15).rotate_left(29)
+    });
+    let same = |p: &[RuleRef]| {
+        p.len() == rules.len() && p.iter().zip(rules).all(|(a, &(t, r))| a.table == t && Arc::ptr_eq(&a.rule, r))
+    };
+    paths.intern(h, same, || rules.iter().map(|&(table, r)| RuleRef { table, rule: r.clone() }).collect())
+}
+
+/// The shared copy of a megaflow mask.
+fn intern_mask(masks: &mut Interner<FlowKey>, mask: &FlowKey) -> Arc<FlowKey> {
+    masks.intern(mask.hash() as u64, |m| m == mask, || Arc::new(*mask))
 }
 
 /// Megaflow ids: a removed one is reused only after a quarantine, once no
@@ -315,7 +326,8 @@ pub struct SlowPath {
     shared: Arc<Shared>,
     replies: Vec<Sender<UpcallReply>>,
     megaflows: Megaflows,
-    paths: Paths,
+    paths: Interner<[RuleRef]>,
+    masks: Interner<FlowKey>,
     publisher: Publisher,
     pmds: Vec<Arc<PmdStats>>,
     ids: Ids,
@@ -345,7 +357,8 @@ impl SlowPath {
             shared,
             replies,
             megaflows: Megaflows::with_ids(MAX_FLOW_IDS),
-            paths: Paths::default(),
+            paths: Interner::default(),
+            masks: Interner::default(),
             publisher,
             pmds,
             ids: Ids { next: 1, free: Vec::new(), quarantine: VecDeque::new() },
@@ -402,13 +415,13 @@ impl SlowPath {
             }
             let flow = OfFlow::from_key(&u.key);
             let x = xlate_borrowed(&self.ofproto, &flow, None);
-            let mask = x.megaflow_mask();
+            let mask = intern_mask(&mut self.masks, &x.megaflow_mask());
             let id = if self.megaflows.len() < self.flow_limit { self.ids.alloc(now) } else { None };
             let m = Arc::new(Megaflow::new(u.key, mask, &x.actions, id.unwrap_or(0)));
             if let Some(id) = id {
                 self.publisher.change(Op::Insert(m.clone()));
                 let credited = totals(&self.pmds, id);
-                let (rules, drop) = (self.paths.intern(&x.rules), x.drop);
+                let (rules, drop) = (intern_path(&mut self.paths, &x.rules), x.drop);
                 let info = MfInfo { flow: m.clone(), rules, drop, credited, last_packets: credited.0, last_used: now };
                 self.megaflows.insert(id, info);
                 self.stats.installed += 1;
@@ -468,9 +481,10 @@ impl SlowPath {
             }
         }
         self.publisher.publish(&self.shared);
-        if !dead.is_empty() {
-            self.paths.prune();
-        }
+        // A mask is released once the other copy of the table and the
+        // loops' caches let go of its megaflows: a later pass drops it.
+        self.paths.prune();
+        self.masks.prune();
         self.stats.expired += dead.len() as u64;
         dead.len()
     }
@@ -493,20 +507,21 @@ impl SlowPath {
             let old = mf.flow.clone();
             let x = xlate_borrowed(&self.ofproto, &OfFlow::from_key(&old.key), None);
             let mask = x.megaflow_mask();
+            let same_mask = mask == *old.mask;
             let same_rules = x.rules.len() == mf.rules.len()
                 && x.rules.iter().zip(mf.rules.iter()).all(|(&(_, a), b)| Arc::ptr_eq(a, &b.rule));
-            if mask == old.mask && x.actions[..] == old.actions[..] && same_rules {
+            if same_mask && x.actions[..] == old.actions[..] && same_rules {
                 continue;
             }
             changed += 1;
             self.publisher.change(Op::Remove(old.clone()));
             let info = self.megaflows.remove(id);
-            if mask == old.mask {
-                let m = Arc::new(Megaflow::new(old.key, mask, &x.actions, id));
+            if same_mask {
+                let m = Arc::new(Megaflow::new(old.key, old.mask.clone(), &x.actions, id));
                 self.publisher.change(Op::Insert(m.clone()));
                 let mut info = info.expect("present");
                 info.flow = m;
-                info.rules = self.paths.intern(&x.rules);
+                info.rules = intern_path(&mut self.paths, &x.rules);
                 info.drop = x.drop;
                 self.megaflows.insert(id, info);
             } else {
@@ -515,6 +530,7 @@ impl SlowPath {
         }
         self.publisher.publish(&self.shared);
         self.paths.prune();
+        self.masks.prune();
         self.stats.revalidated += changed as u64;
         changed
     }
@@ -694,17 +710,23 @@ mod tests {
     }
 
     /// Megaflows that took the same path through the tables share one rule
-    /// list; a path no megaflow holds is dropped, and with it the last
-    /// reference to a rule deleted from the tables.
+    /// list, and megaflows of one subtable one mask; a path no megaflow
+    /// holds is dropped, and with it the last reference to a rule deleted
+    /// from the tables.
     #[test]
-    fn test_rule_paths_are_shared_and_pruned() {
-        let (mut slow, _replies) = slow_path();
+    fn test_paths_and_masks_are_shared_and_pruned() {
+        let (mut slow, replies) = slow_path();
         slow.handle(&upcalls(0x0800_0000, 500)); // external: tables 0, 20, 21, 30, 100 (egress IP)
         slow.handle(&upcalls(0x0a83_0004, 1)); // to pod 10.131.0.4: table 70, not 100
         assert_eq!(slow.paths.len(), 2);
         let first = slow.megaflows.get(slow.megaflows.ids()[0]).unwrap().rules.clone();
         let sharing = slow.megaflows.iter_mut().filter(|(_, m)| Arc::ptr_eq(&m.rules, &first)).count();
         assert_eq!(sharing, 500, "the external flows share one path");
+        let mask = slow.megaflows.get(slow.megaflows.ids()[0]).unwrap().flow.mask.clone();
+        let sharing = slow.megaflows.iter_mut().filter(|(_, m)| Arc::ptr_eq(&m.flow.mask, &mask)).count();
+        assert_eq!(sharing, 500, "the external flows share one mask");
+        drop(mask);
+        assert_eq!(slow.masks.len(), slow.shared.flows.load().stats().iter().map(|s| s.2).sum::<usize>());
         let egress = first.iter().find(|r| r.table == 100).expect("external flows leave through table 100");
         let deleted = Arc::downgrade(&egress.rule);
         drop(first);
@@ -716,5 +738,11 @@ mod tests {
         assert!(deleted.upgrade().is_none(), "the deleted rule is still held");
         assert_eq!(slow.expire(Duration::ZERO), 501);
         assert_eq!(slow.paths.len(), 0);
+        // The replies and the other copy of the table still hold the
+        // megaflows (and so their masks) until drained and brought up to date.
+        assert_eq!(replies.try_iter().count(), 501);
+        slow.idle();
+        assert_eq!(slow.expire(Duration::ZERO), 0);
+        assert_eq!(slow.masks.len(), 0);
     }
 }
