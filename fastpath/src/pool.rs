@@ -46,8 +46,10 @@ pub fn copy_frame(dst: &mut [u8], src: &[u8]) {
 /// each truncated to [`MAX_FRAME_LEN`] after the full headroom; returns the
 /// bytes written. The pool's arrays come as distinct slices (a frame's copy
 /// cannot alias its start and length, so nothing is reloaded between
-/// frames). [`FramePool::fill`] and [`FramePool::alloc_fill_cyclic`] both
-/// write frames through it.
+/// frames). The ring is taken in stretches up to its end, so the loop over
+/// frames has no wrap-around test (a port replaying a short ring repeats it
+/// up to a burst: see `MemPort::new`). [`FramePool::fill`] and
+/// [`FramePool::alloc_fill_cyclic`] both write frames through it.
 #[inline(always)]
 fn fill_cyclic<B: AsRef<[u8]>>(
     mem: &mut [u8],
@@ -58,21 +60,26 @@ fn fill_cyclic<B: AsRef<[u8]>>(
     next: &mut usize,
 ) -> u64 {
     let mut bytes = 0;
-    let mut k = *next;
-    for &id in ids {
-        let i = id as usize;
-        let f = src.get(k).map_or(&[][..], |v| v.as_ref());
-        k += 1;
-        if k >= src.len() {
-            k = 0;
+    let mut k = if *next < src.len() { *next } else { 0 };
+    let mut ids = ids;
+    while !ids.is_empty() && !src.is_empty() {
+        let run = ids.len().min(src.len() - k);
+        for (&id, f) in ids[..run].iter().zip(&src[k..k + run]) {
+            let f = f.as_ref();
+            let f = &f[..f.len().min(MAX_FRAME_LEN)];
+            let i = id as usize;
+            let s = i * STRIDE + HEADROOM;
+            if let (Some(st), Some(ln), Some(d)) = (start.get_mut(i), len.get_mut(i), mem.get_mut(s..s + f.len())) {
+                *st = HEADROOM as u16;
+                *ln = f.len() as u16;
+                copy_frame(d, f);
+                bytes += f.len() as u64;
+            }
         }
-        let f = &f[..f.len().min(MAX_FRAME_LEN)];
-        let s = i * STRIDE + HEADROOM;
-        if let (Some(st), Some(ln), Some(d)) = (start.get_mut(i), len.get_mut(i), mem.get_mut(s..s + f.len())) {
-            *st = HEADROOM as u16;
-            *ln = f.len() as u16;
-            copy_frame(d, f);
-            bytes += f.len() as u64;
+        ids = &ids[run..];
+        k += run;
+        if k == src.len() {
+            k = 0;
         }
     }
     *next = k;

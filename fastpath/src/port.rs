@@ -85,9 +85,15 @@ pub struct MemPort {
 }
 
 impl MemPort {
-    /// A port replaying `frames` in order, cyclically.
+    /// A port replaying `frames` in order, cyclically. A ring shorter than
+    /// a burst is kept repeated up to one (the same sequence), so that a
+    /// burst is copied in one stretch, not one frame per pass.
     pub fn new(name: &str, frames: Vec<Vec<u8>>) -> MemPort {
-        MemPort { name: name.into(), frames, next: 0, limit: u64::MAX, c: PortCounters::default() }
+        let mut ring = frames.clone();
+        while !frames.is_empty() && ring.len() < crate::pmd::BURST {
+            ring.extend_from_slice(&frames);
+        }
+        MemPort { name: name.into(), frames: ring, next: 0, limit: u64::MAX, c: PortCounters::default() }
     }
 }
 
@@ -344,6 +350,17 @@ mod tests {
         assert_eq!(pool.n_free(), 64);
         assert_eq!(s.counters().tx_packets, 320);
         assert_eq!(s.counters().tx_bytes, 160 * 60 + 160 * 70);
+
+        // A ring shorter than a burst (kept repeated inside) replays in
+        // order across bursts, whatever its length.
+        let mut p = MemPort::new("m", (0..3).map(|k| vec![k as u8; 60 + k]).collect());
+        let mut seen = Vec::new();
+        for want in [32, 7, 32, 5] {
+            let n = p.rx(&mut pool, &mut ids[..want]);
+            seen.extend(ids[..n].iter().map(|&id| pool.data(id)[0]));
+            s.tx(&mut pool, &ids[..n]);
+        }
+        assert_eq!(seen, (0..76).map(|i| (i % 3) as u8).collect::<Vec<_>>());
     }
 }
 
