@@ -5,9 +5,16 @@
 # hugepages through /proc/sys/vm/nr_hugepages (restored afterwards) and a
 # hugetlbfs mount, the frames replayed by a net_pcap vdev
 # (rx_pcap=FILE,infinite_rx=1) into the source pod's port, the destination
-# pod's port a net_null vdev (no-rx=1), one PMD pinned to core 1. sdnfwd:
+# pod's port a net_null vdev (no-rx=1), one PMD pinned to core 1. For
+# pod-remote (VXLAN push), br0's port 1 is a vxlan port (remote_ip=flow,
+# key=flow) and OVS's native tunnelling sends the encapsulated frames out
+# of a second bridge, br-phy, whose only port is the net_null vdev (the
+# local VTEP, node-d's 172.16.1.25, on br-phy; a route and a static ARP entry per
+# remote VTEP). ovs-vswitchd runs in a network namespace of its own, so its
+# bridges' tap devices and the VTEP address never touch the host's. sdnfwd:
 # one poll loop pinned to core 1, memory port → sink port, the same frames.
 #   bash tools/bench-ovs-dpdk.sh [SECONDS]      (root)
+#   SCENARIOS="pod-pod 1,pod-pod 100000" bash tools/bench-ovs-dpdk.sh   (pattern and flows, comma-separated)
 # Prints one line per scenario and `ratio sdnfwd/ovs-dpdk` lines.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -25,6 +32,7 @@ if [ ${#missing[@]} -gt 0 ]; then
 fi
 vsd=/usr/lib/openvswitch-switch-dpdk/ovs-vswitchd-dpdk
 d=$(mktemp -d /tmp/sdnfwd-ovsdpdk.XXXXXX)
+ns=sdnfwd-ovsdpdk-$$
 old_hp=$(cat /proc/sys/vm/nr_hugepages)
 cleanup() {
   cp "$d/vswitchd.log" /tmp/ovsdpdk-last.log 2>/dev/null || true
@@ -32,6 +40,7 @@ cleanup() {
   sleep 1
   umount "$d/huge" 2>/dev/null || true
   echo "$old_hp" > /proc/sys/vm/nr_hugepages
+  ip netns del "$ns" 2>/dev/null || true
   rm -rf "$d"
 }
 trap cleanup EXIT
@@ -49,28 +58,50 @@ vs --no-wait init
 vs --no-wait set Open_vSwitch . other_config:dpdk-init=true other_config:pmd-cpu-mask=0x2 \
   other_config:dpdk-lcore-mask=0x1 other_config:dpdk-socket-mem=2048 \
   "other_config:dpdk-extra=--no-pci --in-memory --huge-dir=$d/huge"
-"$vsd" "unix:$d/db.sock" --pidfile="$d/vswitchd.pid" --unixctl="$d/vswitchd.ctl" --detach --no-chdir \
+ip netns add "$ns"
+ip netns exec "$ns" "$vsd" "unix:$d/db.sock" --pidfile="$d/vswitchd.pid" --unixctl="$d/vswitchd.ctl" --detach --no-chdir \
   --log-file="$d/vswitchd.log" 2>/dev/null
 $bin render > "$d/flows.txt"
 echo "bench-ovs-dpdk: $(date -u +%F), $(nproc) cores, ${secs} s per run, 64-byte frames, node-d's rendered table"
 n=0
-for scen in "pod-pod 1" "pod-pod 10000" "pod-service 1"; do
+IFS=, read -r -a scens <<<"${SCENARIOS:-pod-pod 1,pod-pod 10000,pod-service 1,pod-remote 1}"
+for scen in "${scens[@]}"; do
   set -- $scen
   pat=$1 flows=$2 n=$((n + 1))
   read -r in out < <($bin bench --pattern "$pat" --flows "$flows" --write-pcap "$d/f$n.pcap")
   vs add-br br0 -- set bridge br0 datapath_type=netdev fail_mode=secure protocols=OpenFlow10,OpenFlow13 \
     -- add-port br0 src$n -- set interface src$n type=dpdk ofport_request="$in" \
-       "options:dpdk-devargs=net_pcap$n,rx_pcap=$d/f$n.pcap,infinite_rx=1" \
-    -- add-port br0 dst$n -- set interface dst$n type=dpdk ofport_request="$out" \
+       "options:dpdk-devargs=net_pcap$n,rx_pcap=$d/f$n.pcap,infinite_rx=1"
+  if [ "$out" = 1 ]; then
+    # VXLAN push: vxlan0 on br0, the encapsulated frames out of br-phy.
+    vs add-port br0 vxlan0 -- set interface vxlan0 type=vxlan ofport_request=1 \
+         options:remote_ip=flow options:key=flow options:dst_port=4789 \
+      -- add-br br-phy -- set bridge br-phy datapath_type=netdev fail_mode=secure \
+      -- add-port br-phy dst$n -- set interface dst$n type=dpdk ofport_request=1 \
+         "options:dpdk-devargs=net_null$n,no-rx=1"
+    ovs-ofctl add-flow br-phy "actions=output:1"
+    ip netns exec "$ns" ip addr add 172.16.1.25/24 dev br-phy
+    ip netns exec "$ns" ip link set br-phy up
+    for v in $(grep -o 'set_field:[0-9.]*->tun_dst' "$d/flows.txt" | sort -u | sed 's/set_field:\(.*\)->tun_dst/\1/'); do
+      app ovs/route/add "$v/32" br-phy >/dev/null
+      app tnl/arp/set br-phy "$v" "02:00:$(printf '%02x:%02x:%02x:%02x' ${v//./ })" >/dev/null
+    done
+  else
+    vs add-port br0 dst$n -- set interface dst$n type=dpdk ofport_request="$out" \
        "options:dpdk-devargs=net_null$n,no-rx=1"
+  fi
   ovs-ofctl -O OpenFlow13 add-flows br0 "$d/flows.txt"
   sleep 2
-  t0=$(vs get interface "dst$n" statistics:tx_packets | tr -d '"')
+  # The datapath's own counter of the null port, read at once (the
+  # database's statistics column is refreshed only every 5 s).
+  txp() { app dpctl/show -s | awk -v p="dst$n" '$3 == p || $3 == p":" {f = 1; next} f && /TX packets/ {sub(/.*TX packets:/, ""); print $1 + 0; exit}'; }
+  t0=$(txp)
   sleep "$secs"
-  t1=$(vs get interface "dst$n" statistics:tx_packets | tr -d '"')
+  t1=$(txp)
   ovs=$(awk -v a="$t0" -v b="$t1" -v s="$secs" 'BEGIN {printf "%.2f", (b - a) / s / 1e6}')
   cyc=$(app dpif-netdev/pmd-stats-show | awk -F: '/avg processing cycles per packet/ {sub(/^ +/, "", $2); sub(/[ (].*/, "", $2); print $2; exit}' || true)
   vs del-br br0
+  vs --if-exists del-br br-phy
   sdn=$($bin bench --pattern "$pat" --flows "$flows" --seconds "$secs" --first-core 1 --json \
         | grep -o '"mpps": *[0-9.e+-]*' | head -1 | sed 's/.*: *//')
   sdn=$(awk -v x="$sdn" 'BEGIN {printf "%.2f", x}')
