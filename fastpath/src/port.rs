@@ -89,9 +89,10 @@ impl MemPort {
     /// a burst is kept repeated up to one (the same sequence), so that a
     /// burst is copied in one stretch, not one frame per pass.
     pub fn new(name: &str, frames: Vec<Vec<u8>>) -> MemPort {
-        let mut ring = frames.clone();
-        while !frames.is_empty() && ring.len() < crate::pmd::BURST {
-            ring.extend_from_slice(&frames);
+        let n = frames.len();
+        let mut ring = frames;
+        while n > 0 && ring.len() < crate::pmd::BURST {
+            ring.extend_from_within(..n);
         }
         MemPort { name: name.into(), frames: ring, next: 0, limit: u64::MAX, c: PortCounters::default() }
     }

@@ -481,10 +481,7 @@ impl SlowPath {
             }
         }
         self.publisher.publish(&self.shared);
-        // A mask is released once the other copy of the table and the
-        // loops' caches let go of its megaflows: a later pass drops it.
-        self.paths.prune();
-        self.masks.prune();
+        self.prune_shared();
         self.stats.expired += dead.len() as u64;
         dead.len()
     }
@@ -506,11 +503,10 @@ impl SlowPath {
             let Some(mf) = self.megaflows.get(id) else { continue };
             let old = mf.flow.clone();
             let x = xlate_borrowed(&self.ofproto, &OfFlow::from_key(&old.key), None);
-            let mask = x.megaflow_mask();
-            let same_mask = mask == *old.mask;
-            let same_rules = x.rules.len() == mf.rules.len()
-                && x.rules.iter().zip(mf.rules.iter()).all(|(&(_, a), b)| Arc::ptr_eq(a, &b.rule));
-            if same_mask && x.actions[..] == old.actions[..] && same_rules {
+            let same_mask = x.megaflow_mask() == *old.mask;
+            // Interned: the same path is the same list.
+            let path = intern_path(&mut self.paths, &x.rules);
+            if same_mask && x.actions[..] == old.actions[..] && Arc::ptr_eq(&path, &mf.rules) {
                 continue;
             }
             changed += 1;
@@ -521,7 +517,7 @@ impl SlowPath {
                 self.publisher.change(Op::Insert(m.clone()));
                 let mut info = info.expect("present");
                 info.flow = m;
-                info.rules = intern_path(&mut self.paths, &x.rules);
+                info.rules = path;
                 info.drop = x.drop;
                 self.megaflows.insert(id, info);
             } else {
@@ -529,10 +525,17 @@ impl SlowPath {
             }
         }
         self.publisher.publish(&self.shared);
-        self.paths.prune();
-        self.masks.prune();
+        self.prune_shared();
         self.stats.revalidated += changed as u64;
         changed
+    }
+
+    /// Drops the rule paths and masks no megaflow holds any more. A mask is
+    /// released once the other copy of the table and the loops' caches let
+    /// go of its megaflows: a later pass drops it.
+    fn prune_shared(&mut self) {
+        self.paths.prune();
+        self.masks.prune();
     }
 
     /// Work for an idle moment: brings the private copy of the megaflow
