@@ -26,6 +26,39 @@ pub fn is_root() -> bool {
         .is_ok_and(|s| s.lines().any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(2) == Some("0")))
 }
 
+/// Says which branch of a machine-dependent check ran (a facility probed,
+/// and what was done with what it found), on the process's real stderr:
+/// past the test harness's capture, so that a CI log shows it for tests
+/// that pass too. One line: `machine: WHAT: BRANCH`.
+pub fn branch(what: &str, branch: &str) {
+    use std::io::Write;
+    let _ = writeln!(std::io::stderr(), "machine: {what}: {branch}");
+}
+
+/// The CPUs this process may run on (its affinity mask), ascending.
+pub fn allowed_cores() -> Vec<usize> {
+    let mut v: Vec<usize> = core_affinity::get_core_ids().unwrap_or_default().into_iter().map(|c| c.id).collect();
+    v.sort_unstable();
+    v
+}
+
+/// Two cores for two poll loops (or a loop and a generator): the first
+/// two this process may use; on a machine (or an affinity mask) with one
+/// CPU, that one twice. Says which on stderr ([`branch`]).
+///
+/// # Panics
+/// When the process may use no CPU at all (affinity unreadable).
+pub fn two_cores(what: &str) -> [usize; 2] {
+    let c = allowed_cores();
+    assert!(!c.is_empty(), "{what}: the process's CPU affinity cannot be read (sched_getaffinity)");
+    if c.len() == 1 {
+        branch(&format!("{what}: CPUs"), &format!("only CPU {} may be used: both share it", c[0]));
+        [c[0], c[0]]
+    } else {
+        [c[0], c[1]]
+    }
+}
+
 /// A set of namespaces and links with one name prefix.
 pub struct Lab {
     prefix: String,

@@ -50,6 +50,19 @@ fn kernel_ping_answered_through_an_af_xdp_socket() {
     lab.ip(Some(&peer), &["neigh", "add", "10.99.0.2", "lladdr", "02:00:00:00:00:02", "dev", "eth0"]).unwrap();
 
     let mut port = XskPort::open(&XskConfig::new(&host)).unwrap_or_else(|e| panic!("AF_XDP on {host}: {e}"));
+    // What this machine gave: libxdp loads its multi-program dispatcher
+    // where a bpffs is mounted, a single program where not.
+    let bpffs = std::fs::read_to_string("/proc/self/mounts")
+        .is_ok_and(|m| m.lines().any(|l| l.split_whitespace().nth(2) == Some("bpf")));
+    let (mode, zc) = port.mode();
+    sdnfwd::netns::branch(
+        "AF_XDP on veth",
+        &format!(
+            "XDP {mode} mode, {}; bpffs {}",
+            if zc { "zero-copy" } else { "copy" },
+            if bpffs { "mounted (libxdp's dispatcher)" } else { "not mounted (libxdp loads one program)" }
+        ),
+    );
     let (_, _, total) = port.umem_frames();
     let mut pool = FramePool::new(1024);
     let pinger = {

@@ -45,9 +45,17 @@ cleanup() {
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
+# Machine facts, probed: two cores for the lcore and the PMD, 2 MiB
+# hugepages (the kernel may grant fewer than asked, silently), hugetlbfs.
+allowed=$(taskset -pc $$ | sed 's/.*: //')
+python3 -c 'import os,sys; sys.exit(0 if {0,1} <= os.sched_getaffinity(0) else 1)' 2>/dev/null ||
+  { echo "bench-ovs-dpdk: needs cores 0 and 1 (DPDK lcore, one PMD each); this process may use $allowed" >&2; exit 1; }
 [ "$old_hp" -ge 1536 ] || echo 1536 > /proc/sys/vm/nr_hugepages
+hp=$(cat /proc/sys/vm/nr_hugepages)
+[ "$hp" -ge 1024 ] || { echo "bench-ovs-dpdk: needs 1,024 2-MiB hugepages (dpdk-socket-mem 2048); the kernel granted $hp of 1,536 (free memory, or /proc/sys/vm/nr_hugepages refused)" >&2; exit 1; }
 mkdir "$d/huge"
-mount -t hugetlbfs none "$d/huge"
+mount -t hugetlbfs none "$d/huge" || { echo "bench-ovs-dpdk: cannot mount hugetlbfs (the kernel lacks CONFIG_HUGETLBFS?)" >&2; exit 1; }
+echo "bench-ovs-dpdk: machine: cores $allowed, $hp hugepages of 2 MiB, hugetlbfs mounted" >&2
 export OVS_RUNDIR=$d OVS_LOGDIR=$d OVS_DBDIR=$d OVS_SYSCONFDIR=$d
 ovsdb-tool create "$d/conf.db" /usr/share/openvswitch/vswitch.ovsschema
 ovsdb-server --remote="punix:$d/db.sock" --pidfile="$d/ovsdb.pid" --unixctl="$d/ovsdb.ctl" --detach --no-chdir \

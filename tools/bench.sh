@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Side-by-side forwarding benchmark over veth (root): the same topology,
-# generator (tools/pktgen, XDP live frames, pinned to core 0) and flows for
-# each forwarder in turn, each pinned to core 1: sdnfwd, Open vSwitch 3.1
+# generator (tools/pktgen pinned to core 0, in the mode `pktgen gen --mode
+# auto` picks on this machine, probed once: XDP live frames where they are
+# allowed, else AF_XDP TX, else AF_PACKET; the same for every forwarder of
+# the run, and named in the header) and flows for each forwarder in turn, each pinned to core 1: sdnfwd, Open vSwitch 3.1
 # userspace datapath with afxdp ports and the same rendered table (with
 # OVS's userspace VXLAN for the tunnel scenarios), the Linux bridge (with a
 # kernel VXLAN device for those), and a bare AF_XDP rx→tx loop (the I/O
@@ -25,13 +27,16 @@ fwds=(sdnfwd ovs-afxdp kernel bare-xsk)
 declare -A rx cost
 # A top-level field of a one-line JSON object (numbers, null, strings).
 field() { echo "$1" | grep -o "\"$2\":[^,}]*" | head -1 | cut -d: -f2; }
+probe=$($bin bench-veth --probe-generator)
+gen=$(field "$probe" generator | tr -d '"')
 echo "sdnfwd bench: $(date -u +%F), $(nproc) cores, $(uname -r), ${secs} s per run, 64-byte frames"
+echo "generator: pktgen --mode $gen for every run (probed: $probe)"
 scens=(pod-pod)
 [ "${1:-}" = "--quick" ] || scens=(pod-pod pod-remote remote-pod)
 for sc in "${scens[@]}"; do
 for f in "${flows[@]}"; do
   for fw in "${fwds[@]}"; do
-    out=$($bin bench-veth --scenario "$sc" --forwarder "$fw" --flows "$f" --seconds "$secs" --json)
+    out=$($bin bench-veth --scenario "$sc" --forwarder "$fw" --flows "$f" --seconds "$secs" --gen-mode "$gen" --json)
     rx[$sc,$fw,$f]=$(field "$out" rx_mpps | awk '{printf "%.3f", $1}')
     c=$(field "$out" forwarder_cost)
     if [ "$c" = "null" ]; then cost[$fw,$f]="-"; else

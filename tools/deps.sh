@@ -3,7 +3,7 @@
 # when it is all there already. Rust comes with the machine.
 set -euo pipefail
 pkgs=(gcc libc6-dev make pkg-config libelf-dev clang llvm m4 libpcap-dev
-      openvswitch-switch iputils-ping iproute2 ethtool)
+      openvswitch-switch iputils-ping iproute2 ethtool python3-seccomp)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -15,3 +15,6 @@ if [ ${#missing[@]} -gt 0 ]; then
   apt-get install -y -q --no-install-recommends "${missing[@]}"
 fi
 command -v cargo >/dev/null || { echo "tools/deps.sh: cargo not found (install Rust)" >&2; exit 1; }
+for c in fmt clippy; do
+  cargo "$c" --version >/dev/null 2>&1 || { echo "tools/deps.sh: cargo $c not found (rustup component add ${c/fmt/rustfmt})" >&2; exit 1; }
+done

@@ -21,7 +21,8 @@ struct gen_cfg {
 	__u16 l4_off;    // offset of the (inner) TCP/UDP header
 	__u16 csum_off;  // offset of its checksum (0: none to fix)
 	__u16 stamp_off; // offset of the 16-byte stamp (after the magic)
-	__u32 pad;
+	__u32 dry;       // nonzero: drop the frame untouched (a probe of
+	                 // whether the kernel allows live frames at all)
 };
 
 struct {
@@ -54,6 +55,8 @@ int sdnfwd_pktgen(struct xdp_md *ctx)
 	struct gen_cfg *c = bpf_map_lookup_elem(&gen_map, &k);
 	if (!c)
 		return XDP_ABORTED;
+	if (c->dry)
+		return XDP_DROP;
 	__u64 seq = __sync_fetch_and_add(&c->seq, 1);
 	__u64 now = bpf_ktime_get_ns();
 	__u32 l4 = c->l4_off & 0x1ff;

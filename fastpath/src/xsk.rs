@@ -665,6 +665,8 @@ pub struct XdpGenerator {
     cfg_fd: i32,
     ifindex: i32,
     frame: Vec<u8>,
+    /// The map's value as configured (sequence number left at 0).
+    cfg: [u8; 24],
 }
 
 // SAFETY: as for UplinkProgram: the object is used through &mut self only.
@@ -682,7 +684,7 @@ impl XdpGenerator {
         let obj =
             unsafe { libxdp_sys::bpf_object__open_mem(PKTGEN_OBJ.as_ptr().cast(), PKTGEN_OBJ.len(), std::ptr::null()) };
         let obj = std::ptr::NonNull::new(obj).ok_or_else(|| XskError("cannot open the generator object".into()))?;
-        let mut g = XdpGenerator { obj, prog_fd: -1, cfg_fd: -1, ifindex, frame };
+        let mut g = XdpGenerator { obj, prog_fd: -1, cfg_fd: -1, ifindex, frame, cfg: [0; 24] };
         // SAFETY: `obj` is valid and not loaded yet; owned by `g`.
         let rc = unsafe { libxdp_sys::bpf_object__load(g.obj.as_ptr()) };
         if rc != 0 {
@@ -701,20 +703,43 @@ impl XdpGenerator {
         // SAFETY: `prog` belongs to the loaded object.
         g.prog_fd = unsafe { libxdp_sys::bpf_program__fd(prog) };
         g.cfg_fd = cfg_fd;
-        let mut cfg = [0u8; 24];
-        cfg[8..12].copy_from_slice(&layout.flows.max(1).to_ne_bytes());
-        cfg[12..14].copy_from_slice(&layout.base_port.to_ne_bytes());
-        cfg[14..16].copy_from_slice(&layout.l4_off.to_ne_bytes());
-        cfg[16..18].copy_from_slice(&layout.csum_off.to_ne_bytes());
-        cfg[18..20].copy_from_slice(&layout.stamp_off.to_ne_bytes());
+        g.cfg[8..12].copy_from_slice(&layout.flows.max(1).to_ne_bytes());
+        g.cfg[12..14].copy_from_slice(&layout.base_port.to_ne_bytes());
+        g.cfg[14..16].copy_from_slice(&layout.l4_off.to_ne_bytes());
+        g.cfg[16..18].copy_from_slice(&layout.csum_off.to_ne_bytes());
+        g.cfg[18..20].copy_from_slice(&layout.stamp_off.to_ne_bytes());
+        g.configure(false)?;
+        Ok(g)
+    }
+
+    /// Writes the configuration, with the program in dry mode (it drops the
+    /// frame untouched) or not. The sequence number restarts at 0.
+    fn configure(&mut self, dry: bool) -> Result<(), XskError> {
+        let mut cfg = self.cfg;
+        cfg[20..24].copy_from_slice(&u32::from(dry).to_ne_bytes());
         let key = 0u32;
         // SAFETY: key and value buffers match the map's 4- and 24-byte sizes.
-        let rc =
-            unsafe { libxdp_sys::bpf_map_update_elem(cfg_fd, (&key as *const u32).cast(), cfg.as_ptr().cast(), 0) };
+        let rc = unsafe {
+            libxdp_sys::bpf_map_update_elem(self.cfg_fd, (&key as *const u32).cast(), cfg.as_ptr().cast(), 0)
+        };
         if rc != 0 {
             return Err(XskError(format!("configuring the generator: {}", std::io::Error::from_raw_os_error(-rc))));
         }
-        Ok(g)
+        Ok(())
+    }
+
+    /// Whether the kernel runs the program in live-frames mode here: one
+    /// run in dry mode, which drops its frame, so that nothing is sent.
+    /// Machines differ (a BPF restriction may refuse `BPF_PROG_RUN` with
+    /// EPERM whatever the kernel version).
+    ///
+    /// # Errors
+    /// The kernel's refusal.
+    pub fn probe(&mut self) -> Result<(), XskError> {
+        self.configure(true)?;
+        let r = self.run(1);
+        self.configure(false)?;
+        r
     }
 
     /// Sends `repeat` frames (one BPF_PROG_RUN).

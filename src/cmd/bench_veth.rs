@@ -15,11 +15,17 @@
 //!   (for pod→remote fed frames of the encapsulated size, so that it moves
 //!   the bytes the tunnelling forwarders put on the uplink).
 //!
-//! The generator runs XDP live frames from web-1's namespace (a pass
+//! The generator runs in web-1's namespace, pinned to one core; the
+//! forwarder is pinned to the other. Its mode is picked as `pktgen gen
+//! --mode auto` picks it (probed with `pktgen probe` on the generator's
+//! interface): XDP live frames where the machine allows them (a pass
 //! program stands in on the bridge's veth, which has no AF_XDP socket),
-//! pinned to one core; the forwarder is pinned to the other. Reports what
-//! the sink received per second and the forwarder's own time per packet
-//! (sdnfwd's pmd-stats, OVS's pmd-stats-show).
+//! else AF_XDP TX, else AF_PACKET; `--gen-mode` fixes it, so that every
+//! forwarder of a comparison is driven by the same generator
+//! (tools/bench.sh probes once with `--probe-generator` and passes it on).
+//! Reports the generator, what the sink received per second and the
+//! forwarder's own time per packet (sdnfwd's pmd-stats, OVS's
+//! pmd-stats-show).
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -54,6 +60,30 @@ pub enum Scenario {
     RemotePod,
 }
 
+/// The generator's mode (as `pktgen gen --mode`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum GenMode {
+    /// The first of xdp, xsk, packet that this machine allows (probed).
+    Auto,
+    /// XDP live frames (BPF_PROG_RUN; some machines refuse it).
+    Xdp,
+    /// An AF_XDP socket's TX ring.
+    Xsk,
+    /// An AF_PACKET socket.
+    Packet,
+}
+
+impl GenMode {
+    fn name(self) -> &'static str {
+        match self {
+            GenMode::Auto => "auto",
+            GenMode::Xdp => "xdp",
+            GenMode::Xsk => "xsk",
+            GenMode::Packet => "packet",
+        }
+    }
+}
+
 /// `sdnfwd bench-veth`.
 #[derive(Args)]
 pub struct BenchVethArgs {
@@ -61,8 +91,15 @@ pub struct BenchVethArgs {
     #[arg(long, value_enum, default_value_t = Scenario::PodPod)]
     pub scenario: Scenario,
     /// What forwards.
-    #[arg(long, value_enum)]
-    pub forwarder: Forwarder,
+    #[arg(long, value_enum, required_unless_present = "probe_generator")]
+    pub forwarder: Option<Forwarder>,
+    /// The generator's mode; `auto` probes this machine (`pktgen probe`).
+    #[arg(long, value_enum, default_value_t = GenMode::Auto)]
+    pub gen_mode: GenMode,
+    /// Only probe which generator `auto` picks here, print it (one JSON
+    /// line: `generator` and each mode's verdict) and exit.
+    #[arg(long)]
+    pub probe_generator: bool,
     /// Distinct flows (UDP source ports).
     #[arg(long, default_value_t = 1)]
     pub flows: u32,
@@ -253,6 +290,9 @@ impl Ovs {
             ])?;
         }
         if let Some(mac) = uplink_mac {
+            if !Path::new("/dev/net/tun").exists() {
+                return Err("ovs-afxdp: br-phy's local port is a TAP device and /dev/net/tun is missing".into());
+            }
             o.vsctl(&[
                 "add-port",
                 "br0",
@@ -292,6 +332,20 @@ impl Ovs {
             o.cmd("ip", &["link", "set", "br-phy", "up"])?;
             o.appctl(&["ovs/route/add", "172.16.1.0/24", "br-phy"])?;
             o.appctl(&["tnl/arp/set", "br-phy", "172.16.1.16", "02:00:00:00:01:16"])?;
+        }
+        // A port OVS cannot attach (no AF_XDP, no native XDP on veth, no
+        // TAP for br-phy) is only a warning to ovs-vsctl; the run would
+        // measure 0 Mpps. Its Interface row says why.
+        let mut ports = vec!["vethw1", "vethd1"];
+        if uplink_mac.is_some() {
+            ports.extend(["vxlan0", "eth0"]);
+        }
+        for port in ports {
+            let ofport = o.vsctl(&["get", "interface", port, "ofport"])?;
+            if ofport.trim() == "-1" || ofport.trim() == "[]" {
+                let err = o.vsctl(&["get", "interface", port, "error"]).unwrap_or_default();
+                return Err(format!("ovs-afxdp: OVS could not attach {port}: {}", err.trim()));
+            }
         }
         let f = o.p("flows.txt");
         std::fs::write(&f, flows).map_err(|e| e.to_string())?;
@@ -372,6 +426,43 @@ fn number_after(text: &str, key: &str) -> Option<f64> {
     text[i..].split_whitespace().next()?.trim_matches(|c: char| !c.is_ascii_digit() && c != '.').parse().ok()
 }
 
+/// `pktgen probe` on `iface` in namespace `ns`: each mode's verdict, and
+/// `auto`, the mode `--mode auto` would take.
+fn probe_generator(pktgen: &Path, ns: &str, iface: &str) -> Result<serde_json::Value, String> {
+    let p = pktgen.to_string_lossy();
+    let out = Command::new("ip")
+        .args(["netns", "exec", ns, &p, "probe", "--iface", iface, "--json"])
+        .output()
+        .map_err(|e| format!("{p}: {e}"))?;
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout)
+        .map_err(|e| format!("pktgen probe: {e}: {}", String::from_utf8_lossy(&out.stderr).trim()))?;
+    if v["auto"].is_null() {
+        return Err(format!("pktgen probe: no generator mode works on this machine: {v}"));
+    }
+    Ok(v)
+}
+
+/// The mode to drive the run with, and why (for the report header).
+fn pick_generator(a: &BenchVethArgs, pktgen: &Path, ns: &str, iface: &str) -> Result<(GenMode, String), String> {
+    if a.gen_mode != GenMode::Auto {
+        return Ok((a.gen_mode, "given with --gen-mode".into()));
+    }
+    let v = probe_generator(pktgen, ns, iface)?;
+    let mode = match v["auto"].as_str() {
+        Some("xdp") => GenMode::Xdp,
+        Some("xsk") => GenMode::Xsk,
+        _ => GenMode::Packet,
+    };
+    let refused: Vec<String> = ["xdp", "xsk"]
+        .iter()
+        .filter(|m| v[**m]["ok"] == false)
+        .map(|m| format!("{m} refused: {}", v[*m]["error"].as_str().unwrap_or("?")))
+        .collect();
+    let why =
+        if refused.is_empty() { "auto, probed".to_string() } else { format!("auto, probed; {}", refused.join("; ")) };
+    Ok((mode, why))
+}
+
 pub fn bench_veth(a: BenchVethArgs) -> Result<ExitCode, String> {
     let me = std::env::current_exe().map_err(|e| e.to_string())?;
     let pktgen = a.pktgen.clone().unwrap_or_else(|| me.with_file_name("pktgen"));
@@ -385,6 +476,27 @@ pub fn bench_veth(a: BenchVethArgs) -> Result<ExitCode, String> {
         signal_hook::flag::register(sig, interrupted.clone()).map_err(|e| e.to_string())?;
     }
     Lab::sweep_stale("sdb");
+    if a.probe_generator {
+        let mut lab = Lab::new("sdb");
+        let (g, s) = (lab.ns("gen")?, lab.ns("sink")?);
+        lab.veth(("eth0", Some(&g)), ("eth0", Some(&s)))?;
+        let mut v = probe_generator(&pktgen, &g, "eth0")?;
+        v["generator"] = v["auto"].clone();
+        println!("{v}");
+        return Ok(ExitCode::SUCCESS);
+    }
+    let forwarder = a.forwarder.ok_or("--forwarder is required")?;
+    // A core the process may not use would leave the forwarder unpinned,
+    // taskset failing, or OVS without a PMD (0 Mpps, silently).
+    let allowed = sdnfwd::netns::allowed_cores();
+    for (what, c) in [("--fwd-core", a.fwd_core), ("--gen-core", a.gen_core)] {
+        if !allowed.contains(&c) {
+            return Err(format!("bench-veth: {what} {c}: this process may use only CPUs {allowed:?}"));
+        }
+    }
+    if a.fwd_core == a.gen_core {
+        return Err(format!("bench-veth: the forwarder and the generator both on CPU {}: give two cores", a.fwd_core));
+    }
     let mut lab = Lab::new("sdb");
     let dut = lab.ns("dut")?;
     let gen = lab.ns("gen")?;
@@ -413,6 +525,10 @@ pub fn bench_veth(a: BenchVethArgs) -> Result<ExitCode, String> {
         Scenario::PodRemote => ("eth0", "x0", "vethw1", "eth0"),
         Scenario::RemotePod => ("x0", "eth0", "eth0", "vethd1"),
     };
+    let (gen_mode, gen_why) = pick_generator(&a, &pktgen, &gen, gen_if)?;
+    if !a.json {
+        println!("generator: pktgen --mode {} ({gen_why})", gen_mode.name());
+    }
     let cfg = std::env::temp_dir().join(format!("{}-cluster.yaml", lab.prefix()));
     std::fs::write(&cfg, config::yaml::DEFAULT_CLUSTER).map_err(|e| e.to_string())?;
     let cfg_s = cfg.to_string_lossy().into_owned();
@@ -421,7 +537,7 @@ pub fn bench_veth(a: BenchVethArgs) -> Result<ExitCode, String> {
     let mut held: Vec<Proc> = Vec::new();
     let mut ovs = None;
     let mut sdn_lines = None;
-    match a.forwarder {
+    match forwarder {
         Forwarder::Sdnfwd => {
             let (p, lines) = spawn_ready(
                 &dut,
@@ -468,7 +584,7 @@ pub fn bench_veth(a: BenchVethArgs) -> Result<ExitCode, String> {
     // The bare loop is the I/O limit for the bytes a forwarder puts on the
     // wire: where the forwarders encapsulate (50 bytes more out than in),
     // it is fed frames of the encapsulated size.
-    let sent_size = if a.forwarder == Forwarder::BareXsk && a.scenario == Scenario::PodRemote {
+    let sent_size = if forwarder == Forwarder::BareXsk && a.scenario == Scenario::PodRemote {
         a.size + fastpath::wire::VXLAN_ENCAP_LEN
     } else {
         a.size
@@ -494,7 +610,7 @@ pub fn bench_veth(a: BenchVethArgs) -> Result<ExitCode, String> {
         "--iface",
         gen_if,
         "--mode",
-        "xdp",
+        gen_mode.name(),
         "--cluster",
         &cfg_s,
         "--src",
@@ -535,7 +651,7 @@ pub fn bench_veth(a: BenchVethArgs) -> Result<ExitCode, String> {
         .ok_or("no result from the sink")?;
     drop(sink_p);
     // The forwarder's own time per packet.
-    let fwd_ns = match a.forwarder {
+    let fwd_ns = match forwarder {
         Forwarder::Sdnfwd => {
             held.clear();
             let text: Vec<String> = sdn_lines.map(|r| r.try_iter().collect()).unwrap_or_default();
@@ -558,10 +674,11 @@ pub fn bench_veth(a: BenchVethArgs) -> Result<ExitCode, String> {
     let received = sink_v["received"].as_f64().unwrap_or(0.0);
     let rx_secs = a.seconds;
     let rx_mpps = received / rx_secs / 1e6;
-    let unit = if a.forwarder == Forwarder::OvsAfxdp { "cycles/packet" } else { "ns/packet" };
+    let unit = if forwarder == Forwarder::OvsAfxdp { "cycles/packet" } else { "ns/packet" };
     let v = json!({
-        "forwarder": format!("{:?}", a.forwarder).to_lowercase(),
+        "forwarder": format!("{:?}", forwarder).to_lowercase(),
         "scenario": format!("{:?}", a.scenario),
+        "generator": gen_mode.name(), "generator_mode": gen_v["mode"], "generator_choice": gen_why,
         "flows": a.flows, "frame_size": sent_size, "seconds": a.seconds,
         "generated_mpps": gen_v["mpps"], "received": sink_v["received"], "rx_mpps": rx_mpps,
         "lost": sink_v["lost"], "latency_us": sink_v["latency_us"],
@@ -572,7 +689,7 @@ pub fn bench_veth(a: BenchVethArgs) -> Result<ExitCode, String> {
     } else {
         println!(
             "{:?} {:?}: {:.3} Mpps received of {:.3} Mpps generated ({} flows, {} B){}",
-            a.forwarder,
+            forwarder,
             a.scenario,
             rx_mpps,
             gen_v["mpps"].as_f64().unwrap_or(0.0),

@@ -76,8 +76,9 @@ pub fn demo(a: DemoArgs) -> Result<ExitCode, String> {
     let mut t = Topology::build("sdd", config::yaml::DEFAULT_CLUSTER, &["node-d", "node-b"], Some("node-c"), &bin)
         .map_err(|e| format!("sdnfwd demo: building the namespaces: {e}"))?;
     let maxsleep = ["--pmd-maxsleep-us", "200"];
-    for (n, core) in [("node-d", "0"), ("node-b", "1")] {
-        let mut args = vec!["--cores", core];
+    let [c0, c1] = sdnfwd::netns::two_cores("demo").map(|c| c.to_string());
+    for (n, core) in [("node-d", &c0), ("node-b", &c1)] {
+        let mut args = vec!["--cores", core.as_str()];
         args.extend(maxsleep);
         if let Err(e) = t.start(n, &args) {
             line(false, &format!("{n}: sdnfwd run starts"), &e);

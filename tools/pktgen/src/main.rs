@@ -5,8 +5,10 @@
 //! VXLAN) out of an interface: with an XDP program run by BPF_PROG_RUN in
 //! live-frames mode (several Mpps per core; on a veth the peer needs a
 //! native XDP program, which an AF_XDP socket's is), else through an
-//! AF_XDP socket's TX ring. Each frame carries a magic, a sequence number
-//! and its send time. `pktgen sink --iface IF` receives on an AF_XDP
+//! AF_XDP socket's TX ring, else through an AF_PACKET socket: `--mode
+//! auto` takes the first the machine allows (some refuse live frames
+//! whatever their kernel version) and `pktgen probe` says which work.
+//! Each frame carries a magic, a sequence number and its send time. `pktgen sink --iface IF` receives on an AF_XDP
 //! socket and reports packets, bytes, loss, reordering and latency
 //! percentiles. Both print a progress line each second and a summary
 //! (`--json` for a machine).
@@ -153,8 +155,21 @@ struct PassArgs {
     iface: String,
 }
 
+#[derive(clap::Args)]
+struct ProbeArgs {
+    /// Interface to probe.
+    #[arg(long)]
+    iface: String,
+    #[arg(long)]
+    json: bool,
+}
+
 #[derive(Subcommand)]
 enum Cmd {
+    /// Which generator modes work on an interface (each is opened and
+    /// closed again; XDP live frames by a dry run that sends nothing), and
+    /// which one `gen --mode auto` picks.
+    Probe(ProbeArgs),
     /// Hold a pass-everything XDP program on an interface until killed.
     Pass(PassArgs),
     /// A bare AF_XDP receive→send loop with no lookup (the I/O limit of a
@@ -247,57 +262,150 @@ impl Pacer {
     }
 }
 
+/// A way of sending frames, as opened by [`open_sender`].
+enum Sender {
+    Xdp(XdpGenerator),
+    Xsk(Box<XskPort>),
+    Packet(PacketSocket),
+}
+
+impl Sender {
+    /// The name reports use (`mode` in the JSON).
+    fn name(&self) -> &'static str {
+        match self {
+            Sender::Xdp(_) => "xdp-live-frames",
+            Sender::Xsk(_) => "af_xdp-tx",
+            Sender::Packet(_) => "af_packet",
+        }
+    }
+}
+
+/// Opens one mode on `iface`; for XDP live frames, also checks that the
+/// kernel runs the program in that mode (a dry run that sends nothing).
+fn open_mode(mode: Mode, iface: &str, frame: &[u8], layout: GenLayout) -> Result<Sender, String> {
+    let e = |e: fastpath::xsk::XskError| e.to_string();
+    match mode {
+        Mode::Xdp => {
+            let mut g = XdpGenerator::new(iface, frame.to_vec(), layout).map_err(e)?;
+            g.probe().map_err(e)?;
+            Ok(Sender::Xdp(g))
+        }
+        Mode::Xsk => XskPort::open(&XskConfig::new(iface)).map(|p| Sender::Xsk(Box::new(p))).map_err(e),
+        Mode::Packet => PacketSocket::open(iface).map(Sender::Packet).map_err(e),
+        Mode::Auto => Err("auto is not a mode of its own".into()),
+    }
+}
+
+/// The modes `auto` tries, fastest first.
+const AUTO_ORDER: [Mode; 3] = [Mode::Xdp, Mode::Xsk, Mode::Packet];
+
+fn mode_name(m: Mode) -> &'static str {
+    match m {
+        Mode::Auto => "auto",
+        Mode::Xdp => "xdp",
+        Mode::Xsk => "xsk",
+        Mode::Packet => "packet",
+    }
+}
+
+fn mode_what(m: Mode) -> &'static str {
+    match m {
+        Mode::Auto => "the first that works",
+        Mode::Xdp => "XDP live frames",
+        Mode::Xsk => "AF_XDP TX",
+        Mode::Packet => "AF_PACKET",
+    }
+}
+
+/// Every mode's verdict on `iface` (each opened and closed again).
+fn probe_modes(iface: &str, frame: &[u8], layout: GenLayout) -> Vec<(Mode, Result<(), String>)> {
+    AUTO_ORDER.iter().map(|&m| (m, open_mode(m, iface, frame, layout).map(drop))).collect()
+}
+
+/// The sender for `mode`: `auto` takes the first of [`AUTO_ORDER`] that
+/// opens and says on stderr why it passed over the others; an explicit
+/// mode that fails is one line naming the refusal and the modes that work.
+fn open_sender(mode: Mode, iface: &str, frame: &[u8], layout: GenLayout) -> Result<Sender, String> {
+    if mode == Mode::Auto {
+        let mut refused = Vec::new();
+        for m in AUTO_ORDER {
+            match open_mode(m, iface, frame, layout) {
+                Ok(s) => {
+                    for (r, e) in &refused {
+                        eprintln!(
+                            "pktgen: {iface}: {} unavailable ({e}); --mode auto uses {}",
+                            mode_what(*r),
+                            s.name()
+                        );
+                    }
+                    return Ok(s);
+                }
+                Err(e) => refused.push((m, e)),
+            }
+        }
+        let why: Vec<String> = refused.iter().map(|(m, e)| format!("{}: {e}", mode_name(*m))).collect();
+        return Err(format!("pktgen: {iface}: no generator mode works here ({})", why.join("; ")));
+    }
+    open_mode(mode, iface, frame, layout).map_err(|e| {
+        let working: Vec<String> = probe_modes(iface, frame, layout)
+            .into_iter()
+            .filter(|(m, r)| *m != mode && r.is_ok())
+            .map(|(m, _)| format!("{} ({})", mode_name(m), mode_what(m)))
+            .collect();
+        let working = if working.is_empty() { "none".to_string() } else { working.join(", ") };
+        format!(
+            "pktgen: {iface}: {} refused: {e}; modes that work here: {working} (--mode auto picks the first)",
+            mode_what(mode)
+        )
+    })
+}
+
+/// `pktgen probe`: which modes work on an interface, and what `auto` picks.
+fn probe(a: ProbeArgs) -> Result<ExitCode, String> {
+    let Cmd::Gen(g) = Cli::parse_from(["pktgen", "gen", "--iface", &a.iface]).cmd else {
+        return Err("pktgen: probe: no default template".into());
+    };
+    let (frame, layout) = template(&g)?;
+    let verdicts = probe_modes(&a.iface, &frame, layout);
+    let auto = verdicts.iter().find(|(_, r)| r.is_ok()).map(|(m, _)| mode_name(*m));
+    if a.json {
+        let mut o = serde_json::Map::new();
+        for (m, r) in &verdicts {
+            let v = match r {
+                Ok(()) => json!({"ok": true}),
+                Err(e) => json!({"ok": false, "error": e}),
+            };
+            o.insert(mode_name(*m).into(), v);
+        }
+        o.insert("auto".into(), json!(auto));
+        println!("{}", serde_json::Value::Object(o));
+    } else {
+        for (m, r) in &verdicts {
+            match r {
+                Ok(()) => println!("{:<7} {:<16} works", mode_name(*m), mode_what(*m)),
+                Err(e) => println!("{:<7} {:<16} refused: {e}", mode_name(*m), mode_what(*m)),
+            }
+        }
+        println!("auto    picks {}", auto.unwrap_or("nothing"));
+    }
+    Ok(if auto.is_some() { ExitCode::SUCCESS } else { ExitCode::from(1) })
+}
+
 fn gen(a: GenArgs) -> Result<ExitCode, String> {
     let (frame, layout) = template(&a)?;
     let limit = a.count.unwrap_or(u64::MAX);
     let end = Duration::from_secs_f64(a.seconds);
-    let use_xdp = match a.mode {
-        Mode::Xsk | Mode::Packet => None,
-        Mode::Xdp | Mode::Auto => match XdpGenerator::new(&a.iface, frame.clone(), layout) {
-            Ok(mut g) => match g.run(1) {
-                Ok(()) => Some(g),
-                Err(e) if a.mode == Mode::Auto => {
-                    eprintln!("pktgen: XDP live frames unavailable ({e}); falling back to AF_XDP TX");
-                    None
-                }
-                Err(e) => return Err(format!("pktgen: {}: {e}", a.iface)),
-            },
-            Err(e) if a.mode == Mode::Auto => {
-                eprintln!("pktgen: XDP live frames unavailable ({e}); falling back to AF_XDP TX");
-                None
-            }
-            Err(e) => return Err(format!("pktgen: {}: {e}", a.iface)),
-        },
-    };
-    // The sockets are opened before the clock starts, so that the pacer
-    // does not owe a burst for the set-up time.
-    let mut xsk = None;
-    let mut packet = None;
-    if use_xdp.is_none() {
-        match a.mode {
-            Mode::Packet => packet = Some(PacketSocket::open(&a.iface).map_err(|e| format!("pktgen: {e}"))?),
-            _ => match XskPort::open(&XskConfig::new(&a.iface)) {
-                Ok(p) => xsk = Some(p),
-                Err(e) if a.mode == Mode::Auto => {
-                    eprintln!("pktgen: AF_XDP unavailable ({e}); falling back to AF_PACKET");
-                    packet = Some(PacketSocket::open(&a.iface).map_err(|e| format!("pktgen: {e}"))?);
-                }
-                Err(e) => return Err(format!("pktgen: {e}")),
-            },
-        }
-    }
-    let mode = match (&use_xdp, &xsk) {
-        (Some(_), _) => "xdp-live-frames",
-        (None, Some(_)) => "af_xdp-tx",
-        (None, None) => "af_packet",
-    };
+    // Opened before the clock starts, so that the pacer does not owe a
+    // burst for the set-up time.
+    let mut sender = open_sender(a.mode, &a.iface, &frame, layout)?;
+    let mode = sender.name();
     eprintln!(
         "pktgen: {} on {} ({} bytes, {} flow(s){})",
         mode,
         a.iface,
         frame.len(),
         layout.flows,
-        if use_xdp.is_some() { "; the peer needs a native XDP program" } else { "" }
+        if matches!(sender, Sender::Xdp(_)) { "; the peer needs a native XDP program" } else { "" }
     );
     let t0 = Instant::now();
     let mut pacer = Pacer { rate: a.rate, t0, sent: 0, forgiven: 0 };
@@ -309,11 +417,9 @@ fn gen(a: GenArgs) -> Result<ExitCode, String> {
             *last = (Instant::now(), sent);
         }
     };
-    match use_xdp {
-        Some(mut g) => {
-            // The probe run above sent the first frame.
-            let base = g.generated() - 1;
-            pacer.sent = 1;
+    match &mut sender {
+        Sender::Xdp(g) => {
+            let base = g.generated();
             // Each BPF_PROG_RUN sets up a page pool and patches kernel
             // text: runs of about 50 ms keep that off the rate.
             let mut chunk = 4096u64;
@@ -332,8 +438,7 @@ fn gen(a: GenArgs) -> Result<ExitCode, String> {
             }
             pacer.sent = g.generated() - base;
         }
-        None if packet.is_some() => {
-            let sock = packet.as_mut().ok_or("no AF_PACKET socket")?;
+        Sender::Packet(sock) => {
             let mut bufs: Vec<Vec<u8>> = vec![frame.clone(); PACKET_BATCH];
             let mut seq = 0u64;
             while pacer.sent < limit && t0.elapsed() < end {
@@ -358,8 +463,7 @@ fn gen(a: GenArgs) -> Result<ExitCode, String> {
                 progress(pacer.sent, &mut last);
             }
         }
-        None => {
-            let port = xsk.as_mut().ok_or("no AF_XDP socket")?;
+        Sender::Xsk(port) => {
             let mut pool = FramePool::new(4096);
             let mut seq = 0u64;
             let mut ids = Vec::with_capacity(64);
@@ -672,6 +776,7 @@ fn main() -> ExitCode {
         Cmd::Sink(a) => sink(a),
         Cmd::Fwd(a) => fwd(a),
         Cmd::Pass(a) => pass(a),
+        Cmd::Probe(a) => probe(a),
     };
     match r {
         Ok(c) => c,
