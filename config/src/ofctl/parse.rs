@@ -8,7 +8,8 @@
 //! `delete[_strict]` (ovs-ofctl's per-line commands) or with `flow add` /
 //! `flow delete` (the bundle syntax openshift-sdn writes).
 
-use super::*;
+use super::field::*;
+use super::spec::*;
 use crate::ParseError;
 
 /// What the line is for: adds need actions; matches (delete, modify

@@ -1,0 +1,362 @@
+//! Flows printed as ovs-ofctl prints them: OVS's `match_format` and
+//! `ofpacts_format`, so that a dump of sdnfwd's tables reads like
+//! `ovs-ofctl -O OpenFlow13 dump-flows br0` and `print(parse(print(x))) ==
+//! print(x)` holds (fuzzed).
+
+use std::fmt::Write as _;
+use std::net::Ipv4Addr;
+
+use super::field::*;
+use super::spec::{padded_note, Action, FlowSpec, Match, DEFAULT_PRIORITY};
+
+fn put_hex(s: &mut String, v: u64) {
+    if v == 0 {
+        s.push('0');
+    } else {
+        let _ = write!(s, "{v:#x}");
+    }
+}
+
+/// Formats an Ethernet address held in the low 48 bits.
+pub fn fmt_mac(v: u64) -> String {
+    let b = v.to_be_bytes();
+    format!("{:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}", b[2], b[3], b[4], b[5], b[6], b[7])
+}
+
+/// Formats an IPv4 address held in the low 32 bits.
+pub fn fmt_ip(v: u64) -> String {
+    Ipv4Addr::from(v as u32).to_string()
+}
+
+fn put_ip_masked(s: &mut String, name: &str, v: u64, m: u64) {
+    if m == 0 {
+        return;
+    }
+    let _ = write!(s, "{name}={}", fmt_ip(v));
+    let m32 = m as u32;
+    if m32 != u32::MAX {
+        if m32.leading_ones() + m32.trailing_zeros() == 32 {
+            let _ = write!(s, "/{}", m32.leading_ones());
+        } else {
+            let _ = write!(s, "/{}", fmt_ip(m));
+        }
+    }
+    s.push(',');
+}
+
+fn put_mac_masked(s: &mut String, name: &str, v: u64, m: u64) {
+    if m == 0 {
+        return;
+    }
+    let _ = write!(s, "{name}={}", fmt_mac(v));
+    if m != 0xffff_ffff_ffff {
+        let _ = write!(s, "/{}", fmt_mac(m));
+    }
+    s.push(',');
+}
+
+fn put_hex_masked(s: &mut String, name: &str, v: u64, m: u64, full: u64) {
+    if m == 0 {
+        return;
+    }
+    let _ = write!(s, "{name}=");
+    put_hex(s, v);
+    if m != full {
+        s.push('/');
+        put_hex(s, m);
+    }
+    s.push(',');
+}
+
+fn put_be16_masked(s: &mut String, name: &str, v: u64, m: u64) {
+    if m == 0 {
+        return;
+    }
+    if m == 0xffff {
+        let _ = write!(s, "{name}={v},");
+    } else {
+        let _ = write!(s, "{name}={v:#x}/{m:#x},");
+    }
+}
+
+/// Formats a port number as OVS does (`LOCAL`, or decimal).
+pub fn fmt_port(p: u64) -> String {
+    match p {
+        OFPP_LOCAL => "LOCAL".into(),
+        OFPP_IN_PORT => "IN_PORT".into(),
+        _ => p.to_string(),
+    }
+}
+
+/// Formats a match as OVS's `match_format` does, with `priority=` first when
+/// it is not the default. The result has no trailing comma.
+pub fn fmt_match(m: &Match, priority: Option<u16>) -> String {
+    let mut s = String::new();
+    if let Some(p) = priority {
+        if p != DEFAULT_PRIORITY {
+            let _ = write!(s, "priority={p},");
+        }
+    }
+    let (pm_v, pm_m) = m.get(Field::PktMark);
+    put_hex_masked(&mut s, "pkt_mark", pm_v, pm_m, 0xffff_ffff);
+
+    let (dl_type, dl_type_m) = m.get(Field::DlType);
+    let (proto, proto_m) = m.get(Field::NwProto);
+    let mut skip_type = false;
+    let mut skip_proto = false;
+    let is_arp = dl_type_m != 0 && dl_type == ETH_TYPE_ARP;
+    let is_ip = dl_type_m != 0 && dl_type == ETH_TYPE_IP;
+    if dl_type_m != 0 {
+        skip_type = true;
+        if is_ip {
+            if proto_m != 0 {
+                skip_proto = true;
+                match proto {
+                    IPPROTO_ICMP => s.push_str("icmp,"),
+                    IPPROTO_TCP => s.push_str("tcp,"),
+                    IPPROTO_UDP => s.push_str("udp,"),
+                    2 => s.push_str("igmp,"),
+                    132 => s.push_str("sctp,"),
+                    _ => {
+                        s.push_str("ip,");
+                        skip_proto = false;
+                    }
+                }
+            } else {
+                s.push_str("ip,");
+            }
+        } else if dl_type == ETH_TYPE_IPV6 {
+            s.push_str("ipv6,");
+        } else if is_arp {
+            s.push_str("arp,");
+        } else if dl_type == 0x8035 {
+            s.push_str("rarp,");
+        } else {
+            skip_type = false;
+        }
+    }
+    for i in 0..8 {
+        let (v, mk) = m.get(Field::reg(i));
+        put_hex_masked(&mut s, &format!("reg{i}"), v, mk, 0xffff_ffff);
+    }
+    let (v, mk) = m.get(Field::TunId);
+    put_hex_masked(&mut s, "tun_id", v, mk, u64::MAX);
+    let (v, mk) = m.get(Field::TunSrc);
+    put_ip_masked(&mut s, "tun_src", v, mk);
+    let (v, mk) = m.get(Field::TunDst);
+    put_ip_masked(&mut s, "tun_dst", v, mk);
+    let (v, mk) = m.get(Field::InPort);
+    if mk != 0 {
+        let _ = write!(s, "in_port={},", fmt_port(v));
+    }
+    let (v, mk) = m.get(Field::DlSrc);
+    put_mac_masked(&mut s, "dl_src", v, mk);
+    let (v, mk) = m.get(Field::DlDst);
+    put_mac_masked(&mut s, "dl_dst", v, mk);
+    if !skip_type && dl_type_m != 0 {
+        let _ = write!(s, "dl_type={dl_type:#06x},");
+    }
+    let (sv, sm) = m.get(Field::NwSrc);
+    let (dv, dm) = m.get(Field::NwDst);
+    if is_arp {
+        put_ip_masked(&mut s, "arp_spa", sv, sm);
+        put_ip_masked(&mut s, "arp_tpa", dv, dm);
+    } else {
+        put_ip_masked(&mut s, "nw_src", sv, sm);
+        put_ip_masked(&mut s, "nw_dst", dv, dm);
+    }
+    if !skip_proto && proto_m != 0 {
+        if is_arp {
+            let _ = write!(s, "arp_op={proto},");
+        } else {
+            let _ = write!(s, "nw_proto={proto},");
+        }
+    }
+    if is_arp {
+        let (v, mk) = m.get(Field::ArpSha);
+        put_mac_masked(&mut s, "arp_sha", v, mk);
+        let (v, mk) = m.get(Field::ArpTha);
+        put_mac_masked(&mut s, "arp_tha", v, mk);
+    }
+    let (v, mk) = m.get(Field::NwTos);
+    if mk != 0 {
+        let _ = write!(s, "nw_tos={v},");
+    }
+    let (v, mk) = m.get(Field::NwEcn);
+    if mk != 0 {
+        let _ = write!(s, "nw_ecn={v},");
+    }
+    let (v, mk) = m.get(Field::NwTtl);
+    if mk != 0 {
+        let _ = write!(s, "nw_ttl={v},");
+    }
+    let (v, mk) = m.get(Field::NwFrag);
+    match mk {
+        3 => {
+            let kw = match v {
+                0 => "no",
+                1 => "first",
+                3 => "later",
+                _ => "<error>",
+            };
+            let _ = write!(s, "nw_frag={kw},");
+        }
+        1 => {
+            let _ = write!(s, "nw_frag={},", if v & FRAG_ANY != 0 { "yes" } else { "no" });
+        }
+        2 => {
+            let _ = write!(s, "nw_frag={},", if v & FRAG_LATER != 0 { "later" } else { "not_later" });
+        }
+        _ => {}
+    }
+    let (tsv, tsm) = m.get(Field::TpSrc);
+    let (tdv, tdm) = m.get(Field::TpDst);
+    if is_ip && proto_m != 0 && proto == IPPROTO_ICMP {
+        if tsm != 0 {
+            let _ = write!(s, "icmp_type={tsv},");
+        }
+        if tdm != 0 {
+            let _ = write!(s, "icmp_code={tdv},");
+        }
+    } else {
+        put_be16_masked(&mut s, "tp_src", tsv, tsm);
+        put_be16_masked(&mut s, "tp_dst", tdv, tdm);
+    }
+    if s.ends_with(',') {
+        s.pop();
+    }
+    s
+}
+
+/// Formats a field value as `set_field` and `ofproto/trace` print it.
+pub fn fmt_field_value(field: Field, v: u64) -> String {
+    match field.kind() {
+        Kind::Ipv4 => fmt_ip(v),
+        Kind::Mac => fmt_mac(v),
+        Kind::Port => fmt_port(v),
+        Kind::Dec | Kind::Frag => v.to_string(),
+        Kind::Hex | Kind::EthType => {
+            let mut s = String::new();
+            put_hex(&mut s, v);
+            s
+        }
+    }
+}
+
+impl std::fmt::Display for Action {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Action::Output(p) if *p as u64 == OFPP_IN_PORT => f.write_str("IN_PORT"),
+            Action::Output(p) if *p as u64 == OFPP_LOCAL => f.write_str("LOCAL"),
+            Action::Output(p) => write!(f, "output:{p}"),
+            Action::OutputReg(sf) => write!(f, "output:{sf}"),
+            Action::GotoTable(t) => write!(f, "goto_table:{t}"),
+            Action::Move { src, dst } => write!(f, "move:{src}->{dst}"),
+            Action::Load { value, dst } => {
+                let mut s = String::new();
+                put_hex(&mut s, *value);
+                write!(f, "load:{s}->{dst}")
+            }
+            Action::SetField { field, value, mask } => {
+                write!(f, "set_field:{}", fmt_field_value(*field, *value))?;
+                if *mask != field.full_mask() {
+                    write!(f, "/{}", fmt_field_value(*field, *mask))?;
+                }
+                write!(f, "->{}", field.name())
+            }
+            Action::Note(bytes) => {
+                f.write_str("note:")?;
+                let p = padded_note(bytes);
+                for (i, b) in p.iter().enumerate() {
+                    if i > 0 {
+                        f.write_str(".")?;
+                    }
+                    write!(f, "{b:02x}")?;
+                }
+                Ok(())
+            }
+        }
+    }
+}
+
+/// Formats an action list; the empty list is `drop`.
+pub fn fmt_actions(actions: &[Action]) -> String {
+    if actions.is_empty() {
+        return "drop".into();
+    }
+    let mut s = String::new();
+    for (i, a) in actions.iter().enumerate() {
+        if i > 0 {
+            s.push(',');
+        }
+        let _ = write!(s, "{a}");
+    }
+    s
+}
+
+/// Per-flow statistics printed by dump-flows.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct FlowStats {
+    /// Seconds since the flow was installed.
+    pub duration_secs: f64,
+    /// Packets that hit the flow.
+    pub n_packets: u64,
+    /// Bytes of those packets.
+    pub n_bytes: u64,
+}
+
+impl FlowSpec {
+    /// The line ovs-ofctl's dump-flows prints for this flow (with a leading
+    /// space); without stats, as `dump-flows --no-stats` but keeping cookie
+    /// and table so that the line is a complete add-flows line.
+    pub fn to_dump_line(&self, stats: Option<FlowStats>) -> String {
+        let mut s = String::new();
+        let _ = write!(s, " cookie={:#x}, ", self.cookie);
+        if let Some(st) = stats {
+            let _ = write!(s, "duration={:.3}s, ", st.duration_secs);
+            let _ = write!(s, "table={}, n_packets={}, n_bytes={}, ", self.table, st.n_packets, st.n_bytes);
+        } else {
+            let _ = write!(s, "table={}, ", self.table);
+        }
+        if self.idle_timeout != 0 {
+            let _ = write!(s, "idle_timeout={}, ", self.idle_timeout);
+        }
+        if self.hard_timeout != 0 {
+            let _ = write!(s, "hard_timeout={}, ", self.hard_timeout);
+        }
+        s.push_str(&fmt_match(&self.m, Some(self.priority)));
+        if !s.ends_with(' ') {
+            s.push(' ');
+        }
+        let _ = write!(s, "actions={}", fmt_actions(&self.actions));
+        s
+    }
+
+    /// The match and priority as ofproto/trace prints a rule
+    /// (`ip,in_port=1,nw_src=10.128.0.0/14, priority 200, cookie 0x..`).
+    pub fn to_trace_header(&self) -> String {
+        let m = fmt_match(&self.m, None);
+        let mut s = String::new();
+        if !m.is_empty() {
+            let _ = write!(s, "{m}, ");
+        }
+        let _ = write!(s, "priority {}", self.priority);
+        if self.cookie != 0 {
+            let _ = write!(s, ", cookie {:#x}", self.cookie);
+        }
+        s
+    }
+}
+
+/// Flows as an add-flows file (`ovs-ofctl add-flows`, `sdnfwd ctl
+/// add-flows`): one dump line each, without statistics.
+pub fn flow_file(flows: &[FlowSpec]) -> String {
+    flows.iter().map(|f| f.to_dump_line(None).trim_start().to_string() + "\n").collect()
+}
+
+impl std::fmt::Display for FlowSpec {
+    /// The dump-flows line without statistics.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.to_dump_line(None))
+    }
+}

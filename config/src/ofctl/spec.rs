@@ -1,0 +1,184 @@
+//! The flow model: a [`Match`] (value and mask per [`Field`]), the
+//! [`Action`]s sdnfwd supports and a [`FlowSpec`] (what an ovs-ofctl line
+//! says of one flow). Parsing is in `parse`, printing in `print`.
+
+use super::field::{Field, N_FIELDS};
+
+/// The default OpenFlow priority of a flow written without one.
+pub const DEFAULT_PRIORITY: u16 = 32768;
+
+/// A match: for each [`Field`], a value and a mask (mask 0 = wildcard).
+/// Values are always stored masked.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
+pub struct Match {
+    /// Per-field values, indexed by [`Field::index`].
+    pub value: [u64; N_FIELDS],
+    /// Per-field masks.
+    pub mask: [u64; N_FIELDS],
+}
+
+impl Match {
+    /// Matches everything.
+    pub fn any() -> Match {
+        Match::default()
+    }
+
+    /// Sets `field` to match `value` under `mask` (clipped to the field).
+    pub fn set_masked(&mut self, field: Field, value: u64, mask: u64) {
+        let m = mask & field.full_mask();
+        self.mask[field.index()] = m;
+        self.value[field.index()] = value & m;
+    }
+
+    /// Sets `field` to match `value` exactly.
+    pub fn set(&mut self, field: Field, value: u64) {
+        self.set_masked(field, value, u64::MAX);
+    }
+
+    /// The (value, mask) of a field; mask 0 when wildcarded.
+    #[inline]
+    pub fn get(&self, field: Field) -> (u64, u64) {
+        (self.value[field.index()], self.mask[field.index()])
+    }
+
+    /// Whether `field` is matched exactly to `value`.
+    pub fn is_exact(&self, field: Field, value: u64) -> bool {
+        self.get(field) == (value & field.full_mask(), field.full_mask())
+    }
+
+    /// Whether the match has no field.
+    pub fn is_catchall(&self) -> bool {
+        self.mask.iter().all(|&m| m == 0)
+    }
+
+    /// Whether every packet matching `self` also matches `pattern` (OVS's
+    /// loose match used by non-strict delete and modify).
+    pub fn is_within(&self, pattern: &Match) -> bool {
+        (0..N_FIELDS).all(|i| {
+            let pm = pattern.mask[i];
+            self.mask[i] & pm == pm && self.value[i] & pm == pattern.value[i]
+        })
+    }
+}
+
+/// A bit range of a field, `NXM_NX_REG0[0..31]`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct SubField {
+    /// The field.
+    pub field: Field,
+    /// First bit (0 = least significant).
+    pub ofs: u32,
+    /// Number of bits (≥ 1).
+    pub n_bits: u32,
+}
+
+impl SubField {
+    /// The whole field.
+    pub fn whole(field: Field) -> SubField {
+        SubField { field, ofs: 0, n_bits: field.n_bits() }
+    }
+
+    /// Mask of the covered bits within the field's value.
+    pub fn mask(&self) -> u64 {
+        let m = if self.n_bits >= 64 { u64::MAX } else { (1u64 << self.n_bits) - 1 };
+        m << self.ofs
+    }
+}
+
+impl std::fmt::Display for SubField {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}[", self.field.nxm_name())?;
+        if self.ofs == 0 && self.n_bits == self.field.n_bits() {
+        } else if self.n_bits == 1 {
+            write!(f, "{}", self.ofs)?;
+        } else {
+            write!(f, "{}..{}", self.ofs, self.ofs + self.n_bits - 1)?;
+        }
+        f.write_str("]")
+    }
+}
+
+/// An OpenFlow action, as sdnfwd supports them.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum Action {
+    /// `output:N` (also `IN_PORT` and `LOCAL`).
+    Output(u32),
+    /// `output:NXM_NX_REG2[]`: the port is read from a subfield.
+    OutputReg(SubField),
+    /// `goto_table:N`.
+    GotoTable(u8),
+    /// `move:SRC->DST`.
+    Move {
+        /// Source bits.
+        src: SubField,
+        /// Destination bits (same width).
+        dst: SubField,
+    },
+    /// `load:V->DST`.
+    Load {
+        /// Value, already fitted to `dst`'s width.
+        value: u64,
+        /// Destination bits.
+        dst: SubField,
+    },
+    /// `set_field:V[/M]->FIELD`.
+    SetField {
+        /// The field.
+        field: Field,
+        /// Value (masked).
+        value: u64,
+        /// Mask; the field's full mask when none was written.
+        mask: u64,
+    },
+    /// `note:XX.XX...`: the bytes padded as OVS stores them (NXAST_NOTE's
+    /// payload: 6 + 8k bytes).
+    Note(Vec<u8>),
+}
+
+/// What `ovs-ofctl` commands do with a flow line.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FlowSpec {
+    /// `table=`.
+    pub table: u8,
+    /// `priority=` (32768 when absent).
+    pub priority: u16,
+    /// `cookie=`.
+    pub cookie: u64,
+    /// `cookie=V/MASK` (deletes and modifies only); 0 when absent.
+    pub cookie_mask: u64,
+    /// Whether `table=` was written (a delete without it spans tables).
+    pub table_given: bool,
+    /// `idle_timeout=` (0 = none).
+    pub idle_timeout: u16,
+    /// `hard_timeout=` (0 = none).
+    pub hard_timeout: u16,
+    /// The match.
+    pub m: Match,
+    /// The actions (empty = drop).
+    pub actions: Vec<Action>,
+}
+
+impl Default for FlowSpec {
+    fn default() -> Self {
+        FlowSpec {
+            table: 0,
+            priority: DEFAULT_PRIORITY,
+            cookie: 0,
+            cookie_mask: 0,
+            table_given: false,
+            idle_timeout: 0,
+            hard_timeout: 0,
+            m: Match::any(),
+            actions: Vec::new(),
+        }
+    }
+}
+
+/// Pads a note's bytes as OVS stores them: the NXAST_NOTE header is 10 bytes
+/// and actions are 8-byte aligned, so the payload grows to 6 + 8k bytes.
+pub fn padded_note(bytes: &[u8]) -> Vec<u8> {
+    let mut v = bytes.to_vec();
+    let total = (10 + v.len()).div_ceil(8) * 8;
+    v.resize(total - 10, 0);
+    v
+}
