@@ -5,9 +5,11 @@
 use std::sync::Arc;
 
 use config::yaml::Cluster;
+use fastpath::batch::UPLINK;
 use fastpath::flow::LocalVtep;
-use fastpath::pmd::{Pmd, Shared, TunnelState, UPLINK};
+use fastpath::pmd::Pmd;
 use fastpath::port::{MemPort, SinkPort};
+use fastpath::shared::{Shared, TunnelState};
 use fastpath::wire;
 use slowpath::upcall::SlowPath;
 use slowpath::Ofproto;

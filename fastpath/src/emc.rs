@@ -149,3 +149,118 @@ impl Emc {
         self.len() == 0
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::actions::DpAction;
+    use crate::flow::{loc, KEY_WORDS};
+
+    fn key(port: u64) -> FlowKey {
+        let mut k = FlowKey::default();
+        k.set(loc::IN_PORT, 4);
+        k.set(loc::TP_SRC, port);
+        k
+    }
+
+    fn flow(k: FlowKey, out: u32) -> Arc<Megaflow> {
+        Arc::new(Megaflow::new(k, FlowKey { w: [u64::MAX; KEY_WORDS] }, &[DpAction::Output(out)], out))
+    }
+
+    /// A key whose hash lands in the same entry as `k`'s but is another key.
+    fn same_slot(k: &FlowKey) -> (FlowKey, u32) {
+        let slot = k.hash() as usize & (EMC_ENTRIES - 1);
+        (1..)
+            .map(|p| key(1000 + p))
+            .map(|o| (o, o.hash()))
+            .find(|(_, h)| *h as usize & (EMC_ENTRIES - 1) == slot)
+            .unwrap()
+    }
+
+    #[test]
+    fn test_insert_then_hit_only_the_same_key() {
+        let mut emc = Emc::new(1);
+        let (k, other) = (key(1), key(2));
+        assert!(emc.peek(&k, k.hash()).is_none());
+        let m = flow(k, 5);
+        emc.maybe_insert(&k, k.hash(), &m);
+        assert!(Arc::ptr_eq(emc.peek(&k, k.hash()).unwrap(), &m));
+        assert!(emc.peek(&other, other.hash()).is_none());
+        // A key that shares the entry but differs is a miss, not a false hit.
+        let (o, h) = same_slot(&k);
+        assert!(emc.peek(&o, h).is_none());
+        assert_eq!(emc.len(), 1);
+    }
+
+    #[test]
+    fn test_insert_replaces_what_the_entry_held() {
+        let mut emc = Emc::new(1);
+        let k = key(1);
+        let (m1, m2) = (flow(k, 5), flow(k, 6));
+        emc.maybe_insert(&k, k.hash(), &m1);
+        // The same key with a new megaflow: the entry follows.
+        emc.maybe_insert(&k, k.hash(), &m2);
+        assert!(Arc::ptr_eq(emc.peek(&k, k.hash()).unwrap(), &m2));
+        assert_eq!(Arc::strong_count(&m1), 1, "the replaced megaflow is still held");
+        // Another key of the same entry evicts it (direct-mapped).
+        let (o, h) = same_slot(&k);
+        let m3 = flow(o, 7);
+        emc.maybe_insert(&o, h, &m3);
+        assert!(emc.peek(&k, k.hash()).is_none());
+        assert!(Arc::ptr_eq(emc.peek(&o, h).unwrap(), &m3));
+        assert_eq!(emc.len(), 1);
+    }
+
+    #[test]
+    fn test_dead_megaflows_miss_and_are_swept() {
+        let mut emc = Emc::new(1);
+        let (a, b) = (key(1), key(2));
+        let (ma, mb) = (flow(a, 5), flow(b, 6));
+        emc.maybe_insert(&a, a.hash(), &ma);
+        emc.maybe_insert(&b, b.hash(), &mb);
+        ma.dead.store(true, Ordering::Relaxed);
+        assert!(emc.peek(&a, a.hash()).is_none(), "a removed megaflow must not hit");
+        assert!(emc.peek(&b, b.hash()).is_some());
+        assert_eq!(emc.sweep(), 1);
+        assert_eq!(emc.len(), 1);
+        assert_eq!(Arc::strong_count(&ma), 1, "sweep must let the dead megaflow go");
+    }
+
+    #[test]
+    fn test_insertion_is_probabilistic_and_zero_never_inserts() {
+        let mut emc = Emc::new(100);
+        let m = flow(key(0), 5);
+        for p in 0..4000 {
+            let k = key(p);
+            emc.maybe_insert(&k, k.hash(), &m);
+        }
+        // About 1 in 100 (xorshift), well short of every one.
+        let n = emc.len();
+        assert!((10..=120).contains(&n), "{n} of 4000 inserted at 1/100");
+        let mut off = Emc::new(0);
+        assert!(!off.enabled());
+        off.maybe_insert(&key(1), key(1).hash(), &m);
+        assert!(off.is_empty());
+    }
+
+    #[test]
+    fn test_low_hit_rate_switches_lookups_off_then_probes_again() {
+        let mut emc = Emc::new(1);
+        // A window with hits under a quarter of the lookups.
+        emc.count_hits(WINDOW / 8);
+        emc.account(WINDOW);
+        assert!(!emc.enabled());
+        assert_eq!(emc.n_auto_disabled, 1);
+        // Off for 16 windows, then on again to probe.
+        for _ in 0..15 {
+            emc.account(WINDOW);
+            assert!(!emc.enabled());
+        }
+        emc.account(WINDOW);
+        assert!(emc.enabled());
+        // A good window keeps it on.
+        emc.count_hits(WINDOW / 2);
+        emc.account(WINDOW);
+        assert!(emc.enabled());
+    }
+}

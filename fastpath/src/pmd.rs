@@ -1,48 +1,28 @@
 //! The poll-mode loop: one per core, pinned, polling its port queues in
 //! bursts of up to [`BURST`] frames: extract the key, probe the EMC, then the
-//! megaflow classifier, run the datapath actions (outputs batched per port),
-//! and hand misses to the slow path without ever blocking.
-//!
-//! Misses: the key goes to the slow path over a bounded channel (full →
-//! counted as lost); the frame waits in a small per-core pending queue until
-//! the slow path answers with the megaflow (misses of one flow are coalesced
-//! into one upcall), then runs its actions: the re-injection. Per packet the
-//! loop does no allocation, lock, syscall, clock read or logging (the clock
-//! is read once per busy iteration, never when idle); events are counted in
-//! [`PmdStats`].
+//! megaflow classifier, run the datapath actions (`exec`; outputs batched
+//! per port, `batch`), and hand misses to the slow path without ever
+//! blocking (`upcall`). Per packet the loop does no allocation, lock,
+//! syscall, clock read or logging (the clock is read once per busy
+//! iteration, never when idle); events are counted (`stats`). What the
+//! slow path publishes (`shared`) is reloaded at the start of every
+//! iteration.
 
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
-use arc_swap::ArcSwap;
-use crossbeam_channel::{Receiver, Sender, TrySendError};
-use hashbrown::HashMap;
+use crossbeam_channel::{Receiver, Sender};
 
-use crate::actions::{DpAction, SetField};
+use crate::batch::{Ports, BURST, UPLINK};
 use crate::dpcls::{FlowTable, Megaflow};
 use crate::emc::Emc;
-use crate::flow::{FlowKey, LocalVtep, N_MALFORMED};
+use crate::exec::{Exec, Held, TemplateCache, HOLD_MAX, HOLD_TIMEOUT};
+use crate::flow::FlowKey;
 use crate::pool::{FrameId, FramePool};
-use crate::port::Port;
-use crate::wire;
-
-/// Most frames per receive burst.
-pub const BURST: usize = 32;
-/// Port id of the uplink NIC in a poll loop (OpenFlow never uses port 0).
-pub const UPLINK: u32 = 0;
-/// Frames a loop keeps waiting for the slow path.
-pub const PENDING_MAX: usize = 256;
-/// Iterations a pending frame may wait before it is dropped as lost.
-const PENDING_TIMEOUT: u64 = 1 << 20;
-/// Frames a loop holds for remote VTEPs whose next-hop MAC is not known yet.
-pub const HOLD_MAX: usize = 64;
-/// Of those, at most this many per VTEP.
-pub const HOLD_PER_VTEP: usize = 8;
-/// Iterations a held frame may wait for its neighbour.
-const HOLD_TIMEOUT: u64 = 1 << 22;
-
-/// Entries of the per-loop VXLAN template cache (a power of two).
-const TCACHE: usize = 64;
+use crate::port::{Port, PortCounters};
+use crate::shared::{Cached, Shared, TunnelState};
+use crate::stats::{BurstCounters, DatapathDrop, PmdStats};
+use crate::upcall::{Pending, Upcall, UpcallReply};
 
 /// A change to a running loop's ports, sent by the control thread (a port
 /// that comes up or goes down). Checked every 1,024 iterations.
@@ -60,179 +40,7 @@ pub enum PmdCommand {
     RemovePort(u32),
     /// Sends back this loop's port counters: (OpenFlow port, name,
     /// counters, port-specific counters).
-    DumpPorts(Sender<Vec<(u32, String, crate::port::PortCounters, String)>>),
-}
-
-/// A VXLAN frame waiting for the next-hop MAC of its VTEP.
-#[derive(Clone, Copy, Debug)]
-struct Held {
-    frame: FrameId,
-    dst: u32,
-    vni: u32,
-    sport: u16,
-    since: u64,
-}
-
-/// A miss sent to the slow path.
-#[derive(Clone, Copy, Debug)]
-pub struct Upcall {
-    /// The key.
-    pub key: FlowKey,
-    /// Poll loop that sent it (its reply channel).
-    pub pmd: usize,
-    /// Frame length (stats).
-    pub len: u16,
-}
-
-/// The slow path's answer: the megaflow to use for this key.
-#[derive(Clone, Debug)]
-pub struct UpcallReply {
-    /// The key that missed.
-    pub key: FlowKey,
-    /// Its megaflow (installed, or only for these frames when the flow
-    /// limit is reached).
-    pub flow: Arc<Megaflow>,
-}
-
-/// Underlay state for VXLAN push, published by the slow path.
-#[derive(Clone, Debug, Default)]
-pub struct TunnelState {
-    /// Local VTEP (node IP, UDP port, vxlan0's OpenFlow port).
-    pub vtep: Option<LocalVtep>,
-    /// The uplink's MAC address.
-    pub local_mac: u64,
-    /// Next-hop MAC per remote VTEP.
-    pub neighbours: HashMap<u32, u64>,
-}
-
-/// What the slow path publishes to every poll loop.
-#[derive(Debug, Default)]
-pub struct Shared {
-    /// Megaflows.
-    pub flows: Arc<ArcSwap<FlowTable>>,
-    /// Tunnel and neighbour state.
-    pub tunnel: Arc<ArcSwap<TunnelState>>,
-}
-
-/// A loop's view of what the slow path publishes: the current value kept
-/// between bursts and checked with one atomic load per use (arc-swap's
-/// `Cache`), so that a burst takes no reference count and no debt slot.
-/// The loop refreshes both at the start of every iteration, so a table it
-/// held is let go within one iteration of the slow path's next publish.
-type Cached<T> = arc_swap::Cache<Arc<ArcSwap<T>>, Arc<T>>;
-
-/// Why the datapath dropped a packet.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-#[repr(u8)]
-pub enum DropReason {
-    /// The megaflow has no output (the OpenFlow tables dropped it).
-    Pipeline = 0,
-    /// Upcall channel or pending queue full.
-    UpcallLost,
-    /// Waited too long for the slow path.
-    UpcallTimeout,
-    /// No next-hop MAC for the remote VTEP.
-    NoNeighbour,
-    /// Output to a port this loop does not have.
-    NoPort,
-    /// Frame pool exhausted while copying for several outputs.
-    NoBuffer,
-    /// Uplink frame not for the overlay.
-    NotForUs,
-}
-
-/// Number of [`DropReason`]s.
-pub const N_DROP: usize = 7;
-
-/// Megaflow ids are below this (the slow path allocates them); per-loop
-/// megaflow statistics are arrays indexed by id.
-pub const MAX_FLOW_IDS: usize = 1 << 18;
-
-/// A copy of a loop's scalar counters (see [`PmdStats::baseline`]).
-#[derive(Clone, Debug, Default)]
-pub struct PmdBaseline {
-    v: [u64; 9],
-    drops: [u64; N_DROP],
-    malformed: [u64; N_MALFORMED],
-}
-
-/// Per-loop counters: written by the loop only (relaxed load and store, no
-/// locked instruction), read by anyone.
-#[derive(Debug)]
-pub struct PmdStats {
-    /// Per megaflow id: packets at `2 * id`, bytes at `2 * id + 1`.
-    pub flows: Box<[AtomicU64]>,
-    /// Frames received.
-    pub packets: AtomicU64,
-    /// EMC hits.
-    pub emc_hits: AtomicU64,
-    /// Megaflow (dpcls) hits.
-    pub megaflow_hits: AtomicU64,
-    /// Misses (frames that found no megaflow).
-    pub misses: AtomicU64,
-    /// Upcalls sent (after coalescing).
-    pub upcalls: AtomicU64,
-    /// Frames lost for a full upcall queue.
-    pub lost: AtomicU64,
-    /// Busy iterations.
-    pub busy_iterations: AtomicU64,
-    /// Idle iterations.
-    pub idle_iterations: AtomicU64,
-    /// Nanoseconds spent in busy iterations.
-    pub busy_ns: AtomicU64,
-    /// Drops by [`DropReason`].
-    pub drops: [AtomicU64; N_DROP],
-    /// Malformed frames by [`Malformed`] reason.
-    pub malformed: [AtomicU64; N_MALFORMED],
-    /// Times the EMC switched itself off.
-    pub emc_auto_disabled: AtomicU64,
-    /// Whether the EMC is currently enabled (1/0).
-    pub emc_enabled: AtomicU64,
-}
-
-impl Default for PmdStats {
-    fn default() -> Self {
-        PmdStats {
-            flows: (0..2 * MAX_FLOW_IDS).map(|_| AtomicU64::new(0)).collect(),
-            packets: AtomicU64::new(0),
-            emc_hits: AtomicU64::new(0),
-            megaflow_hits: AtomicU64::new(0),
-            misses: AtomicU64::new(0),
-            upcalls: AtomicU64::new(0),
-            lost: AtomicU64::new(0),
-            busy_iterations: AtomicU64::new(0),
-            idle_iterations: AtomicU64::new(0),
-            busy_ns: AtomicU64::new(0),
-            drops: Default::default(),
-            malformed: Default::default(),
-            emc_auto_disabled: AtomicU64::new(0),
-            emc_enabled: AtomicU64::new(0),
-        }
-    }
-}
-
-impl PmdStats {
-    /// (packets, bytes) this loop forwarded with megaflow `id`.
-    pub fn flow(&self, id: u32) -> (u64, u64) {
-        let i = 2 * id as usize;
-        match (self.flows.get(i), self.flows.get(i + 1)) {
-            (Some(p), Some(b)) => (p.load(Ordering::Relaxed), b.load(Ordering::Relaxed)),
-            _ => (0, 0),
-        }
-    }
-
-    #[inline]
-    fn add(c: &AtomicU64, n: u64) {
-        c.store(c.load(Ordering::Relaxed) + n, Ordering::Relaxed);
-    }
-}
-
-struct Slot {
-    ofport: u32,
-    port: Box<dyn Port>,
-    rx: bool,
-    batch: [FrameId; 2 * BURST],
-    n: usize,
+    DumpPorts(Sender<Vec<(u32, String, PortCounters, String)>>),
 }
 
 /// One poll loop and everything it owns.
@@ -240,15 +48,13 @@ pub struct Pmd {
     /// Index (reply channel, stats).
     pub id: usize,
     pool: FramePool,
-    slots: Vec<Slot>,
-    /// OpenFlow port -> slot (u16::MAX: none).
-    slot_of: Vec<u16>,
+    ports: Ports,
     flows: Cached<FlowTable>,
     tunnel: Cached<TunnelState>,
     emc: Emc,
     upcall_tx: Sender<Upcall>,
     reply_rx: Receiver<UpcallReply>,
-    pending: Vec<(FrameId, FlowKey, u32, u64)>,
+    pending: Pending,
     /// Per-burst scratch: keys and hashes (reused, never cleared).
     keys: Box<[FlowKey; BURST]>,
     hashes: [u32; BURST],
@@ -257,8 +63,7 @@ pub struct Pmd {
     /// address cannot be reused by a newer state).
     held_tunnel: Option<Arc<TunnelState>>,
     /// VXLAN header templates by (VTEP, VNI), valid for one tunnel state.
-    tcache: Box<[Option<(u32, u32, wire::VxlanTemplate)>; TCACHE]>,
-    tcache_tunnel: Option<Arc<TunnelState>>,
+    tcache: TemplateCache,
     iteration: u64,
     control: Option<Receiver<PmdCommand>>,
     /// The clock (the TSC where it is invariant, through quanta: a few ns
@@ -270,18 +75,6 @@ pub struct Pmd {
     last_busy: bool,
     /// Counters.
     pub stats: Arc<PmdStats>,
-}
-
-/// Run-time counters of one burst, flushed to [`PmdStats`] once.
-#[derive(Default)]
-struct Burst {
-    emc_hits: u64,
-    megaflow_hits: u64,
-    misses: u64,
-    upcalls: u64,
-    lost: u64,
-    drops: [u64; N_DROP],
-    malformed: [u64; N_MALFORMED],
 }
 
 impl Pmd {
@@ -297,20 +90,18 @@ impl Pmd {
         Pmd {
             id,
             pool: FramePool::new(n_frames),
-            slots: Vec::new(),
-            slot_of: Vec::new(),
+            ports: Ports::new(),
             flows: arc_swap::Cache::new(shared.flows.clone()),
             tunnel: arc_swap::Cache::new(shared.tunnel.clone()),
             emc: Emc::new(emc_insert_inv_prob),
             upcall_tx,
             reply_rx,
-            pending: Vec::with_capacity(PENDING_MAX),
+            pending: Pending::default(),
             keys: Box::new([FlowKey::default(); BURST]),
             hashes: [0; BURST],
             held: Vec::with_capacity(HOLD_MAX),
             held_tunnel: None,
-            tcache: Box::new([None; TCACHE]),
-            tcache_tunnel: None,
+            tcache: TemplateCache::default(),
             iteration: 0,
             clock: quanta::Clock::new(),
             last_clock: 0,
@@ -323,36 +114,18 @@ impl Pmd {
     /// Adds a port instance: `rx` ports are polled; every port can be sent
     /// to. `ofport` is its OpenFlow port ([`UPLINK`] for the uplink NIC).
     pub fn add_port(&mut self, ofport: u32, port: Box<dyn Port>, rx: bool) {
-        self.remove_port(ofport);
-        let i = ofport as usize;
-        if i >= self.slot_of.len() {
-            self.slot_of.resize(i + 1, u16::MAX);
-        }
-        self.slot_of[i] = self.slots.len() as u16;
-        self.slots.push(Slot { ofport, port, rx, batch: [0; 2 * BURST], n: 0 });
+        self.ports.add(&mut self.pool, ofport, port, rx);
     }
 
     /// Adds another receive queue of port `ofport` (sending to the port
     /// keeps going through the instance [`Pmd::add_port`] gave).
     pub fn add_rx_queue(&mut self, ofport: u32, port: Box<dyn Port>) {
-        self.slots.push(Slot { ofport, port, rx: true, batch: [0; 2 * BURST], n: 0 });
+        self.ports.add_rx_queue(ofport, port);
     }
 
     /// Removes a port after sending what waits for it; returns it.
     pub fn remove_port(&mut self, ofport: u32) -> Option<Box<dyn Port>> {
-        let si = *self.slot_of.get(ofport as usize)?;
-        if si == u16::MAX {
-            return None;
-        }
-        let mut s = self.slots.remove(si as usize);
-        if s.n > 0 {
-            s.port.tx(&mut self.pool, &s.batch[..s.n]);
-        }
-        self.slot_of.fill(u16::MAX);
-        for (i, s) in self.slots.iter().enumerate() {
-            self.slot_of[s.ofport as usize] = i as u16;
-        }
-        Some(s.port)
+        self.ports.remove(&mut self.pool, ofport)
     }
 
     /// Takes port changes from `rx` while running.
@@ -370,11 +143,8 @@ impl Pmd {
                     self.remove_port(p);
                 }
                 PmdCommand::DumpPorts(reply) => {
-                    let v = self
-                        .slots
-                        .iter()
-                        .map(|s| (s.ofport, s.port.name().to_string(), s.port.counters(), s.port.detail()))
-                        .collect();
+                    let v =
+                        self.ports.iter().map(|(o, p)| (o, p.name().to_string(), p.counters(), p.detail())).collect();
                     let _ = reply.send(v);
                 }
             }
@@ -397,18 +167,18 @@ impl Pmd {
     }
 
     /// Port counters by OpenFlow port.
-    pub fn port_counters(&self) -> Vec<(u32, String, crate::port::PortCounters)> {
-        self.slots.iter().map(|s| (s.ofport, s.port.name().to_string(), s.port.counters())).collect()
+    pub fn port_counters(&self) -> Vec<(u32, String, PortCounters)> {
+        self.ports.iter().map(|(o, p)| (o, p.name().to_string(), p.counters())).collect()
     }
 
     /// Nanoseconds this loop's ports spent in system calls.
     pub fn syscall_ns(&self) -> u64 {
-        self.slots.iter().map(|s| s.port.syscall_ns()).sum()
+        self.ports.iter().map(|(_, p)| p.syscall_ns()).sum()
     }
 
     /// Port-specific counters by OpenFlow port (see [`Port::detail`]).
     pub fn port_details(&self) -> Vec<(u32, String)> {
-        self.slots.iter().map(|s| (s.ofport, s.port.detail())).collect()
+        self.ports.iter().map(|(o, p)| (o, p.detail())).collect()
     }
 
     /// Runs until `stop` is set.
@@ -442,18 +212,11 @@ impl Pmd {
 
     /// Frees frames still waiting (shutdown).
     pub fn drain(&mut self) {
-        for (f, ..) in self.pending.drain(..) {
-            self.pool.free(f);
-        }
+        self.pending.drain(&mut self.pool);
         for h in self.held.drain(..) {
             self.pool.free(h.frame);
         }
-        for s in &mut self.slots {
-            if s.n > 0 {
-                s.port.tx(&mut self.pool, &s.batch[..s.n]);
-                s.n = 0;
-            }
-        }
+        self.ports.flush(&mut self.pool);
     }
 
     /// One iteration: slow-path replies, then a burst from every rx port.
@@ -473,21 +236,14 @@ impl Pmd {
         // (the VXLAN templates follow the tunnel state where it is used).
         self.flows.load();
         self.tunnel.load();
-        let mut b = Burst::default();
+        let mut b = BurstCounters::default();
         // Replies matter to waiting frames only; with none waiting, the
         // channel is still drained now and then (replies whose frames timed
         // out must not fill it).
         let mut got = if self.pending.is_empty() && self.iteration & 0x3ff != 0 { 0 } else { self.replies(&mut b) };
         let mut ids = [0 as FrameId; BURST];
-        for si in 0..self.slots.len() {
-            if !self.slots[si].rx {
-                continue;
-            }
-            let in_port = self.slots[si].ofport;
-            let n = {
-                let s = &mut self.slots[si];
-                s.port.rx(&mut self.pool, &mut ids)
-            };
+        for si in 0..self.ports.len() {
+            let Some((in_port, n)) = self.ports.rx(si, &mut self.pool, &mut ids) else { continue };
             if n > 0 {
                 start.get_or_insert_with(|| self.clock.raw());
                 self.burst(in_port, &ids[..n], &mut b);
@@ -503,32 +259,9 @@ impl Pmd {
         if self.iteration & 0x3ff == 0 && self.control.is_some() {
             self.control();
         }
-        self.flush();
-        self.expire(&mut b);
-        let st = &self.stats;
-        if got > 0 {
-            PmdStats::add(&st.packets, got as u64);
-            PmdStats::add(&st.busy_iterations, 1);
-        } else {
-            PmdStats::add(&st.idle_iterations, 1);
-        }
-        PmdStats::add(&st.emc_hits, b.emc_hits);
-        PmdStats::add(&st.megaflow_hits, b.megaflow_hits);
-        PmdStats::add(&st.misses, b.misses);
-        PmdStats::add(&st.upcalls, b.upcalls);
-        PmdStats::add(&st.lost, b.lost);
-        if b.drops != [0; N_DROP] {
-            for i in 0..N_DROP {
-                PmdStats::add(&st.drops[i], b.drops[i]);
-            }
-        }
-        if b.malformed != [0; N_MALFORMED] {
-            for i in 0..N_MALFORMED {
-                PmdStats::add(&st.malformed[i], b.malformed[i]);
-            }
-        }
-        st.emc_enabled.store(self.emc.enabled() as u64, Ordering::Relaxed);
-        st.emc_auto_disabled.store(self.emc.n_auto_disabled, Ordering::Relaxed);
+        self.ports.flush(&mut self.pool);
+        self.pending.expire(&mut self.pool, self.iteration, &mut b);
+        self.stats.absorb(got, &b, (self.emc.enabled(), self.emc.n_auto_disabled));
         self.last_busy = got > 0;
         if let (true, Some(t)) = (self.last_busy, start) {
             self.last_clock = t;
@@ -536,54 +269,30 @@ impl Pmd {
         got
     }
 
-    fn flush(&mut self) {
-        for s in &mut self.slots {
-            if s.n > 0 {
-                s.port.tx(&mut self.pool, &s.batch[..s.n]);
-                s.n = 0;
-            }
-        }
-    }
-
     /// The current tunnel state, with the VXLAN template cache following it
     /// (off the burst path, which uses its own per-burst load).
     fn synced_tunnel(&mut self) -> Arc<TunnelState> {
         let t = self.tunnel.load().clone();
-        tcache_sync(&mut self.tcache, &mut self.tcache_tunnel, &t);
+        self.tcache.sync(&t);
         t
     }
 
     #[cold]
-    fn replies(&mut self, b: &mut Burst) -> usize {
+    fn replies(&mut self, b: &mut BurstCounters) -> usize {
         let mut n = 0;
         // The tunnel state once for all the replies waiting.
         let mut tunnel = None;
         while let Ok(r) = self.reply_rx.try_recv() {
             let tunnel = tunnel.get_or_insert_with(|| self.synced_tunnel());
-            let mut i = 0;
-            while i < self.pending.len() {
-                let (f, key, hash, _) = self.pending[i];
-                if r.flow.matches(&key) {
-                    self.pending.swap_remove(i);
-                    self.emc.maybe_insert(&key, hash, &r.flow);
-                    let mut x = Exec {
-                        pool: &mut self.pool,
-                        slots: &mut self.slots,
-                        slot_of: &self.slot_of,
-                        flows: &self.stats.flows,
-                        held: &mut self.held,
-                        iteration: self.iteration,
-                        tcache: &mut self.tcache,
-                    };
-                    x.execute(tunnel, &r.flow, f, hash, b);
-                    n += 1;
-                } else {
-                    i += 1;
-                }
-            }
+            let Pmd { pool, ports, emc, pending, stats, held, iteration, tcache, .. } = self;
+            let mut x = Exec { pool, ports, flows: &stats.flows, held, iteration: *iteration, tcache };
+            n += pending.answer(&r.flow, |f, key, hash| {
+                emc.maybe_insert(key, hash, &r.flow);
+                x.execute(tunnel, &r.flow, f, hash, b);
+            });
         }
         if n > 0 {
-            self.flush();
+            self.ports.flush(&mut self.pool);
         }
         n
     }
@@ -591,7 +300,7 @@ impl Pmd {
     /// Sends held VXLAN frames whose neighbour got resolved (checked when
     /// the tunnel state changes); drops those that waited too long.
     #[cold]
-    fn retry_held(&mut self, b: &mut Burst) {
+    fn retry_held(&mut self, b: &mut BurstCounters) {
         let tunnel = self.synced_tunnel();
         let changed = !self.held_tunnel.as_ref().is_some_and(|t| Arc::ptr_eq(t, &tunnel));
         self.held_tunnel = Some(tunnel.clone());
@@ -605,8 +314,7 @@ impl Pmd {
                 let mut none = Vec::new();
                 let mut x = Exec {
                     pool: &mut self.pool,
-                    slots: &mut self.slots,
-                    slot_of: &self.slot_of,
+                    ports: &mut self.ports,
                     flows: &self.stats.flows,
                     held: &mut none,
                     iteration: now,
@@ -618,7 +326,7 @@ impl Pmd {
             } else if now - h.since > HOLD_TIMEOUT {
                 self.held.swap_remove(i);
                 self.pool.free(h.frame);
-                b.drops[DropReason::NoNeighbour as usize] += 1;
+                b.drop(DatapathDrop::NoNeighbour, 1);
             } else {
                 i += 1;
             }
@@ -630,29 +338,14 @@ impl Pmd {
         self.held.len()
     }
 
-    fn expire(&mut self, b: &mut Burst) {
-        let now = self.iteration;
-        let mut i = 0;
-        while i < self.pending.len() {
-            if now - self.pending[i].3 > PENDING_TIMEOUT {
-                let (f, ..) = self.pending.swap_remove(i);
-                self.pool.free(f);
-                b.drops[DropReason::UpcallTimeout as usize] += 1;
-            } else {
-                i += 1;
-            }
-        }
-    }
-
     /// One burst, stage by stage over the whole batch (as OVS's
     /// dfc_processing / fast_path_processing): extract every key, probe the
     /// EMC for all, the classifier for the rest, then run the actions in
     /// arrival order and upcall the misses; EMC insertions last.
-    fn burst(&mut self, in_port: u32, frames: &[FrameId], b: &mut Burst) {
+    fn burst(&mut self, in_port: u32, frames: &[FrameId], b: &mut BurstCounters) {
         let Pmd {
             pool,
-            slots,
-            slot_of,
+            ports,
             emc,
             pending,
             upcall_tx,
@@ -661,7 +354,6 @@ impl Pmd {
             stats,
             held,
             tcache,
-            tcache_tunnel,
             keys,
             hashes,
             flows,
@@ -670,7 +362,7 @@ impl Pmd {
         } = self;
         let table: &FlowTable = flows.load();
         let tunnel: &Arc<TunnelState> = tunnel.load();
-        tcache_sync(tcache, tcache_tunnel, tunnel);
+        tcache.sync(tunnel);
         let n = frames.len().min(BURST);
         // Stage 1: keys (frames not for the datapath are dropped here); a
         // loop per kind of port.
@@ -698,7 +390,7 @@ impl Pmd {
                     }
                     Err(m) => {
                         b.malformed[m as usize] += 1;
-                        b.drops[DropReason::NotForUs as usize] += 1;
+                        b.drop(DatapathDrop::NotForUs, 1);
                         pool.free(f);
                     }
                 }
@@ -707,7 +399,7 @@ impl Pmd {
             for &f in &frames[..n] {
                 pool.free(f);
             }
-            b.drops[DropReason::NotForUs as usize] += n as u64;
+            b.drop(DatapathDrop::NotForUs, n as u64);
         }
         let keys: &[FlowKey; BURST] = keys;
         let cls = table.port(if in_port == UPLINK { tunnel.vtep.map_or(1, |v| v.port) } else { in_port });
@@ -745,7 +437,7 @@ impl Pmd {
         // Stage 4: actions in arrival order; misses to the slow path.
         // Consecutive frames of one megaflow run as a group (OVS's per-flow
         // packet batches): statistics once, plain outputs appended at once.
-        let mut x = Exec { pool, slots, slot_of, flows: &stats.flows, held, iteration: *iteration, tcache };
+        let mut x = Exec { pool, ports, flows: &stats.flows, held, iteration: *iteration, tcache };
         // A run is a range of consecutive frames (a dropped frame ends it),
         // so its frames and hashes are passed as slices, uncopied.
         let mut m = live;
@@ -753,7 +445,7 @@ impl Pmd {
             let i = m.trailing_zeros() as usize;
             m &= m - 1;
             let Some(mf) = hit[i] else {
-                miss(x.pool, pending, upcall_tx, *id, *iteration, frames[i], keys[i], hashes[i], b);
+                pending.miss(x.pool, upcall_tx, *id, *iteration, frames[i], keys[i], hashes[i], b);
                 continue;
             };
             let mut end = i + 1;
@@ -783,366 +475,241 @@ impl Pmd {
     }
 }
 
-/// The template cache slot of a (VTEP, VNI).
-#[inline]
-fn tcache_slot(dst: u32, vni: u32) -> usize {
-    ((dst ^ vni.rotate_left(11)).wrapping_mul(0x9e37_79b1) >> 26) as usize & (TCACHE - 1)
-}
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::actions::DpAction;
+    use crate::flow::{loc, LocalVtep, KEY_WORDS};
+    use crate::port::{CapturePort, MemPort, SinkPort};
+    use crate::upcall::PENDING_TIMEOUT;
+    use crate::wire;
 
-/// The cached VXLAN template for (`dst`, `vni`), if there is one.
-#[inline]
-fn template(
-    tcache: &[Option<(u32, u32, wire::VxlanTemplate)>; TCACHE],
-    dst: u32,
-    vni: u32,
-) -> Option<&wire::VxlanTemplate> {
-    match &tcache[tcache_slot(dst, vni)] {
-        Some((d, v, t)) if *d == dst && *v == vni => Some(t),
-        _ => None,
-    }
-}
+    const VTEP: LocalVtep = LocalVtep { ip: 0xac10_0119, udp_port: 4789, port: 1 };
 
-/// Empties the VXLAN template cache when the tunnel state changed.
-#[inline]
-fn tcache_sync(
-    tcache: &mut [Option<(u32, u32, wire::VxlanTemplate)>; TCACHE],
-    cached_for: &mut Option<Arc<TunnelState>>,
-    tunnel: &Arc<TunnelState>,
-) {
-    if !cached_for.as_ref().is_some_and(|t| Arc::ptr_eq(t, tunnel)) {
-        tcache.fill(None);
-        *cached_for = Some(tunnel.clone());
+    /// A loop with two sinks (ports 5 and 6), the upcall channel's other
+    /// end and the reply channel's.
+    struct Rig {
+        pmd: Pmd,
+        shared: Arc<Shared>,
+        up_rx: Receiver<Upcall>,
+        reply_tx: Sender<UpcallReply>,
+        out5: Receiver<Vec<u8>>,
     }
-}
 
-#[cold]
-#[allow(clippy::too_many_arguments)]
-fn miss(
-    pool: &mut FramePool,
-    pending: &mut Vec<(FrameId, FlowKey, u32, u64)>,
-    upcall_tx: &Sender<Upcall>,
-    pmd: usize,
-    iteration: u64,
-    f: FrameId,
-    key: FlowKey,
-    hash: u32,
-    b: &mut Burst,
-) {
-    b.misses += 1;
-    if pending.len() >= PENDING_MAX {
-        pool.free(f);
-        b.lost += 1;
-        b.drops[DropReason::UpcallLost as usize] += 1;
-        return;
+    fn rig(n_frames: usize, upcall_cap: usize) -> Rig {
+        let shared = Arc::new(Shared::default());
+        let (up_tx, up_rx) = crossbeam_channel::bounded(upcall_cap);
+        let (reply_tx, reply_rx) = crossbeam_channel::bounded(64);
+        let mut pmd = Pmd::new(0, shared.clone(), up_tx, reply_rx, n_frames, 1);
+        let (cap, out5, _) = CapturePort::new("p5");
+        pmd.add_port(5, Box::new(cap), false);
+        pmd.add_port(6, Box::new(SinkPort::new("p6")), false);
+        Rig { pmd, shared, up_rx, reply_tx, out5 }
     }
-    let coalesced = pending.iter().any(|p| p.2 == hash && p.1 == key);
-    if !coalesced {
-        match upcall_tx.try_send(Upcall { key, pmd, len: pool.len(f) as u16 }) {
-            Ok(()) => b.upcalls += 1,
-            Err(TrySendError::Full(_)) | Err(TrySendError::Disconnected(_)) => {
-                pool.free(f);
-                b.lost += 1;
-                b.drops[DropReason::UpcallLost as usize] += 1;
-                return;
-            }
+
+    /// A pod's UDP frame (source port `sport`).
+    fn frame(sport: u16) -> Vec<u8> {
+        wire::build_frame(0x0a58_0a80_0003, 0x0a58_0a80_0004, 0x0a80_0003, 0x0a80_0004, 17, sport, 53, 64)
+    }
+
+    fn key_of(f: &[u8], in_port: u32) -> FlowKey {
+        let mut k = FlowKey::default();
+        k.extract(f, in_port);
+        k
+    }
+
+    /// A megaflow on in_port alone: every frame from `in_port`.
+    fn on_port(in_port: u32, actions: &[DpAction], id: u32) -> Arc<Megaflow> {
+        let mut mask = FlowKey::default();
+        mask.set(loc::IN_PORT, u64::MAX);
+        let mut k = FlowKey::default();
+        k.set(loc::IN_PORT, in_port as u64);
+        Arc::new(Megaflow::new(k, mask, actions, id))
+    }
+
+    fn publish(r: &Rig, flows: &[&Arc<Megaflow>]) -> Arc<FlowTable> {
+        let mut t = FlowTable::default();
+        for f in flows {
+            t.insert(Arc::clone(f));
         }
-    }
-    pending.push((f, key, hash, iteration));
-}
-
-/// Rewrites a header field of the frame in place (checksums updated).
-fn apply_set(pool: &mut FramePool, f: FrameId, s: SetField) {
-    let d = pool.data_mut(f);
-    let Some((_, _, t, off)) = wire::ethernet(d) else { return };
-    match s {
-        SetField::EthDst(m) => d[0..6].copy_from_slice(&m.to_be_bytes()[2..]),
-        SetField::EthSrc(m) => d[6..12].copy_from_slice(&m.to_be_bytes()[2..]),
-        SetField::PktMark(_) => {} // skb metadata: meaningful on tun0 only
-        _ if t != wire::ETH_TYPE_IPV4 => {}
-        SetField::IpTtl(v) => set_ip_bytes(d, off, 8, &[v]),
-        SetField::IpTos(v) => set_ip_bytes(d, off, 1, &[v]),
-        SetField::Ipv4Src(a) => set_ip_bytes(d, off, 12, &a.to_be_bytes()),
-        SetField::Ipv4Dst(a) => set_ip_bytes(d, off, 16, &a.to_be_bytes()),
-        SetField::TpSrc(p) | SetField::TpDst(p) => {
-            if let Some(ip) = wire::ipv4(d, off) {
-                let at = off + ip.ihl + if matches!(s, SetField::TpSrc(_)) { 0 } else { 2 };
-                if !ip.later && matches!(ip.proto, 6 | 17) && d.len() >= at + 2 {
-                    d[at..at + 2].copy_from_slice(&p.to_be_bytes());
-                    wire::fix_l4_checksum(d, off, &ip);
-                }
-            }
-        }
-    }
-}
-
-fn set_ip_bytes(d: &mut [u8], off: usize, at: usize, v: &[u8]) {
-    let Some(ip) = wire::ipv4(d, off) else { return };
-    d[off + at..off + at + v.len()].copy_from_slice(v);
-    d[off + 10..off + 12].copy_from_slice(&[0, 0]);
-    let c = wire::checksum(&d[off..off + ip.ihl]);
-    d[off + 10..off + 12].copy_from_slice(&c.to_be_bytes());
-    if at >= 12 {
-        wire::fix_l4_checksum(d, off, &ip);
-    }
-}
-
-/// What executing actions writes to: the loop's pool, ports and counters.
-struct Exec<'a> {
-    pool: &'a mut FramePool,
-    slots: &'a mut [Slot],
-    slot_of: &'a [u16],
-    flows: &'a [AtomicU64],
-    held: &'a mut Vec<Held>,
-    iteration: u64,
-    tcache: &'a mut [Option<(u32, u32, wire::VxlanTemplate)>; TCACHE],
-}
-
-impl Exec<'_> {
-    /// Writes the VXLAN header `t` in front of `g`; returns whether `g` is
-    /// ready to send (no headroom: freed and counted).
-    #[inline]
-    fn encap(pool: &mut FramePool, t: &wire::VxlanTemplate, g: FrameId, sport: u16, b: &mut Burst) -> bool {
-        let inner = pool.len(g);
-        match pool.push_header::<{ wire::VXLAN_ENCAP_LEN }>(g) {
-            Some(h) => {
-                t.write_header(h, inner, sport);
-                true
-            }
-            None => {
-                pool.free(g);
-                b.drops[DropReason::NoBuffer as usize] += 1;
-                false
-            }
-        }
+        let t = Arc::new(t);
+        r.shared.flows.store(t.clone());
+        t
     }
 
-    /// Encapsulates `g` towards `dst`; holds it (bounded) when the next hop
-    /// is not resolved yet. Returns whether `g` is ready to send.
-    #[inline]
-    fn push_vxlan(&mut self, tunnel: &TunnelState, g: FrameId, dst: u32, vni: u32, sport: u16, b: &mut Burst) -> bool {
-        if let Some(t) = template(self.tcache, dst, vni) {
-            return Self::encap(self.pool, t, g, sport, b);
+    /// `n` frames of `flows` distinct flows into port 4, one iteration
+    /// per burst.
+    fn send(r: &mut Rig, n: u64, flows: u16) {
+        let frames = (0..flows).map(|i| frame(1000 + i)).collect();
+        let mut p = MemPort::new("p4", frames);
+        p.limit = n;
+        r.pmd.add_port(4, Box::new(p), true);
+        for _ in 0..n.div_ceil(BURST as u64) {
+            r.pmd.iterate();
         }
-        let Some(vtep) = tunnel.vtep else {
-            self.pool.free(g);
-            b.drops[DropReason::NoNeighbour as usize] += 1;
-            return false;
-        };
-        let Some(&mac) = tunnel.neighbours.get(&dst) else {
-            let per_vtep = self.held.iter().filter(|h| h.dst == dst).count();
-            if self.held.len() < HOLD_MAX && per_vtep < HOLD_PER_VTEP {
-                self.held.push(Held { frame: g, dst, vni, sport, since: self.iteration });
-            } else {
-                self.pool.free(g);
-                b.drops[DropReason::NoNeighbour as usize] += 1;
-            }
-            return false;
-        };
-        let t = wire::VxlanTemplate::new(tunnel.local_mac, mac, vtep.ip, dst, vtep.udp_port, vni);
-        self.tcache[tcache_slot(dst, vni)] = Some((dst, vni, t));
-        Self::encap(self.pool, &t, g, sport, b)
+        r.pmd.remove_port(4);
     }
 
-    #[inline]
-    fn emit(&mut self, port: u32, f: FrameId, b: &mut Burst) {
-        self.emit_run(port, std::slice::from_ref(&f), b);
+    fn drops(r: &Rig) -> Vec<(&'static str, u64)> {
+        DatapathDrop::ALL.iter().map(|d| (d.name(), r.pmd.stats.dropped(*d))).filter(|(_, n)| *n > 0).collect()
     }
 
-    /// Credits `packets` and `bytes` to megaflow `m` (this loop's counters).
-    #[inline]
-    fn credit(&self, m: &Megaflow, packets: u64, bytes: u64) {
-        let i = 2 * m.id as usize;
-        if let (Some(p), Some(by)) = (self.flows.get(i), self.flows.get(i + 1)) {
-            PmdStats::add(p, packets);
-            PmdStats::add(by, bytes);
-        }
+    fn sent(r: &Rig, ofport: u32) -> u64 {
+        r.pmd.port_counters().iter().find(|(o, ..)| *o == ofport).map_or(0, |(_, _, c)| c.tx_packets)
     }
 
-    /// Runs a megaflow's actions on the frames `run` (consumed, in order;
-    /// `hashes`: their keys' hashes): counters once, and a plain output
-    /// appends them all to the port's batch with one port lookup.
-    #[inline]
-    fn execute_run(&mut self, tunnel: &TunnelState, m: &Megaflow, run: &[FrameId], hashes: &[u32], b: &mut Burst) {
-        let mut bytes = 0;
-        for &f in run {
-            bytes += self.pool.len(f) as u64;
-        }
-        self.credit(m, run.len() as u64, bytes);
-        match m.actions[..] {
-            [DpAction::Output(port)] => self.emit_run(port, run, b),
-            [DpAction::TunnelPush { vni, dst, .. }] => {
-                let mut out = [0 as FrameId; BURST];
-                let mut k = 0;
-                // The template is looked up once for the run; without one
-                // (or with an unresolved neighbour) each frame goes through
-                // push_vxlan, which builds and caches it.
-                let t = template(self.tcache, dst, vni).copied();
-                for (&f, &h) in run.iter().zip(hashes) {
-                    let sport = wire::vxlan_src_port(h);
-                    let ready = match &t {
-                        Some(t) => Self::encap(self.pool, t, f, sport, b),
-                        None => self.push_vxlan(tunnel, f, dst, vni, sport, b),
-                    };
-                    if ready {
-                        out[k] = f;
-                        k += 1;
-                    }
-                }
-                self.emit_run(UPLINK, &out[..k], b);
-            }
-            _ => {
-                for (&f, &h) in run.iter().zip(hashes) {
-                    self.actions(tunnel, m, f, h, b);
-                }
-            }
-        }
+    #[test]
+    fn test_pipeline_drop_no_output() {
+        let mut r = rig(256, 64);
+        publish(&r, &[&on_port(4, &[], 1)]);
+        send(&mut r, 40, 3);
+        assert_eq!(drops(&r), vec![("pipeline", 40)]);
+        assert_eq!(r.pmd.stats.flow(1).0, 40, "the megaflow's counter");
+        assert_eq!(r.pmd.pool().n_free(), 256);
     }
 
-    /// Appends frames to a port's output batch (one port lookup).
-    #[inline]
-    fn emit_run(&mut self, port: u32, out: &[FrameId], b: &mut Burst) {
-        let si = self.slot_of.get(port as usize).copied().unwrap_or(u16::MAX);
-        let Some(s) = self.slots.get_mut(si as usize) else {
-            for &f in out {
-                self.pool.free(f);
-            }
-            b.drops[DropReason::NoPort as usize] += out.len() as u64;
-            return;
-        };
-        let mut out = out;
-        while !out.is_empty() {
-            // As much as the batch has room for, in one copy; a full
-            // batch is sent.
-            let room = s.batch.len() - s.n;
-            let (now, rest) = out.split_at(room.min(out.len()));
-            s.batch[s.n..s.n + now.len()].copy_from_slice(now);
-            s.n += now.len();
-            if s.n == s.batch.len() {
-                s.port.tx(self.pool, &s.batch[..s.n]);
-                s.n = 0;
-            }
-            out = rest;
-        }
+    #[test]
+    fn test_no_port_drop() {
+        let mut r = rig(256, 64);
+        publish(&r, &[&on_port(4, &[DpAction::Output(9)], 1)]);
+        send(&mut r, 40, 1);
+        assert_eq!(drops(&r), vec![("no-port", 40)]);
+        assert_eq!(r.pmd.pool().n_free(), 256);
     }
 
-    /// Runs a megaflow's actions on a frame (consumed), counters included.
-    /// `hash` is the key's hash (VXLAN source port), computed once per frame.
-    #[inline]
-    fn execute(&mut self, tunnel: &TunnelState, m: &Megaflow, f: FrameId, hash: u32, b: &mut Burst) {
-        self.credit(m, 1, self.pool.len(f) as u64);
-        self.actions(tunnel, m, f, hash, b);
+    #[test]
+    fn test_no_buffer_drop_when_copies_exhaust_the_pool() {
+        // 40 frames: a burst of 32 leaves 8 for the copies that a second
+        // output needs; the other 24 copies fail, their originals still go.
+        let mut r = rig(40, 64);
+        publish(&r, &[&on_port(4, &[DpAction::Output(5), DpAction::Output(6)], 1)]);
+        send(&mut r, 32, 1);
+        assert_eq!(drops(&r), vec![("no-buffer", 24)]);
+        assert_eq!((sent(&r, 5), sent(&r, 6)), (8, 32));
+        assert_eq!(r.pmd.pool().n_free(), 40);
     }
 
-    /// Runs a megaflow's actions on a frame (consumed), no counters.
-    #[inline]
-    fn actions(&mut self, tunnel: &TunnelState, m: &Megaflow, f: FrameId, hash: u32, b: &mut Burst) {
-        if m.n_outputs == 0 {
-            self.pool.free(f);
-            b.drops[DropReason::Pipeline as usize] += 1;
-            return;
-        }
-        let mut left = m.n_outputs;
-        for a in &m.actions {
-            let (port, tun) = match *a {
-                DpAction::Set(s) => {
-                    apply_set(self.pool, f, s);
-                    continue;
-                }
-                DpAction::Output(p) => (p, None),
-                DpAction::TunnelPush { vni, dst, .. } => (UPLINK, Some((vni, dst))),
-            };
-            left -= 1;
-            let g = if left == 0 {
-                f
-            } else {
-                match self.pool.clone_frame(f) {
-                    Some(g) => g,
-                    None => {
-                        b.drops[DropReason::NoBuffer as usize] += 1;
-                        continue;
-                    }
-                }
-            };
-            if let Some((vni, dst)) = tun {
-                let sport = wire::vxlan_src_port(hash);
-                if !self.push_vxlan(tunnel, g, dst, vni, sport, b) {
-                    continue;
-                }
-            }
-            self.emit(port, g, b);
-        }
-    }
-}
-
-impl PmdStats {
-    /// The scalar counters now (megaflow counters aside): the baseline of
-    /// `pmd-stats-clear`. The loop alone writes the counters, so clearing
-    /// is done by subtracting a baseline, never by writing zeros.
-    pub fn baseline(&self) -> PmdBaseline {
-        let g = |c: &AtomicU64| c.load(Ordering::Relaxed);
-        PmdBaseline {
-            v: [
-                g(&self.packets),
-                g(&self.emc_hits),
-                g(&self.megaflow_hits),
-                g(&self.misses),
-                g(&self.upcalls),
-                g(&self.lost),
-                g(&self.busy_iterations),
-                g(&self.idle_iterations),
-                g(&self.busy_ns),
-            ],
-            drops: std::array::from_fn(|i| g(&self.drops[i])),
-            malformed: std::array::from_fn(|i| g(&self.malformed[i])),
-        }
+    #[test]
+    fn test_not_for_us_drop_on_the_uplink() {
+        let mut r = rig(256, 64);
+        // No local VTEP yet: everything from the uplink is dropped.
+        r.pmd.add_port(UPLINK, Box::new(MemPort::new("ul", vec![frame(1)])), true);
+        r.pmd.iterate();
+        assert_eq!(drops(&r), vec![("not-for-us", BURST as u64)]);
+        // With one, a frame that is not VXLAN to it is dropped too.
+        r.shared.tunnel.store(Arc::new(TunnelState { vtep: Some(VTEP), ..Default::default() }));
+        r.pmd.iterate();
+        assert_eq!(drops(&r), vec![("not-for-us", 2 * BURST as u64)]);
+        r.pmd.remove_port(UPLINK);
+        assert_eq!(r.pmd.pool().n_free(), 256);
     }
 
-    /// A report in the spirit of `ovs-appctl dpif-netdev/pmd-stats-show`.
-    pub fn show(&self, core: Option<usize>) -> String {
-        self.show_since(core, &PmdBaseline::default())
+    #[test]
+    fn test_no_neighbour_holds_then_drops_or_sends() {
+        let mut r = rig(256, 64);
+        r.pmd.add_port(UPLINK, Box::new(SinkPort::new("ul")), false);
+        let dst = 0xac10_0110;
+        let push = on_port(4, &[DpAction::TunnelPush { port: 1, vni: 0x2be3, dst }], 1);
+        publish(&r, &[&push]);
+        let mut ts = TunnelState { vtep: Some(VTEP), local_mac: 0x0200_0000_0125, ..Default::default() };
+        r.shared.tunnel.store(Arc::new(ts.clone()));
+        // 10 frames to an unresolved VTEP: 8 held, 2 dropped at once.
+        send(&mut r, 10, 1);
+        assert_eq!(r.pmd.n_held(), crate::exec::HOLD_PER_VTEP);
+        assert_eq!(drops(&r), vec![("no-neighbour", 2)]);
+        // The neighbour resolves: the held frames leave, encapsulated.
+        ts.neighbours.insert(dst, 0x0200_0000_0116);
+        r.shared.tunnel.store(Arc::new(ts.clone()));
+        r.pmd.iterate();
+        assert_eq!((r.pmd.n_held(), sent(&r, UPLINK)), (0, 8));
+        // Unresolved again (another VTEP): held frames time out.
+        push.dead.store(true, Ordering::Relaxed);
+        let other = DpAction::TunnelPush { port: 1, vni: 0x2be3, dst: dst + 1 };
+        publish(&r, &[&on_port(4, &[other], 2)]);
+        send(&mut r, 3, 1);
+        assert_eq!(r.pmd.n_held(), 3);
+        r.pmd.iteration += HOLD_TIMEOUT + 1;
+        r.pmd.iterate();
+        assert_eq!(r.pmd.n_held(), 0);
+        assert_eq!(drops(&r), vec![("no-neighbour", 5)]);
+        assert_eq!(r.pmd.pool().n_free(), 256);
     }
 
-    /// The report counted from a baseline (`pmd-stats-clear`).
-    pub fn show_since(&self, core: Option<usize>, base: &PmdBaseline) -> String {
-        let now = self.baseline();
-        let d = |i: usize| now.v[i] - base.v[i].min(now.v[i]);
-        let (packets, emc, mf, upcalls, lost, busy_it, idle_it, busy_ns) =
-            (d(0), d(1), d(2), d(4), d(5), d(6), d(7), d(8));
-        let drops: [u64; N_DROP] = std::array::from_fn(|i| now.drops[i] - base.drops[i].min(now.drops[i]));
-        let malformed: [u64; N_MALFORMED] =
-            std::array::from_fn(|i| now.malformed[i] - base.malformed[i].min(now.malformed[i]));
-        let pk = packets;
-        let pct = |n: u64| if pk == 0 { 0.0 } else { 100.0 * n as f64 / pk as f64 };
-        let mut s = String::new();
-        match core {
-            Some(c) => s.push_str(&format!("pmd thread core_id {c}:\n")),
-            None => s.push_str("pmd thread:\n"),
-        }
-        s.push_str(&format!("  packets received: {pk}\n"));
-        s.push_str(&format!(
-            "  emc hits: {emc} ({:.1}%){}\n",
-            pct(emc),
-            if self.emc_enabled.load(Ordering::Relaxed) == 1 { "" } else { " [EMC off: low hit rate]" }
-        ));
-        s.push_str(&format!("  megaflow hits: {mf} ({:.1}%)\n", pct(mf)));
-        s.push_str(&format!("  miss with success upcall: {upcalls}\n"));
-        s.push_str(&format!("  miss with failed upcall: {lost}\n"));
-        s.push_str(&format!(
-            "  processing: {:.1} ns/packet over {busy_it} busy iterations ({idle_it} idle)\n",
-            if pk == 0 { 0.0 } else { busy_ns as f64 / pk as f64 },
-        ));
-        let names = ["pipeline", "upcall-lost", "upcall-timeout", "no-neighbour", "no-port", "no-buffer", "not-for-us"];
-        let dr: Vec<String> =
-            names.iter().zip(drops).filter(|(_, c)| *c > 0).map(|(n, c)| format!("{n}={c}")).collect();
-        if !dr.is_empty() {
-            s.push_str(&format!("  drops: {}\n", dr.join(" ")));
-        }
-        let mal = ["short-ethernet", "bad-ipv4", "bad-arp", "short-l4", "not-vxlan"];
-        let m: Vec<String> =
-            mal.iter().zip(malformed).filter(|(_, c)| *c > 0).map(|(n, c)| format!("{n}={c}")).collect();
-        if !m.is_empty() {
-            s.push_str(&format!("  malformed: {}\n", m.join(" ")));
-        }
-        s
+    #[test]
+    fn test_upcall_lost_when_the_channel_is_full() {
+        // Room for one upcall: the first flow's is sent, the second's is
+        // lost (its frames with it), the first's frames wait.
+        let mut r = rig(256, 1);
+        send(&mut r, 2, 2);
+        assert_eq!(drops(&r), vec![("upcall-lost", 1)]);
+        assert_eq!((r.pmd.n_pending(), r.up_rx.len()), (1, 1));
+        let s = &r.pmd.stats;
+        assert_eq!((s.misses.load(Ordering::Relaxed), s.upcalls.load(Ordering::Relaxed)), (2, 1));
+        assert_eq!(s.lost.load(Ordering::Relaxed), 1);
+    }
+
+    #[test]
+    fn test_upcall_timeout_and_reinjection() {
+        let mut r = rig(256, 64);
+        // Three frames of one flow: one upcall, three waiting.
+        send(&mut r, 3, 1);
+        let up = r.up_rx.try_recv().unwrap();
+        assert!(r.up_rx.try_recv().is_err(), "misses of one flow must coalesce");
+        assert_eq!(r.pmd.n_pending(), 3);
+        // The answer re-injects them, in the next iteration.
+        let mf = on_port(4, &[DpAction::Output(5)], 3);
+        r.reply_tx.send(UpcallReply { key: up.key, flow: mf.clone() }).unwrap();
+        r.pmd.iterate();
+        assert_eq!((r.pmd.n_pending(), r.out5.len()), (0, 3));
+        assert_eq!(r.pmd.stats.flow(3).0, 3);
+        // Unanswered frames are dropped once they waited too long (the
+        // megaflow removed: the EMC, which took it, lets it go).
+        mf.dead.store(true, Ordering::Relaxed);
+        send(&mut r, 2, 1);
+        assert_eq!(r.pmd.n_pending(), 2);
+        r.pmd.iteration += PENDING_TIMEOUT + 1;
+        r.pmd.iterate();
+        assert_eq!(r.pmd.n_pending(), 0);
+        assert_eq!(drops(&r), vec![("upcall-timeout", 2)]);
+        assert_eq!(r.pmd.pool().n_free(), 256);
+    }
+
+    #[test]
+    fn test_a_published_table_is_taken_within_one_iteration() {
+        let mut r = rig(256, 64);
+        let (a, b) = (on_port(4, &[DpAction::Output(5)], 1), on_port(4, &[DpAction::Output(6)], 2));
+        let old = publish(&r, &[&a]);
+        send(&mut r, 32, 4);
+        assert_eq!((sent(&r, 5), sent(&r, 6)), (32, 0));
+        // The slow path replaces the megaflow (and marks the old one dead,
+        // so that the EMC lets it go) and publishes a new table.
+        a.dead.store(true, Ordering::Relaxed);
+        let _new = publish(&r, &[&b]);
+        assert!(Arc::strong_count(&old) > 1, "the loop holds the table it used");
+        r.pmd.iterate();
+        assert_eq!(Arc::strong_count(&old), 1, "the old table is still held after one iteration");
+        send(&mut r, 32, 4);
+        assert_eq!((sent(&r, 5), sent(&r, 6)), (32, 32));
+        assert!(drops(&r).is_empty());
+    }
+
+    #[test]
+    fn test_keys_and_stats_of_a_burst() {
+        let mut r = rig(256, 64);
+        let f = frame(1000);
+        let k = key_of(&f, 4);
+        assert_eq!(k.get(loc::TP_SRC), 1000);
+        let exact = Arc::new(Megaflow::new(k, FlowKey { w: [u64::MAX; KEY_WORDS] }, &[DpAction::Output(5)], 7));
+        publish(&r, &[&exact]);
+        send(&mut r, 64, 1);
+        let s = &r.pmd.stats;
+        let (emc, mf) = (s.emc_hits.load(Ordering::Relaxed), s.megaflow_hits.load(Ordering::Relaxed));
+        assert_eq!(emc + mf, 64);
+        assert!(emc >= 32, "the second burst must hit the EMC: {emc}");
+        assert_eq!(s.packets.load(Ordering::Relaxed), 64);
+        assert_eq!(s.busy_iterations.load(Ordering::Relaxed), 2);
+        let text = s.show(Some(3));
+        assert!(text.starts_with("pmd thread core_id 3:\n  packets received: 64\n"), "{text}");
+        assert_eq!(r.out5.len(), 64);
     }
 }

@@ -91,7 +91,7 @@ impl MemPort {
     pub fn new(name: &str, frames: Vec<Vec<u8>>) -> MemPort {
         let n = frames.len();
         let mut ring = frames;
-        while n > 0 && ring.len() < crate::pmd::BURST {
+        while n > 0 && ring.len() < crate::batch::BURST {
             ring.extend_from_within(..n);
         }
         MemPort { name: name.into(), frames: ring, next: 0, limit: u64::MAX, c: PortCounters::default() }

@@ -9,9 +9,12 @@ use std::cell::RefCell;
 use std::sync::Arc;
 
 use crossbeam_channel::Receiver;
+use fastpath::batch::UPLINK;
 use fastpath::flow::LocalVtep;
-use fastpath::pmd::{Pmd, Shared, TunnelState, Upcall, UPLINK};
+use fastpath::pmd::Pmd;
 use fastpath::port::SinkPort;
+use fastpath::shared::{Shared, TunnelState};
+use fastpath::upcall::Upcall;
 use fastpath::wire;
 
 use crate::upcall::SlowPath;

@@ -13,7 +13,9 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, Sender};
 use fastpath::dpcls::{FlowTable, Megaflow};
-use fastpath::pmd::{PmdStats, Shared, Upcall, UpcallReply, MAX_FLOW_IDS};
+use fastpath::shared::Shared;
+use fastpath::stats::{PmdStats, MAX_FLOW_IDS};
+use fastpath::upcall::{Upcall, UpcallReply};
 use fastpath::FlowKey;
 
 use crate::ofproto::{Ofproto, RuleRef};
@@ -286,7 +288,7 @@ pub enum Command {
     /// Apply flow commands as one bundle, revalidate, then answer.
     FlowMods(Vec<config::ofctl::FlowCommand>, Sender<Result<(), crate::ofproto::FlowModError>>),
     /// Publish new tunnel/neighbour state.
-    Tunnel(fastpath::pmd::TunnelState),
+    Tunnel(fastpath::shared::TunnelState),
     /// Set the OpenFlow ports that exist (a pod came or went), then
     /// revalidate.
     Ports(Option<std::collections::BTreeSet<u32>>),

@@ -12,9 +12,12 @@ use std::time::{Duration, Instant};
 
 use clap::{Args, ValueEnum};
 use config::yaml::Cluster;
+use fastpath::batch::UPLINK;
 use fastpath::flow::LocalVtep;
-use fastpath::pmd::{Pmd, PmdStats, Shared, TunnelState, UPLINK};
+use fastpath::pmd::Pmd;
 use fastpath::port::{MemPort, SinkPort};
+use fastpath::shared::{Shared, TunnelState};
+use fastpath::stats::PmdStats;
 use fastpath::{wire, FlowKey};
 use serde_json::json;
 use slowpath::upcall::SlowPath;
@@ -246,7 +249,7 @@ fn io_limit(frames: Vec<Vec<u8>>, core: Option<core_affinity::CoreId>, seconds: 
         let mut pool = fastpath::pool::FramePool::new(4096);
         let mut src = MemPort::new("mem", frames);
         let mut sink = SinkPort::new("sink");
-        let mut ids = [0u32; fastpath::pmd::BURST];
+        let mut ids = [0u32; fastpath::batch::BURST];
         let t0 = Instant::now();
         let mut n = 0u64;
         while t0.elapsed().as_secs_f64() < seconds {
@@ -276,14 +279,14 @@ fn upcalls(c: &Cluster, node: &str, of: Ofproto, n: usize, json: bool) -> Result
     let pods = &c.find_node(node).ok_or("node lists no pods")?.pods;
     let p = pods.first().ok_or("no local pod")?;
     let sip = u32::from(p.ip.0);
-    let round = |r: u32| -> Vec<fastpath::pmd::Upcall> {
+    let round = |r: u32| -> Vec<fastpath::upcall::Upcall> {
         (0..n)
             .map(|i| {
                 let dip = 0x0800_0000 + (r << 20) + i as u32; // 8.0.0.0/8: outside the cluster
                 let f = wire::build_frame(mac_of(sip), 0x0a00_0000_0001, sip, dip, 17, 1024, 443, 64);
                 let mut key = FlowKey::default();
                 key.extract(&f, p.ofport);
-                fastpath::pmd::Upcall { key, pmd: 0, len: 64 }
+                fastpath::upcall::Upcall { key, pmd: 0, len: 64 }
             })
             .collect()
     };

@@ -14,53 +14,16 @@
 use std::io::{BufRead, BufReader, Read, Write};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::process::ExitCode;
-use std::sync::Arc;
 use std::time::Duration;
 
 use clap::Args;
 use config::ofctl::{parse_flow_file, parse_flow_line, parse_trace_flow, FlowCommand, LineKind};
-use crossbeam_channel::Sender;
-use fastpath::pmd::{PmdCommand, PmdStats};
+use fastpath::stats::{DatapathDrop, PmdStats};
 use slowpath::trace::{report, Trace};
+
+use super::control::{ask, on_slow_path, port_dumps, Change, ClusterEdit, Control};
 use slowpath::upcall::{Command, SlowPath};
 use slowpath::{xlate, OfFlow};
-
-/// A change to a cluster: what it did, or why it cannot be made.
-pub type Change = Box<dyn FnOnce(&mut config::yaml::Cluster) -> Result<String, String> + Send>;
-
-/// A change to the node's cluster view, made by the main thread (which
-/// applies it like a reload) and answered with a message or an error.
-pub struct ClusterEdit {
-    /// The change.
-    pub change: Change,
-    /// Where the outcome goes.
-    pub reply: Sender<Result<String, String>>,
-}
-
-/// What the control thread can reach.
-#[derive(Clone)]
-pub struct Control {
-    /// The node's name, VTEP and cores, for `show`.
-    pub header: String,
-    /// The node's name.
-    pub node: String,
-    /// The slow path.
-    pub slow: Sender<Command>,
-    /// Each poll loop.
-    pub pmds: Vec<Sender<PmdCommand>>,
-    /// Each poll loop's counters and core.
-    pub stats: Vec<(usize, Arc<PmdStats>)>,
-    /// `pmd-stats-clear` baselines, one per loop.
-    pub baselines: Arc<std::sync::Mutex<Vec<fastpath::pmd::PmdBaseline>>>,
-    /// Misses waiting for the slow path.
-    pub upcall_depth: Arc<dyn Fn() -> usize + Send + Sync>,
-    /// Cluster changes (hostsubnet and pod add/del).
-    pub edits: Sender<ClusterEdit>,
-    /// The datapath id the OpenFlow listener reports.
-    pub dpid: u64,
-    /// The node's ports as OpenFlow lists them (kept by the main thread).
-    pub of_ports: Arc<std::sync::Mutex<Vec<super::openflow::OfPort>>>,
-}
 
 fn edit(c: &Control, change: Change) -> Result<String, String> {
     let (tx, rx) = crossbeam_channel::bounded(1);
@@ -145,28 +108,6 @@ fn cluster_edit(c: &Control, what: &str, arg: &str, node: String) -> Result<Stri
     }
 }
 
-/// Sends the slow path a command carrying a reply channel; waits for the
-/// answer.
-fn ask<T>(c: &Control, make: impl FnOnce(Sender<T>) -> Command) -> Result<T, String> {
-    let (tx, rx) = crossbeam_channel::bounded(1);
-    c.slow.send(make(tx)).map_err(|_| "the slow path is gone".to_string())?;
-    rx.recv_timeout(Duration::from_secs(10)).map_err(|_| "the slow path did not answer".to_string())
-}
-
-/// Runs `f` on the slow-path thread, the rule counters credited first
-/// (what dumps show), and waits for its answer.
-pub(super) fn on_slow_path<T: Send + 'static>(
-    c: &Control,
-    f: impl FnOnce(&mut SlowPath) -> T + Send + 'static,
-) -> Result<T, String> {
-    ask(c, |tx| {
-        Command::Call(Box::new(move |s| {
-            s.credit_rules();
-            let _ = tx.send(f(s));
-        }))
-    })
-}
-
 /// A read-only query answered with text.
 type Query = Box<dyn FnOnce(&SlowPath) -> String + Send>;
 
@@ -178,20 +119,6 @@ fn flow_mods(c: &Control, cmds: Vec<FlowCommand>) -> Result<String, String> {
     let n = cmds.len();
     ask(c, |tx| Command::FlowMods(cmds, tx))?.map_err(|e| format!("rejected, nothing changed: {e}"))?;
     Ok(format!("{n} flow command(s) applied\n"))
-}
-
-/// Each loop's ports: (loop, OpenFlow port, name, counters, details).
-type PortDump = Vec<(usize, u32, String, fastpath::port::PortCounters, String)>;
-
-pub(super) fn port_dumps(c: &Control) -> Result<PortDump, String> {
-    let mut out = Vec::new();
-    for (i, p) in c.pmds.iter().enumerate() {
-        let (tx, rx) = crossbeam_channel::bounded(1);
-        p.send(PmdCommand::DumpPorts(tx)).map_err(|_| "a poll loop is gone".to_string())?;
-        let ports = rx.recv_timeout(Duration::from_secs(5)).map_err(|_| format!("poll loop {i} did not answer"))?;
-        out.extend(ports.into_iter().map(|(ofport, name, pc, detail)| (i, ofport, name, pc, detail)));
-    }
-    Ok(out)
 }
 
 fn dump_ports(c: &Control) -> Result<String, String> {
@@ -358,10 +285,9 @@ pub fn metrics(c: &Control) -> Result<String, String> {
         let _ = writeln!(m, "sdnfwd_pmd_ns_per_packet{{core=\"{core}\"}} {:.1}", s.busy_ns.load(Relaxed) as f64 / pk);
     }
     family(&mut m, "sdnfwd_pmd_drops_total", "counter", "Frames the datapath dropped, by reason.");
-    let reasons = ["pipeline", "upcall-lost", "upcall-timeout", "no-neighbour", "no-port", "no-buffer", "not-for-us"];
     for (core, s) in &c.stats {
-        for (r, v) in reasons.iter().zip(&s.drops) {
-            let _ = writeln!(m, "sdnfwd_pmd_drops_total{{core=\"{core}\",reason=\"{r}\"}} {}", v.load(Relaxed));
+        for r in DatapathDrop::ALL {
+            let _ = writeln!(m, "sdnfwd_pmd_drops_total{{core=\"{core}\",reason=\"{}\"}} {}", r.name(), s.dropped(r));
         }
     }
     family(&mut m, "sdnfwd_upcall_queue_depth", "gauge", "Misses waiting for the slow path.");

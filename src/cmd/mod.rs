@@ -3,6 +3,7 @@
 mod bench;
 mod bench_veth;
 mod common;
+mod control;
 mod ctl;
 mod demo;
 mod netcheck;

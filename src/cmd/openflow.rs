@@ -12,21 +12,7 @@ use config::ofctl::FlowCommand;
 use slowpath::ofproto::{FlowModError, Rule};
 use slowpath::openflow::{PortDesc, Switch};
 
-use super::ctl::{on_slow_path, Control};
-
-/// A node's port as the OpenFlow view lists it: OpenFlow number, name,
-/// the interface whose address it reports, and whether it is attached.
-#[derive(Clone, Debug)]
-pub struct OfPort {
-    /// OpenFlow port number.
-    pub ofport: u32,
-    /// The name OpenFlow shows (vxlan0, tun0, the pod's veth).
-    pub name: String,
-    /// Interface to read the Ethernet address from (none for vxlan0).
-    pub ifname: Option<String>,
-    /// Attached to a poll loop.
-    pub up: bool,
-}
+use super::control::{on_slow_path, port_dumps, Control};
 
 fn mac_of(ifname: &str) -> u64 {
     std::fs::read_to_string(format!("/sys/class/net/{ifname}/address"))
@@ -55,8 +41,8 @@ impl Switch for Control {
     fn ports(&self) -> Result<Vec<PortDesc>, String> {
         // Counters of every loop's share of a port (queues, shared sends).
         let mut counters: BTreeMap<u32, fastpath::port::PortCounters> = BTreeMap::new();
-        for (_, ofport, _, pc, _) in super::ctl::port_dumps(self)? {
-            let ofport = if ofport == fastpath::pmd::UPLINK { 1 } else { ofport };
+        for (_, ofport, _, pc, _) in port_dumps(self)? {
+            let ofport = if ofport == fastpath::batch::UPLINK { 1 } else { ofport };
             let c = counters.entry(ofport).or_default();
             c.rx_packets += pc.rx_packets;
             c.rx_bytes += pc.rx_bytes;

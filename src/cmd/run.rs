@@ -27,9 +27,11 @@ use clap::{Args, ValueEnum};
 use config::ofctl::{FlowCommand, FlowSpec};
 use config::yaml::Cluster;
 use crossbeam_channel::Sender;
+use fastpath::batch::UPLINK;
 use fastpath::flow::LocalVtep;
-use fastpath::pmd::{Pmd, PmdCommand, Shared, TunnelState, UPLINK};
+use fastpath::pmd::{Pmd, PmdCommand};
 use fastpath::port::{Port, SharedPort};
+use fastpath::shared::{Shared, TunnelState};
 use fastpath::xsk::{UplinkProgram, XdpMode, XskConfig, XskPort};
 use sdnfwd::netns::{is_root, run as sh};
 use slowpath::tunnel::{parse_mac, Neighbours};
@@ -153,8 +155,8 @@ struct PortSpec {
 
 /// The node's ports as OpenFlow lists them: vxlan0, then tun0 and the
 /// pods in port order.
-fn of_ports(specs: &[PortSpec], uplink: bool) -> Vec<super::openflow::OfPort> {
-    use super::openflow::OfPort;
+fn of_ports(specs: &[PortSpec], uplink: bool) -> Vec<super::control::OfPort> {
+    use super::control::OfPort;
     let mut v = vec![OfPort { ofport: 1, name: "vxlan0".into(), ifname: None, up: uplink }];
     for s in specs {
         let (name, ifname) =
@@ -462,10 +464,10 @@ fn serve(
     // The cluster as the node runs it (edited by `ctl hostsubnet/pod`,
     // replaced by SIGHUP from the file).
     let mut cur: (Cluster, Option<(String, String)>) = (c.clone(), extra);
-    let (edit_tx, edit_rx) = crossbeam_channel::unbounded::<super::ctl::ClusterEdit>();
+    let (edit_tx, edit_rx) = crossbeam_channel::unbounded::<super::control::ClusterEdit>();
     let socket = a.socket.clone().unwrap_or_else(|| format!("/run/sdnfwd/{node}.ctl"));
     let listener = super::ctl::bind(&socket).map_err(|e| format!("sdnfwd run: control socket {e}"))?;
-    let control = super::ctl::Control {
+    let control = super::control::Control {
         header: format!(
             "node {node}: VTEP {}:{}, {} poll loop(s) on core(s) {:?}",
             Ipv4Addr::from(vtep_ip),
@@ -551,7 +553,7 @@ fn serve(
             outcome = Some(reload(a, node, &flows, &specs, &cmd_tx));
         }
         if let Ok(edit) = edit_rx.try_recv() {
-            let super::ctl::ClusterEdit { change, reply } = edit;
+            let super::control::ClusterEdit { change, reply } = edit;
             let mut next = cur.0.clone();
             let r = change(&mut next)
                 .and_then(|msg| apply_cluster(a, node, next, cur.1.clone(), &flows, &specs, &cmd_tx).map(|r| (msg, r)));

@@ -1,0 +1,286 @@
+//! A poll loop's counters: written by the loop alone (relaxed loads and
+//! stores, no locked instruction), read by anyone (pmd-stats, metrics, the
+//! slow path's megaflow statistics). A burst counts into a plain
+//! [`BurstCounters`] and the loop adds it to [`PmdStats`] once per
+//! iteration; `pmd-stats-clear` subtracts a [`PmdBaseline`] instead of
+//! writing zeros.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use crate::flow::N_MALFORMED;
+
+/// Why the datapath (a poll loop) dropped a packet. Not the OpenFlow
+/// pipeline's reason (`slowpath::PipelineDrop`: which table dropped it):
+/// `Pipeline` here counts every frame whose megaflow has no output.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u8)]
+pub enum DatapathDrop {
+    /// The megaflow has no output (the OpenFlow tables dropped it).
+    Pipeline = 0,
+    /// Upcall channel or pending queue full.
+    UpcallLost,
+    /// Waited too long for the slow path.
+    UpcallTimeout,
+    /// No next-hop MAC for the remote VTEP.
+    NoNeighbour,
+    /// Output to a port this loop does not have.
+    NoPort,
+    /// Frame pool exhausted while copying for several outputs.
+    NoBuffer,
+    /// Uplink frame not for the overlay.
+    NotForUs,
+}
+
+/// Number of [`DatapathDrop`]s.
+pub const N_DROP: usize = 7;
+
+impl DatapathDrop {
+    /// Every reason, in counter order.
+    pub const ALL: [DatapathDrop; N_DROP] = [
+        DatapathDrop::Pipeline,
+        DatapathDrop::UpcallLost,
+        DatapathDrop::UpcallTimeout,
+        DatapathDrop::NoNeighbour,
+        DatapathDrop::NoPort,
+        DatapathDrop::NoBuffer,
+        DatapathDrop::NotForUs,
+    ];
+
+    /// The name pmd-stats and the metrics print.
+    pub fn name(self) -> &'static str {
+        match self {
+            DatapathDrop::Pipeline => "pipeline",
+            DatapathDrop::UpcallLost => "upcall-lost",
+            DatapathDrop::UpcallTimeout => "upcall-timeout",
+            DatapathDrop::NoNeighbour => "no-neighbour",
+            DatapathDrop::NoPort => "no-port",
+            DatapathDrop::NoBuffer => "no-buffer",
+            DatapathDrop::NotForUs => "not-for-us",
+        }
+    }
+}
+
+/// Megaflow ids are below this (the slow path allocates them); per-loop
+/// megaflow statistics are arrays indexed by id.
+pub const MAX_FLOW_IDS: usize = 1 << 18;
+
+/// A copy of a loop's scalar counters (see [`PmdStats::baseline`]).
+#[derive(Clone, Debug, Default)]
+pub struct PmdBaseline {
+    v: [u64; 9],
+    drops: [u64; N_DROP],
+    malformed: [u64; N_MALFORMED],
+}
+
+/// Per-loop counters: written by the loop only (relaxed load and store, no
+/// locked instruction), read by anyone.
+#[derive(Debug)]
+pub struct PmdStats {
+    /// Per megaflow id: packets at `2 * id`, bytes at `2 * id + 1`.
+    pub flows: Box<[AtomicU64]>,
+    /// Frames received.
+    pub packets: AtomicU64,
+    /// EMC hits.
+    pub emc_hits: AtomicU64,
+    /// Megaflow (dpcls) hits.
+    pub megaflow_hits: AtomicU64,
+    /// Misses (frames that found no megaflow).
+    pub misses: AtomicU64,
+    /// Upcalls sent (after coalescing).
+    pub upcalls: AtomicU64,
+    /// Frames lost for a full upcall queue.
+    pub lost: AtomicU64,
+    /// Busy iterations.
+    pub busy_iterations: AtomicU64,
+    /// Idle iterations.
+    pub idle_iterations: AtomicU64,
+    /// Nanoseconds spent in busy iterations.
+    pub busy_ns: AtomicU64,
+    /// Drops by [`DatapathDrop`].
+    pub drops: [AtomicU64; N_DROP],
+    /// Malformed frames by [`Malformed`] reason.
+    pub malformed: [AtomicU64; N_MALFORMED],
+    /// Times the EMC switched itself off.
+    pub emc_auto_disabled: AtomicU64,
+    /// Whether the EMC is currently enabled (1/0).
+    pub emc_enabled: AtomicU64,
+}
+
+impl Default for PmdStats {
+    fn default() -> Self {
+        PmdStats {
+            flows: (0..2 * MAX_FLOW_IDS).map(|_| AtomicU64::new(0)).collect(),
+            packets: AtomicU64::new(0),
+            emc_hits: AtomicU64::new(0),
+            megaflow_hits: AtomicU64::new(0),
+            misses: AtomicU64::new(0),
+            upcalls: AtomicU64::new(0),
+            lost: AtomicU64::new(0),
+            busy_iterations: AtomicU64::new(0),
+            idle_iterations: AtomicU64::new(0),
+            busy_ns: AtomicU64::new(0),
+            drops: Default::default(),
+            malformed: Default::default(),
+            emc_auto_disabled: AtomicU64::new(0),
+            emc_enabled: AtomicU64::new(0),
+        }
+    }
+}
+
+impl PmdStats {
+    /// (packets, bytes) this loop forwarded with megaflow `id`.
+    pub fn flow(&self, id: u32) -> (u64, u64) {
+        let i = 2 * id as usize;
+        match (self.flows.get(i), self.flows.get(i + 1)) {
+            (Some(p), Some(b)) => (p.load(Ordering::Relaxed), b.load(Ordering::Relaxed)),
+            _ => (0, 0),
+        }
+    }
+
+    /// Adds to a counter this loop alone writes (a relaxed load and
+    /// store: no locked instruction).
+    #[inline]
+    pub fn add(c: &AtomicU64, n: u64) {
+        c.store(c.load(Ordering::Relaxed) + n, Ordering::Relaxed);
+    }
+}
+
+/// Counters of one iteration, in plain integers, added to [`PmdStats`]
+/// once ([`PmdStats::absorb`]).
+#[derive(Debug, Default)]
+pub struct BurstCounters {
+    /// EMC hits.
+    pub emc_hits: u64,
+    /// Megaflow (dpcls) hits.
+    pub megaflow_hits: u64,
+    /// Frames that found no megaflow.
+    pub misses: u64,
+    /// Upcalls sent.
+    pub upcalls: u64,
+    /// Frames lost for a full upcall queue or pending queue.
+    pub lost: u64,
+    /// Drops by [`DatapathDrop`].
+    pub drops: [u64; N_DROP],
+    /// Malformed frames by reason.
+    pub malformed: [u64; N_MALFORMED],
+}
+
+impl BurstCounters {
+    /// Counts `n` frames dropped for `why`.
+    #[inline]
+    pub fn drop(&mut self, why: DatapathDrop, n: u64) {
+        self.drops[why as usize] += n;
+    }
+}
+
+impl PmdStats {
+    /// Adds an iteration's counters: `got` frames received (0: an idle
+    /// iteration), `b` what happened to them; `emc` whether the EMC is on
+    /// and how often it switched itself off.
+    pub fn absorb(&self, got: usize, b: &BurstCounters, emc: (bool, u64)) {
+        if got > 0 {
+            Self::add(&self.packets, got as u64);
+            Self::add(&self.busy_iterations, 1);
+        } else {
+            Self::add(&self.idle_iterations, 1);
+        }
+        Self::add(&self.emc_hits, b.emc_hits);
+        Self::add(&self.megaflow_hits, b.megaflow_hits);
+        Self::add(&self.misses, b.misses);
+        Self::add(&self.upcalls, b.upcalls);
+        Self::add(&self.lost, b.lost);
+        if b.drops != [0; N_DROP] {
+            for i in 0..N_DROP {
+                Self::add(&self.drops[i], b.drops[i]);
+            }
+        }
+        if b.malformed != [0; N_MALFORMED] {
+            for i in 0..N_MALFORMED {
+                Self::add(&self.malformed[i], b.malformed[i]);
+            }
+        }
+        self.emc_enabled.store(emc.0 as u64, Ordering::Relaxed);
+        self.emc_auto_disabled.store(emc.1, Ordering::Relaxed);
+    }
+
+    /// Frames dropped for `why` so far.
+    pub fn dropped(&self, why: DatapathDrop) -> u64 {
+        self.drops[why as usize].load(Ordering::Relaxed)
+    }
+}
+
+impl PmdStats {
+    /// The scalar counters now (megaflow counters aside): the baseline of
+    /// `pmd-stats-clear`. The loop alone writes the counters, so clearing
+    /// is done by subtracting a baseline, never by writing zeros.
+    pub fn baseline(&self) -> PmdBaseline {
+        let g = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        PmdBaseline {
+            v: [
+                g(&self.packets),
+                g(&self.emc_hits),
+                g(&self.megaflow_hits),
+                g(&self.misses),
+                g(&self.upcalls),
+                g(&self.lost),
+                g(&self.busy_iterations),
+                g(&self.idle_iterations),
+                g(&self.busy_ns),
+            ],
+            drops: std::array::from_fn(|i| g(&self.drops[i])),
+            malformed: std::array::from_fn(|i| g(&self.malformed[i])),
+        }
+    }
+
+    /// A report in the spirit of `ovs-appctl dpif-netdev/pmd-stats-show`.
+    pub fn show(&self, core: Option<usize>) -> String {
+        self.show_since(core, &PmdBaseline::default())
+    }
+
+    /// The report counted from a baseline (`pmd-stats-clear`).
+    pub fn show_since(&self, core: Option<usize>, base: &PmdBaseline) -> String {
+        let now = self.baseline();
+        let d = |i: usize| now.v[i] - base.v[i].min(now.v[i]);
+        let (packets, emc, mf, upcalls, lost, busy_it, idle_it, busy_ns) =
+            (d(0), d(1), d(2), d(4), d(5), d(6), d(7), d(8));
+        let drops: [u64; N_DROP] = std::array::from_fn(|i| now.drops[i] - base.drops[i].min(now.drops[i]));
+        let malformed: [u64; N_MALFORMED] =
+            std::array::from_fn(|i| now.malformed[i] - base.malformed[i].min(now.malformed[i]));
+        let pk = packets;
+        let pct = |n: u64| if pk == 0 { 0.0 } else { 100.0 * n as f64 / pk as f64 };
+        let mut s = String::new();
+        match core {
+            Some(c) => s.push_str(&format!("pmd thread core_id {c}:\n")),
+            None => s.push_str("pmd thread:\n"),
+        }
+        s.push_str(&format!("  packets received: {pk}\n"));
+        s.push_str(&format!(
+            "  emc hits: {emc} ({:.1}%){}\n",
+            pct(emc),
+            if self.emc_enabled.load(Ordering::Relaxed) == 1 { "" } else { " [EMC off: low hit rate]" }
+        ));
+        s.push_str(&format!("  megaflow hits: {mf} ({:.1}%)\n", pct(mf)));
+        s.push_str(&format!("  miss with success upcall: {upcalls}\n"));
+        s.push_str(&format!("  miss with failed upcall: {lost}\n"));
+        s.push_str(&format!(
+            "  processing: {:.1} ns/packet over {busy_it} busy iterations ({idle_it} idle)\n",
+            if pk == 0 { 0.0 } else { busy_ns as f64 / pk as f64 },
+        ));
+        let dr: Vec<String> = DatapathDrop::ALL
+            .iter()
+            .zip(drops)
+            .filter(|(_, c)| *c > 0)
+            .map(|(n, c)| format!("{}={c}", n.name()))
+            .collect();
+        if !dr.is_empty() {
+            s.push_str(&format!("  drops: {}\n", dr.join(" ")));
+        }
+        let mal = ["short-ethernet", "bad-ipv4", "bad-arp", "short-l4", "not-vxlan"];
+        let m: Vec<String> =
+            mal.iter().zip(malformed).filter(|(_, c)| *c > 0).map(|(n, c)| format!("{n}={c}")).collect();
+        if !m.is_empty() {
+            s.push_str(&format!("  malformed: {}\n", m.join(" ")));
+        }
+        s
+    }
+}
