@@ -6,7 +6,7 @@
 use std::time::{Duration, Instant};
 
 use fastpath::pool::FramePool;
-use fastpath::port::Port;
+use fastpath::port::api::Port;
 use fastpath::xsk::{XskConfig, XskPort};
 use sdnfwd::netns::{run, Lab};
 

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use config::yaml::Cluster;
 use fastpath::flow::LocalVtep;
 use fastpath::pmd::{Pmd, Shared, TunnelState, UPLINK};
-use fastpath::port::{MemPort, SinkPort};
+use fastpath::port::memory::{MemPort, SinkPort};
 use fastpath::wire;
 use slowpath::upcall::SlowPath;
 use slowpath::Ofproto;

@@ -181,7 +181,7 @@ fn flow_mods(c: &Control, cmds: Vec<FlowCommand>) -> Result<String, String> {
 }
 
 /// Each loop's ports: (loop, OpenFlow port, name, counters, details).
-type PortDump = Vec<(usize, u32, String, fastpath::port::PortCounters, String)>;
+type PortDump = Vec<(usize, u32, String, fastpath::port::api::PortCounters, String)>;
 
 pub(super) fn port_dumps(c: &Control) -> Result<PortDump, String> {
     let mut out = Vec::new();

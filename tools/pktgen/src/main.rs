@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 
 use clap::{Parser, Subcommand, ValueEnum};
 use fastpath::pool::FramePool;
-use fastpath::port::Port;
+use fastpath::port::api::Port;
 use fastpath::wire;
 use fastpath::xsk::{monotonic_ns, GenLayout, PacketSocket, XdpGenerator, XskConfig, XskPort, PACKET_BATCH};
 use serde_json::json;
