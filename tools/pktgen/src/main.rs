@@ -13,6 +13,8 @@
 //! percentiles. Both print a progress line each second and a summary
 //! (`--json` for a machine).
 
+mod xdp_gen;
+
 use std::net::Ipv4Addr;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
@@ -21,8 +23,9 @@ use clap::{Parser, Subcommand, ValueEnum};
 use fastpath::pool::FramePool;
 use fastpath::port::api::Port;
 use fastpath::wire;
-use fastpath::xsk::{monotonic_ns, GenLayout, PacketSocket, XdpGenerator, XskConfig, XskPort, PACKET_BATCH};
+use fastpath::xsk::{PacketSocket, XskConfig, XskPort, PACKET_BATCH};
 use serde_json::json;
+use xdp_gen::{monotonic_ns, GenLayout, XdpGenerator};
 
 /// Payload magic in front of the stamp.
 const MAGIC: &[u8; 4] = b"SDNG";
