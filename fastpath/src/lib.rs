@@ -11,7 +11,6 @@ pub mod pmd;
 pub mod pool;
 pub mod port;
 pub mod wire;
-pub mod xsk;
 
 pub use actions::{DpAction, SetField};
 pub use flow::{FlowKey, KEY_WORDS};

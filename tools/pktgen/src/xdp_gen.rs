@@ -7,7 +7,7 @@
 //! each block says why it holds.
 #![allow(unsafe_code)]
 
-use fastpath::xsk::{ifindex, quiet_libs, XskError};
+use fastpath::port::xsk::{ifindex, quiet_libs, XskError};
 
 /// The generator program (tools/pktgen/bpf/pktgen.c).
 static PKTGEN_OBJ: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/pktgen.bpf.o"));

@@ -1,7 +1,9 @@
-//! AF_XDP ports (xsk-rs): one socket per (interface, queue), owned by the
-//! poll loop that serves that queue. This is the only module of sdnfwd
-//! with `unsafe` code: xsk-rs marks every ring and UMEM access unsafe
-//! because the kernel shares those memories; each block says why it holds.
+//! The AF_XDP port (xsk-rs): one socket per (interface, queue), owned by
+//! the poll loop that serves that queue, with its settings, counters and
+//! errors, and the helpers the other kernel-facing modules share (an
+//! interface's index, silencing libxdp). One of the few modules with
+//! `unsafe` code: xsk-rs marks every ring and UMEM access unsafe because
+//! the kernel shares those memories; each block says why it holds.
 //!
 //! Frames: the socket has its own UMEM. Received frames are copied into the
 //! loop's pool frames (the pool keeps the headroom VXLAN push needs and is
@@ -15,10 +17,6 @@
 //! Wakeups: with `need_wakeup` (the default) the loop makes a syscall only
 //! when the kernel asks for one: `poll` when the fill ring needs it,
 //! `sendto` after a TX batch when the TX ring needs it; both are counted.
-//!
-//! Beside the ports, the raw-socket helper the generator needs lives here
-//! too, for the same reason: [`PacketSocket`], an AF_PACKET socket for its
-//! last fallback.
 #![allow(unsafe_code)]
 
 use std::io::Write;
@@ -27,8 +25,8 @@ use std::num::NonZeroU32;
 use xsk_rs::config::{BindFlags, FrameSize, LibxdpFlags, QueueSize, SocketConfig, UmemConfig, XdpFlags};
 use xsk_rs::{CompQueue, FillQueue, FrameDesc, RxQueue, Socket, TxQueue, Umem};
 
+use super::api::{Port, PortCounters};
 use crate::pool::{FrameId, FramePool};
-use crate::port::api::{Port, PortCounters};
 
 /// How the XDP program is attached.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -149,6 +147,13 @@ pub fn quiet_libs() {
 unsafe extern "C" {
     // libbpf (linked into libxdp-sys); its bindings do not export it.
     fn libbpf_set_print(f: Option<unsafe extern "C" fn()>) -> Option<unsafe extern "C" fn()>;
+}
+
+/// An interface's index, from sysfs.
+pub fn ifindex(ifname: &str) -> Result<i32, XskError> {
+    let p = format!("/sys/class/net/{ifname}/ifindex");
+    let s = std::fs::read_to_string(&p).map_err(|e| XskError(format!("interface {ifname}: {e}")))?;
+    s.trim().parse().map_err(|e| XskError(format!("{p}: {e}")))
 }
 
 fn qsize(n: u32) -> Result<QueueSize, XskError> {
@@ -416,221 +421,5 @@ impl Port for XskPort {
             );
         }
         s
-    }
-}
-
-/// The uplink's XDP program (fastpath/bpf/uplink.c, built by build.rs):
-/// redirects VXLAN to the local VTEP into the AF_XDP sockets registered in
-/// its XSKMAP and passes everything else to the kernel. Detached when
-/// dropped.
-pub struct UplinkProgram {
-    obj: std::ptr::NonNull<libxdp_sys::bpf_object>,
-    ifindex: i32,
-    flags: u32,
-    xsks_fd: i32,
-    ifname: String,
-    mode: &'static str,
-}
-
-// SAFETY: the bpf_object is only used through &mut self or in Drop, never
-// concurrently; libbpf objects are not tied to the creating thread.
-unsafe impl Send for UplinkProgram {}
-
-static UPLINK_OBJ: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/uplink.bpf.o"));
-
-/// An AF_PACKET raw socket bound to one interface: whole frames out with
-/// `sendmmsg` (the generator's fallback where neither XDP live frames nor
-/// AF_XDP can be had; every frame takes the kernel's full transmit path).
-pub struct PacketSocket {
-    fd: std::os::fd::OwnedFd,
-}
-
-/// Most frames one [`PacketSocket::send`] hands the kernel.
-pub const PACKET_BATCH: usize = 64;
-
-impl PacketSocket {
-    /// Opens and binds the socket to `ifname`.
-    ///
-    /// # Errors
-    /// The interface does not exist, or the socket cannot be had (not root).
-    pub fn open(ifname: &str) -> Result<PacketSocket, XskError> {
-        use std::os::fd::{AsRawFd, FromRawFd};
-        let idx = ifindex(ifname)?;
-        let proto = (libc::ETH_P_ALL as u16).to_be();
-        // SAFETY: socket(2) with constant arguments; the result is checked.
-        let raw = unsafe { libc::socket(libc::AF_PACKET, libc::SOCK_RAW | libc::SOCK_CLOEXEC, proto as i32) };
-        if raw < 0 {
-            return Err(XskError(format!("{ifname}: AF_PACKET socket: {}", std::io::Error::last_os_error())));
-        }
-        // SAFETY: `raw` is a descriptor we just opened and nothing else owns.
-        let fd = unsafe { std::os::fd::OwnedFd::from_raw_fd(raw) };
-        // SAFETY: sockaddr_ll is plain data; all zeroes is a valid value.
-        let mut sll: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
-        sll.sll_family = libc::AF_PACKET as u16;
-        sll.sll_protocol = proto;
-        sll.sll_ifindex = idx;
-        // SAFETY: `sll` is a valid sockaddr_ll and the length given is its size.
-        let r = unsafe {
-            libc::bind(
-                fd.as_raw_fd(),
-                &sll as *const libc::sockaddr_ll as *const libc::sockaddr,
-                std::mem::size_of::<libc::sockaddr_ll>() as libc::socklen_t,
-            )
-        };
-        if r < 0 {
-            return Err(XskError(format!("{ifname}: binding AF_PACKET: {}", std::io::Error::last_os_error())));
-        }
-        Ok(PacketSocket { fd })
-    }
-
-    /// Sends up to [`PACKET_BATCH`] frames with one `sendmmsg`; returns how
-    /// many the kernel took (0 when its queue is full for now).
-    ///
-    /// # Errors
-    /// Any other failure of the system call.
-    pub fn send(&mut self, frames: &[&[u8]]) -> Result<usize, XskError> {
-        use std::os::fd::AsRawFd;
-        let n = frames.len().min(PACKET_BATCH);
-        if n == 0 {
-            return Ok(0);
-        }
-        // SAFETY: iovec and mmsghdr are plain data; all zeroes is valid.
-        let mut iov: [libc::iovec; PACKET_BATCH] = unsafe { std::mem::zeroed() };
-        // SAFETY: as above.
-        let mut msgs: [libc::mmsghdr; PACKET_BATCH] = unsafe { std::mem::zeroed() };
-        for i in 0..n {
-            iov[i].iov_base = frames[i].as_ptr() as *mut libc::c_void;
-            iov[i].iov_len = frames[i].len();
-            msgs[i].msg_hdr.msg_iov = &mut iov[i];
-            msgs[i].msg_hdr.msg_iovlen = 1;
-        }
-        // SAFETY: msgs[..n] point at iovecs that point into `frames`; all
-        // outlive the call, and the kernel only reads them.
-        let r = unsafe { libc::sendmmsg(self.fd.as_raw_fd(), msgs.as_mut_ptr(), n as libc::c_uint, 0) };
-        if r < 0 {
-            let e = std::io::Error::last_os_error();
-            return match e.raw_os_error() {
-                Some(libc::EAGAIN) | Some(libc::ENOBUFS) => Ok(0),
-                _ => Err(XskError(format!("sendmmsg: {e}"))),
-            };
-        }
-        Ok(r as usize)
-    }
-}
-
-/// An interface's index, from sysfs.
-pub fn ifindex(ifname: &str) -> Result<i32, XskError> {
-    let p = format!("/sys/class/net/{ifname}/ifindex");
-    let s = std::fs::read_to_string(&p).map_err(|e| XskError(format!("interface {ifname}: {e}")))?;
-    s.trim().parse().map_err(|e| XskError(format!("{p}: {e}")))
-}
-
-impl UplinkProgram {
-    /// Loads the program, configures the VTEP (`vtep_ip`, `udp_port`, host
-    /// order) and attaches it to `ifname`.
-    pub fn attach(ifname: &str, mode: XdpMode, vtep_ip: u32, udp_port: u16) -> Result<UplinkProgram, XskError> {
-        quiet_libs();
-        let idx = ifindex(ifname)?;
-        let err = |what: &str, rc: i64| {
-            XskError(format!("{ifname}: {what}: {}", std::io::Error::from_raw_os_error((-rc) as i32)))
-        };
-        let name = c"sdnfwd_uplink";
-        // SAFETY: the buffer is a static ELF object that outlives the call
-        // (libbpf copies it); a null opts pointer selects the defaults.
-        let obj =
-            unsafe { libxdp_sys::bpf_object__open_mem(UPLINK_OBJ.as_ptr().cast(), UPLINK_OBJ.len(), std::ptr::null()) };
-        let obj =
-            std::ptr::NonNull::new(obj).ok_or_else(|| XskError(format!("{ifname}: cannot open the XDP object")))?;
-        let mut p = UplinkProgram { obj, ifindex: idx, flags: 0, xsks_fd: -1, ifname: ifname.into(), mode: "" };
-        // SAFETY: `obj` is a valid, not yet loaded object owned by `p`.
-        let rc = unsafe { libxdp_sys::bpf_object__load(p.obj.as_ptr()) };
-        if rc != 0 {
-            return Err(err("loading the XDP program (needs root)", rc as i64));
-        }
-        // SAFETY: `obj` is loaded; the names are NUL-terminated literals.
-        let (prog, xsks_fd, cfg_fd) = unsafe {
-            (
-                libxdp_sys::bpf_object__find_program_by_name(p.obj.as_ptr(), name.as_ptr()),
-                libxdp_sys::bpf_object__find_map_fd_by_name(p.obj.as_ptr(), c"xsks_map".as_ptr()),
-                libxdp_sys::bpf_object__find_map_fd_by_name(p.obj.as_ptr(), c"cfg_map".as_ptr()),
-            )
-        };
-        if prog.is_null() || xsks_fd < 0 || cfg_fd < 0 {
-            return Err(XskError(format!("{ifname}: XDP object lacks its program or maps")));
-        }
-        p.xsks_fd = xsks_fd;
-        let mut cfg = [0u8; 8];
-        cfg[0..4].copy_from_slice(&vtep_ip.to_be_bytes());
-        cfg[4..6].copy_from_slice(&udp_port.to_be_bytes());
-        let key = 0u32;
-        // SAFETY: key and value point to live buffers of the map's key
-        // (4 bytes) and value (8 bytes) sizes.
-        let rc =
-            unsafe { libxdp_sys::bpf_map_update_elem(cfg_fd, (&key as *const u32).cast(), cfg.as_ptr().cast(), 0) };
-        if rc != 0 {
-            return Err(err("configuring the XDP program", rc as i64));
-        }
-        // SAFETY: `prog` belongs to the loaded object.
-        let prog_fd = unsafe { libxdp_sys::bpf_program__fd(prog) };
-        let modes: &[(u32, &str)] = match mode {
-            XdpMode::Auto => {
-                &[(XdpFlags::XDP_FLAGS_DRV_MODE.bits(), "native"), (XdpFlags::XDP_FLAGS_SKB_MODE.bits(), "generic")]
-            }
-            XdpMode::Native => &[(XdpFlags::XDP_FLAGS_DRV_MODE.bits(), "native")],
-            XdpMode::Skb => &[(XdpFlags::XDP_FLAGS_SKB_MODE.bits(), "generic")],
-        };
-        let mut last = 0;
-        for &(f, m) in modes {
-            let flags = f | XdpFlags::XDP_FLAGS_UPDATE_IF_NOEXIST.bits();
-            // SAFETY: plain syscall wrapper; null opts = defaults.
-            let rc = unsafe { libxdp_sys::bpf_xdp_attach(idx, prog_fd, flags, std::ptr::null()) };
-            if rc == 0 {
-                p.flags = flags;
-                p.mode = m;
-                return Ok(p);
-            }
-            last = rc;
-        }
-        Err(err("attaching the XDP program (another XDP program there?)", last as i64))
-    }
-
-    /// Sends the uplink's VXLAN on `queue` to the socket `fd`.
-    pub fn insert(&mut self, queue: u32, fd: i32) -> Result<(), XskError> {
-        // SAFETY: key and value are live u32/i32 values of the XSKMAP's
-        // key and value sizes.
-        let rc = unsafe {
-            libxdp_sys::bpf_map_update_elem(self.xsks_fd, (&queue as *const u32).cast(), (&fd as *const i32).cast(), 0)
-        };
-        if rc != 0 {
-            return Err(XskError(format!(
-                "{}: registering the AF_XDP socket of queue {queue}: {}",
-                self.ifname,
-                std::io::Error::from_raw_os_error(-rc)
-            )));
-        }
-        Ok(())
-    }
-
-    /// "native" or "generic".
-    pub fn mode(&self) -> &'static str {
-        self.mode
-    }
-}
-
-impl Drop for UplinkProgram {
-    fn drop(&mut self) {
-        if self.flags != 0 {
-            // SAFETY: plain syscall wrapper with the flags it was attached
-            // with; a null opts pointer selects the defaults.
-            unsafe {
-                libxdp_sys::bpf_xdp_detach(
-                    self.ifindex,
-                    self.flags & !XdpFlags::XDP_FLAGS_UPDATE_IF_NOEXIST.bits(),
-                    std::ptr::null(),
-                )
-            };
-        }
-        // SAFETY: `obj` was opened by us and is closed once, here.
-        unsafe { libxdp_sys::bpf_object__close(self.obj.as_ptr()) };
     }
 }
