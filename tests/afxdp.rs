@@ -6,8 +6,8 @@
 use std::time::{Duration, Instant};
 
 use fastpath::pool::FramePool;
-use fastpath::port::Port;
-use fastpath::xsk::{XskConfig, XskPort};
+use fastpath::port::api::Port;
+use fastpath::port::xsk::{XskConfig, XskPort};
 use sdnfwd::netns::{run, Lab};
 
 fn require_root() {

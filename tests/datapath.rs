@@ -19,7 +19,7 @@ use crossbeam_channel::{Receiver, Sender};
 use fastpath::batch::UPLINK;
 use fastpath::flow::LocalVtep;
 use fastpath::pmd::Pmd;
-use fastpath::port::CapturePort;
+use fastpath::port::memory::CapturePort;
 use fastpath::shared::{Shared, TunnelState};
 use fastpath::upcall::Upcall;
 use fastpath::{wire, DpAction, FlowKey};
@@ -306,7 +306,7 @@ fn soak_returns_every_frame() {
     }
     let n_per_port = 10_000_000u64 / per_port.len() as u64;
     for (p, frames) in per_port {
-        let mut mp = fastpath::port::MemPort::new(&format!("m{p}"), frames);
+        let mut mp = fastpath::port::memory::MemPort::new(&format!("m{p}"), frames);
         mp.limit = n_per_port;
         pmd.add_port(p, Box::new(mp), true);
     }
@@ -373,9 +373,9 @@ fn live_table_change_revalidates_within_milliseconds() {
     let mut pmd = Pmd::new(0, shared.clone(), up_tx, rep_rx, 1024, 100);
     let f = "in_port=4,tcp,dl_src=0a:58:0a:83:00:03,nw_src=10.131.0.3,nw_dst=10.131.0.4,nw_ttl=64,tcp_src=40000,tcp_dst=5432";
     let (_, bytes) = frame(f, VTEP);
-    pmd.add_port(4, Box::new(fastpath::port::MemPort::new("web-1", vec![bytes])), true);
+    pmd.add_port(4, Box::new(fastpath::port::memory::MemPort::new("web-1", vec![bytes])), true);
     for p in [UPLINK, 2, 3, 5, 6] {
-        pmd.add_port(p, Box::new(fastpath::port::SinkPort::new("sink")), false);
+        pmd.add_port(p, Box::new(fastpath::port::memory::SinkPort::new("sink")), false);
     }
     let stats = pmd.stats.clone();
     let stop = Arc::new(AtomicBool::new(false));

@@ -8,7 +8,7 @@ use config::yaml::Cluster;
 use fastpath::batch::UPLINK;
 use fastpath::flow::LocalVtep;
 use fastpath::pmd::Pmd;
-use fastpath::port::{MemPort, SinkPort};
+use fastpath::port::memory::{MemPort, SinkPort};
 use fastpath::shared::{Shared, TunnelState};
 use fastpath::wire;
 use slowpath::upcall::SlowPath;

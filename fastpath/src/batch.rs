@@ -5,7 +5,7 @@
 //! loop's table of port instances by OpenFlow port, each with its batch.
 
 use crate::pool::{FrameId, FramePool};
-use crate::port::Port;
+use crate::port::api::Port;
 
 /// Most frames per receive burst.
 pub const BURST: usize = 32;
@@ -144,8 +144,50 @@ impl Ports {
 
 #[cfg(test)]
 mod tests {
+    use std::sync::{Arc, Mutex};
+
     use super::*;
-    use crate::port::{CapturePort, SinkPort};
+    use crate::port::api::PortCounters;
+
+    type Sent = Arc<Mutex<Vec<Vec<u8>>>>;
+
+    /// A port that keeps what it is sent, and receives copies of one frame
+    /// (`rx`: how many are left).
+    struct TestPort {
+        sent: Sent,
+        rx: usize,
+        c: PortCounters,
+    }
+
+    impl Port for TestPort {
+        fn name(&self) -> &str {
+            "test"
+        }
+        fn rx(&mut self, pool: &mut FramePool, out: &mut [FrameId]) -> usize {
+            let n = self.rx.min(out.len());
+            for o in &mut out[..n] {
+                *o = pool.alloc().unwrap();
+                pool.fill(*o, &[0u8; 60]);
+            }
+            self.rx -= n;
+            n
+        }
+        fn tx(&mut self, pool: &mut FramePool, frames: &[FrameId]) {
+            for &f in frames {
+                self.sent.lock().unwrap().push(pool.data(f).to_vec());
+                self.c.tx_packets += 1;
+                pool.free(f);
+            }
+        }
+        fn counters(&self) -> PortCounters {
+            self.c
+        }
+    }
+
+    fn port(rx: usize) -> (Box<TestPort>, Sent) {
+        let sent = Arc::new(Mutex::new(Vec::new()));
+        (Box::new(TestPort { sent: sent.clone(), rx, c: PortCounters::default() }), sent)
+    }
 
     fn frames(pool: &mut FramePool, n: usize, tag: u8) -> Vec<FrameId> {
         (0..n)
@@ -161,18 +203,18 @@ mod tests {
     fn test_batches_fill_send_whole_and_flush_in_order() {
         let mut pool = FramePool::new(512);
         let mut ports = Ports::new();
-        let (cap, seen, _) = CapturePort::new("out");
-        ports.add(&mut pool, 5, Box::new(cap), false);
+        let (cap, seen) = port(0);
+        ports.add(&mut pool, 5, cap, false);
         // 100 frames in runs of 30: a batch of 64 leaves as soon as it is
         // full, the other 36 wait for the flush.
         let all = frames(&mut pool, 100, 7);
         for run in all.chunks(30) {
             assert_eq!(ports.emit_run(&mut pool, 5, run), 0);
         }
-        assert_eq!(seen.len(), BATCH);
+        assert_eq!(seen.lock().unwrap().len(), BATCH);
         assert_eq!(ports.batched(5), 100 - BATCH);
         ports.flush(&mut pool);
-        let got: Vec<Vec<u8>> = seen.try_iter().collect();
+        let got = seen.lock().unwrap().clone();
         assert_eq!(got.len(), 100);
         assert!(got.iter().enumerate().all(|(i, f)| f[1] == i as u8), "out of order");
         assert_eq!(ports.batched(5), 0);
@@ -183,7 +225,7 @@ mod tests {
     fn test_unknown_port_frees_and_counts() {
         let mut pool = FramePool::new(64);
         let mut ports = Ports::new();
-        ports.add(&mut pool, 3, Box::new(SinkPort::new("s")), false);
+        ports.add(&mut pool, 3, port(0).0, false);
         let f = frames(&mut pool, 5, 1);
         assert_eq!(ports.emit_run(&mut pool, 9, &f), 5);
         assert_eq!(ports.emit_run(&mut pool, 70_000, &[]), 0);
@@ -194,13 +236,13 @@ mod tests {
     fn test_replacing_or_removing_a_port_sends_its_batch_first() {
         let mut pool = FramePool::new(64);
         let mut ports = Ports::new();
-        let (cap, seen, _) = CapturePort::new("a");
-        ports.add(&mut pool, 4, Box::new(cap), true);
+        let (cap, seen) = port(0);
+        ports.add(&mut pool, 4, cap, true);
         let f = frames(&mut pool, 3, 2);
         ports.emit_run(&mut pool, 4, &f);
-        assert_eq!(seen.len(), 0);
-        ports.add(&mut pool, 4, Box::new(SinkPort::new("b")), true);
-        assert_eq!(seen.len(), 3, "the replaced port's batch was not sent");
+        assert_eq!(seen.lock().unwrap().len(), 0);
+        ports.add(&mut pool, 4, port(0).0, true);
+        assert_eq!(seen.lock().unwrap().len(), 3, "the replaced port's batch was not sent");
         assert_eq!(ports.len(), 1);
         let g = frames(&mut pool, 2, 3);
         ports.emit_run(&mut pool, 4, &g);
@@ -214,9 +256,8 @@ mod tests {
     fn test_rx_polls_only_receiving_instances() {
         let mut pool = FramePool::new(64);
         let mut ports = Ports::new();
-        let frame = vec![0u8; 60];
-        ports.add(&mut pool, 4, Box::new(crate::port::MemPort::new("m", vec![frame.clone()])), false);
-        ports.add_rx_queue(4, Box::new(crate::port::MemPort::new("q1", vec![frame])));
+        ports.add(&mut pool, 4, port(BURST).0, false);
+        ports.add_rx_queue(4, port(BURST).0);
         let mut ids = [0; BURST];
         assert_eq!(ports.rx(0, &mut pool, &mut ids), None);
         assert_eq!(ports.rx(1, &mut pool, &mut ids), Some((4, BURST)));

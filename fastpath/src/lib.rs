@@ -18,7 +18,6 @@ pub mod stats;
 mod testutil;
 pub mod upcall;
 pub mod wire;
-pub mod xsk;
 
 pub use actions::{DpAction, SetField};
 pub use flow::{FlowKey, KEY_WORDS};

@@ -19,7 +19,7 @@ use crate::emc::Emc;
 use crate::exec::{Exec, Held, TemplateCache, HOLD_MAX, HOLD_TIMEOUT};
 use crate::flow::FlowKey;
 use crate::pool::{FrameId, FramePool};
-use crate::port::{Port, PortCounters};
+use crate::port::api::{Port, PortCounters};
 use crate::shared::{Cached, Shared, TunnelState};
 use crate::stats::{BurstCounters, DatapathDrop, PmdStats};
 use crate::upcall::{Pending, Upcall, UpcallReply};
@@ -480,7 +480,7 @@ mod tests {
     use super::*;
     use crate::actions::DpAction;
     use crate::flow::{loc, LocalVtep, KEY_WORDS};
-    use crate::port::{CapturePort, MemPort, SinkPort};
+    use crate::port::memory::{CapturePort, MemPort, SinkPort};
     use crate::upcall::PENDING_TIMEOUT;
     use crate::wire;
 

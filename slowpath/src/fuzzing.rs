@@ -12,7 +12,7 @@ use crossbeam_channel::Receiver;
 use fastpath::batch::UPLINK;
 use fastpath::flow::LocalVtep;
 use fastpath::pmd::Pmd;
-use fastpath::port::SinkPort;
+use fastpath::port::memory::SinkPort;
 use fastpath::shared::{Shared, TunnelState};
 use fastpath::upcall::Upcall;
 use fastpath::wire;
@@ -58,21 +58,21 @@ fn rig() -> Rig {
 struct ChanPort {
     rx: Receiver<Vec<u8>>,
     sink: SinkPort,
-    counters: fastpath::port::PortCounters,
+    counters: fastpath::port::api::PortCounters,
 }
 
-impl fastpath::port::Port for ChanPort {
+impl fastpath::port::api::Port for ChanPort {
     fn name(&self) -> &str {
         "fuzz"
     }
     fn rx(&mut self, pool: &mut fastpath::pool::FramePool, out: &mut [u32]) -> usize {
         let rx = &self.rx;
-        fastpath::port::rx_from(pool, out, &mut self.counters, || rx.try_recv().ok())
+        fastpath::port::api::rx_from(pool, out, &mut self.counters, || rx.try_recv().ok())
     }
     fn tx(&mut self, pool: &mut fastpath::pool::FramePool, frames: &[u32]) {
         self.sink.tx(pool, frames)
     }
-    fn counters(&self) -> fastpath::port::PortCounters {
+    fn counters(&self) -> fastpath::port::api::PortCounters {
         self.sink.counters()
     }
 }

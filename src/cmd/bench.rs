@@ -15,7 +15,7 @@ use config::yaml::Cluster;
 use fastpath::batch::UPLINK;
 use fastpath::flow::LocalVtep;
 use fastpath::pmd::Pmd;
-use fastpath::port::{MemPort, SinkPort};
+use fastpath::port::memory::{MemPort, SinkPort};
 use fastpath::shared::{Shared, TunnelState};
 use fastpath::stats::PmdStats;
 use fastpath::{wire, FlowKey};
@@ -254,8 +254,8 @@ fn io_limit(frames: Vec<Vec<u8>>, core: Option<core_affinity::CoreId>, seconds: 
         let mut n = 0u64;
         while t0.elapsed().as_secs_f64() < seconds {
             for _ in 0..1000 {
-                let k = fastpath::port::Port::rx(&mut src, &mut pool, &mut ids);
-                fastpath::port::Port::tx(&mut sink, &mut pool, &ids[..k]);
+                let k = fastpath::port::api::Port::rx(&mut src, &mut pool, &mut ids);
+                fastpath::port::api::Port::tx(&mut sink, &mut pool, &ids[..k]);
                 n += k as u64;
             }
         }
@@ -347,7 +347,7 @@ pub fn bench(a: BenchArgs) -> Result<ExitCode, String> {
     if let Some(path) = &a.write_pcap {
         let (port, frames) = sc.sources.first().ok_or("the pattern has no frames")?;
         let f = std::fs::File::create(path).map_err(|e| format!("{path}: {e}"))?;
-        fastpath::port::write_pcap(std::io::BufWriter::new(f), frames).map_err(|e| format!("{path}: {e}"))?;
+        fastpath::port::pcap::write_pcap(std::io::BufWriter::new(f), frames).map_err(|e| format!("{path}: {e}"))?;
         let mut k = FlowKey::default();
         k.extract(&frames[0], *port);
         let outs: Vec<String> = outputs_of(&of, &k).iter().map(u32::to_string).collect();

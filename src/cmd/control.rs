@@ -86,7 +86,7 @@ pub fn on_slow_path<T: Send + 'static>(
 }
 
 /// Each loop's ports: (loop, OpenFlow port, name, counters, details).
-pub type PortDump = Vec<(usize, u32, String, fastpath::port::PortCounters, String)>;
+pub type PortDump = Vec<(usize, u32, String, fastpath::port::api::PortCounters, String)>;
 
 /// Every poll loop's ports and their counters, asked of each loop.
 pub fn port_dumps(c: &Control) -> Result<PortDump, String> {

@@ -40,7 +40,7 @@ impl Switch for Control {
 
     fn ports(&self) -> Result<Vec<PortDesc>, String> {
         // Counters of every loop's share of a port (queues, shared sends).
-        let mut counters: BTreeMap<u32, fastpath::port::PortCounters> = BTreeMap::new();
+        let mut counters: BTreeMap<u32, fastpath::port::api::PortCounters> = BTreeMap::new();
         for (_, ofport, _, pc, _) in port_dumps(self)? {
             let ofport = if ofport == fastpath::batch::UPLINK { 1 } else { ofport };
             let c = counters.entry(ofport).or_default();

@@ -13,16 +13,20 @@
 //! percentiles. Both print a progress line each second and a summary
 //! (`--json` for a machine).
 
+mod xdp_gen;
+
 use std::net::Ipv4Addr;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use clap::{Parser, Subcommand, ValueEnum};
 use fastpath::pool::FramePool;
-use fastpath::port::Port;
+use fastpath::port::api::Port;
+use fastpath::port::packet::{PacketSocket, PACKET_BATCH};
+use fastpath::port::xsk::{XskConfig, XskPort};
 use fastpath::wire;
-use fastpath::xsk::{monotonic_ns, GenLayout, PacketSocket, XdpGenerator, XskConfig, XskPort, PACKET_BATCH};
 use serde_json::json;
+use xdp_gen::{monotonic_ns, GenLayout, XdpGenerator};
 
 /// Payload magic in front of the stamp.
 const MAGIC: &[u8; 4] = b"SDNG";
@@ -283,7 +287,7 @@ impl Sender {
 /// Opens one mode on `iface`; for XDP live frames, also checks that the
 /// kernel runs the program in that mode (a dry run that sends nothing).
 fn open_mode(mode: Mode, iface: &str, frame: &[u8], layout: GenLayout) -> Result<Sender, String> {
-    let e = |e: fastpath::xsk::XskError| e.to_string();
+    let e = |e: fastpath::port::xsk::XskError| e.to_string();
     match mode {
         Mode::Xdp => {
             let mut g = XdpGenerator::new(iface, frame.to_vec(), layout).map_err(e)?;
@@ -756,7 +760,7 @@ fn fwd(a: FwdArgs) -> Result<ExitCode, String> {
 
 fn pass(a: PassArgs) -> Result<ExitCode, String> {
     // The uplink program with no VTEP redirects nothing: every frame passes.
-    let p = fastpath::xsk::UplinkProgram::attach(&a.iface, fastpath::xsk::XdpMode::Native, 0, 0)
+    let p = fastpath::port::uplink::UplinkProgram::attach(&a.iface, fastpath::port::xsk::XdpMode::Native, 0, 0)
         .map_err(|e| format!("pktgen: {e}"))?;
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
