@@ -126,7 +126,8 @@ pub enum Malformed {
     BadIpv4,
     /// ARP truncated or not Ethernet/IPv4.
     BadArp,
-    /// TCP/UDP/ICMP header truncated.
+    /// TCP/UDP/SCTP ports or ICMP type and code not within the IPv4 packet
+    /// (its total length or the frame ends first).
     ShortL4,
     /// Uplink frame that is not VXLAN to our VTEP.
     NotForUs,
@@ -206,7 +207,8 @@ impl FlowKey {
     }
 
     /// The common case in one bounds check: untagged IPv4 without options,
-    /// not a fragment, TCP or UDP. Returns false to defer to the full parser.
+    /// not a fragment, TCP or UDP, with the ports inside the IPv4 packet
+    /// (total length at least 24). Returns false to defer to the full parser.
     #[inline]
     fn extract_fast(&mut self, f: &[u8], in_port: u32) -> bool {
         let Some(h) = f.get(..38).and_then(|s| <&[u8; 38]>::try_from(s).ok()) else {
@@ -215,7 +217,7 @@ impl FlowKey {
         let total_len = u16::from_be_bytes([h[16], h[17]]);
         let frag = u16::from_be_bytes([h[20], h[21]]) & 0x3fff;
         let proto = h[23];
-        if h[12] != 0x08 || h[13] != 0 || h[14] != 0x45 || total_len < 20 || frag != 0 || (proto != 6 && proto != 17) {
+        if h[12] != 0x08 || h[13] != 0 || h[14] != 0x45 || total_len < 24 || frag != 0 || (proto != 6 && proto != 17) {
             return false;
         }
         // Wide loads: 8 bytes at 0 hold the destination MAC, at 4 the
@@ -261,6 +263,11 @@ impl FlowKey {
                 if ip.later {
                     return None;
                 }
+                // L4 fields come from the IPv4 packet, up to its total
+                // length, never from the Ethernet padding after it (OVS:
+                // "never pull padding"); a total length past the frame's
+                // end is taken leniently, as far as the frame goes.
+                let f = &f[..(off + ip.total_len as usize).min(f.len())];
                 let l4 = off + ip.ihl;
                 let ports = match ip.proto {
                     6 | 17 | 132 => wire::l4_ports(f, l4),
@@ -427,6 +434,37 @@ mod tests {
             }
         }
         assert!(fast > 10_000, "the fast parser took only {fast} frames");
+    }
+
+    /// Ports are not read from past the IPv4 total length (the frame's
+    /// padding), by the fast path or the full parser.
+    #[test]
+    fn test_l4_not_read_past_total_length() {
+        let mut f = frame_udp();
+        f[42..60].fill(0xee); // padding, as a NIC may leave it
+        let mut k = FlowKey::default();
+        for (total_len, want) in
+            [(20u16, None), (22, None), (23, None), (24, Some((40000, 8080))), (0xffff, Some((40000, 8080)))]
+        {
+            f[16..18].copy_from_slice(&total_len.to_be_bytes());
+            let bad = k.extract(&f, 4);
+            let ports = (k.get(loc::TP_SRC) as u16, k.get(loc::TP_DST) as u16);
+            assert_eq!(
+                (bad, k.get(loc::NW_PROTO)),
+                (want.is_none().then_some(Malformed::ShortL4), 17),
+                "total length {total_len}"
+            );
+            assert_eq!(ports, want.unwrap_or((0, 0)), "total length {total_len}");
+            let mut full = FlowKey::default();
+            assert_eq!((full.extract_full(&f, 4), full), (bad, k), "total length {total_len}");
+        }
+        // An ICMP header needs two bytes of the packet: type and code.
+        f[23] = 1;
+        f[16..18].copy_from_slice(&21u16.to_be_bytes());
+        assert_eq!(k.extract(&f, 4), Some(Malformed::ShortL4));
+        f[16..18].copy_from_slice(&22u16.to_be_bytes());
+        assert_eq!(k.extract(&f, 4), None);
+        assert_eq!((k.get(loc::TP_SRC), k.get(loc::TP_DST)), (0x9c, 0x40));
     }
 
     #[test]
