@@ -17,7 +17,7 @@ use fastpath::pmd::{PmdStats, Shared, Upcall, UpcallReply, MAX_FLOW_IDS};
 use fastpath::FlowKey;
 
 use crate::ofproto::{Ofproto, RuleRef};
-use crate::xlate::{xlate_borrowed, RuleHit};
+use crate::xlate::{xlate_borrowed, PipelineDrop, RuleHit};
 use crate::OfFlow;
 
 /// Default limit on installed megaflows (OVS's `flow-limit` default).
@@ -136,7 +136,7 @@ struct MfInfo {
     /// that took the same path).
     rules: Arc<[RuleRef]>,
     /// Where and why the megaflow's packets are dropped, if they are.
-    drop: Option<crate::DropReason>,
+    drop: Option<PipelineDrop>,
     credited: (u64, u64),
     last_packets: u64,
     last_used: Instant,

@@ -36,9 +36,10 @@ pub trait TraceSink {
     fn line(&mut self, line: String);
 }
 
-/// Why a packet was dropped.
+/// Why the OpenFlow pipeline dropped a packet (the datapath's own drops are
+/// `fastpath`'s `DropReason`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum DropKind {
+pub enum PipelineDropKind {
     /// No rule matched in the table (table miss).
     NoMatch,
     /// The matching rule's actions were `drop`.
@@ -47,33 +48,33 @@ pub enum DropKind {
     NoOutput,
 }
 
-impl DropKind {
+impl PipelineDropKind {
     /// Short reason text.
     pub fn as_str(self) -> &'static str {
         match self {
-            DropKind::NoMatch => "no match",
-            DropKind::Explicit => "explicit drop",
-            DropKind::NoOutput => "no output",
+            PipelineDropKind::NoMatch => "no match",
+            PipelineDropKind::Explicit => "explicit drop",
+            PipelineDropKind::NoOutput => "no output",
         }
     }
 
     /// The reason as a metrics label.
     pub fn label(self) -> &'static str {
         match self {
-            DropKind::NoMatch => "no-match",
-            DropKind::Explicit => "drop-rule",
-            DropKind::NoOutput => "no-output",
+            PipelineDropKind::NoMatch => "no-match",
+            PipelineDropKind::Explicit => "drop-rule",
+            PipelineDropKind::NoOutput => "no-output",
         }
     }
 }
 
-/// Where and why a packet was dropped.
+/// Where (the table) and why the OpenFlow pipeline dropped a packet.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct DropReason {
+pub struct PipelineDrop {
     /// The last table the packet reached.
     pub table: u8,
     /// Why.
-    pub kind: DropKind,
+    pub kind: PipelineDropKind,
 }
 
 /// One output of the translation (for traces and tests).
@@ -104,7 +105,7 @@ pub struct Xlate<R = RuleRef> {
     /// Rules hit, in order (counters are credited to them).
     pub rules: SmallVec<[R; 8]>,
     /// Set when nothing was output.
-    pub drop: Option<DropReason>,
+    pub drop: Option<PipelineDrop>,
     /// The flow after all actions (registers, tunnel fields set).
     pub final_flow: OfFlow,
 }
@@ -315,7 +316,7 @@ pub fn xlate_borrowed<'a>(of: &'a Ofproto, flow: &OfFlow, trace: Option<&mut dyn
                 t.line(format!("{table:>2}. No match."));
                 t.line("    drop".into());
             }
-            drop = Some(DropReason { table, kind: DropKind::NoMatch });
+            drop = Some(PipelineDrop { table, kind: PipelineDropKind::NoMatch });
             break;
         };
         if let Some(t) = cx.trace.as_deref_mut() {
@@ -326,7 +327,7 @@ pub fn xlate_borrowed<'a>(of: &'a Ofproto, flow: &OfFlow, trace: Option<&mut dyn
         }
         rules.push((table, rule));
         if rule.spec.actions.is_empty() {
-            drop = Some(DropReason { table, kind: DropKind::Explicit });
+            drop = Some(PipelineDrop { table, kind: PipelineDropKind::Explicit });
             break;
         }
         match cx.run(&rule.spec.actions) {
@@ -335,7 +336,7 @@ pub fn xlate_borrowed<'a>(of: &'a Ofproto, flow: &OfFlow, trace: Option<&mut dyn
         }
     }
     if cx.outputs.is_empty() && drop.is_none() {
-        drop = Some(DropReason { table, kind: DropKind::NoOutput });
+        drop = Some(PipelineDrop { table, kind: PipelineDropKind::NoOutput });
     } else if !cx.outputs.is_empty() {
         drop = None;
     }
