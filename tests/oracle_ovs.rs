@@ -14,7 +14,7 @@ use common::ovs::{parse_trace, Ovs};
 use common::Rng;
 use config::ofctl::{parse_flow_file, parse_trace_flow, Field, FlowCommand, FlowSpec};
 use config::yaml::Cluster;
-use slowpath::{xlate, DropKind, OfFlow, Ofproto};
+use slowpath::{xlate, OfFlow, Ofproto, PipelineDropKind};
 
 const PACKETS: usize = 2000;
 
@@ -24,7 +24,7 @@ fn sdnfwd_verdict(of: &Ofproto, flow_text: &str) -> common::ovs::OfVerdict {
     let x = xlate(of, &flow, None);
     let mut rules: Vec<(u8, i32)> = x.rules.iter().map(|r| (r.table, r.rule.spec.priority as i32)).collect();
     if let Some(d) = x.drop {
-        if d.kind == DropKind::NoMatch {
+        if d.kind == PipelineDropKind::NoMatch {
             rules.push((d.table, -1));
         }
     }

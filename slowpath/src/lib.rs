@@ -16,4 +16,4 @@ pub mod xlate;
 
 pub use flow::OfFlow;
 pub use ofproto::{Ofproto, RuleRef};
-pub use xlate::{xlate, DropKind, DropReason, Output, Xlate};
+pub use xlate::{xlate, Output, PipelineDrop, PipelineDropKind, Xlate};

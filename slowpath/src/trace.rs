@@ -4,13 +4,19 @@
 use config::ofctl::{fmt_match, Field, Match, ETH_TYPE_ARP, ETH_TYPE_IP, IPPROTO_ICMP, IPPROTO_TCP, IPPROTO_UDP};
 
 use crate::flow::OfFlow;
-use crate::xlate::Xlate;
+use crate::xlate::{TraceSink, Xlate};
 
 /// Lines recorded during a translation.
 #[derive(Clone, Debug, Default)]
 pub struct Trace {
     /// The table/rule/action lines, already indented as ofproto/trace does.
     pub lines: Vec<String>,
+}
+
+impl TraceSink for Trace {
+    fn line(&mut self, line: String) {
+        self.lines.push(line);
+    }
 }
 
 /// A flow as ofproto/trace's `Flow:` line shows it: the fields that exist

@@ -19,7 +19,7 @@ use fastpath::upcall::{Upcall, UpcallReply};
 use fastpath::FlowKey;
 
 use crate::ofproto::{Ofproto, RuleRef};
-use crate::xlate::{xlate_borrowed, RuleHit};
+use crate::xlate::{xlate_borrowed, PipelineDrop, RuleHit};
 use crate::OfFlow;
 
 /// Default limit on installed megaflows (OVS's `flow-limit` default).
@@ -138,7 +138,7 @@ struct MfInfo {
     /// that took the same path).
     rules: Arc<[RuleRef]>,
     /// Where and why the megaflow's packets are dropped, if they are.
-    drop: Option<crate::DropReason>,
+    drop: Option<PipelineDrop>,
     credited: (u64, u64),
     last_packets: u64,
     last_used: Instant,

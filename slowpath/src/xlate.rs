@@ -21,16 +21,25 @@ use fastpath::{DpAction, SetField};
 
 use crate::flow::OfFlow;
 use crate::ofproto::{Ofproto, Rule, RuleRef};
-use crate::trace::Trace;
 
 /// OpenFlow port of vxlan0.
 pub const VXLAN_PORT: u32 = 1;
 /// Outputs beyond this many in one translation are dropped (and noted).
 pub const MAX_OUTPUTS: usize = 1024;
 
-/// Why a packet was dropped.
+/// Where a translation with a trace sends its lines: each table, rule and
+/// action in `ovs-appctl ofproto/trace`'s layout, already indented. The
+/// translation defines what it needs; the ofproto/trace report implements it.
+/// Without a sink (`None`) no line is formatted.
+pub trait TraceSink {
+    /// Records one line.
+    fn line(&mut self, line: String);
+}
+
+/// Why the OpenFlow pipeline dropped a packet (the datapath's own drops are
+/// `fastpath`'s `DropReason`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum DropKind {
+pub enum PipelineDropKind {
     /// No rule matched in the table (table miss).
     NoMatch,
     /// The matching rule's actions were `drop`.
@@ -39,33 +48,33 @@ pub enum DropKind {
     NoOutput,
 }
 
-impl DropKind {
+impl PipelineDropKind {
     /// Short reason text.
     pub fn as_str(self) -> &'static str {
         match self {
-            DropKind::NoMatch => "no match",
-            DropKind::Explicit => "explicit drop",
-            DropKind::NoOutput => "no output",
+            PipelineDropKind::NoMatch => "no match",
+            PipelineDropKind::Explicit => "explicit drop",
+            PipelineDropKind::NoOutput => "no output",
         }
     }
 
     /// The reason as a metrics label.
     pub fn label(self) -> &'static str {
         match self {
-            DropKind::NoMatch => "no-match",
-            DropKind::Explicit => "drop-rule",
-            DropKind::NoOutput => "no-output",
+            PipelineDropKind::NoMatch => "no-match",
+            PipelineDropKind::Explicit => "drop-rule",
+            PipelineDropKind::NoOutput => "no-output",
         }
     }
 }
 
-/// Where and why a packet was dropped.
+/// Where (the table) and why the OpenFlow pipeline dropped a packet.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct DropReason {
+pub struct PipelineDrop {
     /// The last table the packet reached.
     pub table: u8,
     /// Why.
-    pub kind: DropKind,
+    pub kind: PipelineDropKind,
 }
 
 /// One output of the translation (for traces and tests).
@@ -96,7 +105,7 @@ pub struct Xlate<R = RuleRef> {
     /// Rules hit, in order (counters are credited to them).
     pub rules: SmallVec<[R; 8]>,
     /// Set when nothing was output.
-    pub drop: Option<DropReason>,
+    pub drop: Option<PipelineDrop>,
     /// The flow after all actions (registers, tunnel fields set).
     pub final_flow: OfFlow,
 }
@@ -122,7 +131,7 @@ const PACKET_FIELDS: [Field; 10] = [
     Field::TpDst,
 ];
 
-struct Ctx<'a> {
+struct Ctx<'a, 't> {
     of: &'a Ofproto,
     flow: OfFlow,
     wc: OfFlow,
@@ -133,13 +142,13 @@ struct Ctx<'a> {
     actions: SmallVec<[DpAction; 4]>,
     outputs: SmallVec<[Output; 4]>,
     in_port: u32,
-    trace: Option<&'a mut Trace>,
+    trace: Option<&'t mut dyn TraceSink>,
 }
 
-impl Ctx<'_> {
+impl Ctx<'_, '_> {
     fn note(&mut self, s: impl FnOnce() -> String) {
         if let Some(t) = self.trace.as_deref_mut() {
-            t.lines.push(format!("     {}", s()));
+            t.line(format!("     {}", s()));
         }
     }
 
@@ -218,7 +227,7 @@ impl Ctx<'_> {
     fn run(&mut self, actions: &[Action]) -> Option<u8> {
         for a in actions {
             if let Some(t) = self.trace.as_deref_mut() {
-                t.lines.push(format!("    {a}"));
+                t.line(format!("    {a}"));
             }
             match a {
                 Action::Output(p) => {
@@ -274,7 +283,7 @@ impl Ctx<'_> {
 
 /// Translates `flow` through the tables from table 0. With a trace, records
 /// each table, rule and action in ofproto/trace's layout.
-pub fn xlate(of: &Ofproto, flow: &OfFlow, trace: Option<&mut Trace>) -> Xlate {
+pub fn xlate(of: &Ofproto, flow: &OfFlow, trace: Option<&mut dyn TraceSink>) -> Xlate {
     let x = xlate_borrowed(of, flow, trace);
     let rules = x.rules.iter().map(|&(table, rule)| RuleRef { table, rule: rule.clone() }).collect();
     Xlate { actions: x.actions, outputs: x.outputs, wc: x.wc, rules, drop: x.drop, final_flow: x.final_flow }
@@ -282,7 +291,7 @@ pub fn xlate(of: &Ofproto, flow: &OfFlow, trace: Option<&mut Trace>) -> Xlate {
 
 /// [`xlate`] with the rules hit borrowed from the tables: no reference
 /// count is taken (the slow path keeps one shared list per path instead).
-pub fn xlate_borrowed<'a>(of: &'a Ofproto, flow: &OfFlow, trace: Option<&mut Trace>) -> Xlate<RuleHit<'a>> {
+pub fn xlate_borrowed<'a>(of: &'a Ofproto, flow: &OfFlow, trace: Option<&mut dyn TraceSink>) -> Xlate<RuleHit<'a>> {
     let in_port = flow.get(Field::InPort) as u32;
     let mut cx = Ctx {
         of,
@@ -304,21 +313,21 @@ pub fn xlate_borrowed<'a>(of: &'a Ofproto, flow: &OfFlow, trace: Option<&mut Tra
         let hit: Option<&'a Arc<Rule>> = of.lookup(table, &cx.flow, &mut cx.wc);
         let Some(rule) = hit else {
             if let Some(t) = cx.trace.as_deref_mut() {
-                t.lines.push(format!("{table:>2}. No match."));
-                t.lines.push("    drop".into());
+                t.line(format!("{table:>2}. No match."));
+                t.line("    drop".into());
             }
-            drop = Some(DropReason { table, kind: DropKind::NoMatch });
+            drop = Some(PipelineDrop { table, kind: PipelineDropKind::NoMatch });
             break;
         };
         if let Some(t) = cx.trace.as_deref_mut() {
-            t.lines.push(format!("{table:>2}. {}", rule.spec.to_trace_header()));
+            t.line(format!("{table:>2}. {}", rule.spec.to_trace_header()));
             if rule.spec.actions.is_empty() {
-                t.lines.push("    drop".into());
+                t.line("    drop".into());
             }
         }
         rules.push((table, rule));
         if rule.spec.actions.is_empty() {
-            drop = Some(DropReason { table, kind: DropKind::Explicit });
+            drop = Some(PipelineDrop { table, kind: PipelineDropKind::Explicit });
             break;
         }
         match cx.run(&rule.spec.actions) {
@@ -327,7 +336,7 @@ pub fn xlate_borrowed<'a>(of: &'a Ofproto, flow: &OfFlow, trace: Option<&mut Tra
         }
     }
     if cx.outputs.is_empty() && drop.is_none() {
-        drop = Some(DropReason { table, kind: DropKind::NoOutput });
+        drop = Some(PipelineDrop { table, kind: PipelineDropKind::NoOutput });
     } else if !cx.outputs.is_empty() {
         drop = None;
     }
