@@ -37,7 +37,7 @@ pub trait TraceSink {
 }
 
 /// Why the OpenFlow pipeline dropped a packet (the datapath's own drops are
-/// `fastpath`'s `DropReason`).
+/// `fastpath::stats::DatapathDrop`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum PipelineDropKind {
     /// No rule matched in the table (table miss).
