@@ -1,19 +1,9 @@
 //! Builds the uplink's XDP program (bpf/uplink.c: the uplink filter) with
 //! clang for the BPF target; the object is embedded in the binary.
-use std::path::PathBuf;
-use std::process::Command;
+
+include!("bpf/build_bpf.rs");
 
 fn main() {
-    let src = "bpf/uplink.c";
-    println!("cargo:rerun-if-changed={src}");
-    let out = PathBuf::from(std::env::var("OUT_DIR").expect("OUT_DIR")).join("uplink.bpf.o");
-    let arch_inc = format!("/usr/include/{}-linux-gnu", std::env::consts::ARCH);
-    let status = Command::new("clang")
-        .args(["-O2", "-g", "-target", "bpf", "-Wall", "-Werror"])
-        .arg(format!("-I{arch_inc}"))
-        .args(["-c", src, "-o"])
-        .arg(&out)
-        .status()
-        .unwrap_or_else(|e| panic!("clang (needed for the XDP program; tools/deps.sh installs it): {e}"));
-    assert!(status.success(), "clang failed to build {src}");
+    println!("cargo:rerun-if-changed=bpf/build_bpf.rs");
+    build_bpf("uplink");
 }
