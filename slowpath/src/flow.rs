@@ -8,7 +8,7 @@ use fastpath::flow::{loc, FieldLoc};
 use fastpath::{FlowKey, KEY_WORDS};
 
 /// Words in an [`OfFlow`]: the key, four register words, tun_id's high half.
-pub const FLOW_WORDS: usize = KEY_WORDS + 5;
+pub const FLOW_WORDS: usize = KEY_WORDS + 10;
 
 /// A flow (or a mask) at the OpenFlow level.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
@@ -52,6 +52,17 @@ const fn loc_of(f: Field) -> FieldLoc {
         Field::TpDst => loc::TP_DST,
         Field::ArpSha => loc::ARP_SHA,
         Field::ArpTha => loc::ARP_THA,
+        // Not in the datapath key yet: pipeline metadata until they are.
+        Field::CtState => FieldLoc { word: KEY_WORDS + 5, shift: 0, mask: 0xff },
+        Field::CtZone => FieldLoc { word: KEY_WORDS + 5, shift: 16, mask: 0xffff },
+        Field::CtMark => FieldLoc { word: KEY_WORDS + 5, shift: 32, mask: 0xffff_ffff },
+        Field::CtLabelLo => FieldLoc { word: KEY_WORDS + 6, shift: 0, mask: u64::MAX },
+        Field::CtLabelHi => FieldLoc { word: KEY_WORDS + 7, shift: 0, mask: u64::MAX },
+        Field::CtNwSrc => FieldLoc { word: KEY_WORDS + 8, shift: 0, mask: 0xffff_ffff },
+        Field::CtNwDst => FieldLoc { word: KEY_WORDS + 8, shift: 32, mask: 0xffff_ffff },
+        Field::CtNwProto => FieldLoc { word: KEY_WORDS + 5, shift: 8, mask: 0xff },
+        Field::CtTpSrc => FieldLoc { word: KEY_WORDS + 9, shift: 0, mask: 0xffff },
+        Field::CtTpDst => FieldLoc { word: KEY_WORDS + 9, shift: 16, mask: 0xffff },
     }
 }
 

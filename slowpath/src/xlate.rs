@@ -267,6 +267,9 @@ impl Ctx<'_, '_> {
                 Action::Load { value, dst } => self.write(dst.field, value << dst.ofs, dst.mask()),
                 Action::SetField { field, value, mask } => self.write(*field, *value, *mask),
                 Action::Note(_) => {}
+                Action::Ct(_) | Action::CtClear | Action::Group(_) => {
+                    self.note(|| ">> not translated yet; ignored".into());
+                }
             }
         }
         None

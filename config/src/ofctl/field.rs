@@ -39,10 +39,20 @@ pub enum Field {
     TpDst,
     ArpSha,
     ArpTha,
+    CtState,
+    CtZone,
+    CtMark,
+    CtLabelLo,
+    CtLabelHi,
+    CtNwSrc,
+    CtNwDst,
+    CtNwProto,
+    CtTpSrc,
+    CtTpDst,
 }
 
 /// Number of [`Field`]s.
-pub const N_FIELDS: usize = 27;
+pub const N_FIELDS: usize = 37;
 
 /// Every field, in storage order.
 pub const ALL_FIELDS: [Field; N_FIELDS] = [
@@ -73,7 +83,50 @@ pub const ALL_FIELDS: [Field; N_FIELDS] = [
     Field::TpDst,
     Field::ArpSha,
     Field::ArpTha,
+    Field::CtState,
+    Field::CtZone,
+    Field::CtMark,
+    Field::CtLabelLo,
+    Field::CtLabelHi,
+    Field::CtNwSrc,
+    Field::CtNwDst,
+    Field::CtNwProto,
+    Field::CtTpSrc,
+    Field::CtTpDst,
 ];
+
+/// `ct_state` bits (OVS's `CS_*`).
+pub mod cs {
+    /// A new connection (or one not committed yet).
+    pub const NEW: u64 = 0x01;
+    /// Part of an established connection.
+    pub const EST: u64 = 0x02;
+    /// Related to an established connection (an ICMP error).
+    pub const REL: u64 = 0x04;
+    /// In the reply direction.
+    pub const RPL: u64 = 0x08;
+    /// Invalid (the tracker could not make sense of it).
+    pub const INV: u64 = 0x10;
+    /// Tracked: went through `ct`.
+    pub const TRK: u64 = 0x20;
+    /// Its connection has source NAT.
+    pub const SNAT: u64 = 0x40;
+    /// Its connection has destination NAT.
+    pub const DNAT: u64 = 0x80;
+    /// Every defined bit.
+    pub const ALL: u64 = 0xff;
+    /// Names as OVS writes them, by bit.
+    pub const NAMES: [(u64, &str); 8] = [
+        (NEW, "new"),
+        (EST, "est"),
+        (REL, "rel"),
+        (RPL, "rpl"),
+        (INV, "inv"),
+        (TRK, "trk"),
+        (SNAT, "snat"),
+        (DNAT, "dnat"),
+    ];
+}
 
 /// Ethernet type of IPv4.
 pub const ETH_TYPE_IP: u64 = 0x0800;
@@ -113,6 +166,10 @@ pub enum Kind {
     EthType,
     /// Fragment keyword (no, yes, first, later, not_later).
     Frag,
+    /// `ct_state` flags (`+trk+est`, `-trk`).
+    CtState,
+    /// One half of the 128-bit `ct_label`, printed as one hex number.
+    CtLabel,
 }
 
 impl Field {
@@ -149,7 +206,11 @@ impl Field {
             Field::NwTos => 0xfc,
             Field::NwEcn => 0x03,
             Field::NwFrag => 0x03,
-            _ => 0xffff_ffff, // registers
+            Field::CtState => cs::ALL,
+            Field::CtZone | Field::CtTpSrc | Field::CtTpDst => 0xffff,
+            Field::CtNwProto => 0xff,
+            Field::CtLabelLo | Field::CtLabelHi => u64::MAX,
+            _ => 0xffff_ffff, // registers, ct_mark, ct_nw_src/dst
         }
     }
 
@@ -161,22 +222,38 @@ impl Field {
             Field::DlType | Field::TpSrc | Field::TpDst => 16,
             Field::InPort => 16,
             Field::NwProto | Field::NwTtl | Field::NwTos | Field::NwEcn | Field::NwFrag => 8,
+            Field::CtZone | Field::CtTpSrc | Field::CtTpDst => 16,
+            Field::CtNwProto => 8,
+            Field::CtLabelLo | Field::CtLabelHi => 64,
             _ => 32,
         }
     }
 
     /// Whether a `/mask` may follow the value.
     pub fn maskable(self) -> bool {
-        !matches!(self, Field::InPort | Field::DlType | Field::NwProto | Field::NwTos | Field::NwEcn | Field::NwTtl)
+        !matches!(
+            self,
+            Field::InPort
+                | Field::DlType
+                | Field::NwProto
+                | Field::NwTos
+                | Field::NwEcn
+                | Field::NwTtl
+                | Field::CtZone
+                | Field::CtNwProto
+        )
     }
 
     /// How values of this field are written.
     pub fn kind(self) -> Kind {
         match self {
             Field::InPort => Kind::Port,
-            Field::PktMark | Field::TunId => Kind::Hex,
+            Field::PktMark | Field::TunId | Field::CtMark => Kind::Hex,
             f if f.reg_index().is_some() => Kind::Hex,
             Field::TunSrc | Field::TunDst | Field::NwSrc | Field::NwDst => Kind::Ipv4,
+            Field::CtNwSrc | Field::CtNwDst => Kind::Ipv4,
+            Field::CtState => Kind::CtState,
+            Field::CtLabelLo | Field::CtLabelHi => Kind::CtLabel,
             Field::DlSrc | Field::DlDst | Field::ArpSha | Field::ArpTha => Kind::Mac,
             Field::DlType => Kind::EthType,
             Field::NwFrag => Kind::Frag,
@@ -214,6 +291,15 @@ impl Field {
             Field::TpDst => "tp_dst",
             Field::ArpSha => "arp_sha",
             Field::ArpTha => "arp_tha",
+            Field::CtState => "ct_state",
+            Field::CtZone => "ct_zone",
+            Field::CtMark => "ct_mark",
+            Field::CtLabelLo | Field::CtLabelHi => "ct_label",
+            Field::CtNwSrc => "ct_nw_src",
+            Field::CtNwDst => "ct_nw_dst",
+            Field::CtNwProto => "ct_nw_proto",
+            Field::CtTpSrc => "ct_tp_src",
+            Field::CtTpDst => "ct_tp_dst",
         }
     }
 
@@ -247,6 +333,15 @@ impl Field {
             Field::TpDst => "NXM_OF_TCP_DST",
             Field::ArpSha => "NXM_NX_ARP_SHA",
             Field::ArpTha => "NXM_NX_ARP_THA",
+            Field::CtState => "NXM_NX_CT_STATE",
+            Field::CtZone => "NXM_NX_CT_ZONE",
+            Field::CtMark => "NXM_NX_CT_MARK",
+            Field::CtLabelLo | Field::CtLabelHi => "NXM_NX_CT_LABEL",
+            Field::CtNwSrc => "NXM_NX_CT_NW_SRC",
+            Field::CtNwDst => "NXM_NX_CT_NW_DST",
+            Field::CtNwProto => "NXM_NX_CT_NW_PROTO",
+            Field::CtTpSrc => "NXM_NX_CT_TP_SRC",
+            Field::CtTpDst => "NXM_NX_CT_TP_DST",
         }
     }
 }
@@ -305,6 +400,14 @@ pub fn lookup_match_field(name: &str) -> Option<(Field, Prereq)> {
         "udp_dst" => (Field::TpDst, Prereq::Proto(IPPROTO_UDP)),
         "icmp_type" => (Field::TpSrc, Prereq::Proto(IPPROTO_ICMP)),
         "icmp_code" => (Field::TpDst, Prereq::Proto(IPPROTO_ICMP)),
+        "ct_state" => (Field::CtState, Prereq::None),
+        "ct_zone" => (Field::CtZone, Prereq::None),
+        "ct_mark" => (Field::CtMark, Prereq::None),
+        "ct_nw_src" => (Field::CtNwSrc, Prereq::None),
+        "ct_nw_dst" => (Field::CtNwDst, Prereq::None),
+        "ct_nw_proto" => (Field::CtNwProto, Prereq::None),
+        "ct_tp_src" => (Field::CtTpSrc, Prereq::None),
+        "ct_tp_dst" => (Field::CtTpDst, Prereq::None),
         n if n.starts_with("reg") => return reg(&n[3..]),
         _ => return None,
     })

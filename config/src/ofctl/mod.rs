@@ -9,11 +9,13 @@
 //! This file only names them.
 
 mod field;
+mod group;
 mod parse;
 mod print;
 mod spec;
 
 pub use field::*;
+pub use group::*;
 pub use parse::{parse_flow_file, parse_flow_line, parse_trace_flow, FlowCommand, LineKind};
 pub use print::*;
 pub use spec::*;

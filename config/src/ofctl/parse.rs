@@ -103,6 +103,7 @@ fn parse_field_value(field: Field, s: &str, col: usize) -> Res<(u64, u64)> {
     }
     let mcol = col + vs.len() + 1;
     match field.kind() {
+        Kind::CtState | Kind::CtLabel => err(col, format!("{} is not supported yet", field.name())),
         Kind::Frag => {
             if ms.is_some() {
                 return err(col, "nw_frag takes a keyword, not a mask");

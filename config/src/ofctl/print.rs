@@ -235,7 +235,7 @@ pub fn fmt_field_value(field: Field, v: u64) -> String {
         Kind::Mac => fmt_mac(v),
         Kind::Port => fmt_port(v),
         Kind::Dec | Kind::Frag => v.to_string(),
-        Kind::Hex | Kind::EthType => {
+        Kind::Hex | Kind::EthType | Kind::CtState | Kind::CtLabel => {
             let mut s = String::new();
             put_hex(&mut s, v);
             s
@@ -263,6 +263,20 @@ impl std::fmt::Display for Action {
                     write!(f, "/{}", fmt_field_value(*field, *mask))?;
                 }
                 write!(f, "->{}", field.name())
+            }
+            Action::CtClear => f.write_str("ct_clear"),
+            Action::Group(g) => write!(f, "group:{g}"),
+            Action::Ct(ct) => {
+                f.write_str("ct(")?;
+                let mut parts = Vec::new();
+                if ct.commit {
+                    parts.push("commit".to_string());
+                }
+                if let Some(t) = ct.table {
+                    parts.push(format!("table={t}"));
+                }
+                f.write_str(&parts.join(","))?;
+                f.write_str(")")
             }
             Action::Note(bytes) => {
                 f.write_str("note:")?;

@@ -9,12 +9,18 @@ pub const DEFAULT_PRIORITY: u16 = 32768;
 
 /// A match: for each [`Field`], a value and a mask (mask 0 = wildcard).
 /// Values are always stored masked.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct Match {
     /// Per-field values, indexed by [`Field::index`].
     pub value: [u64; N_FIELDS],
     /// Per-field masks.
     pub mask: [u64; N_FIELDS],
+}
+
+impl Default for Match {
+    fn default() -> Self {
+        Match { value: [0; N_FIELDS], mask: [0; N_FIELDS] }
+    }
 }
 
 impl Match {
@@ -133,6 +139,70 @@ pub enum Action {
     /// `note:XX.XX...`: the bytes padded as OVS stores them (NXAST_NOTE's
     /// payload: 6 + 8k bytes).
     Note(Vec<u8>),
+    /// `ct(...)`: send the packet through the connection tracker.
+    Ct(Box<CtAction>),
+    /// `ct_clear`: the packet's ct fields as if it had never been tracked.
+    CtClear,
+    /// `group:N`: the actions of group N's bucket(s).
+    Group(u32),
+}
+
+/// Where `ct` takes the zone from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum CtZone {
+    /// `zone=N` (0 when not written).
+    Imm(u16),
+    /// `zone=NXM_NX_REG0[0..15]`: read from a subfield (16 bits).
+    Field(SubField),
+}
+
+/// `ct(...)`: OVS's NXAST_CT.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct CtAction {
+    /// `commit`: create the connection if it is new.
+    pub commit: bool,
+    /// `force`: with `commit`, a connection in the other direction is
+    /// ended and a new one begins.
+    pub force: bool,
+    /// `table=N`: the tracked packet goes on in table N (recirculation);
+    /// `None`: tracking only, the packet goes on untracked.
+    pub table: Option<u8>,
+    /// The zone.
+    pub zone: CtZone,
+    /// `nat` or `nat(...)`, written before `exec(...)`.
+    pub nat: Option<Nat>,
+    /// `exec(...)`: `set_field`/`load`/`move` to `ct_mark` and `ct_label`,
+    /// applied to the connection when it is committed.
+    pub exec: Vec<Action>,
+    /// `alg=ftp|tftp` (the port number); parsed and printed, not applied.
+    pub alg: Option<u16>,
+}
+
+/// Which address `nat(...)` translates.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum NatKind {
+    /// `src=`: source NAT.
+    Src,
+    /// `dst=`: destination NAT.
+    Dst,
+}
+
+/// `nat` (`kind: None`: apply the connection's existing translation) or
+/// `nat(src|dst=ADDR[-ADDR][:PORT[-PORT]][,random|hash][,persistent])`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct Nat {
+    /// Source or destination translation; `None` for a plain `nat`.
+    pub kind: Option<NatKind>,
+    /// Address range (host order; equal ends for one address).
+    pub addrs: Option<(u32, u32)>,
+    /// Port range.
+    pub ports: Option<(u16, u16)>,
+    /// `random`: ports chosen at random.
+    pub random: bool,
+    /// `hash`: ports chosen by a hash of the tuple.
+    pub hash: bool,
+    /// `persistent`.
+    pub persistent: bool,
 }
 
 /// What `ovs-ofctl` commands do with a flow line.
