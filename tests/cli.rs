@@ -82,7 +82,7 @@ fn trace_text_layout() {
     assert!(t.starts_with("Flow: tcp,in_port=4,"), "{t}");
     assert!(t.contains("\nbridge(\"br0\")\n-------------\n 0. ip, priority 100\n    goto_table:20\n"), "{t}");
     assert!(t.contains("90. ip,nw_dst=10.129.0.0/23, priority 100, cookie 0x2ec252d1\n"), "{t}");
-    assert!(t.contains("\nMegaflow: ip,in_port=4,"), "{t}");
+    assert!(t.contains("\nMegaflow: recirc_id=0,eth,ip,in_port=4,"), "{t}");
     assert!(t.contains("\nDatapath actions: set(tunnel(tun_id=0x2be3,dst=172.16.1.16,flags(df|key))),1\n"), "{t}");
 }
 

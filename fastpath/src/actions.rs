@@ -2,6 +2,8 @@
 //! ODP actions (DESIGN.md §2). The slow path produces them; the poll loops
 //! execute them.
 
+use std::sync::Arc;
+
 /// A header field rewrite, applied before the outputs that follow it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum SetField {
@@ -25,8 +27,58 @@ pub enum SetField {
     TpDst(u16),
 }
 
-/// One datapath action.
+/// What `nat` asks of the tracker.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum NatParams {
+    /// Plain `nat`: the connection's existing translation, either way.
+    Reverse,
+    /// Source NAT to this range.
+    Src(NatRange),
+    /// Destination NAT to this range.
+    Dst(NatRange),
+}
+
+/// The addresses and ports a NAT may choose from (host order; an all-zero
+/// address range keeps the address, a zero port range keeps the port
+/// unless it collides).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct NatRange {
+    /// First address.
+    pub addr_min: u32,
+    /// Last address.
+    pub addr_max: u32,
+    /// First port.
+    pub port_min: u16,
+    /// Last port.
+    pub port_max: u16,
+    /// `random`: ports chosen at random.
+    pub random: bool,
+    /// `hash`: ports chosen by a hash of the tuple.
+    pub hash: bool,
+    /// `persistent`.
+    pub persistent: bool,
+}
+
+/// The datapath `ct` action: the tracker's parameters (OVS's
+/// `ct(commit,zone=,mark=,labels=,nat(...))`).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
+pub struct CtParams {
+    /// Zone.
+    pub zone: u16,
+    /// Create the connection if it is new.
+    pub commit: bool,
+    /// With `commit`: end a connection in the other direction first.
+    pub force: bool,
+    /// NAT, if asked.
+    pub nat: Option<NatParams>,
+    /// `ct_mark` to set on commit: (value, mask).
+    pub mark: Option<(u32, u32)>,
+    /// `ct_label` to set on commit: (value, mask).
+    pub label: Option<(u128, u128)>,
+}
+
+/// One datapath action.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub enum DpAction {
     /// Send a copy out of an OpenFlow port (a pod, tun0).
     Output(u32),
@@ -43,6 +95,13 @@ pub enum DpAction {
     },
     /// Rewrite a header field.
     Set(SetField),
+    /// Send the packet through the connection tracker (the ct fields of
+    /// its key change; NAT rewrites it).
+    Ct(Arc<CtParams>),
+    /// Look the packet up again with this recirculation id in its key (the
+    /// slow path's frozen translation resumes); a copy when more actions
+    /// follow.
+    Recirc(u32),
 }
 
 impl std::fmt::Display for DpAction {
@@ -55,6 +114,8 @@ impl std::fmt::Display for DpAction {
             DpAction::TunnelPush { port, vni, dst } => {
                 write!(f, "set(tunnel(tun_id={vni:#x},dst={},flags(df|key))),{port}", ip(dst))
             }
+            DpAction::Ct(ref c) => fmt_ct(f, c.as_ref()),
+            DpAction::Recirc(id) => write!(f, "recirc({id:#x})"),
             DpAction::Set(s) => match s {
                 SetField::EthSrc(v) => write!(f, "set(eth(src={}))", mac(v)),
                 SetField::EthDst(v) => write!(f, "set(eth(dst={}))", mac(v)),
@@ -67,5 +128,52 @@ impl std::fmt::Display for DpAction {
                 SetField::TpDst(v) => write!(f, "set(l4(dst={v}))"),
             },
         }
+    }
+}
+
+/// OVS's datapath syntax for `ct` (odp-util's format_odp_conntrack_action):
+/// `ct`, `ct(commit,zone=5,mark=0x1/0xff,label=...,nat(src=...))`.
+fn fmt_ct(f: &mut std::fmt::Formatter<'_>, c: &CtParams) -> std::fmt::Result {
+    let ip = |v: u32| std::net::Ipv4Addr::from(v).to_string();
+    let mut parts: Vec<String> = Vec::new();
+    if c.commit {
+        parts.push(if c.force { "force_commit".into() } else { "commit".into() });
+    }
+    if c.zone != 0 {
+        parts.push(format!("zone={}", c.zone));
+    }
+    if let Some((v, m)) = c.mark {
+        parts.push(format!("mark={v:#x}/{m:#x}"));
+    }
+    if let Some((v, m)) = c.label {
+        parts.push(format!("label={v:#x}/{m:#x}"));
+    }
+    match c.nat {
+        None => {}
+        Some(NatParams::Reverse) => parts.push("nat".into()),
+        Some(NatParams::Src(r)) | Some(NatParams::Dst(r)) => {
+            let kind = if matches!(c.nat, Some(NatParams::Src(_))) { "src" } else { "dst" };
+            let mut s = format!("nat({kind}={}", ip(r.addr_min));
+            if r.addr_max != r.addr_min {
+                s += &format!("-{}", ip(r.addr_max));
+            }
+            if r.port_min != 0 || r.port_max != 0 {
+                s += &format!(":{}", r.port_min);
+                if r.port_max != r.port_min {
+                    s += &format!("-{}", r.port_max);
+                }
+            }
+            for (on, w) in [(r.random, "random"), (r.hash, "hash"), (r.persistent, "persistent")] {
+                if on {
+                    s += &format!(",{w}");
+                }
+            }
+            parts.push(s + ")");
+        }
+    }
+    if parts.is_empty() {
+        f.write_str("ct")
+    } else {
+        write!(f, "ct({})", parts.join(","))
     }
 }

@@ -20,7 +20,7 @@ use hashbrown::HashTable;
 use smallvec::SmallVec;
 
 use crate::actions::DpAction;
-use crate::flow::{loc, same_key, FlowKey, KEY_WORDS};
+use crate::flow::{loc, same_key, FlowKey, BASE_WORDS, KEY_WORDS};
 
 /// An installed megaflow.
 #[derive(Debug)]
@@ -43,11 +43,14 @@ pub struct Megaflow {
 impl Megaflow {
     /// A live megaflow (`key` is masked here).
     pub fn new(key: FlowKey, mask: impl Into<Arc<FlowKey>>, actions: &[DpAction], id: u32) -> Megaflow {
-        let mask = mask.into();
+        let mut mask = mask.into();
+        if !mask.tracked() && mask.w[crate::flow::BASE_WORDS..].iter().any(|&w| w != 0) {
+            Arc::make_mut(&mut mask).normalize_mask();
+        }
         Megaflow {
             key: key.masked(&mask),
             mask,
-            actions: SmallVec::from_slice(actions),
+            actions: actions.iter().cloned().collect(),
             id,
             dead: AtomicBool::new(false),
             n_outputs: actions.iter().filter(|a| !matches!(a, DpAction::Set(_))).count().min(255) as u8,
@@ -69,16 +72,40 @@ impl Megaflow {
 /// the top ones (hashbrown's tag) both depend on every input bit.
 #[inline]
 fn words_hash(k: &FlowKey) -> u64 {
-    let (a, b) = crate::flow::word_chains(&k.w);
+    mix(crate::flow::word_chains(&k.w))
+}
+
+/// [`words_hash`] of an untracked masked key given by its base words.
+#[inline]
+fn base_hash(w: &[u64; BASE_WORDS]) -> u64 {
+    mix(crate::flow::base_chains(w))
+}
+
+#[inline(always)]
+fn mix((a, b): (u64, u64)) -> u64 {
     let h = a ^ b.rotate_left(32);
     let h = (h ^ (h >> 32)).wrapping_mul(0xd6e8_feb8_6659_fd93);
     h ^ (h >> 32)
+}
+
+/// Whether base words are equal, compared without branching.
+#[inline(always)]
+fn same_base(a: &[u64; BASE_WORDS], b: &[u64; BASE_WORDS]) -> bool {
+    let mut d = 0;
+    for i in 0..BASE_WORDS {
+        d |= a[i] ^ b[i];
+    }
+    d == 0
 }
 
 /// Megaflows sharing one mask.
 #[derive(Clone, Debug)]
 pub struct Subtable {
     mask: FlowKey,
+    /// Whether the mask covers connection-tracking words (beyond
+    /// `ct_state`, which is a base word's); otherwise keys are masked,
+    /// hashed and compared on their base words alone.
+    ct: bool,
     /// (hash of the masked key, megaflow).
     flows: HashTable<(u64, Arc<Megaflow>)>,
     n_flows: usize,
@@ -88,7 +115,8 @@ pub struct Subtable {
 
 impl Subtable {
     fn new(mask: FlowKey) -> Subtable {
-        Subtable { mask, flows: HashTable::new(), n_flows: 0, hits: Arc::new(AtomicU64::new(0)) }
+        let ct = mask.w[BASE_WORDS..].iter().any(|&w| w != 0);
+        Subtable { mask, ct, flows: HashTable::new(), n_flows: 0, hits: Arc::new(AtomicU64::new(0)) }
     }
 
     #[inline]
@@ -98,7 +126,20 @@ impl Subtable {
 
     #[inline]
     fn lookup(&self, key: &FlowKey) -> Option<&Arc<Megaflow>> {
-        self.find(&key.masked(&self.mask))
+        if self.ct {
+            self.find(&key.masked(&self.mask))
+        } else {
+            self.find_base(&key.masked_base(&self.mask))
+        }
+    }
+
+    /// [`Subtable::find`] for a mask without connection-tracking words: the
+    /// masked key's base words (its other words are zero, as are those of
+    /// every megaflow here), hashed and compared alone.
+    #[inline(always)]
+    fn find_base(&self, masked: &[u64; BASE_WORDS]) -> Option<&Arc<Megaflow>> {
+        let h = base_hash(masked);
+        self.flows.find(h, |(eh, m)| *eh == h && same_base(masked, m.key.base())).map(|e| &e.1)
     }
 
     /// The megaflow whose key is `masked` (a key under this subtable's
@@ -112,10 +153,71 @@ impl Subtable {
     }
 }
 
+impl Subtable {
+    /// Probes the keys of `todo` (see [`Dpcls::lookup_burst`]); returns
+    /// those found. A key whose masked form equals the previous one's takes
+    /// that result.
+    #[inline]
+    fn probe_burst<'a>(&'a self, keys: &[FlowKey], todo: u32, hit: &mut [Option<&'a Arc<Megaflow>>]) -> u32 {
+        let mut last: Option<(FlowKey, Option<&'a Arc<Megaflow>>)> = None;
+        let mut found = 0u32;
+        let mut m = todo;
+        while m != 0 {
+            let i = m.trailing_zeros() as usize;
+            m &= m - 1;
+            let masked = keys[i].masked(&self.mask);
+            let r = match last {
+                Some((k, r)) if same_key(&k, &masked) => r,
+                _ => {
+                    let r = self.find(&masked);
+                    last = Some((masked, r));
+                    r
+                }
+            };
+            if let Some(mf) = r {
+                hit[i] = Some(mf);
+                found |= 1 << i;
+            }
+        }
+        found
+    }
+
+    /// [`Subtable::probe_burst`] on base words (a mask without
+    /// connection-tracking words: every untracked flow's).
+    #[inline(always)]
+    fn probe_burst_base<'a>(&'a self, keys: &[FlowKey], todo: u32, hit: &mut [Option<&'a Arc<Megaflow>>]) -> u32 {
+        let mut last: Option<([u64; BASE_WORDS], Option<&'a Arc<Megaflow>>)> = None;
+        let mut found = 0u32;
+        let mut m = todo;
+        while m != 0 {
+            let i = m.trailing_zeros() as usize;
+            m &= m - 1;
+            let masked = keys[i].masked_base(&self.mask);
+            let r = match last {
+                Some((k, r)) if same_base(&k, &masked) => r,
+                _ => {
+                    let r = self.find_base(&masked);
+                    last = Some((masked, r));
+                    r
+                }
+            };
+            if let Some(mf) = r {
+                hit[i] = Some(mf);
+                found |= 1 << i;
+            }
+        }
+        found
+    }
+}
+
 /// The classifier of one input port.
 #[derive(Clone, Debug, Default)]
 pub struct Dpcls {
+    /// The subtables on base words first (`..n_base`), then those whose
+    /// mask covers connection-tracking words; each part in rank order. A
+    /// burst probes the first part without a test per subtable.
     subtables: Vec<Subtable>,
+    n_base: usize,
 }
 
 impl Dpcls {
@@ -145,31 +247,21 @@ impl Dpcls {
         hit: &mut [Option<&'a Arc<Megaflow>>],
         rank_hits: &mut [u64; 8],
     ) -> u32 {
-        for (rank, st) in self.subtables.iter().enumerate() {
+        let (base, ct) = self.subtables.split_at(self.n_base);
+        for (rank, st) in base.iter().enumerate() {
+            if todo == 0 {
+                return 0;
+            }
+            let found = st.probe_burst_base(keys, todo, hit);
+            rank_hits[rank.min(7)] += found.count_ones() as u64;
+            todo &= !found;
+        }
+        for (rank, st) in ct.iter().enumerate() {
             if todo == 0 {
                 break;
             }
-            let mut last: Option<(FlowKey, Option<&'a Arc<Megaflow>>)> = None;
-            let mut found = 0u32;
-            let mut m = todo;
-            while m != 0 {
-                let i = m.trailing_zeros() as usize;
-                m &= m - 1;
-                let masked = keys[i].masked(&st.mask);
-                let r = match last {
-                    Some((k, r)) if same_key(&k, &masked) => r,
-                    _ => {
-                        let r = st.find(&masked);
-                        last = Some((masked, r));
-                        r
-                    }
-                };
-                if let Some(mf) = r {
-                    hit[i] = Some(mf);
-                    found |= 1 << i;
-                }
-            }
-            rank_hits[rank.min(7)] += found.count_ones() as u64;
+            let found = st.probe_burst(keys, todo, hit);
+            rank_hits[(self.n_base + rank).min(7)] += found.count_ones() as u64;
             todo &= !found;
         }
         todo
@@ -202,8 +294,15 @@ impl Dpcls {
         let idx = match self.subtables.iter().position(|s| same_key(&s.mask, &m.mask)) {
             Some(i) => i,
             None => {
-                self.subtables.push(Subtable::new(*m.mask));
-                self.subtables.len() - 1
+                let st = Subtable::new(*m.mask);
+                if st.ct {
+                    self.subtables.push(st);
+                    self.subtables.len() - 1
+                } else {
+                    self.subtables.insert(self.n_base, st);
+                    self.n_base += 1;
+                    self.n_base - 1
+                }
             }
         };
         let st = &mut self.subtables[idx];
@@ -226,6 +325,9 @@ impl Dpcls {
         st.n_flows -= 1;
         if st.n_flows == 0 {
             self.subtables.remove(idx);
+            if idx < self.n_base {
+                self.n_base -= 1;
+            }
         }
         m.dead.store(true, Ordering::Release);
         Some(m)
@@ -336,7 +438,10 @@ impl FlowTable {
     /// the result.
     pub fn rerank(&mut self) {
         for cls in self.ports.iter_mut() {
-            cls.subtables.sort_by_key(|s| std::cmp::Reverse(s.hits.load(Ordering::Relaxed)));
+            // Each part in rank order; the base part stays first.
+            let n = cls.n_base;
+            cls.subtables[..n].sort_by_key(|s| std::cmp::Reverse(s.hits.load(Ordering::Relaxed)));
+            cls.subtables[n..].sort_by_key(|s| std::cmp::Reverse(s.hits.load(Ordering::Relaxed)));
         }
     }
 

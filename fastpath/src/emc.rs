@@ -13,7 +13,7 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use crate::dpcls::Megaflow;
-use crate::flow::FlowKey;
+use crate::flow::{same_base, same_key, FlowKey};
 
 /// Entries (a power of two).
 pub const EMC_ENTRIES: usize = 8192;
@@ -71,11 +71,26 @@ impl Emc {
     /// Looks up a key with its hash. Hits are counted by the caller with
     /// [`Emc::count_hits`] (once per burst), so that several results can be
     /// held at once.
+    ///
+    /// `key` must be untracked (a packet's first pass): it is compared on
+    /// its base words alone (see `flow::same_base`); a recirculated
+    /// packet's key goes to [`Emc::peek_tracked`].
     #[inline]
     pub fn peek(&self, key: &FlowKey, hash: u32) -> Option<&Arc<Megaflow>> {
+        debug_assert!(!key.tracked());
         let e = &self.entries[hash as usize & (EMC_ENTRIES - 1)];
         match &e.flow {
-            Some(m) if crate::flow::same_key(&e.key, key) && !m.dead.load(Ordering::Relaxed) => Some(m),
+            Some(m) if same_base(&e.key, key) && !m.dead.load(Ordering::Relaxed) => Some(m),
+            _ => None,
+        }
+    }
+
+    /// [`Emc::peek`] for any key, tracked or not (every word compared).
+    #[inline]
+    pub fn peek_tracked(&self, key: &FlowKey, hash: u32) -> Option<&Arc<Megaflow>> {
+        let e = &self.entries[hash as usize & (EMC_ENTRIES - 1)];
+        match &e.flow {
+            Some(m) if same_key(&e.key, key) && !m.dead.load(Ordering::Relaxed) => Some(m),
             _ => None,
         }
     }

@@ -282,6 +282,13 @@ impl Exec<'_> {
                 }
                 DpAction::Output(p) => (p, None),
                 DpAction::TunnelPush { vni, dst, .. } => (UPLINK, Some((vni, dst))),
+                DpAction::Ct(_) | DpAction::Recirc(_) => {
+                    // No tracker in this loop: the frame (not yet consumed:
+                    // these count as outputs, so a later one takes it) ends here.
+                    self.pool.free(f);
+                    b.drop(DatapathDrop::NoTracker, 1);
+                    return;
+                }
             };
             left -= 1;
             let g = if left == 0 {

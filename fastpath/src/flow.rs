@@ -6,22 +6,40 @@
 //!
 //! | word | bits 0..32 | bits 32..48 | 48..56 | 56..64 |
 //! |------|-----------|-------------|--------|--------|
-//! | 0 | in_port | pkt_mark (32..64) | | |
+//! | 0 | in_port | recirc_id (32..64) | | |
 //! | 1 | tun_id (low 32) | dl_type | nw_proto / ARP op | nw_frag |
 //! | 2 | tun_src | tun_dst (32..64) | | |
 //! | 3 | dl_src (0..48) | | tp_src (48..64) | |
 //! | 4 | dl_dst (0..48) | | tp_dst (48..64) | |
 //! | 5 | nw_src / ARP spa | nw_dst / ARP tpa (32..64) | | |
 //! | 6 | arp_sha (0..48) | | nw_tos | nw_ttl |
-//! | 7 | arp_tha (0..48) | | | |
+//! | 7 | arp_tha (0..48) | | ct_state | |
+//! | 8 | ct_zone (0..16), ct_nw_proto (16..24) | ct_mark (32..64) | | |
+//! | 9 | ct_nw_src | ct_nw_dst (32..64) | | |
+//! | 10 | ct_tp_src (0..16), ct_tp_dst (16..32) | | | |
+//! | 11, 12 | ct_label (low 64 bits, then high) | | | |
+//!
+//! The first [`BASE_WORDS`] are every packet's; the connection-tracking
+//! words after them are non-zero only in a tracked packet's key (one that
+//! went through `ct` and was recirculated: `ct_state` has `trk`), so
+//! hashing and comparing read them only when `trk` is set, and a packet
+//! that is never tracked pays nothing for them. A megaflow mask that
+//! covers any of them also covers `trk` ([`FlowKey::normalize_mask`]).
 //!
 //! As in OVS, ARP's addresses and opcode live in the IP fields and ICMP's
 //! type/code in the port fields; a match on them always carries `dl_type`
 //! (and `nw_proto`), so the overlap cannot confuse a lookup. The VXLAN VNI is
-//! 24 bits, so the key keeps the low 32 bits of `tun_id`.
+//! 24 bits, so the key keeps the low 32 bits of `tun_id`. `pkt_mark` is not
+//! in the key: no port hands the datapath a marked frame, so it is pipeline
+//! metadata (the slow path's) like the registers.
 
 /// Words in a [`FlowKey`].
-pub const KEY_WORDS: usize = 8;
+pub const KEY_WORDS: usize = 13;
+/// Words every packet's key fills; the rest are connection tracking's.
+pub const BASE_WORDS: usize = 8;
+/// The `ct_state` bit `trk` where it sits in word 7: set in a tracked
+/// packet's key, and in a mask that covers any connection-tracking word.
+pub const TRK_BIT: u64 = 0x20 << 48;
 
 /// Where a field sits in the key: word, shift and width mask.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -48,7 +66,7 @@ pub mod loc {
     use super::FieldLoc;
     locs! {
         IN_PORT = (0, 0, 0xffff_ffff);
-        PKT_MARK = (0, 32, 0xffff_ffff);
+        RECIRC_ID = (0, 32, 0xffff_ffff);
         TUN_ID = (1, 0, 0xffff_ffff);
         DL_TYPE = (1, 32, 0xffff);
         NW_PROTO = (1, 48, 0xff);
@@ -65,6 +83,16 @@ pub mod loc {
         NW_TOS = (6, 48, 0xff);
         NW_TTL = (6, 56, 0xff);
         ARP_THA = (7, 0, 0xffff_ffff_ffff);
+        CT_STATE = (7, 48, 0xff);
+        CT_ZONE = (8, 0, 0xffff);
+        CT_NW_PROTO = (8, 16, 0xff);
+        CT_MARK = (8, 32, 0xffff_ffff);
+        CT_NW_SRC = (9, 0, 0xffff_ffff);
+        CT_NW_DST = (9, 32, 0xffff_ffff);
+        CT_TP_SRC = (10, 0, 0xffff);
+        CT_TP_DST = (10, 16, 0xffff);
+        CT_LABEL_LO = (11, 0, 0xffff_ffff_ffff_ffff);
+        CT_LABEL_HI = (12, 0, 0xffff_ffff_ffff_ffff);
     }
 }
 
@@ -89,14 +117,58 @@ impl FlowKey {
         *w = (*w & !(l.mask << l.shift)) | ((v & l.mask) << l.shift);
     }
 
-    /// `self & mask`, word by word.
+    /// `self & mask`, word by word (the connection-tracking words only
+    /// where the mask covers them: a normalised mask has `trk` then).
     #[inline]
     pub fn masked(&self, mask: &FlowKey) -> FlowKey {
         let mut out = FlowKey::default();
-        for i in 0..KEY_WORDS {
+        for i in 0..BASE_WORDS {
             out.w[i] = self.w[i] & mask.w[i];
         }
+        if mask.w[7] & TRK_BIT != 0 {
+            self.mask_ct_words(mask, &mut out);
+        }
         out
+    }
+
+    /// The connection-tracking words of [`FlowKey::masked`] (cold: see
+    /// [`with_ct_chains`]).
+    #[cold]
+    #[inline(never)]
+    fn mask_ct_words(&self, mask: &FlowKey, out: &mut FlowKey) {
+        for i in BASE_WORDS..KEY_WORDS {
+            out.w[i] = self.w[i] & mask.w[i];
+        }
+    }
+
+    /// `self & mask` over the base words alone (for a mask that covers no
+    /// connection-tracking word).
+    #[inline]
+    pub fn masked_base(&self, mask: &FlowKey) -> [u64; BASE_WORDS] {
+        std::array::from_fn(|i| self.w[i] & mask.w[i])
+    }
+
+    /// The base words.
+    #[inline]
+    pub fn base(&self) -> &[u64; BASE_WORDS] {
+        self.w[..BASE_WORDS].try_into().expect("base words")
+    }
+
+    /// Whether the key is a tracked packet's (or, for a mask, covers the
+    /// connection-tracking words).
+    #[inline]
+    pub fn tracked(&self) -> bool {
+        self.w[7] & TRK_BIT != 0
+    }
+
+    /// A mask made fit for the datapath: one that covers any connection-
+    /// tracking word also covers `trk` (a finer mask, so still sound), so
+    /// that the hash and the comparisons, which read those words only with
+    /// `trk`, see them.
+    pub fn normalize_mask(&mut self) {
+        if self.w[BASE_WORDS..].iter().any(|&w| w != 0) {
+            self.w[7] |= TRK_BIT;
+        }
     }
 }
 
@@ -152,11 +224,36 @@ pub struct LocalVtep {
 /// multiplied once (short dependency chains; a product's high half mixes
 /// every input bit): what [`FlowKey::hash`] and the megaflow subtables'
 /// hash are made of.
+/// The connection-tracking words are folded in only for a tracked key.
 #[inline(always)]
 pub(crate) fn word_chains(w: &[u64; KEY_WORDS]) -> (u64, u64) {
+    let mut a = w[0] ^ w[1].rotate_left(9) ^ w[2].rotate_left(19) ^ w[3].rotate_left(27);
+    let mut b = w[4] ^ w[5].rotate_left(13) ^ w[6].rotate_left(31) ^ w[7].rotate_left(41);
+    if w[7] & TRK_BIT != 0 {
+        (a, b) = with_ct_chains(w, a, b);
+    }
+    (a.wrapping_mul(0x9e37_79b9_7f4a_7c15), b.wrapping_mul(0xc2b2_ae3d_27d4_eb4f))
+}
+
+/// [`word_chains`] of an untracked key's base words (the connection-
+/// tracking words are zero and not folded in): the same chains, from the
+/// base words alone.
+#[inline(always)]
+pub(crate) fn base_chains(w: &[u64; BASE_WORDS]) -> (u64, u64) {
     let a = w[0] ^ w[1].rotate_left(9) ^ w[2].rotate_left(19) ^ w[3].rotate_left(27);
     let b = w[4] ^ w[5].rotate_left(13) ^ w[6].rotate_left(31) ^ w[7].rotate_left(41);
     (a.wrapping_mul(0x9e37_79b9_7f4a_7c15), b.wrapping_mul(0xc2b2_ae3d_27d4_eb4f))
+}
+
+/// The connection-tracking words folded into the chains `a` and `b`. Out
+/// of line and cold, so that an untracked key pays a test and a branch, not
+/// the folding (inlined, the compiler computes it unconditionally).
+#[cold]
+#[inline(never)]
+fn with_ct_chains(w: &[u64; KEY_WORDS], a: u64, b: u64) -> (u64, u64) {
+    let x = w[8].rotate_left(5) ^ w[10].rotate_left(37) ^ w[12].rotate_left(53);
+    let y = w[9].rotate_left(23) ^ w[11].rotate_left(47);
+    (a ^ x.wrapping_mul(0xff51_afd7_ed55_8ccd), b ^ y.wrapping_mul(0xc4ce_b9fe_1a85_ec53))
 }
 
 /// [`FlowKey::hash`] of a key's words: the chains' high halves.
@@ -168,10 +265,25 @@ fn hash_words(w: &[u64; KEY_WORDS]) -> u32 {
 
 /// Whether two keys are equal, every word compared without branching (no
 /// call to memcmp; vectorised).
+/// Whether two keys are equal, every word compared without branching (no
+/// call to memcmp; vectorised).
 #[inline]
 pub(crate) fn same_key(a: &FlowKey, b: &FlowKey) -> bool {
     let mut d = 0;
     for i in 0..KEY_WORDS {
+        d |= a.w[i] ^ b.w[i];
+    }
+    d == 0
+}
+
+/// Whether two keys' base words are equal: whether the keys are equal
+/// when one of them is untracked (equal base words then mean equal
+/// `ct_state`, so the other is untracked too and both have zero
+/// connection-tracking words). The EMC's comparison for first-pass packets.
+#[inline]
+pub(crate) fn same_base(a: &FlowKey, b: &FlowKey) -> bool {
+    let mut d = 0;
+    for i in 0..BASE_WORDS {
         d |= a.w[i] ^ b.w[i];
     }
     d == 0
@@ -182,6 +294,15 @@ impl FlowKey {
     #[inline]
     pub fn hash(&self) -> u32 {
         hash_words(&self.w)
+    }
+
+    /// [`FlowKey::hash`] of an untracked key (a packet's first pass), from
+    /// its base words alone: no test of `trk`.
+    #[inline]
+    pub fn hash_untracked(&self) -> u32 {
+        debug_assert!(!self.tracked());
+        let (a, b) = base_chains(self.base());
+        ((a >> 32) ^ (b >> 29)) as u32
     }
 
     /// Extracts the key of an Ethernet frame received on `in_port`.
@@ -198,46 +319,20 @@ impl FlowKey {
     /// hashes the key's words while they are still in registers.
     #[inline]
     pub fn extract_hashed(&mut self, f: &[u8], in_port: u32) -> (Option<Malformed>, u32) {
-        if self.extract_fast(f, in_port) {
-            // Inlined, the words just stored are hashed from registers.
-            return (None, hash_words(&self.w));
+        if fast_base(f, in_port, &mut self.w) {
+            // Inlined, the words just stored are hashed from registers (an
+            // extracted key is untracked: its base words are all there is).
+            return (None, self.hash_untracked());
         }
         let bad = self.extract_full(f, in_port);
         (bad, self.hash())
     }
 
-    /// The common case in one bounds check: untagged IPv4 without options,
-    /// not a fragment, TCP or UDP, with the ports inside the IPv4 packet
-    /// (total length at least 24). Returns false to defer to the full parser.
+    /// The common case (see [`fast_base`]); false to defer to the full
+    /// parser.
     #[inline]
     fn extract_fast(&mut self, f: &[u8], in_port: u32) -> bool {
-        let Some(h) = f.get(..38).and_then(|s| <&[u8; 38]>::try_from(s).ok()) else {
-            return false;
-        };
-        let total_len = u16::from_be_bytes([h[16], h[17]]);
-        let frag = u16::from_be_bytes([h[20], h[21]]) & 0x3fff;
-        let proto = h[23];
-        if h[12] != 0x08 || h[13] != 0 || h[14] != 0x45 || total_len < 24 || frag != 0 || (proto != 6 && proto != 17) {
-            return false;
-        }
-        // Wide loads: 8 bytes at 0 hold the destination MAC, at 4 the
-        // source MAC (bytes 6..12), at 30 the destination IP and the ports.
-        let be64 =
-            |i: usize| u64::from_be_bytes([h[i], h[i + 1], h[i + 2], h[i + 3], h[i + 4], h[i + 5], h[i + 6], h[i + 7]]);
-        let be32 = |i: usize| u32::from_be_bytes([h[i], h[i + 1], h[i + 2], h[i + 3]]) as u64;
-        let tail = be64(30);
-        let (sp, dp) = ((tail >> 16) & 0xffff, tail & 0xffff);
-        self.w = [
-            in_port as u64,
-            0x0800u64 << 32 | (proto as u64) << 48,
-            0,
-            (be64(4) & 0xffff_ffff_ffff) | sp << 48,
-            be64(0) >> 16 | dp << 48,
-            be32(26) | (tail >> 32) << 32,
-            (h[15] as u64) << 48 | (h[22] as u64) << 56,
-            0,
-        ];
-        true
+        fast_base(f, in_port, &mut self.w)
     }
 
     #[inline]
@@ -354,6 +449,44 @@ fn outer_full(f: &[u8], vtep: &LocalVtep) -> Result<(u32, u32, usize), Malformed
     }
     let vni = wire::vxlan_vni(f, udp + 8).ok_or(Malformed::NotForUs)?;
     Ok((vni, ip.src, udp + 16))
+}
+
+/// The base words of the common case, in one bounds check: untagged IPv4
+/// without options, not a fragment, TCP or UDP, with the ports inside the
+/// IPv4 packet (total length at least 24), written to `w`'s base words.
+/// False defers to the full parser (`w` untouched).
+#[inline(always)]
+fn fast_base(f: &[u8], in_port: u32, w: &mut [u64; KEY_WORDS]) -> bool {
+    let Some(h) = f.get(..38).and_then(|s| <&[u8; 38]>::try_from(s).ok()) else {
+        return false;
+    };
+    let total_len = u16::from_be_bytes([h[16], h[17]]);
+    let frag = u16::from_be_bytes([h[20], h[21]]) & 0x3fff;
+    let proto = h[23];
+    if h[12] != 0x08 || h[13] != 0 || h[14] != 0x45 || total_len < 24 || frag != 0 || (proto != 6 && proto != 17) {
+        return false;
+    }
+    // Wide loads: 8 bytes at 0 hold the destination MAC, at 4 the
+    // source MAC (bytes 6..12), at 30 the destination IP and the ports.
+    let be64 =
+        |i: usize| u64::from_be_bytes([h[i], h[i + 1], h[i + 2], h[i + 3], h[i + 4], h[i + 5], h[i + 6], h[i + 7]]);
+    let be32 = |i: usize| u32::from_be_bytes([h[i], h[i + 1], h[i + 2], h[i + 3]]) as u64;
+    let tail = be64(30);
+    let (sp, dp) = ((tail >> 16) & 0xffff, tail & 0xffff);
+    // The base words only: an untracked key's connection-tracking words
+    // are zero and stay so (a recirculated packet's key is built elsewhere).
+    let base: &mut [u64; BASE_WORDS] = (&mut w[..BASE_WORDS]).try_into().expect("base words");
+    *base = [
+        in_port as u64,
+        0x0800u64 << 32 | (proto as u64) << 48,
+        0,
+        (be64(4) & 0xffff_ffff_ffff) | sp << 48,
+        be64(0) >> 16 | dp << 48,
+        be32(26) | (tail >> 32) << 32,
+        (h[15] as u64) << 48 | (h[22] as u64) << 56,
+        0,
+    ];
+    true
 }
 
 #[cfg(test)]

@@ -385,7 +385,7 @@ impl Pmd {
                             b.malformed[m as usize] += 1;
                         }
                         pool.pull_front(f, inner);
-                        hashes[i] = key.hash();
+                        hashes[i] = key.hash_untracked();
                         live |= 1 << i;
                     }
                     Err(m) => {

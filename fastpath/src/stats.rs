@@ -29,10 +29,18 @@ pub enum DatapathDrop {
     NoBuffer,
     /// Uplink frame not for the overlay.
     NotForUs,
+    /// A `ct` action on a loop without a connection tracker.
+    NoTracker,
+    /// Recirculated more than [`MAX_RECIRC_DEPTH`] times.
+    RecircDepth,
 }
 
 /// Number of [`DatapathDrop`]s.
-pub const N_DROP: usize = 7;
+pub const N_DROP: usize = 9;
+
+/// Passes a packet may take through the datapath (the first and its
+/// recirculations), as OVS's limit.
+pub const MAX_RECIRC_DEPTH: usize = 8;
 
 impl DatapathDrop {
     /// Every reason, in counter order.
@@ -44,6 +52,8 @@ impl DatapathDrop {
         DatapathDrop::NoPort,
         DatapathDrop::NoBuffer,
         DatapathDrop::NotForUs,
+        DatapathDrop::NoTracker,
+        DatapathDrop::RecircDepth,
     ];
 
     /// The name pmd-stats and the metrics print.
@@ -56,6 +66,8 @@ impl DatapathDrop {
             DatapathDrop::NoPort => "no-port",
             DatapathDrop::NoBuffer => "no-buffer",
             DatapathDrop::NotForUs => "not-for-us",
+            DatapathDrop::NoTracker => "no-tracker",
+            DatapathDrop::RecircDepth => "recirc-depth",
         }
     }
 }

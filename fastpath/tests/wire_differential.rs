@@ -24,7 +24,7 @@ use etherparse::{
     ArpHardwareId, ArpPacketSlice, EtherType, Ethernet2Slice, Icmpv4Slice, IpNumber, LaxIpv4Slice, SingleVlanSlice,
     TcpSlice, UdpHeaderSlice, UdpSlice,
 };
-use fastpath::flow::{loc, FieldLoc, FlowKey, LocalVtep, Malformed, KEY_WORDS};
+use fastpath::flow::{loc, FieldLoc, FlowKey, LocalVtep, Malformed, BASE_WORDS, KEY_WORDS};
 use proptest::collection::vec;
 use proptest::prelude::*;
 use proptest::sample::Index;
@@ -237,9 +237,10 @@ fn oracle_uplink(f: &[u8], vtep: &LocalVtep) -> Result<(usize, FlowKey, Option<M
 // Comparison.
 // ---------------------------------------------------------------------------
 
-const FIELDS: [(&str, FieldLoc); 18] = [
+const FIELDS: [(&str, FieldLoc); 19] = [
     ("in_port", loc::IN_PORT),
-    ("pkt_mark", loc::PKT_MARK),
+    ("recirc_id", loc::RECIRC_ID),
+    ("ct_state", loc::CT_STATE),
     ("tun_id", loc::TUN_ID),
     ("dl_type", loc::DL_TYPE),
     ("nw_proto", loc::NW_PROTO),
@@ -272,10 +273,13 @@ fn diff(got: &FlowKey, want: &FlowKey) -> String {
     out
 }
 
-/// A key full of stale bits, as a reused key slot would be: extraction
-/// must overwrite every word.
+/// A key full of stale bits in its base words, as a reused key slot would
+/// be: extraction must overwrite every one. (The poll loop's key slots
+/// never hold a tracked key: their connection-tracking words stay zero.)
 fn stale() -> FlowKey {
-    FlowKey { w: [0xa5a5_a5a5_a5a5_a5a5; KEY_WORDS] }
+    let mut w = [0xa5a5_a5a5_a5a5_a5a5; KEY_WORDS];
+    w[BASE_WORDS..].fill(0);
+    FlowKey { w }
 }
 
 fn check_extract(f: &[u8], in_port: u32) -> Result<(), TestCaseError> {

@@ -1,5 +1,5 @@
 //! The OpenFlow-level flow: the datapath [`FlowKey`] words plus the pipeline
-//! metadata that only exists during translation (registers, the high half of
+//! metadata that only exists during translation (registers, pkt_mark, the high half of
 //! tun_id). Matches from [`config::ofctl`] convert to (value, mask) pairs over
 //! the same words, so the classifier works on plain word arrays.
 
@@ -7,13 +7,15 @@ use config::ofctl::{Field, Match, ALL_FIELDS, N_FIELDS};
 use fastpath::flow::{loc, FieldLoc};
 use fastpath::{FlowKey, KEY_WORDS};
 
-/// Words in an [`OfFlow`]: the key, four register words, tun_id's high half.
-pub const FLOW_WORDS: usize = KEY_WORDS + 10;
+/// Words in an [`OfFlow`]: the key, four register words, tun_id's high
+/// half, pkt_mark.
+pub const FLOW_WORDS: usize = KEY_WORDS + 6;
 
 /// A flow (or a mask) at the OpenFlow level.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub struct OfFlow {
-    /// Key words, then reg0|reg1<<32, reg2|reg3<<32, ..., tun_id high.
+    /// Key words, then reg0|reg1<<32, reg2|reg3<<32, ..., tun_id high,
+    /// pkt_mark.
     pub w: [u64; FLOW_WORDS],
 }
 
@@ -34,7 +36,7 @@ const fn loc_of(f: Field) -> FieldLoc {
         Field::Reg6 => reg(6),
         Field::Reg7 => reg(7),
         Field::InPort => loc::IN_PORT,
-        Field::PktMark => loc::PKT_MARK,
+        Field::PktMark => FieldLoc { word: KEY_WORDS + 5, shift: 0, mask: 0xffff_ffff },
         Field::TunId => loc::TUN_ID,
         Field::TunSrc => loc::TUN_SRC,
         Field::TunDst => loc::TUN_DST,
@@ -52,17 +54,16 @@ const fn loc_of(f: Field) -> FieldLoc {
         Field::TpDst => loc::TP_DST,
         Field::ArpSha => loc::ARP_SHA,
         Field::ArpTha => loc::ARP_THA,
-        // Not in the datapath key yet: pipeline metadata until they are.
-        Field::CtState => FieldLoc { word: KEY_WORDS + 5, shift: 0, mask: 0xff },
-        Field::CtZone => FieldLoc { word: KEY_WORDS + 5, shift: 16, mask: 0xffff },
-        Field::CtMark => FieldLoc { word: KEY_WORDS + 5, shift: 32, mask: 0xffff_ffff },
-        Field::CtLabelLo => FieldLoc { word: KEY_WORDS + 6, shift: 0, mask: u64::MAX },
-        Field::CtLabelHi => FieldLoc { word: KEY_WORDS + 7, shift: 0, mask: u64::MAX },
-        Field::CtNwSrc => FieldLoc { word: KEY_WORDS + 8, shift: 0, mask: 0xffff_ffff },
-        Field::CtNwDst => FieldLoc { word: KEY_WORDS + 8, shift: 32, mask: 0xffff_ffff },
-        Field::CtNwProto => FieldLoc { word: KEY_WORDS + 5, shift: 8, mask: 0xff },
-        Field::CtTpSrc => FieldLoc { word: KEY_WORDS + 9, shift: 0, mask: 0xffff },
-        Field::CtTpDst => FieldLoc { word: KEY_WORDS + 9, shift: 16, mask: 0xffff },
+        Field::CtState => loc::CT_STATE,
+        Field::CtZone => loc::CT_ZONE,
+        Field::CtMark => loc::CT_MARK,
+        Field::CtLabelLo => loc::CT_LABEL_LO,
+        Field::CtLabelHi => loc::CT_LABEL_HI,
+        Field::CtNwSrc => loc::CT_NW_SRC,
+        Field::CtNwDst => loc::CT_NW_DST,
+        Field::CtNwProto => loc::CT_NW_PROTO,
+        Field::CtTpSrc => loc::CT_TP_SRC,
+        Field::CtTpDst => loc::CT_TP_DST,
     }
 }
 
@@ -99,6 +100,16 @@ impl OfFlow {
         let mut f = OfFlow::default();
         f.w[..KEY_WORDS].copy_from_slice(&key.w);
         f
+    }
+
+    /// The recirculation id (0: a packet's first pass).
+    pub fn recirc_id(&self) -> u32 {
+        get_loc(&self.w, loc::RECIRC_ID) as u32
+    }
+
+    /// Sets the recirculation id (on a mask: `u32::MAX` un-wildcards it).
+    pub fn set_recirc_id(&mut self, id: u32) {
+        set_loc(&mut self.w, loc::RECIRC_ID, id as u64);
     }
 
     /// The datapath key part.

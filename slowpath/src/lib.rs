@@ -9,6 +9,7 @@ pub mod flow;
 pub mod fuzzing;
 pub mod ofproto;
 pub mod openflow;
+pub mod recirc;
 pub mod trace;
 pub mod tunnel;
 pub mod upcall;
@@ -16,4 +17,4 @@ pub mod xlate;
 
 pub use flow::OfFlow;
 pub use ofproto::{Ofproto, RuleRef};
-pub use xlate::{xlate, Output, PipelineDrop, PipelineDropKind, Xlate};
+pub use xlate::{xlate, Output, PipelineDrop, PipelineDropKind, Recirculation, Xlate};

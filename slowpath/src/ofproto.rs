@@ -8,13 +8,14 @@
 
 use std::collections::{BTreeSet, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use config::ofctl::{FlowCommand, FlowSpec};
 
 use crate::classifier::{Classifier, EntryId};
 use crate::flow::OfFlow;
+use crate::recirc::Recirc;
 
 /// Number of OpenFlow tables (0..=254).
 pub const N_TABLES: usize = 255;
@@ -81,11 +82,20 @@ pub struct Ofproto {
     /// OpenFlow ports that exist (None: every port exists, for traces of a
     /// bare flow file).
     pub ports: Option<BTreeSet<u32>>,
+    /// Frozen translations by recirculation id (written by translations,
+    /// which take the tables shared).
+    pub recirc: Mutex<Recirc>,
 }
 
 impl Default for Ofproto {
     fn default() -> Self {
-        Ofproto { tables: (0..N_TABLES).map(|_| Classifier::default()).collect(), version: 0, seq: 0, ports: None }
+        Ofproto {
+            tables: (0..N_TABLES).map(|_| Classifier::default()).collect(),
+            version: 0,
+            seq: 0,
+            ports: None,
+            recirc: Mutex::default(),
+        }
     }
 }
 

@@ -3,8 +3,12 @@
 
 use config::ofctl::{fmt_match, Field, Match, ETH_TYPE_ARP, ETH_TYPE_IP, IPPROTO_ICMP, IPPROTO_TCP, IPPROTO_UDP};
 
+use config::ofctl::cs;
+use fastpath::actions::NatParams;
+
 use crate::flow::OfFlow;
-use crate::xlate::{TraceSink, Xlate};
+use crate::ofproto::Ofproto;
+use crate::xlate::{xlate, TraceSink, Xlate};
 
 /// Lines recorded during a translation.
 #[derive(Clone, Debug, Default)]
@@ -19,9 +23,62 @@ impl TraceSink for Trace {
     }
 }
 
+/// `ct_state` bits as a flow prints them (`new|trk`, in bit order).
+pub fn fmt_ct_state(state: u64) -> String {
+    let names: Vec<&str> = cs::NAMES.iter().filter(|(b, _)| state & b != 0).map(|(_, n)| *n).collect();
+    names.join("|")
+}
+
+/// Parses `--ct-next` flags as ofproto/trace takes them (`trk,est,rpl` or
+/// `trk|est`).
+///
+/// # Errors
+/// An unknown flag, named.
+pub fn parse_ct_flags(s: &str) -> Result<u64, String> {
+    let mut v = 0;
+    for w in s.split([',', '|', '+']).map(str::trim).filter(|w| !w.is_empty()) {
+        let bit = cs::NAMES.iter().find(|(_, n)| *n == w).map(|(b, _)| *b);
+        v |= bit.ok_or_else(|| format!("unknown ct_state flag `{w}` (new, est, rel, rpl, inv, trk, snat, dnat)"))?;
+    }
+    Ok(v)
+}
+
+/// The recirculation and connection-tracking part of a flow, as OVS prints
+/// it before the packet fields (`recirc_id=0x1,ct_state=new|trk,`), or
+/// nothing for a packet's first, untracked pass.
+fn fmt_ct_prefix(f: &OfFlow) -> String {
+    let mut s = String::new();
+    if f.recirc_id() != 0 {
+        s += &format!("recirc_id={:#x},", f.recirc_id());
+    }
+    let state = f.get(Field::CtState);
+    if state != 0 {
+        s += &format!("ct_state={},", fmt_ct_state(state));
+    }
+    for (fld, name) in [(Field::CtZone, "ct_zone"), (Field::CtMark, "ct_mark")] {
+        let v = f.get(fld);
+        if v != 0 {
+            s += &format!("{name}={},", if fld == Field::CtZone { v.to_string() } else { format!("{v:#x}") });
+        }
+    }
+    let label = (f.get(Field::CtLabelHi) as u128) << 64 | f.get(Field::CtLabelLo) as u128;
+    if label != 0 {
+        s += &format!("ct_label={label:#x},");
+    }
+    if s.is_empty() {
+        s
+    } else {
+        s + "eth,"
+    }
+}
+
 /// A flow as ofproto/trace's `Flow:` line shows it: the fields that exist
 /// for its type, zeros included; registers and tunnel fields when set.
 pub fn fmt_flow(f: &OfFlow) -> String {
+    fmt_ct_prefix(f) + &fmt_packet_fields(f)
+}
+
+fn fmt_packet_fields(f: &OfFlow) -> String {
     let mut m = Match::any();
     let exact = |m: &mut Match, fld: Field| m.set(fld, f.get(fld));
     for r in 0..8 {
@@ -71,14 +128,108 @@ pub fn fmt_masked(flow: &OfFlow, mask: &OfFlow) -> String {
     }
 }
 
-/// The megaflow of a translation: the key under its mask.
+/// The megaflow of a translation: the key under its mask, with its
+/// recirculation id and packet type first as OVS prints them
+/// (`recirc_id=0,eth,ip,in_port=4,...`).
 pub fn fmt_megaflow(flow: &OfFlow, x: &Xlate) -> String {
     let mut mask = x.wc;
     // Metadata words are not part of the datapath key.
     for w in fastpath::KEY_WORDS..crate::flow::FLOW_WORDS {
         mask.w[w] = 0;
     }
-    fmt_masked(flow, &mask)
+    let rid = flow.recirc_id();
+    let rid = if rid == 0 { "0".to_string() } else { format!("{rid:#x}") };
+    let rest = fmt_masked(flow, &mask);
+    if rest == "(any)" {
+        format!("recirc_id={rid},eth")
+    } else {
+        format!("recirc_id={rid},eth,{rest}")
+    }
+}
+
+/// One pass of a packet through the tables: its flow and translation.
+#[derive(Clone, Debug)]
+pub struct Pass {
+    /// The flow the pass started from.
+    pub flow: OfFlow,
+    /// Its translation.
+    pub xlate: Xlate,
+}
+
+/// Most passes a trace follows (the datapath's recirculation limit).
+pub const MAX_PASSES: usize = fastpath::stats::MAX_RECIRC_DEPTH;
+
+/// `ofproto/trace` across recirculations, as `--ct-next` drives it: each
+/// pass's report; where a pass recirculates (`ct(table=N)`), the next pass
+/// starts from the flow at that `ct` with the recirculation id, the `ct`'s
+/// zone and the next of `ct_next`'s states (`trk|new` when they run out);
+/// a `nat` with an address moves the flow's address and port to the
+/// range's first, as OVS's trace simulates it. Returns the text and the
+/// passes.
+pub fn report_passes(of: &Ofproto, flow: &OfFlow, ct_next: &[u64], bridge: &str) -> (String, Vec<Pass>) {
+    let mut out = String::new();
+    let mut passes = Vec::new();
+    let mut next = ct_next.iter().copied();
+    let mut queue = std::collections::VecDeque::from([*flow]);
+    while let Some(f) = queue.pop_front() {
+        let mut t = Trace::default();
+        let x = xlate(of, &f, Some(&mut t));
+        out += &report(&f, &x, &t, bridge);
+        if let Some(r) = x.recirc.filter(|_| passes.len() + 1 < MAX_PASSES) {
+            let mut nf = r.flow;
+            nf.set_recirc_id(r.id);
+            nf.set(Field::CtZone, r.zone as u64);
+            out += &format!("\n{}\nrecirc({:#x})", "=".repeat(79), r.id);
+            let state = match next.next() {
+                Some(s) => {
+                    out += &format!(" - resume conntrack with ct_state={}", fmt_ct_state(s));
+                    s
+                }
+                None => {
+                    out += " - resume conntrack with default ct_state=trk|new (use --ct-next to customize)";
+                    cs::TRK | cs::NEW
+                }
+            };
+            nf.set(Field::CtState, state);
+            out.push('\n');
+            if let Some(nat) = r.nat {
+                out += "Replacing src/dst IP/ports to simulate NAT:\n";
+                out += &format!(" Initial flow: {}\n", fmt_ip_flow(&nf));
+                match nat {
+                    NatParams::Src(range) => {
+                        nf.set(Field::NwSrc, range.addr_min as u64);
+                        if range.port_min != 0 {
+                            nf.set(Field::TpSrc, range.port_min as u64);
+                        }
+                    }
+                    NatParams::Dst(range) => {
+                        nf.set(Field::NwDst, range.addr_min as u64);
+                        if range.port_min != 0 {
+                            nf.set(Field::TpDst, range.port_min as u64);
+                        }
+                    }
+                    NatParams::Reverse => {}
+                }
+                out += &format!(" Modified flow: {}\n", fmt_ip_flow(&nf));
+            }
+            out += &format!("{}\n\n", "=".repeat(79));
+            queue.push_back(nf);
+        }
+        passes.push(Pass { flow: f, xlate: x });
+    }
+    (out, passes)
+}
+
+/// The addresses and ports of a flow, as OVS's trace shows them around NAT.
+fn fmt_ip_flow(f: &OfFlow) -> String {
+    let ip = |v: u64| std::net::Ipv4Addr::from(v as u32).to_string();
+    format!(
+        "nw_src={},tp_src={},nw_dst={},tp_dst={}",
+        ip(f.get(Field::NwSrc)),
+        f.get(Field::TpSrc),
+        ip(f.get(Field::NwDst)),
+        f.get(Field::TpDst)
+    )
 }
 
 /// The datapath actions (`drop` when none).

@@ -9,18 +9,20 @@
 //! extra 1-bit is safe; a missing one is a bug (the property test in
 //! `tests/megaflow.rs` checks soundness on random packets).
 //!
-//! Registers and the tun_id high half are pipeline metadata (zero when a
+//! Registers, pkt_mark and the tun_id high half are pipeline metadata (zero when a
 //! packet enters), so only the key words of the mask form the megaflow.
 
 use std::sync::Arc;
 
 use smallvec::SmallVec;
 
-use config::ofctl::{Action, Field, OFPP_IN_PORT};
+use config::ofctl::{Action, CtAction, CtZone, Field, NatKind, OFPP_IN_PORT};
+use fastpath::actions::{CtParams, NatParams, NatRange};
 use fastpath::{DpAction, SetField};
 
 use crate::flow::OfFlow;
 use crate::ofproto::{Ofproto, Rule, RuleRef};
+use crate::recirc::Frozen;
 
 /// OpenFlow port of vxlan0.
 pub const VXLAN_PORT: u32 = 1;
@@ -46,6 +48,8 @@ pub enum PipelineDropKind {
     Explicit,
     /// Rules matched but produced no output (e.g. only to the input port).
     NoOutput,
+    /// A recirculated packet whose id has no frozen translation.
+    UnknownRecirc,
 }
 
 impl PipelineDropKind {
@@ -55,6 +59,7 @@ impl PipelineDropKind {
             PipelineDropKind::NoMatch => "no match",
             PipelineDropKind::Explicit => "explicit drop",
             PipelineDropKind::NoOutput => "no output",
+            PipelineDropKind::UnknownRecirc => "unknown recirculation id",
         }
     }
 
@@ -64,6 +69,7 @@ impl PipelineDropKind {
             PipelineDropKind::NoMatch => "no-match",
             PipelineDropKind::Explicit => "drop-rule",
             PipelineDropKind::NoOutput => "no-output",
+            PipelineDropKind::UnknownRecirc => "unknown-recirc",
         }
     }
 }
@@ -108,12 +114,31 @@ pub struct Xlate<R = RuleRef> {
     pub drop: Option<PipelineDrop>,
     /// The flow after all actions (registers, tunnel fields set).
     pub final_flow: OfFlow,
+    /// The recirculation the packet continues with (a `ct(table=N)`).
+    pub recirc: Option<Recirculation>,
+}
+
+/// Where a translation left a packet that recirculates.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Recirculation {
+    /// The id its next pass carries.
+    pub id: u32,
+    /// The zone its `ct` used (the next pass's `ct_zone`).
+    pub zone: u16,
+    /// The flow at the `ct` (registers and all, ct fields not yet cleared):
+    /// what a trace's next pass starts from.
+    pub flow: OfFlow,
+    /// The `nat` of that `ct`, if any (a trace simulates it).
+    pub nat: Option<NatParams>,
 }
 
 impl<R> Xlate<R> {
-    /// The megaflow mask over the datapath key.
+    /// The megaflow mask over the datapath key (normalised: see
+    /// [`fastpath::FlowKey::normalize_mask`]).
     pub fn megaflow_mask(&self) -> fastpath::FlowKey {
-        self.wc.key()
+        let mut m = self.wc.key();
+        m.normalize_mask();
+        m
     }
 }
 
@@ -143,7 +168,23 @@ struct Ctx<'a, 't> {
     outputs: SmallVec<[Output; 4]>,
     in_port: u32,
     trace: Option<&'t mut dyn TraceSink>,
+    recirc: Option<Recirculation>,
 }
+
+/// The connection-tracking fields of a flow (cleared after `ct` and by
+/// `ct_clear`: the packet goes on untracked).
+const CT_FIELDS: [Field; 10] = [
+    Field::CtState,
+    Field::CtZone,
+    Field::CtMark,
+    Field::CtLabelLo,
+    Field::CtLabelHi,
+    Field::CtNwSrc,
+    Field::CtNwDst,
+    Field::CtNwProto,
+    Field::CtTpSrc,
+    Field::CtTpDst,
+];
 
 impl Ctx<'_, '_> {
     fn note(&mut self, s: impl FnOnce() -> String) {
@@ -267,12 +308,96 @@ impl Ctx<'_, '_> {
                 Action::Load { value, dst } => self.write(dst.field, value << dst.ofs, dst.mask()),
                 Action::SetField { field, value, mask } => self.write(*field, *value, *mask),
                 Action::Note(_) => {}
-                Action::Ct(_) | Action::CtClear | Action::Group(_) => {
-                    self.note(|| ">> not translated yet; ignored".into());
+                Action::Ct(ct) => self.ct(ct),
+                Action::CtClear => self.clear_ct(),
+                Action::Group(_) => {
+                    self.note(|| ">> groups are not translated yet; ignored".into());
                 }
             }
         }
         None
+    }
+
+    /// The value of subfield `sf`, its bits un-wildcarded.
+    fn read_subfield(&mut self, sf: &config::ofctl::SubField) -> u64 {
+        self.wc.or_field(sf.field, sf.mask());
+        (self.flow.get(sf.field) >> sf.ofs) & (sf.mask() >> sf.ofs)
+    }
+
+    /// The packet goes on untracked: its ct fields read as zero.
+    fn clear_ct(&mut self) {
+        for f in CT_FIELDS {
+            self.flow.set(f, 0);
+            self.written.or_field(f, f.full_mask());
+        }
+    }
+
+    /// `ct(...)`: the datapath `ct` action with its zone, NAT and the
+    /// mark/label writes of `exec(...)`; with `table=N`, the translation is
+    /// frozen there and the packet recirculates. Either way the packet goes
+    /// on untracked (OVS: the rest of the actions see no ct fields).
+    fn ct(&mut self, ct: &CtAction) {
+        // Header writes reach the packet before the tracker sees it.
+        self.commit();
+        let zone = match ct.zone {
+            CtZone::Imm(z) => z,
+            CtZone::Field(sf) => self.read_subfield(&sf) as u16,
+        };
+        let mut mark: Option<(u32, u32)> = None;
+        let mut label: Option<(u128, u128)> = None;
+        for a in &ct.exec {
+            let (field, value, mask) = match a {
+                Action::SetField { field, value, mask } => (*field, *value, *mask),
+                Action::Load { value, dst } => (dst.field, value << dst.ofs, dst.mask()),
+                Action::Move { src, dst } => (dst.field, self.read_subfield(src) << dst.ofs, dst.mask()),
+                _ => continue,
+            };
+            match field {
+                Field::CtMark => {
+                    let (v, m) = mark.unwrap_or((0, 0));
+                    let (value, mask) = (value as u32, mask as u32);
+                    mark = Some(((v & !mask) | (value & mask), m | mask));
+                }
+                Field::CtLabelLo | Field::CtLabelHi => {
+                    let shift = if field == Field::CtLabelHi { 64 } else { 0 };
+                    let (value, mask) = ((value as u128) << shift, (mask as u128) << shift);
+                    let (v, m) = label.unwrap_or((0, 0));
+                    label = Some(((v & !mask) | (value & mask), m | mask));
+                }
+                _ => {}
+            }
+        }
+        let nat = ct.nat.map(|n| {
+            let (a0, a1) = n.addrs.unwrap_or((0, 0));
+            let (p0, p1) = n.ports.unwrap_or((0, 0));
+            let r = NatRange {
+                addr_min: a0,
+                addr_max: a1,
+                port_min: p0,
+                port_max: p1,
+                random: n.random,
+                hash: n.hash,
+                persistent: n.persistent,
+            };
+            match n.kind {
+                None => NatParams::Reverse,
+                Some(NatKind::Src) => NatParams::Src(r),
+                Some(NatKind::Dst) => NatParams::Dst(r),
+            }
+        });
+        let params = CtParams { zone, commit: ct.commit, force: ct.force, nat, mark, label };
+        self.actions.push(DpAction::Ct(Arc::new(params)));
+        if let Some(table) = ct.table {
+            let frozen = Frozen::of(&self.flow, table);
+            let id = self.of.recirc.lock().unwrap_or_else(|p| p.into_inner()).freeze(frozen);
+            self.actions.push(DpAction::Recirc(id));
+            self.recirc = Some(Recirculation { id, zone, flow: self.flow, nat });
+            self.note(|| {
+                format!("-> A clone of the packet is forked to recirculate. The forked pipeline will be resumed at table {table}.")
+            });
+        }
+        self.note(|| "-> Sets the packet to an untracked state, and clears all the conntrack fields.".into());
+        self.clear_ct();
     }
 
     fn write(&mut self, f: Field, v: u64, mask: u64) {
@@ -289,7 +414,15 @@ impl Ctx<'_, '_> {
 pub fn xlate(of: &Ofproto, flow: &OfFlow, trace: Option<&mut dyn TraceSink>) -> Xlate {
     let x = xlate_borrowed(of, flow, trace);
     let rules = x.rules.iter().map(|&(table, rule)| RuleRef { table, rule: rule.clone() }).collect();
-    Xlate { actions: x.actions, outputs: x.outputs, wc: x.wc, rules, drop: x.drop, final_flow: x.final_flow }
+    Xlate {
+        actions: x.actions,
+        outputs: x.outputs,
+        wc: x.wc,
+        rules,
+        drop: x.drop,
+        final_flow: x.final_flow,
+        recirc: x.recirc,
+    }
 }
 
 /// [`xlate`] with the rules hit borrowed from the tables: no reference
@@ -306,12 +439,41 @@ pub fn xlate_borrowed<'a>(of: &'a Ofproto, flow: &OfFlow, trace: Option<&mut dyn
         outputs: SmallVec::new(),
         in_port,
         trace,
+        recirc: None,
     };
-    // The datapath classifies per input port: in_port is always exact.
+    // The datapath classifies per input port, and each pass by its
+    // recirculation id: both always exact.
     cx.wc.or_field(Field::InPort, Field::InPort.full_mask());
+    cx.wc.set_recirc_id(u32::MAX);
     let mut rules: SmallVec<[RuleHit<'a>; 8]> = SmallVec::new();
     let mut table = 0u8;
     let mut drop = None;
+    let rid = flow.recirc_id();
+    if rid != 0 {
+        let frozen = of.recirc.lock().unwrap_or_else(|p| p.into_inner()).thaw(rid);
+        let Some(frozen) = frozen else {
+            if let Some(t) = cx.trace.as_deref_mut() {
+                t.line(format!("    thaw: no frozen state for recirc_id {rid:#x}"));
+                t.line("    drop".into());
+            }
+            let drop = Some(PipelineDrop { table: 0, kind: PipelineDropKind::UnknownRecirc });
+            return Xlate {
+                actions: cx.actions,
+                outputs: cx.outputs,
+                wc: cx.wc,
+                rules,
+                drop,
+                final_flow: cx.flow,
+                recirc: None,
+            };
+        };
+        frozen.thaw_into(&mut cx.flow);
+        table = frozen.table;
+        if let Some(t) = cx.trace.as_deref_mut() {
+            t.line("    thaw".into());
+            t.line(format!("        Resuming from table {table}"));
+        }
+    }
     loop {
         let hit: Option<&'a Arc<Rule>> = of.lookup(table, &cx.flow, &mut cx.wc);
         let Some(rule) = hit else {
@@ -338,10 +500,12 @@ pub fn xlate_borrowed<'a>(of: &'a Ofproto, flow: &OfFlow, trace: Option<&mut dyn
             None => break,
         }
     }
-    if cx.outputs.is_empty() && drop.is_none() {
+    // A packet that recirculates goes on; its drop, if any, is a later
+    // pass's.
+    if cx.outputs.is_empty() && cx.recirc.is_none() && drop.is_none() {
         drop = Some(PipelineDrop { table, kind: PipelineDropKind::NoOutput });
-    } else if !cx.outputs.is_empty() {
+    } else if !cx.outputs.is_empty() || cx.recirc.is_some() {
         drop = None;
     }
-    Xlate { actions: cx.actions, outputs: cx.outputs, wc: cx.wc, rules, drop, final_flow: cx.flow }
+    Xlate { actions: cx.actions, outputs: cx.outputs, wc: cx.wc, rules, drop, final_flow: cx.flow, recirc: cx.recirc }
 }

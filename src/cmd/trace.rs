@@ -8,7 +8,7 @@ use clap::Args;
 use config::ofctl::{parse_trace_flow, Field, ETH_TYPE_IP, IPPROTO_TCP, IPPROTO_UDP};
 use config::yaml::{Cluster, Node, Pod};
 use serde_json::{json, Value};
-use slowpath::trace::{fmt_dp_actions, fmt_megaflow, report, Trace};
+use slowpath::trace::{fmt_dp_actions, fmt_megaflow, parse_ct_flags, report_passes};
 use slowpath::{xlate, OfFlow, Ofproto, Xlate};
 
 use super::common::{file_tables, node_tables, ClusterArgs};
@@ -39,6 +39,11 @@ pub struct TraceArgs {
     /// Destination port.
     #[arg(long, default_value_t = 80)]
     pub dst_port: u16,
+    /// The connection-tracking state of each recirculation's next pass,
+    /// in order (`trk,est`, `trk,est,rpl`; repeatable, as ofproto/trace's
+    /// `--ct-next`); `trk,new` when they run out.
+    #[arg(long = "ct-next", value_name = "FLAGS")]
+    pub ct_next: Vec<String>,
     /// Machine-readable output.
     #[arg(long)]
     pub json: bool,
@@ -64,12 +69,22 @@ pub fn trace(a: TraceArgs) -> Result<ExitCode, String> {
     };
     let m = parse_trace_flow(flow_text).map_err(|e| e.in_file("<flow>").to_string())?;
     let (flow, _) = OfFlow::from_match(&m);
-    let mut t = Trace::default();
-    let x = xlate(&of, &flow, Some(&mut t));
+    let ct_next = a
+        .ct_next
+        .iter()
+        .map(|s| parse_ct_flags(s).map_err(|e| format!("--ct-next {s}: {e}")))
+        .collect::<Result<Vec<u64>, String>>()?;
+    let (text, passes) = report_passes(&of, &flow, &ct_next, "br0");
     if a.json {
-        println!("{}", serde_json::to_string_pretty(&xlate_json(&flow, &x)).unwrap_or_default());
+        // One pass: the translation's object; more: the first pass's
+        // object with every pass under `passes`.
+        let mut v = xlate_json(&passes[0].flow, &passes[0].xlate);
+        if passes.len() > 1 {
+            v["passes"] = passes.iter().map(|p| xlate_json(&p.flow, &p.xlate)).collect();
+        }
+        println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
     } else {
-        print!("{}", report(&flow, &x, &t, "br0"));
+        print!("{text}");
     }
     Ok(ExitCode::SUCCESS)
 }
