@@ -91,6 +91,101 @@ fn parse_mac(s: &str, col: usize) -> Res<u64> {
     Ok(v)
 }
 
+/// Parses a 128-bit integer: decimal (up to 64 bits, as OVS) or `0x` hex
+/// (up to 32 digits).
+fn parse_u128(s: &str, col: usize, what: &str) -> Res<u128> {
+    let r = match s.strip_prefix("0x").or_else(|| s.strip_prefix("0X")) {
+        Some(h) if !h.is_empty() && h.bytes().all(|b| b.is_ascii_hexdigit()) => u128::from_str_radix(h, 16).ok(),
+        Some(_) => None,
+        None if !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()) => s.parse::<u64>().ok().map(u128::from),
+        None => None,
+    };
+    match r {
+        Some(v) => Ok(v),
+        None => err(col, format!("expected {what} (a decimal or 0x-hex integer up to 128 bits), found `{s}`")),
+    }
+}
+
+/// Parses `ct_label`'s `value[/mask]`, both 128 bits wide.
+fn parse_label(s: &str, col: usize) -> Res<(u128, u128)> {
+    let (vs, ms) = match s.split_once('/') {
+        Some((v, m)) => (v, Some(m)),
+        None => (s, None),
+    };
+    let v = parse_u128(vs, col, "a ct_label value")?;
+    let m = match ms {
+        Some(m) => parse_u128(m, col + vs.len() + 1, "a ct_label mask")?,
+        None => u128::MAX,
+    };
+    Ok((v & m, m))
+}
+
+/// Parses `ct_state` in OVS's three forms: flags that must be set or
+/// unset (`+trk-est`, the mask is the flags named), flags that are exactly
+/// the state (`trk|est`, or a number; the mask is every flag), and
+/// `VALUE/MASK` in numbers (`0x21/0x21`).
+fn parse_ct_state(s: &str, col: usize) -> Res<(u64, u64)> {
+    let flag = |name: &str| cs::NAMES.iter().find(|(_, n)| *n == name).map(|(b, _)| *b);
+    let unknown = |at: usize, f: &str| {
+        err(at, format!("unknown ct_state flag `{f}` (flags: new, est, rel, rpl, inv, trk, snat, dnat)"))
+    };
+    if let Some((v, m)) = s.split_once('/') {
+        let mcol = col + v.len() + 1;
+        let v = parse_uint(v, col, "a ct_state value")?;
+        let m = parse_uint(m, mcol, "a ct_state mask")?;
+        if v & !cs::ALL != 0 || m & !cs::ALL != 0 {
+            return err(col, format!("ct_state `{s}` has bits beyond the 8 flags (0xff)"));
+        }
+        return Ok((v & m, m));
+    }
+    if s.starts_with(['+', '-']) {
+        let (mut v, mut m) = (0, 0);
+        let mut rest = s;
+        while !rest.is_empty() {
+            let at = col + s.len() - rest.len();
+            let set = rest.starts_with('+');
+            if !set && !rest.starts_with('-') {
+                return err(at, format!("ct_state flag `{rest}` must be preceded by `+` (set) or `-` (not set)"));
+            }
+            let end = rest[1..].find(['+', '-']).map_or(rest.len(), |i| i + 1);
+            let name = &rest[1..end];
+            let Some(bit) = flag(name) else {
+                return unknown(at + 1, name);
+            };
+            if m & bit != 0 {
+                return err(at + 1, format!("ct_state flag `{name}` is given twice"));
+            }
+            m |= bit;
+            if set {
+                v |= bit;
+            }
+            rest = &rest[end..];
+        }
+        return Ok((v, m));
+    }
+    if s.is_empty() {
+        return err(col, "expected ct_state flags (`+trk-est`, `trk|est` or `0x21/0x21`)");
+    }
+    let mut v = 0;
+    let mut at = col;
+    for part in s.split('|') {
+        let bits = match flag(part) {
+            Some(b) => b,
+            None if part.starts_with(|c: char| c.is_ascii_digit()) => {
+                let n = parse_uint(part, at, "a ct_state value")?;
+                if n & !cs::ALL != 0 {
+                    return err(at, format!("ct_state `{part}` has bits beyond the 8 flags (0xff)"));
+                }
+                n
+            }
+            None => return unknown(at, part),
+        };
+        v |= bits;
+        at += part.len() + 1;
+    }
+    Ok((v, cs::ALL))
+}
+
 /// Parses `value[/mask]` of a field; returns (value, mask).
 fn parse_field_value(field: Field, s: &str, col: usize) -> Res<(u64, u64)> {
     let full = field.full_mask();
@@ -103,7 +198,11 @@ fn parse_field_value(field: Field, s: &str, col: usize) -> Res<(u64, u64)> {
     }
     let mcol = col + vs.len() + 1;
     match field.kind() {
-        Kind::CtState | Kind::CtLabel => err(col, format!("{} is not supported yet", field.name())),
+        Kind::CtState => parse_ct_state(s, col),
+        Kind::CtLabel => {
+            let (v, m) = parse_label(s, col)?;
+            Ok(if field == Field::CtLabelHi { ((v >> 64) as u64, (m >> 64) as u64) } else { (v as u64, m as u64) })
+        }
         Kind::Frag => {
             if ms.is_some() {
                 return err(col, "nw_frag takes a keyword, not a mask");
@@ -383,8 +482,18 @@ fn check_prereqs(m: &Match, pend: &[Pending]) -> Res<()> {
     let ip = dl == (ETH_TYPE_IP, 0xffff);
     let arp = dl == (ETH_TYPE_ARP, 0xffff);
     let proto_is = |p: u64| ip && proto == (p, 0xff);
+    let (state, state_m) = m.get(Field::CtState);
+    let implied = cs::NEW | cs::EST | cs::REL | cs::RPL | cs::SNAT | cs::DNAT;
+    let ct = state & implied != 0 || (state & cs::TRK != 0 && state_m & cs::INV != 0 && state & cs::INV == 0);
+    let ct_what = "a ct_state that implies a connection (+new, +est, +rel, +rpl, +snat, +dnat or +trk-inv)";
+    let ct_proto = m.get(Field::CtNwProto);
     for p in pend {
         let (ok, what) = match p.prereq {
+            Prereq::Ct => (ct, ct_what),
+            Prereq::CtIp if !ip => (false, "`ip` (dl_type=0x0800)"),
+            Prereq::CtIp => (ct, ct_what),
+            Prereq::CtProto if ct_proto.1 == 0 => (false, "ct_nw_proto"),
+            Prereq::CtProto => (ct, ct_what),
             Prereq::None => (true, ""),
             Prereq::Ip => (ip, "`ip` (dl_type=0x0800)"),
             Prereq::Arp => (arp, "`arp` (dl_type=0x0806)"),
@@ -523,14 +632,21 @@ fn parse_spec(line: &str, kind: LineKind, trace: bool) -> Res<FlowSpec> {
                 let Some((field, prereq)) = lookup_match_field(key) else {
                     return err(col, format!("unknown field or keyword `{key}`"));
                 };
-                let (v, m) = parse_field_value(field, need()?, vcol)?;
-                if matches!(key, "icmp_type" | "icmp_code") && m != field.full_mask() {
-                    return err(vcol, format!("{key} does not take a mask"));
+                let halves: &[Field] =
+                    if field.kind() == Kind::CtLabel { &[Field::CtLabelLo, Field::CtLabelHi] } else { &[field] };
+                for &field in halves {
+                    let (v, m) = parse_field_value(field, need()?, vcol)?;
+                    if matches!(key, "icmp_type" | "icmp_code") && m != field.full_mask() {
+                        return err(vcol, format!("{key} does not take a mask"));
+                    }
+                    if trace && m != field.full_mask() {
+                        return err(vcol, format!("a trace flow gives exact values; `{tok}` has a mask"));
+                    }
+                    if field == Field::CtNwProto && v == 0 {
+                        return err(vcol, "ct_nw_proto=0 never matches (OVS drops it from the flow); leave it out");
+                    }
+                    set_once(&mut spec.m, field, v, m, col, key)?;
                 }
-                if trace && m != field.full_mask() {
-                    return err(vcol, format!("a trace flow gives exact values; `{tok}` has a mask"));
-                }
-                set_once(&mut spec.m, field, v, m, col, key)?;
                 pend.push(Pending { name: key.to_string(), prereq, col });
             }
         }

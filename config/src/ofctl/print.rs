@@ -79,6 +79,71 @@ fn put_be16_masked(s: &mut String, name: &str, v: u64, m: u64) {
     }
 }
 
+/// Formats `ct_state` as OVS's `match_format`: every flag matched, the
+/// state's flags joined by `|` (`est|trk`, `0` for none); some flags,
+/// each as `+flag` or `-flag`; both lowest bit first.
+pub fn fmt_ct_state(v: u64, m: u64) -> String {
+    let names = cs::NAMES.iter().filter(|(b, _)| m & b != 0);
+    if m == cs::ALL {
+        let set: Vec<&str> = names.filter(|(b, _)| v & b != 0).map(|(_, n)| *n).collect();
+        return if set.is_empty() { "0".into() } else { set.join("|") };
+    }
+    names.map(|(b, n)| format!("{}{n}", if v & b != 0 { '+' } else { '-' })).collect()
+}
+
+/// Formats a 128-bit value as OVS's `ds_put_hex`: `0x` and the digits
+/// without leading zeros, or `0`.
+pub fn fmt_hex128(v: u128) -> String {
+    if v == 0 {
+        "0".into()
+    } else {
+        format!("{v:#x}")
+    }
+}
+
+/// The 128-bit `ct_label` value and mask from the match's two halves.
+fn label(m: &Match) -> (u128, u128) {
+    let (lo, lo_m) = m.get(Field::CtLabelLo);
+    let (hi, hi_m) = m.get(Field::CtLabelHi);
+    ((hi as u128) << 64 | lo as u128, (hi_m as u128) << 64 | lo_m as u128)
+}
+
+/// The conntrack fields, where and how `match_format` prints them: after
+/// `pkt_mark` and before the `ip`/`tcp` keyword; the tuple's ports only
+/// with its protocol.
+fn put_ct_match(s: &mut String, m: &Match) {
+    let (v, mk) = m.get(Field::CtState);
+    if mk != 0 {
+        let _ = write!(s, "ct_state={},", fmt_ct_state(v, mk));
+    }
+    let (v, mk) = m.get(Field::CtZone);
+    if mk != 0 {
+        let _ = write!(s, "ct_zone={v},");
+    }
+    let (v, mk) = m.get(Field::CtMark);
+    put_hex_masked(s, "ct_mark", v, mk, 0xffff_ffff);
+    let (v, mk) = label(m);
+    if mk != 0 {
+        let _ = write!(s, "ct_label={}", fmt_hex128(v));
+        if mk != u128::MAX {
+            let _ = write!(s, "/{}", fmt_hex128(mk));
+        }
+        s.push(',');
+    }
+    let (v, mk) = m.get(Field::CtNwSrc);
+    put_ip_masked(s, "ct_nw_src", v, mk);
+    let (v, mk) = m.get(Field::CtNwDst);
+    put_ip_masked(s, "ct_nw_dst", v, mk);
+    let (v, mk) = m.get(Field::CtNwProto);
+    if mk != 0 {
+        let _ = write!(s, "ct_nw_proto={v},");
+        let (v, mk) = m.get(Field::CtTpSrc);
+        put_be16_masked(s, "ct_tp_src", v, mk);
+        let (v, mk) = m.get(Field::CtTpDst);
+        put_be16_masked(s, "ct_tp_dst", v, mk);
+    }
+}
+
 /// Formats a port number as OVS does (`LOCAL`, or decimal).
 pub fn fmt_port(p: u64) -> String {
     match p {
@@ -99,6 +164,7 @@ pub fn fmt_match(m: &Match, priority: Option<u16>) -> String {
     }
     let (pm_v, pm_m) = m.get(Field::PktMark);
     put_hex_masked(&mut s, "pkt_mark", pm_v, pm_m, 0xffff_ffff);
+    put_ct_match(&mut s, m);
 
     let (dl_type, dl_type_m) = m.get(Field::DlType);
     let (proto, proto_m) = m.get(Field::NwProto);

@@ -133,3 +133,62 @@ fn test_loose_match() {
     let pat = parse_flow_line("arp,nw_dst=10.130.0.5", LineKind::Match).unwrap();
     assert!(!rule.m.is_within(&pat.m));
 }
+
+#[test]
+fn test_ct_match_print_matches_ovs() {
+    // Expected text is what `ovs-ofctl -O OpenFlow13 parse-flow` (3.1) printed.
+    let cases = [
+        ("ip,ct_state=-trk,actions=drop", "ct_state=-trk,ip"),
+        ("ct_state=0x21/0x21,actions=drop", "ct_state=+new+trk"),
+        ("ct_state=0x21,actions=drop", "ct_state=new|trk"),
+        ("ct_state=0,actions=drop", "ct_state=0"),
+        ("ct_state=0xff,actions=drop", "ct_state=new|est|rel|rpl|inv|trk|snat|dnat"),
+        ("ct_state=+trk+est-new+rpl-inv+rel+snat-dnat,actions=drop", "ct_state=est|rel|rpl|trk|snat"),
+        ("ct_state=+trk-inv,actions=drop", "ct_state=-inv+trk"),
+        (
+            "ct_state=+est,ct_nw_proto=6,ct_tp_src=5,ct_tp_dst=0x10/0xf0,actions=drop",
+            "ct_state=+est,ct_nw_proto=6,ct_tp_src=5,ct_tp_dst=0x10/0xf0",
+        ),
+        (
+            "ct_state=trk|est,ct_zone=5,ct_mark=0x5/0xf,ct_label=0x1234567890abcdef1234/0xffff0000000000000000ffff,actions=drop",
+            "ct_state=est|trk,ct_zone=5,ct_mark=0x5/0xf,ct_label=0x1234/0xffff0000000000000000ffff",
+        ),
+        ("ip,ct_state=+est,ct_nw_src=1.2.3.4,actions=drop", "ct_state=+est,ct_nw_src=1.2.3.4,ip"),
+        ("priority=5,tcp,reg0=1,ct_label=5,ct_mark=0,actions=drop", "priority=5,ct_mark=0,ct_label=0x5,tcp,reg0=0x1"),
+    ];
+    for (line, want) in cases {
+        let s = parse_flow_line(line, LineKind::Add).unwrap_or_else(|e| panic!("{line}: {e}"));
+        assert_eq!(fmt_match(&s.m, Some(s.priority)), want, "{line}");
+    }
+    let s = parse_flow_line("ct_label=0x1234567890abcdef1234,actions=drop", LineKind::Add).unwrap();
+    assert_eq!(s.m.get(Field::CtLabelLo), (0x567890abcdef1234, u64::MAX));
+    assert_eq!(s.m.get(Field::CtLabelHi), (0x1234, u64::MAX));
+}
+
+#[test]
+fn test_ct_match_errors() {
+    let bad = [
+        ("ct_state=+trk+bogus,actions=drop", 15, "unknown ct_state flag `bogus`"),
+        ("ct_state=+trk+trk,actions=drop", 15, "given twice"),
+        ("ct_state=trk|xyz,actions=drop", 14, "unknown ct_state flag `xyz`"),
+        ("ct_state=0x100/0x100,actions=drop", 10, "beyond the 8 flags"),
+        ("ct_state=+trk,ct_nw_src=1.2.3.4,ip,actions=drop", 15, "requires a ct_state that implies"),
+        ("ct_state=+est,ct_nw_src=1.2.3.4,actions=drop", 15, "requires `ip`"),
+        ("ct_state=+est,ct_tp_src=5,actions=drop", 15, "requires ct_nw_proto"),
+        ("ct_nw_proto=6,actions=drop", 1, "implies a connection"),
+        ("ct_state=+est,ct_nw_proto=0,actions=drop", 27, "ct_nw_proto=0"),
+        ("ct_zone=5/0xff,actions=drop", 9, "does not take a mask"),
+        ("ct_zone=65536,actions=drop", 9, "does not fit"),
+        ("ct_label=0x1ffffffffffffffffffffffffffffffff,actions=drop", 10, "up to 128 bits"),
+        ("ct_label=5/zz,actions=drop", 12, "ct_label mask"),
+    ];
+    for (line, col, msg) in bad {
+        let e = parse_flow_line(line, LineKind::Add).unwrap_err();
+        assert!(e.msg.contains(msg), "{line}: {}", e.msg);
+        assert_eq!(e.col, col, "{line}: {}", e.msg);
+    }
+    // Trace flows give states exactly.
+    let m = parse_trace_flow("ct_state=est|trk,ip,ct_nw_src=10.0.0.1,ct_label=0x1").unwrap();
+    assert_eq!(m.get(Field::CtState), (cs::EST | cs::TRK, cs::ALL));
+    assert!(parse_trace_flow("ct_state=+trk,ip").is_err());
+}
