@@ -303,7 +303,10 @@ fn split_actions(s: &str, col0: usize) -> Vec<Token<'_>> {
     out
 }
 
-fn parse_subfield(s: &str, col: usize) -> Res<SubField> {
+/// A subfield as written, before `ct_label` is cut into its halves: for
+/// `ct_label` the field is [`Field::CtLabelLo`] and `ofs` counts all 128
+/// bits. Also returns the column of the bit range, for errors.
+fn parse_bits(s: &str, col: usize) -> Res<(SubField, usize)> {
     let Some(open) = s.find('[') else {
         return err(col, format!("expected a subfield such as NXM_NX_REG0[] or NXM_NX_TUN_ID[0..31], found `{s}`"));
     };
@@ -316,23 +319,63 @@ fn parse_subfield(s: &str, col: usize) -> Res<SubField> {
     };
     let range = &s[open + 1..s.len() - 1];
     let rcol = col + open + 1;
-    let width = field.n_bits();
+    let width = if field.kind() == Kind::CtLabel { 128 } else { field.n_bits() };
     let (ofs, n_bits) = if range.is_empty() {
         (0, width)
     } else if let Some((a, b)) = range.split_once("..") {
-        let a = parse_uint(a, rcol, "a bit offset")? as u32;
-        let b = parse_uint(b, rcol, "a bit offset")? as u32;
+        let a = parse_uint(a, rcol, "a bit offset")?.min(1 << 16) as u32;
+        let b = parse_uint(b, rcol, "a bit offset")?.min(1 << 16) as u32;
         if b < a {
             return err(rcol, format!("bit range `{range}` ends before it starts"));
         }
         (a, b - a + 1)
     } else {
-        (parse_uint(range, rcol, "a bit offset")? as u32, 1)
+        (parse_uint(range, rcol, "a bit offset")?.min(1 << 16) as u32, 1)
     };
     if ofs + n_bits > width {
         return err(rcol, format!("bits {}..{} do not fit {} ({} bits)", ofs, ofs + n_bits - 1, name, width));
     }
-    Ok(SubField { field, ofs, n_bits })
+    let field = if field.kind() == Kind::CtLabel { Field::CtLabelLo } else { field };
+    Ok((SubField { field, ofs, n_bits }, rcol))
+}
+
+/// A subfield that lies within one field of the model: `ct_label` ranges
+/// must stay within one of its 64-bit halves.
+fn half(sf: SubField, rcol: usize) -> Res<SubField> {
+    if sf.field != Field::CtLabelLo {
+        return Ok(sf);
+    }
+    match (sf.ofs, sf.ofs + sf.n_bits - 1) {
+        (_, 0..=63) => Ok(sf),
+        (64.., _) => Ok(SubField { field: Field::CtLabelHi, ofs: sf.ofs - 64, n_bits: sf.n_bits }),
+        (a, b) => err(
+            rcol,
+            format!(
+                "NXM_NX_CT_LABEL[{a}..{b}] crosses bit 63/64: sdnfwd keeps ct_label as two 64-bit halves, \
+                 use a range within [0..63] or [64..127] here"
+            ),
+        ),
+    }
+}
+
+fn parse_subfield(s: &str, col: usize) -> Res<SubField> {
+    let (sf, rcol) = parse_bits(s, col)?;
+    half(sf, rcol)
+}
+
+/// `set_field:V/M->ct_label` (and a `load` that crosses the halves): one
+/// masked write per half, low half first, both always present so that the
+/// printer can join them back; nothing when the mask is empty (OVS sends
+/// no action then).
+fn label_write(value: u128, mask: u128) -> Vec<Action> {
+    if mask == 0 {
+        return Vec::new();
+    }
+    let v = value & mask;
+    vec![
+        Action::SetField { field: Field::CtLabelLo, value: v as u64, mask: mask as u64 },
+        Action::SetField { field: Field::CtLabelHi, value: (v >> 64) as u64, mask: (mask >> 64) as u64 },
+    ]
 }
 
 fn parse_port(s: &str, col: usize) -> Res<u32> {
@@ -349,7 +392,302 @@ fn parse_port(s: &str, col: usize) -> Res<u32> {
     }
 }
 
-fn parse_action<'a>(tok: &Token<'a>) -> Res<Option<Action>> {
+/// Where an action list stands: a flow's instructions, a group bucket's
+/// actions (no instructions), or `ct(exec(...))`, which may only write
+/// `ct_mark` and `ct_label` (OVS's `ofpacts_verify_nested`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Ctx {
+    /// `actions=` of a flow.
+    Flow,
+    /// `bucket=...` of a group.
+    Bucket,
+    /// `exec(...)` of `ct`.
+    Exec,
+}
+
+/// What an action needs of the flow's match, checked once the match is
+/// known (OVS's `ofpacts_check`, which refuses the flow with
+/// `OFPBAC_MATCH_INCONSISTENT` or `OFPBMC_BAD_PREREQ`).
+#[derive(Clone, Debug)]
+pub(super) enum Need {
+    /// `ct`: an IP flow, and what OVS's `check_CT` asks of commit, alg and
+    /// nat.
+    Ct {
+        /// Column of the action.
+        col: usize,
+        /// `commit` was given.
+        commit: bool,
+        /// The ALG's port.
+        alg: Option<u16>,
+        /// A `nat` with an IPv4 range, checked only with an immediate zone
+        /// (as `check_CT`, which returns early after a zone subfield).
+        nat_v4: bool,
+    },
+    /// An action reads a field with a prerequisite (`move` source, `ct`
+    /// zone subfield).
+    Read {
+        /// Column of the subfield.
+        col: usize,
+        /// The field read.
+        field: Field,
+    },
+}
+
+/// One action as parsed: none (`drop`), one or more model actions, or a
+/// `nat` (only inside `ct(exec(...))`).
+enum Item {
+    Drop,
+    Push(Vec<Action>),
+    Nat(Nat),
+}
+
+/// Whether an action may write `field` where it stands.
+fn check_dst(field: Field, ctx: Ctx, col: usize) -> Res<()> {
+    if field.read_only() {
+        return err(col, format!("{} is read-only", field.name()));
+    }
+    match ctx {
+        Ctx::Exec if !field.ct_only() => err(
+            col,
+            format!("ct action doesn't support nested modification of {} (only ct_mark and ct_label)", field.name()),
+        ),
+        Ctx::Flow | Ctx::Bucket if field.ct_only() => err(
+            col,
+            format!(
+                "cannot set CT fields outside of ct action ({} is written with ct(commit,exec(...)))",
+                field.name()
+            ),
+        ),
+        _ => Ok(()),
+    }
+}
+
+/// Splits `key=value`, `key:value` or `key(value)` as OVS's
+/// `ofputil_parse_key_value` does; the value's column comes back too.
+fn key_value(t: &str, col: usize) -> Res<(&str, Option<&str>, usize)> {
+    match t.find(['=', ':', '(']) {
+        None => Ok((t, None, col + t.len())),
+        Some(i) if t.as_bytes()[i] == b'(' => {
+            if !t.ends_with(')') {
+                return err(col + i, format!("expected `)` to close `{}(` (found `{t}`)", &t[..i]));
+            }
+            Ok((&t[..i], Some(&t[i + 1..t.len() - 1]), col + i + 1))
+        }
+        Some(i) => Ok((&t[..i], Some(&t[i + 1..]), col + i + 1)),
+    }
+}
+
+/// The items of a parenthesised list, trimmed, with their columns.
+fn items(s: &str, col: usize) -> Vec<Token<'_>> {
+    if s.trim().is_empty() {
+        return Vec::new();
+    }
+    split_actions(s, col)
+        .into_iter()
+        .map(|t| {
+            let lead = t.text.len() - t.text.trim_start().len();
+            Token { text: t.text.trim(), col: t.col + lead }
+        })
+        .collect()
+}
+
+/// A `nat` address range and port range, as [`Nat`] holds them.
+type NatRange = (Option<(u32, u32)>, Option<(u16, u16)>);
+
+/// Parses `A[-B][:P[-Q]]`, an IPv4 address range and an optional port
+/// range, as OVS's `str_to_nat_range`; then normalises it as OVS's
+/// encoding does (a first address 0.0.0.0 is no range; a first port 0 is
+/// no port range).
+fn parse_nat_range(s: &str, col: usize) -> Res<NatRange> {
+    if s.is_empty() {
+        return Ok((None, None));
+    }
+    if s.starts_with('[') || s.matches(':').count() > 1 {
+        return err(col, format!("nat range `{s}` is IPv6: sdnfwd translates IPv4 only"));
+    }
+    let bad = || err(col, format!("invalid nat range `{s}` (expected A[-B][:P[-Q]] with A <= B, P <= Q)"));
+    let (addrs, ports) = match s.split_once(':') {
+        Some((a, p)) => (a, Some(p)),
+        None => (s, None),
+    };
+    let ip = |t: &str| t.parse::<std::net::Ipv4Addr>().ok().map(u32::from);
+    let (a, b) = match addrs.split_once('-') {
+        Some((a, b)) => (ip(a), Some(ip(b))),
+        None => (ip(addrs), None),
+    };
+    let Some(a) = a else { return bad() };
+    let b = match b {
+        Some(Some(b)) if b >= a => Some(b),
+        Some(_) => return bad(),
+        None => None,
+    };
+    let port = |t: &str| if t.bytes().all(|c| c.is_ascii_digit()) { t.parse::<u16>().ok() } else { None };
+    let ports = match ports {
+        None => None,
+        Some(p) => {
+            let (p, q) = match p.split_once('-') {
+                Some((p, q)) => (port(p), Some(port(q))),
+                None => (port(p), None),
+            };
+            let Some(p) = p else { return bad() };
+            match q {
+                Some(Some(q)) if q >= p => Some((p, q)),
+                Some(_) => return bad(),
+                None => Some((p, p)),
+            }
+        }
+    };
+    let ports = match ports {
+        Some((0, 0)) | None => None,
+        Some((0, _)) => {
+            return err(col, format!("nat range `{s}`: a port range must start above 0 (OVS cannot send it)"));
+        }
+        p => p,
+    };
+    let addrs = match (a, b) {
+        (0, Some(b)) if b != 0 => {
+            return err(
+                col,
+                format!("nat range `{s}`: an address range must start above 0.0.0.0 (OVS cannot send it)"),
+            );
+        }
+        (0, _) if ports.is_some() => {
+            return err(
+                col,
+                format!("nat range `{s}`: ports need an address other than 0.0.0.0 (OVS cannot send them)"),
+            );
+        }
+        (0, _) => None,
+        (a, b) => Some((a, b.unwrap_or(a))),
+    };
+    Ok((addrs, ports))
+}
+
+/// Parses `nat` (no argument) or the inside of `nat(...)`, as OVS's
+/// `parse_NAT`.
+fn parse_nat(arg: Option<&str>, col: usize) -> Res<Nat> {
+    let mut nat = Nat::default();
+    let Some(arg) = arg else {
+        return Ok(nat);
+    };
+    let (mut src, mut dst) = (false, false);
+    for t in items(arg, col) {
+        let (key, val, vcol) = key_value(t.text, t.col)?;
+        match key {
+            "src" | "dst" => {
+                src |= key == "src";
+                dst |= key == "dst";
+                if src && dst {
+                    return err(t.col, "nat takes only one of `src` or `dst`");
+                }
+                nat.kind = Some(if src { NatKind::Src } else { NatKind::Dst });
+                (nat.addrs, nat.ports) = parse_nat_range(val.unwrap_or(""), vcol)?;
+            }
+            "persistent" => nat.persistent = true,
+            "hash" => nat.hash = true,
+            "random" => nat.random = true,
+            _ => return err(t.col, format!("invalid key `{key}` in nat (src=, dst=, persistent, hash, random)")),
+        }
+    }
+    if nat.kind.is_none() && (nat.persistent || nat.hash || nat.random) {
+        return err(col, "nat flags (persistent, hash, random) are allowed only with `src` or `dst`");
+    }
+    if nat.hash && nat.random {
+        return err(col, "nat takes `hash` or `random`, not both");
+    }
+    Ok(nat)
+}
+
+/// Parses the inside of `ct(...)` as OVS's `parse_CT`, then refuses what
+/// the switch would refuse (`decode_NXAST_RAW_CT`, `decode_ct_zone`).
+fn parse_ct(arg: &str, col: usize, needs: &mut Vec<Need>) -> Res<CtAction> {
+    let mut ct = CtAction {
+        commit: false,
+        force: false,
+        table: None,
+        zone: CtZone::Imm(0),
+        nat: None,
+        exec: Vec::new(),
+        alg: None,
+    };
+    let mut nat_col = col;
+    let mut set_nat = |ct: &mut CtAction, nat: Nat, at: usize| {
+        if ct.nat.is_some() {
+            return err(at, "ct takes one nat (sdnfwd refuses a second one, which OVS would run after the first)");
+        }
+        ct.nat = Some(nat);
+        nat_col = at;
+        Ok(())
+    };
+    for t in items(arg, col) {
+        let (key, val, vcol) = key_value(t.text, t.col)?;
+        let need = || val.ok_or_else(|| (t.col, format!("ct's `{key}` needs a value (`{key}=...`)")));
+        match key {
+            "commit" => ct.commit = true,
+            "force" => ct.force = true,
+            "table" => {
+                let v = parse_uint(need()?, vcol, "a table number")?;
+                if v > 254 {
+                    return err(vcol, format!("ct table {v} is out of range (0..254; 255 means none)"));
+                }
+                ct.table = Some(v as u8);
+            }
+            "zone" => {
+                let v = need()?;
+                ct.zone = match parse_uint(v, vcol, "a zone") {
+                    Ok(z) if z <= 0xffff => CtZone::Imm(z as u16),
+                    _ if v.contains('[') => {
+                        let sf = parse_subfield(v, vcol)?;
+                        if sf.n_bits != 16 {
+                            return err(vcol, format!("zone subfield `{v}` is {} bits; a zone is 16 bits", sf.n_bits));
+                        }
+                        needs.push(Need::Read { col: vcol, field: sf.field });
+                        CtZone::Field(sf)
+                    }
+                    _ => return err(vcol, format!("zone `{v}` is neither a number 0..65535 nor a 16-bit subfield")),
+                };
+            }
+            "alg" => {
+                ct.alg = Some(match need()? {
+                    "ftp" => 21,
+                    "tftp" => 69,
+                    v => return err(vcol, format!("invalid conntrack helper `{v}` (alg=ftp or alg=tftp)")),
+                });
+            }
+            "nat" => {
+                let nat = parse_nat(val, vcol)?;
+                set_nat(&mut ct, nat, t.col)?;
+            }
+            "exec" => {
+                let mut drop = false;
+                for a in items(val.unwrap_or(""), vcol) {
+                    match parse_action(&a, Ctx::Exec, needs)? {
+                        Item::Drop => drop = true,
+                        Item::Push(v) => ct.exec.extend(v),
+                        Item::Nat(nat) => set_nat(&mut ct, nat, a.col)?,
+                    }
+                }
+                if drop && !ct.exec.is_empty() {
+                    return err(vcol, "`drop` must be the only action");
+                }
+            }
+            _ => return err(t.col, format!("invalid argument to ct: `{key}`")),
+        }
+    }
+    if ct.force && !ct.commit {
+        return err(col, "ct's `force` needs `commit`");
+    }
+    let nat_args = ct.nat.is_some_and(|n| n.kind.is_some());
+    if !ct.commit && (nat_args || !ct.exec.is_empty()) {
+        let at = if ct.exec.is_empty() { nat_col } else { col };
+        return err(at, "ct needs `commit` for exec(...) or a nat with arguments (OVS refuses the flow otherwise)");
+    }
+    let nat_v4 = ct.nat.is_some_and(|n| n.addrs.is_some()) && matches!(ct.zone, CtZone::Imm(_));
+    needs.push(Need::Ct { col: col - 3, commit: ct.commit, alg: ct.alg, nat_v4 });
+    Ok(ct)
+}
+
+fn parse_action<'a>(tok: &Token<'a>, ctx: Ctx, needs: &mut Vec<Need>) -> Res<Item> {
     let t = tok.text.trim_matches(|c| c == ' ' || c == '\t');
     let col = tok.col + (tok.text.len() - tok.text.trim_start_matches([' ', '\t']).len());
     if t.is_empty() {
@@ -357,6 +695,12 @@ fn parse_action<'a>(tok: &Token<'a>) -> Res<Option<Action>> {
     }
     let (name, arg) = match t.find([':', '(']) {
         Some(i) if t.as_bytes()[i] == b':' => (&t[..i], Some(&t[i + 1..])),
+        Some(i) if matches!(&t[..i], "ct" | "nat") => {
+            if !t.ends_with(')') {
+                return err(col + i, format!("expected `)` to close `{}(`", &t[..i]));
+            }
+            (&t[..i], Some(&t[i + 1..t.len() - 1]))
+        }
         Some(i) => return err(col + i, format!("unsupported action `{}`", &t[..i])),
         None => (t, None),
     };
@@ -364,12 +708,18 @@ fn parse_action<'a>(tok: &Token<'a>) -> Res<Option<Action>> {
     let need = |a: Option<&'a str>| -> Res<&'a str> {
         a.ok_or_else(|| (col, format!("action `{name}` needs an argument (`{name}:...`)")))
     };
-    Ok(Some(match name {
+    let is_port = name.bytes().all(|b| b.is_ascii_digit()) || matches!(name, "IN_PORT" | "LOCAL");
+    let writes = matches!(name, "move" | "load" | "set_field" | "nat" | "drop");
+    if ctx == Ctx::Exec && !writes {
+        let what = if is_port { "output" } else { name };
+        return err(col, format!("ct action doesn't support nested action {what} (exec takes set_field, load and move to ct_mark and ct_label)"));
+    }
+    Ok(Item::Push(vec![match name {
         "drop" => {
             if arg.is_some() {
                 return err(col, "`drop` takes no argument");
             }
-            return Ok(None);
+            return Ok(Item::Drop);
         }
         "output" => {
             let a = need(arg)?;
@@ -382,6 +732,9 @@ fn parse_action<'a>(tok: &Token<'a>) -> Res<Option<Action>> {
         "IN_PORT" | "LOCAL" if arg.is_none() => Action::Output(parse_port(name, col)?),
         n if arg.is_none() && n.bytes().all(|b| b.is_ascii_digit()) => Action::Output(parse_port(n, col)?),
         "goto_table" => {
+            if ctx == Ctx::Bucket {
+                return err(col, "goto_table is an instruction; a group bucket takes actions only");
+            }
             let a = need(arg)?;
             let v = parse_uint(a, acol, "a table number")?;
             if v > 254 {
@@ -395,10 +748,13 @@ fn parse_action<'a>(tok: &Token<'a>) -> Res<Option<Action>> {
                 return err(acol, "expected `move:SRC[..]->DST[..]`");
             };
             let src = parse_subfield(s, acol)?;
-            let dst = parse_subfield(d, acol + s.len() + 2)?;
+            let dcol = acol + s.len() + 2;
+            let dst = parse_subfield(d, dcol)?;
             if src.n_bits != dst.n_bits {
                 return err(acol, format!("source is {} bits but destination is {} bits", src.n_bits, dst.n_bits));
             }
+            check_dst(dst.field, ctx, dcol)?;
+            needs.push(Need::Read { col: acol, field: src.field });
             Action::Move { src, dst }
         }
         "load" => {
@@ -406,12 +762,31 @@ fn parse_action<'a>(tok: &Token<'a>) -> Res<Option<Action>> {
             let Some((v, d)) = a.split_once("->") else {
                 return err(acol, "expected `load:VALUE->DST[..]`");
             };
-            let value = parse_uint(v, acol, "a value")?;
-            let dst = parse_subfield(d, acol + v.len() + 2)?;
-            if dst.n_bits < 64 && value >> dst.n_bits != 0 {
+            let dcol = acol + v.len() + 2;
+            let (dst, rcol) = parse_bits(d, dcol)?;
+            check_dst(dst.field, ctx, dcol)?;
+            let value = if dst.field == Field::CtLabelLo {
+                parse_u128(v, acol, "a value")?
+            } else {
+                parse_uint(v, acol, "a value")? as u128
+            };
+            if dst.n_bits < 128 && value >> dst.n_bits != 0 {
                 return err(acol, format!("value {v} does not fit in {} bits", dst.n_bits));
             }
-            Action::Load { value, dst }
+            if dst.field == Field::CtLabelLo && dst.n_bits == 128 {
+                // As OVS sends it: two 64-bit loads.
+                let lo = SubField { field: Field::CtLabelLo, ofs: 0, n_bits: 64 };
+                let hi = SubField { field: Field::CtLabelHi, ofs: 0, n_bits: 64 };
+                return Ok(Item::Push(vec![
+                    Action::Load { value: value as u64, dst: lo },
+                    Action::Load { value: (value >> 64) as u64, dst: hi },
+                ]));
+            }
+            if dst.field == Field::CtLabelLo && dst.ofs < 64 && dst.ofs + dst.n_bits > 64 {
+                let mask = (u128::MAX >> (128 - dst.n_bits)) << dst.ofs;
+                return Ok(Item::Push(label_write(value << dst.ofs, mask)));
+            }
+            Action::Load { value: value as u64, dst: half(dst, rcol)? }
         }
         "set_field" => {
             let a = need(arg)?;
@@ -426,10 +801,18 @@ fn parse_action<'a>(tok: &Token<'a>) -> Res<Option<Action>> {
                     None => return err(fcol, format!("unknown field `{fname}`")),
                 },
             };
-            if matches!(field, Field::NwFrag | Field::InPort) {
+            if field == Field::InPort {
                 return err(fcol, format!("field `{fname}` cannot be set"));
             }
+            check_dst(field, ctx, fcol)?;
+            if field.kind() == Kind::CtLabel {
+                let (value, mask) = parse_label(v, acol)?;
+                return Ok(Item::Push(label_write(value, mask)));
+            }
             let (value, mask) = parse_field_value(field, v, acol)?;
+            if field.ct_only() && mask == 0 {
+                return Ok(Item::Push(Vec::new()));
+            }
             Action::SetField { field, value, mask }
         }
         "note" => {
@@ -444,18 +827,41 @@ fn parse_action<'a>(tok: &Token<'a>) -> Res<Option<Action>> {
             }
             Action::Note(padded_note(&bytes))
         }
+        "ct" => Action::Ct(Box::new(parse_ct(arg.unwrap_or(""), col + 3, needs)?)),
+        "ct_clear" => {
+            if arg.is_some() {
+                return err(col, "`ct_clear` takes no argument");
+            }
+            Action::CtClear
+        }
+        "nat" if ctx == Ctx::Exec => return Ok(Item::Nat(parse_nat(arg, acol)?)),
+        "nat" => return err(col, "nat is written inside ct: ct(commit,nat(...))"),
+        "group" => {
+            let a = need(arg)?;
+            let v = parse_uint(a, acol, "a group id")?;
+            if v > 0xffff_ff00 {
+                return err(acol, format!("group {v} is out of range (0..4294967040)"));
+            }
+            Action::Group(v as u32)
+        }
         _ => return err(col, format!("unsupported action `{name}`")),
-    }))
+    }]))
 }
 
-fn parse_actions(s: &str, col0: usize) -> Res<Vec<Action>> {
+/// Parses an action list (a flow's `actions=` or a bucket's actions).
+pub(super) fn parse_actions(s: &str, col0: usize, ctx: Ctx, needs: &mut Vec<Need>) -> Res<Vec<Action>> {
     let toks = split_actions(s, col0);
     let mut out = Vec::new();
     let mut saw_drop = false;
+    let mut cols = Vec::new();
     for t in &toks {
-        match parse_action(t)? {
-            Some(a) => out.push(a),
-            None => saw_drop = true,
+        match parse_action(t, ctx, needs)? {
+            Item::Push(a) => {
+                cols.extend(a.iter().map(|_| t.col));
+                out.extend(a);
+            }
+            Item::Drop => saw_drop = true,
+            Item::Nat(_) => return err(t.col, "nat is written inside ct: ct(commit,nat(...))"),
         }
     }
     if saw_drop && !out.is_empty() {
@@ -463,10 +869,45 @@ fn parse_actions(s: &str, col0: usize) -> Res<Vec<Action>> {
     }
     if let Some(i) = out.iter().position(|a| matches!(a, Action::GotoTable(_))) {
         if i + 1 != out.len() {
-            return err(toks[i].col, "goto_table must be the last action (it is an instruction)");
+            return err(cols[i], "goto_table must be the last action (it is an instruction)");
         }
     }
     Ok(out)
+}
+
+/// Checks what the actions need of the match, as OVS's `ofpacts_check`
+/// does when the flow reaches the switch.
+fn check_needs(m: &Match, needs: &[Need]) -> Res<()> {
+    let dl = m.get(Field::DlType);
+    let ip = dl == (ETH_TYPE_IP, 0xffff);
+    let ip_any = ip || dl == (ETH_TYPE_IPV6, 0xffff);
+    let proto = m.get(Field::NwProto).0;
+    let state = m.get(Field::CtState).0;
+    for n in needs {
+        match *n {
+            Need::Ct { col, commit, alg, nat_v4 } => {
+                let why = if !ip_any {
+                    "ct needs an IP flow: add `ip` (or `ipv6`) to the match"
+                } else if commit && state & cs::INV != 0 {
+                    "ct(commit) cannot commit a flow that matches +inv"
+                } else if alg == Some(21) && !(ip && proto == IPPROTO_TCP) {
+                    "ct's alg=ftp needs `tcp` in the match"
+                } else if alg == Some(69) && !(ip && proto == IPPROTO_UDP) {
+                    "ct's alg=tftp needs `udp` in the match"
+                } else if nat_v4 && !ip {
+                    "nat with an IPv4 range needs `ip` in the match"
+                } else {
+                    continue;
+                };
+                return err(col, format!("{why} (OVS refuses it: OFPBAC_MATCH_INCONSISTENT)"));
+            }
+            Need::Read { col, field } => {
+                let p = Pending { name: format!("reading {}", field.name()), prereq: field.read_prereq(), col };
+                check_prereqs(m, std::slice::from_ref(&p))?;
+            }
+        }
+    }
+    Ok(())
 }
 
 /// A prerequisite to check once the whole match is known.
@@ -523,6 +964,7 @@ fn set_once(m: &mut Match, field: Field, v: u64, mask: u64, col: usize, name: &s
 fn parse_spec(line: &str, kind: LineKind, trace: bool) -> Res<FlowSpec> {
     let mut spec = FlowSpec::default();
     let mut pend: Vec<Pending> = Vec::new();
+    let mut needs: Vec<Need> = Vec::new();
     let bytes = line.as_bytes();
     let mut i = 0;
     let mut actions_seen = false;
@@ -540,7 +982,7 @@ fn parse_spec(line: &str, kind: LineKind, trace: bool) -> Res<FlowSpec> {
                 return err(col, "a trace flow takes no actions");
             }
             let acol = col + (rest.len() - a.len());
-            spec.actions = parse_actions(a.trim_end(), acol)?;
+            spec.actions = parse_actions(a.trim_end(), acol, Ctx::Flow, &mut needs)?;
             actions_seen = true;
             break;
         }
@@ -655,6 +1097,7 @@ fn parse_spec(line: &str, kind: LineKind, trace: bool) -> Res<FlowSpec> {
         return err(line.len() + 1, "expected `actions=` (an added flow needs actions; write `actions=drop` to drop)");
     }
     check_prereqs(&spec.m, &pend)?;
+    check_needs(&spec.m, &needs)?;
     Ok(spec)
 }
 
