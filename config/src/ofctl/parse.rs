@@ -6,9 +6,17 @@
 //! `n_packets=`, `n_bytes=`, `idle_age=` and `hard_age=` are accepted and
 //! ignored. Files may prefix a line with `add`, `modify[_strict]`,
 //! `delete[_strict]` (ovs-ofctl's per-line commands) or with `flow add` /
-//! `flow delete` (the bundle syntax openshift-sdn writes).
+//! `flow delete` (the bundle syntax openshift-sdn writes), and carry
+//! `group add|modify|delete` lines. Groups (`add-group` syntax) are parsed
+//! at the end of this file; their model and printing are in `group`.
+//!
+//! Actions are checked as Open vSwitch checks them: where they may stand
+//! (`ct(exec(...))` writes only `ct_mark`/`ct_label`, which nothing else
+//! writes), and once the match is known, what they need of it (`ct` an IP
+//! flow; reading the conntrack tuple its prerequisites).
 
 use super::field::*;
+use super::group::{Bucket, GroupCommand, GroupLineKind, GroupSpec, GroupType, OFPP_CONTROLLER};
 use super::spec::*;
 use crate::ParseError;
 
@@ -41,6 +49,8 @@ pub enum FlowCommand {
         /// Pattern.
         spec: FlowSpec,
     },
+    /// A group command of a bundle (`group add|modify|delete ...`).
+    Group(GroupCommand),
 }
 
 type Res<T> = Result<T, (usize, String)>;
@@ -276,8 +286,11 @@ fn parse_field_value(field: Field, s: &str, col: usize) -> Res<(u64, u64)> {
     }
 }
 
+/// A piece of a line and the column it starts at.
 struct Token<'a> {
+    /// The text.
     text: &'a str,
+    /// 1-based column of its first character.
     col: usize,
 }
 
@@ -396,7 +409,7 @@ fn parse_port(s: &str, col: usize) -> Res<u32> {
 /// actions (no instructions), or `ct(exec(...))`, which may only write
 /// `ct_mark` and `ct_label` (OVS's `ofpacts_verify_nested`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(super) enum Ctx {
+enum Ctx {
     /// `actions=` of a flow.
     Flow,
     /// `bucket=...` of a group.
@@ -409,7 +422,7 @@ pub(super) enum Ctx {
 /// known (OVS's `ofpacts_check`, which refuses the flow with
 /// `OFPBAC_MATCH_INCONSISTENT` or `OFPBMC_BAD_PREREQ`).
 #[derive(Clone, Debug)]
-pub(super) enum Need {
+enum Need {
     /// `ct`: an IP flow, and what OVS's `check_CT` asks of commit, alg and
     /// nat.
     Ct {
@@ -849,12 +862,17 @@ fn parse_action<'a>(tok: &Token<'a>, ctx: Ctx, needs: &mut Vec<Need>) -> Res<Ite
 }
 
 /// Parses an action list (a flow's `actions=` or a bucket's actions).
-pub(super) fn parse_actions(s: &str, col0: usize, ctx: Ctx, needs: &mut Vec<Need>) -> Res<Vec<Action>> {
-    let toks = split_actions(s, col0);
+fn parse_actions(s: &str, col0: usize, ctx: Ctx, needs: &mut Vec<Need>) -> Res<Vec<Action>> {
+    parse_action_list(&split_actions(s, col0), col0, ctx, needs)
+}
+
+/// Parses actions already split into items; `col0` is where the list
+/// starts, for an error about the list as a whole.
+fn parse_action_list(toks: &[Token<'_>], col0: usize, ctx: Ctx, needs: &mut Vec<Need>) -> Res<Vec<Action>> {
     let mut out = Vec::new();
     let mut saw_drop = false;
     let mut cols = Vec::new();
-    for t in &toks {
+    for t in toks {
         match parse_action(t, ctx, needs)? {
             Item::Push(a) => {
                 cols.extend(a.iter().map(|_| t.col));
@@ -1124,8 +1142,10 @@ pub fn parse_trace_flow(text: &str) -> Result<Match, ParseError> {
 
 /// Parses a flow file: one flow per line, `#` comments and blank lines
 /// skipped, dump-flows headers (`OFPST_FLOW reply`, `NXST_FLOW reply`)
-/// skipped, optional per-line command prefixes. Returns each command with its
-/// 1-based line number.
+/// skipped, optional per-line command prefixes. Bundle lines `group add
+/// ...`, `group modify ...` and `group delete [group_id=N]` (as
+/// openshift-sdn writes them) become [`FlowCommand::Group`]. Returns each
+/// command with its 1-based line number.
 ///
 /// # Errors
 /// The first bad line, as `line:col: message` (the caller names the file).
@@ -1158,6 +1178,20 @@ pub fn parse_flow_file(text: &str) -> Result<Vec<(usize, FlowCommand)>, ParseErr
         let mut cmd = None;
         let save = (body, off);
         if let Some(w) = word(&mut body, &mut off) {
+            if w == "group" {
+                let kind = match word(&mut body, &mut off).as_deref() {
+                    None | Some("add") => GroupLineKind::Add,
+                    Some("modify") => GroupLineKind::Modify,
+                    Some("delete") => GroupLineKind::Delete,
+                    Some(w) => {
+                        let msg = format!("unsupported group command `{w}` (add, modify or delete)");
+                        return Err(ParseError::new(line_no, lead + 7, msg));
+                    }
+                };
+                let g = parse_group(body, off + 1, kind).map_err(|(col, msg)| ParseError::new(line_no, col, msg))?;
+                out.push((line_no, FlowCommand::Group(g)));
+                continue;
+            }
             let w = if w == "flow" { word(&mut body, &mut off).unwrap_or_default() } else { w };
             cmd = match w.as_str() {
                 "add" => Some((LineKind::Add, 0)),
@@ -1188,6 +1222,259 @@ pub fn parse_flow_file(text: &str) -> Result<Vec<(usize, FlowCommand)>, ParseErr
                 _ => FlowCommand::Delete { strict: c == 4, spec },
             },
         ));
+    }
+    Ok(out)
+}
+
+// Groups, as OVS's `parse_ofp_group_mod_str`: the group's keywords
+// (`group_id`, `type`, `selection_method`, `fields`) come before the first
+// `bucket=`, which starts the buckets (OVS cuts the line at each
+// `bucket=`); a bucket's `weight:`, `watch_port:`, `watch_group:` and
+// `bucket_id:` may stand anywhere among its actions, and everything else in
+// it is an action (`actions=` is optional).
+
+/// OVS's `OFPG_MAX`: the highest group id (and bucket id).
+const OFPG_MAX: u64 = 0xffff_ff00;
+/// OVS's `OFPP_MAX`: watch ports are below it.
+const OFPP_MAX: u64 = 0xff00;
+
+/// Splits the group's keywords at commas and blanks outside parentheses.
+fn words(s: &str, col0: usize) -> Vec<Token<'_>> {
+    let mut out = Vec::new();
+    let mut depth = 0i32;
+    let mut start = 0;
+    for (i, c) in s.bytes().enumerate() {
+        match c {
+            b'(' | b'[' => depth += 1,
+            b')' | b']' => depth -= 1,
+            b',' | b' ' | b'\t' | b'\r' if depth <= 0 => {
+                if i > start {
+                    out.push(Token { text: &s[start..i], col: col0 + start });
+                }
+                start = i + 1;
+            }
+            _ => {}
+        }
+    }
+    if s.len() > start {
+        out.push(Token { text: &s[start..], col: col0 + start });
+    }
+    out
+}
+
+fn parse_fields(v: &str, col: usize) -> Res<Vec<String>> {
+    let mut out: Vec<String> = Vec::new();
+    for t in items(v, col) {
+        let (name, mask, _) = key_value(t.text, t.col)?;
+        if lookup_match_field(name).is_none() {
+            return err(t.col, format!("unknown field `{name}` in fields(...)"));
+        }
+        if out.iter().any(|f| f.split('=').next() == Some(name)) {
+            return err(t.col, format!("field `{name}` is given twice in fields(...)"));
+        }
+        out.push(match mask {
+            Some(m) => format!("{name}={m}"),
+            None => name.to_string(),
+        });
+    }
+    Ok(out)
+}
+
+fn parse_bucket(text: &str, col: usize, kind: GroupType) -> Res<Bucket> {
+    let mut b = Bucket::default();
+    let mut acts: Vec<Token<'_>> = Vec::new();
+    for t in words(text, col) {
+        let (key, val, vcol) = key_value(t.text, t.col)?;
+        let need = || val.ok_or_else(|| (t.col, format!("bucket's `{key}` needs a value (`{key}:...`)")));
+        match key {
+            "weight" => {
+                let w = parse_uint(need()?, vcol, "a weight")?;
+                if w > 0xffff {
+                    return err(vcol, format!("weight {w} is out of range (0..65535)"));
+                }
+                if w != 0 && kind != GroupType::Select {
+                    return err(t.col, "only select groups can have bucket weights");
+                }
+                b.weight = (w as u16 != kind.default_weight()).then_some(w as u16);
+            }
+            "watch_port" => {
+                b.watch_port = match need()? {
+                    "ANY" | "any" => None,
+                    "CONTROLLER" | "controller" => Some(OFPP_CONTROLLER),
+                    v => {
+                        let p = parse_uint(v, vcol, "a port number")?;
+                        if p >= OFPP_MAX {
+                            return err(vcol, format!("{v}: invalid watch_port (below 65280, ANY or CONTROLLER)"));
+                        }
+                        Some(p as u32)
+                    }
+                };
+            }
+            "watch_group" => {
+                let g = parse_uint(need()?, vcol, "a group id")?;
+                if g > OFPG_MAX {
+                    return err(vcol, format!("invalid watch_group id {g}"));
+                }
+                b.watch_group = Some(g as u32);
+            }
+            "bucket_id" => {
+                let id = parse_uint(need()?, vcol, "a bucket id")?;
+                if id > OFPG_MAX {
+                    return err(vcol, format!("invalid bucket_id id {id}"));
+                }
+                b.bucket_id = Some(id as u32);
+            }
+            "action" | "actions" => acts.push(Token { text: val.unwrap_or(""), col: vcol }),
+            _ => acts.push(t),
+        }
+    }
+    if acts.is_empty() {
+        return err(col, "bucket must specify actions");
+    }
+    if kind == GroupType::FastFailover && b.watch_port.is_none() && b.watch_group.is_none() {
+        return err(col, "fast failover bucket requires watch_port or watch_group");
+    }
+    // Group buckets have no match to check ct against (OVS does not either).
+    b.actions = parse_action_list(&acts, acts[0].col, Ctx::Bucket, &mut Vec::new())?;
+    Ok(b)
+}
+
+/// Parses a group line (without a command word) starting at column
+/// `col0`.
+fn parse_group(s: &str, col0: usize, line_kind: GroupLineKind) -> Res<GroupCommand> {
+    if line_kind == GroupLineKind::Delete && s.trim().is_empty() {
+        return Ok(GroupCommand::Delete(None));
+    }
+    let (head, tail) = match s.find("bucket=") {
+        Some(i) => (&s[..i], Some(i)),
+        None => (s, None),
+    };
+    if let (Some(i), GroupLineKind::Delete) = (tail, line_kind) {
+        return err(col0 + i, "bucket is not needed (deleting a group)");
+    }
+    let mut id: Option<u64> = None;
+    let mut kind: Option<GroupType> = None;
+    let mut method: Option<(String, usize)> = None;
+    let mut param: Option<usize> = None;
+    let mut fields: Vec<String> = Vec::new();
+    let mut fields_col = 0;
+    for t in words(head, col0) {
+        let (key, val, vcol) = key_value(t.text, t.col)?;
+        let need = || val.ok_or_else(|| (t.col, format!("`{key}` needs a value (`{key}=...`)")));
+        if line_kind == GroupLineKind::Delete && key != "group_id" {
+            return err(t.col, format!("{key} is not needed (deleting a group)"));
+        }
+        match key {
+            "group_id" => {
+                let v = need()?;
+                let g = if v == "all" { u32::MAX as u64 } else { parse_uint(v, vcol, "a group id")? };
+                if g > OFPG_MAX && (g != u32::MAX as u64 || line_kind != GroupLineKind::Delete) {
+                    return err(vcol, format!("invalid group id {v} (0..4294967040; `all` only when deleting)"));
+                }
+                id = Some(g);
+            }
+            "type" => {
+                kind = Some(match need()? {
+                    "all" => GroupType::All,
+                    "select" => GroupType::Select,
+                    "indirect" => GroupType::Indirect,
+                    "ff" | "fast_failover" => GroupType::FastFailover,
+                    v => return err(vcol, format!("invalid group type `{v}` (all, select, indirect, ff)")),
+                });
+            }
+            "selection_method" => {
+                let v = need()?;
+                if !matches!(v, "hash" | "dp_hash") {
+                    return err(vcol, format!("selection_method `{v}` is not one of hash, dp_hash"));
+                }
+                method = Some((v.to_string(), vcol));
+            }
+            "selection_method_param" => {
+                parse_uint(need()?, vcol, "a selection method parameter")?;
+                param = Some(t.col);
+            }
+            "fields" => {
+                fields = parse_fields(need()?, vcol)?;
+                fields_col = t.col;
+            }
+            "command_bucket_id" => {
+                return err(
+                    t.col,
+                    "command_bucket_id belongs to insert-buckets/remove-buckets, which sdnfwd does not take",
+                )
+            }
+            _ => return err(t.col, format!("unknown keyword `{key}`")),
+        }
+    }
+    let Some(id) = id else {
+        return err(col0, "must specify a group_id");
+    };
+    if line_kind == GroupLineKind::Delete {
+        return Ok(GroupCommand::Delete((id != u32::MAX as u64).then_some(id as u32)));
+    }
+    let Some(kind) = kind else {
+        return err(col0, "must specify a type");
+    };
+    if !fields.is_empty() && method.as_ref().is_none_or(|(m, _)| m != "hash") {
+        return err(fields_col, "fields may only be specified with selection_method=hash");
+    }
+    if let (Some(col), None) = (param, &method) {
+        return err(col, "selection_method_param is only allowed with selection_method");
+    }
+    let mut buckets: Vec<Bucket> = Vec::new();
+    if let Some(start) = tail {
+        let body = &s[start..];
+        let mut starts: Vec<usize> = body.match_indices("bucket=").map(|(i, _)| i).collect();
+        starts.push(body.len());
+        for w in starts.windows(2) {
+            let from = w[0] + "bucket=".len();
+            let b = parse_bucket(&body[from..w[1]], col0 + start + from, kind)?;
+            if let Some(bid) = b.bucket_id {
+                if buckets.iter().any(|o| o.bucket_id == Some(bid)) {
+                    return err(col0 + start + w[0], format!("bucket_id {bid} is given twice"));
+                }
+            }
+            buckets.push(b);
+        }
+    }
+    if kind == GroupType::Indirect && buckets.len() > 1 {
+        return err(col0, "indirect groups can have at most one bucket");
+    }
+    let spec = GroupSpec { group_id: id as u32, kind, selection_method: method.map(|(m, _)| m), fields, buckets };
+    Ok(match line_kind {
+        GroupLineKind::Modify => GroupCommand::Modify(spec),
+        _ => GroupCommand::Add(spec),
+    })
+}
+
+/// Parses a group as `ovs-ofctl add-group`, `mod-group` or `del-groups`
+/// take it (`group_id=1,type=select,bucket=actions=output:1`; for a delete
+/// `group_id=N`, or nothing for every group).
+///
+/// # Errors
+/// A [`ParseError`] on line 1 with the column of the offending item.
+/// `selection_method_param` is checked and then dropped (OVS drops it over
+/// OpenFlow 1.3 too).
+pub fn parse_group_line(line: &str, kind: GroupLineKind) -> Result<GroupCommand, ParseError> {
+    parse_group(line, 1, kind).map_err(|(col, msg)| ParseError::new(1, col, msg))
+}
+
+/// Parses an `add-groups` file: one group per line, blank lines and `#`
+/// comments skipped, `OFPST_GROUP_DESC reply` headers skipped (so that a
+/// dump reads back).
+///
+/// # Errors
+/// The first bad line, as `line:col: message` (the caller names the file).
+pub fn parse_group_file(text: &str) -> Result<Vec<(usize, GroupCommand)>, ParseError> {
+    let mut out = Vec::new();
+    for (n, raw) in text.lines().enumerate() {
+        let t = raw.trim_start();
+        if t.is_empty() || t.starts_with('#') || t.starts_with("OFPST_GROUP_DESC reply") {
+            continue;
+        }
+        let col = raw.len() - t.len() + 1;
+        let cmd = parse_group(t, col, GroupLineKind::Add).map_err(|(c, msg)| ParseError::new(n + 1, c, msg))?;
+        out.push((n + 1, cmd));
     }
     Ok(out)
 }

@@ -334,3 +334,156 @@ fn test_ct_action_errors() {
     }
     assert!(wrong.is_empty(), "{}", wrong.join("\n"));
 }
+
+fn group_of(line: &str) -> GroupSpec {
+    match parse_group_line(line, GroupLineKind::Add).unwrap_or_else(|e| panic!("{line}: {e}")) {
+        GroupCommand::Add(g) => g,
+        c => panic!("{c:?}"),
+    }
+}
+
+#[test]
+fn test_groups_print_as_dump_groups() {
+    // Expected text is what `ovs-ofctl -O OpenFlow13 dump-groups` (3.1)
+    // printed after `add-group` of the same line.
+    let cases = [
+        (
+            "group_id=1,type=select,bucket=actions=output:1,bucket=weight:100,actions=output:2",
+            "group_id=1,type=select,bucket=actions=output:1,bucket=weight:100,actions=output:2",
+        ),
+        (
+            "group_id=2,type=select,selection_method=hash,fields(ip_src,nw_proto),bucket=actions=output:1",
+            "group_id=2,type=select,bucket=actions=output:1",
+        ),
+        ("group_id=3,type=select,bucket=bucket_id:7,actions=output:1", "group_id=3,type=select,bucket=actions=output:1"),
+        (
+            "group_id=11235,type=select,bucket=actions=move:NXM_NX_REG0[]->NXM_NX_TUN_ID[0..31],set_field:172.16.1.16->tun_dst,output:1",
+            "group_id=11235,type=select,bucket=actions=move:NXM_NX_REG0[]->NXM_NX_TUN_ID[0..31],set_field:172.16.1.16->tun_dst,output:1",
+        ),
+        (
+            "group_id=4,type=all,bucket=actions=output:1,bucket=actions=output:2",
+            "group_id=4,type=all,bucket=actions=output:1,bucket=actions=output:2",
+        ),
+        (
+            "group_id=5,type=indirect,bucket=actions=ct(commit),output:1",
+            "group_id=5,type=indirect,bucket=actions=ct(commit),output:1",
+        ),
+        (
+            "group_id=6,type=ff,bucket=watch_port:1,actions=output:1,bucket=watch_group:4,actions=output:2",
+            "group_id=6,type=ff,bucket=watch_port:1,actions=output:1,bucket=watch_group:4,actions=output:2",
+        ),
+    ];
+    for (line, want) in cases {
+        let g = group_of(line);
+        assert_eq!(g.to_dump_line(), format!(" {want}"), "{line}");
+    }
+    let g = group_of("group_id=7, type=select, selection_method=hash, fields=ip_dst, bucket=output:2,weight:1 bucket=weight:5,bucket_id:3,output:3");
+    assert_eq!(g.selection_method.as_deref(), Some("hash"));
+    assert_eq!(g.fields, ["ip_dst"]);
+    assert_eq!(g.buckets[0].weight, None, "a written default weight is no weight");
+    assert_eq!((g.buckets[1].weight, g.buckets[1].bucket_id), (Some(5), Some(3)));
+    assert_eq!(g.to_dump_line(), " group_id=7,type=select,bucket=actions=output:2,bucket=weight:5,actions=output:3");
+    assert_eq!(group_of("group_id=8,type=all").to_dump_line(), " group_id=8,type=all");
+}
+
+#[test]
+fn test_group_bundle_lines() {
+    let text = "group add group_id=11235,type=select,bucket=actions=move:NXM_NX_REG0[]->NXM_NX_TUN_ID[0..31],set_field:172.16.1.16->tun_dst,output:1\n\
+                flow add table=101, priority=100, ip, reg0=11235, actions=ct(commit),group:11235\n\
+                group modify group_id=11235,type=select,bucket=actions=output:2\n\
+                group delete group_id=11235\n\
+                group delete\n";
+    let cmds = parse_flow_file(text).unwrap();
+    let printed: Vec<String> = cmds
+        .iter()
+        .map(|(n, c)| match c {
+            FlowCommand::Group(g) => format!("{n}: {g}"),
+            FlowCommand::Add(f) => format!("{n}: {}", f.to_dump_line(None)),
+            c => panic!("{c:?}"),
+        })
+        .collect();
+    assert_eq!(
+        printed,
+        [
+            "1: group add group_id=11235,type=select,bucket=actions=move:NXM_NX_REG0[]->NXM_NX_TUN_ID[0..31],set_field:172.16.1.16->tun_dst,output:1",
+            "2:  cookie=0x0, table=101, priority=100,ip,reg0=0x2be3 actions=ct(commit),group:11235",
+            "3: group modify group_id=11235,type=select,bucket=actions=output:2",
+            "4: group delete group_id=11235",
+            "5: group delete",
+        ]
+    );
+    let e =
+        parse_flow_file("flow add table=0,actions=drop\ngroup add group_id=1,type=select,bucket=actions=output:x\n")
+            .unwrap_err();
+    assert_eq!((e.line, e.col), (2, 56), "{e}");
+    let e = parse_flow_file("group insert_bucket group_id=1\n").unwrap_err();
+    assert_eq!((e.line, e.col), (1, 7), "{e}");
+    let g = parse_group_file("# groups\n group_id=1,type=all,bucket=actions=drop\n").unwrap();
+    assert_eq!(g.len(), 1);
+    assert_eq!(g[0].0, 2);
+    assert_eq!(parse_group_line("group_id=9", GroupLineKind::Delete).unwrap(), GroupCommand::Delete(Some(9)));
+    assert_eq!(parse_group_line("group_id=all", GroupLineKind::Delete).unwrap(), GroupCommand::Delete(None));
+    assert_eq!(parse_group_line("", GroupLineKind::Delete).unwrap(), GroupCommand::Delete(None));
+}
+
+#[test]
+fn test_group_errors() {
+    let bad = [
+        ("type=select,bucket=actions=output:1", GroupLineKind::Add, 1, "must specify a group_id"),
+        ("group_id=1,bucket=actions=output:1", GroupLineKind::Add, 1, "must specify a type"),
+        ("group_id=1,type=bogus", GroupLineKind::Add, 17, "invalid group type `bogus`"),
+        ("group_id=4294967041,type=all", GroupLineKind::Add, 10, "invalid group id"),
+        ("group_id=all,type=all", GroupLineKind::Add, 10, "invalid group id"),
+        ("group_id=1,type=all,bucket=weight:5,actions=output:1", GroupLineKind::Add, 28, "only select groups"),
+        ("group_id=1,type=indirect,bucket=output:1,bucket=output:2", GroupLineKind::Add, 1, "at most one bucket"),
+        ("group_id=1,type=ff,bucket=actions=output:1", GroupLineKind::Add, 27, "requires watch_port or watch_group"),
+        ("group_id=1,type=select,bucket=weight:5", GroupLineKind::Add, 31, "must specify actions"),
+        (
+            "group_id=1,type=select,bucket=actions=goto_table:5",
+            GroupLineKind::Add,
+            39,
+            "a group bucket takes actions only",
+        ),
+        ("group_id=1,type=select,bucket=actions=set_field:1->ct_mark", GroupLineKind::Add, 52, "outside of ct"),
+        (
+            "group_id=1,type=select,bucket=watch_port:LOCAL,actions=drop",
+            GroupLineKind::Add,
+            42,
+            "expected a port number",
+        ),
+        ("group_id=1,type=select,bucket=watch_port:65280,actions=drop", GroupLineKind::Add, 42, "invalid watch_port"),
+        ("group_id=1,type=select,fields(ip_src),bucket=actions=drop", GroupLineKind::Add, 24, "selection_method=hash"),
+        ("group_id=1,type=select,selection_method=rr,bucket=actions=drop", GroupLineKind::Add, 41, "not one of hash"),
+        (
+            "group_id=1,type=select,selection_method=hash,fields(bogus),bucket=actions=drop",
+            GroupLineKind::Add,
+            53,
+            "unknown field `bogus`",
+        ),
+        (
+            "group_id=1,type=select,selection_method_param=5,bucket=actions=drop",
+            GroupLineKind::Add,
+            24,
+            "only allowed with selection_method",
+        ),
+        ("group_id=1,type=select,colour=red", GroupLineKind::Add, 24, "unknown keyword `colour`"),
+        (
+            "group_id=1,type=select,bucket=bucket_id:1,actions=drop,bucket=bucket_id:1,actions=drop",
+            GroupLineKind::Add,
+            56,
+            "given twice",
+        ),
+        ("group_id=1,type=select", GroupLineKind::Delete, 12, "type is not needed"),
+        ("group_id=1,bucket=actions=drop", GroupLineKind::Delete, 12, "bucket is not needed"),
+        ("group_id=1,type=select,bucket=actions=output:1,frobnicate", GroupLineKind::Modify, 48, "unsupported action"),
+    ];
+    let mut wrong = Vec::new();
+    for (line, kind, col, msg) in bad {
+        match parse_group_line(line, kind) {
+            Ok(g) => wrong.push(format!("{line}: accepted: {g:?}")),
+            Err(e) if !e.msg.contains(msg) || e.col != col => wrong.push(format!("{line}: col {}: {}", e.col, e.msg)),
+            Err(_) => {}
+        }
+    }
+    assert!(wrong.is_empty(), "{}", wrong.join("\n"));
+}
