@@ -4,8 +4,8 @@
 use crate::ofctl::{parse_flow_file, parse_flow_line, FlowCommand, LineKind};
 use crate::yaml::Cluster;
 
-/// Flow text: parsing never panics, and for every parsed flow
-/// print(parse(print(flow))) == print(flow).
+/// Flow text: parsing never panics, and for every parsed flow or group
+/// print(parse(print(x))) == print(x).
 ///
 /// # Panics
 /// When the property fails (that is the point).
@@ -21,6 +21,19 @@ pub fn ofctl_roundtrip(data: &[u8]) {
             FlowCommand::Add(s) => (s, LineKind::Add),
             FlowCommand::Modify { spec, .. } => (spec, LineKind::Match),
             FlowCommand::Delete { spec, .. } => (spec, LineKind::Match),
+            FlowCommand::Group(g) => {
+                let once = g.to_string();
+                let again = parse_flow_file(&once)
+                    .unwrap_or_else(|e| panic!("printed group does not parse: {once:?}: {e}"))
+                    .into_iter()
+                    .map(|(_, c)| match c {
+                        FlowCommand::Group(g) => g.to_string(),
+                        c => panic!("printed group parses as {c:?}"),
+                    })
+                    .collect::<Vec<_>>();
+                assert_eq!(again, [once], "print/parse/print is not stable");
+                continue;
+            }
         };
         if kind == LineKind::Match {
             continue; // patterns print with actions=drop; only adds round-trip

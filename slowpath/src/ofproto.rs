@@ -244,11 +244,15 @@ impl Ofproto {
     /// leaves the tables untouched.
     ///
     /// # Errors
-    /// The first invalid command (its index and why).
+    /// The first invalid command (its index and why); any group command
+    /// (groups are not applied yet), before anything changes.
     pub fn apply(&mut self, cmds: &[FlowCommand]) -> Result<(), FlowModError> {
         for (i, c) in cmds.iter().enumerate() {
             if let FlowCommand::Add(s) | FlowCommand::Modify { spec: s, .. } = c {
                 Self::validate(s).map_err(|e| FlowModError(format!("command {}: {}", i + 1, e.0)))?;
+            }
+            if let FlowCommand::Group(g) = c {
+                return Err(FlowModError(format!("command {}: `{g}`: groups are not applied yet", i + 1)));
             }
         }
         for c in cmds {
@@ -260,6 +264,7 @@ impl Ofproto {
                 FlowCommand::Delete { strict, spec } => {
                     self.delete_flows(spec, *strict);
                 }
+                FlowCommand::Group(_) => {} // refused above
             }
         }
         Ok(())

@@ -142,6 +142,27 @@ impl Ovs {
         run(self.dir.path(), "ovs-ofctl", &a)
     }
 
+    /// `ovs-ofctl -O OpenFlow13 ARGS`, its output or, when it fails, what
+    /// it said (for commands the test expects OVS to refuse). A missing
+    /// binary still fails the test.
+    pub fn try_ofctl(&self, args: &[&str]) -> Result<String, String> {
+        let out = Command::new("ovs-ofctl")
+            .args(["-O", "OpenFlow13"])
+            .args(args)
+            .env("OVS_RUNDIR", self.dir.path())
+            .env("OVS_LOGDIR", self.dir.path())
+            .output()
+            .unwrap_or_else(|e| {
+                panic!("cannot run ovs-ofctl ({e}): install Open vSwitch (apt-get install openvswitch-switch)")
+            });
+        let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+        if out.status.success() {
+            Ok(text)
+        } else {
+            Err(text)
+        }
+    }
+
     pub fn appctl(&self, args: &[&str]) -> String {
         let ctl = self.dir.path().join("vswitchd.ctl").to_string_lossy().into_owned();
         let mut a = vec!["-t", ctl.as_str()];

@@ -244,6 +244,41 @@ impl Field {
         )
     }
 
+    /// Whether no action may write the field: Open vSwitch's read-only
+    /// fields (`nw_frag` and the conntrack fields other than `ct_mark` and
+    /// `ct_label`, which only `ct(exec(...))` writes).
+    pub fn read_only(self) -> bool {
+        matches!(
+            self,
+            Field::NwFrag
+                | Field::CtState
+                | Field::CtZone
+                | Field::CtNwSrc
+                | Field::CtNwDst
+                | Field::CtNwProto
+                | Field::CtTpSrc
+                | Field::CtTpDst
+        )
+    }
+
+    /// Whether only `ct(exec(...))` may write the field (`ct_mark`,
+    /// `ct_label`): they belong to the connection, and OVS refuses to set
+    /// them anywhere else.
+    pub fn ct_only(self) -> bool {
+        matches!(self, Field::CtMark | Field::CtLabelLo | Field::CtLabelHi)
+    }
+
+    /// The prerequisite of reading the field in an action (a `move` source,
+    /// a `ct` zone subfield): for the conntrack tuple, what matching it
+    /// needs; [`Prereq::None`] for the others, which sdnfwd does not check.
+    pub fn read_prereq(self) -> Prereq {
+        match self {
+            Field::CtNwSrc | Field::CtNwDst => Prereq::CtIp,
+            Field::CtNwProto | Field::CtTpSrc | Field::CtTpDst => Prereq::Ct,
+            _ => Prereq::None,
+        }
+    }
+
     /// How values of this field are written.
     pub fn kind(self) -> Kind {
         match self {
@@ -362,10 +397,22 @@ pub enum Prereq {
     L4,
     /// IPv4 with this `nw_proto`.
     Proto(u64),
+    /// A `ct_state` that implies a connection (OVS's `MFP_CT_VALID`): one
+    /// of `+new`, `+est`, `+rel`, `+rpl`, `+snat`, `+dnat`, or `+trk-inv`.
+    /// Open vSwitch refuses the flow otherwise (`OFPBMC_BAD_PREREQ`).
+    Ct,
+    /// [`Prereq::Ct`] and `ip`: the conntrack tuple's IPv4 addresses
+    /// (`OFPBAC_MATCH_INCONSISTENT` without `ip`).
+    CtIp,
+    /// [`Prereq::Ct`] and a non-zero `ct_nw_proto`: the tuple's ports
+    /// (Open vSwitch sends them only with a protocol and drops them
+    /// silently otherwise; sdnfwd refuses instead).
+    CtProto,
 }
 
 /// Looks up a match field name (including aliases such as `tcp_dst`,
-/// `arp_spa`, `ip_frag`).
+/// `arp_spa`, `ip_frag`). `ct_label` names [`Field::CtLabelLo`]: the
+/// 128-bit value fills both halves, which the caller sets together.
 pub fn lookup_match_field(name: &str) -> Option<(Field, Prereq)> {
     let reg = |n: &str| -> Option<(Field, Prereq)> {
         let i: usize = n.parse().ok()?;
@@ -403,11 +450,12 @@ pub fn lookup_match_field(name: &str) -> Option<(Field, Prereq)> {
         "ct_state" => (Field::CtState, Prereq::None),
         "ct_zone" => (Field::CtZone, Prereq::None),
         "ct_mark" => (Field::CtMark, Prereq::None),
-        "ct_nw_src" => (Field::CtNwSrc, Prereq::None),
-        "ct_nw_dst" => (Field::CtNwDst, Prereq::None),
-        "ct_nw_proto" => (Field::CtNwProto, Prereq::None),
-        "ct_tp_src" => (Field::CtTpSrc, Prereq::None),
-        "ct_tp_dst" => (Field::CtTpDst, Prereq::None),
+        "ct_label" => (Field::CtLabelLo, Prereq::None),
+        "ct_nw_src" => (Field::CtNwSrc, Prereq::CtIp),
+        "ct_nw_dst" => (Field::CtNwDst, Prereq::CtIp),
+        "ct_nw_proto" => (Field::CtNwProto, Prereq::Ct),
+        "ct_tp_src" => (Field::CtTpSrc, Prereq::CtProto),
+        "ct_tp_dst" => (Field::CtTpDst, Prereq::CtProto),
         n if n.starts_with("reg") => return reg(&n[3..]),
         _ => return None,
     })

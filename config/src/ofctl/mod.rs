@@ -5,7 +5,8 @@
 //! model, a pure function with located errors ([`crate::ParseError`]);
 //! `print`: model to text, following OVS's `match_format`/`ofpacts_format`
 //! so that a dump of sdnfwd's tables reads like `ovs-ofctl -O OpenFlow13
-//! dump-flows br0`, and `print(parse(print(x))) == print(x)` holds (fuzzed).
+//! dump-flows br0`, and `print(parse(print(x))) == print(x)` holds (fuzzed);
+//! `group`: groups, parsed and printed as `add-group`/`dump-groups` do.
 //! This file only names them.
 
 mod field;
@@ -15,8 +16,10 @@ mod print;
 mod spec;
 
 pub use field::*;
-pub use group::*;
-pub use parse::{parse_flow_file, parse_flow_line, parse_trace_flow, FlowCommand, LineKind};
+pub use group::{Bucket, GroupCommand, GroupLineKind, GroupSpec, GroupType};
+pub use parse::{
+    parse_flow_file, parse_flow_line, parse_group_file, parse_group_line, parse_trace_flow, FlowCommand, LineKind,
+};
 pub use print::*;
 pub use spec::*;
 

@@ -7,7 +7,7 @@ use std::fmt::Write as _;
 use std::net::Ipv4Addr;
 
 use super::field::*;
-use super::spec::{padded_note, Action, FlowSpec, Match, DEFAULT_PRIORITY};
+use super::spec::{padded_note, Action, CtAction, CtZone, FlowSpec, Match, Nat, NatKind, SubField, DEFAULT_PRIORITY};
 
 fn put_hex(s: &mut String, v: u64) {
     if v == 0 {
@@ -79,6 +79,71 @@ fn put_be16_masked(s: &mut String, name: &str, v: u64, m: u64) {
     }
 }
 
+/// Formats `ct_state` as OVS's `match_format`: every flag matched, the
+/// state's flags joined by `|` (`est|trk`, `0` for none); some flags,
+/// each as `+flag` or `-flag`; both lowest bit first.
+pub fn fmt_ct_state(v: u64, m: u64) -> String {
+    let names = cs::NAMES.iter().filter(|(b, _)| m & b != 0);
+    if m == cs::ALL {
+        let set: Vec<&str> = names.filter(|(b, _)| v & b != 0).map(|(_, n)| *n).collect();
+        return if set.is_empty() { "0".into() } else { set.join("|") };
+    }
+    names.map(|(b, n)| format!("{}{n}", if v & b != 0 { '+' } else { '-' })).collect()
+}
+
+/// Formats a 128-bit value as OVS's `ds_put_hex`: `0x` and the digits
+/// without leading zeros, or `0`.
+pub fn fmt_hex128(v: u128) -> String {
+    if v == 0 {
+        "0".into()
+    } else {
+        format!("{v:#x}")
+    }
+}
+
+/// The 128-bit `ct_label` value and mask from the match's two halves.
+fn label(m: &Match) -> (u128, u128) {
+    let (lo, lo_m) = m.get(Field::CtLabelLo);
+    let (hi, hi_m) = m.get(Field::CtLabelHi);
+    ((hi as u128) << 64 | lo as u128, (hi_m as u128) << 64 | lo_m as u128)
+}
+
+/// The conntrack fields, where and how `match_format` prints them: after
+/// `pkt_mark` and before the `ip`/`tcp` keyword; the tuple's ports only
+/// with its protocol.
+fn put_ct_match(s: &mut String, m: &Match) {
+    let (v, mk) = m.get(Field::CtState);
+    if mk != 0 {
+        let _ = write!(s, "ct_state={},", fmt_ct_state(v, mk));
+    }
+    let (v, mk) = m.get(Field::CtZone);
+    if mk != 0 {
+        let _ = write!(s, "ct_zone={v},");
+    }
+    let (v, mk) = m.get(Field::CtMark);
+    put_hex_masked(s, "ct_mark", v, mk, 0xffff_ffff);
+    let (v, mk) = label(m);
+    if mk != 0 {
+        let _ = write!(s, "ct_label={}", fmt_hex128(v));
+        if mk != u128::MAX {
+            let _ = write!(s, "/{}", fmt_hex128(mk));
+        }
+        s.push(',');
+    }
+    let (v, mk) = m.get(Field::CtNwSrc);
+    put_ip_masked(s, "ct_nw_src", v, mk);
+    let (v, mk) = m.get(Field::CtNwDst);
+    put_ip_masked(s, "ct_nw_dst", v, mk);
+    let (v, mk) = m.get(Field::CtNwProto);
+    if mk != 0 {
+        let _ = write!(s, "ct_nw_proto={v},");
+        let (v, mk) = m.get(Field::CtTpSrc);
+        put_be16_masked(s, "ct_tp_src", v, mk);
+        let (v, mk) = m.get(Field::CtTpDst);
+        put_be16_masked(s, "ct_tp_dst", v, mk);
+    }
+}
+
 /// Formats a port number as OVS does (`LOCAL`, or decimal).
 pub fn fmt_port(p: u64) -> String {
     match p {
@@ -99,6 +164,7 @@ pub fn fmt_match(m: &Match, priority: Option<u16>) -> String {
     }
     let (pm_v, pm_m) = m.get(Field::PktMark);
     put_hex_masked(&mut s, "pkt_mark", pm_v, pm_m, 0xffff_ffff);
+    put_ct_match(&mut s, m);
 
     let (dl_type, dl_type_m) = m.get(Field::DlType);
     let (proto, proto_m) = m.get(Field::NwProto);
@@ -257,6 +323,15 @@ impl std::fmt::Display for Action {
                 put_hex(&mut s, *value);
                 write!(f, "load:{s}->{dst}")
             }
+            Action::SetField { field: Field::CtLabelLo, value, mask } => {
+                f.write_str(&fmt_label_write(*value as u128, *mask as u128))
+            }
+            Action::SetField { field: Field::CtLabelHi, value, mask } => {
+                f.write_str(&fmt_label_write((*value as u128) << 64, (*mask as u128) << 64))
+            }
+            Action::SetField { field: Field::CtMark, value, mask } if *mask != Field::CtMark.full_mask() => {
+                f.write_str(&fmt_masked_write(Field::CtMark, *value as u128, *mask as u128))
+            }
             Action::SetField { field, value, mask } => {
                 write!(f, "set_field:{}", fmt_field_value(*field, *value))?;
                 if *mask != field.full_mask() {
@@ -266,18 +341,7 @@ impl std::fmt::Display for Action {
             }
             Action::CtClear => f.write_str("ct_clear"),
             Action::Group(g) => write!(f, "group:{g}"),
-            Action::Ct(ct) => {
-                f.write_str("ct(")?;
-                let mut parts = Vec::new();
-                if ct.commit {
-                    parts.push("commit".to_string());
-                }
-                if let Some(t) = ct.table {
-                    parts.push(format!("table={t}"));
-                }
-                f.write_str(&parts.join(","))?;
-                f.write_str(")")
-            }
+            Action::Ct(ct) => f.write_str(&fmt_ct(ct)),
             Action::Note(bytes) => {
                 f.write_str("note:")?;
                 let p = padded_note(bytes);
@@ -291,6 +355,128 @@ impl std::fmt::Display for Action {
             }
         }
     }
+}
+
+/// A masked write as OVS sends it over OpenFlow 1.3 (`set_field` with a
+/// mask has no OpenFlow 1.3 encoding): one `load` per run of mask bits,
+/// lowest first, each cut into loads of at most 64 bits.
+fn fmt_masked_write(field: Field, value: u128, mask: u128) -> String {
+    let mut out = Vec::new();
+    let mut rest = mask;
+    while rest != 0 {
+        let ofs = rest.trailing_zeros();
+        let len = (rest >> ofs).trailing_ones();
+        let mut at = ofs;
+        while at < ofs + len {
+            let n = (ofs + len - at).min(64);
+            let piece = ((value >> at) as u64) & (u64::MAX >> (64 - n));
+            let sf = SubField { field, ofs: at, n_bits: n };
+            let mut v = String::new();
+            put_hex(&mut v, piece);
+            out.push(format!("load:{v}->{sf}"));
+            at += n;
+        }
+        rest &= !((u128::MAX >> (128 - len)) << ofs);
+    }
+    out.join(",")
+}
+
+/// A write to the 128-bit `ct_label` as OVS prints it: `set_field` when it
+/// writes every bit, the loads OVS sends otherwise.
+fn fmt_label_write(value: u128, mask: u128) -> String {
+    if mask == u128::MAX {
+        return format!("set_field:{}->ct_label", fmt_hex128(value));
+    }
+    // SubField ranges over the 128 bits print from CtLabelLo's numbering.
+    fmt_masked_write(Field::CtLabelLo, value, mask)
+}
+
+/// `nat(...)` as OVS's `format_NAT`: the range only when it has a first
+/// address, the port range only when it has a first port, and the flags
+/// only with a range (OVS's encoding keeps them but its printer does not).
+pub fn fmt_nat(n: &Nat) -> String {
+    let mut s = String::from("nat");
+    let Some(kind) = n.kind else {
+        return s;
+    };
+    s.push_str(if kind == NatKind::Src { "(src" } else { "(dst" });
+    if let Some((a, b)) = n.addrs {
+        let _ = write!(s, "={}", fmt_ip(a as u64));
+        if b != 0 && b != a {
+            let _ = write!(s, "-{}", fmt_ip(b as u64));
+        }
+        if let Some((p, q)) = n.ports.filter(|p| p.0 != 0) {
+            let _ = write!(s, ":{p}");
+            if q != 0 && q != p {
+                let _ = write!(s, "-{q}");
+            }
+        }
+        for (on, name) in [(n.persistent, "persistent"), (n.hash, "hash"), (n.random, "random")] {
+            if on {
+                let _ = write!(s, ",{name}");
+            }
+        }
+    }
+    s.push(')');
+    s
+}
+
+/// `exec(...)`'s actions: a `ct_label` write held as its two halves
+/// (low, then high) prints as the one write it was.
+fn fmt_exec(actions: &[Action]) -> String {
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < actions.len() {
+        if let (
+            Action::SetField { field: Field::CtLabelLo, value: lo, mask: lo_m },
+            Some(Action::SetField { field: Field::CtLabelHi, value: hi, mask: hi_m }),
+        ) = (&actions[i], actions.get(i + 1))
+        {
+            let v = (*hi as u128) << 64 | *lo as u128;
+            let m = (*hi_m as u128) << 64 | *lo_m as u128;
+            out.push(fmt_label_write(v, m));
+            i += 2;
+            continue;
+        }
+        out.push(actions[i].to_string());
+        i += 1;
+    }
+    out.retain(|a| !a.is_empty());
+    out.join(",")
+}
+
+/// `ct(...)` as OVS's `format_CT`: commit, force, table, zone (not when
+/// 0), nat, exec, alg.
+pub fn fmt_ct(ct: &CtAction) -> String {
+    let mut parts = Vec::new();
+    if ct.commit {
+        parts.push("commit".to_string());
+    }
+    if ct.force {
+        parts.push("force".to_string());
+    }
+    if let Some(t) = ct.table {
+        parts.push(format!("table={t}"));
+    }
+    match ct.zone {
+        CtZone::Field(sf) => parts.push(format!("zone={sf}")),
+        CtZone::Imm(0) => {}
+        CtZone::Imm(z) => parts.push(format!("zone={z}")),
+    }
+    if let Some(n) = &ct.nat {
+        parts.push(fmt_nat(n));
+    }
+    let exec = fmt_exec(&ct.exec);
+    if !exec.is_empty() {
+        parts.push(format!("exec({exec})"));
+    }
+    match ct.alg {
+        None | Some(0) => {}
+        Some(21) => parts.push("alg=ftp".into()),
+        Some(69) => parts.push("alg=tftp".into()),
+        Some(p) => parts.push(format!("alg={p}")),
+    }
+    format!("ct({})", parts.join(","))
 }
 
 /// Formats an action list; the empty list is `drop`.

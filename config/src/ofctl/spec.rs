@@ -67,7 +67,9 @@ impl Match {
     }
 }
 
-/// A bit range of a field, `NXM_NX_REG0[0..31]`.
+/// A bit range of a field, `NXM_NX_REG0[0..31]`. A range of `ct_label`
+/// lies within one of its halves ([`Field::CtLabelLo`] or
+/// [`Field::CtLabelHi`]), with `ofs` counted from that half's bit 0.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct SubField {
     /// The field.
@@ -92,13 +94,22 @@ impl SubField {
 }
 
 impl std::fmt::Display for SubField {
+    /// As OVS's `mf_format_subfield`: `NXM_NX_REG0[]` for the whole field,
+    /// `[3]` for one bit, `[0..15]` otherwise. A `ct_label` half prints its
+    /// bits in the 128-bit field's numbering (`CtLabelHi` bit 0 is
+    /// `NXM_NX_CT_LABEL[64]`), never as the whole field.
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "{}[", self.field.nxm_name())?;
-        if self.ofs == 0 && self.n_bits == self.field.n_bits() {
+        let (ofs, width) = match self.field {
+            Field::CtLabelLo => (self.ofs, 128),
+            Field::CtLabelHi => (self.ofs + 64, 128),
+            field => (self.ofs, field.n_bits()),
+        };
+        if ofs == 0 && self.n_bits == width {
         } else if self.n_bits == 1 {
-            write!(f, "{}", self.ofs)?;
+            write!(f, "{ofs}")?;
         } else {
-            write!(f, "{}..{}", self.ofs, self.ofs + self.n_bits - 1)?;
+            write!(f, "{}..{}", ofs, ofs + self.n_bits - 1)?;
         }
         f.write_str("]")
     }
@@ -172,9 +183,15 @@ pub struct CtAction {
     /// `nat` or `nat(...)`, written before `exec(...)`.
     pub nat: Option<Nat>,
     /// `exec(...)`: `set_field`/`load`/`move` to `ct_mark` and `ct_label`,
-    /// applied to the connection when it is committed.
+    /// applied to the connection when it is committed. A write of the
+    /// 128-bit `ct_label` is a [`Action::SetField`] on
+    /// [`Field::CtLabelLo`] followed by one on [`Field::CtLabelHi`] (both
+    /// present, a mask may be 0), except `load:V->NXM_NX_CT_LABEL[]`,
+    /// which is two 64-bit [`Action::Load`]s as OVS sends it. A masked
+    /// `set_field` prints as the `load`s OVS sends for it.
     pub exec: Vec<Action>,
-    /// `alg=ftp|tftp` (the port number); parsed and printed, not applied.
+    /// `alg=ftp|tftp` (the port number, 21 or 69); parsed and printed, not
+    /// applied.
     pub alg: Option<u16>,
 }
 
@@ -189,6 +206,9 @@ pub enum NatKind {
 
 /// `nat` (`kind: None`: apply the connection's existing translation) or
 /// `nat(src|dst=ADDR[-ADDR][:PORT[-PORT]][,random|hash][,persistent])`.
+/// Held as OVS sends it: a range starting at 0.0.0.0 is no range
+/// (`nat(src=0.0.0.0)` is `nat(src)`), a port range starting at 0 is no
+/// port range; the flags stay even where the printer leaves them out.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub struct Nat {
     /// Source or destination translation; `None` for a plain `nat`.
