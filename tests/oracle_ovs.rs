@@ -3,7 +3,10 @@
 //! translation must agree on every generated packet — the rules hit (table,
 //! priority) and the outputs (port, and tun_dst/tun_id for vxlan0) — over
 //! the rendered multitenant table and over seed 001's flows, covering every
-//! table.
+//! table; and over the same node's table in conntrack mode (the
+//! networkpolicy plugin's rules of OPENSHIFT_SDN_PIPELINE.md §8.8, with
+//! `all` and `indirect` groups), pass by pass through each recirculation
+//! with random `--ct-next` states.
 
 mod common;
 
@@ -14,14 +17,17 @@ use common::ovs::{parse_trace, Ovs};
 use common::Rng;
 use config::ofctl::{parse_flow_file, parse_trace_flow, Field, FlowCommand, FlowSpec};
 use config::yaml::Cluster;
-use slowpath::{xlate, OfFlow, Ofproto, PipelineDropKind};
+use slowpath::{xlate, OfFlow, Ofproto, PipelineDropKind, Xlate};
 
 const PACKETS: usize = 2000;
 
 fn sdnfwd_verdict(of: &Ofproto, flow_text: &str) -> common::ovs::OfVerdict {
     let m = parse_trace_flow(flow_text).unwrap();
     let (flow, _) = OfFlow::from_match(&m);
-    let x = xlate(of, &flow, None);
+    verdict_of(&xlate(of, &flow, None))
+}
+
+fn verdict_of(x: &Xlate) -> common::ovs::OfVerdict {
     let mut rules: Vec<(u8, i32)> = x.rules.iter().map(|r| (r.table, r.rule.spec.priority as i32)).collect();
     if let Some(d) = x.drop {
         if d.kind == PipelineDropKind::NoMatch {
@@ -124,4 +130,163 @@ fn oracle_seed001_flows() {
         })
         .collect();
     run_oracle("seed 001", &flows, &c, "oc-04.test", 0x5eed_0002);
+}
+
+/// Node-d in conntrack mode: the rendered table with the networkpolicy
+/// plugin's differences (§8.8; the table 0 and 30 conntrack rules at the
+/// 4.6+ priorities, which resolve 3.11's ties as "conntrack first" and
+/// "gateway first"), project-a's policies P1 and P2, and egress through
+/// groups as 4.8+ does it: project-a through an indirect
+/// group after `ct(commit)`, project-b through an all group
+/// (tun0 with a mark, and a copy tunnelled to node-b).
+fn ct_mode_flows(c: &Cluster) -> (String, String) {
+    let r = config::render::render(c, "node-d").unwrap();
+    let kept: Vec<String> = r
+        .flows
+        .iter()
+        .filter(|f| f.table != 60 && (f.table != 80 || [0, 300].contains(&f.priority)))
+        .map(|f| f.to_dump_line(None).trim_start().to_string())
+        .collect();
+    let mut text = kept.join("\n") + "\n";
+    text += "table=0,priority=1000,ip,ct_state=-trk,actions=ct(table=0)
+table=0,priority=400,in_port=2,ip,nw_src=10.131.0.1,actions=goto_table:30
+table=0,priority=300,in_port=2,ip,nw_src=10.131.0.0/23,nw_dst=10.128.0.0/14,actions=goto_table:25
+table=25,priority=0,actions=drop
+table=30,priority=250,ip,nw_dst=10.131.0.0/23,ct_state=+rpl,actions=ct(nat,table=70)
+table=60,priority=200,actions=output:2
+table=60,priority=0,actions=drop
+table=21,priority=200,ip,nw_dst=10.128.0.0/14,actions=ct(commit,table=30)
+table=80,priority=200,ip,ct_state=+rpl,actions=output:NXM_NX_REG2[]
+table=80,priority=150,reg1=11235,ip,nw_dst=10.129.0.7,reg0=0,tcp,tp_dst=8080,actions=output:NXM_NX_REG2[]
+table=80,priority=150,reg1=11235,ip,nw_dst=10.131.0.3,reg0=0,tcp,tp_dst=8080,actions=output:NXM_NX_REG2[]
+table=80,priority=150,reg1=11235,ip,nw_dst=10.131.0.4,reg0=11235,ip,nw_src=10.129.0.7,tcp,tp_dst=5432,actions=output:NXM_NX_REG2[]
+table=80,priority=150,reg1=11235,ip,nw_dst=10.131.0.4,reg0=11235,ip,nw_src=10.131.0.3,tcp,tp_dst=5432,actions=output:NXM_NX_REG2[]
+table=80,priority=100,reg1=11235,ip,nw_dst=10.129.0.7,actions=drop
+table=80,priority=100,reg1=11235,ip,nw_dst=10.131.0.3,actions=drop
+table=80,priority=100,reg1=11235,ip,nw_dst=10.131.0.4,actions=drop
+table=80,priority=50,reg1=11235,actions=output:NXM_NX_REG2[]
+table=80,priority=50,reg1=0,actions=output:NXM_NX_REG2[]
+table=80,priority=50,reg1=58132,actions=output:NXM_NX_REG2[]
+table=100,priority=150,reg0=11235,ip,actions=ct(commit),group:11235
+table=100,priority=150,reg0=58132,ip,actions=group:58132
+";
+    for n in c.find_node("node-d").unwrap().pods.iter() {
+        let vnid = c.vnid(&n.namespace).unwrap();
+        text +=
+            &format!("table=25,priority=100,ip,nw_src={},actions=load:{vnid:#x}->NXM_NX_REG0[],goto_table:30\n", n.ip);
+    }
+    let groups = "group_id=11235,type=indirect,bucket=actions=move:NXM_NX_REG0[]->NXM_NX_TUN_ID[0..31],set_field:172.16.1.16->tun_dst,output:1
+group_id=58132,type=all,bucket=actions=set_field:0x0100a314->pkt_mark,output:2,bucket=actions=move:NXM_NX_REG0[]->NXM_NX_TUN_ID[0..31],set_field:172.16.1.16->tun_dst,output:1
+"
+    .to_string();
+    (text, groups)
+}
+
+/// OVS's multi-pass trace split into its passes (the text between the
+/// `recirc(...)` banners).
+fn split_passes(text: &str) -> Vec<String> {
+    let mut passes = vec![String::new()];
+    let mut lines = text.lines().peekable();
+    while let Some(l) = lines.next() {
+        if l.starts_with("=====") && lines.peek().is_some_and(|n| n.starts_with("recirc(")) {
+            // The banner: ===, recirc(...), optional NAT lines, ===.
+            for m in lines.by_ref() {
+                if m.starts_with("=====") {
+                    break;
+                }
+            }
+            passes.push(String::new());
+            continue;
+        }
+        let cur = passes.last_mut().unwrap();
+        cur.push_str(l);
+        cur.push('\n');
+    }
+    passes
+}
+
+#[test]
+fn oracle_ct_mode_pass_by_pass() {
+    let c = Cluster::default_cluster();
+    let (text, groups) = ct_mode_flows(&c);
+    let pools = Pools::from_cluster(&c, "node-d");
+    let mut ports: BTreeSet<u32> = pools.local.iter().map(|p| p.0).collect();
+    let of_ports: BTreeSet<u32> = [1, 2].into_iter().chain(ports.iter().copied()).collect();
+    ports.insert(9);
+    let ovs = Ovs::start(&ports.iter().copied().collect::<Vec<_>>());
+    let gfile = ovs.dir().join("groups.txt");
+    std::fs::write(&gfile, &groups).unwrap();
+    ovs.ofctl(&["add-groups", "br0", &gfile.to_string_lossy()]);
+    ovs.add_flows(&text);
+    let mut of = Ofproto::new();
+    for (_, g) in config::ofctl::parse_group_file(&groups).unwrap() {
+        of.apply_group(&g).unwrap();
+    }
+    let cmds: Vec<FlowCommand> = parse_flow_file(&text).unwrap().into_iter().map(|(_, c)| c).collect();
+    of.apply(&cmds).unwrap();
+    of.ports = Some(of_ports);
+    // Both dump the same tables and groups.
+    let strip = |l: &str| {
+        l.split(", ")
+            .filter(|p| !(p.starts_with("duration=") || p.starts_with("n_packets=") || p.starts_with("n_bytes=")))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let mut theirs: Vec<String> =
+        ovs.ofctl(&["dump-flows", "br0"]).lines().filter(|l| l.starts_with(" cookie=")).map(strip).collect();
+    let mut ours: Vec<String> = of.rules(None).iter().map(|r| r.spec.to_dump_line(None)).collect();
+    theirs.sort();
+    ours.sort();
+    assert_eq!(ours, theirs, "OVS dumps the ct-mode flows differently from sdnfwd's printer");
+
+    let states = ["trk,new", "trk,est", "trk,est,rpl", "trk,rel", "trk,rel,rpl", "trk,inv"];
+    let mut rng = Rng(0x5eed_00c7);
+    let (mut mismatches, mut passes_seen, mut recircs, mut groups_hit) = (Vec::new(), [0usize; 4], 0, 0);
+    let mut tables_hit = BTreeSet::new();
+    for _ in 0..PACKETS {
+        let f = pools.flow(&mut rng);
+        let n = rng.below(4) as usize;
+        let next: Vec<&str> = (0..n).map(|_| *rng.pick(&states)).collect();
+        let mut args = vec!["ofproto/trace", "br0", f.as_str()];
+        for s in &next {
+            args.extend(["--ct-next", s]);
+        }
+        let tun_id0 = parse_trace_flow(&f).map(|m| m.get(Field::TunId).0).unwrap();
+        let theirs: Vec<common::ovs::OfVerdict> =
+            split_passes(&ovs.appctl(&args)).iter().map(|p| parse_trace(p, tun_id0)).collect();
+        let m = parse_trace_flow(&f).unwrap();
+        let (flow, _) = OfFlow::from_match(&m);
+        let ct_next: Vec<u64> = next.iter().map(|s| slowpath::trace::parse_ct_flags(s).unwrap()).collect();
+        let (_, passes) = slowpath::trace::report_passes(&of, &flow, &ct_next, "br0");
+        let ours: Vec<common::ovs::OfVerdict> = passes.iter().map(|p| verdict_of(&p.xlate)).collect();
+        passes_seen[ours.len().min(3)] += 1;
+        recircs += ours.len() - 1;
+        for p in &passes {
+            tables_hit.extend(p.xlate.rules.iter().map(|r| r.table));
+            groups_hit += usize::from(
+                p.xlate
+                    .rules
+                    .iter()
+                    .any(|r| r.rule.spec.actions.iter().any(|a| matches!(a, config::ofctl::Action::Group(_)))),
+            );
+        }
+        if ours != theirs {
+            mismatches.push(format!("{f} --ct-next {next:?}\n  ovs:    {theirs:?}\n  sdnfwd: {ours:?}"));
+        }
+    }
+    assert!(
+        mismatches.is_empty(),
+        "{} of {PACKETS} packets disagree:\n{}",
+        mismatches.len(),
+        mismatches[..mismatches.len().min(8)].join("\n")
+    );
+    for t in [0u8, 21, 25, 30, 70, 80, 100] {
+        assert!(tables_hit.contains(&t), "table {t} never reached: {tables_hit:?}");
+    }
+    assert!(passes_seen[3] > 100 && recircs > PACKETS / 2, "too few recirculations: {passes_seen:?}");
+    assert!(groups_hit > 10, "groups hit only {groups_hit} times");
+    eprintln!(
+        "ct mode: {PACKETS} packets agree pass by pass; passes 1/2/3+: {:?}; tables {tables_hit:?}; groups hit {groups_hit}",
+        &passes_seen[1..]
+    );
 }

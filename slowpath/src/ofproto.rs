@@ -6,12 +6,12 @@
 //! Rules are `Arc`s so that megaflows and traces can keep the rules they came
 //! from; counters are atomics credited from megaflow statistics.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
-use config::ofctl::{FlowCommand, FlowSpec};
+use config::ofctl::{Action, FlowCommand, FlowSpec, GroupCommand, GroupSpec};
 
 use crate::classifier::{Classifier, EntryId};
 use crate::flow::OfFlow;
@@ -85,6 +85,8 @@ pub struct Ofproto {
     /// Frozen translations by recirculation id (written by translations,
     /// which take the tables shared).
     pub recirc: Mutex<Recirc>,
+    /// Groups by id.
+    groups: BTreeMap<u32, Arc<GroupSpec>>,
 }
 
 impl Default for Ofproto {
@@ -95,6 +97,7 @@ impl Default for Ofproto {
             seq: 0,
             ports: None,
             recirc: Mutex::default(),
+            groups: BTreeMap::new(),
         }
     }
 }
@@ -142,6 +145,102 @@ impl Ofproto {
         self.ports.as_ref().is_none_or(|p| p.contains(&port))
     }
 
+    /// Group `id`.
+    pub fn group(&self, id: u32) -> Option<&Arc<GroupSpec>> {
+        self.groups.get(&id)
+    }
+
+    /// Every group, by id.
+    pub fn groups(&self) -> impl Iterator<Item = &Arc<GroupSpec>> {
+        self.groups.values()
+    }
+
+    /// The groups a flow's actions name.
+    fn groups_named(spec: &FlowSpec) -> impl Iterator<Item = u32> + '_ {
+        spec.actions.iter().filter_map(|a| match a {
+            Action::Group(g) => Some(*g),
+            _ => None,
+        })
+    }
+
+    /// Checks that every group a flow names exists (OVS refuses the flow
+    /// with OFPBAC_BAD_OUT_GROUP otherwise).
+    fn check_groups(&self, spec: &FlowSpec, exists: impl Fn(u32) -> bool) -> Result<(), FlowModError> {
+        match Self::groups_named(spec).find(|g| !exists(*g)) {
+            Some(g) => Err(FlowModError(format!("table {}: group:{g} names a group that does not exist", spec.table))),
+            None => Ok(()),
+        }
+    }
+
+    /// Adds, replaces or deletes groups as `ovs-ofctl add-group`,
+    /// `mod-group` and `del-groups` do: adding an existing id or modifying
+    /// a missing one is an error; deleting a group deletes the flows that
+    /// name it (as OVS does); deleting a missing one is not an error.
+    ///
+    /// # Errors
+    /// The refusals above, with nothing changed.
+    pub fn apply_group(&mut self, cmd: &GroupCommand) -> Result<(), FlowModError> {
+        match cmd {
+            GroupCommand::Add(g) => {
+                if self.groups.contains_key(&g.group_id) {
+                    return Err(FlowModError(format!("group {} exists", g.group_id)));
+                }
+                self.check_bucket_groups(g, |id| self.groups.contains_key(&id))?;
+                self.groups.insert(g.group_id, Arc::new(g.clone()));
+            }
+            GroupCommand::Modify(g) => {
+                if !self.groups.contains_key(&g.group_id) {
+                    return Err(FlowModError(format!("no group {}", g.group_id)));
+                }
+                self.check_bucket_groups(g, |id| self.groups.contains_key(&id))?;
+                self.groups.insert(g.group_id, Arc::new(g.clone()));
+            }
+            GroupCommand::Delete(id) => {
+                let gone: Vec<u32> = match id {
+                    Some(id) => self.groups.remove(id).map(|g| g.group_id).into_iter().collect(),
+                    None => std::mem::take(&mut self.groups).into_keys().collect(),
+                };
+                self.delete_flows_naming(&gone);
+            }
+        }
+        self.version += 1;
+        Ok(())
+    }
+
+    /// Buckets may name other groups (chained groups): those must exist.
+    fn check_bucket_groups(&self, g: &GroupSpec, exists: impl Fn(u32) -> bool) -> Result<(), FlowModError> {
+        for b in &g.buckets {
+            for a in &b.actions {
+                if let Action::Group(id) = a {
+                    if !exists(*id) && *id != g.group_id {
+                        return Err(FlowModError(format!(
+                            "group {}: bucket names group {id}, which does not exist",
+                            g.group_id
+                        )));
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Removes the rules whose actions name any of `groups`.
+    fn delete_flows_naming(&mut self, groups: &[u32]) {
+        if groups.is_empty() {
+            return;
+        }
+        for t in 0..N_TABLES {
+            let hits: Vec<EntryId> = self.tables[t]
+                .iter()
+                .filter(|(_, e)| Self::groups_named(&e.data.spec).any(|g| groups.contains(&g)))
+                .map(|(id, _)| id)
+                .collect();
+            for id in hits {
+                self.tables[t].remove(id);
+            }
+        }
+    }
+
     /// Checks what OVS checks before accepting a flow.
     pub fn validate(spec: &FlowSpec) -> Result<(), FlowModError> {
         for a in &spec.actions {
@@ -164,6 +263,7 @@ impl Ofproto {
     /// [`Ofproto::validate`].
     pub fn add_flow(&mut self, spec: FlowSpec) -> Result<(), FlowModError> {
         Self::validate(&spec)?;
+        self.check_groups(&spec, |g| self.groups.contains_key(&g))?;
         let (v, m) = OfFlow::from_match(&spec.m);
         let t = &mut self.tables[spec.table as usize];
         if let Some(id) = t.find_exact(&v, &m, spec.priority) {
@@ -221,6 +321,7 @@ impl Ofproto {
         for &(t, _) in &hits {
             Self::validate(&FlowSpec { table: t as u8, ..pat.clone() })?;
         }
+        self.check_groups(pat, |g| self.groups.contains_key(&g))?;
         for &(t, id) in &hits {
             let e = self.tables[t].get_mut(id).expect("matched rule exists");
             let old = &e.data;
@@ -244,15 +345,35 @@ impl Ofproto {
     /// leaves the tables untouched.
     ///
     /// # Errors
-    /// The first invalid command (its index and why); any group command
-    /// (groups are not applied yet), before anything changes.
+    /// The first invalid command (its index and why), before anything
+    /// changes.
     pub fn apply(&mut self, cmds: &[FlowCommand]) -> Result<(), FlowModError> {
+        // Validated first, the groups that exist at each step simulated.
+        let mut exists: BTreeSet<u32> = self.groups.keys().copied().collect();
         for (i, c) in cmds.iter().enumerate() {
-            if let FlowCommand::Add(s) | FlowCommand::Modify { spec: s, .. } = c {
-                Self::validate(s).map_err(|e| FlowModError(format!("command {}: {}", i + 1, e.0)))?;
-            }
-            if let FlowCommand::Group(g) = c {
-                return Err(FlowModError(format!("command {}: `{g}`: groups are not applied yet", i + 1)));
+            let at = |e: FlowModError| FlowModError(format!("command {}: {}", i + 1, e.0));
+            match c {
+                FlowCommand::Add(s) | FlowCommand::Modify { spec: s, .. } => {
+                    Self::validate(s).map_err(at)?;
+                    self.check_groups(s, |g| exists.contains(&g)).map_err(at)?;
+                }
+                FlowCommand::Delete { .. } => {}
+                FlowCommand::Group(GroupCommand::Add(g)) => {
+                    if !exists.insert(g.group_id) {
+                        return Err(at(FlowModError(format!("group {} exists", g.group_id))));
+                    }
+                    self.check_bucket_groups(g, |id| exists.contains(&id)).map_err(at)?;
+                }
+                FlowCommand::Group(GroupCommand::Modify(g)) => {
+                    if !exists.contains(&g.group_id) {
+                        return Err(at(FlowModError(format!("no group {}", g.group_id))));
+                    }
+                    self.check_bucket_groups(g, |id| exists.contains(&id)).map_err(at)?;
+                }
+                FlowCommand::Group(GroupCommand::Delete(Some(id))) => {
+                    exists.remove(id);
+                }
+                FlowCommand::Group(GroupCommand::Delete(None)) => exists.clear(),
             }
         }
         for c in cmds {
@@ -264,7 +385,7 @@ impl Ofproto {
                 FlowCommand::Delete { strict, spec } => {
                     self.delete_flows(spec, *strict);
                 }
-                FlowCommand::Group(_) => {} // refused above
+                FlowCommand::Group(g) => self.apply_group(g)?,
             }
         }
         Ok(())

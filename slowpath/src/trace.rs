@@ -140,11 +140,27 @@ pub fn fmt_megaflow(flow: &OfFlow, x: &Xlate) -> String {
     let rid = flow.recirc_id();
     let rid = if rid == 0 { "0".to_string() } else { format!("{rid:#x}") };
     let rest = fmt_masked(flow, &mask);
-    if rest == "(any)" {
-        format!("recirc_id={rid},eth")
-    } else {
-        format!("recirc_id={rid},eth,{rest}")
+    // OVS's order: the connection-tracking fields, then the packet type.
+    let mut ct: Vec<&str> = Vec::new();
+    let mut other: Vec<&str> = Vec::new();
+    for t in rest.split(',').filter(|t| *t != "(any)") {
+        if t.starts_with("ct_") && other.is_empty() {
+            ct.push(t);
+        } else {
+            other.push(t);
+        }
     }
+    let mut s = format!("recirc_id={rid},");
+    for t in ct {
+        s += t;
+        s.push(',');
+    }
+    s += "eth";
+    for t in other {
+        s.push(',');
+        s += t;
+    }
+    s
 }
 
 /// One pass of a packet through the tables: its flow and translation.

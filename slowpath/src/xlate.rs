@@ -16,7 +16,7 @@ use std::sync::Arc;
 
 use smallvec::SmallVec;
 
-use config::ofctl::{Action, CtAction, CtZone, Field, NatKind, OFPP_IN_PORT};
+use config::ofctl::{Action, Bucket, CtAction, CtZone, Field, GroupSpec, GroupType, NatKind, OFPP_IN_PORT};
 use fastpath::actions::{CtParams, NatParams, NatRange};
 use fastpath::{DpAction, SetField};
 
@@ -169,6 +169,31 @@ struct Ctx<'a, 't> {
     in_port: u32,
     trace: Option<&'t mut dyn TraceSink>,
     recirc: Option<Recirculation>,
+    /// What a trace says of `ct` once its rule's actions end (as OVS
+    /// prints it: after the actions and the original packet's `drop`).
+    ct_notes: Vec<String>,
+    /// Groups entered and not left (chains are bounded).
+    group_depth: u32,
+}
+
+/// Groups may chain this deep (OVS bounds the translation depth too).
+const MAX_GROUP_DEPTH: u32 = 16;
+
+/// A 64-bit mix (splitmix64's finaliser).
+fn mix64(mut x: u64) -> u64 {
+    x = (x ^ (x >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    x = (x ^ (x >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    x ^ (x >> 31)
+}
+
+/// A text's hash (FNV-1a).
+fn text_hash(s: &str) -> u64 {
+    s.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| (h ^ b as u64).wrapping_mul(0x100_0000_01b3))
+}
+
+/// A bucket id's hash under a flow's hash.
+fn mix32(id: u64, basis: u64) -> u64 {
+    mix64(id.wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ basis)
 }
 
 /// The connection-tracking fields of a flow (cleared after `ct` and by
@@ -266,6 +291,29 @@ impl Ctx<'_, '_> {
 
     /// Runs a rule's actions; returns the next table, if any.
     fn run(&mut self, actions: &[Action]) -> Option<u8> {
+        let next = self.run_actions(actions);
+        if !self.ct_notes.is_empty() {
+            if next.is_none()
+                && self.trace.is_some()
+                && matches!(actions.last(), Some(Action::Ct(c)) if c.table.is_some())
+            {
+                // The original packet's actions end with the fork.
+                self.note_raw("    drop");
+            }
+            for n in std::mem::take(&mut self.ct_notes) {
+                self.note(|| n);
+            }
+        }
+        next
+    }
+
+    fn note_raw(&mut self, s: &str) {
+        if let Some(t) = self.trace.as_deref_mut() {
+            t.line(s.to_string());
+        }
+    }
+
+    fn run_actions(&mut self, actions: &[Action]) -> Option<u8> {
         for a in actions {
             if let Some(t) = self.trace.as_deref_mut() {
                 t.line(format!("    {a}"));
@@ -310,12 +358,146 @@ impl Ctx<'_, '_> {
                 Action::Note(_) => {}
                 Action::Ct(ct) => self.ct(ct),
                 Action::CtClear => self.clear_ct(),
-                Action::Group(_) => {
-                    self.note(|| ">> groups are not translated yet; ignored".into());
-                }
+                Action::Group(id) => self.group(*id),
             }
         }
         None
+    }
+
+    /// `group:N`: the group's bucket(s), each as a clone of the packet (OVS:
+    /// the flow rolls back after each bucket, so later actions see it as
+    /// it was before the group). A select group picks one bucket by
+    /// highest-random-weight over the flow's hash (the fields hashed are
+    /// un-wildcarded).
+    fn group(&mut self, id: u32) {
+        let Some(g) = self.of.group(id).cloned() else {
+            self.note(|| format!(">> group {id} does not exist"));
+            return;
+        };
+        if self.group_depth >= MAX_GROUP_DEPTH {
+            self.note(|| ">> group chain too deep; group skipped".into());
+            return;
+        }
+        match g.kind {
+            GroupType::All => {
+                for (i, b) in g.buckets.iter().enumerate() {
+                    self.bucket(i, b);
+                }
+            }
+            GroupType::Indirect | GroupType::FastFailover => {
+                // No liveness here: every port sdnfwd has is up, so a
+                // fast-failover group's first bucket is its live one.
+                if let Some(b) = g.buckets.first() {
+                    self.bucket(0, b);
+                }
+            }
+            GroupType::Select => {
+                if let Some(i) = self.select_bucket(&g) {
+                    self.bucket(i, &g.buckets[i]);
+                }
+            }
+        }
+    }
+
+    /// A select group's bucket for this flow: weighted highest random
+    /// weight (rendezvous hashing): each bucket scores `w / -ln(u)`, `u` a
+    /// uniform draw from the bucket id hashed under the flow's hash, and the
+    /// highest wins. A flow's bucket is stable, flows spread in proportion
+    /// to the weights (as OVS's default dp_hash method spreads them), and
+    /// removing a bucket moves only the flows it had.
+    fn select_bucket(&mut self, g: &GroupSpec) -> Option<usize> {
+        let basis = self.select_hash(g);
+        let mut best: Option<(usize, f64)> = None;
+        for (i, b) in g.buckets.iter().enumerate() {
+            let weight = b.weight.unwrap_or(g.kind.default_weight());
+            if weight == 0 {
+                continue;
+            }
+            // A bucket is known by its id, or (OpenFlow 1.3 has none) by
+            // what it does: removing one bucket renames no other.
+            let id = match b.bucket_id {
+                Some(id) => id as u64,
+                None => b.actions.iter().fold(0x6b43_a9b5_u64, |h, a| mix64(h ^ text_hash(&a.to_string()))),
+            };
+            // u in (0, 1), from 53 bits of the hash.
+            let u = ((mix32(id, basis) >> 11) as f64 + 0.5) / (1u64 << 53) as f64;
+            let score = weight as f64 / -u.ln();
+            if best.is_none_or(|(_, s)| score > s) {
+                best = Some((i, score));
+            }
+            self.note(|| format!("bucket {i}: score {score:.3}"));
+        }
+        best.map(|(i, _)| i)
+    }
+
+    /// The hash a select group chooses by: the fields its `fields(...)`
+    /// name (with `selection_method=hash`), else OVS's default, the
+    /// symmetric L4 fields (Ethernet addresses and type, IPv4 addresses,
+    /// protocol, ports): the same for both directions of a connection.
+    /// Every field hashed is un-wildcarded.
+    fn select_hash(&mut self, g: &GroupSpec) -> u64 {
+        let named: Vec<Field> =
+            g.fields.iter().filter_map(|n| config::ofctl::lookup_match_field(n).map(|(f, _)| f)).collect();
+        let mut h = 0u64;
+        if !named.is_empty() && g.selection_method.as_deref() == Some("hash") {
+            for f in named {
+                self.wc.or_field(f, f.full_mask());
+                h = mix64(h ^ self.flow.get(f));
+            }
+            return h;
+        }
+        let sym = |a: u64, b: u64| a ^ b;
+        for f in [Field::DlSrc, Field::DlDst, Field::DlType] {
+            self.wc.or_field(f, f.full_mask());
+        }
+        h = mix64(h ^ sym(self.flow.get(Field::DlSrc), self.flow.get(Field::DlDst)));
+        h = mix64(h ^ self.flow.get(Field::DlType));
+        if self.flow.get(Field::DlType) == config::ofctl::ETH_TYPE_IP {
+            for f in [Field::NwSrc, Field::NwDst, Field::NwProto] {
+                self.wc.or_field(f, f.full_mask());
+            }
+            h = mix64(h ^ sym(self.flow.get(Field::NwSrc), self.flow.get(Field::NwDst)));
+            let proto = self.flow.get(Field::NwProto);
+            h = mix64(h ^ proto);
+            if [6, 17, 132].contains(&proto) {
+                for f in [Field::TpSrc, Field::TpDst] {
+                    self.wc.or_field(f, f.full_mask());
+                }
+                h = mix64(h ^ sym(self.flow.get(Field::TpSrc), self.flow.get(Field::TpDst)));
+            }
+        }
+        h
+    }
+
+    /// One bucket's actions on a clone of the packet: as an action set
+    /// (rewrites first, then groups, then outputs, as OVS orders one), the
+    /// flow rolled back afterwards.
+    fn bucket(&mut self, i: usize, b: &Bucket) {
+        self.note(|| format!("bucket {i}"));
+        let saved = (self.flow, self.written, self.dirty);
+        let mut ordered: Vec<Action> = Vec::with_capacity(b.actions.len());
+        let rank = |a: &Action| match a {
+            Action::Output(_) | Action::OutputReg(_) => 2,
+            Action::Group(_) => 1,
+            _ => 0,
+        };
+        for r in 0..3 {
+            ordered.extend(b.actions.iter().filter(|a| rank(a) == r).cloned());
+        }
+        self.group_depth += 1;
+        // Buckets do not jump tables: a goto in one is ignored.
+        let _ = self.run_actions(&ordered);
+        self.group_depth -= 1;
+        // The flow is as before the bucket; the datapath packet keeps what
+        // the bucket rewrote, so those fields are written back before the
+        // next output (a no-op rewrite where the bucket did not output).
+        let after = self.flow;
+        (self.flow, self.written, self.dirty) = saved;
+        for f in PACKET_FIELDS {
+            if after.get(f) != self.flow.get(f) {
+                self.dirty.or_field(f, f.full_mask());
+            }
+        }
     }
 
     /// The value of subfield `sf`, its bits un-wildcarded.
@@ -337,8 +519,10 @@ impl Ctx<'_, '_> {
     /// frozen there and the packet recirculates. Either way the packet goes
     /// on untracked (OVS: the rest of the actions see no ct fields).
     fn ct(&mut self, ct: &CtAction) {
-        // Header writes reach the packet before the tracker sees it.
+        // Header writes reach the packet before the tracker sees it, and
+        // the tracker treats fragments apart: the megaflow tells them.
         self.commit();
+        self.wc.or_field(Field::NwFrag, Field::NwFrag.full_mask());
         let zone = match ct.zone {
             CtZone::Imm(z) => z,
             CtZone::Field(sf) => self.read_subfield(&sf) as u16,
@@ -392,11 +576,11 @@ impl Ctx<'_, '_> {
             let id = self.of.recirc.lock().unwrap_or_else(|p| p.into_inner()).freeze(frozen);
             self.actions.push(DpAction::Recirc(id));
             self.recirc = Some(Recirculation { id, zone, flow: self.flow, nat });
-            self.note(|| {
-                format!("-> A clone of the packet is forked to recirculate. The forked pipeline will be resumed at table {table}.")
-            });
+            self.ct_notes.push(format!(
+                "-> A clone of the packet is forked to recirculate. The forked pipeline will be resumed at table {table}."
+            ));
         }
-        self.note(|| "-> Sets the packet to an untracked state, and clears all the conntrack fields.".into());
+        self.ct_notes.push("-> Sets the packet to an untracked state, and clears all the conntrack fields.".into());
         self.clear_ct();
     }
 
@@ -440,6 +624,8 @@ pub fn xlate_borrowed<'a>(of: &'a Ofproto, flow: &OfFlow, trace: Option<&mut dyn
         in_port,
         trace,
         recirc: None,
+        ct_notes: Vec::new(),
+        group_depth: 0,
     };
     // The datapath classifies per input port, and each pass by its
     // recirculation id: both always exact.

@@ -3,7 +3,7 @@
 use std::collections::BTreeSet;
 
 use clap::Args;
-use config::ofctl::{parse_flow_file, FlowCommand};
+use config::ofctl::{parse_flow_file, parse_group_file, FlowCommand};
 use config::yaml::Cluster;
 use slowpath::Ofproto;
 
@@ -84,11 +84,18 @@ pub fn node_tables(c: &Cluster, node: &str, extra: Option<&(String, String)>, so
     Ok(of)
 }
 
-/// Tables from a flow file (every port exists).
-pub fn file_tables(path: &str) -> Result<Ofproto, String> {
+/// Tables from a flow file (every port exists), after the groups of a
+/// group file (`ovs-ofctl add-groups` lines) if one is given.
+pub fn file_tables(path: &str, groups: Option<&str>) -> Result<Ofproto, String> {
+    let mut of = Ofproto::new();
+    if let Some(gpath) = groups {
+        let text = read_file(gpath)?;
+        for (line, g) in parse_group_file(&text).map_err(|e| e.in_file(gpath).to_string())? {
+            of.apply_group(&g).map_err(|e| format!("{gpath}:{line}:1: {e}"))?;
+        }
+    }
     let text = read_file(path)?;
     let cmds = parse_flow_file(&text).map_err(|e| e.in_file(path).to_string())?;
-    let mut of = Ofproto::new();
     for (line, c) in cmds {
         of.apply(std::slice::from_ref(&c)).map_err(|e| format!("{path}:{line}:1: {e}"))?;
     }

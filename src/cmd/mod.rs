@@ -40,6 +40,9 @@ pub struct CheckArgs {
     /// Print as dump-flows with zero counters (default: without counters).
     #[arg(long)]
     pub stats: bool,
+    /// Group file (`ovs-ofctl add-groups` lines) the flows may name.
+    #[arg(long)]
+    pub groups: Option<String>,
 }
 
 pub fn render(a: RenderArgs) -> Result<ExitCode, String> {
@@ -57,6 +60,15 @@ pub fn check_flows(a: CheckArgs) -> Result<ExitCode, String> {
     let text = read_file(&a.file)?;
     let cmds = parse_flow_file(&text).map_err(|e| e.in_file(&a.file).to_string())?;
     let mut of = slowpath::Ofproto::new();
+    if let Some(gpath) = &a.groups {
+        let gtext = read_file(gpath)?;
+        for (line, g) in config::ofctl::parse_group_file(&gtext).map_err(|e| e.in_file(gpath).to_string())? {
+            of.apply_group(&g).map_err(|e| format!("{gpath}:{line}:1: {e}"))?;
+            if let config::ofctl::GroupCommand::Add(spec) | config::ofctl::GroupCommand::Modify(spec) = &g {
+                println!("{}", spec.to_dump_line());
+            }
+        }
+    }
     for (line, c) in &cmds {
         if let FlowCommand::Add(s) = c {
             slowpath::Ofproto::validate(s).map_err(|e| format!("{}:{}:1: {e}", a.file, line))?;
@@ -83,8 +95,11 @@ pub fn check_flows(a: CheckArgs) -> Result<ExitCode, String> {
                     spec.to_dump_line(None).trim_start()
                 );
             }
-            // Printed, not applied: the flows' check does not need them.
-            FlowCommand::Group(g) => println!("{g}"),
+            // Applied: later flows may name the group.
+            FlowCommand::Group(g) => {
+                println!("{g}");
+                of.apply_group(g).map_err(|e| format!("{}:{}:1: {e}", a.file, line))?;
+            }
         }
     }
     eprintln!("{}: {} flows OK", a.file, cmds.len());

@@ -19,6 +19,9 @@ pub struct TraceArgs {
     /// Flow file to load instead of a rendered cluster.
     #[arg(long, conflicts_with_all = ["cluster", "src"])]
     pub flows: Option<String>,
+    /// Group file (`ovs-ofctl add-groups` lines), loaded before `--flows`.
+    #[arg(long, requires = "flows")]
+    pub groups: Option<String>,
     #[command(flatten)]
     pub cluster: ClusterArgs,
     /// The flow, in ofproto/trace syntax (`in_port=3,tcp,nw_dst=...`).
@@ -60,7 +63,7 @@ pub fn trace(a: TraceArgs) -> Result<ExitCode, String> {
         return Err("trace: give a flow (`in_port=3,tcp,...`) or --src ns/pod --dst ns/pod".into());
     };
     let of = match &a.flows {
-        Some(path) => file_tables(path)?,
+        Some(path) => file_tables(path, a.groups.as_deref())?,
         None => {
             let (c, extra) = a.cluster.load()?;
             let node = a.cluster.node_name(&c)?;
