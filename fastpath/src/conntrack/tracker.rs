@@ -6,8 +6,8 @@
 //! A packet is looked up in its zone by its key (an ICMP error by the
 //! header it quotes); a connection is found whichever direction the packet
 //! goes, its reply key being the translated one under NAT. A found
-//! connection runs its protocol's state machine ([`super::tcp`],
-//! [`super::proto`]); a packet that starts a connection is `+new` and, with
+//! connection runs its protocol's state machine (`tcp.rs`,
+//! `proto.rs`); a packet that starts a connection is `+new` and, with
 //! `commit`, creates it (NAT choosing the reply tuple); NAT then rewrites
 //! the frame. The result is what OVS sets in the packet's metadata.
 //!
@@ -22,7 +22,7 @@
 //! allocation, no clock read, no counter. Creating a connection allocates
 //! it and takes the mutexes of one or two table shards; removing one
 //! (sweep, flush) likewise, after ending it under its flag. See
-//! [`super::table`] for what synchronises the table and [`super::conn`]
+//! `table.rs` for what synchronises the table and `conn.rs`
 //! for a connection. The sweeper, flush and dump walk the table without
 //! stopping anyone.
 //!
@@ -37,10 +37,14 @@
 //!
 //! Deliberate differences from OVS 3.1: plain `nat` committing a new
 //! connection leaves it untranslated (OVS 3.1 stores a reply tuple of
-//! `0.0.0.0` and port 0 that no reply can match); no ALGs (FTP, TFTP)
-//! and no zone limits or timeout policies beyond the one set of timeouts;
-//! an expired connection is absent everywhere, NAT collision checks
-//! included (OVS keeps a NAT reply key until the sweeper runs).
+//! `0.0.0.0` and port 0 that no reply can match); an expired connection is
+//! absent everywhere at once, NAT reply tuples included (OVS keeps a
+//! translated connection's reply tuple until its sweeper runs: meanwhile a
+//! reply-direction packet is `+inv`, a reopened tuple gets another port);
+//! no ALGs (FTP, TFTP), zone limits or timeout policies beyond the one set
+//! of timeouts; NAT's `random`, `hash` and `persistent` are ignored, as by
+//! OVS's userspace datapath, and where a range leaves a choice, the hash
+//! that picks it is ours (OVS seeds its own at random per process).
 
 use std::hash::{BuildHasher, RandomState};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
