@@ -131,6 +131,9 @@ pub fn icmp_echo(src: u32, dst: u32, ty: u8, id: u16, seq: u16) -> Vec<u8> {
 /// An ICMP error (`ty`/`code`: 3/3 port unreachable, 11/0 TTL exceeded …)
 /// from `src` to `dst` quoting the first `quote` bytes of the IPv4 packet
 /// in `frame`.
+///
+/// # Panics
+/// If `frame` is shorter than an Ethernet header.
 pub fn icmp_error(src: u32, dst: u32, ty: u8, code: u8, frame: &[u8], quote: usize) -> Vec<u8> {
     let ip = &frame[14..];
     icmp(src, dst, ty, code, [0; 4], &ip[..quote.min(ip.len())])
@@ -138,6 +141,9 @@ pub fn icmp_error(src: u32, dst: u32, ty: u8, code: u8, frame: &[u8], quote: usi
 
 /// Marks `frame` a fragment (more fragments, offset `offset` × 8 bytes),
 /// the header checksum fixed.
+///
+/// # Panics
+/// If `frame` is shorter than Ethernet and IPv4 headers (34 bytes).
 pub fn fragment(frame: &mut [u8], offset: u16) {
     let v = 0x2000 | (offset & 0x1fff);
     frame[20..22].copy_from_slice(&v.to_be_bytes());

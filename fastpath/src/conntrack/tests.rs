@@ -533,6 +533,63 @@ fn test_concurrent() {
     assert_eq!(ct.dump(None, NOW).len(), live);
 }
 
+/// Flushes and sweeps racing packets of the same connections: nothing
+/// crashes or is freed under a reader, every packet gets an answer, and the
+/// counts add up (created = in the table + flushed + expired).
+#[test]
+fn test_concurrent_flush() {
+    const THREADS: u8 = 3;
+    let ct = Arc::new(Conntrack::new(CtConfig { max_conns: 256, ..CtConfig::default() }));
+    let stop = Arc::new(AtomicBool::new(false));
+    let flusher = {
+        let (ct, stop) = (ct.clone(), stop.clone());
+        std::thread::spawn(move || {
+            let mut n = 0;
+            while !stop.load(Ordering::Relaxed) {
+                ct.flush(if n % 2 == 0 { None } else { Some(1) });
+                ct.sweep(u64::MAX, 8);
+                n += 1;
+            }
+        })
+    };
+    let workers: Vec<_> = (0..THREADS)
+        .map(|t| {
+            let ct = ct.clone();
+            std::thread::spawn(move || {
+                let mut round = 0u32;
+                // Until the flusher has removed some of ours (2 cores: it
+                // may not have run at all in the first rounds).
+                while round < 3000 || (ct.stats().n_flushed < 100 && round < 10_000_000) {
+                    let pin = ct.pin();
+                    let i = round % 64;
+                    let a = ip(10, 2, t, i as u8);
+                    let nat = snat(1, ip(192, 168, t, 1), (0, 0));
+                    let mut md = CtResult::default();
+                    let req = if i.is_multiple_of(2) { nat } else { commit(1) };
+                    ct.execute_with(&pin, &mut udp(a, 1000, S, 53, 4), &mut md, &req, 0);
+                    assert_ne!(md.state & (CS_NEW | CS_ESTABLISHED), 0, "{md:?}");
+                    let back = if i.is_multiple_of(2) { ip(192, 168, t, 1) } else { a };
+                    let mut md = CtResult::default();
+                    ct.execute_with(&pin, &mut udp(S, 53, back, 1000, 4), &mut md, &unnat(1), 0);
+                    assert_eq!(md.state & CS_INVALID, 0);
+                    round += 1;
+                }
+            })
+        })
+        .collect();
+    for w in workers {
+        w.join().unwrap();
+    }
+    stop.store(true, Ordering::Relaxed);
+    flusher.join().unwrap();
+    let st = ct.stats();
+    assert_eq!(st.n_created, st.n_conns as u64 + st.n_flushed + st.n_expired, "{st:?}");
+    assert!(st.n_flushed >= 100, "{st:?}");
+    assert_eq!(ct.dump(None, 0).len(), st.n_conns);
+    ct.flush(None);
+    assert_eq!(ct.stats().n_conns, 0);
+}
+
 /// A connection's memory: the node (rounded to the allocator's 16-byte
 /// classes) and its share of the bucket array at the connection limit,
 /// one bucket (8 bytes) per connection or less.
