@@ -6,7 +6,8 @@
 //! them (`execute_with`, one pin per burst of 32), and through `execute`
 //! (a pin per packet); the same with source NAT (each packet a fresh copy
 //! of its frame, as the rewrite is in place); and the creation of new
-//! connections (committed UDP flows, a fresh tracker per 100k).
+//! connections (committed UDP flows, a fresh tracker per 100k); and a
+//! sweeper's pass over the whole default table.
 //!
 //! `cargo bench -p fastpath --bench conntrack`
 
@@ -190,5 +191,19 @@ fn new_conns(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, established, new_conns);
+/// A whole pass of the sweeper over the default table (4M buckets), empty
+/// and holding 100k live connections (nothing to remove): what a sweeper
+/// thread spends to find that nothing expired.
+fn sweep_pass(c: &mut Criterion) {
+    let mut g = c.benchmark_group("ct_sweep_pass");
+    g.measurement_time(Duration::from_secs(3));
+    g.sample_size(20);
+    let ct = Conntrack::new(CtConfig::default());
+    g.bench_function("empty", |b| b.iter(|| black_box(ct.sweep(0, usize::MAX))));
+    udp_conns(&ct, 100_000, None);
+    g.bench_function("100k_live", |b| b.iter(|| black_box(ct.sweep(0, usize::MAX))));
+    g.finish();
+}
+
+criterion_group!(benches, established, new_conns, sweep_pass);
 criterion_main!(benches);
