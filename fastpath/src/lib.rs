@@ -5,6 +5,7 @@
 
 pub mod actions;
 pub mod batch;
+pub mod conntrack;
 pub mod dpcls;
 pub mod emc;
 mod exec;

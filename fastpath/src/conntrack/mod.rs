@@ -1,0 +1,29 @@
+//! Connection tracking: the datapath's tracker, as Open vSwitch's
+//! userspace datapath owns its tracker (DESIGN.md §9): one table per node
+//! shared by the poll loops, keyed by zone and both directions' tuples,
+//! with TCP window tracking, ICMP and other protocols, NAT and timeouts,
+//! reproducing OVS 3.1's `lib/conntrack*.c`. [`tracker`] has the
+//! [`Conntrack`] and its threading, [`types`] what goes in and out,
+//! [`frames`] test frames; the rest is internal: keys, parsing, the
+//! protocols' state machines, NAT, the lock-free table.
+
+mod conn;
+mod dump;
+pub mod frames;
+mod key;
+mod l4;
+mod nat;
+mod parse;
+mod proto;
+mod table;
+mod tcp;
+#[cfg(test)]
+mod tests;
+pub mod tracker;
+pub mod types;
+
+pub use tracker::{Conntrack, CtPin};
+pub use types::{
+    CtConfig, CtRequest, CtResult, CtStats, CtTuple, NatRange, NatRequest, Timeouts, CS_DST_NAT, CS_ESTABLISHED,
+    CS_INVALID, CS_NEW, CS_RELATED, CS_REPLY_DIR, CS_SRC_NAT, CS_TRACKED,
+};

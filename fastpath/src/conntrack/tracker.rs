@@ -1,0 +1,619 @@
+//! The connection tracker: one per node, shared by every poll loop
+//! (`Arc<Conntrack>`), doing for one packet what OVS's `conntrack_execute`
+//! does (`process_one`, `process_one_fast`, `conn_not_found`,
+//! `conn_update_state`, `handle_nat`, `check_orig_tuple`, `write_ct_md`).
+//!
+//! A packet is looked up in its zone by its key (an ICMP error by the
+//! header it quotes); a connection is found whichever direction the packet
+//! goes, its reply key being the translated one under NAT. A found
+//! connection runs its protocol's state machine (`tcp.rs`,
+//! `proto.rs`); a packet that starts a connection is `+new` and, with
+//! `commit`, creates it (NAT choosing the reply tuple); NAT then rewrites
+//! the frame. The result is what OVS sets in the packet's metadata.
+//!
+//! Threads. [`Conntrack::execute`] may run on any number of threads at
+//! once. An established packet is parsed (checksums verified), pins the
+//! epoch (once per burst with [`Conntrack::pin`] and
+//! [`Conntrack::execute_with`]), walks its bucket's chain without a lock,
+//! takes its connection's own spin flag (contended only when the same
+//! connection is being processed on another core) for the state machine,
+//! the timeout, mark and label, and rewrites the frame for NAT from the
+//! connection's immutable keys: no lock shared with other connections, no
+//! allocation, no clock read, no counter. Creating a connection allocates
+//! it and takes the mutexes of one or two table shards; removing one
+//! (sweep, flush) likewise, after ending it under its flag. See
+//! `table.rs` for what synchronises the table and `conn.rs`
+//! for a connection. The sweeper, flush and dump walk the table without
+//! stopping anyone.
+//!
+//! The connection limit is checked with an atomic reservation, so it holds
+//! exactly; a refused commit leaves the packet `+new` (as OVS: the
+//! connection is not created, the packet is not invalid) and counts
+//! `n_full`.
+//!
+//! Fragments. OVS reassembles IPv4 fragments before tracking (`ipf.c`);
+//! this first version does not: every fragment is `+trk+inv` and counted
+//! in `n_fragments`.
+//!
+//! Deliberate differences from OVS 3.1: plain `nat` committing a new
+//! connection leaves it untranslated (OVS 3.1 stores a reply tuple of
+//! `0.0.0.0` and port 0 that no reply can match); an expired connection is
+//! absent everywhere at once, NAT reply tuples included (OVS keeps a
+//! translated connection's reply tuple until its sweeper runs: meanwhile a
+//! reply-direction packet is `+inv`, a reopened tuple gets another port);
+//! no ALGs (FTP, TFTP), zone limits or timeout policies beyond the one set
+//! of timeouts; NAT's `random`, `hash` and `persistent` are ignored, as by
+//! OVS's userspace datapath, and where a range leaves a choice, the hash
+//! that picks it is ours (OVS seeds its own at random per process).
+
+use std::hash::{BuildHasher, RandomState};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Mutex, PoisonError};
+
+use crossbeam_epoch::Guard;
+
+use super::conn::{Conn, ConnState};
+use super::dump;
+use super::key::{Key, IPPROTO_ICMP};
+use super::l4::{timeouts_ms, Update, N_TM};
+use super::nat::{nat_packet, unique_reply, NatSpec};
+use super::parse::{parse, Bad, Parsed};
+use super::proto::{valid_new, ProtoState};
+use super::table::{pin, Table};
+use super::types::{
+    Cached, CtConfig, CtRequest, CtResult, CtStats, CtTuple, CS_DST_NAT, CS_ESTABLISHED, CS_INVALID, CS_NEW,
+    CS_RELATED, CS_REPLY_DIR, CS_SRC_NAT, CS_TRACKED,
+};
+
+const NAT_BITS: u8 = CS_SRC_NAT | CS_DST_NAT;
+/// Table shards (mutexes for inserts and removals).
+const N_SHARDS: usize = 1024;
+/// Buckets a sweep walks between re-pins.
+const REPIN_EVERY: usize = 1024;
+/// Times a packet is processed again after losing a race with another
+/// thread creating or ending its connection.
+const MAX_RETRIES: usize = 4;
+
+/// What running a packet through a found connection led to.
+enum Step {
+    /// Done: the packet's state, mark and label are set.
+    Done,
+    /// A new connection must be created on the tuple (the old one ended).
+    Create,
+    /// The connection expired before its lock was taken.
+    Gone,
+}
+
+/// What a commit led to.
+enum Created<'g> {
+    /// No connection (not committed, refused, invalid).
+    None,
+    /// Created.
+    Conn(&'g Conn),
+    /// Someone else created it first.
+    Exists,
+}
+
+/// A thread's pin on the tracker for a burst ([`Conntrack::pin`]).
+pub struct CtPin(Guard);
+
+/// Event counters (relaxed; none on the established path).
+#[derive(Default)]
+struct Counters {
+    created: AtomicU64,
+    expired: AtomicU64,
+    flushed: AtomicU64,
+    full: AtomicU64,
+    invalid: AtomicU64,
+    fragments: AtomicU64,
+    nat_exhausted: AtomicU64,
+}
+
+/// The connection tracker (see the module doc).
+pub struct Conntrack {
+    /// The connections.
+    table: Table<Conn>,
+    /// Timeout per class, ms.
+    tm_ms: [u64; N_TM],
+    /// Connection limit.
+    max_conns: usize,
+    /// Check TCP sequence numbers.
+    seq_check: bool,
+    /// Verify checksums.
+    validate: bool,
+    /// Seed of the NAT range hash.
+    seed: u64,
+    /// Connections in the table, reserved before insertion.
+    n_conns: AtomicUsize,
+    /// Event counters.
+    counters: Counters,
+    /// Where the next sweep starts (the sweeper's alone, behind a mutex).
+    sweep_at: Mutex<usize>,
+}
+
+#[inline]
+fn bump(c: &AtomicU64) {
+    c.fetch_add(1, Ordering::Relaxed);
+}
+
+/// Applies `set_mark`/`set_label` to a connection's state and copies its
+/// mark and label into the packet's metadata (OVS `write_ct_md`,
+/// `set_mark`, `set_label`).
+#[inline]
+fn marks(st: &mut ConnState, md: &mut CtResult, req: &CtRequest) {
+    if let Some((v, m)) = req.set_mark {
+        st.mark = v | (st.mark & !m);
+    }
+    if let Some((v, m)) = req.set_label {
+        st.label = v | (st.label & !m);
+    }
+    md.mark = st.mark;
+    md.label = st.label;
+}
+
+impl Conntrack {
+    /// A tracker with `cfg`: the bucket array (8 bytes a bucket, the next
+    /// power of two above `max_conns`) is allocated now.
+    pub fn new(cfg: CtConfig) -> Conntrack {
+        let seed = RandomState::new().hash_one(0x5eed_u64);
+        Conntrack {
+            table: Table::new(cfg.max_conns.max(1), N_SHARDS, seed),
+            tm_ms: timeouts_ms(&cfg.timeouts),
+            max_conns: cfg.max_conns,
+            seq_check: cfg.tcp_seq_check,
+            validate: cfg.validate_checksums,
+            seed: seed.rotate_left(29) ^ 0x9e37_79b9_7f4a_7c15,
+            n_conns: AtomicUsize::new(0),
+            counters: Counters::default(),
+            sweep_at: Mutex::new(0),
+        }
+    }
+
+    /// Pins the calling thread for a burst of [`Conntrack::execute_with`]
+    /// calls: connections found stay allocated until the pin is dropped, so
+    /// a poll loop pins once per burst (one atomic operation) rather than
+    /// per packet. Do not keep it across idle time: while it is held, no
+    /// connection removed anywhere is freed.
+    #[inline]
+    pub fn pin(&self) -> CtPin {
+        CtPin(pin())
+    }
+
+    /// Runs one packet that has not been through the tracker (or whose
+    /// `ct_state` was cleared) through it: the frame (Ethernet and IPv4) is
+    /// rewritten in place when NAT applies. `now_ms` is the caller's coarse
+    /// clock, read once per burst.
+    pub fn execute(&self, frame: &mut [u8], req: &CtRequest, now_ms: u64) -> CtResult {
+        let mut md = CtResult::default();
+        self.execute_with(&self.pin(), frame, &mut md, req, now_ms);
+        md
+    }
+
+    /// Runs a packet through the tracker again, `prev` being what an
+    /// earlier `ct` of the same packet returned (OVS keeps it in the
+    /// packet's metadata across recirculation): in the same zone the state
+    /// is not reset, a packet already translated is looked up by its
+    /// translated tuple, and the connection found earlier is reused without
+    /// running its state machine again (unless `force`).
+    pub fn execute_after(&self, frame: &mut [u8], prev: &CtResult, req: &CtRequest, now_ms: u64) -> CtResult {
+        let mut md = *prev;
+        self.execute_with(&self.pin(), frame, &mut md, req, now_ms);
+        md
+    }
+
+    /// The tracker as a poll loop calls it: `md` is the packet's ct
+    /// metadata, updated in place (`CtResult::default()` for a packet not
+    /// tracked yet, as [`Conntrack::execute`]; what an earlier `ct` left, as
+    /// [`Conntrack::execute_after`]), under a pin taken once per burst.
+    #[inline]
+    pub fn execute_with(&self, pin: &CtPin, frame: &mut [u8], md: &mut CtResult, req: &CtRequest, now_ms: u64) {
+        let g = &pin.0;
+        if let Some(c) = md.cached {
+            if c.key.zone == req.zone && !req.force {
+                if let Some((conn, false)) = self.table.lookup(&c.key, now_ms, g) {
+                    self.process_fast(frame, md, conn, &c, req);
+                    return;
+                }
+            }
+        }
+        let mut p = Parsed::default();
+        match parse(frame, req.zone, self.validate, &mut p) {
+            Ok(()) => self.process(frame, &p, md, req, now_ms, g),
+            Err(bad) => self.unparsed(bad, md, req),
+        }
+        if md.state & CS_INVALID != 0 {
+            bump(&self.counters.invalid);
+        }
+    }
+
+    /// A packet the tracker cannot read: `+trk+inv`.
+    #[cold]
+    fn unparsed(&self, bad: Bad, md: &mut CtResult, req: &CtRequest) {
+        if bad == Bad::Fragment {
+            bump(&self.counters.fragments);
+        }
+        md.state = CS_INVALID | CS_TRACKED;
+        md.zone = req.zone;
+        md.mark = 0;
+        md.label = 0;
+        md.orig = None;
+        md.cached = None;
+    }
+
+    /// A packet whose connection is known from an earlier `ct` in the same
+    /// zone (OVS `process_one_fast`): NAT if asked, mark and label.
+    fn process_fast(&self, f: &mut [u8], md: &mut CtResult, c: &Conn, cached: &Cached, req: &CtRequest) {
+        if req.nat.is_some() {
+            if c.nat != 0 && (md.state & NAT_BITS == 0 || md.zone != req.zone) {
+                let mut p = Parsed::default();
+                if parse(f, req.zone, false, &mut p).is_ok() {
+                    md.state &= !NAT_BITS;
+                    md.state |= nat_packet(f, &p, &c.keys, c.nat, cached.reply);
+                }
+            }
+            md.cached = None;
+        }
+        md.zone = req.zone;
+        marks(&mut c.lock(), md, req);
+    }
+
+    /// OVS `process_one`, retried when another thread wins a race for the
+    /// packet's connection.
+    fn process(&self, f: &mut [u8], p: &Parsed, md: &mut CtResult, req: &CtRequest, now: u64, g: &Guard) {
+        let saved = *md;
+        for _ in 0..MAX_RETRIES {
+            *md = saved;
+            if self.process_once(f, p, md, req, now, g) {
+                return;
+            }
+        }
+        // Still racing: give up on the packet.
+        md.state = CS_INVALID | CS_TRACKED;
+        md.zone = req.zone;
+        md.cached = None;
+    }
+
+    /// One attempt; false to retry.
+    fn process_once(&self, f: &mut [u8], p: &Parsed, md: &mut CtResult, req: &CtRequest, now: u64, g: &Guard) -> bool {
+        // A new zone: the state is reset.
+        if md.state != 0 && md.zone != req.zone {
+            md.state = 0;
+        }
+        let mut key = p.key;
+        let mut reply = false;
+        let mut conn = None;
+        if md.state & NAT_BITS != 0 {
+            // Already translated by an earlier ct: look it up by its other
+            // direction.
+            if let Some((c, r)) = self.table.lookup(&key.reverse(), now, g) {
+                reply = !r;
+                key = c.keys[reply as usize];
+                conn = Some(c);
+            }
+        } else if let Some((c, r)) = self.table.lookup(&key, now, g) {
+            reply = r;
+            conn = Some(c);
+        }
+        if req.force && reply {
+            if let Some(c) = conn.take() {
+                self.end(c, now);
+                reply = false;
+            }
+        }
+
+        // A found connection's state machine sets the state, mark and label.
+        let mut create = false;
+        if let Some(c) = conn {
+            match self.update(c, p, reply, md, req, now) {
+                Step::Done => {
+                    if req.nat.is_some() {
+                        self.handle_nat(f, p, md, c, req.zone, reply);
+                    }
+                }
+                Step::Create => create = true,
+                Step::Gone => return false,
+            }
+        } else if let Some(c) = self.check_orig_tuple(p, md, req, now, g) {
+            conn = Some(c);
+            match self.update(c, p, reply, md, req, now) {
+                Step::Done => {}
+                Step::Create => create = true,
+                Step::Gone => return false,
+            }
+        } else if p.related {
+            // An ICMP error of no known connection.
+            md.state = CS_INVALID;
+        } else {
+            create = true;
+        }
+
+        if create {
+            conn = None;
+            reply = false;
+            match self.create(f, p, &key, md, req, now, g) {
+                Created::Conn(c) => conn = Some(c),
+                Created::None => {}
+                Created::Exists => return false,
+            }
+        }
+
+        md.state |= CS_TRACKED;
+        md.zone = req.zone;
+        match conn {
+            Some(c) => md.orig = Some(CtTuple::of(&c.keys[0])),
+            None => {
+                md.mark = 0;
+                md.label = 0;
+                md.orig = Some(CtTuple::of(&key));
+            }
+        }
+        md.cached = match (conn, req.nat) {
+            (Some(c), None) => Some(Cached { key: c.keys[0], reply, related: p.related }),
+            _ => None,
+        };
+        true
+    }
+
+    /// Runs packet `p` through connection `c` (OVS `conn_update_state`),
+    /// and on success sets mark and label.
+    fn update(&self, c: &Conn, p: &Parsed, reply: bool, md: &mut CtResult, req: &CtRequest, now: u64) -> Step {
+        let mut st = c.lock();
+        if c.expired(now) {
+            return Step::Gone;
+        }
+        if p.related {
+            md.state |= CS_RELATED;
+            if reply {
+                md.state |= CS_REPLY_DIR;
+            }
+        } else {
+            let (res, tm) = st.proto.update(p, reply, self.seq_check);
+            if let Some(tm) = tm {
+                c.set_expiration(&st, now + self.tm_ms[tm as usize]);
+            }
+            match res {
+                Update::Valid => {
+                    md.state |= CS_ESTABLISHED;
+                    md.state &= !CS_NEW;
+                    if reply {
+                        md.state |= CS_REPLY_DIR;
+                    }
+                }
+                Update::Invalid => md.state = CS_INVALID,
+                Update::ValidNew => md.state |= CS_NEW,
+                Update::New => {
+                    // The tuple is reused: the old connection ends now.
+                    c.set_expiration(&st, 0);
+                    return Step::Create;
+                }
+            }
+        }
+        marks(&mut st, md, req);
+        Step::Done
+    }
+
+    /// Ends connection `c` now (OVS `conn_force_expire`); the sweeper
+    /// removes it.
+    fn end(&self, c: &Conn, now: u64) {
+        let st = c.lock();
+        if !c.expired(now) {
+            c.set_expiration(&st, 0);
+        }
+    }
+
+    /// Applies the translation of connection `c` to a packet not yet
+    /// translated in this zone (OVS `handle_nat`).
+    fn handle_nat(&self, f: &mut [u8], p: &Parsed, md: &mut CtResult, c: &Conn, zone: u16, reply: bool) {
+        if c.nat != 0 && (md.state & NAT_BITS == 0 || md.zone != zone) {
+            md.state &= !NAT_BITS;
+            md.state |= nat_packet(f, p, &c.keys, c.nat, reply);
+        }
+    }
+
+    /// A translated packet whose translated tuple is unknown, looked up by
+    /// the original tuple an earlier `ct` reported (OVS `check_orig_tuple`).
+    fn check_orig_tuple<'g>(
+        &self,
+        p: &Parsed,
+        md: &CtResult,
+        req: &CtRequest,
+        now: u64,
+        g: &'g Guard,
+    ) -> Option<&'g Conn> {
+        if md.state & NAT_BITS == 0 || req.nat.is_some() {
+            return None;
+        }
+        let o = md.orig.filter(|o| o.proto != 0)?;
+        let mut k =
+            Key { src: o.src, dst: o.dst, sport: o.sport, dport: o.dport, zone: md.zone, proto: o.proto, icmp_type: 0 };
+        if p.key.proto == IPPROTO_ICMP {
+            k.sport = p.key.sport;
+            k.dport = p.key.dport;
+            k.icmp_type = o.sport as u8;
+        }
+        self.table.lookup(&k, now, g).map(|(c, _)| c)
+    }
+
+    /// A packet that may start a connection (OVS `conn_not_found`).
+    #[allow(clippy::too_many_arguments)]
+    fn create<'g>(
+        &self,
+        f: &mut [u8],
+        p: &Parsed,
+        key: &Key,
+        md: &mut CtResult,
+        req: &CtRequest,
+        now: u64,
+        g: &'g Guard,
+    ) -> Created<'g> {
+        if !valid_new(p) {
+            md.state = CS_INVALID;
+            return Created::None;
+        }
+        md.state = CS_NEW;
+        if !req.commit {
+            return Created::None;
+        }
+        if self.n_conns.fetch_add(1, Ordering::Relaxed) >= self.max_conns {
+            self.n_conns.fetch_sub(1, Ordering::Relaxed);
+            bump(&self.counters.full);
+            return Created::None;
+        }
+        let spec = req.nat.as_ref().and_then(NatSpec::of);
+        let (proto, tm) = ProtoState::new(p);
+        let expiration = now + self.tm_ms[tm as usize];
+        for _ in 0..MAX_RETRIES {
+            let reply_key = match &spec {
+                None => key.reverse(),
+                Some(s) => {
+                    let hash = key.hash(self.seed ^ s.hash_bits());
+                    match unique_reply(key, s, hash, |k| self.table.lookup(k, now, g).is_some()) {
+                        Some(r) => r,
+                        None => break,
+                    }
+                }
+            };
+            let nat = spec.map_or(0, |s| s.action);
+            match self.table.insert(Conn::new([*key, reply_key], nat, proto, expiration), now, g) {
+                Ok(c) => {
+                    bump(&self.counters.created);
+                    if req.set_mark.is_some() || req.set_label.is_some() {
+                        marks(&mut c.lock(), md, req);
+                    } else {
+                        md.mark = 0;
+                        md.label = 0;
+                    }
+                    if nat != 0 {
+                        md.state |= nat_packet(f, p, &c.keys, nat, false);
+                    }
+                    return Created::Conn(c);
+                }
+                Err((_, 0)) => {
+                    self.n_conns.fetch_sub(1, Ordering::Relaxed);
+                    return Created::Exists;
+                }
+                // The translated tuple was taken meanwhile: choose again.
+                Err(_) => {}
+            }
+        }
+        self.n_conns.fetch_sub(1, Ordering::Relaxed);
+        bump(&self.counters.nat_exhausted);
+        Created::None
+    }
+
+    /// Ends and removes `c` if it expired by `now`: true if this call
+    /// removed it.
+    fn reap(&self, c: &Conn, now: u64, g: &Guard) -> bool {
+        {
+            let st = c.lock();
+            if !c.expired(now) {
+                return false;
+            }
+            c.set_expiration(&st, 0);
+        }
+        if self.table.remove(c, g) {
+            self.n_conns.fetch_sub(1, Ordering::Relaxed);
+            true
+        } else {
+            false
+        }
+    }
+
+    /// Removes connections expired by `now_ms`, at most `budget` of them,
+    /// walking the table from where the previous call stopped, at most
+    /// once around; returns how many it removed. Meant for a sweeper
+    /// thread: it takes only the table shard of each connection it removes,
+    /// briefly, and re-pins the epoch as it goes, so poll loops never wait
+    /// on it. A walk of the whole table reads 8 bytes per bucket.
+    pub fn sweep(&self, now_ms: u64, budget: usize) -> usize {
+        if budget == 0 {
+            return 0;
+        }
+        let mut at = self.sweep_at.lock().unwrap_or_else(PoisonError::into_inner);
+        let n = self.table.n_buckets();
+        let mut g = pin();
+        let mut removed = 0;
+        for i in 0..n {
+            let b = (*at + i) & (n - 1);
+            self.table.scan(b, &g, |c| {
+                if removed < budget && c.expired(now_ms) && self.reap(c, now_ms, &g) {
+                    removed += 1;
+                }
+            });
+            if removed >= budget {
+                *at = b;
+                break;
+            }
+            if i % REPIN_EVERY == REPIN_EVERY - 1 {
+                g.repin();
+            }
+        }
+        self.counters.expired.fetch_add(removed as u64, Ordering::Relaxed);
+        removed
+    }
+
+    /// Calls `f` on every connection (of `zone` if given) live at `now`
+    /// (every one if `None`).
+    fn each(&self, zone: Option<u16>, now: Option<u64>, mut f: impl FnMut(&Conn, &Guard)) {
+        let mut g = pin();
+        for b in 0..self.table.n_buckets() {
+            self.table.scan(b, &g, |c| {
+                if zone.is_none_or(|z| z == c.keys[0].zone) && now.is_none_or(|t| !c.expired(t)) {
+                    f(c, &g);
+                }
+            });
+            if b % REPIN_EVERY == REPIN_EVERY - 1 {
+                g.repin();
+            }
+        }
+    }
+
+    /// The connections (of `zone` if given) as `ovs-appctl
+    /// dpctl/dump-conntrack` prints them (without `-s`: no timeouts), in
+    /// table order.
+    pub fn dump(&self, zone: Option<u16>, now_ms: u64) -> Vec<String> {
+        self.dump_with(zone, now_ms, false)
+    }
+
+    /// [`Conntrack::dump`], with `stats` as `dump-conntrack -s` (each
+    /// line's seconds left, `timeout=N`).
+    pub fn dump_with(&self, zone: Option<u16>, now_ms: u64, stats: bool) -> Vec<String> {
+        let mut out = Vec::new();
+        self.each(zone, Some(now_ms), |c, _| out.push(dump::format(c, now_ms, stats)));
+        out
+    }
+
+    /// Removes every connection (of `zone` if given), as `dpctl/flush-conntrack`.
+    pub fn flush(&self, zone: Option<u16>) {
+        let mut n = 0;
+        self.each(zone, None, |c, g| {
+            self.end(c, 0);
+            if self.table.remove(c, g) {
+                self.n_conns.fetch_sub(1, Ordering::Relaxed);
+                n += 1;
+            }
+        });
+        self.counters.flushed.fetch_add(n, Ordering::Relaxed);
+    }
+
+    /// The counters.
+    pub fn stats(&self) -> CtStats {
+        let c = &self.counters;
+        let r = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        CtStats {
+            n_conns: self.n_conns.load(Ordering::Relaxed),
+            n_created: r(&c.created),
+            n_expired: r(&c.expired),
+            n_flushed: r(&c.flushed),
+            n_full: r(&c.full),
+            n_invalid: r(&c.invalid),
+            n_fragments: r(&c.fragments),
+            n_nat_exhausted: r(&c.nat_exhausted),
+        }
+    }
+
+    /// Buckets in the table (memory: 8 bytes each).
+    pub fn n_buckets(&self) -> usize {
+        self.table.n_buckets()
+    }
+}
