@@ -31,6 +31,9 @@ enum Command {
     CheckFlows(cmd::CheckArgs),
     /// Trace a packet through the tables, like `ovs-appctl ofproto/trace`.
     Trace(cmd::TraceArgs),
+    /// Run a packet file through the real datapath in memory (connection
+    /// tracker included), printed as tools/ovs-ct-oracle.sh prints OVS's.
+    CtReplay(cmd::CtReplayArgs),
     /// Measure the datapath in memory, per core.
     Bench(cmd::BenchArgs),
     /// One forwarder between veth pairs, driven by tools/pktgen (root).
@@ -49,6 +52,7 @@ fn main() -> ExitCode {
         Command::Render(a) => cmd::render(a),
         Command::CheckFlows(a) => cmd::check_flows(a),
         Command::Trace(a) => cmd::trace(a),
+        Command::CtReplay(a) => cmd::ct_replay(a),
         Command::Bench(a) => cmd::bench(a),
         Command::Netcheck(a) => cmd::netcheck(a),
         Command::BenchVeth(a) => cmd::bench_veth(a),

@@ -4,6 +4,8 @@
 
 use std::sync::Arc;
 
+use crate::conntrack::types::{CtRequest, NatRequest};
+
 /// A header field rewrite, applied before the outputs that follow it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum SetField {
@@ -27,56 +29,6 @@ pub enum SetField {
     TpDst(u16),
 }
 
-/// What `nat` asks of the tracker.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum NatParams {
-    /// Plain `nat`: the connection's existing translation, either way.
-    Reverse,
-    /// Source NAT to this range.
-    Src(NatRange),
-    /// Destination NAT to this range.
-    Dst(NatRange),
-}
-
-/// The addresses and ports a NAT may choose from (host order; an all-zero
-/// address range keeps the address, a zero port range keeps the port
-/// unless it collides).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
-pub struct NatRange {
-    /// First address.
-    pub addr_min: u32,
-    /// Last address.
-    pub addr_max: u32,
-    /// First port.
-    pub port_min: u16,
-    /// Last port.
-    pub port_max: u16,
-    /// `random`: ports chosen at random.
-    pub random: bool,
-    /// `hash`: ports chosen by a hash of the tuple.
-    pub hash: bool,
-    /// `persistent`.
-    pub persistent: bool,
-}
-
-/// The datapath `ct` action: the tracker's parameters (OVS's
-/// `ct(commit,zone=,mark=,labels=,nat(...))`).
-#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
-pub struct CtParams {
-    /// Zone.
-    pub zone: u16,
-    /// Create the connection if it is new.
-    pub commit: bool,
-    /// With `commit`: end a connection in the other direction first.
-    pub force: bool,
-    /// NAT, if asked.
-    pub nat: Option<NatParams>,
-    /// `ct_mark` to set on commit: (value, mask).
-    pub mark: Option<(u32, u32)>,
-    /// `ct_label` to set on commit: (value, mask).
-    pub label: Option<(u128, u128)>,
-}
-
 /// One datapath action.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub enum DpAction {
@@ -97,7 +49,7 @@ pub enum DpAction {
     Set(SetField),
     /// Send the packet through the connection tracker (the ct fields of
     /// its key change; NAT rewrites it).
-    Ct(Arc<CtParams>),
+    Ct(Arc<CtRequest>),
     /// Look the packet up again with this recirculation id in its key (the
     /// slow path's frozen translation resumes); a copy when more actions
     /// follow.
@@ -133,7 +85,7 @@ impl std::fmt::Display for DpAction {
 
 /// OVS's datapath syntax for `ct` (odp-util's format_odp_conntrack_action):
 /// `ct`, `ct(commit,zone=5,mark=0x1/0xff,label=...,nat(src=...))`.
-fn fmt_ct(f: &mut std::fmt::Formatter<'_>, c: &CtParams) -> std::fmt::Result {
+fn fmt_ct(f: &mut std::fmt::Formatter<'_>, c: &CtRequest) -> std::fmt::Result {
     let ip = |v: u32| std::net::Ipv4Addr::from(v).to_string();
     let mut parts: Vec<String> = Vec::new();
     if c.commit {
@@ -142,17 +94,17 @@ fn fmt_ct(f: &mut std::fmt::Formatter<'_>, c: &CtParams) -> std::fmt::Result {
     if c.zone != 0 {
         parts.push(format!("zone={}", c.zone));
     }
-    if let Some((v, m)) = c.mark {
+    if let Some((v, m)) = c.set_mark {
         parts.push(format!("mark={v:#x}/{m:#x}"));
     }
-    if let Some((v, m)) = c.label {
+    if let Some((v, m)) = c.set_label {
         parts.push(format!("label={v:#x}/{m:#x}"));
     }
     match c.nat {
         None => {}
-        Some(NatParams::Reverse) => parts.push("nat".into()),
-        Some(NatParams::Src(r)) | Some(NatParams::Dst(r)) => {
-            let kind = if matches!(c.nat, Some(NatParams::Src(_))) { "src" } else { "dst" };
+        Some(NatRequest::Reverse) => parts.push("nat".into()),
+        Some(NatRequest::Src(r)) | Some(NatRequest::Dst(r)) => {
+            let kind = if matches!(c.nat, Some(NatRequest::Src(_))) { "src" } else { "dst" };
             let mut s = format!("nat({kind}={}", ip(r.addr_min));
             if r.addr_max != r.addr_min {
                 s += &format!("-{}", ip(r.addr_max));

@@ -36,7 +36,8 @@ pub struct Megaflow {
     pub id: u32,
     /// Set by the slow path when the megaflow is removed.
     pub dead: AtomicBool,
-    /// Number of output actions (precomputed for the poll loop).
+    /// Number of actions that take the frame or a copy (outputs, VXLAN
+    /// pushes, recirculations; precomputed for the poll loop).
     pub n_outputs: u8,
 }
 
@@ -53,7 +54,8 @@ impl Megaflow {
             actions: actions.iter().cloned().collect(),
             id,
             dead: AtomicBool::new(false),
-            n_outputs: actions.iter().filter(|a| !matches!(a, DpAction::Set(_))).count().min(255) as u8,
+            n_outputs: actions.iter().filter(|a| !matches!(a, DpAction::Set(_) | DpAction::Ct(_))).count().min(255)
+                as u8,
         }
     }
 }

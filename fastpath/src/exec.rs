@@ -3,15 +3,22 @@
 //! (VTEP, VNI), outputs appended to the ports' batches. Consecutive frames
 //! of one megaflow run as a group (statistics once, a plain output
 //! appended at once). A VXLAN frame whose next hop is not resolved yet is
-//! held (bounded, per VTEP) until the tunnel state has its MAC.
+//! held (bounded, per VTEP) until the tunnel state has its MAC. `ct` runs
+//! the frame through the node's tracker (pinned once per burst, the coarse
+//! clock read then); `recirc` queues it (or a copy, when more actions
+//! follow) for its next pass with its new key.
 
 use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 
 use crate::actions::{DpAction, SetField};
 use crate::batch::{Ports, BURST, UPLINK};
+use crate::conntrack::tracker::{Conntrack, CtPin};
+use crate::conntrack::types::{CtRequest, CtResult};
 use crate::dpcls::Megaflow;
+use crate::flow::FlowKey;
 use crate::pool::{FrameId, FramePool};
+use crate::recirc::{may_recirculate, next_key, Recirculating, RECIRC_MAX};
 use crate::shared::TunnelState;
 use crate::stats::{BurstCounters, DatapathDrop, PmdStats};
 use crate::wire;
@@ -129,6 +136,34 @@ pub struct Exec<'a> {
     pub iteration: u64,
     /// VXLAN header templates.
     pub tcache: &'a mut TemplateCache,
+    /// The node's connection tracker (without one, `ct` drops).
+    pub ct: Option<&'a Conntrack>,
+    /// Its pin for this burst, taken at the first `ct`.
+    pub pin: Option<CtPin>,
+    /// The coarse time of this burst's `ct`s (read with the pin).
+    pub now_ms: u64,
+    /// Packets queued for their next pass.
+    pub recirc: &'a mut Vec<Recirculating>,
+}
+
+/// What a frame brings to its actions besides its bytes: its key, the
+/// passes it has taken and what the tracker said of it so far.
+#[derive(Clone, Copy, Debug)]
+pub struct Pass<'k> {
+    /// The key it was looked up with.
+    pub key: &'k FlowKey,
+    /// Passes taken before this one.
+    pub depth: u8,
+    /// The tracker's verdict from an earlier pass (default: none yet).
+    pub md: CtResult,
+}
+
+impl<'k> Pass<'k> {
+    /// A packet's first pass.
+    #[inline]
+    pub fn first(key: &'k FlowKey) -> Pass<'k> {
+        Pass { key, depth: 0, md: CtResult::default() }
+    }
 }
 
 impl Exec<'_> {
@@ -200,9 +235,10 @@ impl Exec<'_> {
         }
     }
 
-    /// Runs a megaflow's actions on the frames `run` (consumed, in order;
-    /// `hashes`: their keys' hashes): counters once, and a plain output
-    /// appends them all to the port's batch with one port lookup.
+    /// Runs a megaflow's actions on the frames `run` of their first pass
+    /// (consumed, in order; `hashes` and `keys`: their keys' hashes and
+    /// keys): counters once, and a plain output appends them all to the
+    /// port's batch with one port lookup.
     #[inline]
     pub fn execute_run(
         &mut self,
@@ -210,6 +246,7 @@ impl Exec<'_> {
         m: &Megaflow,
         run: &[FrameId],
         hashes: &[u32],
+        keys: &[FlowKey],
         b: &mut BurstCounters,
     ) {
         let mut bytes = 0;
@@ -240,8 +277,8 @@ impl Exec<'_> {
                 self.emit_run(UPLINK, &out[..k], b);
             }
             _ => {
-                for (&f, &h) in run.iter().zip(hashes) {
-                    self.actions(tunnel, m, f, h, b);
+                for ((&f, &h), k) in run.iter().zip(hashes).zip(keys) {
+                    self.actions(tunnel, m, f, h, Pass::first(k), b);
                 }
             }
         }
@@ -260,34 +297,63 @@ impl Exec<'_> {
     /// Runs a megaflow's actions on a frame (consumed), counters included.
     /// `hash` is the key's hash (VXLAN source port), computed once per frame.
     #[inline]
-    pub fn execute(&mut self, tunnel: &TunnelState, m: &Megaflow, f: FrameId, hash: u32, b: &mut BurstCounters) {
+    pub fn execute(
+        &mut self,
+        tunnel: &TunnelState,
+        m: &Megaflow,
+        f: FrameId,
+        hash: u32,
+        pass: Pass<'_>,
+        b: &mut BurstCounters,
+    ) {
         self.credit(m, 1, self.pool.len(f) as u64);
-        self.actions(tunnel, m, f, hash, b);
+        self.actions(tunnel, m, f, hash, pass, b);
     }
 
     /// Runs a megaflow's actions on a frame (consumed), no counters.
     #[inline]
-    pub fn actions(&mut self, tunnel: &TunnelState, m: &Megaflow, f: FrameId, hash: u32, b: &mut BurstCounters) {
-        if m.n_outputs == 0 {
+    pub fn actions(
+        &mut self,
+        tunnel: &TunnelState,
+        m: &Megaflow,
+        f: FrameId,
+        hash: u32,
+        pass: Pass<'_>,
+        b: &mut BurstCounters,
+    ) {
+        if m.actions.is_empty() {
             self.pool.free(f);
             b.drop(DatapathDrop::Pipeline, 1);
             return;
         }
+        let mut md = pass.md;
         let mut left = m.n_outputs;
         for a in &m.actions {
-            let (port, tun) = match *a {
+            let (port, tun) = match a {
                 DpAction::Set(s) => {
-                    apply_set(self.pool, f, s);
+                    apply_set(self.pool, f, *s);
+                    // A rewritten packet is looked up again by a later ct.
+                    md.forget_conn();
                     continue;
                 }
-                DpAction::Output(p) => (p, None),
-                DpAction::TunnelPush { vni, dst, .. } => (UPLINK, Some((vni, dst))),
-                DpAction::Ct(_) | DpAction::Recirc(_) => {
-                    // No tracker in this loop: the frame (not yet consumed:
-                    // these count as outputs, so a later one takes it) ends here.
-                    self.pool.free(f);
-                    b.drop(DatapathDrop::NoTracker, 1);
-                    return;
+                DpAction::Ct(req) => {
+                    if !self.track(f, req, &mut md) {
+                        self.pool.free(f);
+                        b.drop(DatapathDrop::NoTracker, 1);
+                        return;
+                    }
+                    continue;
+                }
+                DpAction::Output(p) => (*p, None),
+                DpAction::TunnelPush { vni, dst, .. } => (UPLINK, Some((*vni, *dst))),
+                DpAction::Recirc(id) => {
+                    left -= 1;
+                    let g = if left == 0 { Some(f) } else { self.pool.clone_frame(f) };
+                    match g {
+                        Some(g) => self.recirculate(g, *id, &pass, &md, b),
+                        None => b.drop(DatapathDrop::NoBuffer, 1),
+                    }
+                    continue;
                 }
             };
             left -= 1;
@@ -310,5 +376,43 @@ impl Exec<'_> {
             }
             self.emit(port, g, b);
         }
+        if m.n_outputs == 0 {
+            // Rewrites and ct only: the packet ends here (after the tracker
+            // saw it).
+            self.pool.free(f);
+            b.drop(DatapathDrop::Pipeline, 1);
+        }
+    }
+
+    /// The frame through the tracker (`md` updated); false without one.
+    #[inline]
+    fn track(&mut self, f: FrameId, req: &CtRequest, md: &mut CtResult) -> bool {
+        let Some(ct) = self.ct else { return false };
+        if self.pin.is_none() {
+            self.pin = Some(ct.pin());
+            self.now_ms = crate::clock::now_ms();
+        }
+        let pin = self.pin.as_ref().expect("pinned above");
+        ct.execute_with(pin, self.pool.data_mut(f), md, req, self.now_ms);
+        true
+    }
+
+    /// Queues `g` for its next pass under recirculation id `id`.
+    #[cold]
+    fn recirculate(&mut self, g: FrameId, id: u32, pass: &Pass<'_>, md: &CtResult, b: &mut BurstCounters) {
+        if !may_recirculate(pass.depth + 1) {
+            self.pool.free(g);
+            b.drop(DatapathDrop::RecircDepth, 1);
+            return;
+        }
+        if self.recirc.len() >= RECIRC_MAX {
+            self.pool.free(g);
+            b.drop(DatapathDrop::NoBuffer, 1);
+            return;
+        }
+        let key = next_key(self.pool.data(g), pass.key, id, md);
+        let hash = key.hash();
+        self.recirc.push(Recirculating { frame: g, key, hash, depth: pass.depth + 1, md: *md });
+        b.recirculations += 1;
     }
 }

@@ -5,6 +5,7 @@
 
 pub mod actions;
 pub mod batch;
+pub mod clock;
 pub mod conntrack;
 pub mod dpcls;
 pub mod emc;
@@ -13,6 +14,7 @@ pub mod flow;
 pub mod pmd;
 pub mod pool;
 pub mod port;
+pub mod recirc;
 pub mod shared;
 pub mod stats;
 #[cfg(test)]

@@ -14,12 +14,14 @@ use std::sync::Arc;
 use crossbeam_channel::{Receiver, Sender};
 
 use crate::batch::{Ports, BURST, UPLINK};
+use crate::conntrack::tracker::Conntrack;
 use crate::dpcls::{FlowTable, Megaflow};
 use crate::emc::Emc;
-use crate::exec::{Exec, Held, TemplateCache, HOLD_MAX, HOLD_TIMEOUT};
+use crate::exec::{Exec, Held, Pass, TemplateCache, HOLD_MAX, HOLD_TIMEOUT};
 use crate::flow::FlowKey;
 use crate::pool::{FrameId, FramePool};
 use crate::port::api::{Port, PortCounters};
+use crate::recirc::{Recirculating, RECIRC_MAX};
 use crate::shared::{Cached, Shared, TunnelState};
 use crate::stats::{BurstCounters, DatapathDrop, PmdStats};
 use crate::upcall::{Pending, Upcall, UpcallReply};
@@ -73,6 +75,12 @@ pub struct Pmd {
     /// busy.
     last_clock: u64,
     last_busy: bool,
+    /// The node's connection tracker (none: `ct` actions drop).
+    ct: Option<Arc<Conntrack>>,
+    /// Packets queued for their next pass, and the spare queue the
+    /// current round is taken into.
+    recirc: Vec<Recirculating>,
+    recirc_round: Vec<Recirculating>,
     /// Counters.
     pub stats: Arc<PmdStats>,
 }
@@ -107,6 +115,9 @@ impl Pmd {
             last_clock: 0,
             last_busy: false,
             control: None,
+            ct: None,
+            recirc: Vec::with_capacity(RECIRC_MAX),
+            recirc_round: Vec::with_capacity(RECIRC_MAX),
             stats: Arc::new(PmdStats::default()),
         }
     }
@@ -126,6 +137,12 @@ impl Pmd {
     /// Removes a port after sending what waits for it; returns it.
     pub fn remove_port(&mut self, ofport: u32) -> Option<Box<dyn Port>> {
         self.ports.remove(&mut self.pool, ofport)
+    }
+
+    /// Gives the loop the node's connection tracker (`ct` actions run
+    /// through it; without one they drop as no-tracker).
+    pub fn set_conntrack(&mut self, ct: Arc<Conntrack>) {
+        self.ct = Some(ct);
     }
 
     /// Takes port changes from `rx` while running.
@@ -213,6 +230,9 @@ impl Pmd {
     /// Frees frames still waiting (shutdown).
     pub fn drain(&mut self) {
         self.pending.drain(&mut self.pool);
+        for r in self.recirc.drain(..) {
+            self.pool.free(r.frame);
+        }
         for h in self.held.drain(..) {
             self.pool.free(h.frame);
         }
@@ -250,6 +270,9 @@ impl Pmd {
                 got += n;
             }
         }
+        if !self.recirc.is_empty() {
+            self.recirculate(&mut b);
+        }
         if !self.held.is_empty() {
             self.retry_held(&mut b);
         }
@@ -284,17 +307,99 @@ impl Pmd {
         let mut tunnel = None;
         while let Ok(r) = self.reply_rx.try_recv() {
             let tunnel = tunnel.get_or_insert_with(|| self.synced_tunnel());
-            let Pmd { pool, ports, emc, pending, stats, held, iteration, tcache, .. } = self;
-            let mut x = Exec { pool, ports, flows: &stats.flows, held, iteration: *iteration, tcache };
-            n += pending.answer(&r.flow, |f, key, hash| {
+            let Pmd { pool, ports, emc, pending, stats, held, iteration, tcache, ct, recirc, .. } = self;
+            let mut x = Exec {
+                pool,
+                ports,
+                flows: &stats.flows,
+                held,
+                iteration: *iteration,
+                tcache,
+                ct: ct.as_deref(),
+                pin: None,
+                now_ms: 0,
+                recirc,
+            };
+            n += pending.answer(&r.flow, |(f, key, hash, depth, md)| {
                 emc.maybe_insert(key, hash, &r.flow);
-                x.execute(tunnel, &r.flow, f, hash, b);
+                x.execute(tunnel, &r.flow, f, hash, Pass { key, depth, md: *md }, b);
             });
         }
         if n > 0 {
             self.ports.flush(&mut self.pool);
         }
         n
+    }
+
+    /// Looks the packets queued for recirculation up again (EMC on every
+    /// word, then the megaflow classifier; a miss upcalls with the tracked
+    /// key) and runs what they hit, round after round until no packet is
+    /// queued (each round's recirculations make the next; the depth limit
+    /// ends it).
+    #[cold]
+    fn recirculate(&mut self, b: &mut BurstCounters) {
+        let Pmd {
+            pool,
+            ports,
+            emc,
+            pending,
+            upcall_tx,
+            id,
+            iteration,
+            stats,
+            held,
+            tcache,
+            flows,
+            tunnel,
+            ct,
+            recirc,
+            recirc_round,
+            ..
+        } = self;
+        let table: &FlowTable = flows.load();
+        let tunnel: &Arc<TunnelState> = tunnel.load();
+        tcache.sync(tunnel);
+        let mut pin = None;
+        let mut now_ms = 0;
+        loop {
+            std::mem::swap(recirc, recirc_round);
+            if recirc_round.is_empty() {
+                break;
+            }
+            let mut x = Exec {
+                pool: &mut *pool,
+                ports: &mut *ports,
+                flows: &stats.flows,
+                held: &mut *held,
+                iteration: *iteration,
+                tcache: &mut *tcache,
+                ct: ct.as_deref(),
+                pin: pin.take(),
+                now_ms,
+                recirc: &mut *recirc,
+            };
+            for r in recirc_round.drain(..) {
+                let pass = Pass { key: &r.key, depth: r.depth, md: r.md };
+                if let Some(m) = emc.enabled().then(|| emc.peek_tracked(&r.key, r.hash)).flatten() {
+                    b.emc_hits += 1;
+                    x.execute(tunnel, m, r.frame, r.hash, pass, b);
+                    continue;
+                }
+                let in_port = r.key.get(crate::flow::loc::IN_PORT) as u32;
+                match table.port(in_port).lookup(&r.key) {
+                    Some((m, _)) => {
+                        b.megaflow_hits += 1;
+                        emc.maybe_insert(&r.key, r.hash, m);
+                        x.execute(tunnel, m, r.frame, r.hash, pass, b);
+                    }
+                    None => {
+                        let w = (r.frame, r.key, r.hash, r.depth, r.md);
+                        pending.miss_again(x.pool, upcall_tx, *id, *iteration, w, b);
+                    }
+                }
+            }
+            (pin, now_ms) = (x.pin.take(), x.now_ms);
+        }
     }
 
     /// Sends held VXLAN frames whose neighbour got resolved (checked when
@@ -319,6 +424,10 @@ impl Pmd {
                     held: &mut none,
                     iteration: now,
                     tcache: &mut self.tcache,
+                    ct: None,
+                    pin: None,
+                    now_ms: 0,
+                    recirc: &mut self.recirc,
                 };
                 if x.push_vxlan(&tunnel, h.frame, h.dst, h.vni, h.sport, b) {
                     x.emit(UPLINK, h.frame, b);
@@ -358,6 +467,8 @@ impl Pmd {
             hashes,
             flows,
             tunnel,
+            ct,
+            recirc,
             ..
         } = self;
         let table: &FlowTable = flows.load();
@@ -437,7 +548,18 @@ impl Pmd {
         // Stage 4: actions in arrival order; misses to the slow path.
         // Consecutive frames of one megaflow run as a group (OVS's per-flow
         // packet batches): statistics once, plain outputs appended at once.
-        let mut x = Exec { pool, ports, flows: &stats.flows, held, iteration: *iteration, tcache };
+        let mut x = Exec {
+            pool,
+            ports,
+            flows: &stats.flows,
+            held,
+            iteration: *iteration,
+            tcache,
+            ct: ct.as_deref(),
+            pin: None,
+            now_ms: 0,
+            recirc,
+        };
         // A run is a range of consecutive frames (a dropped frame ends it),
         // so its frames and hashes are passed as slices, uncopied.
         let mut m = live;
@@ -454,7 +576,7 @@ impl Pmd {
                 m &= !(1 << end);
                 end += 1;
             }
-            x.execute_run(tunnel, mf, &frames[i..end], &hashes[i..end], b);
+            x.execute_run(tunnel, mf, &frames[i..end], &hashes[i..end], &keys[i..end], b);
         }
         // Stage 5: EMC bookkeeping; the classifier's hits may be inserted.
         emc.count_hits(emc_hits);

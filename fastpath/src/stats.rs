@@ -79,7 +79,7 @@ pub const MAX_FLOW_IDS: usize = 1 << 18;
 /// A copy of a loop's scalar counters (see [`PmdStats::baseline`]).
 #[derive(Clone, Debug, Default)]
 pub struct PmdBaseline {
-    v: [u64; 9],
+    v: [u64; 10],
     drops: [u64; N_DROP],
     malformed: [u64; N_MALFORMED],
 }
@@ -106,6 +106,8 @@ pub struct PmdStats {
     pub busy_iterations: AtomicU64,
     /// Idle iterations.
     pub idle_iterations: AtomicU64,
+    /// Packets recirculated (each later pass of a packet).
+    pub recirculations: AtomicU64,
     /// Nanoseconds spent in busy iterations.
     pub busy_ns: AtomicU64,
     /// Drops by [`DatapathDrop`].
@@ -131,6 +133,7 @@ impl Default for PmdStats {
             busy_iterations: AtomicU64::new(0),
             idle_iterations: AtomicU64::new(0),
             busy_ns: AtomicU64::new(0),
+            recirculations: AtomicU64::new(0),
             drops: Default::default(),
             malformed: Default::default(),
             emc_auto_disabled: AtomicU64::new(0),
@@ -171,6 +174,8 @@ pub struct BurstCounters {
     pub upcalls: u64,
     /// Frames lost for a full upcall queue or pending queue.
     pub lost: u64,
+    /// Packets sent round again (recirculated).
+    pub recirculations: u64,
     /// Drops by [`DatapathDrop`].
     pub drops: [u64; N_DROP],
     /// Malformed frames by reason.
@@ -201,6 +206,9 @@ impl PmdStats {
         Self::add(&self.misses, b.misses);
         Self::add(&self.upcalls, b.upcalls);
         Self::add(&self.lost, b.lost);
+        if b.recirculations != 0 {
+            Self::add(&self.recirculations, b.recirculations);
+        }
         if b.drops != [0; N_DROP] {
             for i in 0..N_DROP {
                 Self::add(&self.drops[i], b.drops[i]);
@@ -238,6 +246,7 @@ impl PmdStats {
                 g(&self.busy_iterations),
                 g(&self.idle_iterations),
                 g(&self.busy_ns),
+                g(&self.recirculations),
             ],
             drops: std::array::from_fn(|i| g(&self.drops[i])),
             malformed: std::array::from_fn(|i| g(&self.malformed[i])),
@@ -255,6 +264,7 @@ impl PmdStats {
         let d = |i: usize| now.v[i] - base.v[i].min(now.v[i]);
         let (packets, emc, mf, upcalls, lost, busy_it, idle_it, busy_ns) =
             (d(0), d(1), d(2), d(4), d(5), d(6), d(7), d(8));
+        let recirc = d(9);
         let drops: [u64; N_DROP] = std::array::from_fn(|i| now.drops[i] - base.drops[i].min(now.drops[i]));
         let malformed: [u64; N_MALFORMED] =
             std::array::from_fn(|i| now.malformed[i] - base.malformed[i].min(now.malformed[i]));
@@ -274,6 +284,9 @@ impl PmdStats {
         s.push_str(&format!("  megaflow hits: {mf} ({:.1}%)\n", pct(mf)));
         s.push_str(&format!("  miss with success upcall: {upcalls}\n"));
         s.push_str(&format!("  miss with failed upcall: {lost}\n"));
+        if recirc > 0 {
+            s.push_str(&format!("  packet recirculations: {recirc}\n"));
+        }
         s.push_str(&format!(
             "  processing: {:.1} ns/packet over {busy_it} busy iterations ({idle_it} idle)\n",
             if pk == 0 { 0.0 } else { busy_ns as f64 / pk as f64 },

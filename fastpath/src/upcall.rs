@@ -9,6 +9,7 @@ use std::sync::Arc;
 
 use crossbeam_channel::{Sender, TrySendError};
 
+use crate::conntrack::types::CtResult;
 use crate::dpcls::Megaflow;
 use crate::flow::FlowKey;
 use crate::pool::{FrameId, FramePool};
@@ -47,7 +48,15 @@ struct Waiting {
     key: FlowKey,
     hash: u32,
     since: u64,
+    /// Passes it had taken (0: its first pass missed).
+    depth: u8,
+    /// What the tracker said of it on earlier passes.
+    md: CtResult,
 }
+
+/// A frame the slow path's answer releases: the frame, its key and hash,
+/// the passes it had taken and its tracker verdict.
+pub type Released<'a> = (FrameId, &'a FlowKey, u32, u8, &'a CtResult);
 
 /// The frames a loop keeps waiting for the slow path's answers.
 #[derive(Debug)]
@@ -75,7 +84,7 @@ impl Pending {
     /// A miss of frame `f` (key `key`, hash `hash`) of loop `pmd` at
     /// `iteration`: upcalled unless a frame of the same key already waits,
     /// then kept waiting; lost (freed and counted) when the queue or the
-    /// channel is full.
+    /// channel is full. A first pass's miss; see [`Pending::miss_again`].
     #[cold]
     #[allow(clippy::too_many_arguments)]
     pub fn miss(
@@ -89,6 +98,22 @@ impl Pending {
         hash: u32,
         b: &mut BurstCounters,
     ) {
+        self.miss_again(pool, upcall_tx, pmd, iteration, (f, key, hash, 0, CtResult::default()), b);
+    }
+
+    /// [`Pending::miss`] of a recirculated packet: `r` is its frame, key,
+    /// hash, the passes it had taken and its tracker verdict.
+    #[cold]
+    pub fn miss_again(
+        &mut self,
+        pool: &mut FramePool,
+        upcall_tx: &Sender<Upcall>,
+        pmd: usize,
+        iteration: u64,
+        r: (FrameId, FlowKey, u32, u8, CtResult),
+        b: &mut BurstCounters,
+    ) {
+        let (f, key, hash, depth, md) = r;
         b.misses += 1;
         if self.q.len() >= PENDING_MAX {
             pool.free(f);
@@ -108,18 +133,18 @@ impl Pending {
                 }
             }
         }
-        self.q.push(Waiting { frame: f, key, hash, since: iteration });
+        self.q.push(Waiting { frame: f, key, hash, since: iteration, depth, md });
     }
 
     /// Takes every waiting frame that `flow` matches, calling `run` with
-    /// each (frame, key, hash); returns how many.
-    pub fn answer(&mut self, flow: &Megaflow, mut run: impl FnMut(FrameId, &FlowKey, u32)) -> usize {
+    /// each; returns how many.
+    pub fn answer(&mut self, flow: &Megaflow, mut run: impl FnMut(Released<'_>)) -> usize {
         let mut n = 0;
         let mut i = 0;
         while i < self.q.len() {
             if flow.matches(&self.q[i].key) {
                 let w = self.q.swap_remove(i);
-                run(w.frame, &w.key, w.hash);
+                run((w.frame, &w.key, w.hash, w.depth, &w.md));
                 n += 1;
             } else {
                 i += 1;
@@ -215,7 +240,7 @@ mod tests {
         // The megaflow for `k` (exact on every field) takes its three.
         let mf = Megaflow::new(k, FlowKey { w: [u64::MAX; crate::flow::KEY_WORDS] }, &[DpAction::Output(5)], 1);
         let mut got = Vec::new();
-        assert_eq!(p.answer(&mf, |f, key, h| got.push((f, *key, h))), 3);
+        assert_eq!(p.answer(&mf, |(f, key, h, _, _)| got.push((f, *key, h))), 3);
         assert!(got.iter().all(|(_, key, h)| *key == k && *h == k.hash()));
         assert_eq!(p.len(), 1);
         for (f, ..) in got {

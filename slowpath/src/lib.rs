@@ -10,6 +10,7 @@ pub mod fuzzing;
 pub mod ofproto;
 pub mod openflow;
 pub mod recirc;
+pub mod replay;
 pub mod trace;
 pub mod tunnel;
 pub mod upcall;

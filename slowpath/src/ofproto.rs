@@ -17,6 +17,9 @@ use crate::classifier::{Classifier, EntryId};
 use crate::flow::OfFlow;
 use crate::recirc::Recirc;
 
+/// OpenFlow port of vxlan0 on a node's bridge.
+pub const VXLAN_PORT: u32 = 1;
+
 /// Number of OpenFlow tables (0..=254).
 pub const N_TABLES: usize = 255;
 
@@ -85,6 +88,9 @@ pub struct Ofproto {
     /// Frozen translations by recirculation id (written by translations,
     /// which take the tables shared).
     pub recirc: Mutex<Recirc>,
+    /// The OpenFlow port that is the VXLAN tunnel (vxlan0, port 1; `None`
+    /// for a bridge of plain ports, as `sdnfwd ct-replay` runs).
+    pub vxlan_port: Option<u32>,
     /// Groups by id.
     groups: BTreeMap<u32, Arc<GroupSpec>>,
 }
@@ -97,6 +103,7 @@ impl Default for Ofproto {
             seq: 0,
             ports: None,
             recirc: Mutex::default(),
+            vxlan_port: Some(VXLAN_PORT),
             groups: BTreeMap::new(),
         }
     }

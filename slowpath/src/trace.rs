@@ -4,7 +4,7 @@
 use config::ofctl::{fmt_match, Field, Match, ETH_TYPE_ARP, ETH_TYPE_IP, IPPROTO_ICMP, IPPROTO_TCP, IPPROTO_UDP};
 
 use config::ofctl::cs;
-use fastpath::actions::NatParams;
+use fastpath::conntrack::types::NatRequest;
 
 use crate::flow::OfFlow;
 use crate::ofproto::Ofproto;
@@ -212,19 +212,19 @@ pub fn report_passes(of: &Ofproto, flow: &OfFlow, ct_next: &[u64], bridge: &str)
                 out += "Replacing src/dst IP/ports to simulate NAT:\n";
                 out += &format!(" Initial flow: {}\n", fmt_ip_flow(&nf));
                 match nat {
-                    NatParams::Src(range) => {
+                    NatRequest::Src(range) => {
                         nf.set(Field::NwSrc, range.addr_min as u64);
                         if range.port_min != 0 {
                             nf.set(Field::TpSrc, range.port_min as u64);
                         }
                     }
-                    NatParams::Dst(range) => {
+                    NatRequest::Dst(range) => {
                         nf.set(Field::NwDst, range.addr_min as u64);
                         if range.port_min != 0 {
                             nf.set(Field::TpDst, range.port_min as u64);
                         }
                     }
-                    NatParams::Reverse => {}
+                    NatRequest::Reverse => {}
                 }
                 out += &format!(" Modified flow: {}\n", fmt_ip_flow(&nf));
             }

@@ -17,15 +17,14 @@ use std::sync::Arc;
 use smallvec::SmallVec;
 
 use config::ofctl::{Action, Bucket, CtAction, CtZone, Field, GroupSpec, GroupType, NatKind, OFPP_IN_PORT};
-use fastpath::actions::{CtParams, NatParams, NatRange};
+use fastpath::conntrack::types::{CtRequest, NatRange, NatRequest};
 use fastpath::{DpAction, SetField};
 
 use crate::flow::OfFlow;
 use crate::ofproto::{Ofproto, Rule, RuleRef};
 use crate::recirc::Frozen;
 
-/// OpenFlow port of vxlan0.
-pub const VXLAN_PORT: u32 = 1;
+pub use crate::ofproto::VXLAN_PORT;
 /// Outputs beyond this many in one translation are dropped (and noted).
 pub const MAX_OUTPUTS: usize = 1024;
 
@@ -129,7 +128,7 @@ pub struct Recirculation {
     /// what a trace's next pass starts from.
     pub flow: OfFlow,
     /// The `nat` of that `ct`, if any (a trace simulates it).
-    pub nat: Option<NatParams>,
+    pub nat: Option<NatRequest>,
 }
 
 impl<R> Xlate<R> {
@@ -158,6 +157,12 @@ const PACKET_FIELDS: [Field; 10] = [
 
 struct Ctx<'a, 't> {
     of: &'a Ofproto,
+    /// Rules hit, in order.
+    rules: SmallVec<[RuleHit<'a>; 8]>,
+    /// The table whose rule's actions run now (`resubmit`'s default).
+    table: u8,
+    /// Resubmits entered and not left (a trace indents by it).
+    depth: u32,
     flow: OfFlow,
     wc: OfFlow,
     /// Bits written by actions since the packet entered.
@@ -178,6 +183,8 @@ struct Ctx<'a, 't> {
 
 /// Groups may chain this deep (OVS bounds the translation depth too).
 const MAX_GROUP_DEPTH: u32 = 16;
+/// Resubmits may nest this deep (OVS's translation depth limit).
+const MAX_RESUBMIT_DEPTH: u32 = 64;
 
 /// A 64-bit mix (splitmix64's finaliser).
 fn mix64(mut x: u64) -> u64 {
@@ -213,8 +220,21 @@ const CT_FIELDS: [Field; 10] = [
 
 impl Ctx<'_, '_> {
     fn note(&mut self, s: impl FnOnce() -> String) {
+        if self.trace.is_some() {
+            let l = format!("     {}", s());
+            self.line(l);
+        }
+    }
+
+    /// A trace line, indented for the resubmits it is nested in.
+    fn line(&mut self, l: String) {
+        let depth = self.depth as usize;
         if let Some(t) = self.trace.as_deref_mut() {
-            t.line(format!("     {}", s()));
+            if depth == 0 {
+                t.line(l);
+            } else {
+                t.line(format!("{}{l}", "    ".repeat(depth)));
+            }
         }
     }
 
@@ -270,7 +290,7 @@ impl Ctx<'_, '_> {
             return;
         }
         self.commit();
-        if port == VXLAN_PORT {
+        if Some(port) == self.of.vxlan_port {
             for f in [Field::TunDst, Field::TunId] {
                 self.wc.or_field(f, f.full_mask() & !self.written.get(f));
             }
@@ -308,15 +328,15 @@ impl Ctx<'_, '_> {
     }
 
     fn note_raw(&mut self, s: &str) {
-        if let Some(t) = self.trace.as_deref_mut() {
-            t.line(s.to_string());
+        if self.trace.is_some() {
+            self.line(s.to_string());
         }
     }
 
     fn run_actions(&mut self, actions: &[Action]) -> Option<u8> {
         for a in actions {
-            if let Some(t) = self.trace.as_deref_mut() {
-                t.line(format!("    {a}"));
+            if self.trace.is_some() {
+                self.line(format!("    {a}"));
             }
             match a {
                 Action::Output(p) => {
@@ -339,6 +359,10 @@ impl Ctx<'_, '_> {
                 }
                 Action::GotoTable(t) => return Some(*t),
                 Action::Move { src, dst } => {
+                    if !(self.prereqs_ok(dst.field) && self.prereqs_ok(src.field)) {
+                        self.note(|| format!(">> unmet prerequisites for {src} or {dst}, move ignored"));
+                        continue;
+                    }
                     let v = (self.flow.get(src.field) >> src.ofs) & (src.mask() >> src.ofs);
                     self.wc.or_field(src.field, src.mask());
                     self.write(dst.field, v << dst.ofs, dst.mask());
@@ -353,12 +377,25 @@ impl Ctx<'_, '_> {
                         format!("-> {dst} is now {s}")
                     });
                 }
-                Action::Load { value, dst } => self.write(dst.field, value << dst.ofs, dst.mask()),
-                Action::SetField { field, value, mask } => self.write(*field, *value, *mask),
+                Action::Load { value, dst } => {
+                    if self.prereqs_ok(dst.field) {
+                        self.write(dst.field, value << dst.ofs, dst.mask());
+                    } else {
+                        self.note(|| format!(">> unmet prerequisites for {dst}, load ignored"));
+                    }
+                }
+                Action::SetField { field, value, mask } => {
+                    if self.prereqs_ok(*field) {
+                        self.write(*field, *value, *mask);
+                    } else {
+                        self.note(|| format!(">> unmet prerequisites for {}, set_field ignored", field.name()));
+                    }
+                }
                 Action::Note(_) => {}
                 Action::Ct(ct) => self.ct(ct),
                 Action::CtClear => self.clear_ct(),
                 Action::Group(id) => self.group(*id),
+                Action::Resubmit { port, table } => self.resubmit(*port, *table),
             }
         }
         None
@@ -500,6 +537,89 @@ impl Ctx<'_, '_> {
         }
     }
 
+    /// The tables from `table` on: each rule's actions until one ends
+    /// without `goto_table`. The first lookup sees `in_port` when given
+    /// (`resubmit(PORT,...)`; OVS substitutes it for that lookup alone).
+    /// Returns why the pipeline dropped the packet, if it did.
+    fn pipeline(&mut self, mut table: u8, in_port: Option<u32>) -> Option<PipelineDrop> {
+        let of = self.of;
+        let mut first = in_port;
+        loop {
+            let real = self.flow.get(Field::InPort);
+            if let Some(p) = first.take() {
+                self.flow.set(Field::InPort, p as u64);
+            }
+            let hit: Option<&Arc<Rule>> = of.lookup(table, &self.flow, &mut self.wc);
+            self.flow.set(Field::InPort, real);
+            let Some(rule) = hit else {
+                self.line(format!("{table:>2}. No match."));
+                self.line("    drop".into());
+                return Some(PipelineDrop { table, kind: PipelineDropKind::NoMatch });
+            };
+            if self.trace.is_some() {
+                self.line(format!("{table:>2}. {}", rule.spec.to_trace_header()));
+                if rule.spec.actions.is_empty() {
+                    self.line("    drop".into());
+                }
+            }
+            self.rules.push((table, rule));
+            if rule.spec.actions.is_empty() {
+                return Some(PipelineDrop { table, kind: PipelineDropKind::Explicit });
+            }
+            self.table = table;
+            match self.run(&rule.spec.actions) {
+                Some(next) => table = next,
+                None => return None,
+            }
+        }
+    }
+
+    /// `resubmit(PORT,TABLE)`: the tables from `table` (this one when not
+    /// given), the first lookup as if from `port`; then the actions after
+    /// it go on.
+    fn resubmit(&mut self, port: Option<u32>, table: Option<u8>) {
+        if self.depth >= MAX_RESUBMIT_DEPTH {
+            self.note(|| ">> resubmits nested too deep; resubmit skipped".into());
+            return;
+        }
+        let (saved_table, start) = (self.table, table.unwrap_or(self.table));
+        self.depth += 1;
+        let _ = self.pipeline(start, port);
+        self.depth -= 1;
+        self.table = saved_table;
+    }
+
+    /// Whether the packet has field `f` (OVS's `mf_are_prereqs_ok` on a
+    /// translated flow: IPv4 or ARP for the network fields, IPv4 for the
+    /// IP-only ones, a transport protocol for the ports, ARP for its
+    /// addresses, and a valid connection — `new`, `est` or `rpl` — for the
+    /// connection's tuple); what it consults is un-wildcarded.
+    fn prereqs_ok(&mut self, f: Field) -> bool {
+        use config::ofctl::{cs, ETH_TYPE_ARP, ETH_TYPE_IP};
+        let dl = |cx: &mut Self| {
+            cx.wc.or_field(Field::DlType, Field::DlType.full_mask());
+            cx.flow.get(Field::DlType)
+        };
+        match f {
+            Field::NwSrc | Field::NwDst | Field::NwProto => matches!(dl(self), ETH_TYPE_IP | ETH_TYPE_ARP),
+            Field::NwTos | Field::NwEcn | Field::NwTtl | Field::NwFrag => dl(self) == ETH_TYPE_IP,
+            Field::ArpSha | Field::ArpTha => dl(self) == ETH_TYPE_ARP,
+            Field::TpSrc | Field::TpDst => {
+                if dl(self) != ETH_TYPE_IP {
+                    return false;
+                }
+                self.wc.or_field(Field::NwProto, Field::NwProto.full_mask());
+                matches!(self.flow.get(Field::NwProto), 1 | 6 | 17 | 132)
+            }
+            Field::CtNwSrc | Field::CtNwDst | Field::CtNwProto | Field::CtTpSrc | Field::CtTpDst => {
+                let valid = cs::NEW | cs::EST | cs::RPL;
+                self.wc.or_field(Field::CtState, valid);
+                self.flow.get(Field::CtState) & valid != 0
+            }
+            _ => true,
+        }
+    }
+
     /// The value of subfield `sf`, its bits un-wildcarded.
     fn read_subfield(&mut self, sf: &config::ofctl::SubField) -> u64 {
         self.wc.or_field(sf.field, sf.mask());
@@ -564,12 +684,12 @@ impl Ctx<'_, '_> {
                 persistent: n.persistent,
             };
             match n.kind {
-                None => NatParams::Reverse,
-                Some(NatKind::Src) => NatParams::Src(r),
-                Some(NatKind::Dst) => NatParams::Dst(r),
+                None => NatRequest::Reverse,
+                Some(NatKind::Src) => NatRequest::Src(r),
+                Some(NatKind::Dst) => NatRequest::Dst(r),
             }
         });
-        let params = CtParams { zone, commit: ct.commit, force: ct.force, nat, mark, label };
+        let params = CtRequest { zone, commit: ct.commit, force: ct.force, nat, set_mark: mark, set_label: label };
         self.actions.push(DpAction::Ct(Arc::new(params)));
         if let Some(table) = ct.table {
             let frozen = Frozen::of(&self.flow, table);
@@ -615,6 +735,9 @@ pub fn xlate_borrowed<'a>(of: &'a Ofproto, flow: &OfFlow, trace: Option<&mut dyn
     let in_port = flow.get(Field::InPort) as u32;
     let mut cx = Ctx {
         of,
+        rules: SmallVec::new(),
+        table: 0,
+        depth: 0,
         flow: *flow,
         wc: OfFlow::default(),
         written: OfFlow::default(),
@@ -631,9 +754,7 @@ pub fn xlate_borrowed<'a>(of: &'a Ofproto, flow: &OfFlow, trace: Option<&mut dyn
     // recirculation id: both always exact.
     cx.wc.or_field(Field::InPort, Field::InPort.full_mask());
     cx.wc.set_recirc_id(u32::MAX);
-    let mut rules: SmallVec<[RuleHit<'a>; 8]> = SmallVec::new();
     let mut table = 0u8;
-    let mut drop = None;
     let rid = flow.recirc_id();
     if rid != 0 {
         let frozen = of.recirc.lock().unwrap_or_else(|p| p.into_inner()).thaw(rid);
@@ -647,7 +768,7 @@ pub fn xlate_borrowed<'a>(of: &'a Ofproto, flow: &OfFlow, trace: Option<&mut dyn
                 actions: cx.actions,
                 outputs: cx.outputs,
                 wc: cx.wc,
-                rules,
+                rules: cx.rules,
                 drop,
                 final_flow: cx.flow,
                 recirc: None,
@@ -660,32 +781,8 @@ pub fn xlate_borrowed<'a>(of: &'a Ofproto, flow: &OfFlow, trace: Option<&mut dyn
             t.line(format!("        Resuming from table {table}"));
         }
     }
-    loop {
-        let hit: Option<&'a Arc<Rule>> = of.lookup(table, &cx.flow, &mut cx.wc);
-        let Some(rule) = hit else {
-            if let Some(t) = cx.trace.as_deref_mut() {
-                t.line(format!("{table:>2}. No match."));
-                t.line("    drop".into());
-            }
-            drop = Some(PipelineDrop { table, kind: PipelineDropKind::NoMatch });
-            break;
-        };
-        if let Some(t) = cx.trace.as_deref_mut() {
-            t.line(format!("{table:>2}. {}", rule.spec.to_trace_header()));
-            if rule.spec.actions.is_empty() {
-                t.line("    drop".into());
-            }
-        }
-        rules.push((table, rule));
-        if rule.spec.actions.is_empty() {
-            drop = Some(PipelineDrop { table, kind: PipelineDropKind::Explicit });
-            break;
-        }
-        match cx.run(&rule.spec.actions) {
-            Some(next) => table = next,
-            None => break,
-        }
-    }
+    let mut drop = cx.pipeline(table, None);
+    let table = cx.table;
     // A packet that recirculates goes on; its drop, if any, is a later
     // pass's.
     if cx.outputs.is_empty() && cx.recirc.is_none() && drop.is_none() {
@@ -693,5 +790,13 @@ pub fn xlate_borrowed<'a>(of: &'a Ofproto, flow: &OfFlow, trace: Option<&mut dyn
     } else if !cx.outputs.is_empty() || cx.recirc.is_some() {
         drop = None;
     }
-    Xlate { actions: cx.actions, outputs: cx.outputs, wc: cx.wc, rules, drop, final_flow: cx.flow, recirc: cx.recirc }
+    Xlate {
+        actions: cx.actions,
+        outputs: cx.outputs,
+        wc: cx.wc,
+        rules: cx.rules,
+        drop,
+        final_flow: cx.flow,
+        recirc: cx.recirc,
+    }
 }

@@ -708,7 +708,7 @@ fn parse_action<'a>(tok: &Token<'a>, ctx: Ctx, needs: &mut Vec<Need>) -> Res<Ite
     }
     let (name, arg) = match t.find([':', '(']) {
         Some(i) if t.as_bytes()[i] == b':' => (&t[..i], Some(&t[i + 1..])),
-        Some(i) if matches!(&t[..i], "ct" | "nat") => {
+        Some(i) if matches!(&t[..i], "ct" | "nat" | "resubmit") => {
             if !t.ends_with(')') {
                 return err(col + i, format!("expected `)` to close `{}(`", &t[..i]));
             }
@@ -743,6 +743,35 @@ fn parse_action<'a>(tok: &Token<'a>, ctx: Ctx, needs: &mut Vec<Need>) -> Res<Ite
             }
         }
         "IN_PORT" | "LOCAL" if arg.is_none() => Action::Output(parse_port(name, col)?),
+        "in_port" if arg.is_none() => Action::Output(OFPP_IN_PORT as u32),
+        "resubmit" => {
+            let a = need(arg)?;
+            // `resubmit:PORT`, or `resubmit(PORT,TABLE)` with either empty.
+            let (p, tb) = if t.as_bytes()[name.len()] == b':' {
+                (a, None)
+            } else {
+                match a.split_once(',') {
+                    Some((p, tb)) => (p, Some(tb)),
+                    None => return err(acol, "resubmit(PORT,TABLE) needs a comma (`resubmit(,10)`)"),
+                }
+            };
+            let port = if p.trim().is_empty() { None } else { Some(parse_port(p.trim(), acol)?) };
+            let table = match tb.map(str::trim) {
+                None | Some("") => None,
+                Some(tb) => {
+                    let tcol = acol + p.len() + 1;
+                    let v = parse_uint(tb, tcol, "a table number")?;
+                    if v > 254 {
+                        return err(tcol, format!("table {v} is out of range (0..254)"));
+                    }
+                    Some(v as u8)
+                }
+            };
+            if port.is_none() && table.is_none() {
+                return err(acol, "resubmit needs a port, a table or both");
+            }
+            Action::Resubmit { port, table }
+        }
         n if arg.is_none() && n.bytes().all(|b| b.is_ascii_digit()) => Action::Output(parse_port(n, col)?),
         "goto_table" => {
             if ctx == Ctx::Bucket {

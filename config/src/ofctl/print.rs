@@ -340,6 +340,19 @@ impl std::fmt::Display for Action {
                 write!(f, "->{}", field.name())
             }
             Action::CtClear => f.write_str("ct_clear"),
+            // OVS's format_RESUBMIT.
+            Action::Resubmit { port: Some(p), table: None } => write!(f, "resubmit:{}", fmt_port(*p as u64)),
+            Action::Resubmit { port, table } => {
+                f.write_str("resubmit(")?;
+                if let Some(p) = port {
+                    f.write_str(&fmt_port(*p as u64))?;
+                }
+                f.write_str(",")?;
+                if let Some(t) = table {
+                    write!(f, "{t}")?;
+                }
+                f.write_str(")")
+            }
             Action::Group(g) => write!(f, "group:{g}"),
             Action::Ct(ct) => f.write_str(&fmt_ct(ct)),
             Action::Note(bytes) => {

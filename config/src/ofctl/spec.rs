@@ -156,6 +156,16 @@ pub enum Action {
     CtClear,
     /// `group:N`: the actions of group N's bucket(s).
     Group(u32),
+    /// `resubmit(PORT,TABLE)` / `resubmit:PORT`: look the packet up in a
+    /// table (the current one when `table` is `None`), as if it had come in
+    /// on `port` (its own input port when `None`), run what matches, then
+    /// go on with the next action.
+    Resubmit {
+        /// The input port the lookup sees.
+        port: Option<u32>,
+        /// The table.
+        table: Option<u8>,
+    },
 }
 
 /// Where `ct` takes the zone from.

@@ -116,7 +116,7 @@ impl Default for CtConfig {
 /// 1024-65535), as OVS does. A max below its min is taken as the min.
 /// `random`, `hash` and `persistent` are accepted and, as in OVS's userspace
 /// datapath, change nothing.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub struct NatRange {
     /// Lowest address.
     pub addr_min: u32,
@@ -135,7 +135,7 @@ pub struct NatRange {
 }
 
 /// The `nat` clause of a `ct` action.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum NatRequest {
     /// Plain `nat`: apply the connection's existing translation (either
     /// direction); a new connection committed with it is not translated.
@@ -148,7 +148,7 @@ pub enum NatRequest {
 }
 
 /// What one `ct` action asks of the tracker.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub struct CtRequest {
     /// Zone (`zone=`).
     pub zone: u16,

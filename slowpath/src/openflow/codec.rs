@@ -737,7 +737,7 @@ fn encode_action(a: &Action, out: &mut Vec<u8>) {
         }
         Action::GotoTable(_) => return,
         // Not encoded yet (the listener refuses flows that carry them).
-        Action::Ct(_) | Action::CtClear | Action::Group(_) => return,
+        Action::Ct(_) | Action::CtClear | Action::Group(_) | Action::Resubmit { .. } => return,
         Action::Move { src, dst } => {
             let s = nx_header(out, NXAST_REG_MOVE);
             out.extend_from_slice(&(src.n_bits as u16).to_be_bytes());

@@ -1,0 +1,63 @@
+//! Recirculation: a packet that went through `ct` with `table=N` goes back
+//! through the classifier with a new key: re-extracted from the frame (NAT
+//! may have rewritten it), the earlier pass's tunnel metadata kept, the
+//! recirculation id the slow path froze its translation under, and the
+//! tracker's verdict in the connection-tracking fields. A loop queues such
+//! packets while it runs a burst and looks them up again before it sends
+//! its batches, at most [`MAX_RECIRC_DEPTH`] passes a packet.
+
+use crate::conntrack::types::CtResult;
+use crate::flow::{loc, FlowKey};
+use crate::pool::FrameId;
+use crate::stats::MAX_RECIRC_DEPTH;
+
+/// Packets a loop keeps queued for recirculation (more are dropped, as
+/// no-buffer): a burst's worth, each recirculated a few times.
+pub const RECIRC_MAX: usize = 1024;
+
+/// A packet on its way to its next pass.
+#[derive(Clone, Copy, Debug)]
+pub struct Recirculating {
+    /// The frame.
+    pub frame: FrameId,
+    /// Its key for the next pass (tracked).
+    pub key: FlowKey,
+    /// The key's hash.
+    pub hash: u32,
+    /// Passes it has taken (1 after its first).
+    pub depth: u8,
+    /// What the tracker said of it (a later `ct` of the same packet reuses
+    /// the connection found).
+    pub md: CtResult,
+}
+
+/// The key of a packet's next pass: `frame`'s own fields (extracted again),
+/// the previous pass's input port and tunnel metadata, recirculation id
+/// `id`, and the tracker's verdict `md`.
+pub fn next_key(frame: &[u8], prev: &FlowKey, id: u32, md: &CtResult) -> FlowKey {
+    let mut k = FlowKey::default();
+    k.extract(frame, prev.get(loc::IN_PORT) as u32);
+    for l in [loc::TUN_ID, loc::TUN_SRC, loc::TUN_DST] {
+        k.set(l, prev.get(l));
+    }
+    k.set(loc::RECIRC_ID, id as u64);
+    k.set(loc::CT_STATE, md.state as u64);
+    k.set(loc::CT_ZONE, md.zone as u64);
+    k.set(loc::CT_MARK, md.mark as u64);
+    k.set(loc::CT_LABEL_LO, md.label as u64);
+    k.set(loc::CT_LABEL_HI, (md.label >> 64) as u64);
+    if let Some(t) = md.orig {
+        k.set(loc::CT_NW_SRC, t.src as u64);
+        k.set(loc::CT_NW_DST, t.dst as u64);
+        k.set(loc::CT_NW_PROTO, t.proto as u64);
+        k.set(loc::CT_TP_SRC, t.sport as u64);
+        k.set(loc::CT_TP_DST, t.dport as u64);
+    }
+    k
+}
+
+/// Whether a packet that has taken `depth` passes may take another.
+#[inline]
+pub fn may_recirculate(depth: u8) -> bool {
+    (depth as usize) < MAX_RECIRC_DEPTH
+}
