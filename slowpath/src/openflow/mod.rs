@@ -322,11 +322,11 @@ impl Session<'_> {
         }
         let reqs = std::mem::take(batch);
         let cmds = reqs.iter().map(|(c, _)| c.clone()).collect();
-        let results = self.sw.flow_mods(cmds).unwrap_or_else(|e| vec![Err(FlowModError(e)); reqs.len()]);
+        let results = self.sw.flow_mods(cmds).unwrap_or_else(|e| vec![Err(FlowModError::invalid(e)); reqs.len()]);
         for ((_, msg), r) in reqs.iter().zip(results) {
             if let Err(e) = r {
                 let xid = codec::Header::parse(msg).map_or(0, |h| h.xid);
-                out.push(codec::error_msg(&OfError::new(err::FLOW_MOD_FAILED, err::FMFC_UNKNOWN, e.0), msg, xid));
+                out.push(codec::error_msg(&OfError::new(err::FLOW_MOD_FAILED, err::FMFC_UNKNOWN, e.why), msg, xid));
             }
         }
     }
