@@ -936,35 +936,26 @@ struct Pending {
 }
 
 fn check_prereqs(m: &Match, pend: &[Pending]) -> Res<()> {
-    let dl = m.get(Field::DlType);
-    let proto = m.get(Field::NwProto);
-    let ip = dl == (ETH_TYPE_IP, 0xffff);
-    let arp = dl == (ETH_TYPE_ARP, 0xffff);
-    let proto_is = |p: u64| ip && proto == (p, 0xff);
-    let (state, state_m) = m.get(Field::CtState);
-    let implied = cs::NEW | cs::EST | cs::REL | cs::RPL | cs::SNAT | cs::DNAT;
-    let ct = state & implied != 0 || (state & cs::TRK != 0 && state_m & cs::INV != 0 && state & cs::INV == 0);
+    let ip = m.is_exact(Field::DlType, ETH_TYPE_IP);
     let ct_what = "a ct_state that implies a connection (+new, +est, +rel, +rpl, +snat, +dnat or +trk-inv)";
-    let ct_proto = m.get(Field::CtNwProto);
     for p in pend {
-        let (ok, what) = match p.prereq {
-            Prereq::Ct => (ct, ct_what),
-            Prereq::CtIp if !ip => (false, "`ip` (dl_type=0x0800)"),
-            Prereq::CtIp => (ct, ct_what),
-            Prereq::CtProto if ct_proto.1 == 0 => (false, "ct_nw_proto"),
-            Prereq::CtProto => (ct, ct_what),
-            Prereq::None => (true, ""),
-            Prereq::Ip => (ip, "`ip` (dl_type=0x0800)"),
-            Prereq::Arp => (arp, "`arp` (dl_type=0x0806)"),
-            Prereq::IpOrArp => (ip || arp, "`ip` or `arp`"),
-            Prereq::L4 => (proto_is(IPPROTO_TCP) || proto_is(IPPROTO_UDP) || proto_is(132), "`tcp`, `udp` or `sctp`"),
-            Prereq::Proto(IPPROTO_TCP) => (proto_is(IPPROTO_TCP), "`tcp`"),
-            Prereq::Proto(IPPROTO_UDP) => (proto_is(IPPROTO_UDP), "`udp`"),
-            Prereq::Proto(_) => (proto_is(IPPROTO_ICMP), "`icmp`"),
-        };
-        if !ok {
-            return err(p.col, format!("{} requires {} in the match (prerequisite not met)", p.name, what));
+        if m.meets(p.prereq) {
+            continue;
         }
+        let what = match p.prereq {
+            Prereq::CtIp if !ip => "`ip` (dl_type=0x0800)",
+            Prereq::CtProto if m.get(Field::CtNwProto).1 == 0 => "ct_nw_proto",
+            Prereq::Ct | Prereq::CtIp | Prereq::CtProto => ct_what,
+            Prereq::None => "",
+            Prereq::Ip => "`ip` (dl_type=0x0800)",
+            Prereq::Arp => "`arp` (dl_type=0x0806)",
+            Prereq::IpOrArp => "`ip` or `arp`",
+            Prereq::L4 => "`tcp`, `udp` or `sctp`",
+            Prereq::Proto(IPPROTO_TCP) => "`tcp`",
+            Prereq::Proto(IPPROTO_UDP) => "`udp`",
+            Prereq::Proto(_) => "`icmp`",
+        };
+        return err(p.col, format!("{} requires {} in the match (prerequisite not met)", p.name, what));
     }
     Ok(())
 }
