@@ -6,7 +6,14 @@
 //! table and of seed 001, mod-flows and del-flows strict and not, with
 //! cookie masks, a flow refused by both. dump-tables, dump-ports,
 //! dump-ports-desc, dump-aggregate and show answer; a client that only
-//! speaks OpenFlow 1.0 is told why it cannot connect.
+//! speaks OpenFlow 1.0 is told why it cannot connect. Groups and conntrack:
+//! add-groups (openshift-sdn's egress groups, all, indirect and
+//! fast-failover ones), add-flows of ct-mode flows naming them, mod-group,
+//! mod-flows, del-groups one and all: dump-groups, dump-flows and
+//! dump-group-stats (durations aside, and a select group's per-bucket
+//! counters, which sdnfwd does not keep) read as OVS's after each; a flow
+//! naming a missing group, a mod-group of a missing group and an add-group
+//! of an existing one get OVS's OpenFlow errors.
 
 mod common;
 
@@ -141,7 +148,7 @@ fn ovs_ofctl_programs_sdnfwd_as_it_programs_ovs() {
     // Refused with the error OpenFlow owes (ovs-ofctl itself refuses a
     // goto backwards before sending it: codec tests cover that one).
     for (bad, code) in [
-        ("table=30, priority=1, actions=resubmit(,40)", "OFPBAC_BAD_VENDOR_TYPE"),
+        ("table=30, priority=1, actions=exit", "OFPBAC_BAD_VENDOR_TYPE"),
         ("table=30, priority=1, ip, actions=dec_ttl", "OFPBAC_BAD_TYPE"),
         ("table=30, priority=1, actions=CONTROLLER:65535", "OFPBAC_BAD_OUT_PORT"),
         ("table=30, priority=1, ip, actions=write_actions(output:3)", "OFPBIC_UNSUP_INST"),
@@ -196,4 +203,172 @@ fn ovs_ofctl_over_a_unix_socket() {
     ok(&["-O", "OpenFlow13", "del-flows", &target]);
     assert_eq!(sw.ofproto.lock().unwrap().n_rules(), 0);
     assert!(flows(&ok(&["-O", "OpenFlow13", "dump-flows", &target])).is_empty());
+}
+
+/// openshift-sdn's egress groups (a select group of tunnel buckets, a
+/// single-bucket local one that marks the packet for the egress IP) and
+/// an all, an indirect and a fast-failover group.
+const GROUPS: &str = "\
+group_id=11235,type=select,bucket=actions=move:NXM_NX_REG0[]->NXM_NX_TUN_ID[0..31],set_field:172.16.1.16->tun_dst,output:1,bucket=actions=move:NXM_NX_REG0[]->NXM_NX_TUN_ID[0..31],set_field:172.16.1.22->tun_dst,output:1,bucket=weight:50,actions=move:NXM_NX_REG0[]->NXM_NX_TUN_ID[0..31],set_field:172.16.1.30->tun_dst,output:1
+group_id=58132,type=select,bucket=actions=set_field:6e:2f:91:0c:55:a7->eth_dst,set_field:0x1003e3e->pkt_mark,output:2
+group_id=4,type=all,bucket=actions=output:3,bucket=actions=output:4
+group_id=7,type=indirect,bucket=actions=ct(commit,table=3)
+group_id=9,type=ff,bucket=watch_port:5,actions=output:5,bucket=watch_port:6,watch_group:4,actions=output:6
+";
+
+/// openshift-sdn's ct-mode flows (§5, §8.8, §9) and the other conntrack
+/// matches and actions, some naming the groups above.
+const CT_FLOWS: &str = "\
+table=0, priority=1000, ip, ct_state=-trk, actions=ct(table=0)
+table=0, priority=300, ip, ct_state=+trk+est, actions=goto_table:30
+table=21, priority=200, ip, nw_dst=10.128.0.0/14, ct_state=-rpl, actions=ct(commit,nat(src=0.0.0.0),table=30)
+table=25, priority=100, ip, actions=ct(commit,table=30)
+table=30, priority=300, ip, nw_dst=10.131.0.0/23, ct_state=+rpl, actions=ct(nat,table=70)
+table=30, priority=200, ip, ct_mark=0x1/0x1, actions=goto_table:40
+table=40, priority=100, ip, ct_label=0x100000000000000000/0xff00000000000000ff, actions=drop
+table=40, priority=90, ip, ct_state=+trk+new, actions=ct(commit,zone=NXM_NX_REG0[0..15],exec(set_field:0x1->ct_mark))
+table=50, priority=10, tcp, ct_state=+est+trk, ct_nw_proto=6, ct_tp_dst=80, actions=ct(commit,exec(set_field:0x5/0xff->ct_label,load:0x3->NXM_NX_CT_MARK[4..5])),output:3
+table=50, priority=5, ip, ct_state=+trk+est, ct_zone=3, ct_nw_src=10.0.0.0/24, actions=move:NXM_NX_CT_MARK[]->NXM_NX_REG0[],goto_table:51
+table=60, priority=5, ip, actions=ct(commit,nat(dst=172.30.0.10:8080),exec(set_field:0x1234->ct_label),table=70)
+table=80, priority=200, ip, ct_state=+rpl, actions=output:NXM_NX_REG2[]
+table=101, priority=100, ip, reg0=11235, actions=ct(commit),group:11235
+table=101, priority=100, ip, reg0=58132, actions=group:58132
+table=101, priority=90, ip, reg0=7, actions=group:7
+table=101, priority=80, ip, actions=ct_clear,group:4
+table=101, priority=70, ip, reg0=9, actions=group:9
+";
+
+/// `dump-groups`' group lines, sorted (OVS dumps in hash order).
+fn groups(dump: &str) -> Vec<String> {
+    let mut v: Vec<String> = dump.lines().filter(|l| l.starts_with(" group_id=")).map(String::from).collect();
+    v.sort();
+    v
+}
+
+/// `dump-group-stats`' lines without durations, sorted; for a select
+/// group without its buckets' counters (which bucket a packet took is not
+/// something sdnfwd records).
+fn group_stats(dump: &str, select: &[&str]) -> Vec<String> {
+    let mut v: Vec<String> = dump
+        .lines()
+        .filter(|l| l.starts_with(" group_id="))
+        .map(|l| {
+            let mut l = l.split(',').filter(|p| !p.starts_with("duration=")).collect::<Vec<_>>().join(",");
+            if select.iter().any(|g| l.starts_with(&format!(" group_id={g},"))) {
+                l.truncate(l.find(",bucket0:").unwrap_or(l.len()));
+            }
+            l
+        })
+        .collect();
+    v.sort();
+    v
+}
+
+/// The OpenFlow error `ovs-ofctl` reports for a refused command.
+fn ofp_error(stderr: &str) -> String {
+    let at = stderr.find("OFPT_ERROR").unwrap_or_else(|| panic!("no OpenFlow error in {stderr}"));
+    stderr[at..].lines().next().unwrap().rsplit(' ').next().unwrap().to_string()
+}
+
+#[test]
+fn ovs_ofctl_groups_and_ct_flows_as_ovs() {
+    let (target, sw) = serve("ptcp:0:127.0.0.1", pod_ports());
+    let ovs = Ovs::start(&[3, 4, 5, 6]);
+    let br0 = format!("unix:{}", ovs.dir().join("br0.mgmt").display());
+    let dir = tempfile::tempdir().unwrap();
+    let file = |name: &str, text: &str| {
+        let p = dir.path().join(name);
+        std::fs::write(&p, text).unwrap();
+        p.to_string_lossy().into_owned()
+    };
+    let both = |args: &[&str]| {
+        for sw in [target.as_str(), br0.as_str()] {
+            let mut a = vec!["-O", "OpenFlow13", args[0], sw];
+            a.extend_from_slice(&args[1..]);
+            ok(&a);
+        }
+    };
+    let compare = |after: &str| {
+        let dump = |sw: &str, what| ok(&["-O", "OpenFlow13", what, sw]);
+        let (mine, oracle) = (groups(&dump(&target, "dump-groups")), groups(&dump(&br0, "dump-groups")));
+        assert_eq!(mine, oracle, "dump-groups after {after}");
+        let (fm, fo) = (flows(&dump(&target, "dump-flows")), flows(&dump(&br0, "dump-flows")));
+        assert_eq!(fm, fo, "dump-flows after {after}");
+        let select: Vec<&str> = ["11235", "58132", "4"].to_vec();
+        let (sm, so) = (dump(&target, "dump-group-stats"), dump(&br0, "dump-group-stats"));
+        assert_eq!(group_stats(&sm, &select), group_stats(&so, &select), "dump-group-stats after {after}");
+        (mine.len(), fm.len())
+    };
+    both(&["add-groups", &file("groups", GROUPS)]);
+    assert_eq!(compare("add-groups"), (5, 0));
+    both(&["add-flows", &file("flows", CT_FLOWS)]);
+    assert_eq!(compare("add-flows"), (5, 17));
+    both(&["mod-group", "group_id=11235,type=select,bucket=actions=move:NXM_NX_REG0[]->NXM_NX_TUN_ID[0..31],set_field:172.16.1.22->tun_dst,output:1,bucket=weight:2,actions=move:NXM_NX_REG0[]->NXM_NX_TUN_ID[0..31],set_field:172.16.1.30->tun_dst,output:1"]);
+    both(&["mod-group", "group_id=4,type=select,bucket=weight:7,actions=output:3,bucket=actions=output:4"]);
+    both(&[
+        "mod-group",
+        "group_id=7,type=indirect,bucket=actions=ct(commit,zone=5,exec(set_field:0x2->ct_mark)),output:5",
+    ]);
+    assert_eq!(compare("mod-group"), (5, 17));
+    both(&["mod-flows", "table=101, ip, reg0=7, actions=ct_clear,group:9"]);
+    both(&["add-flow", "table=101, priority=60, ip, reg0=8, actions=ct(commit,table=102),group:4"]);
+    assert_eq!(compare("mod-flows, add-flow"), (5, 18));
+    // A deleted group takes the flows that name it.
+    both(&["del-groups", "group_id=58132"]);
+    assert_eq!(compare("del-groups group_id=58132"), (4, 17));
+    assert_eq!(sw.ofproto.lock().unwrap().n_rules(), 17);
+
+    // Refused by both with the same OpenFlow error, nothing changed.
+    for (cmd, arg, code) in [
+        ("add-flow", "table=101, priority=50, ip, actions=group:99", "OFPBAC_BAD_OUT_GROUP"),
+        ("add-flow", "table=101, priority=50, ip, actions=ct(commit),group:58132", "OFPBAC_BAD_OUT_GROUP"),
+        ("mod-group", "group_id=99,type=all,bucket=actions=output:1", "OFPGMFC_UNKNOWN_GROUP"),
+        ("add-group", "group_id=4,type=all,bucket=actions=output:1", "OFPGMFC_GROUP_EXISTS"),
+    ] {
+        let (ok_ours, _, err_ours) = ofctl(&["-O", "OpenFlow13", cmd, &target, arg]);
+        let (ok_ovs, _, err_ovs) = ofctl(&["-O", "OpenFlow13", cmd, &br0, arg]);
+        assert!(!ok_ours && !ok_ovs, "{cmd} {arg}: accepted");
+        assert_eq!((ofp_error(&err_ours), ofp_error(&err_ovs)), (code.to_string(), code.to_string()), "{cmd} {arg}");
+    }
+    assert_eq!(compare("refusals"), (4, 17));
+    // Where sdnfwd departs: a bucket naming a group that does not exist.
+    // OVS takes it (and the bucket does nothing); sdnfwd refuses it as it
+    // refuses a flow naming one.
+    let chained = "group_id=20,type=all,bucket=actions=group:99";
+    let (ok_ours, _, err_ours) = ofctl(&["-O", "OpenFlow13", "add-group", &target, chained]);
+    assert!(!ok_ours && ofp_error(&err_ours) == "OFPBAC_BAD_OUT_GROUP", "{err_ours}");
+    ok(&["-O", "OpenFlow13", "add-group", &br0, chained]);
+    ok(&["-O", "OpenFlow13", "del-groups", &br0, "group_id=20"]);
+
+    // Counters: a group reports the flows that name it (two name group 9,
+    // 5 packets each; a fast-failover group runs its first bucket).
+    {
+        let of = sw.ofproto.lock().unwrap();
+        for r in of.rules(Some(101)) {
+            if r.spec.actions.contains(&config::ofctl::Action::Group(9)) {
+                r.credit(5, 500);
+            }
+        }
+    }
+    let st = ok(&["-O", "OpenFlow13", "dump-group-stats", &target]);
+    let g9 = st.lines().find(|l| l.starts_with(" group_id=9,")).unwrap();
+    assert!(
+        g9.ends_with("ref_count=2,packet_count=10,byte_count=1000,bucket0:packet_count=10,byte_count=1000,bucket1:packet_count=0,byte_count=0"),
+        "{g9}"
+    );
+    let one = ok(&["-O", "OpenFlow13", "dump-group-stats", &target, "group_id=7"]);
+    assert_eq!(one.lines().filter(|l| l.starts_with(" group_id=")).count(), 1, "{one}");
+    let feat = ok(&["-O", "OpenFlow13", "dump-group-features", &target]);
+    assert!(
+        feat.contains("Types:  0xf")
+            && feat.contains("Capabilities:  0x5")
+            && feat.contains("actions: output group set_field"),
+        "{feat}"
+    );
+    let show = ok(&["-O", "OpenFlow13", "show", &target]);
+    assert!(show.contains("GROUP_STATS"), "{show}");
+
+    // All groups go, and the flows naming them.
+    both(&["del-groups"]);
+    assert_eq!(compare("del-groups"), (0, 12));
 }

@@ -64,17 +64,67 @@ pub struct RuleRef {
     pub rule: Arc<Rule>,
 }
 
-/// Why a flow modification was refused.
+/// Why a flow or group modification was refused: what kind of refusal
+/// (the OpenFlow error a switch owes for it) and why, in words.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct FlowModError(pub String);
+pub struct FlowModError {
+    /// The kind of refusal.
+    pub kind: FlowModErrorKind,
+    /// What was wrong.
+    pub why: String,
+}
+
+/// The kinds of [`FlowModError`], as Open vSwitch tells them apart.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FlowModErrorKind {
+    /// The command is invalid for the tables (a `goto_table` that does not
+    /// go forward from a matched flow's table), or the node could not be
+    /// reached.
+    Invalid,
+    /// A `group:N` action (of a flow, or of a bucket) names a group that
+    /// does not exist (OVS: `OFPBAC_BAD_OUT_GROUP` for a flow).
+    MissingGroup,
+    /// `add-group` of an id that exists (`OFPGMFC_GROUP_EXISTS`).
+    GroupExists,
+    /// `mod-group` of an id that does not exist (`OFPGMFC_UNKNOWN_GROUP`).
+    UnknownGroup,
+}
+
+impl FlowModError {
+    /// A refusal of `kind`.
+    pub fn new(kind: FlowModErrorKind, why: impl Into<String>) -> FlowModError {
+        FlowModError { kind, why: why.into() }
+    }
+
+    /// An [`FlowModErrorKind::Invalid`] refusal.
+    pub fn invalid(why: impl Into<String>) -> FlowModError {
+        FlowModError::new(FlowModErrorKind::Invalid, why)
+    }
+}
 
 impl std::fmt::Display for FlowModError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
+        f.write_str(&self.why)
     }
 }
 
 impl std::error::Error for FlowModError {}
+
+/// A group and what `dump-group-stats` reports of it
+/// ([`Ofproto::group_stats`]).
+#[derive(Clone, Debug)]
+pub struct GroupStats {
+    /// The group.
+    pub spec: Arc<GroupSpec>,
+    /// When it was added.
+    pub created: Instant,
+    /// How many `group:N` actions of flows name it.
+    pub ref_count: u32,
+    /// Packets of the flows that name it.
+    pub n_packets: u64,
+    /// Bytes of the flows that name it.
+    pub n_bytes: u64,
+}
 
 /// The OpenFlow tables of a bridge.
 #[derive(Debug)]
@@ -93,6 +143,8 @@ pub struct Ofproto {
     pub vxlan_port: Option<u32>,
     /// Groups by id.
     groups: BTreeMap<u32, Arc<GroupSpec>>,
+    /// When each group was added (a modify keeps it, as in OVS).
+    group_created: BTreeMap<u32, Instant>,
 }
 
 impl Default for Ofproto {
@@ -105,6 +157,7 @@ impl Default for Ofproto {
             recirc: Mutex::default(),
             vxlan_port: Some(VXLAN_PORT),
             groups: BTreeMap::new(),
+            group_created: BTreeMap::new(),
         }
     }
 }
@@ -162,6 +215,40 @@ impl Ofproto {
         self.groups.values()
     }
 
+    /// Every group with its statistics, by id. sdnfwd keeps no counters
+    /// per group: a group's packets and bytes are those of the flows whose
+    /// actions name it (once per `group:N` action, as Open vSwitch credits
+    /// a group each time a packet executes it). Packets that reach a group
+    /// only from another group's bucket are not counted, and which bucket
+    /// a packet took is not known.
+    pub fn group_stats(&self) -> Vec<GroupStats> {
+        let mut refs: BTreeMap<u32, (u32, u64, u64)> = BTreeMap::new();
+        for t in &self.tables {
+            for (_, e) in t.iter() {
+                let r = &e.data;
+                for g in Self::groups_named(&r.spec) {
+                    let c = refs.entry(g).or_default();
+                    c.0 += 1;
+                    c.1 += r.n_packets.load(Ordering::Relaxed);
+                    c.2 += r.n_bytes.load(Ordering::Relaxed);
+                }
+            }
+        }
+        self.groups
+            .values()
+            .map(|g| {
+                let (ref_count, n_packets, n_bytes) = refs.get(&g.group_id).copied().unwrap_or_default();
+                GroupStats {
+                    spec: g.clone(),
+                    created: self.group_created.get(&g.group_id).copied().unwrap_or_else(Instant::now),
+                    ref_count,
+                    n_packets,
+                    n_bytes,
+                }
+            })
+            .collect()
+    }
+
     /// The groups a flow's actions name.
     fn groups_named(spec: &FlowSpec) -> impl Iterator<Item = u32> + '_ {
         spec.actions.iter().filter_map(|a| match a {
@@ -174,7 +261,10 @@ impl Ofproto {
     /// with OFPBAC_BAD_OUT_GROUP otherwise).
     fn check_groups(&self, spec: &FlowSpec, exists: impl Fn(u32) -> bool) -> Result<(), FlowModError> {
         match Self::groups_named(spec).find(|g| !exists(*g)) {
-            Some(g) => Err(FlowModError(format!("table {}: group:{g} names a group that does not exist", spec.table))),
+            Some(g) => Err(FlowModError::new(
+                FlowModErrorKind::MissingGroup,
+                format!("table {}: group:{g} names a group that does not exist", spec.table),
+            )),
             None => Ok(()),
         }
     }
@@ -190,14 +280,18 @@ impl Ofproto {
         match cmd {
             GroupCommand::Add(g) => {
                 if self.groups.contains_key(&g.group_id) {
-                    return Err(FlowModError(format!("group {} exists", g.group_id)));
+                    return Err(FlowModError::new(
+                        FlowModErrorKind::GroupExists,
+                        format!("group {} exists", g.group_id),
+                    ));
                 }
                 self.check_bucket_groups(g, |id| self.groups.contains_key(&id))?;
                 self.groups.insert(g.group_id, Arc::new(g.clone()));
+                self.group_created.insert(g.group_id, Instant::now());
             }
             GroupCommand::Modify(g) => {
                 if !self.groups.contains_key(&g.group_id) {
-                    return Err(FlowModError(format!("no group {}", g.group_id)));
+                    return Err(FlowModError::new(FlowModErrorKind::UnknownGroup, format!("no group {}", g.group_id)));
                 }
                 self.check_bucket_groups(g, |id| self.groups.contains_key(&id))?;
                 self.groups.insert(g.group_id, Arc::new(g.clone()));
@@ -207,6 +301,9 @@ impl Ofproto {
                     Some(id) => self.groups.remove(id).map(|g| g.group_id).into_iter().collect(),
                     None => std::mem::take(&mut self.groups).into_keys().collect(),
                 };
+                for id in &gone {
+                    self.group_created.remove(id);
+                }
                 self.delete_flows_naming(&gone);
             }
         }
@@ -220,10 +317,10 @@ impl Ofproto {
             for a in &b.actions {
                 if let Action::Group(id) = a {
                     if !exists(*id) && *id != g.group_id {
-                        return Err(FlowModError(format!(
-                            "group {}: bucket names group {id}, which does not exist",
-                            g.group_id
-                        )));
+                        return Err(FlowModError::new(
+                            FlowModErrorKind::MissingGroup,
+                            format!("group {}: bucket names group {id}, which does not exist", g.group_id),
+                        ));
                     }
                 }
             }
@@ -253,7 +350,7 @@ impl Ofproto {
         for a in &spec.actions {
             if let config::ofctl::Action::GotoTable(t) = a {
                 if *t <= spec.table {
-                    return Err(FlowModError(format!(
+                    return Err(FlowModError::invalid(format!(
                         "table {}: goto_table:{} must go to a later table",
                         spec.table, t
                     )));
@@ -358,7 +455,7 @@ impl Ofproto {
         // Validated first, the groups that exist at each step simulated.
         let mut exists: BTreeSet<u32> = self.groups.keys().copied().collect();
         for (i, c) in cmds.iter().enumerate() {
-            let at = |e: FlowModError| FlowModError(format!("command {}: {}", i + 1, e.0));
+            let at = |e: FlowModError| FlowModError::new(e.kind, format!("command {}: {}", i + 1, e.why));
             match c {
                 FlowCommand::Add(s) | FlowCommand::Modify { spec: s, .. } => {
                     Self::validate(s).map_err(at)?;
@@ -367,13 +464,19 @@ impl Ofproto {
                 FlowCommand::Delete { .. } => {}
                 FlowCommand::Group(GroupCommand::Add(g)) => {
                     if !exists.insert(g.group_id) {
-                        return Err(at(FlowModError(format!("group {} exists", g.group_id))));
+                        return Err(at(FlowModError::new(
+                            FlowModErrorKind::GroupExists,
+                            format!("group {} exists", g.group_id),
+                        )));
                     }
                     self.check_bucket_groups(g, |id| exists.contains(&id)).map_err(at)?;
                 }
                 FlowCommand::Group(GroupCommand::Modify(g)) => {
                     if !exists.contains(&g.group_id) {
-                        return Err(at(FlowModError(format!("no group {}", g.group_id))));
+                        return Err(at(FlowModError::new(
+                            FlowModErrorKind::UnknownGroup,
+                            format!("no group {}", g.group_id),
+                        )));
                     }
                     self.check_bucket_groups(g, |id| exists.contains(&id)).map_err(at)?;
                 }
@@ -538,5 +641,34 @@ mod tests {
         let r = &o.rules(Some(60))[0];
         assert_eq!(r.n_packets.load(Ordering::Relaxed), 3);
         assert_eq!(config::ofctl::fmt_actions(&r.spec.actions), "output:2");
+    }
+
+    #[test]
+    fn test_group_refusals_and_stats() {
+        use config::ofctl::{parse_group_line, GroupLineKind};
+        let g = |l: &str, k| FlowCommand::Group(parse_group_line(l, k).unwrap());
+        let mut o = Ofproto::new();
+        let e = o.apply(&[g("group_id=1,type=all,bucket=output:1", GroupLineKind::Modify)]).unwrap_err();
+        assert_eq!(e.kind, FlowModErrorKind::UnknownGroup);
+        o.apply(&[g("group_id=1,type=all,bucket=output:1", GroupLineKind::Add)]).unwrap();
+        let e = o.apply(&[g("group_id=1,type=all,bucket=output:2", GroupLineKind::Add)]).unwrap_err();
+        assert_eq!(e.kind, FlowModErrorKind::GroupExists);
+        let e = o.apply(&[g("group_id=2,type=all,bucket=group:3", GroupLineKind::Add)]).unwrap_err();
+        assert_eq!(e.kind, FlowModErrorKind::MissingGroup);
+        let e = o.add_flow(parse_flow_line("table=5, ip, actions=group:7", LineKind::Add).unwrap()).unwrap_err();
+        assert_eq!(e.kind, FlowModErrorKind::MissingGroup);
+        add(&mut o, "table=5, priority=2, ip, actions=group:1");
+        add(&mut o, "table=5, priority=1, actions=group:1,output:3");
+        o.rules(Some(5))[0].credit(2, 200);
+        o.rules(Some(5))[1].credit(1, 60);
+        let created = o.group_stats()[0].created;
+        o.apply(&[g("group_id=1,type=select,bucket=output:4", GroupLineKind::Modify)]).unwrap();
+        let st = o.group_stats();
+        assert_eq!(st.len(), 1);
+        assert_eq!((st[0].ref_count, st[0].n_packets, st[0].n_bytes), (2, 3, 260));
+        assert_eq!(st[0].created, created, "a modify keeps the group's age");
+        o.apply(&[g("", GroupLineKind::Delete)]).unwrap();
+        assert!(o.group_stats().is_empty());
+        assert_eq!(o.n_rules(), 0, "deleting a group deletes the flows that name it");
     }
 }

@@ -1,15 +1,15 @@
 //! The running node as an OpenFlow switch: `sdnfwd run --openflow
 //! ptcp:PORT[:IP]` (or `punix:PATH`) serves the node's live tables to
 //! `ovs-ofctl -O OpenFlow13` and controllers through
-//! [`slowpath::openflow`]. Flow mods and dumps run on the slow-path thread
-//! (the one owner of the tables; changes are revalidated there at once);
-//! ports and their counters come from the poll loops.
+//! [`slowpath::openflow`]. Flow and group mods and dumps run on the
+//! slow-path thread (the one owner of the tables; changes are revalidated
+//! there at once); ports and their counters come from the poll loops.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use config::ofctl::FlowCommand;
-use slowpath::ofproto::{FlowModError, Rule};
+use slowpath::ofproto::{FlowModError, GroupStats, Rule};
 use slowpath::openflow::{PortDesc, Switch};
 
 use super::control::{on_slow_path, port_dumps, Control};
@@ -36,6 +36,10 @@ impl Switch for Control {
 
     fn rules(&self) -> Result<Vec<Arc<Rule>>, String> {
         on_slow_path(self, |s| s.ofproto.rules(None))
+    }
+
+    fn groups(&self) -> Result<Vec<GroupStats>, String> {
+        on_slow_path(self, |s| s.ofproto.group_stats())
     }
 
     fn ports(&self) -> Result<Vec<PortDesc>, String> {

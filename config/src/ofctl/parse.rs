@@ -746,14 +746,11 @@ fn parse_action<'a>(tok: &Token<'a>, ctx: Ctx, needs: &mut Vec<Need>) -> Res<Ite
         "in_port" if arg.is_none() => Action::Output(OFPP_IN_PORT as u32),
         "resubmit" => {
             let a = need(arg)?;
-            // `resubmit:PORT`, or `resubmit(PORT,TABLE)` with either empty.
-            let (p, tb) = if t.as_bytes()[name.len()] == b':' {
-                (a, None)
-            } else {
-                match a.split_once(',') {
-                    Some((p, tb)) => (p, Some(tb)),
-                    None => return err(acol, "resubmit(PORT,TABLE) needs a comma (`resubmit(,10)`)"),
-                }
+            // `resubmit:PORT`, `resubmit(PORT)`, or `resubmit(PORT,TABLE)`
+            // with either empty (as ovs-ofctl reads it).
+            let (p, tb) = match a.split_once(',') {
+                Some((p, tb)) if t.as_bytes()[name.len()] != b':' => (p, Some(tb)),
+                _ => (a, None),
             };
             let port = if p.trim().is_empty() { None } else { Some(parse_port(p.trim(), acol)?) };
             let table = match tb.map(str::trim) {
@@ -965,35 +962,26 @@ struct Pending {
 }
 
 fn check_prereqs(m: &Match, pend: &[Pending]) -> Res<()> {
-    let dl = m.get(Field::DlType);
-    let proto = m.get(Field::NwProto);
-    let ip = dl == (ETH_TYPE_IP, 0xffff);
-    let arp = dl == (ETH_TYPE_ARP, 0xffff);
-    let proto_is = |p: u64| ip && proto == (p, 0xff);
-    let (state, state_m) = m.get(Field::CtState);
-    let implied = cs::NEW | cs::EST | cs::REL | cs::RPL | cs::SNAT | cs::DNAT;
-    let ct = state & implied != 0 || (state & cs::TRK != 0 && state_m & cs::INV != 0 && state & cs::INV == 0);
+    let ip = m.is_exact(Field::DlType, ETH_TYPE_IP);
     let ct_what = "a ct_state that implies a connection (+new, +est, +rel, +rpl, +snat, +dnat or +trk-inv)";
-    let ct_proto = m.get(Field::CtNwProto);
     for p in pend {
-        let (ok, what) = match p.prereq {
-            Prereq::Ct => (ct, ct_what),
-            Prereq::CtIp if !ip => (false, "`ip` (dl_type=0x0800)"),
-            Prereq::CtIp => (ct, ct_what),
-            Prereq::CtProto if ct_proto.1 == 0 => (false, "ct_nw_proto"),
-            Prereq::CtProto => (ct, ct_what),
-            Prereq::None => (true, ""),
-            Prereq::Ip => (ip, "`ip` (dl_type=0x0800)"),
-            Prereq::Arp => (arp, "`arp` (dl_type=0x0806)"),
-            Prereq::IpOrArp => (ip || arp, "`ip` or `arp`"),
-            Prereq::L4 => (proto_is(IPPROTO_TCP) || proto_is(IPPROTO_UDP) || proto_is(132), "`tcp`, `udp` or `sctp`"),
-            Prereq::Proto(IPPROTO_TCP) => (proto_is(IPPROTO_TCP), "`tcp`"),
-            Prereq::Proto(IPPROTO_UDP) => (proto_is(IPPROTO_UDP), "`udp`"),
-            Prereq::Proto(_) => (proto_is(IPPROTO_ICMP), "`icmp`"),
-        };
-        if !ok {
-            return err(p.col, format!("{} requires {} in the match (prerequisite not met)", p.name, what));
+        if m.meets(p.prereq) {
+            continue;
         }
+        let what = match p.prereq {
+            Prereq::CtIp if !ip => "`ip` (dl_type=0x0800)",
+            Prereq::CtProto if m.get(Field::CtNwProto).1 == 0 => "ct_nw_proto",
+            Prereq::Ct | Prereq::CtIp | Prereq::CtProto => ct_what,
+            Prereq::None => "",
+            Prereq::Ip => "`ip` (dl_type=0x0800)",
+            Prereq::Arp => "`arp` (dl_type=0x0806)",
+            Prereq::IpOrArp => "`ip` or `arp`",
+            Prereq::L4 => "`tcp`, `udp` or `sctp`",
+            Prereq::Proto(IPPROTO_TCP) => "`tcp`",
+            Prereq::Proto(IPPROTO_UDP) => "`udp`",
+            Prereq::Proto(_) => "`icmp`",
+        };
+        return err(p.col, format!("{} requires {} in the match (prerequisite not met)", p.name, what));
     }
     Ok(())
 }

@@ -2,7 +2,7 @@
 //! [`Action`]s sdnfwd supports and a [`FlowSpec`] (what an ovs-ofctl line
 //! says of one flow). Parsing is in `parse`, printing in `print`.
 
-use super::field::{Field, N_FIELDS};
+use super::field::{cs, Field, Prereq, ETH_TYPE_ARP, ETH_TYPE_IP, IPPROTO_ICMP, IPPROTO_TCP, IPPROTO_UDP, N_FIELDS};
 
 /// The default OpenFlow priority of a flow written without one.
 pub const DEFAULT_PRIORITY: u16 = 32768;
@@ -55,6 +55,30 @@ impl Match {
     /// Whether the match has no field.
     pub fn is_catchall(&self) -> bool {
         self.mask.iter().all(|&m| m == 0)
+    }
+
+    /// Whether the match meets a prerequisite: the Ethernet type, IP
+    /// protocol or connection-tracking state a field needs (the one rule
+    /// for the text parser and the OpenFlow decoder).
+    pub fn meets(&self, p: Prereq) -> bool {
+        let ip = self.is_exact(Field::DlType, ETH_TYPE_IP);
+        let arp = self.is_exact(Field::DlType, ETH_TYPE_ARP);
+        let proto_is = |x: u64| ip && self.is_exact(Field::NwProto, x);
+        let (state, state_m) = self.get(Field::CtState);
+        let implied = cs::NEW | cs::EST | cs::REL | cs::RPL | cs::SNAT | cs::DNAT;
+        let ct = state & implied != 0 || (state & cs::TRK != 0 && state_m & cs::INV != 0 && state & cs::INV == 0);
+        match p {
+            Prereq::None => true,
+            Prereq::Ip => ip,
+            Prereq::Arp => arp,
+            Prereq::IpOrArp => ip || arp,
+            Prereq::L4 => proto_is(IPPROTO_TCP) || proto_is(IPPROTO_UDP) || proto_is(132),
+            Prereq::Proto(x) if x == IPPROTO_TCP || x == IPPROTO_UDP => proto_is(x),
+            Prereq::Proto(_) => proto_is(IPPROTO_ICMP),
+            Prereq::Ct => ct,
+            Prereq::CtIp => ct && ip,
+            Prereq::CtProto => ct && self.get(Field::CtNwProto).1 != 0,
+        }
     }
 
     /// Whether every packet matching `self` also matches `pattern` (OVS's

@@ -5,17 +5,22 @@
 //! Each connection is a thread. It says HELLO (1.3 only; a peer that cannot
 //! speak 1.3 gets HELLO_FAILED and is closed), then answers ECHO, FEATURES,
 //! GET_CONFIG/SET_CONFIG, BARRIER, ROLE and async-config requests, applies
-//! FLOW_MODs (add, modify, delete, strict or not, cookie masks) and serves
-//! the multipart requests DESC, FLOW, AGGREGATE, TABLE, PORT_STATS,
-//! PORT_DESC and TABLE_FEATURES (unnamed tables). Anything
-//! else gets the OpenFlow error it is owed, with the request's first 64
-//! bytes, and the connection stays up.
+//! FLOW_MODs (add, modify, delete, strict or not, cookie masks; conntrack
+//! matches and actions, `group:N`) and GROUP_MODs (add, modify, delete) and
+//! serves the multipart requests DESC, FLOW, AGGREGATE, TABLE, PORT_STATS,
+//! PORT_DESC, TABLE_FEATURES (unnamed tables), GROUP_DESC, GROUP (group
+//! statistics: sdnfwd counts no packets per group, so a group reports the
+//! counters of the flows that name it) and GROUP_FEATURES. Anything else
+//! gets the OpenFlow error it is owed, with the request's first 64 bytes,
+//! and the connection stays up.
 //!
-//! Each FLOW_MOD is its own transaction, as OpenFlow has it: a refused one
-//! changes nothing and is answered with an error, the others apply. The
-//! FLOW_MODs a client sent back to back (ovs-ofctl add-flows writes the
-//! whole file, then a barrier) reach the tables together, so that caches
-//! are revalidated once per batch, not once per flow.
+//! Each FLOW_MOD and GROUP_MOD is its own transaction, as OpenFlow has it:
+//! a refused one changes nothing and is answered with Open vSwitch's error
+//! for it (`OFPBAC_BAD_OUT_GROUP` for a flow naming a missing group,
+//! `OFPGMFC_GROUP_EXISTS`, `OFPGMFC_UNKNOWN_GROUP`, ...), the others apply.
+//! The mods a client sent back to back (ovs-ofctl add-flows writes the
+//! whole file, then a barrier) reach the tables together, in order, so
+//! that caches are revalidated once per batch, not once per flow.
 //!
 //! The node behind the listener is a [`Switch`]: the running datapath's
 //! slow path in `sdnfwd run`, or [`TableSwitch`], tables without a
@@ -31,7 +36,7 @@ use std::sync::{Arc, Mutex};
 
 use config::ofctl::FlowCommand;
 
-use crate::ofproto::{FlowModError, Ofproto, Rule};
+use crate::ofproto::{FlowModError, FlowModErrorKind, GroupStats, Ofproto, Rule};
 use codec::{be16, be32, err, mp, ty, OfError};
 
 /// A port as PORT_DESC and PORT_STATS report it.
@@ -62,12 +67,19 @@ pub trait Switch: Send + Sync {
     fn datapath_id(&self) -> u64;
     /// A line for DESC's `dp_desc`.
     fn description(&self) -> String;
-    /// Applies flow commands one at a time (each its own transaction),
-    /// then revalidates the caches once.
+    /// Applies flow and group commands ([`FlowCommand::Group`] for a
+    /// GROUP_MOD) one at a time, in order (each its own transaction), then
+    /// revalidates the caches once.
     ///
     /// # Errors
     /// When the node cannot be reached (it is stopping).
     fn flow_mods(&self, cmds: Vec<FlowCommand>) -> Result<Vec<Result<(), FlowModError>>, String>;
+    /// Every group with its statistics, by id
+    /// ([`Ofproto::group_stats`]), the flows' counters up to date.
+    ///
+    /// # Errors
+    /// When the node cannot be reached.
+    fn groups(&self) -> Result<Vec<GroupStats>, String>;
     /// Every rule in dump order, with its counters up to date.
     ///
     /// # Errors
@@ -113,6 +125,9 @@ impl Switch for TableSwitch {
     }
     fn rules(&self) -> Result<Vec<Arc<Rule>>, String> {
         Ok(self.of().rules(None))
+    }
+    fn groups(&self) -> Result<Vec<GroupStats>, String> {
+        Ok(self.of().group_stats())
     }
     fn ports(&self) -> Result<Vec<PortDesc>, String> {
         Ok(self.ports.clone())
@@ -218,7 +233,7 @@ impl Default for SwitchConfig {
     }
 }
 
-/// Most FLOW_MODs applied as one batch.
+/// Most FLOW_MODs and GROUP_MODs applied as one batch.
 const MAX_BATCH: usize = 4096;
 
 struct Session<'a> {
@@ -244,9 +259,23 @@ fn read_msg(r: &mut impl BufRead) -> std::io::Result<Option<Vec<u8>>> {
     Ok(Some(m))
 }
 
-/// Whether the buffered bytes hold a whole FLOW_MOD next.
-fn flow_mod_buffered(buf: &[u8]) -> bool {
-    codec::Header::parse(buf).is_some_and(|h| h.ty == ty::FLOW_MOD && buf.len() >= h.len as usize)
+/// Whether the buffered bytes hold a whole FLOW_MOD or GROUP_MOD next.
+fn mod_buffered(buf: &[u8]) -> bool {
+    codec::Header::parse(buf)
+        .is_some_and(|h| matches!(h.ty, ty::FLOW_MOD | ty::GROUP_MOD) && buf.len() >= h.len as usize)
+}
+
+/// The OpenFlow error Open vSwitch answers a refused command with.
+fn refusal(cmd: &FlowCommand, e: FlowModError) -> OfError {
+    use FlowModErrorKind::*;
+    let (t, code) = match (cmd, e.kind) {
+        (_, MissingGroup) => (err::BAD_ACTION, err::BAC_BAD_OUT_GROUP),
+        (FlowCommand::Group(_), GroupExists) => (err::GROUP_MOD_FAILED, err::GMFC_GROUP_EXISTS),
+        (FlowCommand::Group(_), UnknownGroup) => (err::GROUP_MOD_FAILED, err::GMFC_UNKNOWN_GROUP),
+        (FlowCommand::Group(_), _) => (err::GROUP_MOD_FAILED, err::GMFC_EPERM),
+        _ => (err::FLOW_MOD_FAILED, err::FMFC_UNKNOWN),
+    };
+    OfError::new(t, code, e.why)
 }
 
 fn simple(t: u8, xid: u32, body: &[u8]) -> Vec<u8> {
@@ -290,15 +319,20 @@ impl Session<'_> {
             if h.version != codec::OFP13 {
                 let e = OfError::new(err::BAD_REQUEST, err::BRC_BAD_VERSION, format!("version {}", h.version));
                 out.push(codec::error_msg(&e, &msg, h.xid));
-            } else if h.ty == ty::FLOW_MOD {
-                match codec::decode_flow_mod(&msg) {
-                    Ok(fm) => batch.push((fm, msg)),
+            } else if matches!(h.ty, ty::FLOW_MOD | ty::GROUP_MOD) {
+                let cmd = if h.ty == ty::FLOW_MOD {
+                    codec::decode_flow_mod(&msg)
+                } else {
+                    codec::decode_group_mod(&msg).map(FlowCommand::Group)
+                };
+                match cmd {
+                    Ok(c) => batch.push((c, msg)),
                     Err(e) => {
                         self.flush(&mut batch, &mut out);
                         out.push(codec::error_msg(&e, &msg, h.xid));
                     }
                 }
-                if batch.len() < MAX_BATCH && flow_mod_buffered(r.buffer()) {
+                if batch.len() < MAX_BATCH && mod_buffered(r.buffer()) {
                     r.get_mut().write_all(&out.concat())?;
                     continue;
                 }
@@ -315,18 +349,19 @@ impl Session<'_> {
         Ok(())
     }
 
-    /// Applies the batched FLOW_MODs; an error message for each refused.
+    /// Applies the batched FLOW_MODs and GROUP_MODs, in order; an error
+    /// message for each refused.
     fn flush(&self, batch: &mut Vec<(FlowCommand, Vec<u8>)>, out: &mut Vec<Vec<u8>>) {
         if batch.is_empty() {
             return;
         }
         let reqs = std::mem::take(batch);
         let cmds = reqs.iter().map(|(c, _)| c.clone()).collect();
-        let results = self.sw.flow_mods(cmds).unwrap_or_else(|e| vec![Err(FlowModError(e)); reqs.len()]);
-        for ((_, msg), r) in reqs.iter().zip(results) {
+        let results = self.sw.flow_mods(cmds).unwrap_or_else(|e| vec![Err(FlowModError::invalid(e)); reqs.len()]);
+        for ((cmd, msg), r) in reqs.iter().zip(results) {
             if let Err(e) = r {
                 let xid = codec::Header::parse(msg).map_or(0, |h| h.xid);
-                out.push(codec::error_msg(&OfError::new(err::FLOW_MOD_FAILED, err::FMFC_UNKNOWN, e.0), msg, xid));
+                out.push(codec::error_msg(&refusal(cmd, e), msg, xid));
             }
         }
     }
@@ -344,7 +379,7 @@ impl Session<'_> {
                 b.extend_from_slice(&0u32.to_be_bytes()); // n_buffers
                 b.push(254); // n_tables
                 b.extend_from_slice(&[0, 0, 0]); // auxiliary_id, pad
-                b.extend_from_slice(&(1u32 | 2 | 4).to_be_bytes()); // FLOW, TABLE, PORT stats
+                b.extend_from_slice(&(1u32 | 2 | 4 | 8).to_be_bytes()); // FLOW, TABLE, PORT, GROUP stats
                 b.extend_from_slice(&0u32.to_be_bytes());
                 one(simple(ty::FEATURES_REPLY, h.xid, &b))
             }
@@ -471,6 +506,34 @@ impl Session<'_> {
                 sel.into_iter().map(port_stats).collect()
             }
             mp::PORT_DESC => self.sw.ports().map_err(unreachable_node)?.iter().map(port_desc).collect(),
+            mp::GROUP_DESC => self
+                .sw
+                .groups()
+                .map_err(unreachable_node)?
+                .iter()
+                .map(|g| {
+                    let mut e = Vec::with_capacity(64);
+                    codec::encode_group_desc(&g.spec, &mut e);
+                    e
+                })
+                .collect(),
+            mp::GROUP => {
+                if req.len() < 8 {
+                    return Err(OfError::new(err::BAD_REQUEST, err::BRC_BAD_LEN, "group statistics request too short"));
+                }
+                let want = be32(req);
+                let groups = self.sw.groups().map_err(unreachable_node)?;
+                groups
+                    .iter()
+                    .filter(|g| want == codec::OFPG_ALL || g.spec.group_id == want)
+                    .map(|g| {
+                        let mut e = Vec::with_capacity(40 + 16 * g.spec.buckets.len());
+                        codec::encode_group_stats(g, &mut e);
+                        e
+                    })
+                    .collect()
+            }
+            mp::GROUP_FEATURES => vec![codec::group_features()],
             mp::TABLE_FEATURES => {
                 if !req.is_empty() {
                     return Err(OfError::new(
@@ -589,6 +652,91 @@ mod tests {
         s.write_all(&simple(ty::ECHO_REQUEST, 7, b"ping")).unwrap();
         let e = read_msg(&mut r).unwrap().unwrap();
         assert_eq!((e[1], &e[8..]), (ty::ECHO_REPLY, &b"ping"[..]));
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    /// GROUP_MODs and FLOW_MODs back to back reach the tables in order; the
+    /// refused ones get OVS's errors with their xids; the group multiparts
+    /// answer.
+    #[test]
+    fn test_group_mods_over_a_socket() {
+        use config::ofctl::{parse_group_line, GroupLineKind};
+        let dir = std::env::temp_dir().join(format!("sdnfwd-of-groups-{}", std::process::id()));
+        let _ = std::fs::create_dir_all(&dir);
+        let path = dir.join("br0.sock");
+        let l = Listener::bind(&format!("punix:{}", path.display())).unwrap();
+        let sw = Arc::new(TableSwitch::new(Ofproto::new(), vec![]));
+        let sw2: Arc<dyn Switch> = sw.clone();
+        std::thread::spawn(move || l.serve(sw2));
+        let mut s = UnixStream::connect(&path).unwrap();
+        let mut r = BufReader::new(s.try_clone().unwrap());
+        read_msg(&mut r).unwrap().unwrap();
+        s.write_all(&codec::hello(1)).unwrap();
+        let group = |line: &str, kind, xid| codec::encode_group_mod(&parse_group_line(line, kind).unwrap(), xid);
+        let flow = |line: &str, xid| {
+            codec::encode_flow_mod(&FlowCommand::Add(parse_flow_line(line, LineKind::Add).unwrap()), xid)
+        };
+        let mut w = flow("table=101, priority=1, ip, actions=group:7", 1); // before the group: refused
+        w.extend(group("group_id=7,type=select,bucket=output:1,bucket=weight:3,output:2", GroupLineKind::Add, 2));
+        w.extend(flow("table=101, priority=2, ip, actions=ct(commit),group:7", 3));
+        w.extend(group("group_id=7,type=all,bucket=output:3", GroupLineKind::Add, 4)); // exists
+        w.extend(group("group_id=8,type=all,bucket=output:3", GroupLineKind::Modify, 5)); // unknown
+        w.extend(simple(ty::BARRIER_REQUEST, 6, &[]));
+        s.write_all(&w).unwrap();
+        let mut errors = Vec::new();
+        loop {
+            let m = read_msg(&mut r).unwrap().unwrap();
+            if m[1] == ty::BARRIER_REPLY {
+                break;
+            }
+            assert_eq!(m[1], ty::ERROR);
+            errors.push((be32(&m[4..]), be16(&m[8..]), be16(&m[10..])));
+        }
+        assert_eq!(
+            errors,
+            [
+                (1, err::BAD_ACTION, err::BAC_BAD_OUT_GROUP),
+                (4, err::GROUP_MOD_FAILED, err::GMFC_GROUP_EXISTS),
+                (5, err::GROUP_MOD_FAILED, err::GMFC_UNKNOWN_GROUP),
+            ]
+        );
+        assert_eq!(sw.of().n_rules(), 1);
+        sw.of().rules(None)[0].credit(4, 400);
+        let ask = |s: &mut UnixStream, t: u16, body: &[u8], xid| {
+            let mut req = codec::start(ty::MULTIPART_REQUEST, xid);
+            req.extend_from_slice(&t.to_be_bytes());
+            req.extend_from_slice(&[0; 6]);
+            req.extend_from_slice(body);
+            s.write_all(&codec::finish(req)).unwrap();
+        };
+        ask(&mut s, mp::GROUP_DESC, &[], 7);
+        let rep = read_msg(&mut r).unwrap().unwrap();
+        let groups = codec::decode_group_desc(&rep[16..]).unwrap();
+        assert_eq!(groups.len(), 1);
+        assert_eq!(
+            groups[0].to_string(),
+            "group_id=7,type=select,bucket=actions=output:1,bucket=weight:3,actions=output:2"
+        );
+        let mut all = codec::OFPG_ALL.to_be_bytes().to_vec();
+        all.extend_from_slice(&[0; 4]);
+        ask(&mut s, mp::GROUP, &all, 8);
+        let rep = read_msg(&mut r).unwrap().unwrap();
+        let e = &rep[16..];
+        assert_eq!(be16(e) as usize, e.len());
+        assert_eq!((be32(&e[4..]), be32(&e[8..])), (7, 1), "group 7, one reference");
+        assert_eq!((codec::be64(&e[16..]), codec::be64(&e[24..])), (4, 400));
+        assert_eq!(codec::be64(&e[40..]), u64::MAX, "a select group's buckets are not counted");
+        ask(&mut s, mp::GROUP, &[0, 0, 0, 9, 0, 0, 0, 0], 9);
+        assert_eq!(read_msg(&mut r).unwrap().unwrap().len(), 16, "no group 9");
+        ask(&mut s, mp::GROUP_FEATURES, &[], 10);
+        assert_eq!(read_msg(&mut r).unwrap().unwrap()[16..], codec::group_features()[..]);
+        // Deleting the group takes its flow with it.
+        s.write_all(&group("", GroupLineKind::Delete, 11)).unwrap();
+        s.write_all(&simple(ty::BARRIER_REQUEST, 12, &[])).unwrap();
+        assert_eq!(read_msg(&mut r).unwrap().unwrap()[1], ty::BARRIER_REPLY);
+        let of = sw.of();
+        assert_eq!((of.n_rules(), of.group_stats().len()), (0, 0));
+        drop(of);
         let _ = std::fs::remove_dir_all(&dir);
     }
 }
