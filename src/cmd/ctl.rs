@@ -25,7 +25,18 @@ use super::control::{ask, on_slow_path, port_dumps, Change, ClusterEdit, Control
 use slowpath::upcall::{Command, SlowPath};
 use slowpath::{xlate, OfFlow};
 
-fn edit(c: &Control, change: Change) -> Result<String, String> {
+/// Sends a change to the main thread; the cluster it makes must pass
+/// `Cluster::check` as a whole, or nothing changes (each problem one line,
+/// naming the command).
+fn edit(c: &Control, cmd: String, change: Change) -> Result<String, String> {
+    let change: Change = Box::new(move |cl| {
+        let msg = change(cl)?;
+        let problems = cl.check();
+        if problems.is_empty() {
+            return Ok(msg);
+        }
+        Err(problems.into_iter().map(|p| format!("ctl {cmd}: {}", p.msg)).collect::<Vec<_>>().join("\n"))
+    });
     let (tx, rx) = crossbeam_channel::bounded(1);
     c.edits.send(ClusterEdit { change, reply: tx }).map_err(|_| "the node is stopping".to_string())?;
     rx.recv_timeout(Duration::from_secs(15)).map_err(|_| "the node did not answer".to_string())?.map(|m| m + "\n")
@@ -35,11 +46,13 @@ fn edit(c: &Control, change: Change) -> Result<String, String> {
 /// OFPORT | del NS/NAME` (pods of this node).
 fn cluster_edit(c: &Control, what: &str, arg: &str, node: String) -> Result<String, String> {
     let w: Vec<String> = arg.split_whitespace().map(str::to_string).collect();
+    let cmd = format!("{what} {}", w.join(" "));
     match (what, w.first().map(String::as_str)) {
         ("hostsubnet", Some("add")) if w.len() == 4 => {
             let hs = config::yaml::HostSubnet::new(&w[1], &w[2], &w[3])?;
             edit(
                 c,
+                cmd,
                 Box::new(move |cl| {
                     if cl.host_subnets.iter().any(|h| h.host == hs.host) {
                         return Err(format!("HostSubnet {} exists", hs.host));
@@ -54,6 +67,7 @@ fn cluster_edit(c: &Control, what: &str, arg: &str, node: String) -> Result<Stri
             let name = w[1].clone();
             edit(
                 c,
+                cmd,
                 Box::new(move |cl| {
                     if name == node {
                         return Err("a node cannot remove its own HostSubnet".into());
@@ -73,6 +87,7 @@ fn cluster_edit(c: &Control, what: &str, arg: &str, node: String) -> Result<Stri
             let pod = config::yaml::Pod::new(ns, name, &w[2], &w[3], ofport)?;
             edit(
                 c,
+                cmd,
                 Box::new(move |cl| {
                     if cl.vnid(&pod.namespace).is_none() {
                         return Err(format!("no NetNamespace {}", pod.namespace));
@@ -91,6 +106,7 @@ fn cluster_edit(c: &Control, what: &str, arg: &str, node: String) -> Result<Stri
             let id = w[1].clone();
             edit(
                 c,
+                cmd,
                 Box::new(move |cl| {
                     let n = cl.node_mut(&node).ok_or("this node is not described")?;
                     let before = n.pods.len();
@@ -435,6 +451,11 @@ pub fn ctl(a: CtlArgs) -> Result<ExitCode, String> {
         }
         Ok(ExitCode::SUCCESS)
     } else {
-        Err(format!("sdnfwd ctl: {}", status.trim_start_matches("ERROR: ")))
+        // One line per error (a refused change may have several).
+        let mut msg = format!("sdnfwd ctl: {}", status.trim_start_matches("ERROR: "));
+        for l in rest {
+            msg += &format!("\nsdnfwd ctl: {l}");
+        }
+        Err(msg)
     }
 }
