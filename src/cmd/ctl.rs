@@ -22,6 +22,7 @@ use fastpath::stats::{DatapathDrop, PmdStats};
 use slowpath::trace::{report, Trace};
 
 use super::control::{ask, ask_node, on_slow_path, port_dumps, Control, NodeRequest};
+use super::logging::{self, Level};
 use super::node::parse_edit;
 use slowpath::upcall::{Command, SlowPath};
 use slowpath::{xlate, OfFlow};
@@ -190,12 +191,21 @@ pub fn serve(listener: UnixListener, c: Control) {
             continue;
         }
         let (line, body) = text.split_once('\n').unwrap_or((&text, ""));
+        logging::log(Level::Debug, &format!("ctl request: {line} ({} bytes of body)", body.len()));
         let reply = match handle(&c, line, body) {
             Ok(t) => format!("OK\n{t}"),
-            Err(e) => format!("ERROR: {e}\n"),
+            Err(e) => {
+                logging::log(Level::Debug, &format!("ctl {line}: refused: {}", e.lines().next().unwrap_or("")));
+                format!("ERROR: {e}\n")
+            }
         };
         let _ = s.write_all(reply.as_bytes());
     }
+}
+
+/// A label value as the text exposition format escapes it.
+fn label_value(s: &str) -> String {
+    s.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
 }
 
 /// The Prometheus text exposition of the node's counters.
@@ -209,7 +219,7 @@ pub fn metrics(c: &Control) -> Result<String, String> {
     family(&mut m, "sdnfwd_port_packets_total", "counter", "Frames per port and direction.");
     let mut bytes = String::new();
     for (i, ofport, name, pc, _) in port_dumps(c)? {
-        let l = format!("port=\"{ofport}\",name=\"{name}\",pmd=\"{i}\"");
+        let l = format!("port=\"{ofport}\",name=\"{}\",pmd=\"{i}\"", label_value(&name));
         let _ = writeln!(m, "sdnfwd_port_packets_total{{{l},dir=\"rx\"}} {}", pc.rx_packets);
         let _ = writeln!(m, "sdnfwd_port_packets_total{{{l},dir=\"tx\"}} {}", pc.tx_packets);
         let _ = writeln!(bytes, "sdnfwd_port_bytes_total{{{l},dir=\"rx\"}} {}", pc.rx_bytes);
@@ -253,11 +263,6 @@ pub fn metrics(c: &Control) -> Result<String, String> {
             let _ = writeln!(t, "sdnfwd_megaflows {}", s.n_megaflows());
             let _ = writeln!(
                 t,
-                "# HELP sdnfwd_rule_drop_packets_total Packets dropped by an OpenFlow rule (no actions).\n\
-                 # TYPE sdnfwd_rule_drop_packets_total counter"
-            );
-            let _ = writeln!(
-                t,
                 "# HELP sdnfwd_table_drop_packets_total Packets the pipeline dropped, by the table where it ended and why \
                  (drop-rule: a rule without actions; no-match: no rule matched; no-output: only outputs that go nowhere).\n\
                  # TYPE sdnfwd_table_drop_packets_total counter"
@@ -265,9 +270,16 @@ pub fn metrics(c: &Control) -> Result<String, String> {
             for ((table, why), n) in &s.table_drops {
                 let _ = writeln!(t, "sdnfwd_table_drop_packets_total{{table=\"{table}\",reason=\"{why}\"}} {n}");
             }
+            // Each family's HELP and TYPE right before its samples (the
+            // exposition format keeps a family's lines together).
+            let _ = writeln!(
+                t,
+                "# HELP sdnfwd_rule_drop_packets_total Packets dropped by an OpenFlow rule (no actions).\n\
+                 # TYPE sdnfwd_rule_drop_packets_total counter"
+            );
             for r in s.ofproto.rules(None).iter().filter(|r| r.spec.actions.is_empty()) {
                 let line = r.spec.to_dump_line(None);
-                let what = line.trim_start().trim_end_matches(" actions=drop").replace('"', "'");
+                let what = label_value(line.trim_start().trim_end_matches(" actions=drop"));
                 let _ = writeln!(
                     t,
                     "sdnfwd_rule_drop_packets_total{{table=\"{}\",priority=\"{}\",rule=\"{what}\"}} {}",

@@ -6,6 +6,7 @@ mod common;
 mod control;
 mod ctl;
 mod demo;
+mod logging;
 mod netcheck;
 mod node;
 mod openflow;

@@ -42,6 +42,7 @@ use slowpath::upcall::{Command, SlowPath};
 
 use super::common::{node_tables, spawn_pinned};
 use super::control::{NodeCall, NodeRequest};
+use super::logging::{self, Level};
 use super::node::{FileState, NodeState};
 
 /// The datapath end of the tun0 veth pair.
@@ -93,14 +94,22 @@ pub struct RunArgs {
     /// Do not create tun0.
     #[arg(long)]
     pub no_tun0: bool,
+    /// Log level (default: RUST_LOG's, else info). Lines carry a UTC
+    /// timestamp and the level.
+    #[arg(long, value_enum)]
+    pub log_level: Option<Level>,
     /// Serve the tables over OpenFlow 1.3 for ovs-ofctl and controllers:
     /// `ptcp:PORT[:IP]` or `punix:PATH` (repeatable).
     #[arg(long, value_name = "TARGET")]
     pub openflow: Vec<String>,
 }
 
+/// An INFO line of the log (one that starts `warning: ` a WARN line).
 fn log(msg: &str) {
-    eprintln!("sdnfwd: {msg}");
+    match msg.strip_prefix("warning: ") {
+        Some(m) => logging::log(Level::Warn, m),
+        None => logging::log(Level::Info, msg),
+    }
 }
 
 fn if_exists(name: &str) -> bool {
@@ -177,7 +186,7 @@ fn pod_specs(n: &config::yaml::Node) -> Vec<PortSpec> {
     let mut v = Vec::new();
     for p in &n.pods {
         let Some(veth) = &p.veth else {
-            log(&format!("pod {}/{} lists no veth: port {} stays down", p.namespace, p.name, p.ofport));
+            log(&format!("warning: pod {}/{} lists no veth: port {} stays down", p.namespace, p.name, p.ofport));
             continue;
         };
         v.push(PortSpec {
@@ -297,6 +306,7 @@ fn attach(
 }
 
 pub fn run(a: RunArgs) -> Result<ExitCode, String> {
+    logging::init(a.log_level)?;
     if !is_root() {
         return Err("sdnfwd run: needs root (AF_XDP sockets, XDP programs, tun0)".into());
     }
@@ -441,7 +451,7 @@ fn serve(
         ));
         uplink_prog = Some(prog);
     } else {
-        log("no uplink configured: traffic to other nodes is dropped (no neighbour)");
+        log("warning: no uplink configured: traffic to other nodes is dropped (no neighbour)");
     }
 
     // Slow path.
@@ -554,7 +564,7 @@ fn serve(
                     match attach(s, k % controls.len(), a, &mut [], &controls) {
                         Ok(()) => s.up = true,
                         Err(e) if e != s.last_err => {
-                            log(&format!("port {} ({}) still down: {e}", s.ofport, s.ifname));
+                            log(&format!("warning: port {} ({}) still down: {e}", s.ofport, s.ifname));
                             s.last_err = e;
                         }
                         Err(_) => {}
@@ -619,9 +629,12 @@ fn serve(
                     // The first line says what happened, the others what else is wrong.
                     for (i, l) in e.lines().enumerate() {
                         if i == 0 {
-                            log(&format!("reload: refused, the running configuration is unchanged: {l}"));
+                            logging::log(
+                                Level::Error,
+                                &format!("reload: refused, the running configuration is unchanged: {l}"),
+                            );
                         } else {
-                            log(&format!("reload: refused: {l}"));
+                            logging::log(Level::Error, &format!("reload: refused: {l}"));
                         }
                     }
                 }
