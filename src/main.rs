@@ -24,7 +24,10 @@ enum Command {
     /// Run the forwarder on this node (AF_XDP ports, tun0, uplink).
     Run(cmd::RunArgs),
     /// Talk to a running node's control socket (dump-flows, add-flow, pmd-stats, ...).
+    #[command(after_help = cmd::CTL_HELP)]
     Ctl(cmd::CtlArgs),
+    /// Check a cluster YAML as `sdnfwd run` would, touching nothing (exit 2 with the errors).
+    CheckConfig(cmd::CheckConfigArgs),
     /// Print a node's OpenShift SDN flows (add-flows syntax).
     Render(cmd::RenderArgs),
     /// Parse and validate a flow file; print the normalised flows.
@@ -49,6 +52,7 @@ fn main() -> ExitCode {
         Command::Demo(a) => cmd::demo(a),
         Command::Run(a) => cmd::run(a),
         Command::Ctl(a) => cmd::ctl(a),
+        Command::CheckConfig(a) => cmd::check_config(a),
         Command::Render(a) => cmd::render(a),
         Command::CheckFlows(a) => cmd::check_flows(a),
         Command::Trace(a) => cmd::trace(a),

@@ -319,14 +319,14 @@ fn control_socket() {
     assert!(t.ctl("node-d", &["frobnicate"]).unwrap_err().contains("unknown command"));
 
     // HostSubnet add/del: tables 10, 50, 90 follow.
-    let out = t.ctl("node-d", &["hostsubnet", "add", "node-e", "172.16.1.40", "10.132.0.0/23"]).unwrap();
+    let out = t.ctl("node-d", &["hostsubnet", "add", "node-e", "172.16.1.40", "10.128.2.0/23"]).unwrap();
     assert!(out.contains("HostSubnet node-e"), "{out}");
     let all = t.ctl("node-d", &["dump-flows"]).unwrap();
-    for want in ["table=10,", "tun_src=172.16.1.40", "table=90,", "nw_dst=10.132.0.0/23", "arp_tpa=10.132.0.0/23"] {
+    for want in ["table=10,", "tun_src=172.16.1.40", "table=90,", "nw_dst=10.128.2.0/23", "arp_tpa=10.128.2.0/23"] {
         assert!(all.contains(want), "{want} missing after hostsubnet add:\n{all}");
     }
     assert!(t
-        .ctl("node-d", &["hostsubnet", "add", "node-e", "172.16.1.40", "10.132.0.0/23"])
+        .ctl("node-d", &["hostsubnet", "add", "node-e", "172.16.1.40", "10.128.2.0/23"])
         .unwrap_err()
         .contains("exists"));
     t.ctl("node-d", &["hostsubnet", "del", "node-e"]).unwrap();
@@ -419,7 +419,7 @@ fn updates_under_load_lose_nothing() {
     std::fs::create_dir_all(&dir).unwrap();
     let cfg = dir.join("c.yaml");
     std::fs::write(&cfg, config::yaml::DEFAULT_CLUSTER).unwrap();
-    let extra_node = "- metadata: {name: node-e, uid: 5f6c2a10-1b2c-4d3e-8f90-0000000000f5}\n  host: node-e\n  hostIP: 172.16.1.40\n  subnet: 10.132.0.0/23\nnetNamespaces:";
+    let extra_node = "- metadata: {name: node-e, uid: 5f6c2a10-1b2c-4d3e-8f90-0000000000f5}\n  host: node-e\n  hostIP: 172.16.1.40\n  subnet: 10.128.2.0/23\nnetNamespaces:";
     let cfg2 = dir.join("c2.yaml");
     std::fs::write(&cfg2, config::yaml::DEFAULT_CLUSTER.replacen("netNamespaces:", extra_node, 1)).unwrap();
     let render = |c: &std::path::Path, out: &str| {
@@ -488,7 +488,7 @@ fn updates_under_load_lose_nothing() {
     while !gen.is_finished() {
         for args in [
             vec!["replace-flows", r2.as_str()],
-            vec!["hostsubnet", "add", "node-f", "172.16.1.41", "10.133.0.0/23"],
+            vec!["hostsubnet", "add", "node-f", "172.16.1.41", "10.128.4.0/23"],
             vec!["replace-flows", r1.as_str()],
             vec!["add-flows", all.to_str().unwrap()],
             vec!["hostsubnet", "del", "node-f"],

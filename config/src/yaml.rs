@@ -118,11 +118,15 @@ pub struct HostSubnet {
 
 impl HostSubnet {
     /// A HostSubnet from its parts (the control socket's `hostsubnet
-    /// add`); the cookie then derives from the name.
+    /// add`); the cookie then derives from the name. Only the syntax is
+    /// checked here: the subnet is kept as written, host bits included, for
+    /// [`Cluster::check`] to judge with the rest of the cluster.
     pub fn new(name: &str, host_ip: &str, subnet: &str) -> Result<HostSubnet, String> {
         let ip: Ipv4Addr = host_ip.parse().map_err(|_| format!("hostIP `{host_ip}` is not an IPv4 address"))?;
+        if !subnet.contains('/') {
+            return Err(format!("subnet `{subnet}` is not an IPv4 CIDR a.b.c.d/n"));
+        }
         let net: Ipv4Network = subnet.parse().map_err(|_| format!("subnet `{subnet}` is not an IPv4 CIDR"))?;
-        let net = Ipv4Network::new(net.network(), net.prefix()).map_err(|e| e.to_string())?;
         Ok(HostSubnet {
             metadata: Metadata { name: name.into(), ..Default::default() },
             host: name.into(),
@@ -203,12 +207,10 @@ pub struct Pod {
 }
 
 impl Pod {
-    /// A pod from its parts (the control socket's `pod add`).
+    /// A pod from its parts (the control socket's `pod add`); the IP's
+    /// syntax is checked here, the rest by [`Cluster::check`].
     pub fn new(namespace: &str, name: &str, ip: &str, veth: &str, ofport: u32) -> Result<Pod, String> {
         let ip: Ipv4Addr = ip.parse().map_err(|_| format!("pod IP `{ip}` is not an IPv4 address"))?;
-        if ofport < 3 {
-            return Err(format!("ofport {ofport}: pods start at 3 (1 is vxlan0, 2 is tun0)"));
-        }
         Ok(Pod {
             namespace: namespace.into(),
             name: name.into(),
@@ -322,7 +324,8 @@ impl std::fmt::Display for Ip {
     }
 }
 
-/// An IPv4 CIDR from YAML (host bits cleared).
+/// An IPv4 CIDR from YAML (as written: [`Cidr::addr`] and `Display` give
+/// the network, `.0.ip()` the address written).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct Cidr(pub Ipv4Network);
 
@@ -354,8 +357,9 @@ impl<'de> Deserialize<'de> for Cidr {
         if !s.contains('/') {
             return Err(bad());
         }
-        let n: Ipv4Network = s.parse().map_err(|_| bad())?;
-        Ipv4Network::new(n.network(), n.prefix()).map(Cidr).map_err(|_| bad())
+        // Host bits are kept as written: Cluster::check refuses them (as
+        // OpenShift's API does) with the network it meant.
+        s.parse::<Ipv4Network>().map(Cidr).map_err(|_| bad())
     }
 }
 
@@ -424,11 +428,13 @@ fn locate_from(text: &str, line: usize, needle: &str) -> Option<(usize, usize)> 
 }
 
 impl Cluster {
-    /// Parses and validates a cluster YAML.
+    /// Parses a cluster YAML without the checks of the whole state
+    /// ([`Cluster::check`], which [`Cluster::from_yaml`] runs): types and
+    /// syntax only.
     ///
     /// # Errors
-    /// Syntax, type and consistency errors, located at line and column.
-    pub fn from_yaml(text: &str) -> Result<Cluster, ParseError> {
+    /// Syntax and type errors, located at line and column.
+    pub fn from_yaml_unchecked(text: &str) -> Result<Cluster, ParseError> {
         let c: Cluster = serde_norway::from_str(text).map_err(|e| {
             let (line, col) = e.location().map(|l| (l.line(), l.column())).unwrap_or((1, 1));
             let mut msg = e.to_string();
@@ -441,99 +447,7 @@ impl Cluster {
             let (line, col) = quoted_value(&msg).and_then(|v| locate_from(text, line, v)).unwrap_or((line, col));
             ParseError::new(line, col, msg)
         })?;
-        c.validate(text)?;
         Ok(c)
-    }
-
-    /// The embedded default cluster.
-    ///
-    /// # Panics
-    /// Never: the embedded text is checked by a test.
-    pub fn default_cluster() -> Cluster {
-        Cluster::from_yaml(DEFAULT_CLUSTER).expect("embedded default cluster is valid")
-    }
-
-    fn validate(&self, text: &str) -> Result<(), ParseError> {
-        let at = |needle: &str, msg: String| {
-            let (l, c) = locate(text, needle);
-            ParseError::new(l, c, msg)
-        };
-        let cn = &self.cluster_network;
-        if plugin_id(&cn.plugin_name).is_none() {
-            return Err(at(
-                &cn.plugin_name,
-                format!(
-                    "unknown pluginName `{}`; expected redhat/openshift-ovs-subnet, redhat/openshift-ovs-multitenant or redhat/openshift-ovs-networkpolicy",
-                    cn.plugin_name
-                ),
-            ));
-        }
-        if cn.cluster_networks.is_empty() {
-            return Err(at("clusterNetworks", "clusterNetworks must list at least one CIDR".into()));
-        }
-        for e in &cn.cluster_networks {
-            if e.host_subnet_length == 0 || e.host_subnet_length > 32 - e.cidr.prefix() as u32 {
-                return Err(at(
-                    "hostSubnetLength",
-                    format!("hostSubnetLength {} does not fit {}", e.host_subnet_length, e.cidr),
-                ));
-            }
-        }
-        for n in &self.net_namespaces {
-            if n.netid > 0xff_ffff {
-                return Err(at(&n.netid.to_string(), format!("netid {} of {} exceeds 24 bits", n.netid, n.netname)));
-            }
-        }
-        let mut seen_names = std::collections::HashSet::new();
-        for node in self.all_nodes() {
-            if !seen_names.insert(node.name.as_str()) {
-                return Err(at(&node.name, format!("node {} is listed twice", node.name)));
-            }
-            let mut ports = std::collections::HashSet::new();
-            for p in &node.pods {
-                if p.ofport < 3 || p.ofport > 0xfeff {
-                    return Err(at(
-                        &format!("ofport: {}", p.ofport),
-                        format!(
-                            "pod {}/{}: ofport {} is reserved or out of range (pods use 3..65279)",
-                            p.namespace, p.name, p.ofport
-                        ),
-                    ));
-                }
-                if !ports.insert(p.ofport) {
-                    return Err(at(
-                        &format!("ofport: {}", p.ofport),
-                        format!(
-                            "pod {}/{}: ofport {} is used twice on node {}",
-                            p.namespace, p.name, p.ofport, node.name
-                        ),
-                    ));
-                }
-            }
-            if let Some(hs) = self.host_subnet(&node.name) {
-                for p in &node.pods {
-                    if !hs.subnet.contains(p.ip.0) {
-                        return Err(at(
-                            &p.ip.to_string(),
-                            format!(
-                                "pod {}/{}: IP {} is outside node {}'s subnet {}",
-                                p.namespace, p.name, p.ip, node.name, hs.subnet
-                            ),
-                        ));
-                    }
-                }
-            } else {
-                return Err(at(&node.name, format!("node {} has no HostSubnet", node.name)));
-            }
-            if let Some(m) = &node.tun0_mac {
-                if crate::ofctl::parse_flow_line(&format!("dl_dst={m},actions=drop"), crate::ofctl::LineKind::Add)
-                    .is_err()
-                {
-                    return Err(at(m, format!("tun0MAC `{m}` is not an Ethernet address")));
-                }
-            }
-        }
-        Ok(())
     }
 
     /// Every node described (`node` and `nodes`).
@@ -638,44 +552,5 @@ pub fn synthetic_cluster(n_nodes: usize, n_services: usize, n_pods: usize) -> Cl
             80 + s % 1000
         );
     }
-    Cluster::from_yaml(&y).expect("synthetic cluster is valid")
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn test_default_cluster_loads() {
-        let c = Cluster::default_cluster();
-        assert_eq!(c.host_subnets.len(), 4);
-        assert_eq!(c.vnid("project-a"), Some(11235));
-        assert!(c.find_pod("project-a/web-1").is_some());
-    }
-
-    #[test]
-    fn test_errors_are_located() {
-        let y = "clusterNetwork:\n  clusterNetworks: [{CIDR: 10.128.0.0/14, hostSubnetLength: 9}]\n  serviceNetwork: 172.30.0.0/16\n  pluginName: redhat/openshift-ovs-subnet\nhostSubnets:\n  - {metadata: {name: a, uid: u}, host: a, hostIP: 172.16.1.300, subnet: 10.128.0.0/23}\n";
-        let e = Cluster::from_yaml(y).unwrap_err();
-        assert_eq!(e.line, 6, "{e}");
-        assert!(e.msg.contains("IPv4 address"), "{e}");
-        let y2 = y.replace("172.16.1.300", "172.16.1.3").replace("openshift-ovs-subnet", "openshift-ovs-bogus");
-        let e = Cluster::from_yaml(&y2).unwrap_err();
-        assert_eq!((e.line, e.col), (4, 15), "{e}");
-        let y3 = y.replace("172.16.1.300", "172.16.1.3") + "bogusKey: 1\n";
-        let e = Cluster::from_yaml(&y3).unwrap_err();
-        assert_eq!(e.line, 7, "{e}");
-        let y4 = y.replace("172.16.1.300", "172.16.1.3")
-            + "node:\n  name: a\n  pods:\n    - {namespace: x, name: p, ip: 10.129.0.5, ofport: 3}\n";
-        let e = Cluster::from_yaml(&y4).unwrap_err();
-        assert_eq!(e.line, 10, "{e}");
-        assert!(e.msg.contains("outside"), "{e}");
-    }
-
-    #[test]
-    fn test_oc_list_form() {
-        let y = "clusterNetwork:\n  clusterNetworks: [{CIDR: 10.128.0.0/14, hostSubnetLength: 9}]\n  serviceNetwork: 172.30.0.0/16\n  pluginName: redhat/openshift-ovs-subnet\nhostSubnets:\n  apiVersion: v1\n  kind: List\n  items:\n  - apiVersion: network.openshift.io/v1\n    kind: HostSubnet\n    metadata: {name: a, uid: u, resourceVersion: \"5\"}\n    host: a\n    hostIP: 172.16.1.3\n    subnet: 10.128.0.0/23\n";
-        let c = Cluster::from_yaml(y).unwrap();
-        assert_eq!(c.host_subnets[0].host_ip.to_string(), "172.16.1.3");
-    }
+    Cluster::from_yaml_unchecked(&y).expect("synthetic cluster parses (config::check tests that it is valid)")
 }

@@ -14,6 +14,8 @@
 //! Equal-priority overlapping rules are undefined in OpenFlow; here the first
 //! one found wins. Not thread-safe: the slow path owns its tables.
 
+use std::collections::BTreeMap;
+
 use hashbrown::HashMap;
 use smallvec::SmallVec;
 
@@ -43,6 +45,9 @@ struct Subtable {
     words: SmallVec<[u8; 6]>,
     max_priority: u16,
     n_rules: usize,
+    /// How many rules have each priority: the highest is `max_priority`,
+    /// known after a removal without a scan of the buckets.
+    priorities: BTreeMap<u16, usize>,
     /// Hash of the masked value -> entries, highest priority first (entries
     /// of colliding values share a bucket; lookups compare values).
     buckets: HashMap<u64, SmallVec<[EntryId; 2]>>,
@@ -80,7 +85,16 @@ impl Subtable {
     fn new(mask: OfFlow) -> Subtable {
         let words = (0..mask.w.len()).filter(|&i| mask.w[i] != 0).map(|i| i as u8).collect();
         let ports = if partitioned(&mask) { 0 } else { u64::MAX };
-        Subtable { mask, words, max_priority: 0, n_rules: 0, buckets: HashMap::new(), few: None, ports }
+        Subtable {
+            mask,
+            words,
+            max_priority: 0,
+            n_rules: 0,
+            priorities: BTreeMap::new(),
+            buckets: HashMap::new(),
+            few: None,
+            ports,
+        }
     }
 
     /// Rebuilds the list of entries searched without hashing (after an
@@ -177,6 +191,7 @@ impl<T> Classifier<T> {
             .unwrap_or(bucket.len());
         bucket.insert(pos, id);
         st.n_rules += 1;
+        *st.priorities.entry(priority).or_default() += 1;
         st.ports |= port_bit(&value); // all ones already where unpartitioned
         st.relist(entries);
         if st.n_rules == 1 || priority > st.max_priority {
@@ -201,20 +216,21 @@ impl<T> Classifier<T> {
                 }
             }
             st.n_rules -= 1;
+            if let Some(n) = st.priorities.get_mut(&e.priority) {
+                *n -= 1;
+                if *n == 0 {
+                    st.priorities.remove(&e.priority);
+                }
+            }
             st.relist(&self.entries);
             if st.n_rules == 0 {
                 self.subtables.remove(si);
-            } else if e.priority == st.max_priority {
-                let entries = &self.entries;
-                st.max_priority = st
-                    .buckets
-                    .values()
-                    .filter_map(|b| b.first())
-                    .filter_map(|&x| entries[x].as_ref())
-                    .map(|x| x.priority)
-                    .max()
-                    .unwrap_or(0);
-                self.resort();
+            } else {
+                let max = st.priorities.last_key_value().map_or(0, |(p, _)| *p);
+                if max != st.max_priority {
+                    st.max_priority = max;
+                    self.resort();
+                }
             }
         }
         Some(e)

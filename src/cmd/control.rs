@@ -2,7 +2,8 @@
 //! socket (`ctl`), the metrics endpoint and the OpenFlow listener
 //! (`openflow`) each hold a [`Control`] and go through it to the slow-path
 //! thread (commands answered on a reply channel), the poll loops (port
-//! dumps) and the main thread (cluster edits, applied like a reload).
+//! dumps) and the main thread (cluster changes, reloads and the lists of
+//! pods and HostSubnets: [`NodeCall`]).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -26,14 +27,27 @@ pub struct OfPort {
     pub up: bool,
 }
 
-/// A change to a cluster: what it did, or why it cannot be made.
-pub type Change = Box<dyn FnOnce(&mut config::yaml::Cluster) -> Result<String, String> + Send>;
+/// What the control socket asks of the main thread, which owns the node's
+/// desired state (config file plus runtime changes) and its ports.
+#[derive(Debug)]
+pub enum NodeRequest {
+    /// A cluster change (`pod add ...`): the command as typed, the change.
+    Edit(String, Box<super::node::Edit>),
+    /// Re-read the config file, as SIGHUP does; answers the diff applied.
+    Reload,
+    /// `pod list`.
+    PodList,
+    /// `hostsubnet list`.
+    HostSubnetList,
+    /// The ports as the node knows them: number, interface, what, up.
+    Ports,
+}
 
-/// A change to the node's cluster view, made by the main thread (which
-/// applies it like a reload) and answered with a message or an error.
-pub struct ClusterEdit {
-    /// The change.
-    pub change: Change,
+/// A request to the main thread and where its answer goes (text, or an
+/// error of one line per problem).
+pub struct NodeCall {
+    /// The request.
+    pub req: NodeRequest,
     /// Where the outcome goes.
     pub reply: Sender<Result<String, String>>,
 }
@@ -55,8 +69,8 @@ pub struct Control {
     pub baselines: Arc<std::sync::Mutex<Vec<PmdBaseline>>>,
     /// Misses waiting for the slow path.
     pub upcall_depth: Arc<dyn Fn() -> usize + Send + Sync>,
-    /// Cluster changes (hostsubnet and pod add/del).
-    pub edits: Sender<ClusterEdit>,
+    /// Requests to the main thread (cluster changes, reload, lists).
+    pub node_calls: Sender<NodeCall>,
     /// The datapath id the OpenFlow listener reports.
     pub dpid: u64,
     /// The node's ports as OpenFlow lists them (kept by the main thread).
@@ -83,6 +97,13 @@ pub fn on_slow_path<T: Send + 'static>(
             let _ = tx.send(f(s));
         }))
     })
+}
+
+/// Asks the main thread; waits for its answer.
+pub fn ask_node(c: &Control, req: NodeRequest) -> Result<String, String> {
+    let (tx, rx) = crossbeam_channel::bounded(1);
+    c.node_calls.send(NodeCall { req, reply: tx }).map_err(|_| "the node is stopping".to_string())?;
+    rx.recv_timeout(Duration::from_secs(30)).map_err(|_| "the node did not answer".to_string())?
 }
 
 /// Each loop's ports: (loop, OpenFlow port, name, counters, details).

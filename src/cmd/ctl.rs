@@ -1,15 +1,15 @@
 //! The control socket of a running node (`sdnfwd run --socket PATH`) and
 //! its client, `sdnfwd ctl`. A request is one command line, optionally
 //! followed by a body (the flows of add-flows); the answer's first line is
-//! `OK` or `ERROR: why`, then the text. Commands: dump-flows [table=N],
-//! add-flow FLOW, add-flows (body), replace-flows (body: only what differs
-//! changes), mod-flows [--strict] FLOW, del-flows
-//! [--strict] [MATCH], dump-tables, dump-megaflows, trace FLOW, pmd-stats,
-//! pmd-stats-clear, dump-ports, show, hostsubnet add/del, pod add/del (the CNI path: the
-//! pod's flows are rendered and installed, its veth attached when it
-//! appears; a later SIGHUP re-reads the config file over these changes). `--metrics ADDR` serves the same counters in the
-//! Prometheus text format. Flow changes go to the slow path as one bundle and are
-//! revalidated at once; a bad line changes nothing.
+//! `OK` or `ERROR: why`, then the text (an error may have more lines, one
+//! per problem). Commands: see [`HELP`]. Flow changes go to the slow path
+//! as one bundle and are revalidated at once; a bad line changes nothing.
+//! `pod`, `hostsubnet` and `reload` go to the main thread, which owns the
+//! node's desired state (node.rs): a change is checked with the whole
+//! cluster and applied whole or not at all, and pods and HostSubnets added
+//! here survive a reload. `--metrics ADDR` serves the counters in the
+//! Prometheus text format. `help` needs no running node; a closed stdout
+//! ends the client quietly.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::os::unix::net::{UnixListener, UnixStream};
@@ -21,92 +21,41 @@ use config::ofctl::{parse_flow_file, parse_flow_line, parse_trace_flow, FlowComm
 use fastpath::stats::{DatapathDrop, PmdStats};
 use slowpath::trace::{report, Trace};
 
-use super::control::{ask, on_slow_path, port_dumps, Change, ClusterEdit, Control};
+use super::control::{ask, ask_node, on_slow_path, port_dumps, Control, NodeRequest};
+use super::logging::{self, Level};
+use super::node::parse_edit;
 use slowpath::upcall::{Command, SlowPath};
 use slowpath::{xlate, OfFlow};
 
-fn edit(c: &Control, change: Change) -> Result<String, String> {
-    let (tx, rx) = crossbeam_channel::bounded(1);
-    c.edits.send(ClusterEdit { change, reply: tx }).map_err(|_| "the node is stopping".to_string())?;
-    rx.recv_timeout(Duration::from_secs(15)).map_err(|_| "the node did not answer".to_string())?.map(|m| m + "\n")
+/// `pod ...` and `hostsubnet ...`: `list`, or a change made by the main
+/// thread (checked with the whole cluster; nothing changes when refused).
+fn node_cmd(c: &Control, what: &str, rest: &str) -> Result<String, String> {
+    let w: Vec<&str> = rest.split_whitespace().collect();
+    if w == ["list"] {
+        return ask_node(c, if what == "pod" { NodeRequest::PodList } else { NodeRequest::HostSubnetList });
+    }
+    let cmd = format!("{what} {}", w.join(" "));
+    let e = parse_edit(what, &w).map_err(|e| format!("ctl {cmd}: {e}"))?;
+    ask_node(c, NodeRequest::Edit(cmd, Box::new(e))).map(|m| m + "\n")
 }
 
-/// `hostsubnet add NAME HOSTIP SUBNET | del NAME`, `pod add NS/NAME IP VETH
-/// OFPORT | del NS/NAME` (pods of this node).
-fn cluster_edit(c: &Control, what: &str, arg: &str, node: String) -> Result<String, String> {
-    let w: Vec<String> = arg.split_whitespace().map(str::to_string).collect();
-    match (what, w.first().map(String::as_str)) {
-        ("hostsubnet", Some("add")) if w.len() == 4 => {
-            let hs = config::yaml::HostSubnet::new(&w[1], &w[2], &w[3])?;
-            edit(
-                c,
-                Box::new(move |cl| {
-                    if cl.host_subnets.iter().any(|h| h.host == hs.host) {
-                        return Err(format!("HostSubnet {} exists", hs.host));
-                    }
-                    let msg = format!("HostSubnet {} ({} at {}) added", hs.host, hs.subnet, hs.host_ip);
-                    cl.host_subnets.push(hs);
-                    Ok(msg)
-                }),
-            )
-        }
-        ("hostsubnet", Some("del")) if w.len() == 2 => {
-            let name = w[1].clone();
-            edit(
-                c,
-                Box::new(move |cl| {
-                    if name == node {
-                        return Err("a node cannot remove its own HostSubnet".into());
-                    }
-                    let before = cl.host_subnets.len();
-                    cl.host_subnets.retain(|h| h.host != name);
-                    if cl.host_subnets.len() == before {
-                        return Err(format!("no HostSubnet {name}"));
-                    }
-                    Ok(format!("HostSubnet {name} removed"))
-                }),
-            )
-        }
-        ("pod", Some("add")) if w.len() == 5 => {
-            let (ns, name) = w[1].split_once('/').ok_or("pod add NAMESPACE/NAME IP VETH OFPORT")?;
-            let ofport: u32 = w[4].parse().map_err(|_| format!("ofport `{}`", w[4]))?;
-            let pod = config::yaml::Pod::new(ns, name, &w[2], &w[3], ofport)?;
-            edit(
-                c,
-                Box::new(move |cl| {
-                    if cl.vnid(&pod.namespace).is_none() {
-                        return Err(format!("no NetNamespace {}", pod.namespace));
-                    }
-                    let n = cl.node_mut(&node).ok_or("this node is not described")?;
-                    if n.pods.iter().any(|p| p.ofport == pod.ofport || (p.namespace == pod.namespace && p.name == pod.name)) {
-                        return Err(format!("pod {}/{} or ofport {} exists", pod.namespace, pod.name, pod.ofport));
-                    }
-                    let msg = format!("pod {}/{} ({}, {}, port {}) added", pod.namespace, pod.name, pod.ip, w[3], pod.ofport);
-                    n.pods.push(pod);
-                    Ok(msg)
-                }),
-            )
-        }
-        ("pod", Some("del")) if w.len() == 2 => {
-            let id = w[1].clone();
-            edit(
-                c,
-                Box::new(move |cl| {
-                    let n = cl.node_mut(&node).ok_or("this node is not described")?;
-                    let before = n.pods.len();
-                    n.pods.retain(|p| format!("{}/{}", p.namespace, p.name) != id);
-                    if n.pods.len() == before {
-                        return Err(format!("no pod {id} on this node"));
-                    }
-                    Ok(format!("pod {id} removed"))
-                }),
-            )
-        }
-        _ => Err(format!(
-            "usage: hostsubnet add NAME HOSTIP SUBNET | hostsubnet del NAME | pod add NS/NAME IP VETH OFPORT | pod del NS/NAME (got `{what} {arg}`)"
-        )),
-    }
-}
+/// What `sdnfwd ctl help` prints (also without a running node).
+pub const HELP: &str = "\
+Commands (sdnfwd ctl [--socket PATH] COMMAND):
+  show                                  node, VTEP, loops; each port with its pod; port counters
+  dump-flows [table=N]                  the rules, as ovs-ofctl dump-flows (live counters)
+  dump-tables | dump-ports | dump-megaflows
+  add-flow FLOW | add-flows FILE        FILE `-` for stdin; one bundle: a bad line changes nothing
+  replace-flows FILE                    only what differs changes
+  mod-flows [--strict] FLOW | del-flows [--strict] [MATCH]
+  trace FLOW                            ofproto/trace on the live tables
+  pmd-stats | pmd-stats-clear
+  pod list | pod add NS/NAME IP VETH OFPORT | pod del NS/NAME
+  hostsubnet list | hostsubnet add NAME HOSTIP SUBNET | hostsubnet del NAME
+  reload                                re-read the config file (as SIGHUP), keeping ctl's pods and
+                                        HostSubnets; prints the changes applied, or why nothing was
+  help                                  this list
+";
 
 /// A read-only query answered with text.
 type Query = Box<dyn FnOnce(&SlowPath) -> String + Send>;
@@ -152,15 +101,17 @@ pub fn handle(c: &Control, line: &str, body: &str) -> Result<String, String> {
         }
         "add-flow" => flow_mods(c, vec![FlowCommand::Add(parse_flow_line(arg, LineKind::Add).map_err(loc)?)]),
         "add-flows" => {
-            let cmds = parse_flow_file(body).map_err(loc)?;
+            let file = if arg.is_empty() { "<request>" } else { arg };
+            let cmds = parse_flow_file(body).map_err(|e| e.in_file(file).to_string())?;
             flow_mods(c, cmds.into_iter().map(|(_, c)| c).collect())
         }
         "replace-flows" => {
+            let file = if arg.is_empty() { "<request>" } else { arg };
             let mut specs = Vec::new();
-            for (line, cmd) in parse_flow_file(body).map_err(loc)? {
+            for (line, cmd) in parse_flow_file(body).map_err(|e| e.in_file(file).to_string())? {
                 match cmd {
                     FlowCommand::Add(s) => specs.push(s),
-                    _ => return Err(format!("<request>:{line}:1: replace-flows takes flows to add only")),
+                    _ => return Err(format!("{file}:{line}:1: replace-flows takes flows to add only")),
                 }
             }
             let n = ask(c, |tx| Command::ReplaceFlows(specs, tx))?
@@ -176,7 +127,9 @@ pub fn handle(c: &Control, line: &str, body: &str) -> Result<String, String> {
             flow_mods(c, vec![FlowCommand::Delete { strict, spec }])
         }
         "dump-megaflows" => query(c, Box::new(|s| s.dump_megaflows())),
-        "hostsubnet" | "pod" => cluster_edit(c, cmd, rest, c.node.clone()),
+        "hostsubnet" | "pod" => node_cmd(c, cmd, rest),
+        "reload" => ask_node(c, NodeRequest::Reload),
+        "help" => Ok(HELP.to_string()),
         "trace" => {
             let m = parse_trace_flow(arg).map_err(loc)?;
             let (flow, _) = OfFlow::from_match(&m);
@@ -218,11 +171,12 @@ pub fn handle(c: &Control, line: &str, body: &str) -> Result<String, String> {
             }),
         ),
         "dump-ports" => dump_ports(c),
-        "show" => Ok(format!("{}\n{}", c.header, dump_ports(c)?)),
+        "show" => Ok(format!("{}\n{}{}", c.header, ask_node(c, NodeRequest::Ports)?, dump_ports(c)?)),
         "" => Err("empty request".into()),
         other => Err(format!(
-            "unknown command `{other}` (dump-flows, dump-tables, add-flow, add-flows, mod-flows, del-flows, \
-             dump-megaflows, trace, pmd-stats, pmd-stats-clear, dump-ports, show, hostsubnet, pod)"
+            "unknown command `{other}` (dump-flows, dump-tables, add-flow, add-flows, replace-flows, mod-flows, \
+             del-flows, dump-megaflows, trace, pmd-stats, pmd-stats-clear, dump-ports, show, hostsubnet, pod, \
+             reload, help)"
         )),
     }
 }
@@ -237,12 +191,21 @@ pub fn serve(listener: UnixListener, c: Control) {
             continue;
         }
         let (line, body) = text.split_once('\n').unwrap_or((&text, ""));
+        logging::log(Level::Debug, &format!("ctl request: {line} ({} bytes of body)", body.len()));
         let reply = match handle(&c, line, body) {
             Ok(t) => format!("OK\n{t}"),
-            Err(e) => format!("ERROR: {e}\n"),
+            Err(e) => {
+                logging::log(Level::Debug, &format!("ctl {line}: refused: {}", e.lines().next().unwrap_or("")));
+                format!("ERROR: {e}\n")
+            }
         };
         let _ = s.write_all(reply.as_bytes());
     }
+}
+
+/// A label value as the text exposition format escapes it.
+fn label_value(s: &str) -> String {
+    s.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
 }
 
 /// The Prometheus text exposition of the node's counters.
@@ -256,7 +219,7 @@ pub fn metrics(c: &Control) -> Result<String, String> {
     family(&mut m, "sdnfwd_port_packets_total", "counter", "Frames per port and direction.");
     let mut bytes = String::new();
     for (i, ofport, name, pc, _) in port_dumps(c)? {
-        let l = format!("port=\"{ofport}\",name=\"{name}\",pmd=\"{i}\"");
+        let l = format!("port=\"{ofport}\",name=\"{}\",pmd=\"{i}\"", label_value(&name));
         let _ = writeln!(m, "sdnfwd_port_packets_total{{{l},dir=\"rx\"}} {}", pc.rx_packets);
         let _ = writeln!(m, "sdnfwd_port_packets_total{{{l},dir=\"tx\"}} {}", pc.tx_packets);
         let _ = writeln!(bytes, "sdnfwd_port_bytes_total{{{l},dir=\"rx\"}} {}", pc.rx_bytes);
@@ -300,11 +263,6 @@ pub fn metrics(c: &Control) -> Result<String, String> {
             let _ = writeln!(t, "sdnfwd_megaflows {}", s.n_megaflows());
             let _ = writeln!(
                 t,
-                "# HELP sdnfwd_rule_drop_packets_total Packets dropped by an OpenFlow rule (no actions).\n\
-                 # TYPE sdnfwd_rule_drop_packets_total counter"
-            );
-            let _ = writeln!(
-                t,
                 "# HELP sdnfwd_table_drop_packets_total Packets the pipeline dropped, by the table where it ended and why \
                  (drop-rule: a rule without actions; no-match: no rule matched; no-output: only outputs that go nowhere).\n\
                  # TYPE sdnfwd_table_drop_packets_total counter"
@@ -312,9 +270,16 @@ pub fn metrics(c: &Control) -> Result<String, String> {
             for ((table, why), n) in &s.table_drops {
                 let _ = writeln!(t, "sdnfwd_table_drop_packets_total{{table=\"{table}\",reason=\"{why}\"}} {n}");
             }
+            // Each family's HELP and TYPE right before its samples (the
+            // exposition format keeps a family's lines together).
+            let _ = writeln!(
+                t,
+                "# HELP sdnfwd_rule_drop_packets_total Packets dropped by an OpenFlow rule (no actions).\n\
+                 # TYPE sdnfwd_rule_drop_packets_total counter"
+            );
             for r in s.ofproto.rules(None).iter().filter(|r| r.spec.actions.is_empty()) {
                 let line = r.spec.to_dump_line(None);
-                let what = line.trim_start().trim_end_matches(" actions=drop").replace('"', "'");
+                let what = label_value(line.trim_start().trim_end_matches(" actions=drop"));
                 let _ = writeln!(
                     t,
                     "sdnfwd_rule_drop_packets_total{{table=\"{}\",priority=\"{}\",rule=\"{what}\"}} {}",
@@ -388,7 +353,21 @@ pub struct CtlArgs {
     pub command: Vec<String>,
 }
 
+/// Writes to stdout; a reader that went away (`| head`) ends the command
+/// quietly with status 0, as it would end `cat`.
+fn print_out(text: &str) -> Result<ExitCode, String> {
+    let mut out = std::io::stdout().lock();
+    match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
+        Ok(()) => Ok(ExitCode::SUCCESS),
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(ExitCode::SUCCESS),
+        Err(e) => Err(format!("sdnfwd ctl: stdout: {e}")),
+    }
+}
+
 pub fn ctl(a: CtlArgs) -> Result<ExitCode, String> {
+    if matches!(a.command.first().map(String::as_str), Some("help" | "--help" | "-h")) {
+        return print_out(HELP);
+    }
     let socket = match a.socket {
         Some(s) => s,
         None => {
@@ -411,7 +390,9 @@ pub fn ctl(a: CtlArgs) -> Result<ExitCode, String> {
     let mut request = cmd.clone();
     let mut body = String::new();
     if cmd == "add-flows" || cmd == "replace-flows" {
-        let file = args.first().ok_or("add-flows FILE")?;
+        let file = args.first().ok_or(format!("sdnfwd ctl: {cmd} FILE (`-` for stdin)"))?;
+        // The server names the file in its errors.
+        request = format!("{cmd} {}", if file == "-" { "<stdin>" } else { file });
         body = if file == "-" {
             let mut s = String::new();
             std::io::stdin().read_to_string(&mut s).map_err(|e| e.to_string())?;
@@ -430,11 +411,16 @@ pub fn ctl(a: CtlArgs) -> Result<ExitCode, String> {
     let status = lines.next().transpose().map_err(|e| e.to_string())?.unwrap_or_default();
     let rest: Vec<String> = lines.map_while(Result::ok).collect();
     if status == "OK" {
-        for l in rest {
-            println!("{l}");
-        }
-        Ok(ExitCode::SUCCESS)
+        print_out(&rest.iter().map(|l| format!("{l}\n")).collect::<String>())
     } else {
-        Err(format!("sdnfwd ctl: {}", status.trim_start_matches("ERROR: ")))
+        // One line per error (a refused change may have several).
+        // A line that names the command already reads as one.
+        let line = |l: &str| if l.starts_with("ctl ") { format!("sdnfwd {l}") } else { format!("sdnfwd ctl: {l}") };
+        let mut msg = line(status.trim_start_matches("ERROR: "));
+        for l in rest {
+            msg += "\n";
+            msg += &line(&l);
+        }
+        Err(msg)
     }
 }

@@ -7,7 +7,9 @@ mod control;
 mod ct_replay;
 mod ctl;
 mod demo;
+mod logging;
 mod netcheck;
+mod node;
 mod openflow;
 mod run;
 mod trace;
@@ -16,7 +18,7 @@ pub use bench::{bench, BenchArgs};
 pub use bench_veth::{bench_veth, BenchVethArgs};
 pub use common::*;
 pub use ct_replay::{ct_replay, CtReplayArgs};
-pub use ctl::{ctl, CtlArgs};
+pub use ctl::{ctl, CtlArgs, HELP as CTL_HELP};
 pub use demo::{demo, DemoArgs};
 pub use netcheck::{netcheck, NetcheckArgs};
 pub use run::{run, RunArgs};
@@ -45,6 +47,57 @@ pub struct CheckArgs {
     /// Group file (`ovs-ofctl add-groups` lines) the flows may name.
     #[arg(long)]
     pub groups: Option<String>,
+}
+
+/// `sdnfwd check-config`.
+#[derive(Args)]
+pub struct CheckConfigArgs {
+    /// Cluster YAML, as `sdnfwd run --config` reads it.
+    pub file: String,
+    /// The node to check it as (default: the `node:` section); its tables
+    /// are rendered too. Every node's pods are checked either way.
+    #[arg(long)]
+    pub node: Option<String>,
+}
+
+/// Checks a config as `sdnfwd run` (start-up or reload) would: the whole
+/// cluster, the flow file it names, the node's tables rendered; touches
+/// nothing. Every problem is one line on stderr, exit status 2.
+pub fn check_config(a: CheckConfigArgs) -> Result<ExitCode, String> {
+    let file = node::FileState::read(&a.file)?;
+    let node = a.node.clone().or_else(|| file.cluster.node.as_ref().map(|n| n.name.clone()));
+    let (c, extra) = match &node {
+        Some(n) => {
+            let st = node::NodeState::new(n, file)?;
+            (st.cluster.clone(), st.extra().cloned())
+        }
+        None => {
+            let text = read_file(&a.file)?;
+            let c = config::yaml::Cluster::from_yaml_all(&text)
+                .map_err(|v| v.into_iter().map(|e| e.in_file(&a.file).to_string()).collect::<Vec<_>>().join("\n"))?;
+            (c, file.extra)
+        }
+    };
+    let mut what = format!(
+        "{} HostSubnets, {} NetNamespaces, {} services",
+        c.host_subnets.len(),
+        c.net_namespaces.len(),
+        c.services.len()
+    );
+    match &node {
+        Some(n) => {
+            let of = node_tables(&c, n, extra.as_ref(), &a.file)?;
+            let pods = c.find_node(n).map_or(0, |x| x.pods.len());
+            what = format!("node {n}: {pods} pods, {} flows; {what}", of.n_rules());
+        }
+        None => {
+            if let Some((path, text)) = &extra {
+                parse_flow_file(text).map_err(|e| e.in_file(path).to_string())?;
+            }
+        }
+    }
+    println!("{}: OK: {what}", a.file);
+    Ok(ExitCode::SUCCESS)
 }
 
 pub fn render(a: RenderArgs) -> Result<ExitCode, String> {

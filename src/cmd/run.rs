@@ -5,7 +5,8 @@
 //! runs on its own thread; the main thread keeps the underlay neighbours
 //! (next-hop MAC per remote VTEP, from the kernel's ARP on the uplink),
 //! attaches ports whose interface appears, applies cluster changes (SIGHUP
-//! re-reads the config; `sdnfwd ctl hostsubnet/pod` edit it; either way
+//! and `sdnfwd ctl reload` re-read the config, keeping what `sdnfwd ctl
+//! hostsubnet/pod` changed; every change is checked whole first, node.rs;
 //! only the difference of the rendered tables is applied, as one bundle),
 //! and handles SIGINT or SIGTERM: every XDP program detached, tun0
 //! removed, exit 0 with final stats. A control thread serves `sdnfwd ctl`
@@ -39,7 +40,10 @@ use sdnfwd::netns::{is_root, run as sh};
 use slowpath::tunnel::{parse_mac, Neighbours};
 use slowpath::upcall::{Command, SlowPath};
 
-use super::common::{node_tables, spawn_pinned, ClusterArgs};
+use super::common::{node_tables, spawn_pinned};
+use super::control::{NodeCall, NodeRequest};
+use super::logging::{self, Level};
+use super::node::{FileState, NodeState};
 
 /// The datapath end of the tun0 veth pair.
 pub const TUN0_DP: &str = "tun0-dp";
@@ -90,14 +94,22 @@ pub struct RunArgs {
     /// Do not create tun0.
     #[arg(long)]
     pub no_tun0: bool,
+    /// Log level (default: RUST_LOG's, else info). Lines carry a UTC
+    /// timestamp and the level.
+    #[arg(long, value_enum)]
+    pub log_level: Option<Level>,
     /// Serve the tables over OpenFlow 1.3 for ovs-ofctl and controllers:
     /// `ptcp:PORT[:IP]` or `punix:PATH` (repeatable).
     #[arg(long, value_name = "TARGET")]
     pub openflow: Vec<String>,
 }
 
+/// An INFO line of the log (one that starts `warning: ` a WARN line).
 fn log(msg: &str) {
-    eprintln!("sdnfwd: {msg}");
+    match msg.strip_prefix("warning: ") {
+        Some(m) => logging::log(Level::Warn, m),
+        None => logging::log(Level::Info, msg),
+    }
 }
 
 fn if_exists(name: &str) -> bool {
@@ -174,7 +186,7 @@ fn pod_specs(n: &config::yaml::Node) -> Vec<PortSpec> {
     let mut v = Vec::new();
     for p in &n.pods {
         let Some(veth) = &p.veth else {
-            log(&format!("pod {}/{} lists no veth: port {} stays down", p.namespace, p.name, p.ofport));
+            log(&format!("warning: pod {}/{} lists no veth: port {} stays down", p.namespace, p.name, p.ofport));
             continue;
         };
         v.push(PortSpec {
@@ -294,26 +306,39 @@ fn attach(
 }
 
 pub fn run(a: RunArgs) -> Result<ExitCode, String> {
+    logging::init(a.log_level)?;
     if !is_root() {
         return Err("sdnfwd run: needs root (AF_XDP sockets, XDP programs, tun0)".into());
     }
-    let ca = ClusterArgs { cluster: Some(a.config.clone()), node: None };
-    let (c, extra) = ca.load()?;
-    let node = match (&a.node, &c.node) {
+    let file = FileState::read(&a.config)?;
+    let node = match (&a.node, &file.cluster.node) {
         (Some(n), _) => n.clone(),
         (None, Some(n)) => n.name.clone(),
         (None, None) => return Err(format!("{}: no `node:` section (or pass --node NAME)", a.config)),
     };
+    let state = NodeState::new(&node, file)?;
+    let c = &state.cluster;
     let hs = c.host_subnet(&node).ok_or(format!("{}: node `{node}` has no HostSubnet", a.config))?.clone();
     let n = c.find_node(&node).cloned().ok_or(format!("{}: node `{node}` is not described", a.config))?;
-    let of = node_tables(&c, &node, extra.as_ref(), &a.config)?;
+    // The uplink is checked before anything is set up.
+    if let Some(u) = &n.uplink {
+        if !if_exists(u) {
+            return Err(format!(
+                "sdnfwd run: uplink `{u}` (node {node}'s `uplink:` in {}) is not an interface of this network \
+                 namespace; nothing was set up",
+                a.config
+            ));
+        }
+        mac_of(u).map_err(|e| format!("sdnfwd run: uplink {e}; nothing was set up"))?;
+    }
+    let of = node_tables(c, &node, state.extra(), &a.config)?;
     let vtep_ip = u32::from(hs.host_ip.0);
     let gw = Ipv4Addr::from(hs.subnet.addr() + 1);
 
     // Ports.
     let mut specs = pod_specs(&n);
     if !a.no_tun0 {
-        setup_tun0(&c, gw, hs.subnet.prefix(), n.tun0_mac.as_deref())?;
+        setup_tun0(c, gw, hs.subnet.prefix(), n.tun0_mac.as_deref())?;
         log(&format!("tun0 {gw}/{} (routes to the cluster and service networks)", hs.subnet.prefix()));
         specs.push(PortSpec {
             ofport: 2,
@@ -323,7 +348,7 @@ pub fn run(a: RunArgs) -> Result<ExitCode, String> {
             last_err: String::new(),
         });
     }
-    let result = serve(&a, c, extra, &node, of, &n, vtep_ip, specs);
+    let result = serve(&a, state, &node, of, &n, vtep_ip, specs);
     if !a.no_tun0 {
         let _ = sh("ip", &["link", "del", "tun0"]);
         log("tun0 removed");
@@ -331,11 +356,9 @@ pub fn run(a: RunArgs) -> Result<ExitCode, String> {
     result
 }
 
-#[allow(clippy::too_many_arguments)]
 fn serve(
     a: &RunArgs,
-    c: Cluster,
-    extra: Option<(String, String)>,
+    mut state: NodeState,
     node: &str,
     of: slowpath::Ofproto,
     n: &config::yaml::Node,
@@ -349,6 +372,7 @@ fn serve(
     let hup = Arc::new(AtomicBool::new(false));
     signal_hook::flag::register(signal_hook::consts::SIGHUP, hup.clone())
         .map_err(|e| format!("signal handler: {e}"))?;
+    let c = state.cluster.clone();
     let mut flows: Vec<FlowSpec> = of.rules(None).iter().map(|r| r.spec.clone()).collect();
     let shared = Arc::new(Shared::default());
     let vtep = LocalVtep { ip: vtep_ip, udp_port: c.vxlan_port(), port: 1 };
@@ -427,7 +451,7 @@ fn serve(
         ));
         uplink_prog = Some(prog);
     } else {
-        log("no uplink configured: traffic to other nodes is dropped (no neighbour)");
+        log("warning: no uplink configured: traffic to other nodes is dropped (no neighbour)");
     }
 
     // Slow path.
@@ -463,10 +487,9 @@ fn serve(
     }
     let remote: Vec<Ipv4Addr> = c.host_subnets.iter().filter(|h| h.host != node).map(|h| h.host_ip.0).collect();
     let mut neigh = Neighbours::new(remote);
-    // The cluster as the node runs it (edited by `ctl hostsubnet/pod`,
-    // replaced by SIGHUP from the file).
-    let mut cur: (Cluster, Option<(String, String)>) = (c.clone(), extra);
-    let (edit_tx, edit_rx) = crossbeam_channel::unbounded::<super::control::ClusterEdit>();
+    // `state` is the cluster as the node runs it: the file, replaced by
+    // SIGHUP or `ctl reload`, plus what `ctl hostsubnet/pod` changed.
+    let (call_tx, call_rx) = crossbeam_channel::unbounded::<NodeCall>();
     let socket = a.socket.clone().unwrap_or_else(|| format!("/run/sdnfwd/{node}.ctl"));
     let listener = super::ctl::bind(&socket).map_err(|e| format!("sdnfwd run: control socket {e}"))?;
     let control = super::control::Control {
@@ -481,7 +504,7 @@ fn serve(
         slow: cmd_tx.clone(),
         pmds: controls.clone(),
         stats: pmd_stats.iter().enumerate().map(|(i, s)| (cores[i], s.clone())).collect(),
-        edits: edit_tx,
+        node_calls: call_tx,
         baselines: Arc::new(std::sync::Mutex::new(vec![Default::default(); cores.len()])),
         upcall_depth: {
             let probe = up_rx_probe.clone();
@@ -541,7 +564,7 @@ fn serve(
                     match attach(s, k % controls.len(), a, &mut [], &controls) {
                         Ok(()) => s.up = true,
                         Err(e) if e != s.last_err => {
-                            log(&format!("port {} ({}) still down: {e}", s.ofport, s.ifname));
+                            log(&format!("warning: port {} ({}) still down: {e}", s.ofport, s.ifname));
                             s.last_err = e;
                         }
                         Err(_) => {}
@@ -550,17 +573,41 @@ fn serve(
             }
             *of_port_list.lock().unwrap_or_else(|p| p.into_inner()) = of_ports(&specs, n.uplink.is_some());
         }
-        let mut outcome = None;
+        // A reload (SIGHUP, `ctl reload`) or a ctl change: the new state
+        // is checked and applied whole, or not at all.
+        let mut outcome: Option<Result<Applied, String>> = None;
         if hup.swap(false, Ordering::Relaxed) {
-            outcome = Some(reload(a, node, &flows, &specs, &cmd_tx));
+            let r = FileState::read(&a.config)
+                .and_then(|f| state.with_file(f))
+                .and_then(|next| apply_state(node, &state, next, &flows, &specs, &cmd_tx));
+            outcome = Some(r);
         }
-        if let Ok(edit) = edit_rx.try_recv() {
-            let super::control::ClusterEdit { change, reply } = edit;
-            let mut next = cur.0.clone();
-            let r = change(&mut next)
-                .and_then(|msg| apply_cluster(a, node, next, cur.1.clone(), &flows, &specs, &cmd_tx).map(|r| (msg, r)));
-            let _ = reply.send(r.as_ref().map(|(m, _)| m.clone()).map_err(Clone::clone));
-            outcome = Some(r.map(|(_, r)| r));
+        if let Ok(NodeCall { req, reply }) = call_rx.try_recv() {
+            let answer = match req {
+                NodeRequest::Reload => {
+                    let r = FileState::read(&a.config)
+                        .and_then(|f| state.with_file(f))
+                        .and_then(|next| apply_state(node, &state, next, &flows, &specs, &cmd_tx));
+                    let text = r.as_ref().map(|r| r.report.join("\n") + "\n").map_err(Clone::clone);
+                    outcome = Some(r);
+                    text
+                }
+                NodeRequest::Edit(cmd, e) => {
+                    let r = state.with_edit(&cmd, *e).and_then(|(next, msg)| {
+                        apply_state(node, &state, next, &flows, &specs, &cmd_tx).map(|r| (msg, r))
+                    });
+                    let text = r.as_ref().map(|(m, _)| m.clone()).map_err(Clone::clone);
+                    if let Ok((m, _)) = &r {
+                        log(&format!("ctl: {m}"));
+                    }
+                    outcome = Some(r.map(|(_, r)| r));
+                    text
+                }
+                NodeRequest::PodList => Ok(state.pod_list(|p| specs.iter().any(|s| s.ofport == p && s.up))),
+                NodeRequest::HostSubnetList => Ok(state.hs_list()),
+                NodeRequest::Ports => Ok(port_table(&specs, &state, n.uplink.as_deref())),
+            };
+            let _ = reply.send(answer);
         }
         if let Some(outcome) = outcome {
             match outcome {
@@ -573,12 +620,24 @@ fn serve(
                     specs.retain(|s| !r.removed_ports.contains(&s.ofport));
                     specs.extend(r.new_ports);
                     neigh.vteps =
-                        r.cluster.host_subnets.iter().filter(|h| h.host != node).map(|h| h.host_ip.0).collect();
+                        r.state.cluster.host_subnets.iter().filter(|h| h.host != node).map(|h| h.host_ip.0).collect();
                     flows = r.flows;
-                    cur = (r.cluster, r.extra);
+                    state = r.state;
                     last_tick = Instant::now() - Duration::from_secs(10);
                 }
-                Err(e) => log(&format!("reload: {e}; the running configuration is unchanged")),
+                Err(e) => {
+                    // The first line says what happened, the others what else is wrong.
+                    for (i, l) in e.lines().enumerate() {
+                        if i == 0 {
+                            logging::log(
+                                Level::Error,
+                                &format!("reload: refused, the running configuration is unchanged: {l}"),
+                            );
+                        } else {
+                            logging::log(Level::Error, &format!("reload: refused: {l}"));
+                        }
+                    }
+                }
             }
         }
         if a.stats_interval > 0.0 && last_stats.elapsed().as_secs_f64() >= a.stats_interval {
@@ -629,60 +688,56 @@ fn serve(
     Ok(ExitCode::SUCCESS)
 }
 
-/// What a reload changed.
-struct Reloaded {
-    cluster: Cluster,
-    extra: Option<(String, String)>,
+/// What a new state changed, once applied.
+struct Applied {
+    state: NodeState,
     flows: Vec<FlowSpec>,
     removed_ports: Vec<u32>,
     new_ports: Vec<PortSpec>,
+    /// The changes, one line each (`ctl reload` prints them, the log too).
+    report: Vec<String>,
 }
 
-/// SIGHUP: reads the config again, renders the node's tables, applies the
-/// difference to the running tables as one bundle (revalidated at once; a
-/// rejected bundle changes nothing), and works out which pod ports came,
-/// went or changed interface.
-fn reload(
-    a: &RunArgs,
+/// Makes the running node follow `next` (a reload or a ctl change, already
+/// checked): its tables re-rendered and the difference applied as one
+/// bundle, the set of ports with it, and which pod ports came, went or
+/// changed interface worked out. A rendering or a flow update that fails
+/// changes nothing (the ports set is put back).
+fn apply_state(
     node: &str,
+    cur: &NodeState,
+    next: NodeState,
     flows: &[FlowSpec],
     specs: &[PortSpec],
     cmd_tx: &Sender<Command>,
-) -> Result<Reloaded, String> {
-    let ca = ClusterArgs { cluster: Some(a.config.clone()), node: None };
-    let (c, extra) = ca.load()?;
-    apply_cluster(a, node, c, extra, flows, specs, cmd_tx)
-}
-
-/// Makes the running node follow cluster `c`: its tables re-rendered and
-/// the difference applied as one bundle, pod ports added or removed.
-fn apply_cluster(
-    a: &RunArgs,
-    node: &str,
-    c: Cluster,
-    extra: Option<(String, String)>,
-    flows: &[FlowSpec],
-    specs: &[PortSpec],
-    cmd_tx: &Sender<Command>,
-) -> Result<Reloaded, String> {
-    let n = c.find_node(node).cloned().ok_or(format!("{}: node `{node}` is no longer described", a.config))?;
-    if c.host_subnet(node).is_none() {
-        return Err(format!("{}: node `{node}` has no HostSubnet any more", a.config));
-    }
-    let of = node_tables(&c, node, extra.as_ref(), &a.config)?;
+) -> Result<Applied, String> {
+    needs_no_restart(node, cur, &next)?;
+    let n = next
+        .cluster
+        .find_node(node)
+        .cloned()
+        .ok_or(format!("{}: node `{node}` is no longer described", next.file.path))?;
+    let of = node_tables(&next.cluster, node, next.extra(), &next.file.path)?;
     let new: Vec<FlowSpec> = of.rules(None).iter().map(|r| r.spec.clone()).collect();
     let cmds = slowpath::ofproto::flow_diff(flows, &new);
     let (n_add, n_del) = cmds.iter().fold((0, 0), |(x, y), c| match c {
         FlowCommand::Delete { .. } => (x, y + 1),
         _ => (x + 1, y),
     });
-    // Ports first (outputs to a new pod must exist), then the flows.
+    // Ports first (outputs to a new pod must exist), then the flows; a
+    // refused bundle puts the old ports back.
+    let old_ports = cur_ports(cur, node);
     let _ = cmd_tx.send(Command::Ports(of.ports.clone()));
     let (rtx, rrx) = crossbeam_channel::bounded(1);
     cmd_tx.send(Command::FlowMods(cmds, rtx)).map_err(|_| "the slow path is gone".to_string())?;
-    rrx.recv_timeout(Duration::from_secs(10))
-        .map_err(|_| "the slow path did not answer".to_string())?
-        .map_err(|e| format!("flow update rejected: {e}"))?;
+    let r = rrx
+        .recv_timeout(Duration::from_secs(30))
+        .map_err(|_| "the slow path did not answer".to_string())
+        .and_then(|r| r.map_err(|e| format!("flow update rejected: {e}")));
+    if let Err(e) = r {
+        let _ = cmd_tx.send(Command::Ports(old_ports));
+        return Err(e);
+    }
     let wanted = pod_specs(&n);
     let mut removed = Vec::new();
     for s in specs.iter().filter(|s| s.ifname != TUN0_DP) {
@@ -698,10 +753,89 @@ fn apply_cluster(
     for p in &new_ports {
         log(&format!("reload: port {} ({}, {}) added", p.ofport, p.ifname, p.what));
     }
-    log(&format!(
+    let mut report = vec![format!(
         "reload: {} flows ({n_add} added or changed, {n_del} removed), {} HostSubnets",
         new.len(),
-        c.host_subnets.len()
-    ));
-    Ok(Reloaded { cluster: c, extra, flows: new, removed_ports: removed, new_ports })
+        next.cluster.host_subnets.len()
+    )];
+    report.extend(cur.diff(&next).lines());
+    for l in &report {
+        log(l);
+    }
+    Ok(Applied { state: next, flows: new, removed_ports: removed, new_ports, report })
+}
+
+/// What the node set up at start (tun0's address and routes, the uplink's
+/// XDP program, the VTEP) a reload cannot change: such a change is refused,
+/// naming what would need a restart.
+fn needs_no_restart(node: &str, cur: &NodeState, next: &NodeState) -> Result<(), String> {
+    let path = &next.file.path;
+    let (a, b) = (&cur.cluster, &next.cluster);
+    let mut v = Vec::new();
+    let (ha, hb) = (a.host_subnet(node), b.host_subnet(node));
+    if ha.map(|h| (h.host_ip, h.subnet)) != hb.map(|h| (h.host_ip, h.subnet)) {
+        v.push(format!(
+            "node {node}'s own HostSubnet changed ({} → {}): tun0's address and the VTEP",
+            ha.map(|h| format!("{} {}", h.host_ip, h.subnet)).unwrap_or_default(),
+            hb.map(|h| format!("{} {}", h.host_ip, h.subnet)).unwrap_or_default()
+        ));
+    }
+    let (na, nb) = (a.find_node(node), b.find_node(node));
+    if na.map(|n| &n.uplink) != nb.map(|n| &n.uplink) {
+        v.push(format!("node {node}'s uplink changed"));
+    }
+    if na.map(|n| &n.tun0_mac) != nb.map(|n| &n.tun0_mac) {
+        v.push(format!("node {node}'s tun0MAC changed"));
+    }
+    let nets = |c: &Cluster| {
+        let cn = &c.cluster_network;
+        (cn.cluster_networks.iter().map(|e| (e.cidr, e.host_subnet_length)).collect::<Vec<_>>(), cn.service_network)
+    };
+    if nets(a) != nets(b) {
+        v.push("the cluster or service network changed: tun0's routes".into());
+    }
+    if a.vxlan_port() != b.vxlan_port() {
+        v.push("vxlanPort changed: the uplink's XDP program".into());
+    }
+    if v.is_empty() {
+        return Ok(());
+    }
+    Err(v
+        .into_iter()
+        .map(|w| format!("{path}: {w} (set up at start: restart sdnfwd to change it)"))
+        .collect::<Vec<_>>()
+        .join("\n"))
+}
+
+/// The OpenFlow ports a state has: vxlan0, tun0 and the node's pods.
+fn cur_ports(s: &NodeState, node: &str) -> Option<std::collections::BTreeSet<u32>> {
+    let mut ports: std::collections::BTreeSet<u32> = [1, 2].into();
+    if let Some(n) = s.cluster.find_node(node) {
+        ports.extend(n.pods.iter().map(|p| p.ofport));
+    }
+    Some(ports)
+}
+
+/// `show`'s list of ports: each with its interface, what it is (the pod
+/// and its IP) and whether it is attached.
+fn port_table(specs: &[PortSpec], state: &NodeState, uplink: Option<&str>) -> String {
+    let mut out = String::new();
+    match uplink {
+        Some(u) => out += &format!("  port   1: vxlan0 (uplink {u})\n"),
+        None => out += "  port   1: vxlan0 (no uplink)\n",
+    }
+    let mut v: Vec<&PortSpec> = specs.iter().collect();
+    v.sort_by_key(|s| s.ofport);
+    for s in v {
+        let ip = state.pods().iter().find(|p| p.ofport == s.ofport).map(|p| format!(", {}", p.ip)).unwrap_or_default();
+        let state = if s.up {
+            "up".to_string()
+        } else if s.last_err.is_empty() {
+            "down (no interface yet)".into()
+        } else {
+            format!("down: {}", s.last_err)
+        };
+        out += &format!("  port {:>3}: {} ({}{ip}) {state}\n", s.ofport, s.ifname, s.what);
+    }
+    out
 }
