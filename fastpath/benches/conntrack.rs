@@ -32,7 +32,7 @@ fn burst_loop(b: &mut criterion::Bencher, ct: &Conntrack, frames: &mut [Vec<u8>]
             let pin = ct.pin();
             for _ in 0..left.min(BURST) {
                 let mut md = CtResult::default();
-                ct.execute_with(&pin, &mut frames[i], &mut md, req, 0);
+                let _ = black_box(ct.execute_with(&pin, &mut frames[i], &mut md, req, 0));
                 black_box(&md);
                 i = if i + 1 == n { 0 } else { i + 1 };
             }

@@ -6,17 +6,24 @@
 //! held (bounded, per VTEP) until the tunnel state has its MAC. `ct` runs
 //! the frame through the node's tracker (pinned once per burst, the coarse
 //! clock read then); `recirc` queues it (or a copy, when more actions
-//! follow) for its next pass with its new key.
+//! follow) for its next pass with its new key. An IPv4 fragment that `ct`
+//! holds for reassembly ends there (the tracker copied it); the fragments
+//! a `ct` releases (a list it completed, or one expired, as OVS's
+//! `ipf_postprocess_conntrack`) are copied into frames of the loop and run
+//! the actions that follow that `ct`, after the packet that released them,
+//! each with its own metadata and the key of the pass it came in (its
+//! in_port, its tunnel metadata).
 
 use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 
 use crate::actions::{DpAction, SetField};
 use crate::batch::{Ports, BURST, UPLINK};
-use crate::conntrack::tracker::{Conntrack, CtPin};
+use crate::conntrack::ipf::{FragOut, BATCH as CT_BATCH};
+use crate::conntrack::tracker::{Conntrack, CtPin, Track};
 use crate::conntrack::types::{CtRequest, CtResult};
 use crate::dpcls::Megaflow;
-use crate::flow::FlowKey;
+use crate::flow::{loc, FlowKey};
 use crate::pool::{FrameId, FramePool};
 use crate::recirc::{may_recirculate, next_key, Recirculating, RECIRC_MAX};
 use crate::shared::TunnelState;
@@ -46,6 +53,23 @@ pub struct Held {
     pub sport: u16,
     /// Iteration it was held at.
     pub since: u64,
+}
+
+/// A frame of a batch that runs a megaflow's actions action by action
+/// ([`Exec::run_batch`]).
+#[derive(Clone, Copy, Debug)]
+pub struct Item {
+    /// The frame.
+    pub frame: FrameId,
+    /// The key of its pass (for a released fragment, of the pass in which
+    /// it reached the tracker).
+    pub key: FlowKey,
+    /// Its key's hash (VXLAN source port).
+    pub hash: u32,
+    /// Its ct metadata.
+    pub md: CtResult,
+    /// Still in the batch (not consumed by an output, held or dropped).
+    pub live: bool,
 }
 
 /// VXLAN header templates by (VTEP, VNI), valid for one tunnel state.
@@ -78,6 +102,11 @@ impl TemplateCache {
             _ => None,
         }
     }
+}
+
+/// Actions that take the frame or a copy (as [`Megaflow::n_outputs`]).
+fn outputs(actions: &[DpAction]) -> u8 {
+    actions.iter().filter(|a| !matches!(a, DpAction::Set(_) | DpAction::Ct(_))).count().min(255) as u8
 }
 
 /// The template cache slot of a (VTEP, VNI).
@@ -142,8 +171,17 @@ pub struct Exec<'a> {
     pub pin: Option<CtPin>,
     /// The coarse time of this burst's `ct`s (read with the pin).
     pub now_ms: u64,
+    /// When the tracker next has fragments to release (read with the pin;
+    /// `u64::MAX` before).
+    pub frag_due: u64,
     /// Packets queued for their next pass.
     pub recirc: &'a mut Vec<Recirculating>,
+    /// Fragments as the tracker releases them (scratch, empty between
+    /// calls).
+    pub frags: &'a mut Vec<FragOut>,
+    /// The frames of a batch run action by action (empty between
+    /// batches).
+    pub batch: &'a mut Vec<Item>,
 }
 
 /// What a frame brings to its actions besides its bytes: its key, the
@@ -310,7 +348,9 @@ impl Exec<'_> {
         self.actions(tunnel, m, f, hash, pass, b);
     }
 
-    /// Runs a megaflow's actions on a frame (consumed), no counters.
+    /// Runs a megaflow's actions on a frame (consumed), no counters. When
+    /// a `ct` releases fragments (a list it completed, an expired one), the
+    /// frame and they go on from the next action as one batch.
     #[inline]
     pub fn actions(
         &mut self,
@@ -328,7 +368,7 @@ impl Exec<'_> {
         }
         let mut md = pass.md;
         let mut left = m.n_outputs;
-        for a in &m.actions {
+        for (i, a) in m.actions.iter().enumerate() {
             let (port, tun) = match a {
                 DpAction::Set(s) => {
                     apply_set(self.pool, f, *s);
@@ -337,9 +377,22 @@ impl Exec<'_> {
                     continue;
                 }
                 DpAction::Ct(req) => {
-                    if !self.track(f, req, &mut md) {
+                    let Some(goes_on) = self.track(f, req, &mut md, &pass) else {
                         self.pool.free(f);
                         b.drop(DatapathDrop::NoTracker, 1);
+                        return;
+                    };
+                    if self.now_ms >= self.frag_due && self.release(goes_on as usize, b) {
+                        if goes_on {
+                            let item = Item { frame: f, key: *pass.key, hash, md, live: true };
+                            self.batch.insert(0, item);
+                        }
+                        self.run_batch(tunnel, m, pass.depth, i + 1, b);
+                        return;
+                    }
+                    if !goes_on {
+                        // Held for reassembly (copied).
+                        self.pool.free(f);
                         return;
                     }
                     continue;
@@ -384,17 +437,156 @@ impl Exec<'_> {
         }
     }
 
-    /// The frame through the tracker (`md` updated); false without one.
+    /// Runs a megaflow's actions on the frames of [`Exec::batch`]
+    /// (consumed) as one batch ([`Exec::run_batch`]), counters included.
+    #[cold]
+    pub fn execute_batch(&mut self, tunnel: &TunnelState, m: &Megaflow, depth: u8, b: &mut BurstCounters) {
+        let bytes = self.batch.iter().map(|it| self.pool.len(it.frame) as u64).sum();
+        self.credit(m, self.batch.len() as u64, bytes);
+        self.run_batch(tunnel, m, depth, 0, b);
+    }
+
+    /// Runs a megaflow's actions from the `at`-th on the frames of
+    /// [`Exec::batch`] (consumed) as OVS runs a batch: each action on every
+    /// frame before the next action, the fragments a `ct` releases joining
+    /// the batch for the actions after it; `depth` is the batch's pass.
+    /// Credits nothing. For the fragments a `ct` releases with the packet
+    /// that released them, and for [`crate::pmd::Pmd::set_ordered`]'s
+    /// recirculation.
+    #[cold]
+    pub fn run_batch(&mut self, tunnel: &TunnelState, m: &Megaflow, depth: u8, at: usize, b: &mut BurstCounters) {
+        for (i, a) in m.actions.iter().enumerate().skip(at) {
+            let last = outputs(&m.actions[i + 1..]) == 0;
+            match a {
+                DpAction::Set(s) => {
+                    for j in 0..self.batch.len() {
+                        if self.batch[j].live {
+                            apply_set(self.pool, self.batch[j].frame, *s);
+                            self.batch[j].md.forget_conn();
+                        }
+                    }
+                }
+                DpAction::Ct(req) => {
+                    let mut n_live = 0;
+                    for j in 0..self.batch.len() {
+                        let mut it = self.batch[j];
+                        if !it.live {
+                            continue;
+                        }
+                        let pass = Pass { key: &it.key, depth, md: it.md };
+                        match self.track(it.frame, req, &mut it.md, &pass) {
+                            Some(true) => n_live += 1,
+                            Some(false) => {
+                                self.pool.free(it.frame);
+                                it.live = false;
+                            }
+                            None => {
+                                self.pool.free(it.frame);
+                                b.drop(DatapathDrop::NoTracker, 1);
+                                it.live = false;
+                            }
+                        }
+                        self.batch[j] = it;
+                    }
+                    if self.now_ms >= self.frag_due {
+                        self.release(n_live, b);
+                    }
+                }
+                DpAction::Output(_) | DpAction::TunnelPush { .. } | DpAction::Recirc(_) => {
+                    for j in 0..self.batch.len() {
+                        let it = self.batch[j];
+                        if !it.live {
+                            continue;
+                        }
+                        let g = if last {
+                            self.batch[j].live = false;
+                            it.frame
+                        } else {
+                            match self.pool.clone_frame(it.frame) {
+                                Some(g) => g,
+                                None => {
+                                    b.drop(DatapathDrop::NoBuffer, 1);
+                                    continue;
+                                }
+                            }
+                        };
+                        match *a {
+                            DpAction::Output(p) => self.emit(p, g, b),
+                            DpAction::TunnelPush { vni, dst, .. } => {
+                                let sport = wire::vxlan_src_port(it.hash);
+                                if self.push_vxlan(tunnel, g, dst, vni, sport, b) {
+                                    self.emit(UPLINK, g, b);
+                                }
+                            }
+                            DpAction::Recirc(id) => {
+                                let pass = Pass { key: &it.key, depth, md: it.md };
+                                self.recirculate(g, id, &pass, &it.md, b);
+                            }
+                            _ => {}
+                        }
+                    }
+                }
+            }
+        }
+        // Rewrites and ct only: what is left ends here.
+        for it in self.batch.drain(..) {
+            if it.live {
+                self.pool.free(it.frame);
+                b.drop(DatapathDrop::Pipeline, 1);
+            }
+        }
+    }
+
+    /// The frame through the tracker (`md` updated): `Some(true)` when it
+    /// goes on, `Some(false)` when the tracker held it for reassembly (the
+    /// caller frees the frame), `None` without a tracker.
     #[inline]
-    fn track(&mut self, f: FrameId, req: &CtRequest, md: &mut CtResult) -> bool {
-        let Some(ct) = self.ct else { return false };
+    fn track(&mut self, f: FrameId, req: &CtRequest, md: &mut CtResult, pass: &Pass<'_>) -> Option<bool> {
+        let ct = self.ct?;
         if self.pin.is_none() {
             self.pin = Some(ct.pin());
             self.now_ms = crate::clock::now_ms();
+            self.frag_due = ct.fragments_due();
         }
         let pin = self.pin.as_ref().expect("pinned above");
-        ct.execute_with(pin, self.pool.data_mut(f), md, req, self.now_ms);
-        true
+        if ct.execute_with(pin, self.pool.data_mut(f), md, req, self.now_ms) == Track::Fragment {
+            return Some(self.fragment(ct, f, req, md, pass));
+        }
+        Some(true)
+    }
+
+    /// A fragment to the reassembler, keyed by its pass's recirculation
+    /// id: whether it goes on (`+trk+inv`) rather than being held.
+    #[cold]
+    fn fragment(&mut self, ct: &Conntrack, f: FrameId, req: &CtRequest, md: &mut CtResult, pass: &Pass<'_>) -> bool {
+        let pin = self.pin.as_ref().expect("pinned by track");
+        let recirc_id = pass.key.get(loc::RECIRC_ID) as u32;
+        let goes_on = ct.fragment(pin, self.pool.data(f), md, req, self.now_ms, recirc_id, pass.key);
+        self.frag_due = ct.fragments_due();
+        goes_on
+    }
+
+    /// Fragments due after a `ct` (a list completed, one expired), as many
+    /// as a batch holds beside the `n_live` frames going on, copied into
+    /// frames of the loop and appended to [`Exec::batch`] (no frame:
+    /// dropped, counted). Whether any was released.
+    #[cold]
+    fn release(&mut self, n_live: usize, b: &mut BurstCounters) -> bool {
+        let Some(ct) = self.ct else { return false };
+        ct.release_fragments(self.now_ms, CT_BATCH.saturating_sub(n_live), self.frags);
+        self.frag_due = ct.fragments_due();
+        let released = !self.frags.is_empty();
+        for o in self.frags.drain(..) {
+            match self.pool.alloc() {
+                Some(g) => {
+                    self.pool.fill(g, &o.frame);
+                    let hash = o.origin.hash();
+                    self.batch.push(Item { frame: g, key: o.origin, hash, md: o.md, live: true });
+                }
+                None => b.drop(DatapathDrop::NoBuffer, 1),
+            }
+        }
+        released
     }
 
     /// Queues `g` for its next pass under recirculation id `id`.

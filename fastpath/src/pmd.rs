@@ -15,9 +15,10 @@ use crossbeam_channel::{Receiver, Sender};
 
 use crate::batch::{Ports, BURST, UPLINK};
 use crate::conntrack::tracker::Conntrack;
+use crate::conntrack::FragOut;
 use crate::dpcls::{FlowTable, Megaflow};
 use crate::emc::Emc;
-use crate::exec::{Exec, Held, Pass, TemplateCache, HOLD_MAX, HOLD_TIMEOUT};
+use crate::exec::{Exec, Held, Item, Pass, TemplateCache, HOLD_MAX, HOLD_TIMEOUT};
 use crate::flow::FlowKey;
 use crate::pool::{FrameId, FramePool};
 use crate::port::api::{Port, PortCounters};
@@ -81,6 +82,15 @@ pub struct Pmd {
     /// current round is taken into.
     recirc: Vec<Recirculating>,
     recirc_round: Vec<Recirculating>,
+    /// Fragments the tracker released, and a batch run action by action
+    /// (the fragments with the packet whose `ct` released them; ordered
+    /// recirculation): both empty between packets, allocated once, grown
+    /// only by fragments.
+    frags: Vec<FragOut>,
+    batch: Vec<Item>,
+    /// Recirculated packets keep their order through misses
+    /// ([`Pmd::set_ordered`]).
+    ordered: bool,
     /// Counters.
     pub stats: Arc<PmdStats>,
 }
@@ -118,6 +128,9 @@ impl Pmd {
             ct: None,
             recirc: Vec::with_capacity(RECIRC_MAX),
             recirc_round: Vec::with_capacity(RECIRC_MAX),
+            frags: Vec::with_capacity(crate::conntrack::ipf::BATCH),
+            batch: Vec::with_capacity(crate::conntrack::ipf::BATCH),
+            ordered: false,
             stats: Arc::new(PmdStats::default()),
         }
     }
@@ -307,7 +320,7 @@ impl Pmd {
         let mut tunnel = None;
         while let Ok(r) = self.reply_rx.try_recv() {
             let tunnel = tunnel.get_or_insert_with(|| self.synced_tunnel());
-            let Pmd { pool, ports, emc, pending, stats, held, iteration, tcache, ct, recirc, .. } = self;
+            let Pmd { pool, ports, emc, pending, stats, held, iteration, tcache, ct, recirc, frags, batch, .. } = self;
             let mut x = Exec {
                 pool,
                 ports,
@@ -318,7 +331,10 @@ impl Pmd {
                 ct: ct.as_deref(),
                 pin: None,
                 now_ms: 0,
+                frag_due: u64::MAX,
                 recirc,
+                frags,
+                batch,
             };
             n += pending.answer(&r.flow, |(f, key, hash, depth, md)| {
                 emc.maybe_insert(key, hash, &r.flow);
@@ -338,6 +354,10 @@ impl Pmd {
     /// ends it).
     #[cold]
     fn recirculate(&mut self, b: &mut BurstCounters) {
+        if self.ordered {
+            self.recirculate_ordered(b);
+            return;
+        }
         let Pmd {
             pool,
             ports,
@@ -354,6 +374,8 @@ impl Pmd {
             ct,
             recirc,
             recirc_round,
+            frags,
+            batch,
             ..
         } = self;
         let table: &FlowTable = flows.load();
@@ -361,6 +383,7 @@ impl Pmd {
         tcache.sync(tunnel);
         let mut pin = None;
         let mut now_ms = 0;
+        let mut frag_due = u64::MAX;
         loop {
             std::mem::swap(recirc, recirc_round);
             if recirc_round.is_empty() {
@@ -376,7 +399,10 @@ impl Pmd {
                 ct: ct.as_deref(),
                 pin: pin.take(),
                 now_ms,
+                frag_due,
                 recirc: &mut *recirc,
+                frags: &mut *frags,
+                batch: &mut *batch,
             };
             for r in recirc_round.drain(..) {
                 let pass = Pass { key: &r.key, depth: r.depth, md: r.md };
@@ -398,8 +424,120 @@ impl Pmd {
                     }
                 }
             }
-            (pin, now_ms) = (x.pin.take(), x.now_ms);
+            (pin, now_ms, frag_due) = (x.pin.take(), x.now_ms, x.frag_due);
         }
+    }
+
+    /// [`Pmd::recirculate`] keeping OVS's order ([`Pmd::set_ordered`]):
+    /// consecutive packets of a round that hit one megaflow run as one
+    /// batch, action by action (OVS's per-flow batches), and a packet that
+    /// misses holds back the rest of its round until the slow path has
+    /// answered (as OVS's synchronous upcall would have).
+    #[cold]
+    fn recirculate_ordered(&mut self, b: &mut BurstCounters) {
+        let Pmd {
+            pool,
+            ports,
+            emc,
+            pending,
+            upcall_tx,
+            id,
+            iteration,
+            stats,
+            held,
+            tcache,
+            flows,
+            tunnel,
+            ct,
+            recirc,
+            recirc_round,
+            frags,
+            batch,
+            ..
+        } = self;
+        let table: &FlowTable = flows.load();
+        let tunnel: &Arc<TunnelState> = tunnel.load();
+        tcache.sync(tunnel);
+        let (mut pin, mut now_ms, mut frag_due) = (None, 0, u64::MAX);
+        loop {
+            std::mem::swap(recirc, recirc_round);
+            if recirc_round.is_empty() {
+                break;
+            }
+            let mut x = Exec {
+                pool: &mut *pool,
+                ports: &mut *ports,
+                flows: &stats.flows,
+                held: &mut *held,
+                iteration: *iteration,
+                tcache: &mut *tcache,
+                ct: ct.as_deref(),
+                pin: pin.take(),
+                now_ms,
+                frag_due,
+                recirc: &mut *recirc,
+                frags: &mut *frags,
+                batch: &mut *batch,
+            };
+            let mut group: Option<(Arc<Megaflow>, u8)> = None;
+            let mut held_back = false;
+            let mut k = 0;
+            while k < recirc_round.len() {
+                let r = recirc_round[k];
+                k += 1;
+                let mut found = emc.enabled().then(|| emc.peek_tracked(&r.key, r.hash).cloned()).flatten();
+                if found.is_some() {
+                    b.emc_hits += 1;
+                } else if let Some((m, _)) = table.port(r.key.get(crate::flow::loc::IN_PORT) as u32).lookup(&r.key) {
+                    b.megaflow_hits += 1;
+                    emc.maybe_insert(&r.key, r.hash, m);
+                    found = Some(m.clone());
+                }
+                if group.as_ref().is_some_and(|(g, _)| found.as_ref().is_none_or(|m| !Arc::ptr_eq(g, m))) {
+                    let (g, depth) = group.take().expect("checked");
+                    x.execute_batch(tunnel, &g, depth, b);
+                }
+                match found {
+                    Some(m) => {
+                        group.get_or_insert((m, r.depth));
+                        x.batch.push(Item { frame: r.frame, key: r.key, hash: r.hash, md: r.md, live: true });
+                    }
+                    None => {
+                        let w = (r.frame, r.key, r.hash, r.depth, r.md);
+                        pending.miss_again(x.pool, upcall_tx, *id, *iteration, w, b);
+                        // The rest of the round waits for the answer.
+                        x.recirc.splice(0..0, recirc_round.drain(k..));
+                        held_back = true;
+                        break;
+                    }
+                }
+            }
+            if let Some((g, depth)) = group.take() {
+                x.execute_batch(tunnel, &g, depth, b);
+            }
+            recirc_round.clear();
+            (pin, now_ms, frag_due) = (x.pin.take(), x.now_ms, x.frag_due);
+            if held_back {
+                break;
+            }
+        }
+    }
+
+    /// Keeps the order of recirculated packets through misses, as Open
+    /// vSwitch's synchronous upcalls do: a recirculated packet that misses
+    /// holds back the rest of its round until the slow path has answered
+    /// (the next iteration). For replays that compare outputs frame by
+    /// frame with OVS (`sdnfwd ct-replay`: the fragments one `ct` releases
+    /// leave in their order); a running loop does not wait for the slow
+    /// path.
+    pub fn set_ordered(&mut self, on: bool) {
+        self.ordered = on;
+    }
+
+    /// Packets queued for their next pass (held back by
+    /// [`Pmd::set_ordered`]; none otherwise between iterations).
+    pub fn n_recirculating(&self) -> usize {
+        self.recirc.len()
     }
 
     /// Sends held VXLAN frames whose neighbour got resolved (checked when
@@ -427,7 +565,10 @@ impl Pmd {
                     ct: None,
                     pin: None,
                     now_ms: 0,
+                    frag_due: u64::MAX,
                     recirc: &mut self.recirc,
+                    frags: &mut self.frags,
+                    batch: &mut self.batch,
                 };
                 if x.push_vxlan(&tunnel, h.frame, h.dst, h.vni, h.sport, b) {
                     x.emit(UPLINK, h.frame, b);
@@ -469,6 +610,8 @@ impl Pmd {
             tunnel,
             ct,
             recirc,
+            frags,
+            batch,
             ..
         } = self;
         let table: &FlowTable = flows.load();
@@ -558,7 +701,10 @@ impl Pmd {
             ct: ct.as_deref(),
             pin: None,
             now_ms: 0,
+            frag_due: u64::MAX,
             recirc,
+            frags,
+            batch,
         };
         // A run is a range of consecutive frames (a dropped frame ends it),
         // so its frames and hashes are passed as slices, uncopied.

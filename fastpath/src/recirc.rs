@@ -11,6 +11,9 @@ use crate::flow::{loc, FlowKey};
 use crate::pool::FrameId;
 use crate::stats::MAX_RECIRC_DEPTH;
 
+/// The `nw_frag` bit of a fragment at a non-zero offset.
+const FRAG_LATER: u64 = 2;
+
 /// Packets a loop keeps queued for recirculation (more are dropped, as
 /// no-buffer): a burst's worth, each recirculated a few times.
 pub const RECIRC_MAX: usize = 1024;
@@ -50,8 +53,12 @@ pub fn next_key(frame: &[u8], prev: &FlowKey, id: u32, md: &CtResult) -> FlowKey
         k.set(loc::CT_NW_SRC, t.src as u64);
         k.set(loc::CT_NW_DST, t.dst as u64);
         k.set(loc::CT_NW_PROTO, t.proto as u64);
-        k.set(loc::CT_TP_SRC, t.sport as u64);
-        k.set(loc::CT_TP_DST, t.dport as u64);
+        // OVS fills ct_tp_src/dst where it reads an L4 header, so never
+        // for a later fragment (`miniflow_extract`).
+        if k.get(loc::NW_FRAG) & FRAG_LATER == 0 {
+            k.set(loc::CT_TP_SRC, t.sport as u64);
+            k.set(loc::CT_TP_DST, t.dport as u64);
+        }
     }
     k
 }

@@ -1,6 +1,7 @@
 //! Recirculation ids: a translation that meets `ct(table=N)` freezes what
-//! the packet's next pass needs (the table to resume at and the pipeline
-//! metadata: registers, `pkt_mark`, tun_id's high half) under an id, which
+//! the packet's next pass needs (the table to resume at, the in_port and
+//! the pipeline metadata: registers, `pkt_mark`, tun_id's high half) under
+//! an id, which
 //! the datapath puts in the recirculated packet's key (`recirc_id`). A miss
 //! with that id thaws the state and resumes there (OVS's
 //! `ofproto-dpif-rid.c`). The same state always gets the same id, so that
@@ -18,21 +19,29 @@ pub const META_WORDS: usize = FLOW_WORDS - fastpath::KEY_WORDS;
 pub struct Frozen {
     /// The table the translation resumes at.
     pub table: u8,
+    /// The in_port at the freeze. As OVS's `frozen_metadata`, the next
+    /// pass translates with it, whatever port the packet's own key says:
+    /// they differ for an IPv4 fragment that the reassembler sent on with
+    /// another packet (the one completing its list, or any packet whose
+    /// `ct` released an expired list).
+    pub in_port: u32,
     /// The pipeline metadata at the freeze.
     pub meta: [u64; META_WORDS],
 }
 
 impl Frozen {
-    /// The state of `flow` (its metadata words), to resume at `table`.
+    /// The state of `flow` (its in_port and metadata words), to resume at
+    /// `table`.
     pub fn of(flow: &OfFlow, table: u8) -> Frozen {
         let mut meta = [0; META_WORDS];
         meta.copy_from_slice(&flow.w[fastpath::KEY_WORDS..]);
-        Frozen { table, meta }
+        Frozen { table, in_port: flow.get(config::ofctl::Field::InPort) as u32, meta }
     }
 
-    /// Puts the frozen metadata back into `flow`.
+    /// Puts the frozen in_port and metadata back into `flow`.
     pub fn thaw_into(&self, flow: &mut OfFlow) {
         flow.w[fastpath::KEY_WORDS..].copy_from_slice(&self.meta);
+        flow.set(config::ofctl::Field::InPort, self.in_port as u64);
     }
 }
 

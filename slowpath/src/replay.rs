@@ -46,6 +46,8 @@ impl Replay {
         let mut pmd = Pmd::new(0, shared.clone(), up_tx, rep_rx, 4096, 1);
         let ct = Arc::new(Conntrack::new(ct));
         pmd.set_conntrack(ct.clone());
+        // Frames leave in the order OVS's synchronous upcalls give them.
+        pmd.set_ordered(true);
         let mut list = Vec::new();
         for &p in ports {
             let (port, sent, inject) = CapturePort::new(&format!("p{p}"));
@@ -73,7 +75,7 @@ impl Replay {
                 continue;
             }
             let queued = self.ports.iter().any(|(_, tx, _)| !tx.is_empty());
-            if !queued && self.pmd.n_pending() == 0 {
+            if !queued && self.pmd.n_pending() == 0 && self.pmd.n_recirculating() == 0 {
                 settled = true;
                 break;
             }

@@ -775,6 +775,7 @@ pub fn xlate_borrowed<'a>(of: &'a Ofproto, flow: &OfFlow, trace: Option<&mut dyn
             };
         };
         frozen.thaw_into(&mut cx.flow);
+        cx.in_port = frozen.in_port;
         table = frozen.table;
         if let Some(t) = cx.trace.as_deref_mut() {
             t.line("    thaw".into());

@@ -1,6 +1,7 @@
 //! Frames for the tracker's tests, benchmarks and generators: Ethernet +
 //! IPv4 (identification 1, TTL 64, no flags, as scapy's defaults) + TCP,
-//! UDP, ICMP or another protocol, every checksum valid, no padding.
+//! UDP, ICMP or another protocol, every checksum valid, no padding; and
+//! such a packet cut into fragments.
 //! Allocates; not for the datapath.
 
 use crate::wire::{checksum, fold, sum16, ETH_TYPE_IPV4};
@@ -150,6 +151,39 @@ pub fn fragment(frame: &mut [u8], offset: u16) {
     frame[24..26].copy_from_slice(&[0, 0]);
     let c = checksum(&frame[14..34]);
     frame[24..26].copy_from_slice(&c.to_be_bytes());
+}
+
+/// The IPv4 packet in `frame` cut into fragments, as a host fragments it:
+/// one after each of `cuts` payload bytes (each a multiple of 8), the
+/// last carrying the rest; every fragment gets the Ethernet and IPv4
+/// headers (options included), identification `id`, its offset and
+/// more-fragments bit and a fixed header checksum. In offset order.
+///
+/// # Panics
+/// If `frame` is not Ethernet + IPv4, or the cuts pass its payload or are
+/// not multiples of 8.
+pub fn fragments(frame: &[u8], id: u16, cuts: &[usize]) -> Vec<Vec<u8>> {
+    let ihl = ((frame[14] & 0x0f) as usize) * 4;
+    let tot = u16::from_be_bytes([frame[16], frame[17]]) as usize;
+    let (head, payload) = (&frame[..14 + ihl], &frame[14 + ihl..14 + tot]);
+    let mut out = Vec::new();
+    let mut off = 0;
+    for (i, &n) in cuts.iter().chain(std::iter::once(&(payload.len() - cuts.iter().sum::<usize>()))).enumerate() {
+        let last = i == cuts.len();
+        assert!(last || n % 8 == 0, "a fragment but the last carries a multiple of 8 bytes");
+        let mut f = head.to_vec();
+        f.extend_from_slice(&payload[off..off + n]);
+        f[16..18].copy_from_slice(&((ihl + n) as u16).to_be_bytes());
+        f[18..20].copy_from_slice(&id.to_be_bytes());
+        let flags = if last { 0 } else { 0x2000 };
+        f[20..22].copy_from_slice(&(flags | (off / 8) as u16).to_be_bytes());
+        f[24..26].copy_from_slice(&[0, 0]);
+        let c = checksum(&f[14..14 + ihl]);
+        f[24..26].copy_from_slice(&c.to_be_bytes());
+        out.push(f);
+        off += n;
+    }
+    out
 }
 
 /// An IPv4 address from its four bytes.

@@ -76,7 +76,7 @@ pub struct Parsed {
 pub enum Bad {
     /// Not IPv4 over Ethernet.
     NotIpv4,
-    /// An IPv4 fragment (no reassembly yet).
+    /// An IPv4 fragment (for the reassembler).
     Fragment,
     /// A header too short, a length that does not fit, a port 0, an ICMP
     /// type the tracker does not follow.

@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use super::conn::Conn;
 use super::frames::{fragment, icmp_echo, icmp_error, ip, ipv4, tcp, udp, TcpSpec, ACK, FIN, PSH, RST, SYN};
-use super::tracker::Conntrack;
+use super::tracker::{Conntrack, Track};
 use super::types::*;
 use crate::wire::{checksum, fold, sum16};
 
@@ -566,11 +566,14 @@ fn test_concurrent_flush() {
                     let nat = snat(1, ip(192, 168, t, 1), (0, 0));
                     let mut md = CtResult::default();
                     let req = if i.is_multiple_of(2) { nat } else { commit(1) };
-                    ct.execute_with(&pin, &mut udp(a, 1000, S, 53, 4), &mut md, &req, 0);
+                    assert_eq!(ct.execute_with(&pin, &mut udp(a, 1000, S, 53, 4), &mut md, &req, 0), Track::Done);
                     assert_ne!(md.state & (CS_NEW | CS_ESTABLISHED), 0, "{md:?}");
                     let back = if i.is_multiple_of(2) { ip(192, 168, t, 1) } else { a };
                     let mut md = CtResult::default();
-                    ct.execute_with(&pin, &mut udp(S, 53, back, 1000, 4), &mut md, &unnat(1), 0);
+                    assert_eq!(
+                        ct.execute_with(&pin, &mut udp(S, 53, back, 1000, 4), &mut md, &unnat(1), 0),
+                        Track::Done
+                    );
                     assert_eq!(md.state & CS_INVALID, 0);
                     round += 1;
                 }

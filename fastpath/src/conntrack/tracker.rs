@@ -31,9 +31,15 @@
 //! connection is not created, the packet is not invalid) and counts
 //! `n_full`.
 //!
-//! Fragments. OVS reassembles IPv4 fragments before tracking (`ipf.c`);
-//! this first version does not: every fragment is `+trk+inv` and counted
-//! in `n_fragments`.
+//! Fragments. As in OVS (`ipf.c`), IPv4 fragments are reassembled before
+//! tracking and the original fragments go on with the verdict (`ipf.rs`).
+//! [`Conntrack::execute_with`] parses as it always does; a fragment is
+//! found there (no extra work for other packets) and handed back to the
+//! caller ([`Track::Fragment`]), which gives it to
+//! [`Conntrack::fragment`] with what the reassembler keys and keeps (the
+//! pass's recirculation id and key). Fragments leave through
+//! [`Conntrack::release_fragments`], which a caller runs after a `ct`
+//! action when [`Conntrack::fragments_due`] says some are due.
 //!
 //! Deliberate differences from OVS 3.1: plain `nat` committing a new
 //! connection leaves it untranslated (OVS 3.1 stores a reply tuple of
@@ -54,6 +60,7 @@ use crossbeam_epoch::Guard;
 
 use super::conn::{Conn, ConnState};
 use super::dump;
+use super::ipf::{format_status, Added, FragOut, Ipf};
 use super::key::{Key, IPPROTO_ICMP};
 use super::l4::{timeouts_ms, Update, N_TM};
 use super::nat::{nat_packet, unique_reply, NatSpec};
@@ -61,9 +68,10 @@ use super::parse::{parse, Bad, Parsed};
 use super::proto::{valid_new, ProtoState};
 use super::table::{pin, Table};
 use super::types::{
-    Cached, CtConfig, CtRequest, CtResult, CtStats, CtTuple, CS_DST_NAT, CS_ESTABLISHED, CS_INVALID, CS_NEW,
+    Cached, CtConfig, CtRequest, CtResult, CtStats, CtTuple, IpfStatus, CS_DST_NAT, CS_ESTABLISHED, CS_INVALID, CS_NEW,
     CS_RELATED, CS_REPLY_DIR, CS_SRC_NAT, CS_TRACKED,
 };
+use crate::flow::FlowKey;
 
 const NAT_BITS: u8 = CS_SRC_NAT | CS_DST_NAT;
 /// Table shards (mutexes for inserts and removals).
@@ -97,6 +105,17 @@ enum Created<'g> {
 /// A thread's pin on the tracker for a burst ([`Conntrack::pin`]).
 pub struct CtPin(Guard);
 
+/// What [`Conntrack::execute_with`] did with a packet.
+#[must_use]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Track {
+    /// Tracked: its metadata is set (and the frame rewritten for NAT).
+    Done,
+    /// An IPv4 fragment, left as it was: the caller gives it to
+    /// [`Conntrack::fragment`].
+    Fragment,
+}
+
 /// Event counters (relaxed; none on the established path).
 #[derive(Default)]
 struct Counters {
@@ -129,6 +148,9 @@ pub struct Conntrack {
     counters: Counters,
     /// Where the next sweep starts (the sweeper's alone, behind a mutex).
     sweep_at: Mutex<usize>,
+    /// IPv4 fragments waiting for reassembly (their own mutex, taken for
+    /// fragments alone).
+    ipf: Ipf,
 }
 
 #[inline]
@@ -166,6 +188,7 @@ impl Conntrack {
             n_conns: AtomicUsize::new(0),
             counters: Counters::default(),
             sweep_at: Mutex::new(0),
+            ipf: Ipf::new(cfg.ipf),
         }
     }
 
@@ -182,11 +205,55 @@ impl Conntrack {
     /// Runs one packet that has not been through the tracker (or whose
     /// `ct_state` was cleared) through it: the frame (Ethernet and IPv4) is
     /// rewritten in place when NAT applies. `now_ms` is the caller's coarse
-    /// clock, read once per burst.
+    /// clock, read once per burst. One packet in, one verdict out: an IPv4
+    /// fragment is not held for reassembly here but `+trk+inv` (as with
+    /// reassembly off); [`Conntrack::execute_frames`] reassembles.
     pub fn execute(&self, frame: &mut [u8], req: &CtRequest, now_ms: u64) -> CtResult {
         let mut md = CtResult::default();
-        self.execute_with(&self.pin(), frame, &mut md, req, now_ms);
+        self.execute_one(frame, &mut md, req, now_ms);
         md
+    }
+
+    /// [`Conntrack::execute_with`] under a pin of its own, a fragment
+    /// `+trk+inv`.
+    fn execute_one(&self, frame: &mut [u8], md: &mut CtResult, req: &CtRequest, now_ms: u64) {
+        if self.execute_with(&self.pin(), frame, md, req, now_ms) == Track::Fragment {
+            bump(&self.counters.fragments);
+            bump(&self.counters.invalid);
+            self.invalid(md, req);
+        }
+    }
+
+    /// One `ct` action as a datapath runs it on one packet, reassembly
+    /// included (for tests and tools; allocates): `frame` with the
+    /// metadata `md` it carries (default for a first pass) through the
+    /// tracker in pass `recirc_id`, `origin` its pass's key. Returns the
+    /// frames that go on after the action, in order, each with its
+    /// metadata: the packet itself unless it was held for reassembly, then
+    /// fragments released (a list it completed, an expired one; at most a
+    /// batch, as [`Conntrack::release_fragments`]).
+    pub fn execute_frames(
+        &self,
+        mut frame: Vec<u8>,
+        mut md: CtResult,
+        req: &CtRequest,
+        now_ms: u64,
+        recirc_id: u32,
+        origin: &FlowKey,
+    ) -> Vec<FragOut> {
+        let pin = self.pin();
+        let mut out = Vec::new();
+        let goes_on = match self.execute_with(&pin, &mut frame, &mut md, req, now_ms) {
+            Track::Done => true,
+            Track::Fragment => self.fragment(&pin, &frame, &mut md, req, now_ms, recirc_id, origin),
+        };
+        if goes_on {
+            out.push(FragOut { frame, md, origin: *origin });
+        }
+        if now_ms >= self.fragments_due() {
+            self.release_fragments(now_ms, super::ipf::BATCH - out.len(), &mut out);
+        }
+        out
     }
 
     /// Runs a packet through the tracker again, `prev` being what an
@@ -195,9 +262,10 @@ impl Conntrack {
     /// is not reset, a packet already translated is looked up by its
     /// translated tuple, and the connection found earlier is reused without
     /// running its state machine again (unless `force`).
+    /// A fragment is `+trk+inv`, as with [`Conntrack::execute`].
     pub fn execute_after(&self, frame: &mut [u8], prev: &CtResult, req: &CtRequest, now_ms: u64) -> CtResult {
         let mut md = *prev;
-        self.execute_with(&self.pin(), frame, &mut md, req, now_ms);
+        self.execute_one(frame, &mut md, req, now_ms);
         md
     }
 
@@ -205,33 +273,132 @@ impl Conntrack {
     /// metadata, updated in place (`CtResult::default()` for a packet not
     /// tracked yet, as [`Conntrack::execute`]; what an earlier `ct` left, as
     /// [`Conntrack::execute_after`]), under a pin taken once per burst.
+    /// An IPv4 fragment is left untouched and reported as
+    /// [`Track::Fragment`]: the caller passes it on to
+    /// [`Conntrack::fragment`] (this costs the other packets nothing: the
+    /// parser reads the fragment bits anyway).
     #[inline]
-    pub fn execute_with(&self, pin: &CtPin, frame: &mut [u8], md: &mut CtResult, req: &CtRequest, now_ms: u64) {
+    pub fn execute_with(
+        &self,
+        pin: &CtPin,
+        frame: &mut [u8],
+        md: &mut CtResult,
+        req: &CtRequest,
+        now_ms: u64,
+    ) -> Track {
         let g = &pin.0;
         if let Some(c) = md.cached {
             if c.key.zone == req.zone && !req.force {
                 if let Some((conn, false)) = self.table.lookup(&c.key, now_ms, g) {
                     self.process_fast(frame, md, conn, &c, req);
-                    return;
+                    return Track::Done;
                 }
             }
         }
         let mut p = Parsed::default();
         match parse(frame, req.zone, self.validate, &mut p) {
             Ok(()) => self.process(frame, &p, md, req, now_ms, g),
-            Err(bad) => self.unparsed(bad, md, req),
+            Err(Bad::Fragment) => return Track::Fragment,
+            Err(_) => self.unparsed(md, req),
         }
         if md.state & CS_INVALID != 0 {
             bump(&self.counters.invalid);
         }
+        Track::Done
+    }
+
+    /// The rest of a `ct` action on a packet [`Conntrack::execute_with`]
+    /// found to be an IPv4 fragment (OVS `ipf_preprocess_conntrack`, the
+    /// reassembled packet's tracking, `ipf_post_execute_reass_pkts`): the
+    /// fragment is checked and held in its list (copied: the caller keeps
+    /// its frame and drops it), `md` and `origin` (the key of the pass it
+    /// is in, whose recirculation id is `recirc_id`) kept with it. When it
+    /// completes its list, the reassembled packet is tracked now, starting
+    /// from the metadata the first fragment came with, and the list's
+    /// fragments wait with the verdict to be released (they are due at
+    /// once). Returns true when the packet goes on after the action, `md`
+    /// set to `+trk+inv`: reassembly off, a malformed or too small
+    /// fragment, one overlapping a held one, or one over a limit; false
+    /// when it was held.
+    #[cold]
+    #[allow(clippy::too_many_arguments)]
+    pub fn fragment(
+        &self,
+        pin: &CtPin,
+        frame: &[u8],
+        md: &mut CtResult,
+        req: &CtRequest,
+        now_ms: u64,
+        recirc_id: u32,
+        origin: &FlowKey,
+    ) -> bool {
+        bump(&self.counters.fragments);
+        let added = match self.ipf.enabled().then(|| self.ipf.check(frame, self.validate)) {
+            Some(Ok(info)) => self.ipf.add(&info, frame, md, origin, req.zone, recirc_id, now_ms),
+            _ => Added::Refused,
+        };
+        match added {
+            Added::Refused => {
+                self.invalid(md, req);
+                bump(&self.counters.invalid);
+                true
+            }
+            Added::Held => false,
+            Added::Complete(mut r) => {
+                let mut rmd = CtResult { cached: None, ..r.md };
+                // OVS: a packet that the reassembler marked invalid on an
+                // earlier pass (an expired fragment) is invalid again.
+                let invalid = rmd.state == CS_INVALID
+                    || self.execute_with(pin, &mut r.frame, &mut rmd, req, now_ms) == Track::Fragment;
+                if invalid {
+                    self.invalid(&mut rmd, req);
+                    bump(&self.counters.invalid);
+                }
+                self.ipf.post(&r, &rmd);
+                false
+            }
+        }
+    }
+
+    /// When fragments are next due for release ([`Ipf::due`]): a caller
+    /// compares it with its coarse clock (once per burst) and calls
+    /// [`Conntrack::release_fragments`] after its `ct` actions while
+    /// `now_ms >= fragments_due()`.
+    #[inline]
+    pub fn fragments_due(&self) -> u64 {
+        self.ipf.due()
+    }
+
+    /// Fragments to send on after a `ct` action (OVS
+    /// `ipf_postprocess_conntrack`), at most `room` of them, appended to
+    /// `out`: those of completed lists, then those of at most one expired
+    /// list (`+inv`); a list unsent 10 s past its expiry is purged.
+    pub fn release_fragments(&self, now_ms: u64, room: usize, out: &mut Vec<FragOut>) {
+        self.ipf.release(now_ms, room, out);
+    }
+
+    /// The reassembler's counters (`dpctl/ipf-get-status`).
+    pub fn ipf_status(&self) -> IpfStatus {
+        self.ipf.status()
+    }
+
+    /// `dpctl/ipf-get-status` as OVS prints it; with `lists` (`-m`), the
+    /// fragment lists after it, sorted.
+    pub fn ipf_show(&self, lists: bool) -> String {
+        let mut l = self.ipf.dump_lists();
+        l.sort();
+        format_status(&self.ipf.status(), lists.then_some(&l[..]))
     }
 
     /// A packet the tracker cannot read: `+trk+inv`.
     #[cold]
-    fn unparsed(&self, bad: Bad, md: &mut CtResult, req: &CtRequest) {
-        if bad == Bad::Fragment {
-            bump(&self.counters.fragments);
-        }
+    fn unparsed(&self, md: &mut CtResult, req: &CtRequest) {
+        self.invalid(md, req);
+    }
+
+    /// OVS `write_ct_md` for a packet without a connection marked invalid:
+    /// `+trk+inv` in the request's zone, nothing else.
+    fn invalid(&self, md: &mut CtResult, req: &CtRequest) {
         md.state = CS_INVALID | CS_TRACKED;
         md.zone = req.zone;
         md.mark = 0;
@@ -525,7 +692,10 @@ impl Conntrack {
     /// thread: it takes only the table shard of each connection it removes,
     /// briefly, and re-pins the epoch as it goes, so poll loops never wait
     /// on it. A walk of the whole table reads 8 bytes per bucket.
+    /// The sweep also purges fragment lists left unsent 10 s past their
+    /// expiry (OVS's `ipf_clean` thread), outside the budget.
     pub fn sweep(&self, now_ms: u64, budget: usize) -> usize {
+        self.ipf.clean(now_ms);
         if budget == 0 {
             return 0;
         }
@@ -615,5 +785,49 @@ impl Conntrack {
     /// Buckets in the table (memory: 8 bytes each).
     pub fn n_buckets(&self) -> usize {
         self.table.n_buckets()
+    }
+
+    /// Checks what must hold whenever no other thread is in the tracker
+    /// (for the fuzzer and tests; walks the whole table): the connections
+    /// in the table are `n_conns`, within the limit; every one created is
+    /// in the table, expired or flushed; every live one is found by both
+    /// its keys (the reply one as the reply direction, unless both keys are
+    /// the same); the reassembler's fragments add up (see
+    /// [`Ipf::audit`]).
+    ///
+    /// # Errors
+    /// What does not hold.
+    pub fn audit(&self, now_ms: u64) -> Result<(), String> {
+        let st = self.stats();
+        if st.n_conns > self.max_conns {
+            return Err(format!("{} connections over the limit of {}", st.n_conns, self.max_conns));
+        }
+        if st.n_created != st.n_conns as u64 + st.n_expired + st.n_flushed {
+            return Err(format!("created {} != in table + expired + flushed: {st:?}", st.n_created));
+        }
+        let mut n = 0;
+        let mut err = None;
+        self.each(None, None, |c, g| {
+            n += 1;
+            if c.expired(now_ms) || err.is_some() {
+                return;
+            }
+            for (i, k) in c.keys.iter().enumerate() {
+                match self.table.lookup(k, now_ms, g) {
+                    Some((f, r)) if std::ptr::eq(f, c) && (r == (i == 1) || c.keys[0] == c.keys[1]) => {}
+                    found => {
+                        let what = found.map(|(f, r)| (f.keys, r));
+                        err = Some(format!("key {i} of {:?} finds {what:?}", c.keys));
+                    }
+                }
+            }
+        });
+        if let Some(e) = err {
+            return Err(e);
+        }
+        if n != st.n_conns {
+            return Err(format!("{n} connections in the table, n_conns {}", st.n_conns));
+        }
+        self.ipf.audit()
     }
 }

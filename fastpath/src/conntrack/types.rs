@@ -78,6 +78,53 @@ impl Default for Timeouts {
 /// OVS's default connection limit (`DEFAULT_N_CONN_LIMIT`).
 pub const DEFAULT_MAX_CONNS: usize = 3_000_000;
 
+/// IPv4 reassembly before tracking ([`super::ipf`]), with OVS's defaults
+/// (`ipf_init`): on, fragments other than the last at least 1,200 bytes,
+/// at most 1,000 fragments held.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct IpfConfig {
+    /// Reassemble IPv4 fragments (`dpctl/ipf-set-enabled v4`); off, every
+    /// fragment is `+trk+inv`.
+    pub enabled: bool,
+    /// The smallest fragment but the last, bytes of IPv4
+    /// (`dpctl/ipf-set-min-frag v4`; at least 400).
+    pub min_frag_size: u32,
+    /// Fragments held at most (`dpctl/ipf-set-max-nfrags`; at most 5,000).
+    pub max_frags: u32,
+}
+
+impl Default for IpfConfig {
+    fn default() -> IpfConfig {
+        IpfConfig { enabled: true, min_frag_size: 1200, max_frags: 1000 }
+    }
+}
+
+/// The reassembler's state and counters, as `ovs-appctl
+/// dpctl/ipf-get-status` shows them (IPv4).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct IpfStatus {
+    /// Reassembly on.
+    pub v4_enabled: bool,
+    /// Fragments held at most.
+    pub max_frags: u32,
+    /// Fragments held now.
+    pub n_frags: usize,
+    /// The smallest fragment but the last.
+    pub min_frag_size: u32,
+    /// Fragments taken into a list.
+    pub n_accepted: u64,
+    /// Fragments sent on after their list was reassembled and tracked.
+    pub n_completed: u64,
+    /// Fragments sent on (`+inv`) after their list expired.
+    pub n_expired: u64,
+    /// Fragments refused as too small (`+inv`).
+    pub n_too_small: u64,
+    /// Fragments refused as overlapping a held one (`+inv`).
+    pub n_overlapped: u64,
+    /// Fragments dropped with a list left unsent too long.
+    pub n_purged: u64,
+}
+
 /// How a [`super::tracker::Conntrack`] is built.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct CtConfig {
@@ -95,6 +142,8 @@ pub struct CtConfig {
     /// that is looked up (OVS does when the NIC has not, which is always for
     /// AF_XDP and dummy ports): a bad checksum is `+inv`.
     pub validate_checksums: bool,
+    /// IPv4 reassembly.
+    pub ipf: IpfConfig,
 }
 
 impl Default for CtConfig {
@@ -104,6 +153,7 @@ impl Default for CtConfig {
             timeouts: Timeouts::default(),
             tcp_seq_check: true,
             validate_checksums: true,
+            ipf: IpfConfig::default(),
         }
     }
 }
@@ -257,7 +307,9 @@ pub struct CtStats {
     pub n_full: u64,
     /// Packets marked `+inv`.
     pub n_invalid: u64,
-    /// IPv4 fragments seen (marked `+trk+inv`: no reassembly yet).
+    /// IPv4 fragments that reached the tracker (held for reassembly or
+    /// refused; the reassembler's own counters are in
+    /// [`super::tracker::Conntrack::ipf_status`]).
     pub n_fragments: u64,
     /// Commits refused because NAT found no free tuple.
     pub n_nat_exhausted: u64,
