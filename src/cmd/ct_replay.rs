@@ -3,7 +3,8 @@
 //! path's translation), printed as `tools/ovs-ct-oracle.sh` prints Open
 //! vSwitch's run of the same file, so that the two can be compared line by
 //! line: `packet N: in P out [PORTS]`, a `  -> PORT HEX` line per frame sent
-//! (NAT and checksum rewrites visible), then `--- dpctl/dump-conntrack` and
+//! (NAT and checksum rewrites visible), then `--- dpctl/dump-conntrack`,
+//! `--- dpctl/ipf-get-status` (with `-m`: the fragment lists, sorted) and
 //! `--- dump-flows`.
 //!
 //! The packet file: one packet a line, `PORT PACKET`, PACKET a frame in hex
@@ -11,7 +12,11 @@
 //! (`eth(src=..,dst=..),eth_type(0x0800),ipv4(src=..,dst=..,proto=6,tos=0,
 //! ttl=64,frag=no),tcp(src=..,dst=..),tcp_flags(syn)`), composed into the
 //! frame Open vSwitch composes from it (`flow_compose`: 64 bytes of payload
-//! 0, 1, 2, ... unless SYN, FIN or RST); `#` lines are comments.
+//! 0, 1, 2, ... unless SYN, FIN or RST); `#` lines are comments; `warp MS`
+//! moves the clock MS milliseconds forward (`ovs-appctl time/warp`), and a
+//! file with such a line runs on a stopped clock (`time/stop`), moved by
+//! its warps alone, so that what expires (fragment lists, connections) is
+//! what the file says, as the oracle script does with OVS.
 
 use std::process::ExitCode;
 
@@ -37,7 +42,8 @@ pub struct CtReplayArgs {
 pub fn ct_replay(a: CtReplayArgs) -> Result<ExitCode, String> {
     let of = file_tables(&a.flows, a.groups.as_deref())?;
     let text = read_file(&a.packets)?;
-    let mut packets = Vec::new();
+    // (port, frame), or (0, warp in ms as 8 bytes).
+    let mut packets: Vec<(u32, Vec<u8>)> = Vec::new();
     for (n, line) in text.lines().enumerate() {
         let t = line.trim();
         if t.is_empty() || t.starts_with('#') {
@@ -45,6 +51,12 @@ pub fn ct_replay(a: CtReplayArgs) -> Result<ExitCode, String> {
         }
         let at = |col: usize, msg: String| format!("{}:{}:{col}: {msg}", a.packets, n + 1);
         let (port, pkt) = t.split_once(char::is_whitespace).ok_or_else(|| at(1, "expected `PORT PACKET`".into()))?;
+        if port == "warp" {
+            let ms: u64 =
+                pkt.trim().parse().ok().filter(|&m| m > 0).ok_or_else(|| at(6, "`warp MS`: MS > 0".into()))?;
+            packets.push((0, ms.to_be_bytes().to_vec()));
+            continue;
+        }
         let port: u32 =
             port.parse().ok().filter(|p| (1..=9).contains(p)).ok_or_else(|| at(1, format!("port `{port}`: 1 to 9")))?;
         let pkt = pkt.trim();
@@ -56,11 +68,21 @@ pub fn ct_replay(a: CtReplayArgs) -> Result<ExitCode, String> {
         };
         packets.push((port, frame));
     }
+    if packets.iter().any(|(p, _)| *p == 0) {
+        fastpath::clock::stop();
+    }
     let mut r = Replay::new(of, &[1, 2, 3, 4, 5, 6, 7, 8, 9], CtConfig::default());
-    for (i, (port, frame)) in packets.into_iter().enumerate() {
-        let out = r.packet(port, frame).map_err(|e| format!("packet {}: {e}", i + 1))?;
+    let mut i = 0;
+    for (port, frame) in packets {
+        if port == 0 {
+            let ms = u64::from_be_bytes(frame.try_into().map_err(|_| "warp".to_string())?);
+            fastpath::clock::warp(ms);
+            continue;
+        }
+        i += 1;
+        let out = r.packet(port, frame).map_err(|e| format!("packet {i}: {e}"))?;
         let ports: Vec<String> = out.iter().map(|(p, _)| p.to_string()).collect();
-        println!("packet {}: in {port} out [{}]", i + 1, ports.join(" "));
+        println!("packet {i}: in {port} out [{}]", ports.join(" "));
         for (p, f) in &out {
             println!("  -> {p} {}", f.iter().map(|b| format!("{b:02x}")).collect::<String>());
         }
@@ -69,6 +91,8 @@ pub fn ct_replay(a: CtReplayArgs) -> Result<ExitCode, String> {
     for l in r.dump_conntrack() {
         println!("{l}");
     }
+    println!("--- dpctl/ipf-get-status");
+    print!("{}", r.conntrack().ipf_show(true));
     println!("--- dump-flows");
     for l in r.dump_flows() {
         println!("{l}");

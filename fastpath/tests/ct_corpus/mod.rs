@@ -11,7 +11,7 @@ use std::path::PathBuf;
 use std::process::Command;
 
 use fastpath::conntrack::frames::{
-    fragment, icmp_echo, icmp_error, ip, ipv4, tcp, udp, TcpSpec, ACK, FIN, PSH, RST, SYN,
+    fragment, fragments, icmp_echo, icmp_error, ip, ipv4, tcp, udp, TcpSpec, ACK, FIN, PSH, RST, SYN,
 };
 
 pub const FLOWS: &str = "\
@@ -47,9 +47,9 @@ table=16,priority=1,ct_state=+dnat,actions=output:8
 table=17,priority=1,ip,ct_state=-inv+trk,actions=move:NXM_NX_CT_NW_SRC[]->NXM_OF_ETH_DST[0..31],move:NXM_NX_CT_TP_SRC[]->NXM_OF_ETH_DST[32..47],move:NXM_NX_CT_NW_DST[]->NXM_OF_ETH_SRC[0..31],move:NXM_NX_CT_TP_DST[]->NXM_OF_ETH_SRC[32..47],in_port,move:NXM_NX_CT_MARK[]->NXM_OF_ETH_DST[0..31],move:NXM_NX_CT_ZONE[]->NXM_OF_ETH_DST[32..47],move:NXM_NX_CT_LABEL[0..31]->NXM_OF_ETH_SRC[0..31],move:NXM_NX_CT_NW_PROTO[]->NXM_OF_ETH_SRC[32..39],in_port
 ";
 
-/// One packet of the corpus.
+/// One packet of the corpus, or a step of the clock.
 pub struct Pkt {
-    /// In port (1 or 9).
+    /// In port (1 to 9).
     pub port: u8,
     /// The frame.
     pub frame: Vec<u8>,
@@ -57,6 +57,20 @@ pub struct Pkt {
     pub what: String,
     /// A deliberate deviation from OVS (checked apart).
     pub deviation: bool,
+    /// Not a packet but a `warp MS` line (the clock moves MS forward).
+    pub warp_ms: u64,
+}
+
+impl Pkt {
+    /// A packet in on `port`.
+    pub fn new(port: u8, frame: Vec<u8>, what: impl Into<String>) -> Pkt {
+        Pkt { port, frame, what: what.into(), deviation: false, warp_ms: 0 }
+    }
+
+    /// A step of the clock.
+    pub fn warp(ms: u64) -> Pkt {
+        Pkt { port: 0, frame: Vec::new(), what: format!("warp {ms}"), deviation: false, warp_ms: ms }
+    }
 }
 
 /// What goes out: (port, frame), sorted by port as the script prints.
@@ -99,7 +113,7 @@ pub fn no_udp_checksum(mut f: Vec<u8>) -> Vec<u8> {
 pub fn corpus() -> Vec<Pkt> {
     let mut v = Vec::new();
     let mut add = |port: u8, frame: Vec<u8>, what: &str| {
-        v.push(Pkt { port, frame, what: what.to_string(), deviation: false });
+        v.push(Pkt::new(port, frame, what));
     };
     #[allow(clippy::too_many_arguments)]
     fn seg(src: u32, sport: u16, dst: u32, dport: u16, flags: u8, seq: u32, ack: u32, win: u16) -> TcpSpec {
@@ -243,32 +257,275 @@ pub fn corpus() -> Vec<Pkt> {
     add(9, udp(b11, 2, a11, 1, 0), "zone 9 reply");
 
     // Deliberate deviations.
-    v.push(Pkt {
-        port: 1,
-        frame: tcp(&seg(c3c, 40100, s3, 80, SYN, 500, 0, 64240)),
-        what: "SNAT SYN reopening the reset tuple".into(),
-        deviation: true,
-    });
-    v.push(Pkt {
-        port: 1,
-        frame: udp(ip(10, 10, 0, 1), 1, ip(10, 10, 0, 2), 2, 0),
-        what: "plain nat commit".into(),
-        deviation: true,
-    });
-    v.push(Pkt {
-        port: 9,
-        frame: udp(ip(10, 10, 0, 2), 2, ip(10, 10, 0, 1), 1, 0),
-        what: "its reply (plain nat)".into(),
-        deviation: true,
-    });
+    let dev = |port, frame, what: &str| Pkt { deviation: true, ..Pkt::new(port, frame, what) };
+    v.push(dev(1, tcp(&seg(c3c, 40100, s3, 80, SYN, 500, 0, 64240)), "SNAT SYN reopening the reset tuple"));
+    v.push(dev(1, udp(ip(10, 10, 0, 1), 1, ip(10, 10, 0, 2), 2, 0), "plain nat commit"));
+    v.push(dev(9, udp(ip(10, 10, 0, 2), 2, ip(10, 10, 0, 1), 1, 0), "its reply (plain nat)"));
+    // Held for reassembly, by OVS and by ours (its list never completes).
     let mut big = udp(c1, 3000, s1, 53, 1300);
     fragment(&mut big, 0);
-    v.push(Pkt { port: 1, frame: big, what: "a first fragment of 1328 bytes".into(), deviation: true });
+    v.push(Pkt::new(1, big, "a first fragment of 1328 bytes"));
+    v
+}
+
+/// `f` with its IP identification set (its header checksum fixed).
+pub fn with_id(mut f: Vec<u8>, id: u16) -> Vec<u8> {
+    f[18..20].copy_from_slice(&id.to_be_bytes());
+    f[24..26].copy_from_slice(&[0, 0]);
+    let ihl = ((f[14] & 15) as usize) * 4;
+    let c = fastpath::wire::checksum(&f[14..14 + ihl]);
+    f[24..26].copy_from_slice(&c.to_be_bytes());
+    f
+}
+
+/// An ICMP echo (8 request, 0 reply) with `len` bytes of data.
+pub fn big_echo(src: u32, dst: u32, ty: u8, id: u16, len: usize) -> Vec<u8> {
+    let mut l4 = vec![ty, 0, 0, 0, (id >> 8) as u8, id as u8, 0, 1];
+    l4.extend((0..len).map(|i| i as u8));
+    let c = fastpath::wire::checksum(&l4);
+    l4[2..4].copy_from_slice(&c.to_be_bytes());
+    ipv4(src, dst, 1, &l4)
+}
+
+/// IPv4 fragments through `ct`, as Open vSwitch's userspace datapath
+/// handles them (`lib/ipf.c`): held until their datagram is complete, the
+/// reassembled packet tracked, the original fragments sent on with its
+/// verdict and NAT's rewrites. In order, out of order, duplicated,
+/// overlapping (and covering, which OVS does not catch), too small (and
+/// exactly 1,200 bytes), a last one carrying Ethernet padding, a bad
+/// header checksum, a bad L4 checksum over the datagram, fragments of one
+/// datagram on two ports, UDP, TCP (data of an established connection,
+/// retransmitted) and ICMP echo, untracked-commit zone 2, SNAT both ways
+/// with a colliding port, DNAT both ways, marks and labels, two `ct`s of a
+/// packet (reassembled twice, the second time under NAT), zones by
+/// in_port keeping a datagram's fragments apart, a 40-fragment datagram
+/// (OVS sends 32 at once, the rest with the next `ct`), then the clock
+/// moved past the lists' 15 s (an expired list leaves `+inv`, one per `ct`
+/// action) and their 25 s (purged).
+pub fn frag_corpus() -> Vec<Pkt> {
+    let mut v: Vec<Pkt> = Vec::new();
+    let add = |v: &mut Vec<Pkt>, port: u8, frame: Vec<u8>, what: String| v.push(Pkt::new(port, frame, what));
+    let (c1, s1) = (ip(10, 1, 0, 1), ip(10, 1, 0, 2));
+
+    // Zone 1: UDP in order, then the reply (unfragmented).
+    let d = fragments(&udp(c1, 6000, s1, 53, 2000), 100, &[1480]);
+    for (i, f) in d.into_iter().enumerate() {
+        add(&mut v, 1, f, format!("UDP in order, fragment {i}"));
+    }
+    add(&mut v, 9, udp(s1, 53, c1, 6000, 10), "its reply".into());
+    // Out of order, three fragments.
+    let d = fragments(&udp(c1, 6001, s1, 53, 3500), 101, &[1480, 1480]);
+    for i in [2, 1, 0] {
+        add(&mut v, 1, d[i].clone(), format!("UDP out of order, fragment {i}"));
+    }
+    // A duplicate.
+    let d = fragments(&udp(c1, 6002, s1, 53, 2000), 102, &[1480]);
+    add(&mut v, 1, d[0].clone(), "fragment 0".into());
+    add(&mut v, 1, d[0].clone(), "fragment 0 again (duplicate: +inv)".into());
+    add(&mut v, 1, d[1].clone(), "fragment 1".into());
+    // An overlap: a fragment starting inside the first.
+    let whole = udp(c1, 6003, s1, 53, 2000);
+    let d = fragments(&whole, 103, &[1480]);
+    add(&mut v, 1, d[0].clone(), "fragment 0".into());
+    add(&mut v, 1, fragments(&whole, 103, &[1400])[1].clone(), "a fragment at 1400 (overlap: +inv)".into());
+    add(&mut v, 1, d[1].clone(), "fragment 1".into());
+    // A fragment covering a held one: OVS does not catch it; then the
+    // first fragment's end overlaps it and the list never completes (the
+    // frames stay within the dummy ports' 1,500-byte MTU, which OVS
+    // enforces on output).
+    let d = fragments(&udp(c1, 6004, s1, 53, 1972), 104, &[1480]);
+    let longer = udp(c1, 6004, s1, 53, 1984);
+    add(&mut v, 1, d[1].clone(), "last fragment (1480..1979)".into());
+    add(&mut v, 1, fragments(&longer, 104, &[1472])[1].clone(), "1472..1991, covering it (not caught)".into());
+    add(&mut v, 1, d[0].clone(), "fragment 0 (ends inside the cover: +inv)".into());
+    // Too small, and exactly the minimum (IP options make 1,200).
+    let d = fragments(&udp(c1, 6005, s1, 53, 2000), 105, &[1176]);
+    add(&mut v, 1, d[0].clone(), "a first fragment of 1,196 bytes (too small: +inv)".into());
+    let d = fragments(&with_options(udp(c1, 6006, s1, 53, 2000)), 106, &[1176]);
+    add(&mut v, 1, d[1].clone(), "last fragment first".into());
+    add(&mut v, 1, d[0].clone(), "a first fragment of exactly 1,200 bytes (IP options)".into());
+    // A small last fragment carrying Ethernet padding.
+    let mut d = fragments(&udp(c1, 6007, s1, 53, 1484), 107, &[1480]);
+    d[1].resize(60, 0);
+    add(&mut v, 1, d[1].clone(), "a last fragment of 24 bytes, padded to 60".into());
+    add(&mut v, 1, d[0].clone(), "fragment 0".into());
+    // A bad header checksum.
+    let mut d = fragments(&udp(c1, 6008, s1, 53, 2000), 108, &[1480]);
+    d[0][25] ^= 1;
+    add(&mut v, 1, d[0].clone(), "a bad header checksum (+inv, not counted)".into());
+    // A bad UDP checksum over the datagram: every fragment +inv.
+    let mut d = fragments(&udp(c1, 6009, s1, 53, 2000), 109, &[1480]);
+    d[1][40] ^= 0x20;
+    add(&mut v, 1, d[0].clone(), "fragment 0".into());
+    add(&mut v, 1, d[1].clone(), "fragment 1, its data changed (the datagram's checksum fails)".into());
+    // One datagram's fragments in on two ports (one zone).
+    let d = fragments(&udp(c1, 6010, s1, 53, 2000), 110, &[1480]);
+    add(&mut v, 1, d[0].clone(), "fragment 0 on port 1".into());
+    add(&mut v, 2, d[1].clone(), "fragment 1 on port 2".into());
+    // TCP: a handshake, then 3,000 bytes of data in three fragments out of
+    // order, the ACK, a retransmission cut otherwise.
+    let seg = |src, sport, dst, dport, flags, seq, ack, payload| {
+        tcp(&TcpSpec { src, sport, dst, dport, seq, ack, flags, win: 65535, wscale: None, payload })
+    };
+    add(&mut v, 1, seg(c1, 41000, s1, 80, SYN, 100, 0, 0), "TCP SYN".into());
+    add(&mut v, 9, seg(s1, 80, c1, 41000, SYN | ACK, 900, 101, 0), "SYN+ACK".into());
+    add(&mut v, 1, seg(c1, 41000, s1, 80, ACK, 101, 901, 0), "ACK".into());
+    let data = seg(c1, 41000, s1, 80, PSH | ACK, 101, 901, 3000);
+    let d = fragments(&data, 111, &[1480, 1480]);
+    for i in [1, 0, 2] {
+        add(&mut v, 1, d[i].clone(), format!("3,000 bytes of TCP, fragment {i}"));
+    }
+    add(&mut v, 9, seg(s1, 80, c1, 41000, ACK, 901, 3101, 0), "their ACK".into());
+    let d = fragments(&data, 112, &[1000, 1000]);
+    for (i, f) in d.into_iter().enumerate() {
+        add(&mut v, 1, f, format!("retransmitted, cut otherwise, fragment {i}"));
+    }
+    // ICMP echo of 3,000 bytes both ways.
+    let d = fragments(&big_echo(c1, s1, 8, 77, 3000), 113, &[1480, 1480]);
+    for (i, f) in d.into_iter().enumerate() {
+        add(&mut v, 1, f, format!("echo request, fragment {i}"));
+    }
+    let d = fragments(&big_echo(s1, c1, 0, 77, 3000), 114, &[1480, 1480]);
+    for i in [2, 0, 1] {
+        add(&mut v, 9, d[i].clone(), format!("echo reply, fragment {i}"));
+    }
+
+    // Zone 2: tracked, never committed.
+    let d = fragments(&udp(ip(10, 2, 0, 1), 1, ip(10, 2, 0, 2), 2, 2000), 115, &[1480]);
+    for (i, f) in d.into_iter().enumerate() {
+        add(&mut v, 1, f, format!("zone 2, fragment {i}"));
+    }
+
+    // Zone 3: SNAT both ways, a colliding port, an echo.
+    let (c3a, c3b, s3, x3) = (ip(10, 3, 0, 1), ip(10, 3, 0, 2), ip(10, 3, 1, 1), ip(10, 3, 255, 1));
+    let d = fragments(&udp(c3a, 7000, s3, 53, 2000), 116, &[1480]);
+    for (i, f) in d.into_iter().enumerate() {
+        add(&mut v, 1, f, format!("SNAT UDP, fragment {i}"));
+    }
+    let d = fragments(&udp(s3, 53, x3, 7000, 2000), 117, &[1480]);
+    for i in [1, 0] {
+        add(&mut v, 9, d[i].clone(), format!("its reply, fragment {i}"));
+    }
+    let d = fragments(&udp(c3b, 7000, s3, 53, 2000), 118, &[1480]);
+    for (i, f) in d.into_iter().enumerate() {
+        add(&mut v, 1, f, format!("SNAT UDP, same port from another client (moved), fragment {i}"));
+    }
+    let d = fragments(&udp(s3, 53, x3, 7001, 1600), 119, &[1480]);
+    for (i, f) in d.into_iter().enumerate() {
+        add(&mut v, 9, f, format!("reply to the moved port, fragment {i}"));
+    }
+    let d = fragments(&big_echo(c3a, s3, 8, 78, 2000), 120, &[1480]);
+    for (i, f) in d.into_iter().enumerate() {
+        add(&mut v, 1, f, format!("SNAT echo, fragment {i}"));
+    }
+
+    // Zone 4: DNAT both ways.
+    let (c4, vip, b4) = (ip(10, 4, 0, 1), ip(172, 30, 0, 10), ip(10, 4, 0, 10));
+    let d = fragments(&udp(c4, 7100, vip, 53, 2000), 121, &[1480]);
+    for i in [1, 0] {
+        add(&mut v, 1, d[i].clone(), format!("DNAT UDP, fragment {i}"));
+    }
+    let d = fragments(&udp(b4, 8080, c4, 7100, 2000), 122, &[1480]);
+    for (i, f) in d.into_iter().enumerate() {
+        add(&mut v, 9, f, format!("from the backend, fragment {i}"));
+    }
+
+    // Zone 6: marks and labels.
+    let (c6, s6) = (ip(10, 6, 0, 1), ip(10, 6, 1, 1));
+    let d = fragments(&udp(c6, 7200, s6, 53, 2000), 123, &[1480]);
+    for (i, f) in d.into_iter().enumerate() {
+        add(&mut v, 1, f, format!("marked, fragment {i}"));
+    }
+    let d = fragments(&udp(s6, 53, c6, 7200, 2000), 124, &[1480]);
+    for (i, f) in d.into_iter().enumerate() {
+        add(&mut v, 9, f, format!("reply sets 0x100/0xff00, fragment {i}"));
+    }
+
+    // Zone 7: ct, then ct(commit,nat) when new: reassembled twice.
+    let (c7, s7, x7) = (ip(10, 7, 0, 1), ip(10, 7, 1, 1), ip(10, 7, 255, 1));
+    let d = fragments(&udp(c7, 7300, s7, 53, 2000), 125, &[1480]);
+    for (i, f) in d.into_iter().enumerate() {
+        add(&mut v, 1, f, format!("two cts, fragment {i}"));
+    }
+    let d = fragments(&udp(s7, 53, x7, 7300, 2000), 126, &[1480]);
+    for (i, f) in d.into_iter().enumerate() {
+        add(&mut v, 9, f, format!("reply, fragment {i}"));
+    }
+
+    // Zones by in_port: one datagram's fragments on ports 1 and 9 are in
+    // two zones, two lists that never complete.
+    let d = fragments(&udp(ip(10, 11, 0, 1), 7400, ip(10, 11, 0, 2), 53, 2000), 127, &[1480]);
+    add(&mut v, 1, d[0].clone(), "zone 1 (in_port), fragment 0".into());
+    add(&mut v, 9, d[1].clone(), "zone 9 (in_port), fragment 1".into());
+
+    // 40 fragments: the one completing the list sends 32 on, the next ct
+    // the other 8.
+    let d = fragments(&udp(c1, 6100, s1, 53, 47000), 128, &[1184; 39]);
+    for (i, f) in d.into_iter().enumerate() {
+        add(&mut v, 1, f, format!("40 fragments, fragment {i}"));
+    }
+    add(&mut v, 1, udp(c1, 6101, s1, 53, 10), "the next packet through ct: the last 8 leave with it".into());
+
+    // Time: two incomplete lists; 15 s later each ct sends one list on
+    // (+inv); 25 s after they started, what is left is purged.
+    let d = fragments(&udp(c1, 6200, s1, 53, 2000), 129, &[1480]);
+    add(&mut v, 1, d[0].clone(), "an incomplete list".into());
+    let d = fragments(&udp(c1, 6201, s1, 53, 2000), 130, &[1480]);
+    add(&mut v, 1, d[1].clone(), "another".into());
+    v.push(Pkt::warp(16_000));
+    for i in 0..3 {
+        add(
+            &mut v,
+            1,
+            udp(c1, 6300 + i, s1, 53, 10),
+            format!("a packet through ct 16 s later ({i}): an expired list leaves with it"),
+        );
+    }
+    v.push(Pkt::warp(10_000));
+    for i in 0..4 {
+        add(&mut v, 1, udp(c1, 6400 + i, s1, 53, 10), format!("26 s later ({i}): the rest is purged"));
+    }
     v
 }
 
 /// What the script printed: per packet its outputs, then the dump.
 pub fn run_ovs(pkts: &[Pkt]) -> (Vec<Out>, Vec<String>) {
+    let stdout = run_ovs_raw(pkts);
+    let (outs, dump) = parse_output(&stdout);
+    assert_eq!(outs.len(), n_packets(pkts), "one result per packet:\n{stdout}");
+    (outs, dump)
+}
+
+/// Packets (warps aside).
+pub fn n_packets(pkts: &[Pkt]) -> usize {
+    pkts.iter().filter(|p| p.warp_ms == 0).count()
+}
+
+/// The packets alone (warps aside), in order: the results line up with
+/// them.
+pub fn packets(pkts: &[Pkt]) -> Vec<&Pkt> {
+    pkts.iter().filter(|p| p.warp_ms == 0).collect()
+}
+
+/// A section of the script's (or `ct-replay`'s) output: the lines after
+/// `--- NAME` up to the next `--- `.
+pub fn section(stdout: &str, name: &str) -> Vec<String> {
+    let head = format!("--- {name}");
+    stdout
+        .lines()
+        .skip_while(|l| *l != head)
+        .skip(1)
+        .take_while(|l| !l.starts_with("--- "))
+        .map(str::to_string)
+        .collect()
+}
+
+/// The oracle script's raw output for `pkts`.
+pub fn run_ovs_raw(pkts: &[Pkt]) -> String {
+    let v = Command::new("ovs-vswitchd").arg("--version").output().unwrap_or_else(|e| {
+        panic!("Open vSwitch is needed for this test (apt-get install openvswitch-switch; tools/deps.sh): {e}")
+    });
+    assert!(String::from_utf8_lossy(&v.stdout).contains("Open vSwitch"), "ovs-vswitchd --version: {v:?}");
     // The repository's tools/, from the including crate's directory (the
     // root crate or fastpath/).
     let base = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
@@ -276,10 +533,6 @@ pub fn run_ovs(pkts: &[Pkt]) -> (Vec<Out>, Vec<String>) {
         .into_iter()
         .find(|p| p.exists())
         .expect("tools/ovs-ct-oracle.sh missing");
-    let v = Command::new("ovs-vswitchd").arg("--version").output().unwrap_or_else(|e| {
-        panic!("Open vSwitch is needed for this test (apt-get install openvswitch-switch; tools/deps.sh): {e}")
-    });
-    assert!(String::from_utf8_lossy(&v.stdout).contains("Open vSwitch"), "ovs-vswitchd --version: {v:?}");
     let dir = tempfile::tempdir().expect("temp dir");
     let flows = dir.path().join("flows");
     let packets = dir.path().join("packets");
@@ -288,9 +541,7 @@ pub fn run_ovs(pkts: &[Pkt]) -> (Vec<Out>, Vec<String>) {
     let out = Command::new("bash").arg(&script).arg(&flows).arg(&packets).output().expect("run the oracle script");
     let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
     assert!(out.status.success(), "oracle script failed: {}\n{}", stdout, String::from_utf8_lossy(&out.stderr));
-    let (outs, dump) = parse_output(&stdout);
-    assert_eq!(outs.len(), pkts.len(), "one result per packet:\n{stdout}");
-    (outs, dump)
+    stdout
 }
 
 /// The packet file of a corpus (`PORT HEX` lines, each after a comment
@@ -298,7 +549,11 @@ pub fn run_ovs(pkts: &[Pkt]) -> (Vec<Out>, Vec<String>) {
 pub fn packet_file(pkts: &[Pkt]) -> String {
     let mut text = String::new();
     for p in pkts {
-        writeln!(text, "# {}\n{} {}", p.what, p.port, hex(&p.frame)).unwrap();
+        if p.warp_ms > 0 {
+            writeln!(text, "warp {}", p.warp_ms).unwrap();
+        } else {
+            writeln!(text, "# {}\n{} {}", p.what, p.port, hex(&p.frame)).unwrap();
+        }
     }
     text
 }
@@ -336,7 +591,7 @@ pub fn compare(pkts: &[Pkt], ovs: &[Out], ours: &[Out]) -> (usize, String) {
     let ports = |o: &Out| o.iter().map(|x| x.0).collect::<Vec<_>>();
     let mut bad = String::new();
     let mut matched = 0;
-    for (i, p) in pkts.iter().enumerate() {
+    for (i, p) in packets(pkts).into_iter().enumerate() {
         if p.deviation {
             continue;
         }
@@ -399,12 +654,11 @@ pub fn random_tcp(n: u16, steps: usize, seed: u64) -> Vec<Pkt> {
         } else {
             TcpSpec { src: k.s, sport: 443, dst: k.x, dport: k.port, seq, ack, flags, win, wscale: ws, payload }
         };
-        Pkt {
-            port: if dir == 0 { 1 } else { 9 },
-            frame: tcp(&spec),
-            what: format!("random {} {flags:#04x} seq {seq} ack {ack} win {win} len {payload}", k.port),
-            deviation: false,
-        }
+        Pkt::new(
+            if dir == 0 { 1 } else { 9 },
+            tcp(&spec),
+            format!("random {} {flags:#04x} seq {seq} ack {ack} win {win} len {payload}", k.port),
+        )
     };
     for (i, k) in conns.iter_mut().enumerate() {
         let ws = (i % 2 == 0).then_some(7);
