@@ -1,7 +1,9 @@
 //! A bounded fuzz run on stable Rust for every CI run: a mutation loop over
 //! the seed corpora in `fuzz/seeds` (byte flips, deletions, insertions,
 //! splices of flow-text and YAML tokens) feeding the same properties as the
-//! cargo-fuzz targets. The long runs (≥ 10 M inputs) use `cargo fuzz`.
+//! cargo-fuzz targets (the tracker's: packets, fragments, time steps and
+//! sweeps from binary seeds). The long runs (≥ 10 M inputs) use `cargo
+//! fuzz`.
 
 mod common;
 
@@ -173,6 +175,11 @@ fn fuzz_yaml_bounded() {
 #[test]
 fn fuzz_frames_bounded() {
     run("frame_pipeline", 100_000, 0xfa11, slowpath::fuzzing::pipeline);
+}
+
+#[test]
+fn fuzz_conntrack_bounded() {
+    run("conntrack", 800_000, 0xc7, fastpath::conntrack::fuzzing::run);
 }
 
 #[test]

@@ -10,6 +10,7 @@
 mod conn;
 mod dump;
 pub mod frames;
+pub mod fuzzing;
 pub mod ipf;
 mod key;
 mod l4;
