@@ -17,7 +17,10 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::Args;
-use config::ofctl::{parse_flow_file, parse_flow_line, parse_trace_flow, FlowCommand, LineKind};
+use config::ofctl::{
+    parse_flow_file, parse_flow_line, parse_group_file, parse_group_line, parse_trace_flow, FlowCommand, GroupLineKind,
+    LineKind,
+};
 use fastpath::stats::{DatapathDrop, PmdStats};
 use slowpath::trace::{report, Trace};
 
@@ -49,6 +52,12 @@ Commands (sdnfwd ctl [--socket PATH] COMMAND):
   replace-flows FILE                    only what differs changes
   mod-flows [--strict] FLOW | del-flows [--strict] [MATCH]
   trace FLOW                            ofproto/trace on the live tables
+  dump-groups [GROUP_ID] | dump-group-stats [GROUP_ID]
+  add-group GROUP | mod-group GROUP | del-groups [group_id=N] | add-groups FILE
+  dump-conntrack [-s] [zone=N]          the tracker's connections, as dpctl/dump-conntrack
+  flush-conntrack [zone=N]              remove connections (all, or one zone's)
+  ct-stats [verbose] [zone=N]           connections by protocol (dpctl/ct-stats-show) and the
+                                        tracker's counters
   pmd-stats | pmd-stats-clear
   pod list | pod add NS/NAME IP VETH OFPORT | pod del NS/NAME
   hostsubnet list | hostsubnet add NAME HOSTIP SUBNET | hostsubnet del NAME
@@ -144,7 +153,51 @@ pub fn handle(c: &Control, line: &str, body: &str) -> Result<String, String> {
         }
         "pmd-stats" => {
             let b = c.baselines.lock().unwrap_or_else(|p| p.into_inner());
-            Ok(c.stats.iter().enumerate().map(|(i, (core, s))| s.show_since(Some(*core), &b[i])).collect())
+            let loops: String =
+                c.stats.iter().enumerate().map(|(i, (core, s))| s.show_since(Some(*core), &b[i])).collect();
+            Ok(loops + &ct_counters(&c.ct.stats()))
+        }
+        "dump-conntrack" | "flush-conntrack" | "ct-stats" => conntrack_cmd(c, cmd, rest),
+        "dump-groups" | "dump-group-stats" => {
+            let id = match rest {
+                "" | "all" => None,
+                r => Some(parse_group_id(r)?),
+            };
+            let stats = cmd == "dump-group-stats";
+            query(
+                c,
+                Box::new(move |s| {
+                    let now = std::time::Instant::now();
+                    let mut out = String::new();
+                    for g in s.ofproto.group_stats().into_iter().filter(|g| id.is_none_or(|i| i == g.spec.group_id)) {
+                        if stats {
+                            out += &format!(
+                                " group_id={},duration={:.3}s,ref_count={},packet_count={},byte_count={}\n",
+                                g.spec.group_id,
+                                now.duration_since(g.created).as_secs_f64(),
+                                g.ref_count,
+                                g.n_packets,
+                                g.n_bytes
+                            );
+                        } else {
+                            out += &format!(" {}\n", g.spec.to_dump_line());
+                        }
+                    }
+                    out
+                }),
+            )
+        }
+        "add-group" | "mod-group" | "del-groups" => {
+            let kind = match cmd {
+                "add-group" => GroupLineKind::Add,
+                "mod-group" => GroupLineKind::Modify,
+                _ => GroupLineKind::Delete,
+            };
+            flow_mods(c, vec![FlowCommand::Group(parse_group_line(rest, kind).map_err(loc)?)])
+        }
+        "add-groups" => {
+            let cmds = parse_group_file(body).map_err(|e| e.in_file(rest).to_string())?;
+            flow_mods(c, cmds.into_iter().map(|(_, g)| FlowCommand::Group(g)).collect())
         }
         "pmd-stats-clear" => {
             let mut b = c.baselines.lock().unwrap_or_else(|p| p.into_inner());
@@ -175,10 +228,56 @@ pub fn handle(c: &Control, line: &str, body: &str) -> Result<String, String> {
         "" => Err("empty request".into()),
         other => Err(format!(
             "unknown command `{other}` (dump-flows, dump-tables, add-flow, add-flows, replace-flows, mod-flows, \
-             del-flows, dump-megaflows, trace, pmd-stats, pmd-stats-clear, dump-ports, show, hostsubnet, pod, \
-             reload, help)"
+             del-flows, dump-megaflows, trace, dump-groups, dump-group-stats, add-group, mod-group, del-groups, \
+             add-groups, dump-conntrack, flush-conntrack, ct-stats, pmd-stats, pmd-stats-clear, dump-ports, show, \
+             hostsubnet, pod, reload, help)"
         )),
     }
+}
+
+/// A group id as dump-groups takes it (`7`, `group_id=7`).
+fn parse_group_id(s: &str) -> Result<u32, String> {
+    let v = s.trim().trim_start_matches("group_id=");
+    let n = if let Some(h) = v.strip_prefix("0x") { u32::from_str_radix(h, 16).ok() } else { v.parse().ok() };
+    n.filter(|n| *n <= 0xffff_ff00).ok_or_else(|| format!("`{s}` is not a group id (0 to 4294967040)"))
+}
+
+/// `zone=N` of a conntrack command.
+fn parse_zone(w: &str) -> Result<u16, String> {
+    let v = w.strip_prefix("zone=").ok_or_else(|| format!("`{w}`: expected zone=N"))?;
+    v.parse().map_err(|_| format!("`{w}`: a zone is 0 to 65535"))
+}
+
+/// `dump-conntrack [-s] [zone=N]`, `flush-conntrack [zone=N]` and
+/// `ct-stats [verbose] [zone=N]`, on the tracker itself (the poll loops
+/// go on meanwhile).
+fn conntrack_cmd(c: &Control, cmd: &str, rest: &str) -> Result<String, String> {
+    let (mut zone, mut stats, mut verbose) = (None, false, false);
+    for w in rest.split_whitespace() {
+        match (cmd, w) {
+            ("dump-conntrack", "-s" | "--statistics") => stats = true,
+            ("ct-stats", "verbose" | "-m" | "--more") => verbose = true,
+            (_, w) => zone = Some(parse_zone(w)?),
+        }
+    }
+    let now = fastpath::clock::now_ms();
+    Ok(match cmd {
+        "dump-conntrack" => c.ct.dump_with(zone, now, stats).into_iter().map(|l| l + "\n").collect(),
+        "flush-conntrack" => {
+            c.ct.flush(zone);
+            String::new()
+        }
+        _ => c.ct.stats_show(zone, now, verbose) + &ct_counters(&c.ct.stats()),
+    })
+}
+
+/// The tracker's counters (pmd-stats, ct-stats and a node's exit).
+pub fn ct_counters(s: &fastpath::conntrack::CtStats) -> String {
+    format!(
+        "conntrack:\n  connections: {}\n  created: {}\n  expired: {}\n  flushed: {}\n  refused, table full: {}\n  \
+         invalid packets: {}\n  fragments: {}\n  NAT without a free tuple: {}\n",
+        s.n_conns, s.n_created, s.n_expired, s.n_flushed, s.n_full, s.n_invalid, s.n_fragments, s.n_nat_exhausted
+    )
 }
 
 /// Serves the socket until the process ends (one request at a time).
@@ -228,12 +327,13 @@ pub fn metrics(c: &Control) -> Result<String, String> {
     family(&mut m, "sdnfwd_port_bytes_total", "counter", "Bytes per port and direction.");
     m += &bytes;
     type Counter = fn(&PmdStats) -> u64;
-    let per_core: [(&str, &str, Counter); 6] = [
+    let per_core: [(&str, &str, Counter); 7] = [
         ("sdnfwd_pmd_packets_total", "Frames received by the poll loop.", |s| s.packets.load(Relaxed)),
         ("sdnfwd_pmd_emc_hits_total", "Exact-match cache hits.", |s| s.emc_hits.load(Relaxed)),
         ("sdnfwd_pmd_megaflow_hits_total", "Megaflow classifier hits.", |s| s.megaflow_hits.load(Relaxed)),
         ("sdnfwd_pmd_misses_total", "Frames that found no megaflow.", |s| s.misses.load(Relaxed)),
         ("sdnfwd_pmd_upcalls_total", "Upcalls sent to the slow path.", |s| s.upcalls.load(Relaxed)),
+        ("sdnfwd_pmd_recirculations_total", "Packets recirculated (after ct).", |s| s.recirculations.load(Relaxed)),
         ("sdnfwd_pmd_busy_ns_total", "Nanoseconds spent in busy iterations.", |s| s.busy_ns.load(Relaxed)),
     ];
     for (name, help, f) in per_core {
@@ -252,6 +352,22 @@ pub fn metrics(c: &Control) -> Result<String, String> {
         for r in DatapathDrop::ALL {
             let _ = writeln!(m, "sdnfwd_pmd_drops_total{{core=\"{core}\",reason=\"{}\"}} {}", r.name(), s.dropped(r));
         }
+    }
+    let ct = c.ct.stats();
+    family(&mut m, "sdnfwd_conntrack_connections", "gauge", "Connections in the tracker.");
+    let _ = writeln!(m, "sdnfwd_conntrack_connections {}", ct.n_conns);
+    let ct_counters: [(&str, &str, u64); 7] = [
+        ("sdnfwd_conntrack_created_total", "Connections created.", ct.n_created),
+        ("sdnfwd_conntrack_expired_total", "Connections removed expired.", ct.n_expired),
+        ("sdnfwd_conntrack_flushed_total", "Connections removed by a flush.", ct.n_flushed),
+        ("sdnfwd_conntrack_full_total", "Commits refused: the table was full.", ct.n_full),
+        ("sdnfwd_conntrack_invalid_total", "Packets marked +inv.", ct.n_invalid),
+        ("sdnfwd_conntrack_fragments_total", "IPv4 fragments seen by the tracker.", ct.n_fragments),
+        ("sdnfwd_conntrack_nat_exhausted_total", "Commits refused: NAT found no free tuple.", ct.n_nat_exhausted),
+    ];
+    for (name, help, v) in ct_counters {
+        family(&mut m, name, "counter", help);
+        let _ = writeln!(m, "{name} {v}");
     }
     family(&mut m, "sdnfwd_upcall_queue_depth", "gauge", "Misses waiting for the slow path.");
     let _ = writeln!(m, "sdnfwd_upcall_queue_depth {}", (c.upcall_depth)());

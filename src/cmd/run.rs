@@ -29,6 +29,7 @@ use config::ofctl::{FlowCommand, FlowSpec};
 use config::yaml::Cluster;
 use crossbeam_channel::Sender;
 use fastpath::batch::UPLINK;
+use fastpath::conntrack::{Conntrack, CtConfig};
 use fastpath::flow::LocalVtep;
 use fastpath::pmd::{Pmd, PmdCommand};
 use fastpath::port::api::Port;
@@ -102,6 +103,40 @@ pub struct RunArgs {
     /// `ptcp:PORT[:IP]` or `punix:PATH` (repeatable).
     #[arg(long, value_name = "TARGET")]
     pub openflow: Vec<String>,
+    /// Connections the tracker holds at most (OVS's default; a commit
+    /// beyond it is refused and counted). Sizes the tracker's hash table
+    /// once, 8 bytes a slot, the next power of two above it.
+    #[arg(long, default_value_t = fastpath::conntrack::types::DEFAULT_MAX_CONNS)]
+    pub ct_max_conns: usize,
+    /// A conntrack timeout, `NAME=SECONDS` with OVS's timeout-policy
+    /// names (tcp_syn_sent, tcp_syn_recv, tcp_established, tcp_fin_wait,
+    /// tcp_time_wait, tcp_close, udp_first, udp_single, udp_multiple,
+    /// icmp_first, icmp_reply); repeatable or comma-separated.
+    #[arg(long, value_name = "NAME=SECONDS", value_delimiter = ',')]
+    pub ct_timeout: Vec<String>,
+    /// Do not check TCP sequence numbers and windows (OVS's
+    /// `dpctl/ct-disable-tcp-seq-chk`).
+    #[arg(long)]
+    pub ct_no_tcp_seq_check: bool,
+}
+
+impl RunArgs {
+    /// The tracker's configuration from the flags.
+    pub fn ct_config(&self) -> Result<CtConfig, String> {
+        if self.ct_max_conns == 0 || self.ct_max_conns > 1 << 30 {
+            return Err(format!("--ct-max-conns {}: out of range (1 to 2^30)", self.ct_max_conns));
+        }
+        let mut timeouts = fastpath::conntrack::Timeouts::default();
+        for t in &self.ct_timeout {
+            timeouts.set(t).map_err(|e| format!("--ct-timeout {e}"))?;
+        }
+        Ok(CtConfig {
+            max_conns: self.ct_max_conns,
+            timeouts,
+            tcp_seq_check: !self.ct_no_tcp_seq_check,
+            ..CtConfig::default()
+        })
+    }
 }
 
 /// An INFO line of the log (one that starts `warning: ` a WARN line).
@@ -307,6 +342,7 @@ fn attach(
 
 pub fn run(a: RunArgs) -> Result<ExitCode, String> {
     logging::init(a.log_level)?;
+    a.ct_config().map_err(|e| format!("sdnfwd run: {e}"))?;
     if !is_root() {
         return Err("sdnfwd run: needs root (AF_XDP sockets, XDP programs, tun0)".into());
     }
@@ -387,6 +423,8 @@ fn serve(
         ([], c) => c.to_vec(),
         (c, _) => c.to_vec(),
     };
+    // One connection tracker for the node, shared by the poll loops.
+    let ct = Arc::new(Conntrack::new(a.ct_config()?));
     let (up_tx, up_rx) = crossbeam_channel::bounded(4096);
     let mut replies = Vec::new();
     let mut pmds = Vec::new();
@@ -395,6 +433,7 @@ fn serve(
         let (rtx, rrx) = crossbeam_channel::bounded(4096);
         replies.push(rtx);
         let mut pmd = Pmd::new(i, shared.clone(), up_tx.clone(), rrx, 16384, 100);
+        pmd.set_conntrack(ct.clone());
         let (ctx, crx) = crossbeam_channel::unbounded();
         pmd.set_control(crx);
         controls.push(ctx);
@@ -485,6 +524,7 @@ fn serve(
             pmd
         })?);
     }
+    let sweeper = spawn_sweeper(ct.clone(), stop.clone())?;
     let remote: Vec<Ipv4Addr> = c.host_subnets.iter().filter(|h| h.host != node).map(|h| h.host_ip.0).collect();
     let mut neigh = Neighbours::new(remote);
     // `state` is the cluster as the node runs it: the file, replaced by
@@ -512,6 +552,7 @@ fn serve(
         },
         dpid: (0x5d9f_u64 << 32) | vtep_ip as u64,
         of_ports: Arc::new(std::sync::Mutex::new(of_ports(&specs, n.uplink.is_some()))),
+        ct: ct.clone(),
     };
     let mut of_paths = Vec::new();
     for target in &a.openflow {
@@ -659,6 +700,7 @@ fn serve(
         finished.push(h.join().map_err(|_| "a poll loop panicked")?);
     }
     let slow = slow_h.join().map_err(|_| "the slow path panicked")?;
+    sweeper.join().map_err(|_| "the conntrack sweeper panicked")?;
     // Final stats.
     for (i, p) in finished.iter().enumerate() {
         print!("{}", p.stats.show(Some(cores[i])));
@@ -677,6 +719,7 @@ fn serve(
         }
     }
     println!("megaflows {}, upcalls handled {}", slow.n_megaflows(), slow.stats.upcalls);
+    print!("{}", super::ctl::ct_counters(&ct.stats()));
     for r in slow.ofproto.rules(None) {
         if r.n_packets.load(Ordering::Relaxed) > 0 {
             println!("{}", r.to_dump_line());
@@ -686,6 +729,34 @@ fn serve(
     drop(uplink_prog);
     log("XDP programs detached");
     Ok(ExitCode::SUCCESS)
+}
+
+/// Connections the sweeper removes per call before it looks at `stop`
+/// again.
+const SWEEP_BUDGET: usize = 100_000;
+
+/// The conntrack sweeper: once a second, a walk over the tracker's table
+/// removing expired connections (a walk reads 8 bytes per slot: 32 MiB at
+/// the default limit, a few milliseconds); the poll loops never wait on it
+/// (each removal takes one shard lock, briefly). An expired connection
+/// that is not swept yet is already dead to lookups and dumps.
+fn spawn_sweeper(ct: Arc<Conntrack>, stop: Arc<AtomicBool>) -> Result<std::thread::JoinHandle<()>, String> {
+    std::thread::Builder::new()
+        .name("sdnfwd-ct-sweep".into())
+        .spawn(move || {
+            while !stop.load(Ordering::Relaxed) {
+                while ct.sweep(fastpath::clock::now_ms(), SWEEP_BUDGET) == SWEEP_BUDGET && !stop.load(Ordering::Relaxed)
+                {
+                }
+                for _ in 0..10 {
+                    if stop.load(Ordering::Relaxed) {
+                        return;
+                    }
+                    std::thread::sleep(Duration::from_millis(100));
+                }
+            }
+        })
+        .map_err(|e| format!("conntrack sweeper: {e}"))
 }
 
 /// What a new state changed, once applied.

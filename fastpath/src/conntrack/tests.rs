@@ -634,3 +634,43 @@ fn test_send_sync() {
     fn is<T: Send + Sync>() {}
     is::<Conntrack>();
 }
+
+/// `ct-stats-show`: connections by protocol, TCP's by state with
+/// `verbose` (SYN_RECV counted as ESTABLISHED, as OVS coalesces them), by
+/// zone; the text as `dpctl_ct_stats_show` prints it.
+#[test]
+fn test_stats_show() {
+    let ct = ct();
+    let z = commit(0);
+    assert_eq!(state(&ct, seg(C, 40000, S, 80, SYN, 100, 0, 0), &z, 0), NEW);
+    assert_eq!(state(&ct, seg(C2, 40001, S, 80, SYN, 100, 0, 0), &z, 0), NEW);
+    assert_eq!(state(&ct, seg(S, 80, C2, 40001, SYN | ACK, 500, 101, 0), &z, 0), RPL);
+    assert_eq!(state(&ct, udp(C, 1000, S, 53, 10), &z, 0), NEW);
+    assert_eq!(state(&ct, icmp_echo(C, S, 8, 9, 1), &commit(5), 0), NEW);
+    assert_eq!(state(&ct, ipv4(C, S, 47, &[0; 8]), &commit(5), 0), NEW);
+    assert_eq!(
+        ct.stats_show(None, 0, true),
+        "Connections Stats:\n    Total: 5\n  TCP: 2\n    Conn per TCP states:\n\t  [SYN_SENT]=1\n\t  [ESTABLISHED]=1\n  \
+         UDP: 1\n  ICMP: 1\n  Other: 1\n"
+    );
+    assert_eq!(ct.stats_show(Some(5), 0, false), "Connections Stats:\n    Total: 2\n  ICMP: 1\n  Other: 1\n");
+    assert_eq!(ct.stats_show(Some(9), 0, true), "Connections Stats:\n    Total: 0\n");
+    // Expired connections are not counted (the sweeper may not have run).
+    assert_eq!(ct.stats_show(None, 100_000_000, false), "Connections Stats:\n    Total: 0\n");
+}
+
+#[test]
+fn test_timeout_settings() {
+    let mut t = Timeouts::default();
+    t.set("tcp_established=3600").unwrap();
+    t.set("icmp_reply = 5").unwrap();
+    assert_eq!((t.tcp_established, t.icmp_reply, t.tcp_syn_sent), (3600, 5, 30));
+    for name in Timeouts::NAMES {
+        t.set(&format!("{name}=7")).unwrap();
+    }
+    assert_eq!(t.udp_multiple, 7);
+    assert!(t.set("tcp_establish=5").unwrap_err().contains("unknown timeout `tcp_establish`"));
+    assert!(t.set("udp_first=5s").unwrap_err().contains("`5s` is not a number"));
+    assert!(t.set("udp_first=0").unwrap_err().contains("out of range"));
+    assert!(t.set("udp_first").unwrap_err().contains("NAME=SECONDS"));
+}

@@ -583,6 +583,14 @@ impl Conntrack {
         out
     }
 
+    /// `ovs-appctl dpctl/ct-stats-show [zone=N] [verbose]`: connections
+    /// live at `now_ms` by protocol (and TCP's by state, `verbose`).
+    pub fn stats_show(&self, zone: Option<u16>, now_ms: u64, verbose: bool) -> String {
+        let mut n = dump::ProtoCounts::default();
+        self.each(zone, Some(now_ms), |c, _| n.add(c));
+        n.show(verbose)
+    }
+
     /// Removes every connection (of `zone` if given), as `dpctl/flush-conntrack`.
     pub fn flush(&self, zone: Option<u16>) {
         let mut n = 0;

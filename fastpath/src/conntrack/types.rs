@@ -75,6 +75,56 @@ impl Default for Timeouts {
     }
 }
 
+impl Timeouts {
+    /// The names of the timeouts, as OVS's timeout policies spell them
+    /// (`ovs-vsctl add-zone-tp ... tcp_established=N`).
+    pub const NAMES: [&'static str; 11] = [
+        "tcp_syn_sent",
+        "tcp_syn_recv",
+        "tcp_established",
+        "tcp_fin_wait",
+        "tcp_time_wait",
+        "tcp_close",
+        "udp_first",
+        "udp_single",
+        "udp_multiple",
+        "icmp_first",
+        "icmp_reply",
+    ];
+
+    fn slot(&mut self, name: &str) -> Option<&mut u32> {
+        Some(match name {
+            "tcp_syn_sent" => &mut self.tcp_syn_sent,
+            "tcp_syn_recv" => &mut self.tcp_syn_recv,
+            "tcp_established" => &mut self.tcp_established,
+            "tcp_fin_wait" => &mut self.tcp_fin_wait,
+            "tcp_time_wait" => &mut self.tcp_time_wait,
+            "tcp_close" => &mut self.tcp_close,
+            "udp_first" => &mut self.udp_first,
+            "udp_single" => &mut self.udp_single,
+            "udp_multiple" => &mut self.udp_multiple,
+            "icmp_first" => &mut self.icmp_first,
+            "icmp_reply" => &mut self.icmp_reply,
+            _ => return None,
+        })
+    }
+
+    /// Sets one timeout from `NAME=SECONDS` (a name of [`Timeouts::NAMES`];
+    /// 1 s to 10 years); the error names the wrong part.
+    pub fn set(&mut self, setting: &str) -> Result<(), String> {
+        let (name, v) = setting.split_once('=').ok_or_else(|| format!("`{setting}`: expected NAME=SECONDS"))?;
+        let secs: u32 = v.trim().parse().map_err(|_| format!("`{setting}`: `{v}` is not a number of seconds"))?;
+        if !(1..=10 * 365 * 86_400).contains(&secs) {
+            return Err(format!("`{setting}`: {secs} s is out of range (1 s to 10 years)"));
+        }
+        let slot = self
+            .slot(name.trim())
+            .ok_or_else(|| format!("`{setting}`: unknown timeout `{name}` (one of {})", Timeouts::NAMES.join(", ")))?;
+        *slot = secs;
+        Ok(())
+    }
+}
+
 /// OVS's default connection limit (`DEFAULT_N_CONN_LIMIT`).
 pub const DEFAULT_MAX_CONNS: usize = 3_000_000;
 
