@@ -113,7 +113,9 @@ fn tcp_through_conntrack_rules_on_real_kernels() {
     let b = bin.to_string_lossy().into_owned();
     let mut t = Topology::build("sdk", config::yaml::DEFAULT_CLUSTER, &["node-d"], None, &bin).expect("topology");
     let [c0, _] = sdnfwd::netns::two_cores("conntrack e2e");
-    t.start("node-d", &["--cores", &c0.to_string()]).expect("node-d");
+    // Short closing timeouts, so that the sweeper's work shows.
+    let timeouts = "tcp_fin_wait=5,tcp_time_wait=5,tcp_close=5";
+    t.start("node-d", &["--cores", &c0.to_string(), "--ct-timeout", timeouts]).expect("node-d");
     let rules = std::env::temp_dir().join(format!("{}-ct.flows", t.lab.prefix()));
     std::fs::write(&rules, CT_RULES).unwrap();
     t.ctl("node-d", &["add-flows", &rules.to_string_lossy()]).expect("ct rules");
@@ -227,10 +229,43 @@ fn tcp_through_conntrack_rules_on_real_kernels() {
     assert!(pmd.contains("conntrack:\n  connections: 2\n") && pmd.contains("packet recirculations: "), "{pmd}");
     assert_eq!(t.ctl("node-d", &["dump-conntrack", "zone=1"]).unwrap(), "", "nothing in zone 1");
     assert!(t.ctl("node-d", &["dump-conntrack", "zone=x"]).unwrap_err().contains("`zone=x`: a zone is 0 to 65535"));
-    t.ctl("node-d", &["flush-conntrack"]).unwrap();
+
+    // Both closed: the sweeper removes them once their 5 s are up.
+    let end = std::time::Instant::now() + std::time::Duration::from_secs(15);
+    let mut stats = String::new();
+    while std::time::Instant::now() < end {
+        stats = t.ctl("node-d", &["ct-stats"]).unwrap();
+        if stats.contains("  connections: 0\n") {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    assert!(stats.contains("  connections: 0\n  created: 2\n  expired: 2\n"), "{stats}");
+    // A flush ends live connections.
+    t.tcp(&web1, &db1, DB1, 7003).expect("an echo web-1 → db-1");
+    assert_eq!(t.ctl("node-d", &["dump-conntrack"]).unwrap().lines().count(), 1);
+    t.ctl("node-d", &["flush-conntrack", "zone=0"]).unwrap();
     assert_eq!(t.ctl("node-d", &["dump-conntrack"]).unwrap(), "", "flushed");
-    assert!(t.ctl("node-d", &["ct-stats"]).unwrap().contains("  flushed: 2\n"));
+    assert!(t.ctl("node-d", &["ct-stats"]).unwrap().contains("  flushed: 1\n"));
+
+    // Groups through ctl.
+    t.ctl("node-d", &["add-group", "group_id=7,type=all,bucket=actions=output:4,bucket=actions=output:5"]).unwrap();
+    let g = t.ctl("node-d", &["dump-groups"]).unwrap();
+    assert_eq!(g, " group_id=7,type=all,bucket=actions=output:4,bucket=actions=output:5\n");
+    let gs = t.ctl("node-d", &["dump-group-stats", "7"]).unwrap();
+    assert!(
+        gs.starts_with(" group_id=7,duration=") && gs.ends_with(",ref_count=0,packet_count=0,byte_count=0\n"),
+        "{gs}"
+    );
+    assert!(t.ctl("node-d", &["add-group", "group_id=7,type=all"]).unwrap_err().contains("7"));
+    t.ctl("node-d", &["del-groups", "group_id=7"]).unwrap();
+    assert_eq!(t.ctl("node-d", &["dump-groups"]).unwrap(), "");
+
     let exit = t.stop("node-d").expect("stop");
     assert_eq!(exit.code, Some(0), "{}", exit.stderr);
-    assert!(exit.stdout.contains("conntrack:\n  connections: 0\n  created: 2\n"), "{}", exit.stdout);
+    assert!(
+        exit.stdout.contains("conntrack:\n  connections: 0\n  created: 3\n  expired: 2\n  flushed: 1\n"),
+        "{}",
+        exit.stdout
+    );
 }

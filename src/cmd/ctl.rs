@@ -180,7 +180,7 @@ pub fn handle(c: &Control, line: &str, body: &str) -> Result<String, String> {
                                 g.n_bytes
                             );
                         } else {
-                            out += &format!(" {}\n", g.spec.to_dump_line());
+                            out += &format!("{}\n", g.spec.to_dump_line());
                         }
                     }
                     out
