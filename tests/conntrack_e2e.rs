@@ -187,6 +187,27 @@ fn tcp_through_conntrack_rules_on_real_kernels() {
     args.extend(frames.iter().map(String::as_str));
     let o = run("ip", &[&["netns", "exec", &api1, &b][..], &args[..]].concat()).expect("raw-send");
     assert!(String::from_utf8_lossy(&o.stdout).contains("sent 3 frame(s)"));
+    // While the connection is up: ctl trace resumes each recirculation
+    // with the node's tracker's verdict, and changes nothing.
+    let before = t.ctl("node-d", &["dump-conntrack"]).unwrap();
+    let reply = format!(
+        "in_port=5,tcp,dl_src=0a:58:0a:83:00:04,dl_dst=0a:58:0a:83:00:03,nw_src={DB1},nw_dst={WEB1},tcp_src=7001,tcp_dst={sport}"
+    );
+    let tr = t.ctl("node-d", &["trace", &reply]).unwrap();
+    assert!(tr.contains("resume conntrack with ct_state=est|rpl|trk (the node's tracker):\n tcp,orig="), "{tr}");
+    assert!(tr.contains("protoinfo=(state=ESTABLISHED)") && tr.ends_with("Datapath actions: 4\n"), "{tr}");
+    let stranger = format!(
+        "in_port=6,tcp,dl_src=0a:58:0a:83:00:05,dl_dst=0a:58:0a:83:00:03,nw_src={API1},nw_dst={WEB1},tcp_src=5555,tcp_dst=80"
+    );
+    let tr = t.ctl("node-d", &["trace", &stranger]).unwrap();
+    assert!(tr.contains("resume conntrack with ct_state=new|trk (the node's tracker: no connection)"), "{tr}");
+    assert!(tr.ends_with("Datapath actions: ct(commit),4\n"), "{tr}");
+    let tr = t.ctl("node-d", &["trace", &stranger, "--ct-next", "trk,inv"]).unwrap();
+    assert!(
+        tr.contains("resume conntrack with ct_state=inv|trk\n") && tr.contains("Datapath actions: drop\n"),
+        "{tr}"
+    );
+    assert_eq!(t.ctl("node-d", &["dump-conntrack"]).unwrap(), before, "the traces changed the tracker");
     let sent = finish(send, "web-1 → db-1 transfer");
     let got = finish(sink, "db-1's sink");
     assert!(got.contains(&format!("received {LONG} bytes, pattern ok")), "{got}");

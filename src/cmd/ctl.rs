@@ -22,13 +22,13 @@ use config::ofctl::{
     LineKind,
 };
 use fastpath::stats::{DatapathDrop, PmdStats};
-use slowpath::trace::{report, Trace};
+use slowpath::trace::{report_passes_with, CtNext, LiveCt};
 
 use super::control::{ask, ask_node, on_slow_path, port_dumps, Control, NodeRequest};
 use super::logging::{self, Level};
 use super::node::parse_edit;
 use slowpath::upcall::{Command, SlowPath};
-use slowpath::{xlate, OfFlow};
+use slowpath::OfFlow;
 
 /// `pod ...` and `hostsubnet ...`: `list`, or a change made by the main
 /// thread (checked with the whole cluster; nothing changes when refused).
@@ -51,7 +51,9 @@ Commands (sdnfwd ctl [--socket PATH] COMMAND):
   add-flow FLOW | add-flows FILE        FILE `-` for stdin; one bundle: a bad line changes nothing
   replace-flows FILE                    only what differs changes
   mod-flows [--strict] FLOW | del-flows [--strict] [MATCH]
-  trace FLOW                            ofproto/trace on the live tables
+  trace FLOW [--ct-next FLAGS]...       ofproto/trace on the live tables; each recirculation resumes
+                                        with the node's tracker's verdict (unchanged by the trace),
+                                        or with --ct-next's states
   dump-groups [GROUP_ID] | dump-group-stats [GROUP_ID]
   add-group GROUP | mod-group GROUP | del-groups [group_id=N] | add-groups FILE
   dump-conntrack [-s] [zone=N]          the tracker's connections, as dpctl/dump-conntrack
@@ -140,14 +142,30 @@ pub fn handle(c: &Control, line: &str, body: &str) -> Result<String, String> {
         "reload" => ask_node(c, NodeRequest::Reload),
         "help" => Ok(HELP.to_string()),
         "trace" => {
-            let m = parse_trace_flow(arg).map_err(loc)?;
+            // `trace FLOW [--ct-next FLAGS]...`: without --ct-next, each
+            // recirculation's verdict is the node's tracker's.
+            let mut words = arg.split_whitespace();
+            let (mut flow_text, mut ct_next) = (Vec::new(), Vec::new());
+            while let Some(w) = words.next() {
+                if w == "--ct-next" {
+                    let f = words.next().ok_or("--ct-next needs FLAGS (trk,est,...)")?;
+                    ct_next.push(slowpath::trace::parse_ct_flags(f).map_err(|e| format!("--ct-next {f}: {e}"))?);
+                } else {
+                    flow_text.push(w);
+                }
+            }
+            let m = parse_trace_flow(&flow_text.join(" ")).map_err(loc)?;
             let (flow, _) = OfFlow::from_match(&m);
+            let ct = c.ct.clone();
             query(
                 c,
                 Box::new(move |s| {
-                    let mut t = Trace::default();
-                    let x = xlate(&s.ofproto, &flow, Some(&mut t));
-                    report(&flow, &x, &t, "br0")
+                    if ct_next.is_empty() {
+                        let mut live = LiveCt::new(&ct, fastpath::clock::now_ms());
+                        report_passes_with(&s.ofproto, &flow, &mut live, "br0").0
+                    } else {
+                        report_passes_with(&s.ofproto, &flow, &mut CtNext::new(&ct_next), "br0").0
+                    }
                 }),
             )
         }

@@ -674,3 +674,32 @@ fn test_timeout_settings() {
     assert!(t.set("udp_first=0").unwrap_err().contains("out of range"));
     assert!(t.set("udp_first").unwrap_err().contains("NAME=SECONDS"));
 }
+
+/// A trial judges a packet as the tracker would, and changes nothing: an
+/// established connection's next segment is `+est` (with `next_segment`,
+/// whatever numbers the traced packet had), a segment far out of its
+/// window `+inv`, a new tuple `+new`, committed only in the scratch table.
+#[test]
+fn test_trial_changes_nothing() {
+    let ct = ct();
+    let z = commit(0);
+    assert_eq!(state(&ct, seg(C, 40000, S, 80, SYN, 100, 0, 0), &z, 0), NEW);
+    assert_eq!(state(&ct, seg(S, 80, C, 40000, SYN | ACK, 500, 101, 0), &z, 0), RPL);
+    assert_eq!(state(&ct, seg(C, 40000, S, 80, ACK, 101, 501, 10), &z, 0), EST);
+    let before = (ct.dump_with(None, 0, true), ct.stats());
+    let trial = |f: Vec<u8>, next: bool| {
+        let mut f = f;
+        let mut md = CtResult::default();
+        let lines = ct.trial(&mut f, &mut md, &z, 0, next);
+        (md.state, lines)
+    };
+    let (st, lines) = trial(seg(S, 80, C, 40000, ACK, 0, 0, 0), true);
+    assert_eq!(st, RPL, "the reply's next segment");
+    assert_eq!(lines.len(), 1);
+    assert!(lines[0].contains("protoinfo=(state=ESTABLISHED)"), "{lines:?}");
+    assert_eq!(trial(seg(S, 80, C, 40000, ACK, 0x8000_0000, 111, 10), false).0, INV, "data far out of the window");
+    let (st, lines) = trial(seg(C2, 40001, S, 80, SYN, 7, 0, 0), true);
+    assert_eq!(st, NEW);
+    assert!(lines.iter().any(|l| l.contains("src=10.0.0.3")), "committed in the scratch table: {lines:?}");
+    assert_eq!((ct.dump_with(None, 0, true), ct.stats()), before, "the tracker is untouched");
+}

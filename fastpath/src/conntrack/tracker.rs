@@ -583,6 +583,96 @@ impl Conntrack {
         out
     }
 
+    /// What the tracker would make of a packet now, the table left as it
+    /// is (`sdnfwd ctl trace` on a running node): the packet runs through a
+    /// scratch tracker with this one's settings, holding copies of the
+    /// connections it can meet (its tuple either way, the one `md`
+    /// remembers, the one its `ct_nw_*` name). With `next_segment`, a TCP
+    /// packet is first made the segment a connection would see next (a
+    /// traced flow has no sequence numbers or flags): of a known connection,
+    /// an ACK with its next sequence and acknowledgement numbers; of none,
+    /// a SYN. `frame` is
+    /// rewritten as NAT would rewrite it and `md` updated as by
+    /// [`Conntrack::execute_with`]. Returns the dump lines (`-s`) of the
+    /// connections the scratch tracker holds afterwards.
+    pub fn trial(
+        &self,
+        frame: &mut [u8],
+        md: &mut CtResult,
+        req: &CtRequest,
+        now_ms: u64,
+        next_segment: bool,
+    ) -> Vec<String> {
+        let scratch = Conntrack {
+            table: Table::new(16, 1, self.seed),
+            tm_ms: self.tm_ms,
+            max_conns: 16,
+            seq_check: self.seq_check,
+            // A traced packet is composed whole; its numbers may be filled in.
+            validate: false,
+            seed: self.seed,
+            n_conns: AtomicUsize::new(0),
+            counters: Counters::default(),
+            sweep_at: Mutex::new(0),
+        };
+        let g = pin();
+        let mut p = Parsed::default();
+        if parse(frame, req.zone, false, &mut p).is_ok() {
+            let mut keys = vec![p.key, p.key.reverse()];
+            keys.extend(md.cached.map(|c| c.key));
+            if let Some(o) = md.orig.filter(|o| o.proto != 0) {
+                let mut k = Key {
+                    src: o.src,
+                    dst: o.dst,
+                    sport: o.sport,
+                    dport: o.dport,
+                    zone: md.zone,
+                    proto: o.proto,
+                    icmp_type: 0,
+                };
+                if p.key.proto == IPPROTO_ICMP {
+                    k.sport = p.key.sport;
+                    k.dport = p.key.dport;
+                    k.icmp_type = o.sport as u8;
+                }
+                keys.push(k);
+            }
+            let mut seen: Vec<&Conn> = Vec::new();
+            let mut found = false;
+            for (i, k) in keys.iter().enumerate() {
+                let Some((c, reply)) = self.table.lookup(k, now_ms, &g) else { continue };
+                if seen.iter().any(|s| std::ptr::eq(*s, c)) {
+                    continue;
+                }
+                seen.push(c);
+                let st = *c.lock();
+                if let (0, true, Some(t)) = (i, next_segment && !p.related, st.proto.tcp()) {
+                    let (from, to) = (t.peers[reply as usize], t.peers[!reply as usize]);
+                    frame[p.l4 + 4..p.l4 + 8].copy_from_slice(&from.seqlo.to_be_bytes());
+                    frame[p.l4 + 8..p.l4 + 12].copy_from_slice(&to.seqlo.to_be_bytes());
+                    frame[p.l4 + 13] = 0x10;
+                    found = true;
+                }
+                let copy = Conn::new(c.keys, c.nat, st.proto, c.expiration.load(Ordering::Relaxed));
+                {
+                    let mut cs = copy.lock();
+                    cs.mark = st.mark;
+                    cs.label = st.label;
+                }
+                let sg = pin();
+                if scratch.table.insert(copy, now_ms, &sg).is_ok() {
+                    scratch.n_conns.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+            // A TCP packet of no connection: the segment that starts one.
+            if next_segment && !found && !p.related && p.key.proto == 6 {
+                frame[p.l4 + 13] = 0x02;
+            }
+        }
+        scratch.execute_with(&scratch.pin(), frame, md, req, now_ms);
+        scratch.dump_with(None, now_ms, true)
+    }
+
     /// `ovs-appctl dpctl/ct-stats-show [zone=N] [verbose]`: connections
     /// live at `now_ms` by protocol (and TCP's by state, `verbose`).
     pub fn stats_show(&self, zone: Option<u16>, now_ms: u64, verbose: bool) -> String {
