@@ -23,7 +23,8 @@ pub const DEFAULT_CLUSTER: &str = include_str!("../data/default-cluster.yaml");
 #[derive(Clone, Debug, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Cluster {
-    /// ClusterNetwork `default`.
+    /// ClusterNetwork `default` (required: here or as an API object).
+    #[serde(default)]
     pub cluster_network: ClusterNetwork,
     /// HostSubnet list.
     #[serde(default, deserialize_with = "list_or_items")]
@@ -43,13 +44,35 @@ pub struct Cluster {
     /// EgressNetworkPolicies.
     #[serde(default, deserialize_with = "list_or_items")]
     pub egress_network_policies: Vec<EgressNetworkPolicy>,
+    /// Namespaces (their labels, for NetworkPolicy selectors).
+    #[serde(default, deserialize_with = "list_or_items")]
+    pub namespaces: Vec<Namespace>,
+    /// Pods of the whole cluster as the API prints them (labels, node, IP):
+    /// NetworkPolicy selects from them, and those on a described node with
+    /// a HostSubnet become that node's local pods.
+    #[serde(default, deserialize_with = "list_or_items")]
+    pub pods: Vec<ClusterPod>,
+    /// NetworkPolicies (networking.k8s.io/v1).
+    #[serde(default, deserialize_with = "list_or_items")]
+    pub network_policies: Vec<crate::netpol::NetworkPolicy>,
     /// Extra ovs-ofctl flow text appended after the rendered flows (a path).
     #[serde(default)]
     pub flows: Option<String>,
+    /// `--sdn-version` given on the command line: overrides every node's
+    /// `sdnVersion`.
+    #[serde(skip)]
+    pub sdn_version: Option<SdnVersion>,
+    /// Where each object came from (set by [`crate::load`] and by
+    /// [`Cluster::from_yaml_unchecked`] for what it derives).
+    #[serde(skip)]
+    pub origins: crate::load::Origins,
+    /// What loading skipped, one line each (kinds sdnfwd does not use).
+    #[serde(skip)]
+    pub warnings: Vec<String>,
 }
 
 /// ClusterNetwork `default` (network.openshift.io/v1).
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Default, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ClusterNetwork {
     /// Pod network CIDRs with host subnet lengths.
@@ -92,6 +115,9 @@ pub struct Metadata {
     /// Annotations.
     #[serde(default)]
     pub annotations: BTreeMap<String, String>,
+    /// Labels.
+    #[serde(default)]
+    pub labels: BTreeMap<String, String>,
 }
 
 /// HostSubnet (one per node).
@@ -184,6 +210,142 @@ pub struct Node {
     /// tun0 MAC (egress IP flows rewrite to it).
     #[serde(default, rename = "tun0MAC")]
     pub tun0_mac: Option<String>,
+    /// The openshift-sdn release whose rules the node runs (3.11 when
+    /// absent; `--sdn-version` overrides it).
+    #[serde(default)]
+    pub sdn_version: Option<SdnVersion>,
+}
+
+impl Node {
+    /// A node with nothing but its name.
+    pub fn named(name: &str) -> Node {
+        Node { name: name.into(), uplink: None, cores: vec![], pods: vec![], tun0_mac: None, sdn_version: None }
+    }
+}
+
+/// The openshift-sdn rules a node runs (OPENSHIFT_SDN_PIPELINE.md §1.10, §9).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum SdnVersion {
+    /// OpenShift 3.11, rule version 7: conntrack rules for the
+    /// networkpolicy plugin only, ingress policy in table 80.
+    #[default]
+    V3_11,
+    /// OpenShift 4.13, rule version 13: conntrack rules for every plugin,
+    /// tables 27/30/31/99/100/101, egress IPs through select groups.
+    V4_13,
+}
+
+impl SdnVersion {
+    /// `3.11` or `4.13`.
+    ///
+    /// # Errors
+    /// Any other text, naming it.
+    pub fn parse(s: &str) -> Result<SdnVersion, String> {
+        match s.trim() {
+            "3.11" => Ok(SdnVersion::V3_11),
+            "4.13" => Ok(SdnVersion::V4_13),
+            other => Err(format!("sdn version `{other}` is not one sdnfwd renders; expected 3.11 or 4.13")),
+        }
+    }
+
+    /// The rule version openshift-sdn writes in table 253.
+    pub fn rule_version(self) -> u8 {
+        match self {
+            SdnVersion::V3_11 => 7,
+            SdnVersion::V4_13 => 13,
+        }
+    }
+}
+
+impl std::fmt::Display for SdnVersion {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            SdnVersion::V3_11 => "3.11",
+            SdnVersion::V4_13 => "4.13",
+        })
+    }
+}
+
+impl<'de> Deserialize<'de> for SdnVersion {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        // `sdnVersion: 4.13` is a YAML float; `"4.13"` a string.
+        struct V;
+        impl serde::de::Visitor<'_> for V {
+            type Value = SdnVersion;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("3.11 or 4.13")
+            }
+            fn visit_str<E: serde::de::Error>(self, s: &str) -> Result<SdnVersion, E> {
+                SdnVersion::parse(s).map_err(|_| E::custom(format!("expected sdnVersion 3.11 or 4.13, found `{s}`")))
+            }
+            fn visit_f64<E: serde::de::Error>(self, x: f64) -> Result<SdnVersion, E> {
+                self.visit_str(&format!("{x}"))
+            }
+            fn visit_u64<E: serde::de::Error>(self, x: u64) -> Result<SdnVersion, E> {
+                self.visit_str(&format!("{x}"))
+            }
+            fn visit_i64<E: serde::de::Error>(self, x: i64) -> Result<SdnVersion, E> {
+                self.visit_str(&format!("{x}"))
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+/// A pod of the cluster as `oc get pods -A -o yaml` prints it (the fields
+/// sdnfwd reads).
+#[derive(Clone, Debug, Default, Deserialize)]
+pub struct ClusterPod {
+    /// Name, namespace, labels.
+    #[serde(default)]
+    pub metadata: Metadata,
+    /// Node and host networking.
+    #[serde(default)]
+    pub spec: ClusterPodSpec,
+    /// The pod IP.
+    #[serde(default)]
+    pub status: ClusterPodStatus,
+}
+
+/// The parts of a Pod's spec sdnfwd reads.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ClusterPodSpec {
+    /// The node it runs on.
+    #[serde(default)]
+    pub node_name: Option<String>,
+    /// Host-network pods have no port on br0 and are never selected.
+    #[serde(default)]
+    pub host_network: bool,
+}
+
+/// The parts of a Pod's status sdnfwd reads.
+#[derive(Clone, Debug, Default, Deserialize)]
+pub struct ClusterPodStatus {
+    /// The pod IP (absent until the CNI plugin gave one).
+    #[serde(default, rename = "podIP")]
+    pub pod_ip: Option<Ip>,
+}
+
+impl ClusterPod {
+    /// The namespace (empty when the object names none).
+    pub fn namespace(&self) -> &str {
+        self.metadata.namespace.as_deref().unwrap_or("")
+    }
+
+    /// The IP NetworkPolicy selects it by: none for host-network pods and
+    /// pods without an IP (openshift-sdn's isOnPodNetwork).
+    pub fn policy_ip(&self) -> Option<Ipv4Addr> {
+        (!self.spec.host_network).then_some(self.status.pod_ip?.0)
+    }
+}
+
+/// A Namespace (v1): its labels are what namespaceSelectors match.
+#[derive(Clone, Debug, Default, Deserialize)]
+pub struct Namespace {
+    /// Name and labels.
+    #[serde(default)]
+    pub metadata: Metadata,
 }
 
 /// A local pod.
@@ -194,12 +356,16 @@ pub struct Pod {
     pub namespace: String,
     /// Pod name.
     pub name: String,
-    /// Pod IP.
+    /// Pod IP; may be left out when a Pod object (`pods:` or an API
+    /// object) gives `status.podIP` ([`Ip::UNSET`] until then).
+    #[serde(default = "Ip::unset")]
     pub ip: Ip,
     /// Host-side veth.
     #[serde(default)]
     pub veth: Option<String>,
-    /// OpenFlow port (≥ 3).
+    /// OpenFlow port (≥ 3); left out, one is allocated from 3 upwards in
+    /// the order of namespace/name ([`OFPORT_UNSET`] until then).
+    #[serde(default = "ofport_unset")]
     pub ofport: u32,
     /// Labels.
     #[serde(default)]
@@ -225,6 +391,13 @@ impl Pod {
     pub fn mac(&self) -> u64 {
         0x0a58_0000_0000 | u32::from(self.ip.0) as u64
     }
+}
+
+/// The ofport of a pod whose entry leaves it out, until one is allocated.
+pub const OFPORT_UNSET: u32 = u32::MAX;
+
+fn ofport_unset() -> u32 {
+    OFPORT_UNSET
 }
 
 /// A service (flattened: namespace, name, clusterIP, ports).
@@ -318,6 +491,15 @@ impl<'de> Deserialize<'de> for Ip {
     }
 }
 
+impl Ip {
+    /// A pod IP that is not given (yet): 0.0.0.0.
+    pub const UNSET: Ip = Ip(Ipv4Addr::UNSPECIFIED);
+
+    fn unset() -> Ip {
+        Ip::UNSET
+    }
+}
+
 impl std::fmt::Display for Ip {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         self.0.fmt(f)
@@ -328,6 +510,13 @@ impl std::fmt::Display for Ip {
 /// the network, `.0.ip()` the address written).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct Cidr(pub Ipv4Network);
+
+impl Default for Cidr {
+    /// 0.0.0.0/0 (what an absent ClusterNetwork holds until one is given).
+    fn default() -> Cidr {
+        Cidr(Ipv4Network::new(Ipv4Addr::UNSPECIFIED, 0).unwrap_or_else(|_| unreachable!("/0 is a valid prefix")))
+    }
+}
 
 impl Cidr {
     /// Network address as u32.
@@ -401,6 +590,14 @@ where
     d.deserialize_any(V(std::marker::PhantomData))
 }
 
+/// Whether a text is a stream of several documents or API objects (with
+/// `kind:`), which [`crate::load`] reads, rather than one sdnfwd cluster
+/// document.
+pub fn is_api_form(text: &str) -> bool {
+    let docs = crate::yaml_pos::Positions::of_all(text);
+    docs.len() > 1 || docs.first().is_some_and(|p| p.get("kind").is_some())
+}
+
 /// Where `needle` first occurs in `text`, as 1-based (line, col); (1, 1)
 /// when absent.
 pub fn locate(text: &str, needle: &str) -> (usize, usize) {
@@ -435,7 +632,10 @@ impl Cluster {
     /// # Errors
     /// Syntax and type errors, located at line and column.
     pub fn from_yaml_unchecked(text: &str) -> Result<Cluster, ParseError> {
-        let c: Cluster = serde_norway::from_str(text).map_err(|e| {
+        if is_api_form(text) {
+            return crate::load::load_unchecked(&[(None, text.to_string())]).map_err(|mut v| v.remove(0));
+        }
+        let mut c: Cluster = serde_norway::from_str(text).map_err(|e| {
             let (line, col) = e.location().map(|l| (l.line(), l.column())).unwrap_or((1, 1));
             let mut msg = e.to_string();
             // serde_norway appends " at line L column C"; the prefix says it.
@@ -447,6 +647,12 @@ impl Cluster {
             let (line, col) = quoted_value(&msg).and_then(|v| locate_from(text, line, v)).unwrap_or((line, col));
             ParseError::new(line, col, msg)
         })?;
+        let pos = crate::yaml_pos::Positions::of(text);
+        if pos.get("clusterNetwork").is_none() {
+            return Err(ParseError::new(1, 1, "missing field `clusterNetwork`"));
+        }
+        c.origins = crate::load::Origins::single(pos, &c);
+        c.resolve();
         Ok(c)
     }
 
@@ -488,6 +694,13 @@ impl Cluster {
         self.all_nodes()
             .flat_map(|n| n.pods.iter().map(move |p| (n, p)))
             .find(|(_, p)| p.namespace == ns && p.name == name)
+    }
+
+    /// The openshift-sdn release whose rules node `name` runs: the
+    /// command line's override, else its node section's `sdnVersion`, else
+    /// 3.11.
+    pub fn version_for(&self, name: &str) -> SdnVersion {
+        self.sdn_version.or_else(|| self.find_node(name).and_then(|n| n.sdn_version)).unwrap_or_default()
     }
 
     /// VXLAN UDP port.
