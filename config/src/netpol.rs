@@ -800,6 +800,58 @@ mod tests {
         assert_eq!(v.len(), 8, "{v:?}");
     }
 
+    const CLUSTER: &str = "clusterNetwork:\n  clusterNetworks: [{CIDR: 10.128.0.0/14, hostSubnetLength: 9}]\n  serviceNetwork: 172.30.0.0/16\n  pluginName: redhat/openshift-ovs-networkpolicy\nhostSubnets:\n- {metadata: {name: a, uid: u}, host: a, hostIP: 172.16.1.3, subnet: 10.128.0.0/23}\nnetNamespaces: [{netname: x, netid: 7}]\nnode:\n  name: a\n  pods:\n  - {namespace: x, name: p, ip: 10.128.0.5, ofport: 3, labels: {app: web}}\n";
+
+    fn flows_4(policy: &str) -> NamespaceFlows {
+        let y = format!("{CLUSTER}networkPolicies:\n- {policy}\n");
+        let c = Cluster::from_yaml(&y).unwrap();
+        namespace_flows(&PolicyCtx::new(&c, SdnVersion::V4_13), "x", 7)
+    }
+
+    /// 4.x egress: ipBlock less its exceptions, a port range as value/mask
+    /// matches (with openshift-sdn's stray `tp_dst=0`), a port without a
+    /// number, a named port ignored with a warning; table 27 isolates the
+    /// selected pod.
+    #[test]
+    fn test_egress_4x() {
+        let nf = flows_4("{metadata: {name: e, namespace: x}, spec: {podSelector: {matchLabels: {app: web}}, policyTypes: [Egress], egress: [{to: [{ipBlock: {cidr: 192.168.0.0/24, except: [192.168.0.128/25]}}], ports: [{port: 8080, endPort: 8083}, {protocol: UDP}, {port: http}]}]}}");
+        let want = [
+            "table=27, priority=150, reg0=7, ip, nw_src=10.128.0.5, ip, nw_dst=192.168.0.0/25, tcp, tp_dst=0x1f90/0xfffc, actions=goto_table:30",
+            "table=27, priority=150, reg0=7, ip, nw_src=10.128.0.5, ip, nw_dst=192.168.0.0/25, tcp, tp_dst=0, actions=goto_table:30",
+            "table=27, priority=150, reg0=7, ip, nw_src=10.128.0.5, ip, nw_dst=192.168.0.0/25, udp, actions=goto_table:30",
+            "table=27, priority=100, reg0=7, ip, nw_src=10.128.0.5, actions=drop",
+            "table=27, priority=50, reg0=7, actions=goto_table:30",
+            "table=80, priority=50, reg1=7, actions=output:NXM_NX_REG2[]",
+        ];
+        let mut got = nf.flows.clone();
+        got.sort();
+        let mut w: Vec<String> = want.iter().map(|s| s.to_string()).collect();
+        w.sort();
+        assert_eq!(got, w);
+        assert_eq!(nf.admitted_by.len(), 3);
+        assert!(nf.warnings.iter().any(|w| w.contains("named port `http`")), "{:?}", nf.warnings);
+        for f in &nf.flows {
+            crate::ofctl::parse_flow_line(f, crate::ofctl::LineKind::Add).unwrap();
+        }
+    }
+
+    /// A policy of 10,000 flows or more is ignored with a warning (its
+    /// pods stay isolated).
+    #[test]
+    fn test_too_many_flows() {
+        let ports: Vec<String> = (1..=10_000).map(|p| format!("{{port: {p}}}")).collect();
+        let nf = flows_4(&format!(
+            "{{metadata: {{name: big, namespace: x}}, spec: {{podSelector: {{}}, ingress: [{{ports: [{}]}}]}}}}",
+            ports.join(", ")
+        ));
+        assert!(
+            nf.warnings.iter().any(|w| w.contains("ignoring NetworkPolicy x/big") && w.contains("(10000)")),
+            "{:?}",
+            nf.warnings
+        );
+        assert_eq!(nf.flows, ["table=27, priority=50, reg0=7, actions=goto_table:30"]);
+    }
+
     #[test]
     fn test_selectors() {
         let l: BTreeMap<String, String> = [("app".to_string(), "web".to_string())].into();

@@ -435,6 +435,104 @@ pub fn render_version(cluster: &Cluster, node_name: &str, version: SdnVersion) -
     Ok(Rendered { flows: out.flows, groups, warnings, admitted_by })
 }
 
+/// The cookie of 4.x's temporary isolation flows for a new pod.
+pub const NETPOL_ISOLATION_COOKIE: u64 = 0x4466_b9eb;
+
+/// The temporary flows 4.x's networkpolicy plugin adds for a new pod until
+/// the next policy sync (cookie [`NETPOL_ISOLATION_COOKIE`]): nothing from
+/// or to it passes tables 27 and 80.
+///
+/// # Errors
+/// None in practice (the text is the renderer's own).
+pub fn isolation_flows(ip: Ipv4Addr) -> Result<Vec<FlowSpec>, RenderError> {
+    let mut out = Out { flows: Vec::new() };
+    out.add(format!("table=27, priority=500, cookie={NETPOL_ISOLATION_COOKIE}, ip, nw_src={ip}, actions=drop"))?;
+    out.add(format!("table=80, priority=500, cookie={NETPOL_ISOLATION_COOKIE}, ip, nw_dst={ip}, actions=drop"))?;
+    Ok(out.flows)
+}
+
+/// The networkpolicy plugin's sync bundle of the namespaces `namespaces`
+/// on node `node_name`, as one transaction: for each, the delete of its
+/// policy flows (`table=80, reg1=V`; 4.x also `table=27, reg0=V`), then its
+/// flows when it is in use on the node (a local pod); 4.x first deletes the
+/// temporary isolation flows. Applied to the node's tables, the result is
+/// what [`render`] gives for `cluster` (tests/netpol_regen.rs).
+///
+/// # Errors
+/// Not the networkpolicy plugin; no HostSubnet for the node.
+pub fn namespaces_bundle(
+    cluster: &Cluster,
+    node_name: &str,
+    namespaces: &BTreeSet<String>,
+) -> Result<Vec<crate::ofctl::FlowCommand>, RenderError> {
+    use crate::ofctl::FlowCommand;
+    if plugin_id(&cluster.cluster_network.plugin_name) != Some(2) {
+        return Err(RenderError("only the networkpolicy plugin has per-namespace policy flows".into()));
+    }
+    cluster
+        .host_subnet(node_name)
+        .ok_or_else(|| RenderError(format!("node `{node_name}` has no HostSubnet in the cluster")))?;
+    let version = cluster.version_for(node_name);
+    let v4 = version == SdnVersion::V4_13;
+    let del = |text: String| {
+        parse_flow_line(&text, LineKind::Match)
+            .map(|spec| FlowCommand::Delete { strict: false, spec })
+            .map_err(|e| RenderError(format!("internal error rendering `{text}`: {}", e.msg)))
+    };
+    let mut cmds = Vec::new();
+    if v4 {
+        cmds.push(del(format!("table=27, cookie={NETPOL_ISOLATION_COOKIE}/0xffffffffffffffff"))?);
+        cmds.push(del(format!("table=80, cookie={NETPOL_ISOLATION_COOKIE}/0xffffffffffffffff"))?);
+    }
+    let in_use: BTreeSet<u32> = cluster
+        .find_node(node_name)
+        .map(|n| n.pods.iter().filter_map(|p| cluster.vnid(&p.namespace)).collect())
+        .unwrap_or_default();
+    let ctx = PolicyCtx::new(cluster, version);
+    for ns in namespaces {
+        let Some(v) = cluster.vnid(ns) else { continue };
+        cmds.push(del(format!("table=80, reg1={v}"))?);
+        if v4 {
+            cmds.push(del(format!("table=27, reg0={v}"))?);
+        }
+        if !in_use.contains(&v) {
+            continue;
+        }
+        let mut out = Out { flows: Vec::new() };
+        for f in namespace_flows(&ctx, ns, v).flows {
+            out.add(f)?;
+        }
+        cmds.extend(out.flows.into_iter().map(FlowCommand::Add));
+    }
+    Ok(cmds)
+}
+
+/// The namespaces whose policy flows differ between two states of the
+/// cluster as node `node_name` sees them (a policy added or removed, a
+/// pod's labels or IP, a namespace's labels): what a change must
+/// regenerate, and nothing else.
+pub fn affected_namespaces(old: &Cluster, new: &Cluster, node_name: &str) -> BTreeSet<String> {
+    let flows = |c: &Cluster| -> BTreeMap<String, Vec<String>> {
+        let version = c.version_for(node_name);
+        let ctx = PolicyCtx::new(c, version);
+        let in_use: BTreeSet<u32> = c
+            .find_node(node_name)
+            .map(|n| n.pods.iter().filter_map(|p| c.vnid(&p.namespace)).collect())
+            .unwrap_or_default();
+        c.net_namespaces
+            .iter()
+            .map(|n| {
+                let f =
+                    if in_use.contains(&n.netid) { namespace_flows(&ctx, &n.netname, n.netid).flows } else { vec![] };
+                (n.netname.clone(), f)
+            })
+            .collect()
+    };
+    let (a, b) = (flows(old), flows(new));
+    let names: BTreeSet<&String> = a.keys().chain(b.keys()).collect();
+    names.into_iter().filter(|n| a.get(*n) != b.get(*n)).cloned().collect()
+}
+
 /// The flows of a remote HostSubnet (§5.2, 5.8, 5.12).
 fn host_subnet_flows(hs: &HostSubnet) -> Result<Vec<String>, RenderError> {
     let cookie = hs.metadata.uid.as_deref().map(host_subnet_cookie).unwrap_or(0);
