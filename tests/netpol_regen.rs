@@ -8,9 +8,9 @@
 
 use std::collections::BTreeSet;
 
-use config::netpol::NetworkPolicy;
 use config::ofctl::{FlowCommand, GroupCommand};
 use config::render::{affected_namespaces, isolation_flows, namespaces_bundle, render};
+use config::yaml::NetworkPolicy;
 use config::yaml::{Cluster, SdnVersion};
 use slowpath::Ofproto;
 

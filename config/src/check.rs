@@ -18,33 +18,7 @@ use crate::yaml::{plugin_id, Cidr, Cluster, HostSubnet, Pod};
 use crate::yaml_pos::Positions;
 use crate::ParseError;
 
-/// An object of the cluster a problem is about (indices as in the
-/// cluster's lists; a node by its index in [`Cluster::all_nodes`]).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum Obj {
-    /// `clusterNetwork`.
-    ClusterNetwork,
-    /// `clusterNetwork.clusterNetworks[i]`.
-    ClusterNetworkEntry(usize),
-    /// `hostSubnets[i]`.
-    HostSubnet(usize),
-    /// `netNamespaces[i]`.
-    NetNamespace(usize),
-    /// A node (`node:` first, then `nodes:`).
-    Node(usize),
-    /// Pod `p` of node `n`.
-    Pod(usize, usize),
-    /// `services[i]`.
-    Service(usize),
-    /// `egressNetworkPolicies[i]`.
-    EgressPolicy(usize),
-    /// `namespaces[i]` (a Namespace object).
-    Namespace(usize),
-    /// `pods[i]` (a Pod object of the cluster).
-    ClusterPod(usize),
-    /// `networkPolicies[i]`.
-    NetworkPolicy(usize),
-}
+pub use crate::obj::Obj;
 
 /// One thing wrong with a cluster.
 #[derive(Clone, Debug, PartialEq, Eq)]

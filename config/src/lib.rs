@@ -14,6 +14,7 @@ mod error;
 pub mod fuzzing;
 pub mod load;
 pub mod netpol;
+pub mod obj;
 pub mod ofctl;
 pub mod render;
 pub mod yaml;

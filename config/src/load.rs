@@ -15,75 +15,19 @@
 //! not use are skipped, counted in one warning. Pure: the caller reads the
 //! files.
 
-use std::collections::{BTreeMap, HashMap};
-use std::sync::Arc;
+use std::collections::BTreeMap;
 
 use serde::Deserialize;
 use serde_norway::Value;
 
-use crate::check::Obj;
-use crate::netpol::NetworkPolicy;
+use crate::obj::{Obj, Origins};
 use crate::yaml::Cluster;
 use crate::yaml::{
-    ClusterNetwork, ClusterPod, EgressNetworkPolicy, HostSubnet, Ip, Metadata, Namespace, NetNamespace, Node, Pod,
-    Service, ServicePort, OFPORT_UNSET,
+    ClusterNetwork, ClusterPod, EgressNetworkPolicy, HostSubnet, Ip, Metadata, Namespace, NetNamespace, NetworkPolicy,
+    Node, Pod, Service, ServicePort, OFPORT_UNSET,
 };
 use crate::yaml_pos::Positions;
 use crate::ParseError;
-
-/// Where each object of a merged cluster came from.
-#[derive(Clone, Debug, Default)]
-pub struct Origins {
-    /// Per source: its name (None: an unnamed single input) and the
-    /// positions of each of its documents. Written once by the loader.
-    files: Arc<Vec<(Option<String>, Vec<Positions>)>>,
-    /// Object → (source, document, path of the object in the document).
-    objs: HashMap<Obj, (usize, usize, String)>,
-}
-
-impl Origins {
-    /// Origins over these sources (name, positions per document).
-    fn new(files: Vec<(Option<String>, Vec<Positions>)>) -> Origins {
-        Origins { files: Arc::new(files), objs: HashMap::new() }
-    }
-
-    /// The origins of a single unnamed sdnfwd-form document: only the
-    /// objects [`Cluster::resolve`] derives need them (the rest is found by
-    /// [`Cluster::yaml_paths`]).
-    pub fn single(pos: Positions, c: &Cluster) -> Origins {
-        let mut o = Origins::new(vec![(None, vec![pos.clone()])]);
-        for j in 0..c.pods.len() {
-            let path = if pos.get(&format!("pods[{j}]")).is_some() {
-                format!("pods[{j}]")
-            } else {
-                format!("pods.items[{j}]")
-            };
-            o.set(Obj::ClusterPod(j), 0, 0, path);
-        }
-        o
-    }
-
-    fn set(&mut self, obj: Obj, src: usize, doc: usize, path: String) {
-        self.objs.insert(obj, (src, doc, path));
-    }
-
-    /// Whether an object's origin is known.
-    pub fn knows(&self, obj: Obj) -> bool {
-        self.objs.contains_key(&obj)
-    }
-
-    /// Where an object's field (or, when it is not written, the object)
-    /// starts: (file name, line, column).
-    pub fn locate(&self, obj: Obj, field: &str) -> Option<(Option<&str>, usize, usize)> {
-        let (s, d, path) = self.objs.get(&obj)?;
-        let (name, docs) = self.files.get(*s)?;
-        let pos = docs.get(*d)?;
-        let join = |f: &str| if path.is_empty() { f.to_string() } else { format!("{path}.{f}") };
-        let at = (!field.is_empty()).then(|| pos.get(&join(field))).flatten().or_else(|| pos.get(path));
-        let (l, c) = at.unwrap_or((1, 1));
-        Some((name.as_deref(), l, c))
-    }
-}
 
 /// A Service as the API prints it.
 #[derive(Deserialize)]
@@ -450,7 +394,53 @@ pub fn load(sources: &[(Option<String>, String)]) -> Result<Cluster, Vec<ParseEr
     Err(errs.into_iter().map(|(_, e)| e).collect())
 }
 
+/// The origins of a single unnamed sdnfwd-form document: only the
+/// objects [`Cluster::resolve`] derives need them (the rest is found by
+/// [`Cluster::yaml_paths`]).
+pub fn single_origins(pos: Positions, c: &Cluster) -> Origins {
+    let mut o = Origins::new(vec![(None, vec![pos.clone()])]);
+    for j in 0..c.pods.len() {
+        let path =
+            if pos.get(&format!("pods[{j}]")).is_some() { format!("pods[{j}]") } else { format!("pods.items[{j}]") };
+        o.set(Obj::ClusterPod(j), 0, 0, path);
+    }
+    o
+}
+
 impl Cluster {
+    /// Parses a cluster YAML without the checks of the whole state
+    /// ([`Cluster::check`], which [`Cluster::from_yaml`] runs): types and
+    /// syntax only.
+    ///
+    /// # Errors
+    /// Syntax and type errors, located at line and column.
+    pub fn from_yaml_unchecked(text: &str) -> Result<Cluster, ParseError> {
+        if crate::yaml::is_api_form(text) {
+            return load_unchecked(&[(None, text.to_string())]).map_err(|mut v| v.remove(0));
+        }
+        let mut c: Cluster = serde_norway::from_str(text).map_err(|e| {
+            let (line, col) = e.location().map(|l| (l.line(), l.column())).unwrap_or((1, 1));
+            let mut msg = e.to_string();
+            // serde_norway appends " at line L column C"; the prefix says it.
+            if let Some(i) = msg.find(" at line ") {
+                msg.truncate(i);
+            }
+            // Flow-style mappings are located at their start; point at the
+            // offending value itself when the message quotes it.
+            let (line, col) = crate::yaml::quoted_value(&msg)
+                .and_then(|v| crate::yaml::locate_from(text, line, v))
+                .unwrap_or((line, col));
+            ParseError::new(line, col, msg)
+        })?;
+        let pos = crate::yaml_pos::Positions::of(text);
+        if pos.get("clusterNetwork").is_none() {
+            return Err(ParseError::new(1, 1, "missing field `clusterNetwork`"));
+        }
+        c.origins = single_origins(pos, &c);
+        c.resolve();
+        Ok(c)
+    }
+
     /// Derives what the sources leave implicit: a node (with a HostSubnet)
     /// for every Pod scheduled on it; each Pod on the pod network of a
     /// described node becomes one of its local pods (the node section's

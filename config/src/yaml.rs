@@ -13,8 +13,6 @@ use std::net::Ipv4Addr;
 use ipnetwork::Ipv4Network;
 use serde::{Deserialize, Deserializer};
 
-use crate::ParseError;
-
 /// The embedded default cluster (OPENSHIFT_SDN_PIPELINE.md §8: four nodes,
 /// multitenant, pods on node-d and node-b), used when no file is given.
 pub const DEFAULT_CLUSTER: &str = include_str!("../data/default-cluster.yaml");
@@ -54,7 +52,7 @@ pub struct Cluster {
     pub pods: Vec<ClusterPod>,
     /// NetworkPolicies (networking.k8s.io/v1).
     #[serde(default, deserialize_with = "list_or_items")]
-    pub network_policies: Vec<crate::netpol::NetworkPolicy>,
+    pub network_policies: Vec<NetworkPolicy>,
     /// Extra ovs-ofctl flow text appended after the rendered flows (a path).
     #[serde(default)]
     pub flows: Option<String>,
@@ -65,7 +63,7 @@ pub struct Cluster {
     /// Where each object came from (set by [`crate::load`] and by
     /// [`Cluster::from_yaml_unchecked`] for what it derives).
     #[serde(skip)]
-    pub origins: crate::load::Origins,
+    pub origins: crate::obj::Origins,
     /// What loading skipped, one line each (kinds sdnfwd does not use).
     #[serde(skip)]
     pub warnings: Vec<String>,
@@ -610,14 +608,14 @@ pub fn locate(text: &str, needle: &str) -> (usize, usize) {
 }
 
 /// The value a message quotes as "found `X`".
-fn quoted_value(msg: &str) -> Option<&str> {
+pub(crate) fn quoted_value(msg: &str) -> Option<&str> {
     let i = msg.find("found `")? + 7;
     let j = msg[i..].find('`')?;
     Some(&msg[i..i + j]).filter(|v| !v.is_empty())
 }
 
 /// Where `needle` first occurs at or after 1-based `line`.
-fn locate_from(text: &str, line: usize, needle: &str) -> Option<(usize, usize)> {
+pub(crate) fn locate_from(text: &str, line: usize, needle: &str) -> Option<(usize, usize)> {
     text.lines()
         .enumerate()
         .skip(line.saturating_sub(1))
@@ -625,37 +623,6 @@ fn locate_from(text: &str, line: usize, needle: &str) -> Option<(usize, usize)> 
 }
 
 impl Cluster {
-    /// Parses a cluster YAML without the checks of the whole state
-    /// ([`Cluster::check`], which [`Cluster::from_yaml`] runs): types and
-    /// syntax only.
-    ///
-    /// # Errors
-    /// Syntax and type errors, located at line and column.
-    pub fn from_yaml_unchecked(text: &str) -> Result<Cluster, ParseError> {
-        if is_api_form(text) {
-            return crate::load::load_unchecked(&[(None, text.to_string())]).map_err(|mut v| v.remove(0));
-        }
-        let mut c: Cluster = serde_norway::from_str(text).map_err(|e| {
-            let (line, col) = e.location().map(|l| (l.line(), l.column())).unwrap_or((1, 1));
-            let mut msg = e.to_string();
-            // serde_norway appends " at line L column C"; the prefix says it.
-            if let Some(i) = msg.find(" at line ") {
-                msg.truncate(i);
-            }
-            // Flow-style mappings are located at their start; point at the
-            // offending value itself when the message quotes it.
-            let (line, col) = quoted_value(&msg).and_then(|v| locate_from(text, line, v)).unwrap_or((line, col));
-            ParseError::new(line, col, msg)
-        })?;
-        let pos = crate::yaml_pos::Positions::of(text);
-        if pos.get("clusterNetwork").is_none() {
-            return Err(ParseError::new(1, 1, "missing field `clusterNetwork`"));
-        }
-        c.origins = crate::load::Origins::single(pos, &c);
-        c.resolve();
-        Ok(c)
-    }
-
     /// Every node described (`node` and `nodes`).
     pub fn all_nodes(&self) -> impl Iterator<Item = &Node> {
         self.node.iter().chain(self.nodes.iter())
@@ -766,4 +733,140 @@ pub fn synthetic_cluster(n_nodes: usize, n_services: usize, n_pods: usize) -> Cl
         );
     }
     Cluster::from_yaml_unchecked(&y).expect("synthetic cluster parses (config::check tests that it is valid)")
+}
+
+/// A NetworkPolicy.
+#[derive(Clone, Debug, Default, Deserialize)]
+pub struct NetworkPolicy {
+    /// Name and namespace.
+    #[serde(default)]
+    pub metadata: Metadata,
+    /// The policy.
+    #[serde(default)]
+    pub spec: PolicySpec,
+}
+
+/// `spec` of a NetworkPolicy.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PolicySpec {
+    /// The pods it applies to (empty: all of the namespace).
+    #[serde(default)]
+    pub pod_selector: LabelSelector,
+    /// `Ingress`, `Egress`; absent: as the API server defaults it
+    /// (Ingress, plus Egress when there are egress rules).
+    #[serde(default)]
+    pub policy_types: Option<Vec<String>>,
+    /// Ingress rules.
+    #[serde(default)]
+    pub ingress: Vec<PolicyRule>,
+    /// Egress rules.
+    #[serde(default)]
+    pub egress: Vec<PolicyRule>,
+}
+
+/// An ingress (`from`) or egress (`to`) rule.
+#[derive(Clone, Debug, Default, Deserialize)]
+pub struct PolicyRule {
+    /// Peers (`from` of an ingress rule, `to` of an egress rule).
+    #[serde(default, rename = "from", alias = "to")]
+    pub peers: Vec<Peer>,
+    /// Ports.
+    #[serde(default)]
+    pub ports: Vec<PolicyPort>,
+}
+
+/// One peer.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Peer {
+    /// Pods (of the policy's namespace, or of the selected namespaces).
+    #[serde(default)]
+    pub pod_selector: Option<LabelSelector>,
+    /// Namespaces.
+    #[serde(default)]
+    pub namespace_selector: Option<LabelSelector>,
+    /// A CIDR less exceptions.
+    #[serde(default)]
+    pub ip_block: Option<IpBlock>,
+}
+
+/// `ipBlock`.
+#[derive(Clone, Debug, Default, Deserialize)]
+pub struct IpBlock {
+    /// The CIDR.
+    pub cidr: String,
+    /// CIDRs inside it that are not part of it.
+    #[serde(default)]
+    pub except: Vec<String>,
+}
+
+/// A port of a rule.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PolicyPort {
+    /// TCP (default), UDP or SCTP.
+    #[serde(default)]
+    pub protocol: Option<String>,
+    /// A number or a container port's name; absent: every port.
+    #[serde(default)]
+    pub port: Option<PortValue>,
+    /// The last port of a range starting at `port` (4.10+).
+    #[serde(default)]
+    pub end_port: Option<u32>,
+}
+
+/// A port number or name (Kubernetes' IntOrString).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum PortValue {
+    /// A number.
+    Number(i64),
+    /// A named container port.
+    Name(String),
+}
+
+impl<'de> Deserialize<'de> for PortValue {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl serde::de::Visitor<'_> for V {
+            type Value = PortValue;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a port number or name")
+            }
+            fn visit_i64<E: serde::de::Error>(self, x: i64) -> Result<PortValue, E> {
+                Ok(PortValue::Number(x))
+            }
+            fn visit_u64<E: serde::de::Error>(self, x: u64) -> Result<PortValue, E> {
+                Ok(PortValue::Number(i64::try_from(x).unwrap_or(i64::MAX)))
+            }
+            fn visit_str<E: serde::de::Error>(self, s: &str) -> Result<PortValue, E> {
+                Ok(PortValue::Name(s.to_string()))
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+/// A label selector.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LabelSelector {
+    /// Labels that must be equal.
+    #[serde(default)]
+    pub match_labels: BTreeMap<String, String>,
+    /// Requirements.
+    #[serde(default)]
+    pub match_expressions: Vec<Requirement>,
+}
+
+/// One `matchExpressions` entry.
+#[derive(Clone, Debug, Default, Deserialize)]
+pub struct Requirement {
+    /// The label key.
+    pub key: String,
+    /// In, NotIn, Exists, DoesNotExist.
+    pub operator: String,
+    /// Values (In, NotIn).
+    #[serde(default)]
+    pub values: Vec<String>,
 }
