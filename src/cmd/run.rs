@@ -69,6 +69,10 @@ pub struct RunArgs {
     /// Node to act as (default: the config's `node:` section).
     #[arg(long)]
     pub node: Option<String>,
+    /// The openshift-sdn rules to run: 3.11 or 4.13 (default: the node
+    /// section's `sdnVersion`, else 3.11).
+    #[arg(long, value_name = "VERSION", value_parser = super::common::parse_sdn_version)]
+    pub sdn_version: Option<config::yaml::SdnVersion>,
     /// How XDP programs are attached.
     #[arg(long, value_enum, default_value_t = Mode::Auto)]
     pub xdp_mode: Mode,
@@ -346,7 +350,7 @@ pub fn run(a: RunArgs) -> Result<ExitCode, String> {
     if !is_root() {
         return Err("sdnfwd run: needs root (AF_XDP sockets, XDP programs, tun0)".into());
     }
-    let file = FileState::read(&a.config)?;
+    let file = FileState::read_as(&a.config, a.sdn_version)?;
     let node = match (&a.node, &file.cluster.node) {
         (Some(n), _) => n.clone(),
         (None, Some(n)) => n.name.clone(),
@@ -618,7 +622,7 @@ fn serve(
         // is checked and applied whole, or not at all.
         let mut outcome: Option<Result<Applied, String>> = None;
         if hup.swap(false, Ordering::Relaxed) {
-            let r = FileState::read(&a.config)
+            let r = FileState::read_as(&a.config, a.sdn_version)
                 .and_then(|f| state.with_file(f))
                 .and_then(|next| apply_state(node, &state, next, &flows, &specs, &cmd_tx));
             outcome = Some(r);
@@ -626,7 +630,7 @@ fn serve(
         if let Ok(NodeCall { req, reply }) = call_rx.try_recv() {
             let answer = match req {
                 NodeRequest::Reload => {
-                    let r = FileState::read(&a.config)
+                    let r = FileState::read_as(&a.config, a.sdn_version)
                         .and_then(|f| state.with_file(f))
                         .and_then(|next| apply_state(node, &state, next, &flows, &specs, &cmd_tx));
                     let text = r.as_ref().map(|r| r.report.join("\n") + "\n").map_err(Clone::clone);
