@@ -203,10 +203,7 @@ fn tcp_through_conntrack_rules_on_real_kernels() {
     assert!(tr.contains("resume conntrack with ct_state=new|trk (the node's tracker: no connection)"), "{tr}");
     assert!(tr.ends_with("Datapath actions: ct(commit),4\n"), "{tr}");
     let tr = t.ctl("node-d", &["trace", &stranger, "--ct-next", "trk,inv"]).unwrap();
-    assert!(
-        tr.contains("resume conntrack with ct_state=inv|trk\n") && tr.contains("Datapath actions: drop\n"),
-        "{tr}"
-    );
+    assert!(tr.contains("resume conntrack with ct_state=inv|trk\n") && tr.contains("Datapath actions: drop\n"), "{tr}");
     assert_eq!(t.ctl("node-d", &["dump-conntrack"]).unwrap(), before, "the traces changed the tracker");
     let sent = finish(send, "web-1 → db-1 transfer");
     let got = finish(sink, "db-1's sink");
