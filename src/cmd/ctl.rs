@@ -482,7 +482,8 @@ pub struct CtlArgs {
     /// Control socket (default: the one socket under /run/sdnfwd).
     #[arg(long)]
     pub socket: Option<String>,
-    /// The command and its arguments (add-flows takes a FILE, `-` for stdin).
+    /// The command and its arguments (add-flows, replace-flows and
+    /// add-groups take a FILE, `-` for stdin).
     #[arg(required = true, trailing_var_arg = true, allow_hyphen_values = true)]
     pub command: Vec<String>,
 }
@@ -523,7 +524,7 @@ pub fn ctl(a: CtlArgs) -> Result<ExitCode, String> {
     let (cmd, args) = a.command.split_first().ok_or("sdnfwd ctl: no command")?;
     let mut request = cmd.clone();
     let mut body = String::new();
-    if cmd == "add-flows" || cmd == "replace-flows" {
+    if matches!(cmd.as_str(), "add-flows" | "replace-flows" | "add-groups") {
         let file = args.first().ok_or(format!("sdnfwd ctl: {cmd} FILE (`-` for stdin)"))?;
         // The server names the file in its errors.
         request = format!("{cmd} {}", if file == "-" { "<stdin>" } else { file });
