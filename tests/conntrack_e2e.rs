@@ -253,7 +253,7 @@ fn tcp_through_conntrack_rules_on_real_kernels() {
     let mut stats = String::new();
     while std::time::Instant::now() < end {
         stats = t.ctl("node-d", &["ct-stats"]).unwrap();
-        if stats.contains("  connections: 0\n") {
+        if stats.contains("  connections: 0\n  created: 2\n  expired: 2\n") {
             break;
         }
         std::thread::sleep(std::time::Duration::from_millis(200));

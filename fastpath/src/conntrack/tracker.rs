@@ -591,6 +591,9 @@ impl Conntrack {
             self.table.scan(b, &g, |c| {
                 if removed < budget && c.expired(now_ms) && self.reap(c, now_ms, &g) {
                     removed += 1;
+                    // Counted as it goes: a reader never sees a connection
+                    // gone from the table and not yet from the counters.
+                    bump(&self.counters.expired);
                 }
             });
             if removed >= budget {
@@ -601,7 +604,6 @@ impl Conntrack {
                 g.repin();
             }
         }
-        self.counters.expired.fetch_add(removed as u64, Ordering::Relaxed);
         removed
     }
 
@@ -782,15 +784,13 @@ impl Conntrack {
 
     /// Removes every connection (of `zone` if given), as `dpctl/flush-conntrack`.
     pub fn flush(&self, zone: Option<u16>) {
-        let mut n = 0;
         self.each(zone, None, |c, g| {
             self.end(c, 0);
             if self.table.remove(c, g) {
                 self.n_conns.fetch_sub(1, Ordering::Relaxed);
-                n += 1;
+                bump(&self.counters.flushed);
             }
         });
-        self.counters.flushed.fetch_add(n, Ordering::Relaxed);
     }
 
     /// The counters.
