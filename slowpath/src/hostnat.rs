@@ -16,8 +16,11 @@
 //! 2. This module answers: it looks the connection up in the kernel's
 //!    tracker over ctnetlink (`IPCTNL_MSG_CT_GET` by the reply tuple, the
 //!    packet's own reversed) and, if the kernel translated the destination
-//!    and only that, records it with `Conntrack::adopt`. One round trip
-//!    to the kernel per new connection from the host, off the poll loops.
+//!    and only that, records it with `Conntrack::adopt`, then marks the
+//!    kernel's connection answered ([`answered_request`]): the replies
+//!    that move it on in a shared tracker never pass the host here. Two
+//!    round trips to the kernel per new connection from the host, off the
+//!    poll loops.
 //! 3. The packet's pass runs again; a connection committed for it takes
 //!    the kernel's keys (client → service, backend → client) with the
 //!    destination translation, so `ct(nat)` on the backend's replies gives
@@ -64,6 +67,17 @@ const CTA_PROTO_NUM: u16 = 1;
 const CTA_PROTO_SRC_PORT: u16 = 2;
 const CTA_PROTO_DST_PORT: u16 = 3;
 /// `IPS_SRC_NAT`, `IPS_DST_NAT` of a connection's status.
+const CTA_PROTOINFO: u16 = 4;
+const CTA_PROTOINFO_TCP: u16 = 1;
+const CTA_PROTOINFO_TCP_STATE: u16 = 1;
+const CTA_PROTOINFO_TCP_FLAGS_ORIGINAL: u16 = 4;
+const CTA_PROTOINFO_TCP_FLAGS_REPLY: u16 = 5;
+/// `TCP_CONNTRACK_ESTABLISHED`.
+const TCP_ESTABLISHED: u8 = 3;
+/// `IP_CT_TCP_FLAG_BE_LIBERAL`: no window checks for that direction.
+const TCP_BE_LIBERAL: u8 = 0x08;
+const IPS_SEEN_REPLY: u32 = 1 << 1;
+const IPS_ASSURED: u32 = 1 << 2;
 const IPS_SRC_NAT: u32 = 1 << 4;
 const IPS_DST_NAT: u32 = 1 << 5;
 
@@ -128,6 +142,51 @@ pub fn get_request(reply: &CtTuple, seq: u32) -> Vec<u8> {
     let len = b.len() as u32;
     b[0..4].copy_from_slice(&len.to_ne_bytes());
     b[4..6].copy_from_slice(&CT_GET.to_ne_bytes());
+    b[6..8].copy_from_slice(&(NLM_F_REQUEST | NLM_F_ACK).to_ne_bytes());
+    b[8..12].copy_from_slice(&seq.to_ne_bytes());
+    b
+}
+
+/// The `IPCTNL_MSG_CT_NEW` update (no `NLM_F_CREATE`: the connection
+/// exists) that tells the kernel its connection `k` is answered: status
+/// `SEEN_REPLY | ASSURED` and, for TCP, state ESTABLISHED with no window
+/// checks either way.
+///
+/// Why: with Open vSwitch's kernel datapath the bridge's `ct` and the
+/// host's rules share one tracker, so the backend's SYN-ACK, which never
+/// passes the host, still moves the host's connection on. sdnfwd's does
+/// not; without this the kernel, having seen only the client's SYN, takes
+/// the client's next segment (an ACK in SYN_SENT) as invalid, leaves it
+/// untranslated and the connection hangs after its handshake. The window
+/// checks are off because the kernel never sees the backend's segments.
+pub fn answered_request(k: &KernelConn, seq: u32) -> Vec<u8> {
+    let mut b = vec![0u8; 16];
+    b.extend_from_slice(&[libc_af_inet(), 0, 0, 0]);
+    nested(&mut b, CTA_TUPLE_ORIG, |b| {
+        nested(b, CTA_TUPLE_IP, |b| {
+            put_attr(b, CTA_IP_V4_SRC, &k.orig.src.to_be_bytes());
+            put_attr(b, CTA_IP_V4_DST, &k.orig.dst.to_be_bytes());
+        });
+        nested(b, CTA_TUPLE_PROTO, |b| {
+            put_attr(b, CTA_PROTO_NUM, &[k.orig.proto]);
+            put_attr(b, CTA_PROTO_SRC_PORT, &k.orig.sport.to_be_bytes());
+            put_attr(b, CTA_PROTO_DST_PORT, &k.orig.dport.to_be_bytes());
+        });
+    });
+    put_attr(&mut b, CTA_STATUS, &(k.status | IPS_SEEN_REPLY | IPS_ASSURED).to_be_bytes());
+    if k.orig.proto == 6 {
+        nested(&mut b, CTA_PROTOINFO, |b| {
+            nested(b, CTA_PROTOINFO_TCP, |b| {
+                put_attr(b, CTA_PROTOINFO_TCP_STATE, &[TCP_ESTABLISHED]);
+                // struct nf_ct_tcp_flags { flags, mask }.
+                put_attr(b, CTA_PROTOINFO_TCP_FLAGS_ORIGINAL, &[TCP_BE_LIBERAL, TCP_BE_LIBERAL]);
+                put_attr(b, CTA_PROTOINFO_TCP_FLAGS_REPLY, &[TCP_BE_LIBERAL, TCP_BE_LIBERAL]);
+            });
+        });
+    }
+    let len = b.len() as u32;
+    b[0..4].copy_from_slice(&len.to_ne_bytes());
+    b[4..6].copy_from_slice(&CT_NEW.to_ne_bytes());
     b[6..8].copy_from_slice(&(NLM_F_REQUEST | NLM_F_ACK).to_ne_bytes());
     b[8..12].copy_from_slice(&seq.to_ne_bytes());
     b
@@ -263,7 +322,23 @@ impl KernelConntrack {
     pub fn lookup(&mut self, reply: &CtTuple) -> Result<Option<KernelConn>, String> {
         self.seq = self.seq.wrapping_add(1);
         let req = get_request(reply, self.seq);
-        sendto(self.fd.as_raw_fd(), &req, &NetlinkAddr::new(0, 0), MsgFlags::empty())
+        self.request(&req)
+    }
+
+    /// Marks the kernel's connection `k` answered ([`answered_request`]).
+    ///
+    /// # Errors
+    /// The kernel refused the update.
+    pub fn mark_answered(&mut self, k: &KernelConn) -> Result<(), String> {
+        self.seq = self.seq.wrapping_add(1);
+        let req = answered_request(k, self.seq);
+        self.request(&req).map(|_| ())
+    }
+
+    /// Sends `req` (numbered `self.seq`) and reads up to its
+    /// acknowledgement.
+    fn request(&mut self, req: &[u8]) -> Result<Option<KernelConn>, String> {
+        sendto(self.fd.as_raw_fd(), req, &NetlinkAddr::new(0, 0), MsgFlags::empty())
             .map_err(|e| format!("ctnetlink send: {e}"))?;
         let mut found = None;
         loop {
@@ -306,7 +381,7 @@ pub struct HostNatStats {
     pub asked: AtomicU64,
     /// Translations adopted.
     pub adopted: AtomicU64,
-    /// Lookups that failed (the kernel's error logged once).
+    /// Lookups or updates that failed (the kernel's error logged once).
     pub failed: AtomicU64,
 }
 
@@ -337,6 +412,13 @@ pub fn serve(
                     if let Some((dst, dport)) = k.dnat_of(&q.tuple) {
                         ct.adopt(&q.tuple, q.zone, dst, dport, fastpath::clock::now_ms());
                         stats.adopted.fetch_add(1, Ordering::Relaxed);
+                        if let Err(e) = kernel.mark_answered(&k) {
+                            stats.failed.fetch_add(1, Ordering::Relaxed);
+                            if !logged {
+                                log(&format!("warning: the host's connection cannot be marked answered ({e}); its next packets may be left untranslated"));
+                                logged = true;
+                            }
+                        }
                     }
                 }
                 Ok(None) => {}
@@ -413,6 +495,29 @@ mod tests {
         let got = attrs(&r[20..]).find(|(ty, _)| *ty == CTA_TUPLE_REPLY).and_then(|(_, v)| tuple(v));
         assert_eq!(got, Some(t(0x0a83_0004, 8080, 0x0a83_0003, 40000)));
         assert_eq!(r.len(), 20 + 4 + (4 + 8 + 8) + (4 + 8 + 8 + 8));
+    }
+
+    #[test]
+    fn test_answered_update_layout() {
+        let k = KernelConn { orig: t(0x0a83_0003, 40000, 0xac1e_0c22, 8080), status: IPS_DST_NAT | 0x188 };
+        let r = answered_request(&k, 3);
+        assert_eq!(r.len() as u32, u32::from_ne_bytes(r[0..4].try_into().unwrap()));
+        // IPCTNL_MSG_CT_NEW without NLM_F_CREATE: an update of what exists.
+        assert_eq!(u16::from_ne_bytes([r[4], r[5]]), 0x0100);
+        assert_eq!(u16::from_ne_bytes([r[6], r[7]]), NLM_F_REQUEST | NLM_F_ACK);
+        let body: Vec<(u16, &[u8])> = attrs(&r[20..]).collect();
+        assert_eq!(body[0].0, CTA_TUPLE_ORIG);
+        assert_eq!(tuple(body[0].1), Some(k.orig));
+        // The kernel's bits kept, SEEN_REPLY and ASSURED added.
+        assert_eq!(body[1], (CTA_STATUS, &(IPS_DST_NAT | 0x188 | 0x6u32).to_be_bytes()[..]));
+        assert_eq!(body[2].0, CTA_PROTOINFO);
+        let tcp: Vec<(u16, &[u8])> = attrs(body[2].1).collect();
+        assert_eq!(tcp[0].0, CTA_PROTOINFO_TCP);
+        let fields: Vec<(u16, Vec<u8>)> = attrs(tcp[0].1).map(|(t, v)| (t, v.to_vec())).collect();
+        assert_eq!(fields, vec![(1, vec![3]), (4, vec![8, 8]), (5, vec![8, 8])]);
+        // UDP has no state to set.
+        let udp = KernelConn { orig: CtTuple { proto: 17, ..k.orig }, ..k };
+        assert_eq!(attrs(&answered_request(&udp, 4)[20..]).count(), 2);
     }
 
     #[test]

@@ -757,6 +757,12 @@ fn test_host_translation_adopted() {
     assert!(ct.dump(None, 0).iter().any(|l| l.contains("orig=(src=10.0.0.3,dst=10.0.0.2,sport=40001,dport=8080)")));
     let (md, _) = run(seg(C2, 40002, S, 8080, SYN, 7, 0, 0), &commit(0), false);
     assert!(!md.host_query && md.state == NEW);
+    // The host's connection exists whether or not this ct commits.
+    let seen = CtTuple { src: C, dst: S, proto: 6, sport: 40005, dport: 8080 };
+    ct.adopt(&seen, 0, SVC, 80, 0);
+    let (md, _) = run(seg(C, 40005, S, 8080, SYN, 1, 0, 0), &host(false), true);
+    assert_eq!(md.state, NEW | CS_DST_NAT);
+    assert!(ct.dump(None, 0).iter().any(|l| l.contains("orig=(src=10.0.0.1,dst=172.30.12.34,sport=40005,dport=80)")));
     // A recorded translation expires unused.
     let seen = CtTuple { src: C, dst: S, proto: 6, sport: 40009, dport: 8080 };
     ct.adopt(&seen, 0, SVC, 80, 0);

@@ -480,7 +480,10 @@ impl Conntrack {
             return Created::None;
         }
         md.state = CS_NEW;
-        if !req.commit {
+        // A connection the host translated exists already, in the host's
+        // tracker: it is created here whether this `ct` commits or not.
+        let adopted = if req.from_host && req.nat.is_none() { self.adopted(key, now) } else { None };
+        if !req.commit && adopted.is_none() {
             return Created::None;
         }
         if self.n_conns.fetch_add(1, Ordering::Relaxed) >= self.max_conns {
@@ -492,26 +495,24 @@ impl Conntrack {
         let (proto, tm) = ProtoState::new(p);
         let expiration = now + self.tm_ms[tm as usize];
         // A connection the host translated: its keys as the host's.
-        if spec.is_none() && req.from_host {
-            if let Some(orig) = self.adopted(key, now) {
-                let nat = NAT_DST | NAT_ADOPTED | if orig.dport != key.dport { NAT_DST_PORT } else { 0 };
-                match self.table.insert(Conn::new([orig, key.reverse()], nat, proto, expiration), now, g) {
-                    Ok(c) => {
-                        bump(&self.counters.created);
-                        bump(&self.counters.adopted);
-                        if req.set_mark.is_some() || req.set_label.is_some() {
-                            marks(&mut c.lock(), md, req);
-                        } else {
-                            md.mark = 0;
-                            md.label = 0;
-                        }
-                        md.state |= CS_DST_NAT;
-                        return Created::Conn(c);
+        if let Some(orig) = adopted {
+            let nat = NAT_DST | NAT_ADOPTED | if orig.dport != key.dport { NAT_DST_PORT } else { 0 };
+            match self.table.insert(Conn::new([orig, key.reverse()], nat, proto, expiration), now, g) {
+                Ok(c) => {
+                    bump(&self.counters.created);
+                    bump(&self.counters.adopted);
+                    if req.set_mark.is_some() || req.set_label.is_some() {
+                        marks(&mut c.lock(), md, req);
+                    } else {
+                        md.mark = 0;
+                        md.label = 0;
                     }
-                    Err(_) => {
-                        self.n_conns.fetch_sub(1, Ordering::Relaxed);
-                        return Created::Exists;
-                    }
+                    md.state |= CS_DST_NAT;
+                    return Created::Conn(c);
+                }
+                Err(_) => {
+                    self.n_conns.fetch_sub(1, Ordering::Relaxed);
+                    return Created::Exists;
                 }
             }
         }
