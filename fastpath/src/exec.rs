@@ -24,6 +24,7 @@ use crate::conntrack::tracker::{Conntrack, CtPin, Track};
 use crate::conntrack::types::{CtRequest, CtResult};
 use crate::dpcls::Megaflow;
 use crate::flow::{loc, FlowKey};
+use crate::hostnat::HostWait;
 use crate::pool::{FrameId, FramePool};
 use crate::recirc::{may_recirculate, next_key, Recirculating, RECIRC_MAX};
 use crate::shared::TunnelState;
@@ -182,6 +183,8 @@ pub struct Exec<'a> {
     /// The frames of a batch run action by action (empty between
     /// batches).
     pub batch: &'a mut Vec<Item>,
+    /// Packets waiting for the host's translation.
+    pub host: &'a mut HostWait,
 }
 
 /// What a frame brings to its actions besides its bytes: its key, the
@@ -382,6 +385,19 @@ impl Exec<'_> {
                         b.drop(DatapathDrop::NoTracker, 1);
                         return;
                     };
+                    if md.host_query {
+                        // The pass runs again whole once the host's
+                        // translation is known: only while nothing of the
+                        // frame has left yet. (Never a fragment: the
+                        // tracker asks for whole packets alone.)
+                        if left == m.n_outputs && self.host.hold(f, pass.key, pass.depth, &md, self.now_ms) {
+                            b.host_waits += 1;
+                            return;
+                        }
+                        md.host_query = false;
+                        md.host_checked = true;
+                        let _ = self.track(f, req, &mut md, &pass);
+                    }
                     if self.now_ms >= self.frag_due && self.release(goes_on as usize, b) {
                         if goes_on {
                             let item = Item { frame: f, key: *pass.key, hash, md, live: true };
@@ -474,7 +490,20 @@ impl Exec<'_> {
                             continue;
                         }
                         let pass = Pass { key: &it.key, depth, md: it.md };
-                        match self.track(it.frame, req, &mut it.md, &pass) {
+                        let mut tracked = self.track(it.frame, req, &mut it.md, &pass);
+                        if it.md.host_query {
+                            // As in `actions`, while nothing of it has left.
+                            let fresh = outputs(&m.actions[..i]) == 0;
+                            if fresh && self.host.hold(it.frame, &it.key, depth, &it.md, self.now_ms) {
+                                b.host_waits += 1;
+                                self.batch[j].live = false;
+                                continue;
+                            }
+                            it.md.host_query = false;
+                            it.md.host_checked = true;
+                            tracked = self.track(it.frame, req, &mut it.md, &pass);
+                        }
+                        match tracked {
                             Some(true) => n_live += 1,
                             Some(false) => {
                                 self.pool.free(it.frame);

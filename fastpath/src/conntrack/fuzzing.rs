@@ -17,8 +17,10 @@
 //! collide), a lone fragment with any offset and flags, time moved past
 //! the timeouts (and the fragment lists' 15 and 25 s), sweeps, flushes,
 //! dumps. Each packet runs through `ct` (a zone of two, commit or not,
-//! `nat(src=...)`, `nat(dst=...)`, plain `nat`, marks and labels, `force`),
-//! sometimes twice, as [`super::Conntrack::execute_frames`] runs it.
+//! `nat(src=...)`, `nat(dst=...)`, plain `nat`, marks and labels, `force`,
+//! `from_host`: a packet waiting for the host's translation has one
+//! recorded with `adopt` or not, and runs again), sometimes twice, as
+//! [`super::Conntrack::execute_frames`] runs it.
 //!
 //! Properties, checked after every operation: no panic; the table within
 //! its limit, its counters consistent, every live connection found by
@@ -29,6 +31,7 @@
 //! panic and list no more connections than the table holds.
 
 use super::frames::{fragments, icmp_echo, icmp_error, ip, tcp, udp, TcpSpec};
+use super::ipf::FragOut;
 use super::tracker::Conntrack;
 use super::types::{CtConfig, CtRequest, CtResult, IpfConfig, NatRange, NatRequest, Timeouts, CS_INVALID, CS_TRACKED};
 use crate::flow::FlowKey;
@@ -70,6 +73,8 @@ const SPORTS: [u16; 2] = [80, 53];
 /// SNAT address, DNAT backend.
 const X: u32 = ip(192, 168, 0, 1);
 const BACKEND: u32 = ip(10, 0, 2, 1);
+/// A service address the host translated from (`adopt`).
+const VIP: u32 = ip(172, 30, 0, 1);
 /// Time steps, ms: just past each timeout that matters.
 const STEPS: [u64; 8] = [1, 1_000, 15_001, 25_001, 30_001, 60_001, 900_001, 86_400_001];
 
@@ -123,6 +128,7 @@ fn request(r: u8) -> CtRequest {
         6 => Some(NatRequest::Src(range(0, (0, 0)))),
         _ => None,
     };
+    let from_host = (r >> 2) & 7 == 7;
     CtRequest {
         zone: (r & 1) as u16,
         commit: r & 2 != 0,
@@ -130,6 +136,7 @@ fn request(r: u8) -> CtRequest {
         nat,
         set_mark: (r & 0x20 != 0).then_some((r as u32, 0xff)),
         set_label: (r & 0x40 != 0).then_some(((r as u128) << 70, !0)),
+        from_host,
     }
 }
 
@@ -218,6 +225,27 @@ fn checksums_ok(f: &[u8]) -> bool {
     }
 }
 
+/// What the node does for a packet that waits for the host's translation
+/// (`host_query`): maybe records one (`adopt`, as if the kernel had
+/// translated the packet from a service address), then runs the packet
+/// again, the host checked.
+fn host(ct: &Conntrack, inp: &mut Input<'_>, now: u64, out: Vec<FragOut>, req: &CtRequest) -> Vec<FragOut> {
+    let mut next = Vec::new();
+    for o in out {
+        if !o.md.host_query {
+            next.push(o);
+            continue;
+        }
+        let b = inp.byte();
+        if let (true, Some(t)) = (b & 1 != 0, o.md.orig) {
+            ct.adopt(&t, o.md.zone, VIP, [80, 53][(b >> 1) as usize & 1], now);
+        }
+        let md = CtResult { host_checked: true, ..CtResult::default() };
+        next.extend(ct.execute_frames(o.frame, md, req, now, 0, &o.origin));
+    }
+    next
+}
+
 /// Runs one packet through `ct` (twice when asked) and checks what leaves;
 /// a client's packet of a flow that leaves tracked tells where the
 /// server's answers go.
@@ -231,7 +259,8 @@ fn run_packet(
 ) {
     let r = inp.byte();
     let origin = FlowKey::default();
-    let mut out = ct.execute_frames(frame, CtResult::default(), &request(r), now, 0, &origin);
+    let out = ct.execute_frames(frame, CtResult::default(), &request(r), now, 0, &origin);
+    let mut out = host(ct, inp, now, out, &request(r));
     if r & 0x80 != 0 {
         let r2 = inp.byte();
         let mut next = Vec::new();
