@@ -247,6 +247,16 @@ fn tcp_through_conntrack_rules_on_real_kernels() {
     assert!(pmd.contains("conntrack:\n  connections: 2\n") && pmd.contains("packet recirculations: "), "{pmd}");
     assert_eq!(t.ctl("node-d", &["dump-conntrack", "zone=1"]).unwrap(), "", "nothing in zone 1");
     assert!(t.ctl("node-d", &["dump-conntrack", "zone=x"]).unwrap_err().contains("`zone=x`: a zone is 0 to 65535"));
+    // IPv4 reassembly, on by default as in OVS; TCP over veths sends no
+    // fragments.
+    let ipf = t.ctl("node-d", &["ipf-get-status", "-m"]).unwrap();
+    assert!(ipf.starts_with("        Fragmentation Module Status\n"), "{ipf}");
+    assert!(
+        ipf.contains("        v4 enabled: 1\n        v6 enabled: 0\n        max num frags (v4/v6): 1000\n"),
+        "{ipf}"
+    );
+    assert!(ipf.contains("        v4 frags accepted: 0\n") && ipf.ends_with("Fragment Lists:\n\n"), "{ipf}");
+    assert!(t.ctl("node-d", &["ipf-get-status", "x"]).unwrap_err().contains("takes -m alone"));
 
     // Both closed: the sweeper removes them once their 5 s are up.
     let end = std::time::Instant::now() + std::time::Duration::from_secs(15);

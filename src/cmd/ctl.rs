@@ -60,6 +60,8 @@ Commands (sdnfwd ctl [--socket PATH] COMMAND):
   flush-conntrack [zone=N]              remove connections (all, or one zone's)
   ct-stats [verbose] [zone=N]           connections by protocol (dpctl/ct-stats-show) and the
                                         tracker's counters
+  ipf-get-status [-m]                   IPv4 reassembly's settings and counters, with -m its
+                                        fragment lists (dpctl/ipf-get-status)
   pmd-stats | pmd-stats-clear
   pod list | pod add NS/NAME IP VETH OFPORT | pod del NS/NAME
   hostsubnet list | hostsubnet add NAME HOSTIP SUBNET | hostsubnet del NAME
@@ -176,6 +178,11 @@ pub fn handle(c: &Control, line: &str, body: &str) -> Result<String, String> {
             Ok(loops + &ct_counters(&c.ct.stats()))
         }
         "dump-conntrack" | "flush-conntrack" | "ct-stats" => conntrack_cmd(c, cmd, rest),
+        "ipf-get-status" => match rest.trim() {
+            "" => Ok(c.ct.ipf_show(false)),
+            "-m" | "--more" => Ok(c.ct.ipf_show(true)),
+            w => Err(format!("`{w}`: ipf-get-status takes -m alone")),
+        },
         "dump-groups" | "dump-group-stats" => {
             let id = match rest {
                 "" | "all" => None,
@@ -247,7 +254,7 @@ pub fn handle(c: &Control, line: &str, body: &str) -> Result<String, String> {
         other => Err(format!(
             "unknown command `{other}` (dump-flows, dump-tables, add-flow, add-flows, replace-flows, mod-flows, \
              del-flows, dump-megaflows, trace, dump-groups, dump-group-stats, add-group, mod-group, del-groups, \
-             add-groups, dump-conntrack, flush-conntrack, ct-stats, pmd-stats, pmd-stats-clear, dump-ports, show, \
+             add-groups, dump-conntrack, flush-conntrack, ct-stats, ipf-get-status, pmd-stats, pmd-stats-clear, dump-ports, show, \
              hostsubnet, pod, reload, help)"
         )),
     }
