@@ -299,7 +299,8 @@ pub fn big_echo(src: u32, dst: u32, ty: u8, id: u16, len: usize) -> Vec<u8> {
 /// with a colliding port, DNAT both ways, marks and labels, two `ct`s of a
 /// packet (reassembled twice, the second time under NAT), zones by
 /// in_port keeping a datagram's fragments apart, a 40-fragment datagram
-/// (OVS sends 32 at once, the rest with the next `ct`), then the clock
+/// (OVS sends 32 at once, the rest with the next `ct`), a list filled to
+/// its limit of 58 fragments (the 59th refused), then the clock
 /// moved past the lists' 15 s (an expired list leaves `+inv`, one per `ct`
 /// action) and their 25 s (purged).
 pub fn frag_corpus() -> Vec<Pkt> {
@@ -465,6 +466,20 @@ pub fn frag_corpus() -> Vec<Pkt> {
         add(&mut v, 1, f, format!("40 fragments, fragment {i}"));
     }
     add(&mut v, 1, udp(c1, 6101, s1, 53, 10), "the next packet through ct: the last 8 leave with it".into());
+
+    // A list's limit: 58 fragments at the 1,200-byte minimum. Last
+    // fragments (no more-fragments bit) escape the minimum, so 59 small
+    // ones at distinct offsets reach it; the 59th is refused (+inv,
+    // uncounted). The 58 wait for the list's expiry below.
+    for k in 1..=59u16 {
+        let mut f = udp(c1, 6500, s1, 53, 24);
+        f = with_id(f, 131);
+        f[20..22].copy_from_slice(&(k * 4).to_be_bytes());
+        f[24..26].copy_from_slice(&[0, 0]);
+        let c = fastpath::wire::checksum(&f[14..34]);
+        f[24..26].copy_from_slice(&c.to_be_bytes());
+        add(&mut v, 1, f, format!("a last fragment of 32 bytes at {} ({k} of 59)", k * 32));
+    }
 
     // Time: two incomplete lists; 15 s later each ct sends one list on
     // (+inv); 25 s after they started, what is left is purged.
