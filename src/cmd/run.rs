@@ -18,6 +18,7 @@
 //! networks), and the datapath reaches it through rings in batches, where
 //! a TAP device would cost a read or write system call per packet.
 
+use std::collections::HashMap;
 use std::net::Ipv4Addr;
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -25,7 +26,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use clap::{Args, ValueEnum};
-use config::ofctl::{FlowCommand, FlowSpec};
+use config::ofctl::{FlowCommand, FlowSpec, GroupCommand, GroupSpec};
 use config::yaml::Cluster;
 use crossbeam_channel::Sender;
 use fastpath::batch::UPLINK;
@@ -491,6 +492,7 @@ fn serve(
         .map_err(|e| format!("signal handler: {e}"))?;
     let c = state.cluster.clone();
     let mut flows: Vec<FlowSpec> = of.rules(None).iter().map(|r| r.spec.clone()).collect();
+    let mut groups: Vec<GroupSpec> = of.groups().map(|g| (**g).clone()).collect();
     let shared = Arc::new(Shared::default());
     let vtep = LocalVtep { ip: vtep_ip, udp_port: c.vxlan_port(), port: 1 };
     let local_mac = match &n.uplink {
@@ -753,7 +755,7 @@ fn serve(
         if hup.swap(false, Ordering::Relaxed) {
             let r = FileState::read_as(&a.config, a.sdn_version)
                 .and_then(|f| state.with_file(f))
-                .and_then(|next| apply_state(node, &state, next, &flows, &specs, &cmd_tx));
+                .and_then(|next| apply_state(node, &state, next, (&flows, &groups), &specs, &cmd_tx));
             outcome = Some(r);
         }
         if let Ok(NodeCall { req, reply }) = call_rx.try_recv() {
@@ -761,14 +763,14 @@ fn serve(
                 NodeRequest::Reload => {
                     let r = FileState::read_as(&a.config, a.sdn_version)
                         .and_then(|f| state.with_file(f))
-                        .and_then(|next| apply_state(node, &state, next, &flows, &specs, &cmd_tx));
+                        .and_then(|next| apply_state(node, &state, next, (&flows, &groups), &specs, &cmd_tx));
                     let text = r.as_ref().map(|r| r.report.join("\n") + "\n").map_err(Clone::clone);
                     outcome = Some(r);
                     text
                 }
                 NodeRequest::Edit(cmd, e) => {
                     let r = state.with_edit(&cmd, *e).and_then(|(next, msg)| {
-                        apply_state(node, &state, next, &flows, &specs, &cmd_tx).map(|r| (msg, r))
+                        apply_state(node, &state, next, (&flows, &groups), &specs, &cmd_tx).map(|r| (msg, r))
                     });
                     let text = r.as_ref().map(|(m, _)| m.clone()).map_err(Clone::clone);
                     if let Ok((m, _)) = &r {
@@ -796,6 +798,7 @@ fn serve(
                     neigh.vteps =
                         r.state.cluster.host_subnets.iter().filter(|h| h.host != node).map(|h| h.host_ip.0).collect();
                     flows = r.flows;
+                    groups = r.groups;
                     state = r.state;
                     last_tick = Instant::now() - Duration::from_secs(10);
                 }
@@ -899,6 +902,7 @@ fn spawn_sweeper(ct: Arc<Conntrack>, stop: Arc<AtomicBool>) -> Result<std::threa
 struct Applied {
     state: NodeState,
     flows: Vec<FlowSpec>,
+    groups: Vec<GroupSpec>,
     removed_ports: Vec<u32>,
     new_ports: Vec<PortSpec>,
     /// The changes, one line each (`ctl reload` prints them, the log too).
@@ -914,7 +918,7 @@ fn apply_state(
     node: &str,
     cur: &NodeState,
     next: NodeState,
-    flows: &[FlowSpec],
+    (flows, groups): (&[FlowSpec], &[GroupSpec]),
     specs: &[PortSpec],
     cmd_tx: &Sender<Command>,
 ) -> Result<Applied, String> {
@@ -928,12 +932,29 @@ fn apply_state(
     for w in warnings {
         log(&format!("reload: warning: {w}"));
     }
+    let cores = |s: &NodeState| s.cluster.find_node(node).map(|n| n.cores.clone()).unwrap_or_default();
+    if cores(cur) != cores(&next) {
+        log(&format!(
+            "reload: warning: node {node}'s cores changed ({:?} → {:?}): the poll loops keep theirs until a restart",
+            cores(cur),
+            cores(&next)
+        ));
+    }
     let new: Vec<FlowSpec> = of.rules(None).iter().map(|r| r.spec.clone()).collect();
-    let cmds = slowpath::ofproto::flow_diff(flows, &new);
-    let (n_add, n_del) = cmds.iter().fold((0, 0), |(x, y), c| match c {
+    let new_groups: Vec<GroupSpec> = of.groups().map(|g| (**g).clone()).collect();
+    let flow_cmds = slowpath::ofproto::flow_diff(flows, &new);
+    let (n_add, n_del) = flow_cmds.iter().fold((0, 0), |(x, y), c| match c {
         FlowCommand::Delete { .. } => (x, y + 1),
         _ => (x + 1, y),
     });
+    // One bundle: groups added or changed first (new flows point at them),
+    // then the flows, then the groups no flow needs any more (4.13's
+    // egress-IP groups follow the NetNamespaces' egressIPs).
+    let (group_first, group_last) = group_diff(groups, &new_groups);
+    let n_groups = group_first.len() + group_last.len();
+    let mut cmds = group_first;
+    cmds.extend(flow_cmds);
+    cmds.extend(group_last);
     // Ports first (outputs to a new pod must exist), then the flows; a
     // refused bundle puts the old ports back.
     let old_ports = cur_ports(cur, node);
@@ -963,8 +984,13 @@ fn apply_state(
     for p in &new_ports {
         log(&format!("reload: port {} ({}, {}) added", p.ofport, p.ifname, p.what));
     }
+    let groups_changed = match n_groups {
+        0 => String::new(),
+        1 => ", 1 group added, changed or removed".into(),
+        n => format!(", {n} groups added, changed or removed"),
+    };
     let mut report = vec![format!(
-        "reload: {} flows ({n_add} added or changed, {n_del} removed), {} HostSubnets",
+        "reload: {} flows ({n_add} added or changed, {n_del} removed){groups_changed}, {} HostSubnets",
         new.len(),
         next.cluster.host_subnets.len()
     )];
@@ -972,7 +998,28 @@ fn apply_state(
     for l in &report {
         log(l);
     }
-    Ok(Applied { state: next, flows: new, removed_ports: removed, new_ports, report })
+    Ok(Applied { state: next, flows: new, groups: new_groups, removed_ports: removed, new_ports, report })
+}
+
+/// The group commands that turn the rendered groups `old` into `new`: adds
+/// and modifications (to go before the flows), deletions (after them).
+fn group_diff(old: &[GroupSpec], new: &[GroupSpec]) -> (Vec<FlowCommand>, Vec<FlowCommand>) {
+    let before: HashMap<u32, &GroupSpec> = old.iter().map(|g| (g.group_id, g)).collect();
+    let after: HashMap<u32, &GroupSpec> = new.iter().map(|g| (g.group_id, g)).collect();
+    let mut first = Vec::new();
+    for g in new {
+        match before.get(&g.group_id) {
+            None => first.push(FlowCommand::Group(GroupCommand::Add(g.clone()))),
+            Some(o) if *o != g => first.push(FlowCommand::Group(GroupCommand::Modify(g.clone()))),
+            Some(_) => {}
+        }
+    }
+    let last = old
+        .iter()
+        .filter(|g| !after.contains_key(&g.group_id))
+        .map(|g| FlowCommand::Group(GroupCommand::Delete(Some(g.group_id))))
+        .collect();
+    (first, last)
 }
 
 /// What the node set up at start (tun0's address and routes, the uplink's
