@@ -440,7 +440,7 @@ fn a_killed_node_restarts_and_a_second_one_is_refused() {
 fn reload_changes_the_egress_ip_groups() {
     let _serial = serial();
     require_root();
-    let mut t = start("sdg", &["--sdn-version", "4.13"]);
+    let t = start("sdg", &["--sdn-version", "4.13"]);
     let ctl = |t: &Topology, args: &[&str]| t.ctl("node-d", args).unwrap_or_else(|e| panic!("ctl {args:?}: {e}"));
     let groups = ctl(&t, &["dump-groups"]);
     assert!(groups.contains("group_id=11235,type=select") && groups.contains("group_id=58132,type=select"), "{groups}");
