@@ -751,12 +751,13 @@ fn serve(
         }
         // A reload (SIGHUP, `ctl reload`) or a ctl change: the new state
         // is checked and applied whole, or not at all.
-        let mut outcome: Option<Result<Applied, String>> = None;
+        // What was asked ("reload", or the ctl command) and how it went.
+        let mut outcome: Option<(String, Result<Applied, String>)> = None;
         if hup.swap(false, Ordering::Relaxed) {
             let r = FileState::read_as(&a.config, a.sdn_version)
                 .and_then(|f| state.with_file(f))
                 .and_then(|next| apply_state(node, &state, next, (&flows, &groups), &specs, &cmd_tx));
-            outcome = Some(r);
+            outcome = Some(("reload".into(), r));
         }
         if let Ok(NodeCall { req, reply }) = call_rx.try_recv() {
             let answer = match req {
@@ -765,10 +766,11 @@ fn serve(
                         .and_then(|f| state.with_file(f))
                         .and_then(|next| apply_state(node, &state, next, (&flows, &groups), &specs, &cmd_tx));
                     let text = r.as_ref().map(|r| r.report.join("\n") + "\n").map_err(Clone::clone);
-                    outcome = Some(r);
+                    outcome = Some(("reload".into(), r));
                     text
                 }
                 NodeRequest::Edit(cmd, e) => {
+                    let what = format!("ctl {cmd}");
                     let r = state.with_edit(&cmd, *e).and_then(|(next, msg)| {
                         apply_state(node, &state, next, (&flows, &groups), &specs, &cmd_tx).map(|r| (msg, r))
                     });
@@ -776,7 +778,7 @@ fn serve(
                     if let Ok((m, _)) = &r {
                         log(&format!("ctl: {m}"));
                     }
-                    outcome = Some(r.map(|(_, r)| r));
+                    outcome = Some((what, r.map(|(_, r)| r)));
                     text
                 }
                 NodeRequest::PodList => Ok(state.pod_list(|p| specs.iter().any(|s| s.ofport == p && s.up))),
@@ -785,7 +787,7 @@ fn serve(
             };
             let _ = reply.send(answer);
         }
-        if let Some(outcome) = outcome {
+        if let Some((what, outcome)) = outcome {
             match outcome {
                 Ok(r) => {
                     for p in &r.removed_ports {
@@ -808,10 +810,10 @@ fn serve(
                         if i == 0 {
                             logging::log(
                                 Level::Error,
-                                &format!("reload: refused, the running configuration is unchanged: {l}"),
+                                &format!("{what}: refused, the running configuration is unchanged: {l}"),
                             );
                         } else {
-                            logging::log(Level::Error, &format!("reload: refused: {l}"));
+                            logging::log(Level::Error, &format!("{what}: refused: {l}"));
                         }
                     }
                 }
