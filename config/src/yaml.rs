@@ -99,7 +99,7 @@ pub struct ClusterNetworkEntry {
 }
 
 /// Object metadata (the parts sdnfwd reads).
-#[derive(Clone, Debug, Default, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize)]
 pub struct Metadata {
     /// Object name.
     #[serde(default)]
@@ -736,7 +736,7 @@ pub fn synthetic_cluster(n_nodes: usize, n_services: usize, n_pods: usize) -> Cl
 }
 
 /// A NetworkPolicy.
-#[derive(Clone, Debug, Default, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize)]
 pub struct NetworkPolicy {
     /// Name and namespace.
     #[serde(default)]
@@ -747,7 +747,7 @@ pub struct NetworkPolicy {
 }
 
 /// `spec` of a NetworkPolicy.
-#[derive(Clone, Debug, Default, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct PolicySpec {
     /// The pods it applies to (empty: all of the namespace).
@@ -766,7 +766,7 @@ pub struct PolicySpec {
 }
 
 /// An ingress (`from`) or egress (`to`) rule.
-#[derive(Clone, Debug, Default, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize)]
 pub struct PolicyRule {
     /// Peers (`from` of an ingress rule, `to` of an egress rule).
     #[serde(default, rename = "from", alias = "to")]
@@ -777,7 +777,7 @@ pub struct PolicyRule {
 }
 
 /// One peer.
-#[derive(Clone, Debug, Default, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Peer {
     /// Pods (of the policy's namespace, or of the selected namespaces).
@@ -792,7 +792,7 @@ pub struct Peer {
 }
 
 /// `ipBlock`.
-#[derive(Clone, Debug, Default, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize)]
 pub struct IpBlock {
     /// The CIDR.
     pub cidr: String,
@@ -802,7 +802,7 @@ pub struct IpBlock {
 }
 
 /// A port of a rule.
-#[derive(Clone, Debug, Default, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct PolicyPort {
     /// TCP (default), UDP or SCTP.
@@ -848,7 +848,7 @@ impl<'de> Deserialize<'de> for PortValue {
 }
 
 /// A label selector.
-#[derive(Clone, Debug, Default, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct LabelSelector {
     /// Labels that must be equal.
@@ -860,7 +860,7 @@ pub struct LabelSelector {
 }
 
 /// One `matchExpressions` entry.
-#[derive(Clone, Debug, Default, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize)]
 pub struct Requirement {
     /// The label key.
     pub key: String,
