@@ -22,6 +22,9 @@ use slowpath::tunnel::fmt_mac;
 
 use crate::netns::{run, Lab};
 
+pub mod netpol;
+pub use netpol::{netpol_checks, netpol_topology};
+
 /// The underlay prefix length (all node IPs of a demo share one /24).
 const UNDERLAY_PREFIX: u8 = 24;
 
@@ -361,6 +364,21 @@ impl Topology {
     /// A TCP connection from namespace `from` to `ip:port`, served by a
     /// listener in namespace `to`, with one line echoed.
     pub fn tcp(&self, from: &str, to: &str, ip: &str, port: u16) -> Result<(), String> {
+        self.tcp_with(from, to, ip, port, 4.0, 1.0)
+    }
+
+    /// [`Topology::tcp`], trying for `timeout` seconds, each attempt
+    /// waiting `connect_timeout` for the handshake (under 1 s: one SYN
+    /// each, none retransmitted).
+    pub fn tcp_with(
+        &self,
+        from: &str,
+        to: &str,
+        ip: &str,
+        port: u16,
+        timeout: f64,
+        connect_timeout: f64,
+    ) -> Result<(), String> {
         let bin = self.bin.to_string_lossy().into_owned();
         let listen = format!("0.0.0.0:{port}");
         let mut srv = Command::new("ip")
@@ -375,7 +393,11 @@ impl Topology {
             let _ = BufReader::new(out).read_line(&mut l);
         }
         let addr = format!("{ip}:{port}");
-        let r = run("ip", &["netns", "exec", from, &bin, "netcheck", "tcp-connect", &addr, "--timeout", "4"]);
+        let (t, ct) = (timeout.to_string(), connect_timeout.to_string());
+        let r = run(
+            "ip",
+            &["netns", "exec", from, &bin, "netcheck", "tcp-connect", &addr, "--timeout", &t, "--connect-timeout", &ct],
+        );
         let _ = srv.kill();
         let _ = srv.wait();
         r.map(|_| ())
