@@ -370,6 +370,10 @@ impl Topology {
     /// [`Topology::tcp`], trying for `timeout` seconds, each attempt
     /// waiting `connect_timeout` for the handshake (under 1 s: one SYN
     /// each, none retransmitted).
+    ///
+    /// # Errors
+    /// No echo within the time (the client's error), or a listener that
+    /// could not be started.
     pub fn tcp_with(
         &self,
         from: &str,

@@ -1075,18 +1075,47 @@ mod tests {
     use super::*;
     use crate::cmd::node::{parse_edit, Edit};
 
-    /// node-d of the networkpolicy test cluster, as one file.
-    fn state(v: config::yaml::SdnVersion) -> NodeState {
-        let path = std::env::temp_dir().join(format!("sdnfwd-run-unit-{}-{v}.yaml", std::process::id()));
+    /// The networkpolicy test cluster as one file, edited by `edit`.
+    fn file(v: config::yaml::SdnVersion, tag: &str, edit: impl Fn(String) -> String) -> FileState {
+        let path = std::env::temp_dir().join(format!("sdnfwd-run-unit-{}-{v}-{tag}.yaml", std::process::id()));
         let text = format!(
             "{}\n---\n{}",
             include_str!("../../tests/data/np-node-d.yaml"),
             include_str!("../../tests/data/np-cluster-oc.yaml")
         );
-        std::fs::write(&path, text).unwrap();
+        std::fs::write(&path, edit(text)).unwrap();
         let f = FileState::read_as(&path.to_string_lossy(), Some(v)).unwrap();
         let _ = std::fs::remove_file(&path);
-        NodeState::new("node-d", f).unwrap()
+        f
+    }
+
+    /// node-d of the networkpolicy test cluster.
+    fn state(v: config::yaml::SdnVersion) -> NodeState {
+        NodeState::new("node-d", file(v, "0", |t| t)).unwrap()
+    }
+
+    /// A reload whose file changes only a Namespace's labels regenerates
+    /// the namespaces whose policies look at them; one that changes
+    /// anything else re-renders.
+    #[test]
+    fn test_label_only_reload_is_one_namespace_bundle() {
+        for v in [config::yaml::SdnVersion::V3_11, config::yaml::SdnVersion::V4_13] {
+            let s = state(v);
+            let relabelled = file(v, "1", |t| {
+                t.replace(
+                    "{kubernetes.io/metadata.name: default, name: default}",
+                    "{kubernetes.io/metadata.name: default}",
+                )
+            });
+            let next = s.with_file(relabelled).unwrap();
+            let affected = policy_only_change("node-d", &s, &next).expect("labels only");
+            assert_eq!(affected.iter().collect::<Vec<_>>(), ["project-a"], "{v}");
+            let bundle = config::render::namespaces_bundle(&next.cluster, "node-d", &affected).unwrap();
+            let (after, _) = apply_to_list(&rendered(&s), &bundle);
+            assert_eq!(dump(&after), dump(&rendered(&next)), "{v}");
+            let moved = file(v, "2", |t| t.replace("hostIP: 172.16.1.22", "hostIP: 172.16.1.23"));
+            assert!(policy_only_change("node-d", &s, &s.with_file(moved).unwrap()).is_none(), "{v}");
+        }
     }
 
     fn rendered(s: &NodeState) -> Vec<FlowSpec> {

@@ -24,10 +24,11 @@
 //!   (project-c through the service is still refused);
 //! - `sdnfwd ctl policy add` refuses a malformed policy at
 //!   `file:line:column` leaving dump-flows as it was; a policy added on
-//!   both nodes applies to the very next connection after the commands
-//!   return (one SYN, no retransmission: each attempt waits less than the
-//!   kernel's first retransmission), and `ctl policy del` lifts it for the
-//!   next one just as fast.
+//!   both nodes (node-d from a YAML file, node-b as JSON on stdin) applies
+//!   to the very next connection after the commands return (one SYN, no
+//!   retransmission: each attempt waits less than the kernel's first
+//!   retransmission), survives `ctl reload`, and `ctl policy del` lifts it
+//!   for the next connection just as fast.
 //!
 //! Ends with both nodes stopped (exit 0, XDP detached, tun0 removed).
 
@@ -61,6 +62,15 @@ spec:
   podSelector: {}
   policyTypes: [Ingress]
 ";
+
+/// [`DENY_B`] as `oc get -o json` prints it.
+const DENY_B_JSON: &str = r#"{
+    "apiVersion": "networking.k8s.io/v1",
+    "kind": "NetworkPolicy",
+    "metadata": {"name": "deny-all", "namespace": "project-b"},
+    "spec": {"podSelector": {}, "policyTypes": ["Ingress"]}
+}
+"#;
 
 /// Builds the NetworkPolicy cluster's namespaces and starts node-d and
 /// node-b with the 4.13 rules (poll loops on the two CPUs the process may
@@ -299,13 +309,10 @@ pub fn netpol_checks(
     });
     let (ok, d) = r.unwrap_or_else(|e| (false, e));
     add("ctl policy add: a malformed policy refused at file:line:column, dump-flows unchanged", ok, d, &mut checks);
-    let r = write(&good, DENY_B).and_then(|()| {
-        let mut out = String::new();
-        for node in ["node-d", "node-b"] {
-            out = t.ctl(node, &["policy", "add", &good.to_string_lossy()])?;
-        }
-        Ok(out)
-    });
+    // node-d reads the YAML file, node-b the same policy as JSON on stdin.
+    let r = write(&good, DENY_B)
+        .and_then(|()| t.ctl("node-d", &["policy", "add", &good.to_string_lossy()]))
+        .and_then(|out| t.ctl_stdin("node-b", &["policy", "add", "-"], DENY_B_JSON).map(|_| out));
     match r {
         Ok(out) => {
             let (ok, d) = refused(&cli1, &api1, API1, 7003);
@@ -320,6 +327,12 @@ pub fn netpol_checks(
             let list = t.ctl("node-d", &["policy", "list"]).unwrap_or_else(|e| e);
             let ok = list.contains("project-b/deny-all types=Ingress selects=2 pod(s) from=`ctl policy add");
             add("ctl policy list names it and its source", ok, if ok { String::new() } else { list }, &mut checks);
+            let (ok, d) = match t.ctl("node-d", &["reload"]) {
+                Ok(out) if out.contains("policies only") => refused(&cli1, &api1, API1, 7006),
+                Ok(out) => (false, format!("reload: {out}")),
+                Err(e) => (false, e),
+            };
+            add("ctl reload keeps the policy ctl added (cli-1 → api-1:7006 still refused)", ok, d, &mut checks);
             let r: Result<(), String> = ["node-d", "node-b"]
                 .iter()
                 .try_for_each(|n| t.ctl(n, &["policy", "del", "project-b/deny-all"]).map(|_| ()));
@@ -359,6 +372,33 @@ pub fn netpol_checks(
 }
 
 impl Topology {
+    /// `sdnfwd ctl` against a node with `input` on its stdin (`policy add
+    /// -`): its output.
+    ///
+    /// # Errors
+    /// The command's error (its stderr), or why it could not run.
+    pub fn ctl_stdin(&self, node: &str, args: &[&str], input: &str) -> Result<String, String> {
+        use std::io::Write;
+        let sock = self.socket(node);
+        let mut c = std::process::Command::new(&self.bin)
+            .args(["ctl", "--socket", &sock])
+            .args(args)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .map_err(|e| format!("{}: {e}", self.bin.display()))?;
+        if let Some(mut i) = c.stdin.take() {
+            i.write_all(input.as_bytes()).map_err(|e| e.to_string())?;
+        }
+        let o = c.wait_with_output().map_err(|e| e.to_string())?;
+        if o.status.success() {
+            Ok(String::from_utf8_lossy(&o.stdout).into_owned())
+        } else {
+            Err(String::from_utf8_lossy(&o.stderr).into_owned())
+        }
+    }
+
     /// kube-proxy's iptables rules, as its iptables mode writes them, in
     /// `node`'s namespace: `svc:port` (TCP) DNAT to `backend:port`
     /// (KUBE-SERVICES from PREROUTING → KUBE-SVC-* → KUBE-SEP-*); IP
