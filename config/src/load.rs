@@ -633,6 +633,13 @@ mod tests {
         let json = r#"{"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy",
             "metadata": {"name": "d", "namespace": "x"}, "spec": {"podSelector": {}, "policyTypes": ["Egress"]}}"#;
         assert_eq!(network_policies("p.json", json).unwrap()[0].types(), (false, true));
+        // What `oc get networkpolicy NAME -o yaml` prints, server fields and all.
+        let oc = "apiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\nmetadata:\n  annotations:\n    \
+                  kubectl.kubernetes.io/last-applied-configuration: |\n      {\"kind\":\"NetworkPolicy\"}\n  \
+                  creationTimestamp: \"2026-12-06T09:00:00Z\"\n  generation: 1\n  name: deny-all\n  namespace: b\n  \
+                  resourceVersion: \"123456\"\n  uid: 0b8f3c5e-1111-2222-3333-444455556666\nspec:\n  podSelector: {}\n  \
+                  policyTypes:\n  - Ingress\nstatus: {}\n";
+        assert_eq!(network_policies("p.yaml", oc).unwrap()[0].id(), "b/deny-all");
     }
 
     #[test]
