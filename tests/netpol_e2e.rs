@@ -2,7 +2,7 @@
 //! NetworkPolicy cluster (config::yaml::NETPOL_CLUSTER) in network
 //! namespaces, node-d and node-b running `sdnfwd run --sdn-version 4.13`
 //! with the networkpolicy plugin, pods in three namespaces. The checks are
-//! the library's (sdnfwd::topology::netpol_checks, which `sdnfwd demo`
+//! the library's (sdnfwd::netpol::netpol_checks, which `sdnfwd demo`
 //! runs too): TCP a policy admits, on one node and across nodes, both
 //! ways; a disallowed port and a disallowed namespace dropped by table 80
 //! and counted there; an egress policy dropping in table 27, counted;
@@ -16,7 +16,7 @@
 use std::path::PathBuf;
 
 use sdnfwd::netns::run;
-use sdnfwd::topology::{netpol_checks, netpol_topology};
+use sdnfwd::netpol::{netpol_checks, netpol_topology};
 
 #[test]
 fn networkpolicy_4_13_on_real_kernels() {

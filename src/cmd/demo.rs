@@ -11,7 +11,7 @@
 //! then each node's dump-flows counters and pmd-stats. Then OpenShift
 //! 4.13's NetworkPolicy rules on real kernels (the embedded NetworkPolicy
 //! cluster: node-d and node-b with `--sdn-version 4.13`, three
-//! namespaces; sdnfwd::topology::netpol_checks): TCP a policy admits and
+//! namespaces; sdnfwd::netpol::netpol_checks): TCP a policy admits and
 //! TCP it denies (counted by the table 80 and 27 drop rules), a service
 //! through tun0 with kube-proxy's iptables rules, `ctl policy add/del` in
 //! effect for the next connection. Everything is torn down on success,
@@ -24,7 +24,8 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use clap::Args;
-use sdnfwd::topology::{default_cluster_checks, netpol_checks, netpol_topology, Topology};
+use sdnfwd::netpol::{netpol_checks, netpol_topology};
+use sdnfwd::topology::{default_cluster_checks, Topology};
 
 use config::ofctl::{parse_trace_flow, IPPROTO_TCP, IPPROTO_UDP};
 use config::yaml::Cluster;

@@ -34,8 +34,7 @@
 
 use std::path::Path;
 
-use super::{Check, Outcome, Topology};
-use crate::netns::run;
+use crate::topology::{Check, Outcome, Topology};
 
 /// The service of the scenario (project-a's `web`).
 pub const SVC: &str = "172.30.12.34";
@@ -369,72 +368,4 @@ pub fn netpol_checks(
         exits.push((n.to_string(), e));
     }
     Ok((checks, exits))
-}
-
-impl Topology {
-    /// `sdnfwd ctl` against a node with `input` on its stdin (`policy add
-    /// -`): its output.
-    ///
-    /// # Errors
-    /// The command's error (its stderr), or why it could not run.
-    pub fn ctl_stdin(&self, node: &str, args: &[&str], input: &str) -> Result<String, String> {
-        use std::io::Write;
-        let sock = self.socket(node);
-        let mut c = std::process::Command::new(&self.bin)
-            .args(["ctl", "--socket", &sock])
-            .args(args)
-            .stdin(std::process::Stdio::piped())
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .map_err(|e| format!("{}: {e}", self.bin.display()))?;
-        if let Some(mut i) = c.stdin.take() {
-            i.write_all(input.as_bytes()).map_err(|e| e.to_string())?;
-        }
-        let o = c.wait_with_output().map_err(|e| e.to_string())?;
-        if o.status.success() {
-            Ok(String::from_utf8_lossy(&o.stdout).into_owned())
-        } else {
-            Err(String::from_utf8_lossy(&o.stderr).into_owned())
-        }
-    }
-
-    /// kube-proxy's iptables rules, as its iptables mode writes them, in
-    /// `node`'s namespace: `svc:port` (TCP) DNAT to `backend:port`
-    /// (KUBE-SERVICES from PREROUTING → KUBE-SVC-* → KUBE-SEP-*); IP
-    /// forwarding on.
-    ///
-    /// # Errors
-    /// An iptables command that failed (no `iptables`, no NAT in the
-    /// kernel), naming it.
-    pub fn kube_proxy_rules(&self, node: &str, svc: &str, port: u16, backend: &str) -> Result<(), String> {
-        let ns = self.node(node)?.to_string();
-        let p = port.to_string();
-        let dest = format!("{backend}:{port}");
-        let rules: [&[&str]; 7] = [
-            &["-t", "nat", "-N", "KUBE-SERVICES"],
-            &[
-                "-t",
-                "nat",
-                "-A",
-                "PREROUTING",
-                "-m",
-                "comment",
-                "--comment",
-                "kubernetes service portals",
-                "-j",
-                "KUBE-SERVICES",
-            ],
-            &["-t", "nat", "-N", "KUBE-SVC-WEB"],
-            &["-t", "nat", "-A", "KUBE-SERVICES", "-d", svc, "-p", "tcp", "--dport", &p, "-j", "KUBE-SVC-WEB"],
-            &["-t", "nat", "-N", "KUBE-SEP-WEB1"],
-            &["-t", "nat", "-A", "KUBE-SVC-WEB", "-j", "KUBE-SEP-WEB1"],
-            &["-t", "nat", "-A", "KUBE-SEP-WEB1", "-p", "tcp", "-m", "tcp", "-j", "DNAT", "--to-destination", &dest],
-        ];
-        for r in rules {
-            let args: Vec<&str> = [&["netns", "exec", &ns, "iptables", "-w"][..], r].concat();
-            run("ip", &args).map_err(|e| format!("{node}: iptables {}: {e}", r.join(" ")))?;
-        }
-        run("ip", &["netns", "exec", &ns, "sysctl", "-qw", "net.ipv4.ip_forward=1"]).map(|_| ())
-    }
 }
