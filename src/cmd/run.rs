@@ -976,13 +976,21 @@ fn apply_to_list(old: &[FlowSpec], cmds: &[FlowCommand]) -> (Vec<FlowSpec>, usiz
                 }
             },
             FlowCommand::Delete { strict, spec } => {
+                let ks = flow_key(spec);
                 for slot in v.iter_mut() {
                     let Some(r) = slot else { continue };
-                    let table_ok = !spec.table_given || r.table == spec.table;
-                    let (kr, ks) = (flow_key(r), flow_key(spec));
-                    let m_ok =
-                        if *strict { (kr.1, &kr.2, &kr.3) == (ks.1, &ks.2, &ks.3) } else { r.m.is_within(&spec.m) };
-                    if table_ok && m_ok && r.cookie & spec.cookie_mask == spec.cookie & spec.cookie_mask {
+                    if (spec.table_given && r.table != spec.table)
+                        || r.cookie & spec.cookie_mask != spec.cookie & spec.cookie_mask
+                    {
+                        continue;
+                    }
+                    let m_ok = if *strict {
+                        let kr = flow_key(r);
+                        (kr.1, &kr.2, &kr.3) == (ks.1, &ks.2, &ks.3)
+                    } else {
+                        r.m.is_within(&spec.m)
+                    };
+                    if m_ok {
                         index.remove(&flow_key(r));
                         *slot = None;
                         n_del += 1;
