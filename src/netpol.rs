@@ -28,7 +28,10 @@
 //!   to the very next connection after the commands return (one SYN, no
 //!   retransmission: each attempt waits less than the kernel's first
 //!   retransmission), survives `ctl reload`, and `ctl policy del` lifts it
-//!   for the next connection just as fast.
+//!   for the next connection just as fast; a connection established
+//!   before the policy is cut too (openshift-sdn 4.13 lets only replies,
+//!   `ct_state=+rpl`, bypass the policy tables; there is no `+est`
+//!   bypass).
 //!
 //! Ends with both nodes stopped (exit 0, XDP detached, tun0 removed).
 
@@ -111,6 +114,59 @@ fn counted_past(t: &Topology, node: &str, table: u8, what: &str, before: u64) ->
             return Ok(n);
         }
         std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
+
+/// A TCP transfer of 2 MB that pauses half-way for 2 s: the sink's and
+/// the sender's processes.
+struct Established {
+    sink: std::process::Child,
+    send: std::process::Child,
+}
+
+impl Established {
+    /// Starts the transfer from namespace `from` to `ip:port` in `to` and
+    /// waits until the sender has paused (the connection is established
+    /// and half the data is written).
+    fn start(t: &Topology, from: &str, to: &str, ip: &str, port: u16) -> Result<Established, String> {
+        use std::io::BufRead;
+        let bin = t.bin().to_string_lossy().into_owned();
+        let spawn = |ns: &str, args: &[&str]| {
+            std::process::Command::new("ip")
+                .args(["netns", "exec", ns, &bin])
+                .args(args)
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .map_err(|e| format!("{bin}: {e}"))
+        };
+        let line = |c: &mut std::process::Child| {
+            let mut l = String::new();
+            let _ = std::io::BufReader::new(c.stdout.as_mut().ok_or("no stdout")?).read_line(&mut l);
+            Ok::<String, String>(l)
+        };
+        let listen = format!("0.0.0.0:{port}");
+        let mut sink = spawn(to, &["netcheck", "tcp-sink", &listen, "--bytes", "2000000", "--timeout", "6"])?;
+        line(&mut sink)?;
+        let dst = format!("{ip}:{port}");
+        let args = ["netcheck", "tcp-send", &dst, "--bytes", "2000000", "--timeout", "6"];
+        let mut send = spawn(from, &[&args[..], &["--pause-at", "1000000", "--pause-ms", "2000"]].concat())?;
+        let connected = line(&mut send)?;
+        let paused = line(&mut send)?;
+        if !paused.starts_with("paused at") {
+            let _ = (sink.kill(), send.kill(), sink.wait(), send.wait());
+            return Err(format!("the transfer did not get half-way: {connected} {paused}"));
+        }
+        Ok(Established { sink, send })
+    }
+
+    /// Waits for both ends: whether the sink received everything, and
+    /// what it said.
+    fn finish(self) -> Result<(bool, String), String> {
+        let sink = self.sink.wait_with_output().map_err(|e| e.to_string())?;
+        let _ = self.send.wait_with_output();
+        let said = format!("{}{}", String::from_utf8_lossy(&sink.stdout), String::from_utf8_lossy(&sink.stderr));
+        Ok((sink.status.success(), said.trim().replace('\n', "; ")))
     }
 }
 
@@ -308,6 +364,8 @@ pub fn netpol_checks(
     });
     let (ok, d) = r.unwrap_or_else(|e| (false, e));
     add("ctl policy add: a malformed policy refused at file:line:column, dump-flows unchanged", ok, d, &mut checks);
+    // A connection established before the policy, paused half-way.
+    let long = Established::start(t, &cli1, &api1, API1, 7010);
     // node-d reads the YAML file, node-b the same policy as JSON on stdin.
     let r = write(&good, DENY_B)
         .and_then(|()| t.ctl("node-d", &["policy", "add", &good.to_string_lossy()]))
@@ -332,6 +390,19 @@ pub fn netpol_checks(
                 Err(e) => (false, e),
             };
             add("ctl reload keeps the policy ctl added (cli-1 → api-1:7006 still refused)", ok, d, &mut checks);
+            // As in openshift-sdn 4.13, only replies bypass the policy
+            // tables: the established connection's next data is dropped.
+            let (ok, d) = match long.and_then(Established::finish) {
+                Ok((sink_ok, sink)) => (!sink_ok, sink),
+                Err(e) => (false, e),
+            };
+            add(
+                "a connection established before the policy is cut too (cli-1 → api-1:7010; as in openshift-sdn 4.13, \
+                 only replies bypass the policy tables)",
+                ok,
+                d,
+                &mut checks,
+            );
             let r: Result<(), String> = ["node-d", "node-b"]
                 .iter()
                 .try_for_each(|n| t.ctl(n, &["policy", "del", "project-b/deny-all"]).map(|_| ()));

@@ -299,6 +299,11 @@ impl Topology {
         Ok(())
     }
 
+    /// The sdnfwd binary the nodes run.
+    pub fn bin(&self) -> &Path {
+        &self.bin
+    }
+
     /// The control socket of a node (`sdnfwd ctl --socket`).
     pub fn socket(&self, node: &str) -> String {
         std::env::temp_dir().join(format!("{}-{node}.ctl", self.lab.prefix())).to_string_lossy().into_owned()
