@@ -20,7 +20,7 @@ use crate::flow::FlowKey;
 use crate::pool::{FrameId, FramePool};
 use crate::recirc::{may_recirculate, next_key, Recirculating, RECIRC_MAX};
 use crate::shared::TunnelState;
-use crate::stats::{BurstCounters, DatapathDrop, PmdStats};
+use crate::stats::{ct_verdict, BurstCounters, DatapathDrop, PmdStats};
 use crate::wire;
 
 /// Frames a loop holds for remote VTEPs whose next-hop MAC is not known yet.
@@ -337,7 +337,7 @@ impl Exec<'_> {
                     continue;
                 }
                 DpAction::Ct(req) => {
-                    if !self.track(f, req, &mut md) {
+                    if !self.track(f, req, &mut md, b) {
                         self.pool.free(f);
                         b.drop(DatapathDrop::NoTracker, 1);
                         return;
@@ -384,9 +384,10 @@ impl Exec<'_> {
         }
     }
 
-    /// The frame through the tracker (`md` updated); false without one.
+    /// The frame through the tracker (`md` updated, its verdict counted);
+    /// false without one.
     #[inline]
-    fn track(&mut self, f: FrameId, req: &CtRequest, md: &mut CtResult) -> bool {
+    fn track(&mut self, f: FrameId, req: &CtRequest, md: &mut CtResult, b: &mut BurstCounters) -> bool {
         let Some(ct) = self.ct else { return false };
         if self.pin.is_none() {
             self.pin = Some(ct.pin());
@@ -394,6 +395,7 @@ impl Exec<'_> {
         }
         let pin = self.pin.as_ref().expect("pinned above");
         ct.execute_with(pin, self.pool.data_mut(f), md, req, self.now_ms);
+        b.ct[ct_verdict(md.state)] += 1;
         true
     }
 
