@@ -1,5 +1,6 @@
 //! sdnfwd as a library: what the binary, the demo and the end-to-end tests
 //! share.
 
+pub mod ct_mode;
 pub mod netns;
 pub mod topology;
