@@ -17,6 +17,7 @@ use crate::conntrack::tracker::{Conntrack, CtPin};
 use crate::conntrack::types::{CtRequest, CtResult};
 use crate::dpcls::Megaflow;
 use crate::flow::FlowKey;
+use crate::hostnat::HostWait;
 use crate::pool::{FrameId, FramePool};
 use crate::recirc::{may_recirculate, next_key, Recirculating, RECIRC_MAX};
 use crate::shared::TunnelState;
@@ -144,6 +145,8 @@ pub struct Exec<'a> {
     pub now_ms: u64,
     /// Packets queued for their next pass.
     pub recirc: &'a mut Vec<Recirculating>,
+    /// Packets waiting for the host's translation.
+    pub host: &'a mut HostWait,
 }
 
 /// What a frame brings to its actions besides its bytes: its key, the
@@ -337,11 +340,26 @@ impl Exec<'_> {
                     continue;
                 }
                 DpAction::Ct(req) => {
-                    if !self.track(f, req, &mut md, b) {
+                    if !self.track(f, req, &mut md) {
                         self.pool.free(f);
                         b.drop(DatapathDrop::NoTracker, 1);
                         return;
                     }
+                    if md.host_query {
+                        // The pass runs again whole once the host's
+                        // translation is known: only while nothing of the
+                        // frame has left yet.
+                        if left == m.n_outputs && self.host.hold(f, pass.key, pass.depth, &md, self.now_ms) {
+                            b.host_waits += 1;
+                            return;
+                        }
+                        md.host_query = false;
+                        md.host_checked = true;
+                        self.track(f, req, &mut md);
+                    }
+                    // Counted once the verdict is final (a held frame is
+                    // counted when its pass runs again).
+                    b.ct[ct_verdict(md.state)] += 1;
                     continue;
                 }
                 DpAction::Output(p) => (*p, None),
@@ -384,10 +402,9 @@ impl Exec<'_> {
         }
     }
 
-    /// The frame through the tracker (`md` updated, its verdict counted);
-    /// false without one.
+    /// The frame through the tracker (`md` updated); false without one.
     #[inline]
-    fn track(&mut self, f: FrameId, req: &CtRequest, md: &mut CtResult, b: &mut BurstCounters) -> bool {
+    fn track(&mut self, f: FrameId, req: &CtRequest, md: &mut CtResult) -> bool {
         let Some(ct) = self.ct else { return false };
         if self.pin.is_none() {
             self.pin = Some(ct.pin());
@@ -395,7 +412,6 @@ impl Exec<'_> {
         }
         let pin = self.pin.as_ref().expect("pinned above");
         ct.execute_with(pin, self.pool.data_mut(f), md, req, self.now_ms);
-        b.ct[ct_verdict(md.state)] += 1;
         true
     }
 

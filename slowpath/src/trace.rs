@@ -5,10 +5,12 @@ use config::ofctl::{fmt_match, Field, Match, ETH_TYPE_ARP, ETH_TYPE_IP, IPPROTO_
 
 use config::ofctl::cs;
 use fastpath::conntrack::types::NatRequest;
+use fastpath::conntrack::{Conntrack, CtRequest, CtResult};
+use fastpath::DpAction;
 
 use crate::flow::OfFlow;
 use crate::ofproto::Ofproto;
-use crate::xlate::{xlate, TraceSink, Xlate};
+use crate::xlate::{xlate, Recirculation, TraceSink, Xlate};
 
 /// Lines recorded during a translation.
 #[derive(Clone, Debug, Default)]
@@ -175,6 +177,149 @@ pub struct Pass {
 /// Most passes a trace follows (the datapath's recirculation limit).
 pub const MAX_PASSES: usize = fastpath::stats::MAX_RECIRC_DEPTH;
 
+/// Where a trace's later passes get their connection-tracking verdicts.
+pub trait CtVerdicts {
+    /// Makes `next` (the flow at the `ct` that recirculated, with its
+    /// recirculation id and zone set) the flow the next pass starts from:
+    /// its `ct_*` fields, and its addresses and ports where NAT applies.
+    /// `req` is the datapath's request for that `ct`. Returns the text of
+    /// the banner after `recirc(0x..)`: the state, then any lines.
+    fn resume(&mut self, r: &Recirculation, req: Option<&CtRequest>, next: &mut OfFlow) -> String;
+}
+
+/// `--ct-next`'s states in turn (`trk|new` once they run out); a `nat`
+/// with an address moves the flow's address and port to the range's
+/// first, as OVS's trace simulates it.
+pub struct CtNext<'a>(std::slice::Iter<'a, u64>);
+
+impl<'a> CtNext<'a> {
+    /// The states `ct_next`, in order.
+    pub fn new(ct_next: &'a [u64]) -> CtNext<'a> {
+        CtNext(ct_next.iter())
+    }
+}
+
+impl CtVerdicts for CtNext<'_> {
+    fn resume(&mut self, r: &Recirculation, _req: Option<&CtRequest>, nf: &mut OfFlow) -> String {
+        let mut out = String::new();
+        let state = match self.0.next() {
+            Some(&s) => {
+                out += &format!(" - resume conntrack with ct_state={}", fmt_ct_state(s));
+                s
+            }
+            None => {
+                out += " - resume conntrack with default ct_state=trk|new (use --ct-next to customize)";
+                cs::TRK | cs::NEW
+            }
+        };
+        nf.set(Field::CtState, state);
+        out.push('\n');
+        if let Some(nat) = r.nat {
+            out += "Replacing src/dst IP/ports to simulate NAT:\n";
+            out += &format!(" Initial flow: {}\n", fmt_ip_flow(nf));
+            match nat {
+                NatRequest::Src(range) => {
+                    nf.set(Field::NwSrc, range.addr_min as u64);
+                    if range.port_min != 0 {
+                        nf.set(Field::TpSrc, range.port_min as u64);
+                    }
+                }
+                NatRequest::Dst(range) => {
+                    nf.set(Field::NwDst, range.addr_min as u64);
+                    if range.port_min != 0 {
+                        nf.set(Field::TpDst, range.port_min as u64);
+                    }
+                }
+                NatRequest::Reverse => {}
+            }
+            out += &format!(" Modified flow: {}\n", fmt_ip_flow(nf));
+        }
+        out
+    }
+}
+
+/// A running node's tracker as the verdicts' source (`sdnfwd ctl trace`):
+/// at each recirculation the packet, composed from the flow, goes through
+/// [`Conntrack::trial`] (the table is not changed; a TCP packet is taken
+/// as its connection's next segment, or as a SYN where there is none), and
+/// the next pass starts from the key the datapath would build: the state,
+/// zone, mark, label and original tuple the tracker gave, the addresses
+/// and ports as its NAT left them.
+pub struct LiveCt<'a> {
+    ct: &'a Conntrack,
+    md: CtResult,
+    now_ms: u64,
+}
+
+impl<'a> LiveCt<'a> {
+    /// Verdicts from `ct` at `now_ms` (its clock, `fastpath::clock`).
+    pub fn new(ct: &'a Conntrack, now_ms: u64) -> LiveCt<'a> {
+        LiveCt { ct, md: CtResult::default(), now_ms }
+    }
+}
+
+impl CtVerdicts for LiveCt<'_> {
+    fn resume(&mut self, r: &Recirculation, req: Option<&CtRequest>, nf: &mut OfFlow) -> String {
+        let (Some(req), Some(mut frame)) = (req, frame_of(nf)) else {
+            nf.set(Field::CtState, cs::TRK | cs::INV);
+            return " - resume conntrack with ct_state=inv|trk (not an IPv4 packet the tracker reads)\n".into();
+        };
+        let before = fmt_ip_flow(nf);
+        let conns = self.ct.trial(&mut frame, &mut self.md, req, self.now_ms, true);
+        let prev = nf.key();
+        *nf = OfFlow::from_key(&fastpath::recirc::next_key(&frame, &prev, r.id, &self.md));
+        let mut out =
+            format!(" - resume conntrack with ct_state={} (the node's tracker", fmt_ct_state(self.md.state as u64));
+        if conns.is_empty() {
+            out += ": no connection)\n";
+        } else {
+            out += "):\n";
+            for c in conns {
+                out += &format!(" {c}\n");
+            }
+        }
+        let after = fmt_ip_flow(nf);
+        if after != before {
+            out += &format!("NAT by the tracker:\n Initial flow: {before}\n Modified flow: {after}\n");
+        }
+        out
+    }
+}
+
+/// An IPv4 frame with `f`'s addresses and ports (TCP, UDP, ICMP with its
+/// type and code, another protocol bare), for the tracker to judge; `None`
+/// for anything else.
+fn frame_of(f: &OfFlow) -> Option<Vec<u8>> {
+    use fastpath::conntrack::frames::{ipv4, tcp, udp, TcpSpec};
+    if f.get(Field::DlType) != ETH_TYPE_IP {
+        return None;
+    }
+    let (src, dst) = (f.get(Field::NwSrc) as u32, f.get(Field::NwDst) as u32);
+    let (sp, dp) = (f.get(Field::TpSrc) as u16, f.get(Field::TpDst) as u16);
+    let mut fr = match f.get(Field::NwProto) {
+        IPPROTO_TCP => tcp(&TcpSpec {
+            src,
+            sport: sp,
+            dst,
+            dport: dp,
+            seq: 0,
+            ack: 0,
+            flags: 0,
+            win: 65535,
+            wscale: None,
+            payload: 0,
+        }),
+        IPPROTO_UDP => udp(src, sp, dst, dp, 0),
+        IPPROTO_ICMP => ipv4(src, dst, 1, &[sp as u8, dp as u8, 0, 0, 0, 0, 0, 0]),
+        p => ipv4(src, dst, p as u8, &[]),
+    };
+    fr[0..6].copy_from_slice(&f.get(Field::DlDst).to_be_bytes()[2..]);
+    fr[6..12].copy_from_slice(&f.get(Field::DlSrc).to_be_bytes()[2..]);
+    fr[15] = f.get(Field::NwTos) as u8 | f.get(Field::NwEcn) as u8;
+    fr[22] = f.get(Field::NwTtl) as u8;
+    Some(fr)
+}
+
 /// `ofproto/trace` across recirculations, as `--ct-next` drives it: each
 /// pass's report; where a pass recirculates (`ct(table=N)`), the next pass
 /// starts from the flow at that `ct` with the recirculation id, the `ct`'s
@@ -183,9 +328,18 @@ pub const MAX_PASSES: usize = fastpath::stats::MAX_RECIRC_DEPTH;
 /// range's first, as OVS's trace simulates it. Returns the text and the
 /// passes.
 pub fn report_passes(of: &Ofproto, flow: &OfFlow, ct_next: &[u64], bridge: &str) -> (String, Vec<Pass>) {
+    report_passes_with(of, flow, &mut CtNext::new(ct_next), bridge)
+}
+
+/// [`report_passes`] with the verdicts from `verdicts`.
+pub fn report_passes_with(
+    of: &Ofproto,
+    flow: &OfFlow,
+    verdicts: &mut dyn CtVerdicts,
+    bridge: &str,
+) -> (String, Vec<Pass>) {
     let mut out = String::new();
     let mut passes = Vec::new();
-    let mut next = ct_next.iter().copied();
     let mut queue = std::collections::VecDeque::from([*flow]);
     while let Some(f) = queue.pop_front() {
         let mut t = Trace::default();
@@ -196,38 +350,12 @@ pub fn report_passes(of: &Ofproto, flow: &OfFlow, ct_next: &[u64], bridge: &str)
             nf.set_recirc_id(r.id);
             nf.set(Field::CtZone, r.zone as u64);
             out += &format!("\n{}\nrecirc({:#x})", "=".repeat(79), r.id);
-            let state = match next.next() {
-                Some(s) => {
-                    out += &format!(" - resume conntrack with ct_state={}", fmt_ct_state(s));
-                    s
-                }
-                None => {
-                    out += " - resume conntrack with default ct_state=trk|new (use --ct-next to customize)";
-                    cs::TRK | cs::NEW
-                }
-            };
-            nf.set(Field::CtState, state);
-            out.push('\n');
-            if let Some(nat) = r.nat {
-                out += "Replacing src/dst IP/ports to simulate NAT:\n";
-                out += &format!(" Initial flow: {}\n", fmt_ip_flow(&nf));
-                match nat {
-                    NatRequest::Src(range) => {
-                        nf.set(Field::NwSrc, range.addr_min as u64);
-                        if range.port_min != 0 {
-                            nf.set(Field::TpSrc, range.port_min as u64);
-                        }
-                    }
-                    NatRequest::Dst(range) => {
-                        nf.set(Field::NwDst, range.addr_min as u64);
-                        if range.port_min != 0 {
-                            nf.set(Field::TpDst, range.port_min as u64);
-                        }
-                    }
-                    NatRequest::Reverse => {}
-                }
-                out += &format!(" Modified flow: {}\n", fmt_ip_flow(&nf));
-            }
+            // The datapath's request: the `ct` right before the recirculation.
+            let req = x.actions.iter().rev().find_map(|a| match a {
+                DpAction::Ct(c) => Some(c.clone()),
+                _ => None,
+            });
+            out += &verdicts.resume(&r, req.as_deref(), &mut nf);
             out += &format!("{}\n\n", "=".repeat(79));
             queue.push_back(nf);
         }

@@ -319,6 +319,8 @@ pub struct UpcallStats {
     pub revalidations: u64,
     /// Megaflows changed or removed by revalidation.
     pub revalidated: u64,
+    /// Recirculation ids freed (unused for their grace).
+    pub recirc_freed: u64,
 }
 
 /// The slow path's state.
@@ -547,6 +549,28 @@ impl SlowPath {
         self.publisher.settle();
     }
 
+    /// A recirculation-id collection pass (periodic): the ids that
+    /// installed megaflows match on or recirculate to are in use; the
+    /// rest are freed after their grace ([`crate::recirc::GRACE_PASSES`]).
+    /// Returns how many were freed.
+    pub fn collect_recirc(&mut self) -> usize {
+        let mut in_use = Vec::new();
+        for (_, mf) in self.megaflows.iter_mut() {
+            let rid = OfFlow::from_key(&mf.flow.key).recirc_id();
+            if rid != 0 {
+                in_use.push(rid);
+            }
+            for a in mf.flow.actions.iter() {
+                if let fastpath::DpAction::Recirc(id) = a {
+                    in_use.push(*id);
+                }
+            }
+        }
+        let n = self.ofproto.recirc.lock().unwrap_or_else(|p| p.into_inner()).collect(in_use);
+        self.stats.recirc_freed += n as u64;
+        n
+    }
+
     /// Re-ranks subtables by hits (periodic).
     pub fn rerank(&mut self) {
         self.publisher.change(Op::Rerank);
@@ -595,6 +619,7 @@ impl SlowPath {
     pub fn run_with(&mut self, rx: &Receiver<Upcall>, cmds: &Receiver<Command>, stop: impl Fn() -> bool) {
         let mut batch: Vec<Upcall> = Vec::with_capacity(1024);
         let mut last_tick = Instant::now();
+        let mut ticks = 0u64;
         let mut cmds = cmds.clone();
         loop {
             crossbeam_channel::select! {
@@ -624,6 +649,10 @@ impl SlowPath {
                 self.credit_rules();
                 self.expire(IDLE_TIMEOUT);
                 self.rerank();
+                ticks += 1;
+                if ticks.is_multiple_of(10) {
+                    self.collect_recirc();
+                }
             }
             if stop() {
                 break;
@@ -669,6 +698,64 @@ mod tests {
 
     fn ids(t: &FlowTable) -> BTreeSet<u32> {
         t.iter().map(|m| m.id).collect()
+    }
+
+    /// Recirculation ids live as long as a megaflow matches on or
+    /// recirculates to them, and a grace after: a first pass freezes one
+    /// state per source port (`reg0`), its megaflow recirculates; once the
+    /// megaflows expire, the ids go after [`crate::recirc::GRACE_PASSES`]
+    /// collection passes, and a packet that comes back after that is
+    /// dropped as an unknown id instead of resuming a stale state.
+    #[test]
+    fn test_recirculation_ids_are_freed_after_their_megaflows() {
+        use config::ofctl::{parse_flow_line, LineKind};
+        let flows: Vec<_> = [
+            "table=0, priority=10, ip, actions=move:NXM_OF_IN_PORT[]->NXM_NX_REG0[0..15], ct(table=30)",
+            "table=30, priority=10, ip, actions=output:2",
+        ]
+        .iter()
+        .map(|l| parse_flow_line(l, LineKind::Add).unwrap())
+        .collect();
+        let of = Ofproto::with_flows(&flows).unwrap();
+        let (tx, _rx) = crossbeam_channel::unbounded();
+        let mut slow = SlowPath::new(of, Arc::new(Shared::default()), vec![tx], vec![Arc::new(PmdStats::default())]);
+        let batch: Vec<Upcall> = (3..6)
+            .map(|port| {
+                let f = fastpath::wire::build_frame(2, 1, 0x0a83_0003, 0x0a83_0004, 17, 1024, 443, 64);
+                let mut key = FlowKey::default();
+                key.extract(&f, port);
+                Upcall { key, pmd: 0, len: 64 }
+            })
+            .collect();
+        slow.handle(&batch);
+        let recirc = |s: &SlowPath| s.ofproto.recirc.lock().unwrap().len();
+        assert_eq!(recirc(&slow), 3, "one frozen state per port");
+        let recircs: Vec<u32> = slow
+            .shared
+            .flows
+            .load()
+            .iter()
+            .flat_map(|m| m.actions.clone())
+            .filter_map(|a| if let fastpath::DpAction::Recirc(id) = a { Some(id) } else { None })
+            .collect();
+        assert_eq!(recircs.len(), 3, "each first pass's megaflow recirculates");
+        let id = recircs.first().copied();
+        for _ in 0..2 * crate::recirc::GRACE_PASSES {
+            assert_eq!(slow.collect_recirc(), 0, "in use by installed megaflows");
+        }
+        assert_eq!(slow.expire(Duration::ZERO), 3);
+        for _ in 1..crate::recirc::GRACE_PASSES {
+            assert_eq!(slow.collect_recirc(), 0, "within the grace");
+        }
+        assert_eq!(slow.collect_recirc(), 3);
+        assert_eq!((recirc(&slow), slow.stats.recirc_freed), (0, 3));
+        // A straggler under a freed id: dropped, nothing resumed.
+        let mut key = batch[0].key;
+        let mut f = OfFlow::from_key(&key);
+        f.set_recirc_id(id.unwrap());
+        key = f.key();
+        let x = xlate_borrowed(&slow.ofproto, &OfFlow::from_key(&key), None);
+        assert_eq!(x.drop.map(|d| d.kind), Some(crate::xlate::PipelineDropKind::UnknownRecirc));
     }
 
     /// Both copies of the left-right table end up holding exactly the

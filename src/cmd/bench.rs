@@ -47,7 +47,9 @@ pub enum Pattern {
     /// Connection tracking, established TCP: --flows connections between
     /// pods the table lets talk, opened with handshakes first, then a data
     /// segment each way per connection replayed round and round (every
-    /// pass +est). Needs a table with ct (--ct-mode or --flow-file).
+    /// pass +est). Needs a table with ct: --ct-mode, --flow-file, or a
+    /// rendered one that tracks (--sdn-version 4.13, or the networkpolicy
+    /// plugin).
     TcpEst,
     /// Connection tracking, new TCP connections: --flows tuples, each a
     /// SYN that opens a connection in place of the tuple's closed one and
@@ -465,8 +467,8 @@ impl CtDelta {
 }
 
 /// The table a bench runs: the node's rendered one, the ct-mode one or a
-/// flow file's; the flows' text (empty for the rendered table) to find the
-/// ports it names; whether the loops get a tracker.
+/// flow file's, and the flows' text (add-flows syntax: the TCP ports it
+/// names are the ones the connection-tracking patterns try).
 fn load_table(
     a: &BenchArgs,
     c: &Cluster,
@@ -480,7 +482,9 @@ fn load_table(
     } else if let Some(path) = &a.flow_file {
         (file_tables(path, a.groups.as_deref())?, read_file(path)?)
     } else {
-        return Ok((node_tables(c, node, extra, &a.cluster.source())?, String::new()));
+        let of = node_tables(c, node, extra, &a.cluster.source())?;
+        let text = of.rules(None).iter().map(|r| r.spec.to_dump_line(None) + "\n").collect();
+        return Ok((of, text));
     };
     let mut ports: std::collections::BTreeSet<u32> = [1, 2].into();
     ports.extend(bench_ct::pods_of(c, node).iter().map(|p| p.0));
@@ -497,15 +501,15 @@ pub fn bench(a: BenchArgs) -> Result<ExitCode, String> {
         print!("{}", if a.print_flows { flows } else { groups });
         return Ok(ExitCode::SUCCESS);
     }
-    let ct_table = a.ct_mode || a.flow_file.is_some();
     let ct_pattern = matches!(a.pattern, Pattern::TcpEst | Pattern::TcpNew);
-    if ct_pattern && !ct_table {
-        return Err("--pattern tcp-est and tcp-new need a table with conntrack rules: --ct-mode or --flow-file".into());
-    }
-    if ct_table && !ct_pattern {
+    // The loops get a tracker with a ct table: --ct-mode, a flow file, or
+    // the rendered table for a ct pattern (4.13's rules, or 3.11's for
+    // the networkpolicy plugin).
+    let ct_table = a.ct_mode || a.flow_file.is_some() || ct_pattern;
+    if (a.ct_mode || a.flow_file.is_some()) && !ct_pattern {
         return Err("--ct-mode and --flow-file go with --pattern tcp-est or tcp-new".into());
     }
-    if a.ct_mode && (a.cluster.cluster.is_some() || a.cluster.node.is_some()) {
+    if a.ct_mode && (!a.cluster.cluster.is_empty() || a.cluster.node.is_some()) {
         return Err("--ct-mode is node-d of the embedded default cluster: no --cluster or --node".into());
     }
     let (c, extra) = match a.synthetic {
@@ -520,6 +524,13 @@ pub fn bench(a: BenchArgs) -> Result<ExitCode, String> {
         a.cluster.node_name(&c)?
     };
     let (of, flows_text) = load_table(&a, &c, &node, extra.as_ref())?;
+    if ct_pattern && !flows_text.contains("ct(") {
+        return Err(format!(
+            "--pattern {}: node {node}'s table has no ct action (the 3.11 rules track connections with the \
+             networkpolicy plugin only; try --sdn-version 4.13, --ct-mode or --flow-file)",
+            if a.pattern == Pattern::TcpEst { "tcp-est" } else { "tcp-new" }
+        ));
+    }
     if a.pattern == Pattern::Upcalls {
         return upcalls(&c, &node, of, a.flows.max(1000), a.json);
     }

@@ -75,6 +75,8 @@ pub struct Control {
     pub dpid: u64,
     /// The node's ports as OpenFlow lists them (kept by the main thread).
     pub of_ports: Arc<std::sync::Mutex<Vec<OfPort>>>,
+    /// The connection tracker the poll loops share.
+    pub ct: Arc<fastpath::conntrack::Conntrack>,
 }
 
 /// Sends the slow path a command carrying a reply channel; waits for the

@@ -17,15 +17,18 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::Args;
-use config::ofctl::{parse_flow_file, parse_flow_line, parse_trace_flow, FlowCommand, LineKind};
+use config::ofctl::{
+    parse_flow_file, parse_flow_line, parse_group_file, parse_group_line, parse_trace_flow, FlowCommand, GroupLineKind,
+    LineKind,
+};
 use fastpath::stats::{DatapathDrop, PmdStats};
-use slowpath::trace::{report, Trace};
+use slowpath::trace::{report_passes_with, CtNext, LiveCt};
 
 use super::control::{ask, ask_node, on_slow_path, port_dumps, Control, NodeRequest};
 use super::logging::{self, Level};
 use super::node::parse_edit;
 use slowpath::upcall::{Command, SlowPath};
-use slowpath::{xlate, OfFlow};
+use slowpath::OfFlow;
 
 /// `pod ...` and `hostsubnet ...`: `list`, or a change made by the main
 /// thread (checked with the whole cluster; nothing changes when refused).
@@ -48,7 +51,15 @@ Commands (sdnfwd ctl [--socket PATH] COMMAND):
   add-flow FLOW | add-flows FILE        FILE `-` for stdin; one bundle: a bad line changes nothing
   replace-flows FILE                    only what differs changes
   mod-flows [--strict] FLOW | del-flows [--strict] [MATCH]
-  trace FLOW                            ofproto/trace on the live tables
+  trace FLOW [--ct-next FLAGS]...       ofproto/trace on the live tables; each recirculation resumes
+                                        with the node's tracker's verdict (unchanged by the trace),
+                                        or with --ct-next's states
+  dump-groups [GROUP_ID] | dump-group-stats [GROUP_ID]
+  add-group GROUP | mod-group GROUP | del-groups [group_id=N] | add-groups FILE
+  dump-conntrack [-s] [zone=N]          the tracker's connections, as dpctl/dump-conntrack
+  flush-conntrack [zone=N]              remove connections (all, or one zone's)
+  ct-stats [verbose] [zone=N]           connections by protocol (dpctl/ct-stats-show) and the
+                                        tracker's counters
   pmd-stats | pmd-stats-clear
   pod list | pod add NS/NAME IP VETH OFPORT | pod del NS/NAME
   hostsubnet list | hostsubnet add NAME HOSTIP SUBNET | hostsubnet del NAME
@@ -131,20 +142,80 @@ pub fn handle(c: &Control, line: &str, body: &str) -> Result<String, String> {
         "reload" => ask_node(c, NodeRequest::Reload),
         "help" => Ok(HELP.to_string()),
         "trace" => {
-            let m = parse_trace_flow(arg).map_err(loc)?;
+            // `trace FLOW [--ct-next FLAGS]...`: without --ct-next, each
+            // recirculation's verdict is the node's tracker's.
+            let mut words = arg.split_whitespace();
+            let (mut flow_text, mut ct_next) = (Vec::new(), Vec::new());
+            while let Some(w) = words.next() {
+                if w == "--ct-next" {
+                    let f = words.next().ok_or("--ct-next needs FLAGS (trk,est,...)")?;
+                    ct_next.push(slowpath::trace::parse_ct_flags(f).map_err(|e| format!("--ct-next {f}: {e}"))?);
+                } else {
+                    flow_text.push(w);
+                }
+            }
+            let m = parse_trace_flow(&flow_text.join(" ")).map_err(loc)?;
             let (flow, _) = OfFlow::from_match(&m);
+            let ct = c.ct.clone();
             query(
                 c,
                 Box::new(move |s| {
-                    let mut t = Trace::default();
-                    let x = xlate(&s.ofproto, &flow, Some(&mut t));
-                    report(&flow, &x, &t, "br0")
+                    if ct_next.is_empty() {
+                        let mut live = LiveCt::new(&ct, fastpath::clock::now_ms());
+                        report_passes_with(&s.ofproto, &flow, &mut live, "br0").0
+                    } else {
+                        report_passes_with(&s.ofproto, &flow, &mut CtNext::new(&ct_next), "br0").0
+                    }
                 }),
             )
         }
         "pmd-stats" => {
             let b = c.baselines.lock().unwrap_or_else(|p| p.into_inner());
-            Ok(c.stats.iter().enumerate().map(|(i, (core, s))| s.show_since(Some(*core), &b[i])).collect())
+            let loops: String =
+                c.stats.iter().enumerate().map(|(i, (core, s))| s.show_since(Some(*core), &b[i])).collect();
+            Ok(loops + &ct_counters(&c.ct.stats()))
+        }
+        "dump-conntrack" | "flush-conntrack" | "ct-stats" => conntrack_cmd(c, cmd, rest),
+        "dump-groups" | "dump-group-stats" => {
+            let id = match rest {
+                "" | "all" => None,
+                r => Some(parse_group_id(r)?),
+            };
+            let stats = cmd == "dump-group-stats";
+            query(
+                c,
+                Box::new(move |s| {
+                    let now = std::time::Instant::now();
+                    let mut out = String::new();
+                    for g in s.ofproto.group_stats().into_iter().filter(|g| id.is_none_or(|i| i == g.spec.group_id)) {
+                        if stats {
+                            out += &format!(
+                                " group_id={},duration={:.3}s,ref_count={},packet_count={},byte_count={}\n",
+                                g.spec.group_id,
+                                now.duration_since(g.created).as_secs_f64(),
+                                g.ref_count,
+                                g.n_packets,
+                                g.n_bytes
+                            );
+                        } else {
+                            out += &format!("{}\n", g.spec.to_dump_line());
+                        }
+                    }
+                    out
+                }),
+            )
+        }
+        "add-group" | "mod-group" | "del-groups" => {
+            let kind = match cmd {
+                "add-group" => GroupLineKind::Add,
+                "mod-group" => GroupLineKind::Modify,
+                _ => GroupLineKind::Delete,
+            };
+            flow_mods(c, vec![FlowCommand::Group(parse_group_line(rest, kind).map_err(loc)?)])
+        }
+        "add-groups" => {
+            let cmds = parse_group_file(body).map_err(|e| e.in_file(rest).to_string())?;
+            flow_mods(c, cmds.into_iter().map(|(_, g)| FlowCommand::Group(g)).collect())
         }
         "pmd-stats-clear" => {
             let mut b = c.baselines.lock().unwrap_or_else(|p| p.into_inner());
@@ -175,10 +246,64 @@ pub fn handle(c: &Control, line: &str, body: &str) -> Result<String, String> {
         "" => Err("empty request".into()),
         other => Err(format!(
             "unknown command `{other}` (dump-flows, dump-tables, add-flow, add-flows, replace-flows, mod-flows, \
-             del-flows, dump-megaflows, trace, pmd-stats, pmd-stats-clear, dump-ports, show, hostsubnet, pod, \
-             reload, help)"
+             del-flows, dump-megaflows, trace, dump-groups, dump-group-stats, add-group, mod-group, del-groups, \
+             add-groups, dump-conntrack, flush-conntrack, ct-stats, pmd-stats, pmd-stats-clear, dump-ports, show, \
+             hostsubnet, pod, reload, help)"
         )),
     }
+}
+
+/// A group id as dump-groups takes it (`7`, `group_id=7`).
+fn parse_group_id(s: &str) -> Result<u32, String> {
+    let v = s.trim().trim_start_matches("group_id=");
+    let n = if let Some(h) = v.strip_prefix("0x") { u32::from_str_radix(h, 16).ok() } else { v.parse().ok() };
+    n.filter(|n| *n <= 0xffff_ff00).ok_or_else(|| format!("`{s}` is not a group id (0 to 4294967040)"))
+}
+
+/// `zone=N` of a conntrack command.
+fn parse_zone(w: &str) -> Result<u16, String> {
+    let v = w.strip_prefix("zone=").ok_or_else(|| format!("`{w}`: expected zone=N"))?;
+    v.parse().map_err(|_| format!("`{w}`: a zone is 0 to 65535"))
+}
+
+/// `dump-conntrack [-s] [zone=N]`, `flush-conntrack [zone=N]` and
+/// `ct-stats [verbose] [zone=N]`, on the tracker itself (the poll loops
+/// go on meanwhile).
+fn conntrack_cmd(c: &Control, cmd: &str, rest: &str) -> Result<String, String> {
+    let (mut zone, mut stats, mut verbose) = (None, false, false);
+    for w in rest.split_whitespace() {
+        match (cmd, w) {
+            ("dump-conntrack", "-s" | "--statistics") => stats = true,
+            ("ct-stats", "verbose" | "-m" | "--more") => verbose = true,
+            (_, w) => zone = Some(parse_zone(w)?),
+        }
+    }
+    let now = fastpath::clock::now_ms();
+    Ok(match cmd {
+        "dump-conntrack" => c.ct.dump_with(zone, now, stats).into_iter().map(|l| l + "\n").collect(),
+        "flush-conntrack" => {
+            c.ct.flush(zone);
+            String::new()
+        }
+        _ => c.ct.stats_show(zone, now, verbose) + &ct_counters(&c.ct.stats()),
+    })
+}
+
+/// The tracker's counters (pmd-stats, ct-stats and a node's exit).
+pub fn ct_counters(s: &fastpath::conntrack::CtStats) -> String {
+    format!(
+        "conntrack:\n  connections: {}\n  created: {}\n  expired: {}\n  flushed: {}\n  refused, table full: {}\n  \
+         invalid packets: {}\n  fragments: {}\n  NAT without a free tuple: {}\n  adopted from the host: {}\n",
+        s.n_conns,
+        s.n_created,
+        s.n_expired,
+        s.n_flushed,
+        s.n_full,
+        s.n_invalid,
+        s.n_fragments,
+        s.n_nat_exhausted,
+        s.adopted
+    )
 }
 
 /// Serves the socket until the process ends (one request at a time).
@@ -228,12 +353,13 @@ pub fn metrics(c: &Control) -> Result<String, String> {
     family(&mut m, "sdnfwd_port_bytes_total", "counter", "Bytes per port and direction.");
     m += &bytes;
     type Counter = fn(&PmdStats) -> u64;
-    let per_core: [(&str, &str, Counter); 6] = [
+    let per_core: [(&str, &str, Counter); 7] = [
         ("sdnfwd_pmd_packets_total", "Frames received by the poll loop.", |s| s.packets.load(Relaxed)),
         ("sdnfwd_pmd_emc_hits_total", "Exact-match cache hits.", |s| s.emc_hits.load(Relaxed)),
         ("sdnfwd_pmd_megaflow_hits_total", "Megaflow classifier hits.", |s| s.megaflow_hits.load(Relaxed)),
         ("sdnfwd_pmd_misses_total", "Frames that found no megaflow.", |s| s.misses.load(Relaxed)),
         ("sdnfwd_pmd_upcalls_total", "Upcalls sent to the slow path.", |s| s.upcalls.load(Relaxed)),
+        ("sdnfwd_pmd_recirculations_total", "Packets recirculated (after ct).", |s| s.recirculations.load(Relaxed)),
         ("sdnfwd_pmd_busy_ns_total", "Nanoseconds spent in busy iterations.", |s| s.busy_ns.load(Relaxed)),
     ];
     for (name, help, f) in per_core {
@@ -252,6 +378,23 @@ pub fn metrics(c: &Control) -> Result<String, String> {
         for r in DatapathDrop::ALL {
             let _ = writeln!(m, "sdnfwd_pmd_drops_total{{core=\"{core}\",reason=\"{}\"}} {}", r.name(), s.dropped(r));
         }
+    }
+    let ct = c.ct.stats();
+    family(&mut m, "sdnfwd_conntrack_connections", "gauge", "Connections in the tracker.");
+    let _ = writeln!(m, "sdnfwd_conntrack_connections {}", ct.n_conns);
+    let ct_counters: [(&str, &str, u64); 8] = [
+        ("sdnfwd_conntrack_created_total", "Connections created.", ct.n_created),
+        ("sdnfwd_conntrack_expired_total", "Connections removed expired.", ct.n_expired),
+        ("sdnfwd_conntrack_flushed_total", "Connections removed by a flush.", ct.n_flushed),
+        ("sdnfwd_conntrack_full_total", "Commits refused: the table was full.", ct.n_full),
+        ("sdnfwd_conntrack_invalid_total", "Packets marked +inv.", ct.n_invalid),
+        ("sdnfwd_conntrack_fragments_total", "IPv4 fragments seen by the tracker.", ct.n_fragments),
+        ("sdnfwd_conntrack_nat_exhausted_total", "Commits refused: NAT found no free tuple.", ct.n_nat_exhausted),
+        ("sdnfwd_conntrack_adopted_total", "Destination translations adopted from the host's tracker.", ct.adopted),
+    ];
+    for (name, help, v) in ct_counters {
+        family(&mut m, name, "counter", help);
+        let _ = writeln!(m, "{name} {v}");
     }
     family(&mut m, "sdnfwd_upcall_queue_depth", "gauge", "Misses waiting for the slow path.");
     let _ = writeln!(m, "sdnfwd_upcall_queue_depth {}", (c.upcall_depth)());
@@ -348,7 +491,8 @@ pub struct CtlArgs {
     /// Control socket (default: the one socket under /run/sdnfwd).
     #[arg(long)]
     pub socket: Option<String>,
-    /// The command and its arguments (add-flows takes a FILE, `-` for stdin).
+    /// The command and its arguments (add-flows, replace-flows and
+    /// add-groups take a FILE, `-` for stdin).
     #[arg(required = true, trailing_var_arg = true, allow_hyphen_values = true)]
     pub command: Vec<String>,
 }
@@ -389,7 +533,7 @@ pub fn ctl(a: CtlArgs) -> Result<ExitCode, String> {
     let (cmd, args) = a.command.split_first().ok_or("sdnfwd ctl: no command")?;
     let mut request = cmd.clone();
     let mut body = String::new();
-    if cmd == "add-flows" || cmd == "replace-flows" {
+    if matches!(cmd.as_str(), "add-flows" | "replace-flows" | "add-groups") {
         let file = args.first().ok_or(format!("sdnfwd ctl: {cmd} FILE (`-` for stdin)"))?;
         // The server names the file in its errors.
         request = format!("{cmd} {}", if file == "-" { "<stdin>" } else { file });

@@ -20,7 +20,7 @@
 
 use std::net::Ipv4Addr;
 use std::process::ExitCode;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -29,6 +29,7 @@ use config::ofctl::{FlowCommand, FlowSpec};
 use config::yaml::Cluster;
 use crossbeam_channel::Sender;
 use fastpath::batch::UPLINK;
+use fastpath::conntrack::{Conntrack, CtConfig};
 use fastpath::flow::LocalVtep;
 use fastpath::pmd::{Pmd, PmdCommand};
 use fastpath::port::api::Port;
@@ -68,6 +69,10 @@ pub struct RunArgs {
     /// Node to act as (default: the config's `node:` section).
     #[arg(long)]
     pub node: Option<String>,
+    /// The openshift-sdn rules to run: 3.11 or 4.13 (default: the node
+    /// section's `sdnVersion`, else 3.11).
+    #[arg(long, value_name = "VERSION", value_parser = super::common::parse_sdn_version)]
+    pub sdn_version: Option<config::yaml::SdnVersion>,
     /// How XDP programs are attached.
     #[arg(long, value_enum, default_value_t = Mode::Auto)]
     pub xdp_mode: Mode,
@@ -102,6 +107,40 @@ pub struct RunArgs {
     /// `ptcp:PORT[:IP]` or `punix:PATH` (repeatable).
     #[arg(long, value_name = "TARGET")]
     pub openflow: Vec<String>,
+    /// Connections the tracker holds at most (OVS's default; a commit
+    /// beyond it is refused and counted). Sizes the tracker's hash table
+    /// once, 8 bytes a slot, the next power of two above it.
+    #[arg(long, default_value_t = fastpath::conntrack::types::DEFAULT_MAX_CONNS)]
+    pub ct_max_conns: usize,
+    /// A conntrack timeout, `NAME=SECONDS` with OVS's timeout-policy
+    /// names (tcp_syn_sent, tcp_syn_recv, tcp_established, tcp_fin_wait,
+    /// tcp_time_wait, tcp_close, udp_first, udp_single, udp_multiple,
+    /// icmp_first, icmp_reply); repeatable or comma-separated.
+    #[arg(long, value_name = "NAME=SECONDS", value_delimiter = ',')]
+    pub ct_timeout: Vec<String>,
+    /// Do not check TCP sequence numbers and windows (OVS's
+    /// `dpctl/ct-disable-tcp-seq-chk`).
+    #[arg(long)]
+    pub ct_no_tcp_seq_check: bool,
+}
+
+impl RunArgs {
+    /// The tracker's configuration from the flags.
+    pub fn ct_config(&self) -> Result<CtConfig, String> {
+        if self.ct_max_conns == 0 || self.ct_max_conns > 1 << 30 {
+            return Err(format!("--ct-max-conns {}: out of range (1 to 2^30)", self.ct_max_conns));
+        }
+        let mut timeouts = fastpath::conntrack::Timeouts::default();
+        for t in &self.ct_timeout {
+            timeouts.set(t).map_err(|e| format!("--ct-timeout {e}"))?;
+        }
+        Ok(CtConfig {
+            max_conns: self.ct_max_conns,
+            timeouts,
+            tcp_seq_check: !self.ct_no_tcp_seq_check,
+            ..CtConfig::default()
+        })
+    }
 }
 
 /// An INFO line of the log (one that starts `warning: ` a WARN line).
@@ -307,10 +346,11 @@ fn attach(
 
 pub fn run(a: RunArgs) -> Result<ExitCode, String> {
     logging::init(a.log_level)?;
+    a.ct_config().map_err(|e| format!("sdnfwd run: {e}"))?;
     if !is_root() {
         return Err("sdnfwd run: needs root (AF_XDP sockets, XDP programs, tun0)".into());
     }
-    let file = FileState::read(&a.config)?;
+    let file = FileState::read_as(&a.config, a.sdn_version)?;
     let node = match (&a.node, &file.cluster.node) {
         (Some(n), _) => n.clone(),
         (None, Some(n)) => n.name.clone(),
@@ -360,7 +400,7 @@ fn serve(
     a: &RunArgs,
     mut state: NodeState,
     node: &str,
-    of: slowpath::Ofproto,
+    mut of: slowpath::Ofproto,
     n: &config::yaml::Node,
     vtep_ip: u32,
     mut specs: Vec<PortSpec>,
@@ -387,14 +427,43 @@ fn serve(
         ([], c) => c.to_vec(),
         (c, _) => c.to_vec(),
     };
+    // One connection tracker for the node, shared by the poll loops.
+    let ct = Arc::new(Conntrack::new(a.ct_config()?));
+    // The host's translations (kube-proxy's service DNAT), read from the
+    // kernel's tracker for connections that come from tun0 (hostnat.rs).
+    let kernel_ct = if a.no_tun0 {
+        None
+    } else {
+        match slowpath::hostnat::KernelConntrack::open() {
+            Ok(k) => {
+                log("host translations: connections from tun0 adopt the kernel's service DNAT (ctnetlink)");
+                Some(k)
+            }
+            Err(e) => {
+                log(&format!(
+                    "warning: host translations: {e}; replies to a service through tun0 keep the backend's address"
+                ));
+                None
+            }
+        }
+    };
+    let (hq_tx, hq_rx) = crossbeam_channel::bounded::<fastpath::hostnat::HostQuery>(1024);
+    let answered: Vec<Arc<AtomicU64>> = (0..cores.len()).map(|_| Arc::new(AtomicU64::new(0))).collect();
+    if kernel_ct.is_some() {
+        of.host_port = Some(slowpath::ofproto::TUN0_PORT);
+    }
     let (up_tx, up_rx) = crossbeam_channel::bounded(4096);
     let mut replies = Vec::new();
     let mut pmds = Vec::new();
     let mut controls = Vec::new();
-    for i in 0..cores.len() {
+    for (i, answered) in answered.iter().enumerate() {
         let (rtx, rrx) = crossbeam_channel::bounded(4096);
         replies.push(rtx);
         let mut pmd = Pmd::new(i, shared.clone(), up_tx.clone(), rrx, 16384, 100);
+        pmd.set_conntrack(ct.clone());
+        if kernel_ct.is_some() {
+            pmd.set_host_nat(hq_tx.clone(), answered.clone());
+        }
         let (ctx, crx) = crossbeam_channel::unbounded();
         pmd.set_control(crx);
         controls.push(ctx);
@@ -485,6 +554,30 @@ fn serve(
             pmd
         })?);
     }
+    let sweeper = spawn_sweeper(ct.clone(), stop.clone())?;
+    drop(hq_tx);
+    let host_nat_stats = Arc::new(slowpath::hostnat::HostNatStats::default());
+    let host_nat = match kernel_ct {
+        Some(mut kernel) => {
+            let (ct, stop, stats) = (ct.clone(), stop.clone(), host_nat_stats.clone());
+            let pods: Vec<config::yaml::Cidr> = c.cluster_network.cluster_networks.iter().map(|e| e.cidr).collect();
+            let gw = c.host_subnet(node).map_or(0, |h| h.subnet.addr() + 1);
+            Some(
+                std::thread::Builder::new()
+                    .name("sdnfwd-host-nat".into())
+                    .spawn(move || {
+                        // A pod's packet (not tun0's own address) may be the
+                        // host's translation of a service connection.
+                        let wanted = |t: &fastpath::conntrack::CtTuple| {
+                            t.src != gw && pods.iter().any(|p| p.contains(Ipv4Addr::from(t.src)))
+                        };
+                        slowpath::hostnat::serve(&hq_rx, &answered, &ct, &mut kernel, wanted, &stats, &stop, log);
+                    })
+                    .map_err(|e| format!("host translations: {e}"))?,
+            )
+        }
+        None => None,
+    };
     let remote: Vec<Ipv4Addr> = c.host_subnets.iter().filter(|h| h.host != node).map(|h| h.host_ip.0).collect();
     let mut neigh = Neighbours::new(remote);
     // `state` is the cluster as the node runs it: the file, replaced by
@@ -512,6 +605,7 @@ fn serve(
         },
         dpid: (0x5d9f_u64 << 32) | vtep_ip as u64,
         of_ports: Arc::new(std::sync::Mutex::new(of_ports(&specs, n.uplink.is_some()))),
+        ct: ct.clone(),
     };
     let mut of_paths = Vec::new();
     for target in &a.openflow {
@@ -577,7 +671,7 @@ fn serve(
         // is checked and applied whole, or not at all.
         let mut outcome: Option<Result<Applied, String>> = None;
         if hup.swap(false, Ordering::Relaxed) {
-            let r = FileState::read(&a.config)
+            let r = FileState::read_as(&a.config, a.sdn_version)
                 .and_then(|f| state.with_file(f))
                 .and_then(|next| apply_state(node, &state, next, &flows, &specs, &cmd_tx));
             outcome = Some(r);
@@ -585,7 +679,7 @@ fn serve(
         if let Ok(NodeCall { req, reply }) = call_rx.try_recv() {
             let answer = match req {
                 NodeRequest::Reload => {
-                    let r = FileState::read(&a.config)
+                    let r = FileState::read_as(&a.config, a.sdn_version)
                         .and_then(|f| state.with_file(f))
                         .and_then(|next| apply_state(node, &state, next, &flows, &specs, &cmd_tx));
                     let text = r.as_ref().map(|r| r.report.join("\n") + "\n").map_err(Clone::clone);
@@ -659,6 +753,10 @@ fn serve(
         finished.push(h.join().map_err(|_| "a poll loop panicked")?);
     }
     let slow = slow_h.join().map_err(|_| "the slow path panicked")?;
+    sweeper.join().map_err(|_| "the conntrack sweeper panicked")?;
+    if let Some(h) = host_nat {
+        h.join().map_err(|_| "the host-translation thread panicked")?;
+    }
     // Final stats.
     for (i, p) in finished.iter().enumerate() {
         print!("{}", p.stats.show(Some(cores[i])));
@@ -677,6 +775,7 @@ fn serve(
         }
     }
     println!("megaflows {}, upcalls handled {}", slow.n_megaflows(), slow.stats.upcalls);
+    print!("{}", super::ctl::ct_counters(&ct.stats()));
     for r in slow.ofproto.rules(None) {
         if r.n_packets.load(Ordering::Relaxed) > 0 {
             println!("{}", r.to_dump_line());
@@ -686,6 +785,34 @@ fn serve(
     drop(uplink_prog);
     log("XDP programs detached");
     Ok(ExitCode::SUCCESS)
+}
+
+/// Connections the sweeper removes per call before it looks at `stop`
+/// again.
+const SWEEP_BUDGET: usize = 100_000;
+
+/// The conntrack sweeper: once a second, a walk over the tracker's table
+/// removing expired connections (a walk reads 8 bytes per slot: 32 MiB at
+/// the default limit, a few milliseconds); the poll loops never wait on it
+/// (each removal takes one shard lock, briefly). An expired connection
+/// that is not swept yet is already dead to lookups and dumps.
+fn spawn_sweeper(ct: Arc<Conntrack>, stop: Arc<AtomicBool>) -> Result<std::thread::JoinHandle<()>, String> {
+    std::thread::Builder::new()
+        .name("sdnfwd-ct-sweep".into())
+        .spawn(move || {
+            while !stop.load(Ordering::Relaxed) {
+                while ct.sweep(fastpath::clock::now_ms(), SWEEP_BUDGET) == SWEEP_BUDGET && !stop.load(Ordering::Relaxed)
+                {
+                }
+                for _ in 0..10 {
+                    if stop.load(Ordering::Relaxed) {
+                        return;
+                    }
+                    std::thread::sleep(Duration::from_millis(100));
+                }
+            }
+        })
+        .map_err(|e| format!("conntrack sweeper: {e}"))
 }
 
 /// What a new state changed, once applied.

@@ -67,6 +67,58 @@ pub fn format(c: &Conn, now: u64, stats: bool) -> String {
     s
 }
 
+/// Per-protocol counts of connections, and TCP's per state, as
+/// `dpctl/ct-stats-show` gathers them.
+#[derive(Default)]
+pub struct ProtoCounts {
+    total: usize,
+    /// By OVS's `CT_STATS_*` order: TCP, UDP, UDPLITE, SCTP, ICMP, DCCP,
+    /// IGMP, other.
+    by_proto: [usize; 8],
+    tcp_states: [usize; STATE_NAMES.len()],
+}
+
+impl ProtoCounts {
+    /// Counts `c`.
+    pub fn add(&mut self, c: &Conn) {
+        self.total += 1;
+        let i = match c.keys[0].proto {
+            6 => 0,
+            17 => 1,
+            136 => 2,
+            132 => 3,
+            1 => 4,
+            33 => 5,
+            2 => 6,
+            _ => 7,
+        };
+        self.by_proto[i] += 1;
+        if let Some(t) = c.lock().proto.tcp() {
+            self.tcp_states[t.dump_state() as usize] += 1;
+        }
+    }
+
+    /// The text of `ovs-appctl dpctl/ct-stats-show` (with `verbose`, TCP's
+    /// connections per state).
+    pub fn show(&self, verbose: bool) -> String {
+        let mut s = format!("Connections Stats:\n    Total: {}\n", self.total);
+        let names = ["TCP", "UDP", "UDPLITE", "SCTP", "ICMP", "DCCP", "IGMP", "Other"];
+        for (i, name) in names.iter().enumerate() {
+            if self.by_proto[i] == 0 {
+                continue;
+            }
+            let _ = writeln!(s, "  {name}: {}", self.by_proto[i]);
+            if i == 0 && verbose {
+                s.push_str("    Conn per TCP states:\n");
+                for (st, n) in self.tcp_states.iter().enumerate().filter(|(_, n)| **n > 0) {
+                    let _ = writeln!(s, "\t  [{}]={n}", STATE_NAMES[st]);
+                }
+            }
+        }
+        s
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -75,6 +75,56 @@ impl Default for Timeouts {
     }
 }
 
+impl Timeouts {
+    /// The names of the timeouts, as OVS's timeout policies spell them
+    /// (`ovs-vsctl add-zone-tp ... tcp_established=N`).
+    pub const NAMES: [&'static str; 11] = [
+        "tcp_syn_sent",
+        "tcp_syn_recv",
+        "tcp_established",
+        "tcp_fin_wait",
+        "tcp_time_wait",
+        "tcp_close",
+        "udp_first",
+        "udp_single",
+        "udp_multiple",
+        "icmp_first",
+        "icmp_reply",
+    ];
+
+    fn slot(&mut self, name: &str) -> Option<&mut u32> {
+        Some(match name {
+            "tcp_syn_sent" => &mut self.tcp_syn_sent,
+            "tcp_syn_recv" => &mut self.tcp_syn_recv,
+            "tcp_established" => &mut self.tcp_established,
+            "tcp_fin_wait" => &mut self.tcp_fin_wait,
+            "tcp_time_wait" => &mut self.tcp_time_wait,
+            "tcp_close" => &mut self.tcp_close,
+            "udp_first" => &mut self.udp_first,
+            "udp_single" => &mut self.udp_single,
+            "udp_multiple" => &mut self.udp_multiple,
+            "icmp_first" => &mut self.icmp_first,
+            "icmp_reply" => &mut self.icmp_reply,
+            _ => return None,
+        })
+    }
+
+    /// Sets one timeout from `NAME=SECONDS` (a name of [`Timeouts::NAMES`];
+    /// 1 s to 10 years); the error names the wrong part.
+    pub fn set(&mut self, setting: &str) -> Result<(), String> {
+        let (name, v) = setting.split_once('=').ok_or_else(|| format!("`{setting}`: expected NAME=SECONDS"))?;
+        let secs: u32 = v.trim().parse().map_err(|_| format!("`{setting}`: `{v}` is not a number of seconds"))?;
+        if !(1..=10 * 365 * 86_400).contains(&secs) {
+            return Err(format!("`{setting}`: {secs} s is out of range (1 s to 10 years)"));
+        }
+        let slot = self
+            .slot(name.trim())
+            .ok_or_else(|| format!("`{setting}`: unknown timeout `{name}` (one of {})", Timeouts::NAMES.join(", ")))?;
+        *slot = secs;
+        Ok(())
+    }
+}
+
 /// OVS's default connection limit (`DEFAULT_N_CONN_LIMIT`).
 pub const DEFAULT_MAX_CONNS: usize = 3_000_000;
 
@@ -165,6 +215,12 @@ pub struct CtRequest {
     pub set_mark: Option<(u32, u32)>,
     /// `exec(set_field:V/M->ct_label)`: (value, mask).
     pub set_label: Option<(u128, u128)>,
+    /// The packet came from the host (tun0), whose own connection tracker
+    /// may have translated it (kube-proxy's service DNAT): a packet that
+    /// would start a connection first has the host's translation looked up
+    /// ([`CtResult::host_query`]), and a connection committed for it is
+    /// adopted with that translation ([`super::tracker::Conntrack::adopt`]).
+    pub from_host: bool,
 }
 
 /// A connection's original-direction tuple as OVS reports it to the flow
@@ -225,6 +281,15 @@ pub struct CtResult {
     /// OVS's `md.conn`: the connection to reuse on a later `ct` of this
     /// packet (see [`CtResult::forget_conn`]).
     pub(crate) cached: Option<Cached>,
+    /// Set by a `ct` with [`CtRequest::from_host`] for a packet of no known
+    /// connection whose host translation was not looked up yet: the packet
+    /// should wait for that lookup ([`super::tracker::Conntrack::adopt`])
+    /// and run its pass again with [`CtResult::host_checked`]. Nothing else
+    /// of the result is meaningful then.
+    pub host_query: bool,
+    /// The host's translation was looked up for this packet (do not ask
+    /// again).
+    pub host_checked: bool,
 }
 
 impl CtResult {
@@ -261,4 +326,7 @@ pub struct CtStats {
     pub n_fragments: u64,
     /// Commits refused because NAT found no free tuple.
     pub n_nat_exhausted: u64,
+    /// Connections created with the host's translation
+    /// ([`super::tracker::Conntrack::adopt`]).
+    pub adopted: u64,
 }

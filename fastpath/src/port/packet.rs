@@ -85,4 +85,30 @@ impl PacketSocket {
         }
         Ok(r as usize)
     }
+
+    /// Receives one frame (sent or received on the interface) into `buf`,
+    /// waiting up to `timeout`; `Ok(None)` when none came. For tests that
+    /// watch a link (the socket sees frames both ways).
+    ///
+    /// # Errors
+    /// A failure of the system calls.
+    pub fn recv(&mut self, buf: &mut [u8], timeout: std::time::Duration) -> Result<Option<usize>, XskError> {
+        use std::os::fd::AsRawFd;
+        let mut pfd = libc::pollfd { fd: self.fd.as_raw_fd(), events: libc::POLLIN, revents: 0 };
+        let ms = timeout.as_millis().min(i32::MAX as u128) as i32;
+        // SAFETY: one valid pollfd, its count 1.
+        let r = unsafe { libc::poll(&mut pfd, 1, ms) };
+        if r < 0 {
+            return Err(XskError(format!("poll: {}", std::io::Error::last_os_error())));
+        }
+        if r == 0 {
+            return Ok(None);
+        }
+        // SAFETY: `buf` is writable for its length, which is what is passed.
+        let n = unsafe { libc::recv(self.fd.as_raw_fd(), buf.as_mut_ptr() as *mut libc::c_void, buf.len(), 0) };
+        if n < 0 {
+            return Err(XskError(format!("recv: {}", std::io::Error::last_os_error())));
+        }
+        Ok(Some(n as usize))
+    }
 }
