@@ -395,7 +395,9 @@ impl Pmd {
                 recirc: &mut *recirc,
                 host: &mut *host,
             };
-            for r in recirc_round.drain(..) {
+            // By reference, cleared after: a queued packet is not copied
+            // out of the queue first.
+            for r in recirc_round.iter() {
                 let pass = Pass { key: &r.key, depth: r.depth, md: r.md };
                 if let Some(m) = emc.enabled().then(|| emc.peek_tracked(&r.key, r.hash)).flatten() {
                     b.emc_hits += 1;
@@ -415,6 +417,7 @@ impl Pmd {
                     }
                 }
             }
+            recirc_round.clear();
             (pin, now_ms) = (x.pin.take(), x.now_ms);
         }
     }
