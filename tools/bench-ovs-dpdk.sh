@@ -16,6 +16,8 @@
 #   bash tools/bench-ovs-dpdk.sh [SECONDS]      (root)
 #   SCENARIOS="pod-pod 1,pod-pod 100000" bash tools/bench-ovs-dpdk.sh   (pattern and flows, comma-separated)
 #   SCENARIOS=ct bash tools/bench-ovs-dpdk.sh   (the connection-tracking ones below)
+#   CT_CLUSTER="--cluster tests/data/np-node-d.yaml --cluster tests/data/np-cluster-oc.yaml --sdn-version 4.13 --node node-d" \
+#     SCENARIOS=ct bash tools/bench-ovs-dpdk.sh   (the rendered table of those cluster arguments instead of --ct-mode's)
 # Prints one line per scenario and `ratio sdnfwd/ovs-dpdk` lines.
 #
 # Connection tracking (`tcp-est N`, `tcp-new N`, `conn-memory N`): the
@@ -139,15 +141,37 @@ wait_rx() {
   done
   echo "bench-ovs-dpdk: warm-up ports did not receive their frames in 60 s" >&2; return 1
 }
+# Null ports (transmit only) on br0 for the pod ports of flows file $2 that
+# `PORT ...` lines on stdin do not use, named with prefix $1; prints their
+# names. sdnfwd's loops have a sink on every port: OVS gets one too, so that
+# frames to a pod leave by a port in both (an output to a missing port
+# would be a cheaper drop).
+add_sinks() {
+  local pre=$1 flows=$2 used p
+  used=$(awk '{print $1}' | sort -u)
+  for p in $(grep -o 'load:[0-9a-fx]*->NXM_NX_REG2' "$flows" | sed 's/load:\(.*\)->.*/\1/' | sort -u); do
+    p=$((p))
+    echo "$used" | grep -qx "$p" && continue
+    vs add-port br0 "$pre$p" -- set interface "$pre$p" type=dpdk ofport_request="$p" \
+       "options:dpdk-devargs=net_null$pre$p,no-rx=1" >/dev/null
+    echo "$pre$p"
+  done
+}
 ct_count() { app dpctl/dump-conntrack | wc -l; }
 ct_est() { app dpctl/dump-conntrack | grep -c 'state=ESTABLISHED' || true; }
 cov() { app coverage/show | awk -v c="$1" '$1 == c {print $NF + 0; f = 1} END {if (!f) print 0}'; }
 rss_kb() { awk '/^VmRSS/ {print $2}' "/proc/$(cat "$d/vswitchd.pid")/status"; }
 ct_scenario() {
   local pat=$1 flows=$2 n=$3 k ports
-  $bin bench --ct-mode --print-flows >"$d/ctflows.txt"
-  $bin bench --ct-mode --print-groups >"$d/ctgroups.txt"
-  $bin bench --flow-file "$d/ctflows.txt" --groups "$d/ctgroups.txt" --pattern "$pat" --flows "$flows" \
+  if [ -n "${CT_CLUSTER:-}" ]; then
+    $bin render $CT_CLUSTER 2>/dev/null >"$d/ctrender.txt"
+    grep -v '^group add ' "$d/ctrender.txt" >"$d/ctflows.txt"
+    sed -n 's/^group add //p' "$d/ctrender.txt" >"$d/ctgroups.txt"
+  else
+    $bin bench --ct-mode --print-flows >"$d/ctflows.txt"
+    $bin bench --ct-mode --print-groups >"$d/ctgroups.txt"
+  fi
+  $bin bench ${CT_CLUSTER:-} --flow-file "$d/ctflows.txt" --groups "$d/ctgroups.txt" --pattern "$pat" --flows "$flows" \
     --frame-size 64 --write-pcap "$d/c$n" >"$d/c$n.list"
   vs add-br br0 -- set bridge br0 datapath_type=netdev fail_mode=secure protocols=OpenFlow10,OpenFlow13
   ovs-ofctl -O OpenFlow13 add-groups br0 "$d/ctgroups.txt"
@@ -155,9 +179,11 @@ ct_scenario() {
   app dpctl/flush-conntrack
   local c0 full0; c0=$(ct_count); full0=$(cov conntrack_full)
   for k in $(awk '$1 == "warm" {print $2}' "$d/c$n.list" | sort -nu); do
+    awk -v k="$k" '$1 == "warm" && $2 == k {print $3}' "$d/c$n.list" | add_sinks "s${n}x$k" "$d/ctflows.txt" >"$d/s.ports"
     awk -v k="$k" '$1 == "warm" && $2 == k {print $3, $4, $5}' "$d/c$n.list" | add_pcaps "w${n}x$k" pad >"$d/w.ports"
     wait_rx "$d/w.ports"
     while read -r name _; do vs del-port br0 "$name"; done <"$d/w.ports"
+    while read -r name; do vs del-port br0 "$name"; done <"$d/s.ports"
   done
   local conns est; conns=$(ct_count); est=$(ct_est)
   echo "    ovs-dpdk after the warm-up: $conns connections in dpctl/dump-conntrack, $est ESTABLISHED" \
@@ -167,14 +193,18 @@ ct_scenario() {
     ovs-ofctl -O OpenFlow13 dump-flows br0 | grep -v 'n_packets=0,' >&2; app dpctl/dump-flows -m >&2; app coverage/show >&2
     return 1
   fi
+  awk '$1 == "run" {print $2}' "$d/c$n.list" | add_sinks "s${n}r" "$d/ctflows.txt" >"$d/s.ports"
   awk '$1 == "run" {print $2, $3, $4}' "$d/c$n.list" | add_pcaps "r$n" ",infinite_rx=1" >"$d/r.ports"
   sleep 2
   rxsum() { local s=0 name; while read -r name _; do s=$((s + $(portc "$name" RX))); done <"$d/r.ports"; echo $s; }
-  txsum() { local s=0 name; while read -r name _; do s=$((s + $(portc "$name" TX))); done <"$d/r.ports"; echo $s; }
+  txsum() { local s=0 name; while read -r name _; do s=$((s + $(portc "$name" TX))); done < <(cat "$d/r.ports" "$d/s.ports"); echo $s; }
   local r0 t0 r1 t1 ovs fwd
+  app dpif-netdev/pmd-stats-clear >/dev/null
   r0=$(rxsum); t0=$(txsum)
   sleep "$secs"
   r1=$(rxsum); t1=$(txsum)
+  # OVS's megaflow misses over the run (a rate made of upcalls is not the datapath's).
+  local ups; ups=$(app dpif-netdev/pmd-stats-show | awk -F: '/miss with success upcall/ {print $2 + 0; exit}')
   ovs=$(awk -v a="$r0" -v b="$r1" -v s="$secs" 'BEGIN {printf "%.3f", (b - a) / s / 1e6}')
   fwd=$(awk -v a="$r0" -v b="$r1" -v x="$t0" -v y="$t1" 'BEGIN {printf "%.1f", (b > a ? 100 * (y - x) / (b - a) : 0)}')
   local cyc full; cyc=$(app dpif-netdev/pmd-stats-show | awk -F: '/avg processing cycles per packet/ {sub(/^ +/, "", $2); sub(/[ (].*/, "", $2); print $2; exit}' || true)
@@ -182,10 +212,10 @@ ct_scenario() {
   conns=$(ct_count); est=$(ct_est)
   vs del-br br0
   echo "    ovs-dpdk: $ovs Mpps received, $fwd% of them sent; conntrack: $conns connections ($est ESTABLISHED)" \
-       "after the run, conntrack_full +$full; pmd ${cyc:-?} cycles/packet"
+       "after the run, conntrack_full +$full; pmd ${cyc:-?} cycles/packet, ${ups:-?} upcalls"
   if [ "$full" -ne 0 ]; then echo "bench-ovs-dpdk: OVS's table was full during the run: its rate is not $pat's" >&2; fi
   local js sdn
-  js=$($bin bench --flow-file "$d/ctflows.txt" --groups "$d/ctgroups.txt" --pattern "$pat" --flows "$flows" \
+  js=$($bin bench ${CT_CLUSTER:-} --flow-file "$d/ctflows.txt" --groups "$d/ctgroups.txt" --pattern "$pat" --flows "$flows" \
        --seconds "$secs" --first-core 1 --json) || { echo "bench-ovs-dpdk: sdnfwd's $pat run failed its tracking check" >&2; echo "$js" >&2; return 1; }
   sdn=$(echo "$js" | python3 -c 'import json,sys; d=json.load(sys.stdin); c=d["conntrack"]
 print("%.3f %d %d %d %.2f %s" % (d["mpps"], c["connections"], c["created"], c["invalid"], c["est_pct"], c["check"]))')
@@ -217,8 +247,8 @@ mem_scenario() {
   sleep 1
   rss1=$(rss_kb); conns=$(app dpctl/ct-get-nconns)
   local est; est=$(ct_est)
+  app dpctl/flush-conntrack || true
   vs del-br br0
-  app dpctl/flush-conntrack
   echo "    ovs-dpdk: $conns connections ($est ESTABLISHED): ovs-vswitchd RSS $rss0 kB -> $rss1 kB," \
        "$(awk -v a="$rss0" -v b="$rss1" -v n="$conns" 'BEGIN {printf "%.0f", (b - a) * 1024 / (n > 0 ? n : 1)}') bytes a connection"
   echo "    sdnfwd: $($bin bench --pattern conn-memory --flows "$flows" | sed 's/^sdnfwd bench: //')"
