@@ -6,8 +6,10 @@
 //! alone (OVS partitions its classifier on metadata the same way).
 //!
 //! Megaflow contract: `lookup` ORs into the caller's wildcards the mask of
-//! every subtable it probed — the result depends on those bits only, so any
-//! flow that agrees with this one on them gets the same answer. (Subtables
+//! every subtable it probed (of a small subtable that missed, only the
+//! stages that show each rule's mismatch, as OVS's staged lookup does) —
+//! the result depends on those bits only, so any flow that agrees with this
+//! one on them gets the same answer. (Subtables
 //! skipped for their priority were skipped for no field of the packet; one
 //! skipped for in_port un-wildcards in_port only.)
 //!
@@ -81,6 +83,52 @@ fn port_bit(flow: &OfFlow) -> u64 {
 /// Subtables with up to this many rules are searched without hashing.
 const FEW: usize = 4;
 
+/// OVS's lookup stages over a flow's bits (lib/classifier.c's staged
+/// lookup: metadata, L2, L3, L4), each stage with the ones before it. A
+/// small subtable that none of its rules match un-wildcards, for each
+/// rule, its mask's bits in the stages up to the first where the rule
+/// differs from the flow, not the whole mask: a TCP packet probing
+/// `udp,udp_dst=4789` depends on `nw_proto`, not on its destination port
+/// (which would make every connection's replies a megaflow of their own).
+/// Each stage's bits alone decide the rule's mismatch, so the megaflow
+/// stays sound.
+const STAGES: [[u64; FLOW_WORDS]; 4] = stages();
+
+/// The cumulative stage masks of [`STAGES`].
+const fn stages() -> [[u64; FLOW_WORDS]; 4] {
+    use fastpath::flow::loc;
+    const fn bits(w: &mut [u64; FLOW_WORDS], l: fastpath::flow::FieldLoc) {
+        w[l.word] |= l.mask << l.shift;
+    }
+    let mut l2 = [0u64; FLOW_WORDS];
+    bits(&mut l2, loc::DL_TYPE);
+    bits(&mut l2, loc::DL_SRC);
+    bits(&mut l2, loc::DL_DST);
+    let mut l3 = [0u64; FLOW_WORDS];
+    bits(&mut l3, loc::NW_PROTO);
+    bits(&mut l3, loc::NW_FRAG);
+    bits(&mut l3, loc::NW_SRC);
+    bits(&mut l3, loc::NW_DST);
+    bits(&mut l3, loc::NW_TOS);
+    bits(&mut l3, loc::NW_TTL);
+    bits(&mut l3, loc::ARP_SHA);
+    bits(&mut l3, loc::ARP_THA);
+    let mut l4 = [0u64; FLOW_WORDS];
+    bits(&mut l4, loc::TP_SRC);
+    bits(&mut l4, loc::TP_DST);
+    // Metadata: every other bit (ports, registers, tunnel, conntrack).
+    let mut out = [[0u64; FLOW_WORDS]; 4];
+    let mut i = 0;
+    while i < FLOW_WORDS {
+        out[0][i] = !(l2[i] | l3[i] | l4[i]);
+        out[1][i] = out[0][i] | l2[i];
+        out[2][i] = out[1][i] | l3[i];
+        out[3][i] = u64::MAX;
+        i += 1;
+    }
+    out
+}
+
 impl Subtable {
     fn new(mask: OfFlow) -> Subtable {
         let words = (0..mask.w.len()).filter(|&i| mask.w[i] != 0).map(|i| i as u8).collect();
@@ -125,6 +173,21 @@ impl Subtable {
     #[inline]
     fn matches(&self, flow: &OfFlow, value: &OfFlow) -> bool {
         self.words.iter().all(|&i| flow.w[i as usize] & self.mask.w[i as usize] == value.w[i as usize])
+    }
+
+    /// The [`STAGES`] mask (cumulative) of the first stage where `flow`
+    /// differs from `value` (a rule's masked value) under the mask; the
+    /// whole flow if it does not.
+    fn mismatch_stage(&self, flow: &OfFlow, value: &OfFlow) -> &'static [u64; FLOW_WORDS] {
+        for st in &STAGES {
+            if self.words.iter().any(|&i| {
+                let i = i as usize;
+                (flow.w[i] & self.mask.w[i] ^ value.w[i]) & st[i] != 0
+            }) {
+                return st;
+            }
+        }
+        &STAGES[3]
     }
 }
 
@@ -279,10 +342,6 @@ impl<T> Classifier<T> {
                 acc.w[IN_PORT.word] |= IN_PORT.mask << IN_PORT.shift;
                 continue;
             }
-            // The mask is zero outside its words: OR it whole (vectorised).
-            for i in 0..FLOW_WORDS {
-                acc.w[i] |= st.mask.w[i];
-            }
             // Highest priority first: the first entry whose value matches.
             let hit = match &st.few {
                 Some(few) => few.iter().find(|(v, ..)| st.matches(flow, v)).map(|&(_, p, id)| (p, id)),
@@ -292,6 +351,25 @@ impl<T> Classifier<T> {
                     })
                 }),
             };
+            match (&st.few, hit) {
+                // Every rule missed: each one's stages up to its first
+                // difference.
+                (Some(few), None) => {
+                    for (v, ..) in few {
+                        let stage = st.mismatch_stage(flow, v);
+                        for ((a, m), s) in acc.w.iter_mut().zip(&st.mask.w).zip(stage) {
+                            *a |= m & s;
+                        }
+                    }
+                }
+                // The mask is zero outside its words: OR it whole
+                // (vectorised).
+                _ => {
+                    for i in 0..FLOW_WORDS {
+                        acc.w[i] |= st.mask.w[i];
+                    }
+                }
+            }
             if let Some((p, id)) = hit {
                 if best.is_none_or(|(bp, _)| p > bp) {
                     best = Some((p, id));
