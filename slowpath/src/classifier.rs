@@ -64,6 +64,11 @@ struct Subtable {
     /// from in_port alone. Bits may stay set after removals (a false
     /// positive only costs a probe); recomputed while the subtable is small.
     ports: u64,
+    /// The mask's bits in each cumulative [`STAGES`] mask, where the mask
+    /// matches an L4 port (the field that differs per connection; without
+    /// one, a miss un-wildcards the whole mask, which costs less to
+    /// compute). Fixed at creation.
+    staged: Option<Box<[OfFlow; 3]>>,
 }
 
 /// Where in_port lives in an [`OfFlow`].
@@ -133,6 +138,16 @@ impl Subtable {
     fn new(mask: OfFlow) -> Subtable {
         let words = (0..mask.w.len()).filter(|&i| mask.w[i] != 0).map(|i| i as u8).collect();
         let ports = if partitioned(&mask) { 0 } else { u64::MAX };
+        let l4 = STAGES[2].iter().zip(&mask.w).any(|(s, m)| m & !s != 0);
+        let staged = l4.then(|| {
+            Box::new(std::array::from_fn(|k| {
+                let mut f = mask;
+                for (w, s) in f.w.iter_mut().zip(&STAGES[k]) {
+                    *w &= s;
+                }
+                f
+            }))
+        });
         Subtable {
             mask,
             words,
@@ -142,6 +157,7 @@ impl Subtable {
             buckets: HashMap::new(),
             few: None,
             ports,
+            staged,
         }
     }
 
@@ -175,19 +191,27 @@ impl Subtable {
         self.words.iter().all(|&i| flow.w[i as usize] & self.mask.w[i as usize] == value.w[i as usize])
     }
 
-    /// The [`STAGES`] mask (cumulative) of the first stage where `flow`
-    /// differs from `value` (a rule's masked value) under the mask; the
-    /// whole flow if it does not.
-    fn mismatch_stage(&self, flow: &OfFlow, value: &OfFlow) -> &'static [u64; FLOW_WORDS] {
-        for st in &STAGES {
-            if self.words.iter().any(|&i| {
-                let i = i as usize;
-                (flow.w[i] & self.mask.w[i] ^ value.w[i]) & st[i] != 0
-            }) {
-                return st;
+    /// The bits that show `flow` matches none of the `few` rules (see
+    /// [`STAGES`]): for each rule the mask's bits in the stages up to the
+    /// first where it differs; their union is the largest of these.
+    fn miss_mask(&self, flow: &OfFlow, few: &[(OfFlow, u16, EntryId)]) -> &OfFlow {
+        let Some(staged) = &self.staged else { return &self.mask };
+        let mut need = 0;
+        for (v, ..) in few {
+            // The first stage (below the largest needed so far) where the
+            // rule differs; else the largest so far is enough.
+            while need < 3 {
+                let st = &staged[need];
+                if self.words.iter().any(|&i| (flow.w[i as usize] ^ v.w[i as usize]) & st.w[i as usize] != 0) {
+                    break;
+                }
+                need += 1;
+            }
+            if need == 3 {
+                return &self.mask;
             }
         }
-        &STAGES[3]
+        &staged[need]
     }
 }
 
@@ -342,6 +366,14 @@ impl<T> Classifier<T> {
                 acc.w[IN_PORT.word] |= IN_PORT.mask << IN_PORT.shift;
                 continue;
             }
+            // The mask is zero outside its words: OR it whole (vectorised),
+            // unless the subtable un-wildcards a miss by stages (it
+            // matches an L4 port: rare, see `Subtable::staged`).
+            if st.staged.is_none() {
+                for i in 0..FLOW_WORDS {
+                    acc.w[i] |= st.mask.w[i];
+                }
+            }
             // Highest priority first: the first entry whose value matches.
             let hit = match &st.few {
                 Some(few) => few.iter().find(|(v, ..)| st.matches(flow, v)).map(|&(_, p, id)| (p, id)),
@@ -351,23 +383,15 @@ impl<T> Classifier<T> {
                     })
                 }),
             };
-            match (&st.few, hit) {
+            if st.staged.is_some() {
                 // Every rule missed: each one's stages up to its first
-                // difference.
-                (Some(few), None) => {
-                    for (v, ..) in few {
-                        let stage = st.mismatch_stage(flow, v);
-                        for ((a, m), s) in acc.w.iter_mut().zip(&st.mask.w).zip(stage) {
-                            *a |= m & s;
-                        }
-                    }
-                }
-                // The mask is zero outside its words: OR it whole
-                // (vectorised).
-                _ => {
-                    for i in 0..FLOW_WORDS {
-                        acc.w[i] |= st.mask.w[i];
-                    }
+                // difference; else the whole mask.
+                let m = match (&st.few, hit) {
+                    (Some(few), None) => st.miss_mask(flow, few),
+                    _ => &st.mask,
+                };
+                for i in 0..FLOW_WORDS {
+                    acc.w[i] |= m.w[i];
                 }
             }
             if let Some((p, id)) = hit {
@@ -392,13 +416,18 @@ mod tests {
 
     /// Rules over a few words and small value spaces so that overlaps are
     /// common; masks drawn from a handful of shapes so subtables are shared.
+    /// A small value repeated in a word's low and high bits.
+    const SPREAD: u64 = 0x1100_0000_0000_0011;
+
     fn arb_rule() -> impl Strategy<Value = (OfFlow, OfFlow, u16)> {
-        let masks = prop::sample::select(vec![0u64, 0xff, 0xf0, 0xffff, 0x0f0f, u64::MAX]);
+        // 0xff00..00ff over word 3 spans dl_src and tp_src (the staged
+        // un-wildcarding of a subtable that matches an L4 port).
+        let masks = prop::sample::select(vec![0u64, 0xff, 0xf0, 0xffff, 0x0f0f, 0xff00_0000_0000_00ff, u64::MAX]);
         (prop::collection::vec((0u64..4, masks), 4), 0u16..50).prop_map(|(ws, p)| {
             let mut v = OfFlow::default();
             let mut m = OfFlow::default();
             for (i, (val, mask)) in ws.into_iter().enumerate() {
-                v.w[i * 3] = val * 0x11;
+                v.w[i * 3] = (val * SPREAD) & mask;
                 m.w[i * 3] = mask;
             }
             (v, m, p)
@@ -409,7 +438,7 @@ mod tests {
         prop::collection::vec(0u64..4, 4).prop_map(|ws| {
             let mut f = OfFlow::default();
             for (i, x) in ws.into_iter().enumerate() {
-                f.w[i * 3] = x * 0x11;
+                f.w[i * 3] = x * SPREAD;
             }
             f
         })
@@ -447,12 +476,12 @@ mod tests {
                 // partition may skip subtables).
                 for w in 0..4 {
                     let mut g = f;
-                    g.w[w * 3] ^= !wc.w[w * 3] & 0xffff;
+                    g.w[w * 3] ^= !wc.w[w * 3] & 0xffff_0000_0000_ffff;
                     let mut wc2 = OfFlow::default();
                     prop_assert_eq!(c.lookup(&g, &mut wc2).map(|id| c.get(id).unwrap().priority), want);
                     for x in 0..4u64 {
                         let mut g = f;
-                        g.w[w * 3] = (f.w[w * 3] & wc.w[w * 3]) | ((x * 0x11) & !wc.w[w * 3]);
+                        g.w[w * 3] = (f.w[w * 3] & wc.w[w * 3]) | ((x * SPREAD) & !wc.w[w * 3]);
                         prop_assert_eq!(c.lookup(&g, &mut wc2).map(|id| c.get(id).unwrap().priority), want);
                     }
                 }
