@@ -1516,6 +1516,7 @@ pub fn decode_flow_mod(msg: &[u8]) -> Res<FlowCommand> {
         hard_timeout,
         m,
         actions,
+        ..FlowSpec::default()
     };
     let cmd = match command {
         0 => FlowCommand::Add(spec),
