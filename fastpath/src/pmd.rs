@@ -43,6 +43,18 @@ pub enum PmdCommand {
     /// Sends back this loop's port counters: (OpenFlow port, name,
     /// counters, port-specific counters).
     DumpPorts(Sender<Vec<(u32, String, PortCounters, String)>>),
+    /// A frame from the control plane (an OpenFlow PACKET_OUT): through
+    /// the pipeline as if received on `in_port`, or, with `out`, sent out
+    /// of that port as it is. Dropped when the pool is empty; a frame
+    /// longer than the pool's frames is cut.
+    Inject {
+        /// The frame.
+        frame: Vec<u8>,
+        /// The port it comes in on.
+        in_port: u32,
+        /// The port to send it out of, bypassing the pipeline.
+        out: Option<u32>,
+    },
 }
 
 /// One poll loop and everything it owns.
@@ -151,10 +163,20 @@ impl Pmd {
     }
 
     #[cold]
-    fn control(&mut self) {
+    fn control(&mut self, b: &mut BurstCounters) {
         let Some(rx) = self.control.clone() else { return };
         while let Ok(c) = rx.try_recv() {
             match c {
+                PmdCommand::Inject { frame, in_port, out } => {
+                    let Some(id) = self.pool.alloc() else { continue };
+                    self.pool.fill(id, &frame);
+                    match out {
+                        Some(p) => {
+                            self.ports.emit_run(&mut self.pool, p, &[id]);
+                        }
+                        None => self.burst(in_port, &[id], b),
+                    }
+                }
                 PmdCommand::AddPort { ofport, port, rx } => self.add_port(ofport, port, rx),
                 PmdCommand::RemovePort(p) => {
                     self.remove_port(p);
@@ -280,7 +302,7 @@ impl Pmd {
             self.emc.sweep();
         }
         if self.iteration & 0x3ff == 0 && self.control.is_some() {
-            self.control();
+            self.control(&mut b);
         }
         self.ports.flush(&mut self.pool);
         self.pending.expire(&mut self.pool, self.iteration, &mut b);
