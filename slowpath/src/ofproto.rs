@@ -626,10 +626,13 @@ impl Ofproto {
         }
         self.seq += 1;
         let now = Instant::now();
+        let reset = spec.flags & ff::RESET_COUNTS != 0;
+        // The flow keeps its flags, as Open vSwitch's rule does
+        // (OFPUTIL_FF_STATE is all five), and dumps show them.
         let rule = Rule::new(spec, self.seq, now);
         if let Some(id) = old {
             let prev = self.tables[table].get(id).map(|e| e.data.clone()).expect("found rule exists");
-            if rule.spec.flags & ff::RESET_COUNTS == 0 {
+            if !reset {
                 let (p, b) = prev.counters();
                 rule.n_packets.store(p, Ordering::Relaxed);
                 rule.n_bytes.store(b, Ordering::Relaxed);
@@ -1025,5 +1028,114 @@ mod tests {
         o.apply(&[g("", GroupLineKind::Delete)]).unwrap();
         assert!(o.group_stats().is_empty());
         assert_eq!(o.n_rules(), 0, "deleting a group deletes the flows that name it");
+    }
+
+    fn cmds(text: &str) -> Vec<FlowCommand> {
+        parse_flow_file(text).unwrap().into_iter().map(|c| c.1).collect()
+    }
+
+    /// A refused command undoes the deletes, adds, modifies and group
+    /// changes before it: the same rules (the same `Arc`s), counters and
+    /// groups, no event sent.
+    #[test]
+    fn test_refused_transaction_rolls_back() {
+        use config::ofctl::{parse_group_line, GroupLineKind};
+        let mut o = Ofproto::new();
+        add(&mut o, "table=0, priority=5, ip, actions=goto_table:10");
+        add(&mut o, "table=10, priority=5, ip, nw_dst=10.0.0.1, actions=output:3");
+        o.rules(Some(10))[0].credit(4, 400);
+        let before: Vec<_> = o.rules(None);
+        let dump: Vec<String> = before.iter().map(|r| r.spec.to_dump_line(None)).collect();
+        let events = o.subscribe();
+        let mut c = cmds(
+            "delete table=0\n\
+             add table=10, priority=5, ip, nw_dst=10.0.0.1, reset_counts, actions=output:4\n\
+             modify table=10, actions=output:5\n\
+             add table=20, priority=1, actions=drop\n",
+        );
+        c.push(FlowCommand::Group(
+            parse_group_line("group_id=3,type=all,bucket=output:3", GroupLineKind::Add).unwrap(),
+        ));
+        c.extend(cmds("add table=30, priority=1, actions=goto_table:20\n"));
+        let (i, e) = o.apply_from(&c, 7).unwrap_err();
+        assert_eq!((i, e.kind), (5, FlowModErrorKind::Invalid));
+        let after = o.rules(None);
+        assert_eq!(after.len(), before.len());
+        for (a, b) in after.iter().zip(&before) {
+            assert!(Arc::ptr_eq(a, b), "{:?}", a.spec);
+        }
+        assert_eq!(after.iter().map(|r| r.spec.to_dump_line(None)).collect::<Vec<_>>(), dump);
+        assert_eq!(o.rules(Some(10))[0].counters(), (4, 400));
+        assert!(o.group_stats().is_empty());
+        assert!(events.try_recv().is_err(), "a refused transaction reported changes");
+        // The same without the bad command commits, its events with it.
+        c.pop();
+        o.apply_from(&c, 7).unwrap();
+        assert_eq!(o.n_rules(), 2);
+        assert_eq!(o.rules(Some(10))[0].counters(), (0, 0), "reset_counts");
+        let ev: Vec<_> = events.try_iter().collect();
+        assert!(matches!(&ev[0], FlowEvent::Removed { reason: RemovedReason::Delete, origin: 7, .. }));
+        assert!(ev.iter().any(|e| matches!(e, FlowEvent::Added { origin: 7, .. })));
+    }
+
+    /// Timeouts expire flows (the hard one first), reported with their
+    /// reason; a packet keeps an idle flow alive.
+    #[test]
+    fn test_timeouts_expire() {
+        let mut o = Ofproto::new();
+        add(&mut o, "table=0, priority=1, hard_timeout=2, send_flow_rem, actions=drop");
+        add(&mut o, "table=0, priority=2, idle_timeout=1, actions=drop");
+        add(&mut o, "table=0, priority=3, actions=drop");
+        let events = o.subscribe();
+        let t0 = Instant::now();
+        assert!(o.has_timeouts());
+        assert_eq!(o.expire(t0), 0);
+        assert_eq!(o.expire(t0 + Duration::from_millis(1500)), 1, "the idle flow");
+        assert_eq!(o.expire(t0 + Duration::from_millis(2500)), 1, "the hard one");
+        assert!(!o.has_timeouts());
+        let reasons: Vec<_> = events
+            .try_iter()
+            .map(|e| match e {
+                FlowEvent::Removed { rule, reason, .. } => (rule.spec.priority, reason),
+                other => panic!("{other:?}"),
+            })
+            .collect();
+        assert_eq!(reasons, [(2, RemovedReason::IdleTimeout), (1, RemovedReason::HardTimeout)]);
+        add(&mut o, "table=0, priority=4, idle_timeout=1, actions=drop");
+        std::thread::sleep(Duration::from_millis(10));
+        o.rules(Some(0)).iter().find(|r| r.spec.priority == 4).unwrap().credit(1, 60);
+        let used = Instant::now();
+        assert_eq!(o.expire(used + Duration::from_millis(900)), 0, "used since");
+    }
+
+    /// check_overlap, out_port/out_group filters, the flags a flow keeps,
+    /// table 254.
+    #[test]
+    fn test_flags_and_filters() {
+        use config::ofctl::{parse_group_line, GroupLineKind};
+        let mut o = Ofproto::new();
+        o.apply(&[FlowCommand::Group(
+            parse_group_line("group_id=9,type=all,bucket=output:3", GroupLineKind::Add).unwrap(),
+        )])
+        .unwrap();
+        add(&mut o, "table=0, priority=5, ip, check_overlap, send_flow_rem, actions=output:3");
+        add(&mut o, "table=0, priority=5, arp, actions=group:9");
+        add(&mut o, "table=0, priority=6, ip, nw_src=1.2.3.4, check_overlap, actions=output:4");
+        assert_eq!(o.rules(Some(0))[0].spec.flags, ff::SEND_FLOW_REM | ff::CHECK_OVERLAP, "kept, as in OVS");
+        let e = o
+            .add_flow(
+                parse_flow_line("table=0, priority=5, ip, nw_src=1.2.3.4, check_overlap, actions=drop", LineKind::Add)
+                    .unwrap(),
+            )
+            .unwrap_err();
+        assert_eq!(e.kind, FlowModErrorKind::Overlap);
+        let e = o.add_flow(parse_flow_line("table=254, actions=drop", LineKind::Add).unwrap()).unwrap_err();
+        assert_eq!(e.kind, FlowModErrorKind::ReadOnlyTable);
+        let m = |s: &str| parse_flow_line(s, LineKind::Match).unwrap();
+        assert_eq!(o.delete_flows(&m("out_port=5"), false), 0);
+        assert_eq!(o.delete_flows(&m("out_group=9"), false), 1);
+        assert_eq!(o.delete_flows(&m("out_port=4"), false), 1);
+        assert_eq!(o.rules(None).len(), 1);
+        assert!(o.rules(None)[0].outputs_to(3));
     }
 }
