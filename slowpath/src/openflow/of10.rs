@@ -123,10 +123,10 @@ pub fn decode_match10(b: &[u8]) -> Res<Match> {
         let src_bits = 32u32.saturating_sub((wc >> FW_NW_SRC_SHIFT) & 0x3f);
         let dst_bits = 32u32.saturating_sub((wc >> FW_NW_DST_SHIFT) & 0x3f);
         if src_bits > 0 {
-            m.set_masked(Field::NwSrc, be32(&b[32..]) as u64, prefix_mask(src_bits));
+            m.set_masked(Field::NwSrc, be32(&b[28..]) as u64, prefix_mask(src_bits));
         }
         if dst_bits > 0 {
-            m.set_masked(Field::NwDst, be32(&b[36..]) as u64, prefix_mask(dst_bits));
+            m.set_masked(Field::NwDst, be32(&b[32..]) as u64, prefix_mask(dst_bits));
         }
         if wc & FW_NW_PROTO == 0 {
             m.set(Field::NwProto, b[25] as u64);
@@ -140,10 +140,10 @@ pub fn decode_match10(b: &[u8]) -> Res<Match> {
         if proto.1 != 0 && matches!(proto.0, IPPROTO_TCP | IPPROTO_UDP | 132 | IPPROTO_ICMP) {
             let narrow = |v: u16| if proto.0 == IPPROTO_ICMP { (v & 0xff) as u64 } else { v as u64 };
             if wc & FW_TP_SRC == 0 {
-                m.set(Field::TpSrc, narrow(be16(&b[28..])));
+                m.set(Field::TpSrc, narrow(be16(&b[36..])));
             }
             if wc & FW_TP_DST == 0 {
-                m.set(Field::TpDst, narrow(be16(&b[30..])));
+                m.set(Field::TpDst, narrow(be16(&b[38..])));
             }
         }
     }
@@ -190,19 +190,19 @@ pub fn encode_match10(m: &Match, out: &mut Vec<u8>) {
     let prefix = |mask: u64| 32 - (mask as u32).leading_ones().min(32);
     let (s, smask) = m.get(Field::NwSrc);
     wc |= prefix(smask).min(32) << FW_NW_SRC_SHIFT;
-    b[32..36].copy_from_slice(&((s & prefix_mask(32 - prefix(smask))) as u32).to_be_bytes());
+    b[28..32].copy_from_slice(&((s & prefix_mask(32 - prefix(smask))) as u32).to_be_bytes());
     let (d, dmask) = m.get(Field::NwDst);
     wc |= prefix(dmask).min(32) << FW_NW_DST_SHIFT;
-    b[36..40].copy_from_slice(&((d & prefix_mask(32 - prefix(dmask))) as u32).to_be_bytes());
+    b[32..36].copy_from_slice(&((d & prefix_mask(32 - prefix(dmask))) as u32).to_be_bytes());
     let (ts, tsm) = m.get(Field::TpSrc);
     if tsm != 0 {
         wc &= !FW_TP_SRC;
-        b[28..30].copy_from_slice(&(ts as u16).to_be_bytes());
+        b[36..38].copy_from_slice(&(ts as u16).to_be_bytes());
     }
     let (td, tdm) = m.get(Field::TpDst);
     if tdm != 0 {
         wc &= !FW_TP_DST;
-        b[30..32].copy_from_slice(&(td as u16).to_be_bytes());
+        b[38..40].copy_from_slice(&(td as u16).to_be_bytes());
     }
     b[..4].copy_from_slice(&wc.to_be_bytes());
     out.extend_from_slice(&b);
@@ -585,8 +585,16 @@ mod tests {
         let mut b = Vec::new();
         encode_match10(&Match::any(), &mut b);
         b[..4].copy_from_slice(&(FW_ALL & !FW_TP_DST).to_be_bytes());
-        b[30..32].copy_from_slice(&80u16.to_be_bytes());
+        b[38..40].copy_from_slice(&80u16.to_be_bytes());
         assert_eq!(decode_match10(&b).unwrap(), Match::any());
+        // The fields where ofp10_match has them (openflow-1.0.h): nw_src
+        // at 28, nw_dst 32, tp_src 36, tp_dst 38.
+        let m =
+            parse_flow_line("tcp,nw_src=10.128.0.0/14,nw_dst=1.2.3.4,tp_src=7,tp_dst=80", LineKind::Match).unwrap().m;
+        let mut b = Vec::new();
+        encode_match10(&m, &mut b);
+        assert_eq!(b[22..40], [8, 0, 0, 6, 0, 0, 10, 128, 0, 0, 1, 2, 3, 4, 0, 7, 0, 80]);
+        assert_eq!((be32(&b) >> FW_NW_SRC_SHIFT) & 0x3f, 18, "a /14 leaves 18 bits wildcarded");
         // A VLAN tag is refused.
         b[..4].copy_from_slice(&(FW_ALL & !FW_DL_VLAN).to_be_bytes());
         b[18..20].copy_from_slice(&5u16.to_be_bytes());
