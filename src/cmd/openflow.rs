@@ -61,7 +61,23 @@ impl Switch for Control {
                 None => return Err(format!("no port {o}")),
             },
         };
-        let in_port = if p.in_port == 1 { fastpath::batch::UPLINK } else { p.in_port };
+        if p.frame.len() > fastpath::pool::MAX_FRAME_LEN {
+            return Err(format!(
+                "a frame of {} bytes: the poll loops' frames hold {} at most",
+                p.frame.len(),
+                fastpath::pool::MAX_FRAME_LEN
+            ));
+        }
+        // A frame from vxlan0 would need the tunnel fields (tun_id,
+        // tun_src) that the pipeline reads, which a PACKET_OUT does not
+        // carry here; port 0 is the poll loops' uplink.
+        if out.is_none() && matches!(p.in_port, 0 | 1) {
+            return Err(format!(
+                "in_port={}: a frame from the tunnel needs its tunnel fields; send it as from a pod port or tun0",
+                p.in_port
+            ));
+        }
+        let in_port = p.in_port;
         let pmd = self.pmds.first().ok_or("no poll loop")?;
         pmd.send(PmdCommand::Inject { frame: p.frame, in_port, out }).map_err(|_| "the poll loop is gone".to_string())
     }
