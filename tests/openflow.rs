@@ -393,3 +393,242 @@ fn manual_table_switch() {
     eprintln!("serving {target}");
     std::thread::sleep(std::time::Duration::from_secs(3600));
 }
+
+/// Whether ovs-ofctl printed an OpenFlow error by its name (as it does when
+/// the error holds the request), not a bare hex dump.
+fn readable_error(out: &str) -> bool {
+    let named = out.contains("OFPT_ERROR")
+        && out
+            .split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+            .any(|w| w.starts_with("OFP") && w.contains('_') && w.chars().all(|c| c.is_ascii_uppercase() || c == '_'));
+    let hex = out.lines().any(|l| l.starts_with("00000000  "));
+    named && !hex
+}
+
+/// Bundles (the ONF extension of OpenFlow 1.3 and OpenFlow 1.4/1.5's),
+/// timeouts with FLOW_REMOVED and flow monitors, flags, empty replies and
+/// readable errors, all with the real ovs-ofctl.
+#[test]
+fn ovs_ofctl_bundles_timeouts_and_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let (target, sw) = serve(&format!("punix:{}", dir.path().join("br0.mgmt").display()), pod_ports());
+    let file = |name: &str, text: &str| {
+        let p = dir.path().join(name);
+        std::fs::write(&p, text).unwrap();
+        p.to_string_lossy().into_owned()
+    };
+    let n_rules = || sw.ofproto.lock().unwrap().n_rules();
+    let dump = || flows(&ok(&["-O", "OpenFlow13", "dump-flows", &target]));
+    let a = file(
+        "a",
+        "table=0, priority=100, ip, actions=goto_table:20\n\
+         table=20, priority=10, ip, nw_dst=10.131.0.4, actions=output:4\n\
+         table=20, priority=0, actions=drop\n",
+    );
+    let b = file(
+        "b",
+        "table=0, priority=100, ip, actions=goto_table:30\n\
+         table=30, priority=10, ip, nw_dst=10.131.0.5, actions=output:5\n",
+    );
+    // A bad last line that only the switch can refuse (no group 99): with
+    // --bundle nothing of the file applies.
+    let bad = file(
+        "bad",
+        "table=0, priority=200, arp, actions=drop\n\
+         table=40, priority=1, actions=drop\n\
+         table=40, priority=2, ip, actions=group:99\n",
+    );
+    ok(&["-O", "OpenFlow13", "--bundle", "add-flows", &target, &a]);
+    assert_eq!(n_rules(), 3);
+    let before = dump();
+    for v in ["OpenFlow13", "OpenFlow14", "OpenFlow15"] {
+        for cmd in ["add-flows", "replace-flows"] {
+            let (done, out, err) = ofctl(&["-O", v, "--bundle", cmd, &target, &bad]);
+            assert!(!done, "{v} --bundle {cmd}: accepted");
+            assert!(err.contains("OFPBAC_BAD_OUT_GROUP") && err.contains("OFPBFC_MSG_FAILED"), "{v} {cmd}: {out}{err}");
+            assert_eq!(dump(), before, "{v} --bundle {cmd} with a bad line changed the tables");
+        }
+    }
+    // Without --bundle each flow is its own transaction (as in OVS): the
+    // lines before and after the bad one apply.
+    let (done, _, err) = ofctl(&["-O", "OpenFlow13", "add-flows", &target, &bad]);
+    assert!(!done && err.contains("OFPBAC_BAD_OUT_GROUP"), "{err}");
+    assert_eq!(n_rules(), 5);
+    // --bundle replace-flows: exactly the new file (diff-flows finds no
+    // difference), over the ONF extension and OpenFlow 1.4.
+    ok(&["-O", "OpenFlow14", "--bundle", "replace-flows", &target, &b]);
+    assert_eq!(ok(&["-O", "OpenFlow14", "diff-flows", &target, &b]), "");
+    ok(&["-O", "OpenFlow13", "--bundle", "replace-flows", &target, &a]);
+    assert_eq!(ok(&["-O", "OpenFlow13", "diff-flows", &target, &a]), "");
+    assert_eq!(dump().len(), 3);
+
+    // hard_timeout=2 with send_flow_rem: gone within 3 s; `ovs-ofctl
+    // monitor` (a miss_send_len, so it gets asynchronous messages, and a
+    // flow monitor) sees FLOW_REMOVED and the monitor's DELETED event. The
+    // idle flow without send_flow_rem goes too, with no FLOW_REMOVED.
+    let mon_out = dir.path().join("monitor.out");
+    // Its stderr to the same file: ovs-ofctl then writes each message as
+    // it comes (with stderr elsewhere its stdout is block-buffered).
+    let mon_file = std::fs::File::create(&mon_out).unwrap();
+    let mut mon = Command::new("ovs-ofctl")
+        .args(["monitor", &target, "65534", "watch:"])
+        .env("OVS_RUNDIR", dir.path())
+        .stdout(mon_file.try_clone().unwrap())
+        .stderr(mon_file)
+        .spawn()
+        .unwrap();
+    let monitor = || std::fs::read_to_string(&mon_out).unwrap_or_default();
+    let t = std::time::Instant::now();
+    while !monitor().contains("NXST_FLOW_MONITOR reply") {
+        assert!(t.elapsed().as_secs() < 10, "the monitor never started: {}", monitor());
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    ok(&["add-flow", &target, "table=50, priority=1, hard_timeout=2, send_flow_rem, ip, actions=drop"]);
+    ok(&["-O", "OpenFlow13", "add-flow", &target, "table=50, priority=2, idle_timeout=1, arp, actions=drop"]);
+    let added = std::time::Instant::now();
+    assert!(ok(&["dump-flows", &target, "table=50"]).contains("hard_timeout=2,"));
+    while dump().len() > 3 {
+        assert!(added.elapsed().as_millis() < 3000, "timed flows still there after 3 s: {:?}", dump());
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let t = std::time::Instant::now();
+    while !monitor().contains("event=DELETED reason=hard") && t.elapsed().as_secs() < 5 {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let _ = mon.kill();
+    let _ = mon.wait();
+    let m = monitor();
+    assert!(m.contains("OFPT_FLOW_REMOVED (xid=0x0): priority=1,ip reason=hard duration2."), "{m}");
+    assert_eq!(m.matches("OFPT_FLOW_REMOVED").count(), 1, "{m}");
+    assert!(m.contains("event=DELETED reason=idle table=50 idle_timeout=1 cookie=0 arp"), "{m}");
+    assert!(m.contains("event=DELETED reason=hard table=50 hard_timeout=2 cookie=0 ip"), "{m}");
+
+    // Flags kept and shown, check_overlap refusing, table 254 refused.
+    ok(&["-O", "OpenFlow13", "add-flow", &target, "table=60, priority=5, send_flow_rem, ip, actions=drop"]);
+    assert!(ok(&["-O", "OpenFlow13", "dump-flows", &target, "table=60"]).contains("send_flow_rem priority=5,ip"));
+    for (args, code) in [
+        (
+            vec!["add-flow", &target, "table=60, priority=5, ip, nw_dst=10.0.0.0/8, check_overlap, actions=drop"],
+            "OFPFMFC_OVERLAP",
+        ),
+        (vec!["add-flow", &target, "table=254, actions=drop"], "OFPBRC_EPERM"),
+    ] {
+        let (done, out, err) = ofctl(&args);
+        assert!(!done && err.contains(code) && readable_error(&err), "{args:?}: {out}{err}");
+    }
+    let n = n_rules();
+
+    // Empty replies for what sdnfwd has none of.
+    let meters = ok(&["-O", "OpenFlow13", "dump-meters", &target]);
+    assert!(meters.starts_with("OFPST_METER_CONFIG reply (OF1.3)") && !meters.contains("meter="), "{meters}");
+    let queues = ok(&["-O", "OpenFlow13", "queue-stats", &target]);
+    assert!(queues.starts_with("OFPST_QUEUE reply (OF1.3)") && queues.contains(": 0 queues"), "{queues}");
+    let groups = ok(&["-O", "OpenFlow13", "dump-groups", &target]);
+    assert!(groups.starts_with("OFPST_GROUP_DESC reply") && !groups.contains("group_id="), "{groups}");
+
+    // What sdnfwd does not do: each refused with an error ovs-ofctl names
+    // (the request decoded under it), never a bare hex dump; nothing
+    // changes.
+    let pkt = "packet=ffffffffffff000000000001080045000014000100004001f7e40a0000010a000002";
+    for (args, code) in [
+        (vec!["mod-port", &target, "3", "down"], "OFPBRC_EPERM"),
+        (vec!["-O", "OpenFlow13", "add-meter", &target, "meter=1,kbps,band=type=drop,rate=1000"], "OFPBRC_BAD_TYPE"),
+        (vec!["-O", "OpenFlow15", "add-group", &target, "group_id=1,type=all,bucket=output:3"], "OFPBRC_BAD_TYPE"),
+        (vec!["packet-out", &target, &format!("in_port=3 {pkt} actions=table")], "OFPBRC_EPERM"),
+        (
+            vec!["-O", "OpenFlow13", "packet-out", &target, &format!("in_port=3 {pkt} actions=output:4,output:5")],
+            "OFPBAC_BAD_TYPE",
+        ),
+        (vec!["-O", "OpenFlow14", "dump-table-desc", &target], "OFPBRC_BAD_STAT"),
+        (vec!["-O", "OpenFlow13", "dump-ipfix-bridge", &target], "OFPBRC_BAD_STAT"),
+        (vec!["-O", "OpenFlow13", "dump-tlv-map", &target], "OFPBRC_BAD_SUBTYPE"),
+        (vec!["-O", "OpenFlow13", "ct-flush-zone", &target, "3"], "OFPBRC_BAD_SUBTYPE"),
+    ] {
+        let (_, out, err) = ofctl(&args);
+        let all = format!("{out}{err}");
+        assert!(all.contains(code) && readable_error(&all), "{args:?}: {all}");
+    }
+    assert_eq!(n_rules(), n);
+}
+
+/// A connection that sends junk is closed; one that goes silent is sent
+/// ECHO_REQUEST and closed when it does not answer.
+#[test]
+fn junk_and_silent_connections_are_closed() {
+    use std::io::{Read, Write};
+    use std::time::{Duration, Instant};
+    let l = Listener::bind("ptcp:0:127.0.0.1").unwrap();
+    let addr = l.client_target().trim_start_matches("tcp:").to_string();
+    let sw: Arc<dyn Switch> = Arc::new(TableSwitch::new(Ofproto::new(), vec![]));
+    std::thread::spawn(move || l.serve_with(sw, Duration::from_millis(300)));
+    let connect = || {
+        let mut s = std::net::TcpStream::connect(&addr).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        let mut hello = [0u8; 8];
+        s.read_exact(&mut hello).unwrap();
+        assert_eq!(hello[1], 0, "HELLO first");
+        let mut rest = vec![0u8; u16::from_be_bytes([hello[2], hello[3]]) as usize - 8];
+        s.read_exact(&mut rest).unwrap();
+        s
+    };
+    // Reads until the switch closes; what it sent.
+    let drain = |s: &mut std::net::TcpStream| {
+        let t = Instant::now();
+        let mut got = Vec::new();
+        let mut buf = [0u8; 4096];
+        loop {
+            match s.read(&mut buf) {
+                Ok(0) => return (got, t.elapsed()),
+                Ok(n) => got.extend_from_slice(&buf[..n]),
+                Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => return (got, t.elapsed()),
+                Err(e) => panic!("still open after {:?}: {e}", t.elapsed()),
+            }
+        }
+    };
+    // A header shorter than itself: closed at once.
+    let mut s = connect();
+    s.write_all(b"\x99\x99\x00\x02junkjunk").unwrap();
+    let (_, took) = drain(&mut s);
+    assert!(took < Duration::from_secs(2), "{took:?}");
+    // Text where HELLO should be (its "length" never arrives): closed when
+    // the probe interval passes twice.
+    let mut s = connect();
+    s.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+    let (_, took) = drain(&mut s);
+    assert!(took < Duration::from_secs(3), "{took:?}");
+    // A HELLO of OpenFlow 1.3, then a message of another version: an
+    // error, then closed.
+    let mut s = connect();
+    s.write_all(&[4, 0, 0, 8, 0, 0, 0, 1]).unwrap();
+    s.write_all(&[1, 2, 0, 8, 0, 0, 0, 2]).unwrap();
+    let (got, _) = drain(&mut s);
+    assert_eq!(got.get(1), Some(&1u8), "an ERROR: {got:?}");
+    // Silent after HELLO: an ECHO_REQUEST after the probe interval, then
+    // closed.
+    let mut s = connect();
+    s.write_all(&[4, 0, 0, 8, 0, 0, 0, 1]).unwrap();
+    let (got, took) = drain(&mut s);
+    assert_eq!(got.get(..2), Some(&[4u8, 2][..]), "ECHO_REQUEST: {got:?}");
+    assert!(took >= Duration::from_millis(500) && took < Duration::from_secs(3), "{took:?}");
+}
+
+/// tools/ofctl-diff.sh: the same ovs-ofctl commands against `sdnfwd run
+/// --openflow` and a real ovs-vswitchd print the same, but for the
+/// documented differences (root: sdnfwd run).
+#[test]
+fn ofctl_diff_finds_no_difference() {
+    let out = Command::new("bash")
+        .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/tools/ofctl-diff.sh"))
+        .env("SDNFWD", env!("CARGO_BIN_EXE_sdnfwd"))
+        .output()
+        .expect("run tools/ofctl-diff.sh");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}{}", String::from_utf8_lossy(&out.stderr));
+    assert!(text.contains("\n0 step(s) differ"), "{text}");
+    let same = text.lines().filter(|l| l.starts_with("same ")).count();
+    assert!(same >= 60, "{same} steps: {text}");
+    for step in ["--bundle add-flows, a bad line", "timeouts expired", "the packets-out counted", "dump-flows (no -O)"]
+    {
+        assert!(text.contains(&format!("same  {step}\n")), "{step}: {text}");
+    }
+}
