@@ -1189,7 +1189,9 @@ fn decode_nx_action(a: &[u8], ctx: Ctx, version: u8) -> Res<Item> {
             one(Action::Resubmit { port, table })
         }
         NXAST_GROUP => {
-            let g = be32(&a[10..]);
+            // A uint32_t argument after the 10-byte header, 4-aligned (OVS's
+            // extract-ofp-actions: arg_ofs = round_up(10, 4)).
+            let g = be32(&a[12..]);
             if g > OFPG_MAX {
                 return Err(bad_action(err::BAC_BAD_OUT_GROUP, format!("group {g:#x} cannot exist")));
             }
@@ -1759,8 +1761,8 @@ fn put_actions(actions: &[Action], version: u8, out: &mut Vec<u8>) {
             Action::GotoTable(_) => continue,
             Action::Group(g) if version == OFP10 => {
                 let s = nx_header(out, NXAST_GROUP);
-                out.extend_from_slice(&g.to_be_bytes());
                 out.extend_from_slice(&[0; 2]);
+                out.extend_from_slice(&g.to_be_bytes());
                 s
             }
             Action::Group(g) => {
@@ -3122,6 +3124,13 @@ mod tests {
         let mut a = Vec::new();
         put_actions(&[Action::Group(OFPG_MAX + 1)], OFP13, &mut a);
         assert_eq!(decode_actions(&a).unwrap_err().code, err::BAC_BAD_OUT_GROUP);
+        // OpenFlow 1.0's group:7 as ovs-ofctl sends it (NXAST_GROUP: the
+        // 32-bit id 4-aligned after the 10-byte header).
+        let nx_group7 = [0xff, 0xff, 0, 16, 0, 0, 0x23, 0x20, 0, 40, 0, 0, 0, 0, 0, 7];
+        let mut a = Vec::new();
+        put_actions(&[Action::Group(7)], OFP10, &mut a);
+        assert_eq!(a, nx_group7);
+        assert_eq!(decode_actions_v(&nx_group7, OFP10).unwrap(), [Action::Group(7)]);
         let mut a = Vec::new();
         put_nat(&mut a, &nat);
         assert_eq!(decode_actions(&a).unwrap_err().code, err::BAC_BAD_SET_ARGUMENT);
