@@ -142,6 +142,28 @@ table=51, priority=1, actions=group:99
 table=52, priority=1, actions=drop
 EOF
 
+# Every match field and action of sdnfwd's flow language (docs/REFERENCE.md
+# "Flow text"), over each version's encoding (OpenFlow 1.0 with NXM and
+# NX actions, 1.3's OXM, 1.5).
+every=$d/every.flows
+cat >"$every" <<'EOF'
+table=0, priority=1, in_port=3, pkt_mark=0x5/0xff, reg0=1, reg1=2, reg2=3, reg3=0x4/0xf, reg4=5, reg5=6, reg6=7, reg7=8, tun_id=0x10, tun_src=1.2.3.4, tun_dst=5.6.7.8/24, dl_src=00:11:22:33:44:55, dl_dst=66:77:88:99:aa:bb/ff:ff:ff:00:00:00, tcp, nw_src=10.0.0.0/8, nw_dst=10.1.1.1, nw_tos=32, nw_ecn=1, nw_ttl=64, nw_frag=no, tp_src=80, tp_dst=0x100/0xff00, actions=drop
+table=0, priority=2, udp, nw_frag=first, tp_dst=53, actions=output:3
+table=0, priority=3, icmp, icmp_type=8, icmp_code=0, actions=output:IN_PORT
+table=0, priority=4, arp, arp_op=1, arp_spa=10.0.0.1, arp_tpa=10.0.0.0/24, arp_sha=00:11:22:33:44:55, arp_tha=00:00:00:00:00:00, actions=output:LOCAL
+table=0, priority=5, ip, ct_state=+trk+est-new, ct_zone=3, ct_mark=0x1/0x1, ct_label=0x5/0xff, ct_nw_src=10.0.0.1, ct_nw_dst=10.0.0.0/16, ct_nw_proto=6, ct_tp_src=1000, ct_tp_dst=80, actions=ct_clear,resubmit(,10)
+table=0, priority=6, ip, dl_type=0x0800, actions=move:NXM_NX_REG0[]->NXM_NX_TUN_ID[0..31],move:NXM_OF_ETH_SRC[]->NXM_OF_ETH_DST[],load:0x5->NXM_NX_REG1[],load:0x1->NXM_NX_REG2[3],set_field:172.16.1.1->tun_dst,set_field:aa:bb:cc:dd:ee:ff->eth_dst,set_field:10.0.0.9->ip_dst,set_field:0x7->reg3,set_field:0x10/0xf0->pkt_mark,note:01.02.03,output:NXM_NX_REG2[0..15],goto_table:20
+table=0, priority=7, ip, actions=ct(commit,zone=NXM_NX_REG0[0..15],nat(src=10.0.0.1-10.0.0.9:1000-2000),exec(set_field:0x1->ct_mark,set_field:0x1/0x1->ct_label),table=30),resubmit:5,resubmit(4,40)
+table=0, priority=8, tcp, actions=ct(nat,table=30),ct(commit,nat(dst=172.30.0.10:8080)),ct(commit,force,zone=7,alg=ftp),resubmit(,0)
+table=20, priority=1, actions=group:7
+EOF
+step "add-group for the flows" -O OpenFlow13 add-group SWITCH "group_id=7,type=all,bucket=output:3,bucket=actions=set_field:10.0.0.1->ip_dst,output:4"
+for v in OpenFlow10 OpenFlow13 OpenFlow14 OpenFlow15; do
+  step "every field and action, add-flows $v" -O "$v" add-flows SWITCH "$every"
+  step "every field and action, dump-flows $v" -O "$v" dump-flows SWITCH
+  step "every field and action, del-flows $v" -O "$v" del-flows SWITCH
+done
+step "del-groups" -O OpenFlow13 del-groups SWITCH
 step "add-flows" add-flows SWITCH "$base"
 for v in "" OpenFlow10 OpenFlow13 OpenFlow14 OpenFlow15; do
   o=(); [ -n "$v" ] && o=(-O "$v")
