@@ -169,3 +169,80 @@ fn bench_json_reports_every_pattern() {
         assert!(hits > 0.99, "{p}: after warm-up every packet hits a cache: {v}");
     }
 }
+
+/// `--cluster` twice (sdnfwd's node section, an `oc get -o yaml` List):
+/// pod-to-pod traces name the NetworkPolicy that admitted the packet or
+/// the table that dropped it, with either release's rules; replies pass as
+/// established connections.
+#[test]
+fn trace_names_the_policy_or_the_dropping_table() {
+    let (node, list) = (data("np-node-d.yaml"), data("np-cluster-oc.yaml"));
+    for v in ["3.11", "4.13"] {
+        let run = |src: &str, dst: &str, port: &str| {
+            sdnfwd(&[
+                "trace",
+                "--cluster",
+                &node,
+                "--cluster",
+                &list,
+                "--sdn-version",
+                v,
+                "--src",
+                src,
+                "--dst",
+                dst,
+                "--dst-port",
+                port,
+            ])
+        };
+        let o = run("project-a/web-2", "project-a/db-1", "5432");
+        assert!(o.status.success(), "{v}: {}{}", stdout(&o), stderr(&o));
+        let out = stdout(&o);
+        assert!(
+            out.lines().next().unwrap().ends_with(
+                "success from web-2 to db-1 (admitted by NetworkPolicy project-a/p2-db-from-web (table 80 on node-d))"
+            ),
+            "{v}: {out}"
+        );
+        assert!(out.contains("success from db-1 to web-2"), "{v}: {out}");
+        assert!(stderr(&o).contains("warning: skipped 1 objects of kinds sdnfwd does not use: ConfigMap (1)"));
+        let o = run("project-b/api-1", "project-a/db-1", "5432");
+        assert_eq!(o.status.code(), Some(1), "{v}");
+        assert!(
+            stdout(&o).contains("failure from api-1 to db-1: dropped on node-d in table 80"),
+            "{v}: {}",
+            stdout(&o)
+        );
+        // Not the port the policy admits.
+        let o = run("project-a/web-1", "project-a/db-1", "5433");
+        assert!(stdout(&o).contains("failure from web-1 to db-1: dropped on node-d in table 80"), "{v}");
+    }
+}
+
+/// `render --sdn-version`: the note and the groups; a bad API object is
+/// refused at its file, line and column.
+#[test]
+fn render_sdn_version_and_located_api_errors() {
+    let (node, list) = (data("np-node-d.yaml"), data("np-cluster-oc.yaml"));
+    let o = sdnfwd(&["render", "--cluster", &node, "--cluster", &list, "--sdn-version", "4.13"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let out = stdout(&o);
+    assert!(out.starts_with("group add group_id=11235,type=select,"), "{out}");
+    assert!(out.contains("table=253, actions=note:02.0d.00.00.00.00"), "{out}");
+    let o = sdnfwd(&["render", "--cluster", &node, "--cluster", &list]);
+    assert!(stdout(&o).contains("table=253, actions=note:02.07.00.00.00.00"));
+    let o = sdnfwd(&["render", "--cluster", &list, "--sdn-version", "4.12"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("expected 3.11 or 4.13"), "{}", stderr(&o));
+    let dir = tempfile::tempdir().unwrap();
+    let bad = dir.path().join("bad.yaml");
+    let text = std::fs::read_to_string(&list).unwrap();
+    std::fs::write(&bad, text.replace("podIP: 10.131.0.5}", "podIP: 10.131.0.500}")).unwrap();
+    let o = sdnfwd(&["render", "--cluster", &node, "--cluster", bad.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(2));
+    let line = text.lines().position(|l| l.contains("podIP: 10.131.0.5}")).unwrap() + 1;
+    let col = text.lines().nth(line - 1).unwrap().find("10.131.0.5").unwrap() + 1;
+    let e = stderr(&o);
+    assert!(e.starts_with(&format!("{}:{line}:{col}: Pod project-b/api-1 at status.podIP: ", bad.display())), "{e}");
+    assert!(e.contains("10.131.0.500"), "{e}");
+}

@@ -3,7 +3,7 @@
 # when it is all there already. Rust comes with the machine.
 set -euo pipefail
 pkgs=(gcc libc6-dev make pkg-config libelf-dev clang llvm m4 libpcap-dev
-      openvswitch-switch iputils-ping iproute2 ethtool python3-seccomp)
+      openvswitch-switch iputils-ping iproute2 ethtool python3-seccomp iptables)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

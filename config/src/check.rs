@@ -18,27 +18,7 @@ use crate::yaml::{plugin_id, Cidr, Cluster, HostSubnet, Pod};
 use crate::yaml_pos::Positions;
 use crate::ParseError;
 
-/// An object of the cluster a problem is about (indices as in the
-/// cluster's lists; a node by its index in [`Cluster::all_nodes`]).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum Obj {
-    /// `clusterNetwork`.
-    ClusterNetwork,
-    /// `clusterNetwork.clusterNetworks[i]`.
-    ClusterNetworkEntry(usize),
-    /// `hostSubnets[i]`.
-    HostSubnet(usize),
-    /// `netNamespaces[i]`.
-    NetNamespace(usize),
-    /// A node (`node:` first, then `nodes:`).
-    Node(usize),
-    /// Pod `p` of node `n`.
-    Pod(usize, usize),
-    /// `services[i]`.
-    Service(usize),
-    /// `egressNetworkPolicies[i]`.
-    EgressPolicy(usize),
-}
+pub use crate::obj::Obj;
 
 /// One thing wrong with a cluster.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -115,7 +95,50 @@ impl Cluster {
         self.check_nodes(&mut f);
         self.check_services(&mut f);
         self.check_egress(&mut f);
+        self.check_api_objects(&mut f);
         f.0
+    }
+
+    /// Namespaces, the cluster's Pods and NetworkPolicies.
+    fn check_api_objects(&self, f: &mut Found) {
+        let mut by_ns: HashMap<&str, usize> = HashMap::new();
+        for (i, n) in self.namespaces.iter().enumerate() {
+            let o = Obj::Namespace(i);
+            if n.metadata.name.is_empty() {
+                f.one(o, "metadata", "Namespace without metadata.name".into());
+            } else if let Some(&j) = by_ns.get(n.metadata.name.as_str()) {
+                f.pair(
+                    o,
+                    "metadata",
+                    (Obj::Namespace(j), "metadata"),
+                    format!("Namespace {} is listed twice", n.metadata.name),
+                );
+            } else {
+                by_ns.insert(&n.metadata.name, i);
+            }
+        }
+        let mut by_pod: HashMap<(&str, &str), usize> = HashMap::new();
+        for (i, p) in self.pods.iter().enumerate() {
+            let o = Obj::ClusterPod(i);
+            let id = format!("{}/{}", p.namespace(), p.metadata.name);
+            if p.metadata.namespace.is_none() || p.metadata.name.is_empty() {
+                f.one(o, "metadata", format!("Pod {id}: metadata.name and metadata.namespace are required"));
+                continue;
+            }
+            match by_pod.get(&(p.namespace(), p.metadata.name.as_str())) {
+                Some(&j) => {
+                    f.pair(o, "metadata", (Obj::ClusterPod(j), "metadata"), format!("Pod {id} is listed twice"))
+                }
+                None => {
+                    by_pod.insert((p.namespace(), &p.metadata.name), i);
+                }
+            }
+        }
+        for (i, np) in self.network_policies.iter().enumerate() {
+            for (field, msg) in np.problems() {
+                f.one(Obj::NetworkPolicy(i), field, msg);
+            }
+        }
     }
 
     fn check_network(&self, f: &mut Found) {
@@ -415,6 +438,14 @@ impl Cluster {
                     }
                 }
                 let ip = p.ip.0;
+                if p.ip == crate::yaml::Ip::UNSET {
+                    f.one(
+                        po,
+                        "ip",
+                        format!("pod {id}: no IP: give `ip:`, or a Pod object on node {on} with status.podIP"),
+                    );
+                    continue;
+                }
                 match by_ip.get(&ip) {
                     Some(&(kk, j)) => f.pair(
                         po,
@@ -574,6 +605,9 @@ impl Cluster {
             Obj::Pod(k, p) => vec![format!("{}.pods[{p}]", node(k))],
             Obj::Service(i) => list("services", i),
             Obj::EgressPolicy(i) => list("egressNetworkPolicies", i),
+            Obj::Namespace(i) => list("namespaces", i),
+            Obj::ClusterPod(i) => list("pods", i),
+            Obj::NetworkPolicy(i) => list("networkPolicies", i),
         };
         let mut out = Vec::new();
         for b in &bases {
@@ -588,6 +622,9 @@ impl Cluster {
     /// Where an object's field starts in the YAML text `pos` was read from
     /// (the object itself when the field is not written; 1:1 when neither).
     pub fn locate_in(&self, pos: &Positions, obj: Obj, field: &str) -> (usize, usize) {
+        if let Some((_, l, c)) = self.origins.locate(obj, field) {
+            return (l, c);
+        }
         self.yaml_paths(obj, field).iter().find_map(|p| pos.get(p)).unwrap_or((1, 1))
     }
 
@@ -598,6 +635,9 @@ impl Cluster {
     /// The syntax or type error serde found (one), or every problem of
     /// [`Cluster::check`].
     pub fn from_yaml_all(text: &str) -> Result<Cluster, Vec<ParseError>> {
+        if crate::yaml::is_api_form(text) {
+            return crate::load::load(&[(None, text.to_string())]);
+        }
         let c = Cluster::from_yaml_unchecked(text).map_err(|e| vec![e])?;
         let problems = c.check();
         if problems.is_empty() {

@@ -1,5 +1,6 @@
 //! sdnfwd configuration: ovs-ofctl flow text ([`ofctl`]), the cluster YAML
-//! model ([`yaml`]), the checks of a cluster as a whole ([`check`]) and the
+//! model ([`yaml`]) and its loading from API objects ([`load`]),
+//! NetworkPolicy ([`netpol`]), the checks of a cluster as a whole ([`check`]) and the
 //! OpenShift SDN flow renderer ([`render`]).
 //!
 //! Pure functions over text and values: no I/O beyond what the caller hands
@@ -11,6 +12,9 @@ pub mod check;
 mod error;
 #[doc(hidden)]
 pub mod fuzzing;
+pub mod load;
+pub mod netpol;
+pub mod obj;
 pub mod ofctl;
 pub mod render;
 pub mod yaml;

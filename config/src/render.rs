@@ -8,13 +8,13 @@
 //! disagree on a field.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::fmt::Write as _;
 use std::net::Ipv4Addr;
 
 use sha2::{Digest, Sha256};
 
-use crate::ofctl::{parse_flow_line, FlowSpec, LineKind};
-use crate::yaml::{plugin_id, Cluster, EgressType, HostSubnet, Node, FIXED_VNID_ANNOTATION};
+use crate::netpol::{namespace_flows, PolicyCtx};
+use crate::ofctl::{parse_flow_line, parse_group_line, FlowSpec, GroupCommand, GroupLineKind, GroupSpec, LineKind};
+use crate::yaml::{plugin_id, Cluster, EgressType, HostSubnet, Node, SdnVersion, FIXED_VNID_ANNOTATION};
 
 /// Rule version of OpenShift 3.11.
 pub const RULE_VERSION: u8 = 7;
@@ -24,8 +24,36 @@ pub const RULE_VERSION: u8 = 7;
 pub struct Rendered {
     /// The flows, in programming order (table 253's note last).
     pub flows: Vec<FlowSpec>,
+    /// The groups the flows name (4.x egress IPs), to be added first.
+    pub groups: Vec<GroupSpec>,
     /// Objects skipped the way openshift-sdn skips them (with why).
     pub warnings: Vec<String>,
+    /// NetworkPolicy allow flows (index into `flows`) and the policies
+    /// (`namespace/name`) whose rules made them: kept beside the flows,
+    /// which stay as openshift-sdn writes them.
+    pub admitted_by: BTreeMap<usize, Vec<String>>,
+}
+
+impl Rendered {
+    /// The text `sdnfwd render` prints: the groups as bundle lines
+    /// (`group add ...`), then the flows in add-flows syntax; what
+    /// `sdnfwd check-flows`, `trace --flows` and `ctl add-flows` read.
+    pub fn to_text(&self) -> String {
+        let mut s: String = self.groups.iter().map(|g| format!("group add {g}\n")).collect();
+        s.push_str(&crate::ofctl::flow_file(&self.flows));
+        s
+    }
+
+    /// The policies that made the flow at `spec` (table, priority, match).
+    pub fn policies_of(&self, spec: &FlowSpec) -> Option<&[String]> {
+        self.admitted_by
+            .iter()
+            .find(|(&i, _)| {
+                let f = &self.flows[i];
+                f.table == spec.table && f.priority == spec.priority && f.m == spec.m
+            })
+            .map(|(_, v)| &v[..])
+    }
 }
 
 /// Why a node cannot be rendered.
@@ -92,34 +120,66 @@ fn valid_remote(cluster: &Cluster, hs: &HostSubnet) -> Result<(), String> {
     Ok(())
 }
 
-/// Renders the flows of node `node_name`.
+/// What a rendering is for: the node and the openshift-sdn release.
+struct Ctx<'a> {
+    cluster: &'a Cluster,
+    /// Conntrack rules (§1.10).
+    ct: bool,
+    v4: bool,
+}
+
+impl Ctx<'_> {
+    /// The routing table (30 in 3.11; 31 in 4.10+).
+    fn route(&self) -> u8 {
+        if self.v4 {
+            31
+        } else {
+            30
+        }
+    }
+}
+
+/// Renders the flows of node `node_name` with the rules of its openshift-sdn
+/// release ([`Cluster::version_for`]).
 ///
 /// # Errors
-/// Unknown node, the networkpolicy plugin (conntrack rules are not
-/// supported), or a local pod whose namespace has no NetNamespace.
+/// Unknown node or plugin, or a local pod whose namespace has no
+/// NetNamespace.
 pub fn render(cluster: &Cluster, node_name: &str) -> Result<Rendered, RenderError> {
+    render_version(cluster, node_name, cluster.version_for(node_name))
+}
+
+/// Renders the flows of node `node_name` with the rules of `version`
+/// (3.11: §5, with the networkpolicy plugin's conntrack rules of §8.8; 4.13:
+/// §9, conntrack rules for every plugin).
+///
+/// # Errors
+/// As [`render`].
+pub fn render_version(cluster: &Cluster, node_name: &str, version: SdnVersion) -> Result<Rendered, RenderError> {
     let cn = &cluster.cluster_network;
     let plugin = plugin_id(&cn.plugin_name).ok_or_else(|| RenderError(format!("unknown plugin {}", cn.plugin_name)))?;
-    if plugin == 2 {
-        return Err(RenderError(
-            "the networkpolicy plugin needs conntrack rules (ct mode), which sdnfwd does not render; use the subnet or multitenant plugin".into(),
-        ));
-    }
-    let multitenant = plugin == 1;
+    let v4 = version == SdnVersion::V4_13;
+    let x = Ctx { cluster, ct: v4 || plugin == 2, v4 };
     let local = cluster
         .host_subnet(node_name)
         .ok_or_else(|| RenderError(format!("node `{node_name}` has no HostSubnet in the cluster")))?;
-    let empty = Node { name: node_name.into(), uplink: None, cores: vec![], pods: vec![], tun0_mac: None };
+    let empty = Node::named(node_name);
     let node = cluster.find_node(node_name).unwrap_or(&empty);
     let ls = local.subnet;
     let gw = gateway(&ls);
     let node_ip = local.host_ip.0;
     let sn = cn.service_network;
     let vxp = cluster.vxlan_port();
+    let (ct, route) = (x.ct, x.route());
     let mut out = Out { flows: Vec::new() };
     let mut warnings = Vec::new();
+    let mut groups = Vec::new();
 
-    // Fixed flows (setup bundle, §8.2).
+    // Fixed flows (setup bundle, §8.2; §8.8's conntrack rules; §9).
+    if ct {
+        let p = if v4 { 1000 } else { 300 };
+        out.add(format!("table=0, priority={p}, ip, ct_state=-trk, actions=ct(table=0)"))?;
+    }
     for c in &cn.cluster_networks {
         let c = c.cidr;
         out.add(format!("table=0, priority=200, in_port=1, arp, arp_spa={c}, arp_tpa={ls}, actions=move:NXM_NX_TUN_ID[0..31]->NXM_NX_REG0[],goto_table:10"))?;
@@ -127,6 +187,15 @@ pub fn render(cluster: &Cluster, node_name: &str) -> Result<Rendered, RenderErro
         out.add(format!("table=0, priority=200, in_port=1, ip, nw_dst={c}, actions=move:NXM_NX_TUN_ID[0..31]->NXM_NX_REG0[],goto_table:10"))?;
     }
     out.add("table=0, priority=150, in_port=1, actions=drop".into())?;
+    if ct {
+        out.add(format!("table=0, priority=400, in_port=2, ip, nw_src={gw}, actions=goto_table:30"))?;
+        for c in &cn.cluster_networks {
+            out.add(format!(
+                "table=0, priority=300, in_port=2, ip, nw_src={ls}, nw_dst={}, actions=goto_table:25",
+                c.cidr
+            ))?;
+        }
+    }
     out.add("table=0, priority=250, in_port=2, ip, nw_dst=224.0.0.0/4, actions=drop".into())?;
     for c in &cn.cluster_networks {
         out.add(format!(
@@ -140,35 +209,66 @@ pub fn render(cluster: &Cluster, node_name: &str) -> Result<Rendered, RenderErro
     out.add("table=0, priority=100, ip, actions=goto_table:20".into())?;
     out.add("table=0, priority=0, actions=drop".into())?;
     out.add("table=10, priority=0, actions=drop".into())?;
+    if v4 {
+        out.add(format!("table=20, priority=300, udp, udp_dst={vxp}, actions=drop"))?;
+    }
     out.add("table=20, priority=0, actions=drop".into())?;
-    out.add("table=21, priority=0, actions=goto_table:30".into())?;
-    out.add(format!("table=30, priority=300, arp, arp_tpa={gw}, actions=output:2"))?;
-    out.add(format!("table=30, priority=200, arp, arp_tpa={ls}, actions=goto_table:40"))?;
-    for c in &cn.cluster_networks {
-        out.add(format!("table=30, priority=100, arp, arp_tpa={}, actions=goto_table:50", c.cidr))?;
+    if v4 {
+        out.add("table=25, priority=0, actions=drop".into())?;
+        out.add("table=27, priority=0, actions=drop".into())?;
+        out.add("table=30, priority=0, actions=goto_table:31".into())?;
+    } else {
+        out.add("table=21, priority=0, actions=goto_table:30".into())?;
+        if ct {
+            out.add("table=25, priority=0, actions=drop".into())?;
+        }
     }
-    out.add(format!("table=30, priority=300, ip, nw_dst={gw}, actions=output:2"))?;
-    out.add(format!("table=30, priority=100, ip, nw_dst={sn}, actions=goto_table:60"))?;
-    out.add(format!("table=30, priority=200, ip, nw_dst={ls}, actions=goto_table:70"))?;
+    out.add(format!("table={route}, priority=300, arp, arp_tpa={gw}, actions=output:2"))?;
+    out.add(format!("table={route}, priority=200, arp, arp_tpa={ls}, actions=goto_table:40"))?;
     for c in &cn.cluster_networks {
-        out.add(format!("table=30, priority=100, ip, nw_dst={}, actions=goto_table:90", c.cidr))?;
+        out.add(format!("table={route}, priority=100, arp, arp_tpa={}, actions=goto_table:50", c.cidr))?;
     }
-    out.add("table=30, priority=50, in_port=1, ip, nw_dst=224.0.0.0/4, actions=goto_table:120".into())?;
-    out.add("table=30, priority=25, ip, nw_dst=224.0.0.0/4, actions=goto_table:110".into())?;
-    out.add("table=30, priority=0, ip, actions=goto_table:100".into())?;
-    out.add("table=30, priority=0, arp, actions=drop".into())?;
+    out.add(format!("table={route}, priority=300, ip, nw_dst={gw}, actions=output:2"))?;
+    out.add(format!("table={route}, priority=100, ip, nw_dst={sn}, actions=goto_table:60"))?;
+    if ct {
+        let p = if v4 { 250 } else { 300 };
+        out.add(format!("table={route}, priority={p}, ip, nw_dst={ls}, ct_state=+rpl, actions=ct(nat,table=70)"))?;
+    }
+    out.add(format!("table={route}, priority=200, ip, nw_dst={ls}, actions=goto_table:70"))?;
+    for c in &cn.cluster_networks {
+        out.add(format!("table={route}, priority=100, ip, nw_dst={}, actions=goto_table:90", c.cidr))?;
+    }
+    out.add(format!("table={route}, priority=50, in_port=1, ip, nw_dst=224.0.0.0/4, actions=goto_table:120"))?;
+    out.add(format!("table={route}, priority=25, ip, nw_dst=224.0.0.0/4, actions=goto_table:110"))?;
+    let egress_first = if v4 { 99 } else { 100 };
+    out.add(format!("table={route}, priority=0, ip, actions=goto_table:{egress_first}"))?;
+    out.add(format!("table={route}, priority=0, arp, actions=drop"))?;
     out.add("table=40, priority=0, actions=drop".into())?;
     out.add("table=50, priority=0, actions=drop".into())?;
-    out.add("table=60, priority=200, reg0=0, actions=output:2".into())?;
-    out.add("table=60, priority=0, actions=drop".into())?;
+    if ct {
+        out.add("table=60, priority=200, actions=output:2".into())?;
+    } else {
+        out.add("table=60, priority=200, reg0=0, actions=output:2".into())?;
+    }
+    if !v4 {
+        out.add("table=60, priority=0, actions=drop".into())?;
+    }
     out.add("table=70, priority=0, actions=drop".into())?;
     out.add(format!("table=80, priority=300, ip, nw_src={gw}/32, actions=output:NXM_NX_REG2[]"))?;
     out.add("table=80, priority=0, actions=drop".into())?;
     out.add("table=90, priority=0, actions=drop".into())?;
-    out.add(format!("table=100, priority=300, udp, udp_dst={vxp}, actions=drop"))?;
-    out.add(format!("table=100, priority=200, tcp, tcp_dst=53, nw_dst={node_ip}, actions=output:2"))?;
-    out.add(format!("table=100, priority=200, udp, udp_dst=53, nw_dst={node_ip}, actions=output:2"))?;
-    out.add("table=100, priority=0, actions=goto_table:101".into())?;
+    if v4 {
+        out.add(format!("table=99, priority=200, tcp, tcp_dst=53, nw_dst={node_ip}, actions=output:2"))?;
+        out.add(format!("table=99, priority=200, udp, udp_dst=53, nw_dst={node_ip}, actions=output:2"))?;
+        out.add("table=99, priority=0, actions=goto_table:100".into())?;
+        out.add("table=100, priority=0, actions=goto_table:101".into())?;
+        out.add("table=101, priority=150, ct_state=+rpl, actions=output:2".into())?;
+    } else {
+        out.add(format!("table=100, priority=300, udp, udp_dst={vxp}, actions=drop"))?;
+        out.add(format!("table=100, priority=200, tcp, tcp_dst=53, nw_dst={node_ip}, actions=output:2"))?;
+        out.add(format!("table=100, priority=200, udp, udp_dst=53, nw_dst={node_ip}, actions=output:2"))?;
+        out.add("table=100, priority=0, actions=goto_table:101".into())?;
+    }
     out.add("table=101, priority=0, actions=output:2".into())?;
     out.add("table=110, priority=0, actions=drop".into())?;
     out.add("table=120, priority=0, actions=drop".into())?;
@@ -184,47 +284,47 @@ pub fn render(cluster: &Cluster, node_name: &str) -> Result<Rendered, RenderErro
             continue;
         }
         remotes.push(hs);
-        let cookie = hs.metadata.uid.as_deref().map(host_subnet_cookie).unwrap_or(0);
-        let h = hs.host_ip;
-        let s = hs.subnet;
-        let tun_id = match hs.metadata.annotations.get(FIXED_VNID_ANNOTATION) {
-            Some(v) => {
-                let vnid: u32 = v.parse().map_err(|_| {
-                    RenderError(format!(
-                        "HostSubnet {}: annotation {FIXED_VNID_ANNOTATION}={v} is not a VNID",
-                        hs.metadata.name
-                    ))
-                })?;
-                format!("load:{vnid}->NXM_NX_TUN_ID[0..31]")
-            }
-            None => "move:NXM_NX_REG0[]->NXM_NX_TUN_ID[0..31]".into(),
-        };
-        out.add(format!("table=10, priority=100, cookie={cookie:#010x}, tun_src={h}, actions=goto_table:30"))?;
-        out.add(format!(
-            "table=50, priority=100, cookie={cookie:#010x}, arp, arp_tpa={s}, actions={tun_id},set_field:{h}->tun_dst,output:1"
-        ))?;
-        out.add(format!(
-            "table=90, priority=100, cookie={cookie:#010x}, ip, nw_dst={s}, actions={tun_id},set_field:{h}->tun_dst,output:1"
-        ))?;
+        for f in host_subnet_flows(hs)? {
+            out.add(f)?;
+        }
     }
-    let mut t111: Vec<String> = remotes.iter().map(|h| format!("set_field:{}->tun_dst,output:1", h.host_ip)).collect();
-    t111.sort();
-    t111.dedup();
-    if t111.is_empty() {
-        out.add("table=111, priority=100, actions=goto_table:120".into())?;
-    } else {
-        out.add(format!(
-            "table=111, priority=100, actions=move:NXM_NX_REG0[]->NXM_NX_TUN_ID[0..31],{},goto_table:120",
-            t111.join(",")
-        ))?;
-    }
+    out.add(table_111(&remotes))?;
 
-    // Plugin start (§5.11).
-    if multitenant {
-        out.add("table=80, priority=200, reg0=0, actions=output:NXM_NX_REG2[]".into())?;
-        out.add("table=80, priority=200, reg1=0, actions=output:NXM_NX_REG2[]".into())?;
-    } else {
-        out.add("table=80, priority=200, actions=output:NXM_NX_REG2[]".into())?;
+    // Plugin start (§5.11, §8.8, §9).
+    match plugin {
+        0 => {
+            if v4 {
+                out.add("table=27, priority=500, actions=goto_table:30".into())?;
+            }
+            out.add("table=80, priority=200, actions=output:NXM_NX_REG2[]".into())?;
+        }
+        1 => {
+            if v4 {
+                out.add("table=27, priority=500, actions=goto_table:30".into())?;
+            }
+            out.add("table=80, priority=200, reg0=0, actions=output:NXM_NX_REG2[]".into())?;
+            out.add("table=80, priority=200, reg1=0, actions=output:NXM_NX_REG2[]".into())?;
+        }
+        _ => {
+            if v4 {
+                out.add(format!("table=27, priority=300, ip, nw_dst={sn}, actions=goto_table:30"))?;
+                out.add("table=80, priority=200, ip, ct_state=+rpl, actions=output:NXM_NX_REG2[]".into())?;
+                out.add("table=27, priority=200, ip, ct_state=+rpl, actions=goto_table:30".into())?;
+                for a in &cn.cluster_networks {
+                    for b in &cn.cluster_networks {
+                        out.add(format!(
+                            "table=30, priority=100, ip, nw_src={}, nw_dst={}, ct_state=-rpl, actions=ct(commit,table=31)",
+                            a.cidr, b.cidr
+                        ))?;
+                    }
+                }
+            } else {
+                for c in &cn.cluster_networks {
+                    out.add(format!("table=21, priority=200, ip, nw_dst={}, actions=ct(commit,table=30)", c.cidr))?;
+                }
+                out.add("table=80, priority=200, ip, ct_state=+rpl, actions=output:NXM_NX_REG2[]".into())?;
+            }
+        }
     }
 
     // VNIDs of namespaces; VNIDs shared by several namespaces.
@@ -234,149 +334,89 @@ pub fn render(cluster: &Cluster, node_name: &str) -> Result<Rendered, RenderErro
     }
     let vnid_of = |ns: &str, what: &str| -> Result<u32, RenderError> {
         cluster.vnid(ns).ok_or_else(|| {
-            RenderError(format!("{what}: namespace `{ns}` has no NetNamespace (multitenant needs one per namespace)"))
+            RenderError(format!("{what}: namespace `{ns}` has no NetNamespace (the plugin needs one per namespace)"))
         })
     };
 
-    if multitenant {
-        // EgressNetworkPolicies (§5.14), one set per VNID.
-        let mut policies: BTreeMap<u32, Vec<&crate::yaml::EgressNetworkPolicy>> = BTreeMap::new();
-        for p in &cluster.egress_network_policies {
-            let ns = p.metadata.namespace.as_deref().unwrap_or("");
-            match cluster.vnid(ns) {
-                Some(v) => policies.entry(v).or_default().push(p),
-                None => warnings
-                    .push(format!("EgressNetworkPolicy {ns}/{}: namespace has no NetNamespace", p.metadata.name)),
-            }
-        }
-        for (&v, ps) in &policies {
-            if v == 0 {
-                warnings.push("EgressNetworkPolicy in a global (VNID 0) namespace is ignored".into());
-                continue;
-            }
-            if ps.len() > 1 || by_vnid.get(&v).map_or(0, Vec::len) > 1 {
-                out.add(format!("table=101, priority=1, reg0={v}, actions=drop"))?;
-                continue;
-            }
-            let rules = &ps[0].spec.egress;
-            let n = rules.len();
-            for (i, r) in rules.iter().enumerate() {
-                let prio = n - i;
-                let action = if r.kind == EgressType::Allow { "output:2" } else { "drop" };
-                if let Some(c) = r.to.cidr_selector {
-                    let dst = if c.addr() == 0 && (c.prefix() == 0 || c.prefix() == 32) {
-                        String::new()
-                    } else {
-                        format!(", nw_dst={c}")
-                    };
-                    out.add(format!("table=101, priority={prio}, reg0={v}, ip{dst}, actions={action}"))?;
-                } else if let Some(d) = &r.to.dns_name {
-                    warnings.push(format!(
-                        "EgressNetworkPolicy {}: dnsName {d} resolves to no address here (no DNS); rule {i} yields no flow",
-                        ps[0].metadata.name
-                    ));
-                }
-            }
-        }
-
-        // Egress IPs (§5.13).
-        let tun0_mac = node.tun0_mac.clone();
-        for ns in &cluster.net_namespaces {
-            if ns.egress_ips.is_empty() || ns.netid == 0 {
-                continue;
-            }
-            let v = ns.netid;
-            let claimed = cluster
-                .net_namespaces
-                .iter()
-                .filter(|o| o.egress_ips.iter().any(|ip| ns.egress_ips.contains(ip)))
-                .count();
-            let hosts: Vec<&HostSubnet> = cluster
-                .host_subnets
-                .iter()
-                .filter(|h| h.egress_ips.iter().any(|ip| ns.egress_ips.contains(ip)))
-                .collect();
-            if claimed > 1 || hosts.is_empty() {
-                out.add(format!("table=100, priority=100, reg0={v}, actions=drop"))?;
-            } else if hosts.iter().any(|h| h.host_ip.0 == node_ip) {
-                let Some(mac) = &tun0_mac else {
-                    warnings.push(format!(
-                        "egress IP of {} is hosted here but node {node_name} has no tun0MAC",
-                        ns.netname
-                    ));
-                    continue;
-                };
-                out.add(format!(
-                    "table=100, priority=100, reg0={v}, ip, actions=set_field:{mac}->eth_dst,set_field:{:#010x}->pkt_mark,goto_table:101",
-                    egress_mark(v)
-                ))?;
-            } else {
-                out.add(format!(
-                    "table=100, priority=100, reg0={v}, ip, actions=move:NXM_NX_REG0[]->NXM_NX_TUN_ID[0..31],set_field:{}->tun_dst,output:1",
-                    hosts[0].host_ip
-                ))?;
-            }
-        }
+    if plugin != 0 {
+        egress_policies(&x, &by_vnid, &mut out, &mut warnings)?;
+        egress_ips(&x, node, node_ip, &mut out, &mut groups, &mut warnings)?;
     }
 
     // Services (§5.9, non-ct) and the VNIDs they put in use.
     let mut in_use: BTreeSet<u32> = BTreeSet::new();
-    for svc in &cluster.services {
-        let ip = svc.cluster_ip.trim();
-        if ip.is_empty() || ip == "None" {
-            continue;
-        }
-        let Ok(ip) = ip.parse::<Ipv4Addr>() else {
-            warnings.push(format!("service {}/{}: clusterIP `{ip}` is not an IPv4 address", svc.namespace, svc.name));
-            continue;
-        };
-        let v = vnid_of(&svc.namespace, &format!("service {}/{}", svc.namespace, svc.name))?;
-        let act = format!("load:{v}->NXM_NX_REG1[],load:2->NXM_NX_REG2[],goto_table:80");
-        out.add(format!("table=60, priority=100, ip, nw_dst={ip}, nw_frag=later, actions={act}"))?;
-        for p in &svc.ports {
-            let proto = match p.protocol.to_ascii_uppercase().as_str() {
-                "TCP" => "tcp",
-                "UDP" => "udp",
-                other => {
-                    warnings.push(format!(
-                        "service {}/{}: protocol {other} is not supported; port {} skipped",
-                        svc.namespace, svc.name, p.port
-                    ));
-                    continue;
-                }
+    if !ct {
+        for svc in &cluster.services {
+            let ip = svc.cluster_ip.trim();
+            if ip.is_empty() || ip == "None" {
+                continue;
+            }
+            let Ok(ip) = ip.parse::<Ipv4Addr>() else {
+                warnings
+                    .push(format!("service {}/{}: clusterIP `{ip}` is not an IPv4 address", svc.namespace, svc.name));
+                continue;
             };
-            out.add(format!("table=60, priority=100, {proto}, nw_dst={ip}, {proto}_dst={}, actions={act}", p.port))?;
+            let v = vnid_of(&svc.namespace, &format!("service {}/{}", svc.namespace, svc.name))?;
+            let act = format!("load:{v}->NXM_NX_REG1[],load:2->NXM_NX_REG2[],goto_table:80");
+            out.add(format!("table=60, priority=100, ip, nw_dst={ip}, nw_frag=later, actions={act}"))?;
+            for p in &svc.ports {
+                let proto = match p.protocol.to_ascii_uppercase().as_str() {
+                    "TCP" => "tcp",
+                    "UDP" => "udp",
+                    other => {
+                        warnings.push(format!(
+                            "service {}/{}: protocol {other} is not supported; port {} skipped",
+                            svc.namespace, svc.name, p.port
+                        ));
+                        continue;
+                    }
+                };
+                out.add(format!(
+                    "table=60, priority=100, {proto}, nw_dst={ip}, {proto}_dst={}, actions={act}",
+                    p.port
+                ))?;
+            }
+            in_use.insert(v);
         }
-        in_use.insert(v);
     }
 
-    // Pods (§5.3, 5.7, 5.10).
+    // Pods (§5.3, 5.5, 5.7, 5.10; §9).
     let mut pods_by_vnid: BTreeMap<u32, Vec<u32>> = BTreeMap::new();
     for p in &node.pods {
         let v = vnid_of(&p.namespace, &format!("pod {}/{}", p.namespace, p.name))?;
-        let (ip, port) = (p.ip, p.ofport);
-        let o = ip.0.octets();
-        let mut mac = String::new();
-        let _ = write!(mac, "00:00:{:02x}:{:02x}:{:02x}:{:02x}/00:00:ff:ff:ff:ff", o[0], o[1], o[2], o[3]);
-        out.add(format!(
-            "table=20, priority=100, in_port={port}, arp, arp_spa={ip}, arp_sha={mac}, actions=load:{v}->NXM_NX_REG0[],goto_table:21"
-        ))?;
-        out.add(format!(
-            "table=20, priority=100, in_port={port}, ip, nw_src={ip}, actions=load:{v}->NXM_NX_REG0[],goto_table:21"
-        ))?;
-        out.add(format!("table=40, priority=100, arp, arp_tpa={ip}, actions=output:{port}"))?;
-        out.add(format!(
-            "table=70, priority=100, ip, nw_dst={ip}, actions=load:{v}->NXM_NX_REG1[],load:{port}->NXM_NX_REG2[],goto_table:80"
-        ))?;
+        for f in pod_flows(&x, p, v) {
+            out.add(f)?;
+        }
         in_use.insert(v);
-        pods_by_vnid.entry(v).or_default().push(port);
+        pods_by_vnid.entry(v).or_default().push(p.ofport);
     }
 
-    if multitenant {
-        // EnsureVNIDRules for every VNID in use on the node.
-        for &v in in_use.iter().filter(|&&v| v != 0) {
-            out.add(format!("table=80, priority=100, reg0={v}, reg1={v}, actions=output:NXM_NX_REG2[]"))?;
+    let mut admitted_by = BTreeMap::new();
+    match plugin {
+        1 => {
+            // EnsureVNIDRules for every VNID in use on the node.
+            for &v in in_use.iter().filter(|&&v| v != 0) {
+                out.add(format!("table=80, priority=100, reg0={v}, reg1={v}, actions=output:NXM_NX_REG2[]"))?;
+            }
         }
+        2 => {
+            let ctx = PolicyCtx::new(cluster, version);
+            for &v in &in_use {
+                let Some(ns) = by_vnid.get(&v).and_then(|n| n.first()) else { continue };
+                let nf = namespace_flows(&ctx, &ns.netname, v);
+                let base = out.flows.len();
+                for f in nf.flows {
+                    out.add(f)?;
+                }
+                for (i, by) in nf.admitted_by {
+                    admitted_by.insert(base + i, by);
+                }
+                warnings.extend(nf.warnings);
+            }
+        }
+        _ => {}
+    }
+    if plugin != 0 {
         // Multicast (§5.15): a VNID is enabled when all its namespaces are.
         for (&v, nss) in &by_vnid {
             if !nss.iter().all(|n| n.multicast_enabled()) {
@@ -391,8 +431,321 @@ pub fn render(cluster: &Cluster, node_name: &str) -> Result<Rendered, RenderErro
         }
     }
 
-    out.add(format!("table=253, actions=note:{plugin:02X}.{RULE_VERSION:02X}"))?;
-    Ok(Rendered { flows: out.flows, warnings })
+    out.add(format!("table=253, actions=note:{plugin:02X}.{:02X}", version.rule_version()))?;
+    Ok(Rendered { flows: out.flows, groups, warnings, admitted_by })
+}
+
+/// The cookie of 4.x's temporary isolation flows for a new pod.
+pub const NETPOL_ISOLATION_COOKIE: u64 = 0x4466_b9eb;
+
+/// The temporary flows 4.x's networkpolicy plugin adds for a new pod until
+/// the next policy sync (cookie [`NETPOL_ISOLATION_COOKIE`]): nothing from
+/// or to it passes tables 27 and 80.
+///
+/// # Errors
+/// None in practice (the text is the renderer's own).
+pub fn isolation_flows(ip: Ipv4Addr) -> Result<Vec<FlowSpec>, RenderError> {
+    let mut out = Out { flows: Vec::new() };
+    out.add(format!("table=27, priority=500, cookie={NETPOL_ISOLATION_COOKIE}, ip, nw_src={ip}, actions=drop"))?;
+    out.add(format!("table=80, priority=500, cookie={NETPOL_ISOLATION_COOKIE}, ip, nw_dst={ip}, actions=drop"))?;
+    Ok(out.flows)
+}
+
+/// The networkpolicy plugin's sync bundle of the namespaces `namespaces`
+/// on node `node_name`, as one transaction: for each, the delete of its
+/// policy flows (`table=80, reg1=V`; 4.x also `table=27, reg0=V`), then its
+/// flows when it is in use on the node (a local pod); 4.x first deletes the
+/// temporary isolation flows. Applied to the node's tables, the result is
+/// what [`render`] gives for `cluster` (tests/netpol_regen.rs).
+///
+/// # Errors
+/// Not the networkpolicy plugin; no HostSubnet for the node.
+pub fn namespaces_bundle(
+    cluster: &Cluster,
+    node_name: &str,
+    namespaces: &BTreeSet<String>,
+) -> Result<Vec<crate::ofctl::FlowCommand>, RenderError> {
+    use crate::ofctl::FlowCommand;
+    if plugin_id(&cluster.cluster_network.plugin_name) != Some(2) {
+        return Err(RenderError("only the networkpolicy plugin has per-namespace policy flows".into()));
+    }
+    cluster
+        .host_subnet(node_name)
+        .ok_or_else(|| RenderError(format!("node `{node_name}` has no HostSubnet in the cluster")))?;
+    let version = cluster.version_for(node_name);
+    let v4 = version == SdnVersion::V4_13;
+    let del = |text: String| {
+        parse_flow_line(&text, LineKind::Match)
+            .map(|spec| FlowCommand::Delete { strict: false, spec })
+            .map_err(|e| RenderError(format!("internal error rendering `{text}`: {}", e.msg)))
+    };
+    let mut cmds = Vec::new();
+    if v4 {
+        cmds.push(del(format!("table=27, cookie={NETPOL_ISOLATION_COOKIE}/0xffffffffffffffff"))?);
+        cmds.push(del(format!("table=80, cookie={NETPOL_ISOLATION_COOKIE}/0xffffffffffffffff"))?);
+    }
+    let in_use: BTreeSet<u32> = cluster
+        .find_node(node_name)
+        .map(|n| n.pods.iter().filter_map(|p| cluster.vnid(&p.namespace)).collect())
+        .unwrap_or_default();
+    let ctx = PolicyCtx::new(cluster, version);
+    for ns in namespaces {
+        let Some(v) = cluster.vnid(ns) else { continue };
+        cmds.push(del(format!("table=80, reg1={v}"))?);
+        if v4 {
+            cmds.push(del(format!("table=27, reg0={v}"))?);
+        }
+        if !in_use.contains(&v) {
+            continue;
+        }
+        let mut out = Out { flows: Vec::new() };
+        for f in namespace_flows(&ctx, ns, v).flows {
+            out.add(f)?;
+        }
+        cmds.extend(out.flows.into_iter().map(FlowCommand::Add));
+    }
+    Ok(cmds)
+}
+
+/// The namespaces whose policy flows differ between two states of the
+/// cluster as node `node_name` sees them (a policy added or removed, a
+/// pod's labels or IP, a namespace's labels): what a change must
+/// regenerate, and nothing else.
+pub fn affected_namespaces(old: &Cluster, new: &Cluster, node_name: &str) -> BTreeSet<String> {
+    let flows = |c: &Cluster| -> BTreeMap<String, Vec<String>> {
+        let version = c.version_for(node_name);
+        let ctx = PolicyCtx::new(c, version);
+        let in_use: BTreeSet<u32> = c
+            .find_node(node_name)
+            .map(|n| n.pods.iter().filter_map(|p| c.vnid(&p.namespace)).collect())
+            .unwrap_or_default();
+        c.net_namespaces
+            .iter()
+            .map(|n| {
+                let f =
+                    if in_use.contains(&n.netid) { namespace_flows(&ctx, &n.netname, n.netid).flows } else { vec![] };
+                (n.netname.clone(), f)
+            })
+            .collect()
+    };
+    let (a, b) = (flows(old), flows(new));
+    let names: BTreeSet<&String> = a.keys().chain(b.keys()).collect();
+    names.into_iter().filter(|n| a.get(*n) != b.get(*n)).cloned().collect()
+}
+
+/// The flows of a remote HostSubnet (§5.2, 5.8, 5.12).
+fn host_subnet_flows(hs: &HostSubnet) -> Result<Vec<String>, RenderError> {
+    let cookie = hs.metadata.uid.as_deref().map(host_subnet_cookie).unwrap_or(0);
+    let h = hs.host_ip;
+    let s = hs.subnet;
+    let tun_id = match hs.metadata.annotations.get(FIXED_VNID_ANNOTATION) {
+        Some(v) => {
+            let vnid: u32 = v.parse().map_err(|_| {
+                RenderError(format!(
+                    "HostSubnet {}: annotation {FIXED_VNID_ANNOTATION}={v} is not a VNID",
+                    hs.metadata.name
+                ))
+            })?;
+            format!("load:{vnid}->NXM_NX_TUN_ID[0..31]")
+        }
+        None => "move:NXM_NX_REG0[]->NXM_NX_TUN_ID[0..31]".into(),
+    };
+    Ok(vec![
+        format!("table=10, priority=100, cookie={cookie:#010x}, tun_src={h}, actions=goto_table:30"),
+        format!("table=50, priority=100, cookie={cookie:#010x}, arp, arp_tpa={s}, actions={tun_id},set_field:{h}->tun_dst,output:1"),
+        format!("table=90, priority=100, cookie={cookie:#010x}, ip, nw_dst={s}, actions={tun_id},set_field:{h}->tun_dst,output:1"),
+    ])
+}
+
+/// Table 111's one flow: head-end replication to every remote node.
+fn table_111(remotes: &[&HostSubnet]) -> String {
+    let mut t111: Vec<String> = remotes.iter().map(|h| format!("set_field:{}->tun_dst,output:1", h.host_ip)).collect();
+    t111.sort();
+    t111.dedup();
+    if t111.is_empty() {
+        "table=111, priority=100, actions=goto_table:120".into()
+    } else {
+        format!(
+            "table=111, priority=100, actions=move:NXM_NX_REG0[]->NXM_NX_TUN_ID[0..31],{},goto_table:120",
+            t111.join(",")
+        )
+    }
+}
+
+/// A local pod's flows (one pod bundle, §8.5; table 25 in conntrack mode;
+/// tables 27/30 in 4.10+).
+fn pod_flows(x: &Ctx, p: &crate::yaml::Pod, v: u32) -> Vec<String> {
+    let (ip, port) = (p.ip, p.ofport);
+    let o = ip.0.octets();
+    let mac = format!("00:00:{:02x}:{:02x}:{:02x}:{:02x}/00:00:ff:ff:ff:ff", o[0], o[1], o[2], o[3]);
+    let (arp_next, ip_next) = if x.v4 { (30, 27) } else { (21, 21) };
+    let mut f = vec![
+        format!("table=20, priority=100, in_port={port}, arp, arp_spa={ip}, arp_sha={mac}, actions=load:{v}->NXM_NX_REG0[],goto_table:{arp_next}"),
+        format!("table=20, priority=100, in_port={port}, ip, nw_src={ip}, actions=load:{v}->NXM_NX_REG0[],goto_table:{ip_next}"),
+    ];
+    if x.ct {
+        let next = if x.v4 { 27 } else { 30 };
+        f.push(format!("table=25, priority=100, ip, nw_src={ip}, actions=load:{v}->NXM_NX_REG0[],goto_table:{next}"));
+    }
+    f.push(format!("table=40, priority=100, arp, arp_tpa={ip}, actions=output:{port}"));
+    f.push(format!(
+        "table=70, priority=100, ip, nw_dst={ip}, actions=load:{v}->NXM_NX_REG1[],load:{port}->NXM_NX_REG2[],goto_table:80"
+    ));
+    f
+}
+
+/// EgressNetworkPolicies (§5.14 in table 101; 4.8+: table 100, Allow going
+/// on to table 101), one set per VNID.
+fn egress_policies(
+    x: &Ctx,
+    by_vnid: &BTreeMap<u32, Vec<&crate::yaml::NetNamespace>>,
+    out: &mut Out,
+    warnings: &mut Vec<String>,
+) -> Result<(), RenderError> {
+    let cluster = x.cluster;
+    let (table, allow) = if x.v4 { (100, "goto_table:101") } else { (101, "output:2") };
+    let mut policies: BTreeMap<u32, Vec<&crate::yaml::EgressNetworkPolicy>> = BTreeMap::new();
+    for p in &cluster.egress_network_policies {
+        let ns = p.metadata.namespace.as_deref().unwrap_or("");
+        match cluster.vnid(ns) {
+            Some(v) => policies.entry(v).or_default().push(p),
+            None => {
+                warnings.push(format!("EgressNetworkPolicy {ns}/{}: namespace has no NetNamespace", p.metadata.name))
+            }
+        }
+    }
+    for (&v, ps) in &policies {
+        if v == 0 {
+            warnings.push("EgressNetworkPolicy in a global (VNID 0) namespace is ignored".into());
+            continue;
+        }
+        if ps.len() > 1 || by_vnid.get(&v).map_or(0, Vec::len) > 1 {
+            out.add(format!("table={table}, priority=1, reg0={v}, actions=drop"))?;
+            continue;
+        }
+        let rules = &ps[0].spec.egress;
+        let n = rules.len();
+        for (i, r) in rules.iter().enumerate() {
+            let prio = n - i;
+            let action = if r.kind == EgressType::Allow { allow } else { "drop" };
+            if let Some(c) = r.to.cidr_selector {
+                let dst = if c.addr() == 0 && (c.prefix() == 0 || c.prefix() == 32) {
+                    String::new()
+                } else {
+                    format!(", nw_dst={c}")
+                };
+                out.add(format!("table={table}, priority={prio}, reg0={v}, ip{dst}, actions={action}"))?;
+            } else if let Some(d) = &r.to.dns_name {
+                warnings.push(format!(
+                    "EgressNetworkPolicy {}: dnsName {d} resolves to no address here (no DNS); rule {i} yields no flow",
+                    ps[0].metadata.name
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Egress IPs (§5.13 in table 100; 4.8+: table 101 through select groups,
+/// group id = VNID).
+fn egress_ips(
+    x: &Ctx,
+    node: &Node,
+    node_ip: Ipv4Addr,
+    out: &mut Out,
+    groups: &mut Vec<GroupSpec>,
+    warnings: &mut Vec<String>,
+) -> Result<(), RenderError> {
+    let cluster = x.cluster;
+    let tun0_mac = node.tun0_mac.clone();
+    for ns in &cluster.net_namespaces {
+        if ns.egress_ips.is_empty() || ns.netid == 0 {
+            continue;
+        }
+        let v = ns.netid;
+        let claimed =
+            cluster.net_namespaces.iter().filter(|o| o.egress_ips.iter().any(|ip| ns.egress_ips.contains(ip))).count();
+        // The hosting node of each requested IP, in the order requested.
+        let hosts: Vec<&HostSubnet> = ns
+            .egress_ips
+            .iter()
+            .filter_map(|ip| cluster.host_subnets.iter().find(|h| h.egress_ips.contains(ip)))
+            .collect();
+        let local = hosts.iter().any(|h| h.host_ip.0 == node_ip);
+        if x.v4 {
+            if claimed > 1 || hosts.is_empty() {
+                out.add(format!("table=101, priority=100, reg0={v}, actions=drop"))?;
+                continue;
+            }
+            let buckets: Vec<String> = if local {
+                let Some(mac) = &tun0_mac else {
+                    warnings.push(format!(
+                        "egress IP of {} is hosted here but node {} has no tun0MAC",
+                        ns.netname, node.name
+                    ));
+                    continue;
+                };
+                vec![format!(
+                    "actions=set_field:{mac}->eth_dst,set_field:{:#010x}->pkt_mark,output:2",
+                    egress_mark_4(v)
+                )]
+            } else {
+                hosts
+                    .iter()
+                    .map(|h| {
+                        format!(
+                            "actions=move:NXM_NX_REG0[]->NXM_NX_TUN_ID[0..31],set_field:{}->tun_dst,output:1",
+                            h.host_ip
+                        )
+                    })
+                    .collect()
+            };
+            let text = format!(
+                "group_id={v},type=select,{}",
+                buckets.iter().map(|b| format!("bucket={b}")).collect::<Vec<_>>().join(",")
+            );
+            match parse_group_line(&text, GroupLineKind::Add) {
+                Ok(GroupCommand::Add(g)) => groups.push(g),
+                Ok(_) => {}
+                Err(e) => return Err(RenderError(format!("internal error rendering `{text}`: {}", e.msg))),
+            }
+            let commit = if local { "" } else { "ct(commit)," };
+            out.add(format!("table=101, priority=100, ip, reg0={v}, actions={commit}group:{v}"))?;
+            continue;
+        }
+        if claimed > 1 || hosts.is_empty() {
+            out.add(format!("table=100, priority=100, reg0={v}, actions=drop"))?;
+        } else if local {
+            let Some(mac) = &tun0_mac else {
+                warnings
+                    .push(format!("egress IP of {} is hosted here but node {} has no tun0MAC", ns.netname, node.name));
+                continue;
+            };
+            out.add(format!(
+                "table=100, priority=100, reg0={v}, ip, actions=set_field:{mac}->eth_dst,set_field:{:#010x}->pkt_mark,goto_table:101",
+                egress_mark(v)
+            ))?;
+        } else {
+            out.add(format!(
+                "table=100, priority=100, reg0={v}, ip, actions=move:NXM_NX_REG0[]->NXM_NX_TUN_ID[0..31],set_field:{}->tun_dst,output:1",
+                hosts[0].host_ip
+            ))?;
+        }
+    }
+    Ok(())
+}
+
+/// The egress-IP packet mark of a VNID in 4.x: the kubelet's drop bit
+/// (0x8000) and the masquerade bit (14) relocated.
+pub fn egress_mark_4(vnid: u32) -> u32 {
+    let mut mark = if vnid == 0 { 0xff00_0000 } else { vnid };
+    if mark & 0x8000 != 0 {
+        mark = (mark | 0x1000_0000) ^ 0x8000;
+    }
+    if mark & 0x4000 != 0 {
+        mark = (mark | 0x0100_0000) ^ 0x4000;
+    }
+    mark
 }
 
 #[cfg(test)]

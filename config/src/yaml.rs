@@ -13,8 +13,6 @@ use std::net::Ipv4Addr;
 use ipnetwork::Ipv4Network;
 use serde::{Deserialize, Deserializer};
 
-use crate::ParseError;
-
 /// The embedded default cluster (OPENSHIFT_SDN_PIPELINE.md §8: four nodes,
 /// multitenant, pods on node-d and node-b), used when no file is given.
 pub const DEFAULT_CLUSTER: &str = include_str!("../data/default-cluster.yaml");
@@ -23,7 +21,8 @@ pub const DEFAULT_CLUSTER: &str = include_str!("../data/default-cluster.yaml");
 #[derive(Clone, Debug, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Cluster {
-    /// ClusterNetwork `default`.
+    /// ClusterNetwork `default` (required: here or as an API object).
+    #[serde(default)]
     pub cluster_network: ClusterNetwork,
     /// HostSubnet list.
     #[serde(default, deserialize_with = "list_or_items")]
@@ -43,13 +42,35 @@ pub struct Cluster {
     /// EgressNetworkPolicies.
     #[serde(default, deserialize_with = "list_or_items")]
     pub egress_network_policies: Vec<EgressNetworkPolicy>,
+    /// Namespaces (their labels, for NetworkPolicy selectors).
+    #[serde(default, deserialize_with = "list_or_items")]
+    pub namespaces: Vec<Namespace>,
+    /// Pods of the whole cluster as the API prints them (labels, node, IP):
+    /// NetworkPolicy selects from them, and those on a described node with
+    /// a HostSubnet become that node's local pods.
+    #[serde(default, deserialize_with = "list_or_items")]
+    pub pods: Vec<ClusterPod>,
+    /// NetworkPolicies (networking.k8s.io/v1).
+    #[serde(default, deserialize_with = "list_or_items")]
+    pub network_policies: Vec<NetworkPolicy>,
     /// Extra ovs-ofctl flow text appended after the rendered flows (a path).
     #[serde(default)]
     pub flows: Option<String>,
+    /// `--sdn-version` given on the command line: overrides every node's
+    /// `sdnVersion`.
+    #[serde(skip)]
+    pub sdn_version: Option<SdnVersion>,
+    /// Where each object came from (set by [`crate::load`] and by
+    /// [`Cluster::from_yaml_unchecked`] for what it derives).
+    #[serde(skip)]
+    pub origins: crate::obj::Origins,
+    /// What loading skipped, one line each (kinds sdnfwd does not use).
+    #[serde(skip)]
+    pub warnings: Vec<String>,
 }
 
 /// ClusterNetwork `default` (network.openshift.io/v1).
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Default, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ClusterNetwork {
     /// Pod network CIDRs with host subnet lengths.
@@ -92,6 +113,9 @@ pub struct Metadata {
     /// Annotations.
     #[serde(default)]
     pub annotations: BTreeMap<String, String>,
+    /// Labels.
+    #[serde(default)]
+    pub labels: BTreeMap<String, String>,
 }
 
 /// HostSubnet (one per node).
@@ -184,6 +208,142 @@ pub struct Node {
     /// tun0 MAC (egress IP flows rewrite to it).
     #[serde(default, rename = "tun0MAC")]
     pub tun0_mac: Option<String>,
+    /// The openshift-sdn release whose rules the node runs (3.11 when
+    /// absent; `--sdn-version` overrides it).
+    #[serde(default)]
+    pub sdn_version: Option<SdnVersion>,
+}
+
+impl Node {
+    /// A node with nothing but its name.
+    pub fn named(name: &str) -> Node {
+        Node { name: name.into(), uplink: None, cores: vec![], pods: vec![], tun0_mac: None, sdn_version: None }
+    }
+}
+
+/// The openshift-sdn rules a node runs (OPENSHIFT_SDN_PIPELINE.md §1.10, §9).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum SdnVersion {
+    /// OpenShift 3.11, rule version 7: conntrack rules for the
+    /// networkpolicy plugin only, ingress policy in table 80.
+    #[default]
+    V3_11,
+    /// OpenShift 4.13, rule version 13: conntrack rules for every plugin,
+    /// tables 27/30/31/99/100/101, egress IPs through select groups.
+    V4_13,
+}
+
+impl SdnVersion {
+    /// `3.11` or `4.13`.
+    ///
+    /// # Errors
+    /// Any other text, naming it.
+    pub fn parse(s: &str) -> Result<SdnVersion, String> {
+        match s.trim() {
+            "3.11" => Ok(SdnVersion::V3_11),
+            "4.13" => Ok(SdnVersion::V4_13),
+            other => Err(format!("sdn version `{other}` is not one sdnfwd renders; expected 3.11 or 4.13")),
+        }
+    }
+
+    /// The rule version openshift-sdn writes in table 253.
+    pub fn rule_version(self) -> u8 {
+        match self {
+            SdnVersion::V3_11 => 7,
+            SdnVersion::V4_13 => 13,
+        }
+    }
+}
+
+impl std::fmt::Display for SdnVersion {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            SdnVersion::V3_11 => "3.11",
+            SdnVersion::V4_13 => "4.13",
+        })
+    }
+}
+
+impl<'de> Deserialize<'de> for SdnVersion {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        // `sdnVersion: 4.13` is a YAML float; `"4.13"` a string.
+        struct V;
+        impl serde::de::Visitor<'_> for V {
+            type Value = SdnVersion;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("3.11 or 4.13")
+            }
+            fn visit_str<E: serde::de::Error>(self, s: &str) -> Result<SdnVersion, E> {
+                SdnVersion::parse(s).map_err(|_| E::custom(format!("expected sdnVersion 3.11 or 4.13, found `{s}`")))
+            }
+            fn visit_f64<E: serde::de::Error>(self, x: f64) -> Result<SdnVersion, E> {
+                self.visit_str(&format!("{x}"))
+            }
+            fn visit_u64<E: serde::de::Error>(self, x: u64) -> Result<SdnVersion, E> {
+                self.visit_str(&format!("{x}"))
+            }
+            fn visit_i64<E: serde::de::Error>(self, x: i64) -> Result<SdnVersion, E> {
+                self.visit_str(&format!("{x}"))
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+/// A pod of the cluster as `oc get pods -A -o yaml` prints it (the fields
+/// sdnfwd reads).
+#[derive(Clone, Debug, Default, Deserialize)]
+pub struct ClusterPod {
+    /// Name, namespace, labels.
+    #[serde(default)]
+    pub metadata: Metadata,
+    /// Node and host networking.
+    #[serde(default)]
+    pub spec: ClusterPodSpec,
+    /// The pod IP.
+    #[serde(default)]
+    pub status: ClusterPodStatus,
+}
+
+/// The parts of a Pod's spec sdnfwd reads.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ClusterPodSpec {
+    /// The node it runs on.
+    #[serde(default)]
+    pub node_name: Option<String>,
+    /// Host-network pods have no port on br0 and are never selected.
+    #[serde(default)]
+    pub host_network: bool,
+}
+
+/// The parts of a Pod's status sdnfwd reads.
+#[derive(Clone, Debug, Default, Deserialize)]
+pub struct ClusterPodStatus {
+    /// The pod IP (absent until the CNI plugin gave one).
+    #[serde(default, rename = "podIP")]
+    pub pod_ip: Option<Ip>,
+}
+
+impl ClusterPod {
+    /// The namespace (empty when the object names none).
+    pub fn namespace(&self) -> &str {
+        self.metadata.namespace.as_deref().unwrap_or("")
+    }
+
+    /// The IP NetworkPolicy selects it by: none for host-network pods and
+    /// pods without an IP (openshift-sdn's isOnPodNetwork).
+    pub fn policy_ip(&self) -> Option<Ipv4Addr> {
+        (!self.spec.host_network).then_some(self.status.pod_ip?.0)
+    }
+}
+
+/// A Namespace (v1): its labels are what namespaceSelectors match.
+#[derive(Clone, Debug, Default, Deserialize)]
+pub struct Namespace {
+    /// Name and labels.
+    #[serde(default)]
+    pub metadata: Metadata,
 }
 
 /// A local pod.
@@ -194,12 +354,16 @@ pub struct Pod {
     pub namespace: String,
     /// Pod name.
     pub name: String,
-    /// Pod IP.
+    /// Pod IP; may be left out when a Pod object (`pods:` or an API
+    /// object) gives `status.podIP` ([`Ip::UNSET`] until then).
+    #[serde(default = "Ip::unset")]
     pub ip: Ip,
     /// Host-side veth.
     #[serde(default)]
     pub veth: Option<String>,
-    /// OpenFlow port (≥ 3).
+    /// OpenFlow port (≥ 3); left out, one is allocated from 3 upwards in
+    /// the order of namespace/name ([`OFPORT_UNSET`] until then).
+    #[serde(default = "ofport_unset")]
     pub ofport: u32,
     /// Labels.
     #[serde(default)]
@@ -225,6 +389,13 @@ impl Pod {
     pub fn mac(&self) -> u64 {
         0x0a58_0000_0000 | u32::from(self.ip.0) as u64
     }
+}
+
+/// The ofport of a pod whose entry leaves it out, until one is allocated.
+pub const OFPORT_UNSET: u32 = u32::MAX;
+
+fn ofport_unset() -> u32 {
+    OFPORT_UNSET
 }
 
 /// A service (flattened: namespace, name, clusterIP, ports).
@@ -318,6 +489,15 @@ impl<'de> Deserialize<'de> for Ip {
     }
 }
 
+impl Ip {
+    /// A pod IP that is not given (yet): 0.0.0.0.
+    pub const UNSET: Ip = Ip(Ipv4Addr::UNSPECIFIED);
+
+    fn unset() -> Ip {
+        Ip::UNSET
+    }
+}
+
 impl std::fmt::Display for Ip {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         self.0.fmt(f)
@@ -328,6 +508,13 @@ impl std::fmt::Display for Ip {
 /// the network, `.0.ip()` the address written).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct Cidr(pub Ipv4Network);
+
+impl Default for Cidr {
+    /// 0.0.0.0/0 (what an absent ClusterNetwork holds until one is given).
+    fn default() -> Cidr {
+        Cidr(Ipv4Network::new(Ipv4Addr::UNSPECIFIED, 0).unwrap_or_else(|_| unreachable!("/0 is a valid prefix")))
+    }
+}
 
 impl Cidr {
     /// Network address as u32.
@@ -401,6 +588,14 @@ where
     d.deserialize_any(V(std::marker::PhantomData))
 }
 
+/// Whether a text is a stream of several documents or API objects (with
+/// `kind:`), which [`crate::load`] reads, rather than one sdnfwd cluster
+/// document.
+pub fn is_api_form(text: &str) -> bool {
+    let docs = crate::yaml_pos::Positions::of_all(text);
+    docs.len() > 1 || docs.first().is_some_and(|p| p.get("kind").is_some())
+}
+
 /// Where `needle` first occurs in `text`, as 1-based (line, col); (1, 1)
 /// when absent.
 pub fn locate(text: &str, needle: &str) -> (usize, usize) {
@@ -413,14 +608,14 @@ pub fn locate(text: &str, needle: &str) -> (usize, usize) {
 }
 
 /// The value a message quotes as "found `X`".
-fn quoted_value(msg: &str) -> Option<&str> {
+pub(crate) fn quoted_value(msg: &str) -> Option<&str> {
     let i = msg.find("found `")? + 7;
     let j = msg[i..].find('`')?;
     Some(&msg[i..i + j]).filter(|v| !v.is_empty())
 }
 
 /// Where `needle` first occurs at or after 1-based `line`.
-fn locate_from(text: &str, line: usize, needle: &str) -> Option<(usize, usize)> {
+pub(crate) fn locate_from(text: &str, line: usize, needle: &str) -> Option<(usize, usize)> {
     text.lines()
         .enumerate()
         .skip(line.saturating_sub(1))
@@ -428,28 +623,6 @@ fn locate_from(text: &str, line: usize, needle: &str) -> Option<(usize, usize)> 
 }
 
 impl Cluster {
-    /// Parses a cluster YAML without the checks of the whole state
-    /// ([`Cluster::check`], which [`Cluster::from_yaml`] runs): types and
-    /// syntax only.
-    ///
-    /// # Errors
-    /// Syntax and type errors, located at line and column.
-    pub fn from_yaml_unchecked(text: &str) -> Result<Cluster, ParseError> {
-        let c: Cluster = serde_norway::from_str(text).map_err(|e| {
-            let (line, col) = e.location().map(|l| (l.line(), l.column())).unwrap_or((1, 1));
-            let mut msg = e.to_string();
-            // serde_norway appends " at line L column C"; the prefix says it.
-            if let Some(i) = msg.find(" at line ") {
-                msg.truncate(i);
-            }
-            // Flow-style mappings are located at their start; point at the
-            // offending value itself when the message quotes it.
-            let (line, col) = quoted_value(&msg).and_then(|v| locate_from(text, line, v)).unwrap_or((line, col));
-            ParseError::new(line, col, msg)
-        })?;
-        Ok(c)
-    }
-
     /// Every node described (`node` and `nodes`).
     pub fn all_nodes(&self) -> impl Iterator<Item = &Node> {
         self.node.iter().chain(self.nodes.iter())
@@ -488,6 +661,13 @@ impl Cluster {
         self.all_nodes()
             .flat_map(|n| n.pods.iter().map(move |p| (n, p)))
             .find(|(_, p)| p.namespace == ns && p.name == name)
+    }
+
+    /// The openshift-sdn release whose rules node `name` runs: the
+    /// command line's override, else its node section's `sdnVersion`, else
+    /// 3.11.
+    pub fn version_for(&self, name: &str) -> SdnVersion {
+        self.sdn_version.or_else(|| self.find_node(name).and_then(|n| n.sdn_version)).unwrap_or_default()
     }
 
     /// VXLAN UDP port.
@@ -553,4 +733,140 @@ pub fn synthetic_cluster(n_nodes: usize, n_services: usize, n_pods: usize) -> Cl
         );
     }
     Cluster::from_yaml_unchecked(&y).expect("synthetic cluster parses (config::check tests that it is valid)")
+}
+
+/// A NetworkPolicy.
+#[derive(Clone, Debug, Default, Deserialize)]
+pub struct NetworkPolicy {
+    /// Name and namespace.
+    #[serde(default)]
+    pub metadata: Metadata,
+    /// The policy.
+    #[serde(default)]
+    pub spec: PolicySpec,
+}
+
+/// `spec` of a NetworkPolicy.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PolicySpec {
+    /// The pods it applies to (empty: all of the namespace).
+    #[serde(default)]
+    pub pod_selector: LabelSelector,
+    /// `Ingress`, `Egress`; absent: as the API server defaults it
+    /// (Ingress, plus Egress when there are egress rules).
+    #[serde(default)]
+    pub policy_types: Option<Vec<String>>,
+    /// Ingress rules.
+    #[serde(default)]
+    pub ingress: Vec<PolicyRule>,
+    /// Egress rules.
+    #[serde(default)]
+    pub egress: Vec<PolicyRule>,
+}
+
+/// An ingress (`from`) or egress (`to`) rule.
+#[derive(Clone, Debug, Default, Deserialize)]
+pub struct PolicyRule {
+    /// Peers (`from` of an ingress rule, `to` of an egress rule).
+    #[serde(default, rename = "from", alias = "to")]
+    pub peers: Vec<Peer>,
+    /// Ports.
+    #[serde(default)]
+    pub ports: Vec<PolicyPort>,
+}
+
+/// One peer.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Peer {
+    /// Pods (of the policy's namespace, or of the selected namespaces).
+    #[serde(default)]
+    pub pod_selector: Option<LabelSelector>,
+    /// Namespaces.
+    #[serde(default)]
+    pub namespace_selector: Option<LabelSelector>,
+    /// A CIDR less exceptions.
+    #[serde(default)]
+    pub ip_block: Option<IpBlock>,
+}
+
+/// `ipBlock`.
+#[derive(Clone, Debug, Default, Deserialize)]
+pub struct IpBlock {
+    /// The CIDR.
+    pub cidr: String,
+    /// CIDRs inside it that are not part of it.
+    #[serde(default)]
+    pub except: Vec<String>,
+}
+
+/// A port of a rule.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PolicyPort {
+    /// TCP (default), UDP or SCTP.
+    #[serde(default)]
+    pub protocol: Option<String>,
+    /// A number or a container port's name; absent: every port.
+    #[serde(default)]
+    pub port: Option<PortValue>,
+    /// The last port of a range starting at `port` (4.10+).
+    #[serde(default)]
+    pub end_port: Option<u32>,
+}
+
+/// A port number or name (Kubernetes' IntOrString).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum PortValue {
+    /// A number.
+    Number(i64),
+    /// A named container port.
+    Name(String),
+}
+
+impl<'de> Deserialize<'de> for PortValue {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl serde::de::Visitor<'_> for V {
+            type Value = PortValue;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a port number or name")
+            }
+            fn visit_i64<E: serde::de::Error>(self, x: i64) -> Result<PortValue, E> {
+                Ok(PortValue::Number(x))
+            }
+            fn visit_u64<E: serde::de::Error>(self, x: u64) -> Result<PortValue, E> {
+                Ok(PortValue::Number(i64::try_from(x).unwrap_or(i64::MAX)))
+            }
+            fn visit_str<E: serde::de::Error>(self, s: &str) -> Result<PortValue, E> {
+                Ok(PortValue::Name(s.to_string()))
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+/// A label selector.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LabelSelector {
+    /// Labels that must be equal.
+    #[serde(default)]
+    pub match_labels: BTreeMap<String, String>,
+    /// Requirements.
+    #[serde(default)]
+    pub match_expressions: Vec<Requirement>,
+}
+
+/// One `matchExpressions` entry.
+#[derive(Clone, Debug, Default, Deserialize)]
+pub struct Requirement {
+    /// The label key.
+    pub key: String,
+    /// In, NotIn, Exists, DoesNotExist.
+    pub operator: String,
+    /// Values (In, NotIn).
+    #[serde(default)]
+    pub values: Vec<String>,
 }

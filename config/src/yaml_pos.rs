@@ -34,6 +34,10 @@ struct Recorder {
     stack: Vec<Frame>,
     map: HashMap<String, (usize, usize)>,
     done: bool,
+    /// Record every document (`Positions::of_all`), not only the first.
+    all: bool,
+    /// The documents finished so far (`all`).
+    docs: Vec<HashMap<String, (usize, usize)>>,
 }
 
 impl Recorder {
@@ -89,7 +93,14 @@ impl MarkedEventReceiver for Recorder {
             Event::MappingEnd | Event::SequenceEnd => {
                 self.stack.pop();
             }
-            Event::DocumentEnd => self.done = true,
+            Event::DocumentEnd => {
+                if self.all {
+                    self.docs.push(std::mem::take(&mut self.map));
+                    self.stack.clear();
+                } else {
+                    self.done = true;
+                }
+            }
             _ => {}
         }
     }
@@ -102,6 +113,16 @@ impl Positions {
         match Parser::new_from_str(text).load(&mut r, false) {
             Ok(()) => Positions { map: r.map },
             Err(_) => Positions::default(),
+        }
+    }
+
+    /// The positions of each document of a stream (`---`-separated), in
+    /// order; empty when the stream does not parse.
+    pub fn of_all(text: &str) -> Vec<Positions> {
+        let mut r = Recorder { all: true, ..Default::default() };
+        match Parser::new_from_str(text).load(&mut r, true) {
+            Ok(()) => r.docs.into_iter().map(|map| Positions { map }).collect(),
+            Err(_) => Vec::new(),
         }
     }
 
@@ -126,5 +147,15 @@ mod tests {
         assert_eq!(p.get("f[0].h"), Some((6, 6)));
         assert_eq!(p.get("f[1].g"), Some((7, 7)));
         assert_eq!(p.get("nope"), None);
+    }
+
+    #[test]
+    fn test_documents() {
+        let y = "a: 1\n---\nkind: List\nitems:\n- {b: 2}\n---\n{\"c\": [3]}\n";
+        let d = Positions::of_all(y);
+        assert_eq!(d.len(), 3);
+        assert_eq!(d[0].get("a"), Some((1, 4)));
+        assert_eq!(d[1].get("items[0].b"), Some((5, 7)));
+        assert_eq!(d[2].get("c[0]"), Some((7, 8)));
     }
 }

@@ -17,6 +17,7 @@ use crate::conntrack::tracker::{Conntrack, CtPin};
 use crate::conntrack::types::{CtRequest, CtResult};
 use crate::dpcls::Megaflow;
 use crate::flow::FlowKey;
+use crate::hostnat::HostWait;
 use crate::pool::{FrameId, FramePool};
 use crate::recirc::{may_recirculate, next_key, Recirculating, RECIRC_MAX};
 use crate::shared::TunnelState;
@@ -144,6 +145,8 @@ pub struct Exec<'a> {
     pub now_ms: u64,
     /// Packets queued for their next pass.
     pub recirc: &'a mut Vec<Recirculating>,
+    /// Packets waiting for the host's translation.
+    pub host: &'a mut HostWait,
 }
 
 /// What a frame brings to its actions besides its bytes: its key, the
@@ -341,6 +344,18 @@ impl Exec<'_> {
                         self.pool.free(f);
                         b.drop(DatapathDrop::NoTracker, 1);
                         return;
+                    }
+                    if md.host_query {
+                        // The pass runs again whole once the host's
+                        // translation is known: only while nothing of the
+                        // frame has left yet.
+                        if left == m.n_outputs && self.host.hold(f, pass.key, pass.depth, &md, self.now_ms) {
+                            b.host_waits += 1;
+                            return;
+                        }
+                        md.host_query = false;
+                        md.host_checked = true;
+                        self.track(f, req, &mut md);
                     }
                     continue;
                 }

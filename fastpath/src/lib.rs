@@ -11,6 +11,7 @@ pub mod dpcls;
 pub mod emc;
 mod exec;
 pub mod flow;
+pub mod hostnat;
 pub mod pmd;
 pub mod pool;
 pub mod port;

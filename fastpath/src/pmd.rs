@@ -8,7 +8,7 @@
 //! slow path publishes (`shared`) is reloaded at the start of every
 //! iteration.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 
 use crossbeam_channel::{Receiver, Sender};
@@ -19,6 +19,7 @@ use crate::dpcls::{FlowTable, Megaflow};
 use crate::emc::Emc;
 use crate::exec::{Exec, Held, Pass, TemplateCache, HOLD_MAX, HOLD_TIMEOUT};
 use crate::flow::FlowKey;
+use crate::hostnat::{HostQuery, HostWait};
 use crate::pool::{FrameId, FramePool};
 use crate::port::api::{Port, PortCounters};
 use crate::recirc::{Recirculating, RECIRC_MAX};
@@ -93,6 +94,8 @@ pub struct Pmd {
     /// current round is taken into.
     recirc: Vec<Recirculating>,
     recirc_round: Vec<Recirculating>,
+    /// Packets waiting for the host's translation (`hostnat`).
+    host: HostWait,
     /// Counters.
     pub stats: Arc<PmdStats>,
 }
@@ -130,6 +133,7 @@ impl Pmd {
             ct: None,
             recirc: Vec::with_capacity(RECIRC_MAX),
             recirc_round: Vec::with_capacity(RECIRC_MAX),
+            host: HostWait::new(id),
             stats: Arc::new(PmdStats::default()),
         }
     }
@@ -155,6 +159,13 @@ impl Pmd {
     /// through it; without one they drop as no-tracker).
     pub fn set_conntrack(&mut self, ct: Arc<Conntrack>) {
         self.ct = Some(ct);
+    }
+
+    /// Lets `ct`s of packets from the host wait for the host's translation:
+    /// questions go to `tx`, and the node stores in `answered` the number
+    /// of the last one of this loop it answered (see `hostnat`).
+    pub fn set_host_nat(&mut self, tx: Sender<HostQuery>, answered: Arc<AtomicU64>) {
+        self.host.connect(tx, answered);
     }
 
     /// Takes port changes from `rx` while running.
@@ -292,6 +303,9 @@ impl Pmd {
                 got += n;
             }
         }
+        if !self.host.is_empty() {
+            b.host_late += self.host.release(crate::clock::now_ms(), &mut self.recirc, &mut self.pool, &mut b) as u64;
+        }
         if !self.recirc.is_empty() {
             self.recirculate(&mut b);
         }
@@ -329,7 +343,7 @@ impl Pmd {
         let mut tunnel = None;
         while let Ok(r) = self.reply_rx.try_recv() {
             let tunnel = tunnel.get_or_insert_with(|| self.synced_tunnel());
-            let Pmd { pool, ports, emc, pending, stats, held, iteration, tcache, ct, recirc, .. } = self;
+            let Pmd { pool, ports, emc, pending, stats, held, iteration, tcache, ct, recirc, host, .. } = self;
             let mut x = Exec {
                 pool,
                 ports,
@@ -341,6 +355,7 @@ impl Pmd {
                 pin: None,
                 now_ms: 0,
                 recirc,
+                host,
             };
             n += pending.answer(&r.flow, |(f, key, hash, depth, md)| {
                 emc.maybe_insert(key, hash, &r.flow);
@@ -376,6 +391,7 @@ impl Pmd {
             ct,
             recirc,
             recirc_round,
+            host,
             ..
         } = self;
         let table: &FlowTable = flows.load();
@@ -399,6 +415,7 @@ impl Pmd {
                 pin: pin.take(),
                 now_ms,
                 recirc: &mut *recirc,
+                host: &mut *host,
             };
             for r in recirc_round.drain(..) {
                 let pass = Pass { key: &r.key, depth: r.depth, md: r.md };
@@ -450,6 +467,7 @@ impl Pmd {
                     pin: None,
                     now_ms: 0,
                     recirc: &mut self.recirc,
+                    host: &mut self.host,
                 };
                 if x.push_vxlan(&tunnel, h.frame, h.dst, h.vni, h.sport, b) {
                     x.emit(UPLINK, h.frame, b);
@@ -491,6 +509,7 @@ impl Pmd {
             tunnel,
             ct,
             recirc,
+            host,
             ..
         } = self;
         let table: &FlowTable = flows.load();
@@ -581,6 +600,7 @@ impl Pmd {
             pin: None,
             now_ms: 0,
             recirc,
+            host,
         };
         // A run is a range of consecutive frames (a dropped frame ends it),
         // so its frames and hashes are passed as slices, uncopied.
@@ -855,5 +875,71 @@ mod tests {
         let text = s.show(Some(3));
         assert!(text.starts_with("pmd thread core_id 3:\n  packets received: 64\n"), "{text}");
         assert_eq!(r.out5.len(), 64);
+    }
+
+    /// A packet from the host that would start a connection waits for the
+    /// host's translation: the loop asks once, holds the frame, and runs
+    /// its pass again when the node has answered (the connection then
+    /// adopted with the translation); later packets of the connection do
+    /// not wait. A question nobody answers lets its frame go after
+    /// `HOLD_MS`; a `ct` after an output does not wait.
+    #[test]
+    fn test_packets_from_the_host_wait_for_its_translation() {
+        use crate::conntrack::{CtConfig, CtRequest};
+        use crate::hostnat::HOLD_MS;
+        use std::sync::atomic::AtomicU64;
+        let mut r = rig(256, 64);
+        let ct = Arc::new(Conntrack::new(CtConfig { max_conns: 100, ..CtConfig::default() }));
+        r.pmd.set_conntrack(ct.clone());
+        let (q_tx, q_rx) = crossbeam_channel::bounded(16);
+        let answered = Arc::new(AtomicU64::new(0));
+        r.pmd.set_host_nat(q_tx, answered.clone());
+        let req = Arc::new(CtRequest { commit: true, from_host: true, ..CtRequest::default() });
+        publish(&r, &[&on_port(4, &[DpAction::Ct(req.clone()), DpAction::Output(5)], 1)]);
+        send(&mut r, 1, 1);
+        assert_eq!(r.out5.len(), 0, "held");
+        let q = q_rx.try_recv().expect("a question");
+        assert_eq!(
+            (q.pmd, q.seq, q.tuple.src, q.tuple.dst, q.tuple.sport, q.tuple.dport),
+            (0, 1, 0x0a80_0003, 0x0a80_0004, 1000, 53)
+        );
+        for _ in 0..10 {
+            r.pmd.iterate();
+        }
+        assert_eq!(r.out5.len(), 0, "still waiting for the answer");
+        // The node: the host sent it to 172.30.0.10:5353.
+        ct.adopt(&q.tuple, q.zone, 0xac1e_000a, 5353, crate::clock::now_ms());
+        answered.store(q.seq, std::sync::atomic::Ordering::Release);
+        r.pmd.iterate();
+        assert_eq!(r.out5.len(), 1, "released and forwarded");
+        assert_eq!(
+            ct.dump(None, crate::clock::now_ms()),
+            ["udp,orig=(src=10.128.0.3,dst=172.30.0.10,sport=1000,dport=5353),reply=(src=10.128.0.4,dst=10.128.0.3,sport=53,dport=1000)"]
+        );
+        // The same connection again: no question, no wait.
+        send(&mut r, 3, 1);
+        assert_eq!(r.out5.len(), 4);
+        assert!(q_rx.try_recv().is_err());
+        // Unanswered: the frame goes on after HOLD_MS, a plain connection.
+        send(&mut r, 2, 2);
+        assert_eq!(r.out5.len(), 5, "the first flow again, forwarded at once");
+        let q = q_rx.try_recv().expect("the second flow's question");
+        assert_eq!(q.tuple.sport, 1001);
+        std::thread::sleep(std::time::Duration::from_millis(HOLD_MS + 20));
+        r.pmd.iterate();
+        assert_eq!(r.out5.len(), 6, "let go");
+        let s = r.pmd.stats.show(None);
+        assert!(s.contains("  held for the host's translation: 2 (1 not answered in time, since start)\n"), "{s}");
+        assert_eq!(ct.stats().n_conns, 2);
+        // A ct after an output: no waiting (the pass could not run again).
+        publish(&r, &[&on_port(4, &[DpAction::Output(6), DpAction::Ct(req), DpAction::Output(5)], 2)]);
+        let before = r.out5.len();
+        let mut p = MemPort::new("p4", vec![frame(2000)]);
+        p.limit = 1;
+        r.pmd.add_port(4, Box::new(p), true);
+        r.pmd.iterate();
+        assert_eq!(r.out5.len(), before + 1);
+        assert!(q_rx.try_recv().is_err());
+        assert_eq!(r.pmd.pool().n_free(), 256);
     }
 }

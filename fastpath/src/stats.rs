@@ -79,7 +79,7 @@ pub const MAX_FLOW_IDS: usize = 1 << 18;
 /// A copy of a loop's scalar counters (see [`PmdStats::baseline`]).
 #[derive(Clone, Debug, Default)]
 pub struct PmdBaseline {
-    v: [u64; 10],
+    v: [u64; 11],
     drops: [u64; N_DROP],
     malformed: [u64; N_MALFORMED],
 }
@@ -108,6 +108,10 @@ pub struct PmdStats {
     pub idle_iterations: AtomicU64,
     /// Packets recirculated (each later pass of a packet).
     pub recirculations: AtomicU64,
+    /// Packets held for the host's translation (`hostnat`).
+    pub host_waits: AtomicU64,
+    /// Of those, released without an answer in time.
+    pub host_late: AtomicU64,
     /// Nanoseconds spent in busy iterations.
     pub busy_ns: AtomicU64,
     /// Drops by [`DatapathDrop`].
@@ -134,6 +138,8 @@ impl Default for PmdStats {
             idle_iterations: AtomicU64::new(0),
             busy_ns: AtomicU64::new(0),
             recirculations: AtomicU64::new(0),
+            host_waits: AtomicU64::new(0),
+            host_late: AtomicU64::new(0),
             drops: Default::default(),
             malformed: Default::default(),
             emc_auto_disabled: AtomicU64::new(0),
@@ -176,6 +182,10 @@ pub struct BurstCounters {
     pub lost: u64,
     /// Packets sent round again (recirculated).
     pub recirculations: u64,
+    /// Packets held for the host's translation.
+    pub host_waits: u64,
+    /// Of the held, released without an answer.
+    pub host_late: u64,
     /// Drops by [`DatapathDrop`].
     pub drops: [u64; N_DROP],
     /// Malformed frames by reason.
@@ -208,6 +218,10 @@ impl PmdStats {
         Self::add(&self.lost, b.lost);
         if b.recirculations != 0 {
             Self::add(&self.recirculations, b.recirculations);
+        }
+        if b.host_waits != 0 || b.host_late != 0 {
+            Self::add(&self.host_waits, b.host_waits);
+            Self::add(&self.host_late, b.host_late);
         }
         if b.drops != [0; N_DROP] {
             for i in 0..N_DROP {
@@ -247,6 +261,7 @@ impl PmdStats {
                 g(&self.idle_iterations),
                 g(&self.busy_ns),
                 g(&self.recirculations),
+                g(&self.host_waits),
             ],
             drops: std::array::from_fn(|i| g(&self.drops[i])),
             malformed: std::array::from_fn(|i| g(&self.malformed[i])),
@@ -265,6 +280,7 @@ impl PmdStats {
         let (packets, emc, mf, upcalls, lost, busy_it, idle_it, busy_ns) =
             (d(0), d(1), d(2), d(4), d(5), d(6), d(7), d(8));
         let recirc = d(9);
+        let host_waits = d(10);
         let drops: [u64; N_DROP] = std::array::from_fn(|i| now.drops[i] - base.drops[i].min(now.drops[i]));
         let malformed: [u64; N_MALFORMED] =
             std::array::from_fn(|i| now.malformed[i] - base.malformed[i].min(now.malformed[i]));
@@ -286,6 +302,12 @@ impl PmdStats {
         s.push_str(&format!("  miss with failed upcall: {lost}\n"));
         if recirc > 0 {
             s.push_str(&format!("  packet recirculations: {recirc}\n"));
+        }
+        if host_waits > 0 {
+            s.push_str(&format!(
+                "  held for the host's translation: {host_waits} ({} not answered in time, since start)\n",
+                self.host_late.load(Ordering::Relaxed)
+            ));
         }
         s.push_str(&format!(
             "  processing: {:.1} ns/packet over {busy_it} busy iterations ({idle_it} idle)\n",

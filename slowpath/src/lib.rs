@@ -7,6 +7,7 @@ pub mod classifier;
 pub mod flow;
 #[doc(hidden)]
 pub mod fuzzing;
+pub mod hostnat;
 pub mod ofproto;
 pub mod openflow;
 pub mod recirc;

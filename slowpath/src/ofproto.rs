@@ -29,6 +29,8 @@ use crate::recirc::Recirc;
 
 /// OpenFlow port of vxlan0 on a node's bridge.
 pub const VXLAN_PORT: u32 = 1;
+/// tun0's OpenFlow port on an OpenShift SDN bridge.
+pub const TUN0_PORT: u32 = 2;
 
 /// Number of OpenFlow tables (0..=254).
 pub const N_TABLES: usize = 255;
@@ -306,6 +308,12 @@ pub struct Ofproto {
     /// The OpenFlow port that is the VXLAN tunnel (vxlan0, port 1; `None`
     /// for a bridge of plain ports, as `sdnfwd ct-replay` runs).
     pub vxlan_port: Option<u32>,
+    /// The port whose packets come from the host (tun0), whose tracker may
+    /// have translated them: a `ct` of such a packet is marked
+    /// [`fastpath::conntrack::CtRequest::from_host`], so that the datapath
+    /// adopts the host's translation (`sdnfwd run` sets it; `None`: no
+    /// such port, as in traces and benchmarks).
+    pub host_port: Option<u32>,
     /// Groups by id.
     groups: BTreeMap<u32, Arc<GroupSpec>>,
     /// When each group was added (a modify keeps it, as in OVS).
@@ -333,6 +341,7 @@ impl Default for Ofproto {
             ports: None,
             recirc: Mutex::default(),
             vxlan_port: Some(VXLAN_PORT),
+            host_port: None,
             groups: BTreeMap::new(),
             group_created: BTreeMap::new(),
             origin: 0,

@@ -689,7 +689,17 @@ impl Ctx<'_, '_> {
                 Some(NatKind::Dst) => NatRequest::Dst(r),
             }
         });
-        let params = CtRequest { zone, commit: ct.commit, force: ct.force, nat, set_mark: mark, set_label: label };
+        // A packet from the host: its translation there is adopted (the
+        // datapath's action differs by in_port, so the megaflow matches it).
+        let from_host = match self.of.host_port {
+            Some(p) => {
+                self.wc.or_field(Field::InPort, Field::InPort.full_mask());
+                self.flow.get(Field::InPort) == p as u64
+            }
+            None => false,
+        };
+        let params =
+            CtRequest { zone, commit: ct.commit, force: ct.force, nat, set_mark: mark, set_label: label, from_host };
         self.actions.push(DpAction::Ct(Arc::new(params)));
         if let Some(table) = ct.table {
             let frozen = Frozen::of(&self.flow, table);

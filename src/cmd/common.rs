@@ -4,19 +4,52 @@ use std::collections::BTreeSet;
 
 use clap::Args;
 use config::ofctl::{parse_flow_file, parse_group_file, FlowCommand};
-use config::yaml::Cluster;
+use config::yaml::{Cluster, SdnVersion};
 use slowpath::Ofproto;
 
-/// `--cluster F --node NAME` (both optional: the embedded default cluster
-/// and its first node).
+/// `--cluster F... --node NAME --sdn-version V` (all optional: the
+/// embedded default cluster, its first node, its nodes' own versions).
 #[derive(Args, Clone, Default)]
 pub struct ClusterArgs {
-    /// Cluster YAML (default: the embedded default cluster).
+    /// Cluster state: sdnfwd's cluster YAML, or API objects as `oc get ...
+    /// -A -o yaml|json` prints them; repeat to merge several files
+    /// (default: the embedded default cluster).
     #[arg(long)]
-    pub cluster: Option<String>,
+    pub cluster: Vec<String>,
     /// Node to act as (default: the first node the cluster describes).
     #[arg(long)]
     pub node: Option<String>,
+    /// The openshift-sdn rules to render: 3.11 or 4.13 (default: the node
+    /// section's `sdnVersion`, else 3.11).
+    #[arg(long, value_name = "VERSION", value_parser = parse_sdn_version)]
+    pub sdn_version: Option<SdnVersion>,
+}
+
+/// `--sdn-version 3.11|4.13`.
+pub fn parse_sdn_version(s: &str) -> Result<SdnVersion, String> {
+    SdnVersion::parse(s)
+}
+
+/// Reads and merges cluster files (one: [`Cluster::from_yaml_all`]; more:
+/// [`config::load::load`]); prints the loading warnings. Errors: every
+/// problem, one `file:line:column: message` line each.
+pub fn load_cluster_files(paths: &[String]) -> Result<Cluster, String> {
+    let c = match paths {
+        [] => Cluster::default_cluster(),
+        [p] => Cluster::from_yaml_all(&read_file(p)?)
+            .map_err(|v| v.into_iter().map(|e| e.in_file(p).to_string()).collect::<Vec<_>>().join("\n"))?,
+        _ => {
+            let mut sources = Vec::new();
+            for p in paths {
+                sources.push((Some(p.clone()), read_file(p)?));
+            }
+            config::load::load(&sources).map_err(|v| v.iter().map(|e| e.to_string()).collect::<Vec<_>>().join("\n"))?
+        }
+    };
+    for w in &c.warnings {
+        eprintln!("warning: {w}");
+    }
+    Ok(c)
 }
 
 /// Reads a file, naming it in the error.
@@ -27,16 +60,19 @@ pub fn read_file(path: &str) -> Result<String, String> {
 impl ClusterArgs {
     /// Where the cluster comes from, for messages.
     pub fn source(&self) -> String {
-        self.cluster.clone().unwrap_or_else(|| "<embedded default cluster>".into())
+        if self.cluster.is_empty() {
+            "<embedded default cluster>".into()
+        } else {
+            self.cluster.join(" + ")
+        }
     }
 
-    /// Loads the cluster and its optional extra flow file's text.
+    /// Loads the cluster (with `--sdn-version` applied) and its optional
+    /// extra flow file's text.
     pub fn load(&self) -> Result<(Cluster, Option<(String, String)>), String> {
-        let c = match &self.cluster {
-            Some(p) => Cluster::from_yaml(&read_file(p)?).map_err(|e| e.in_file(p).to_string())?,
-            None => Cluster::default_cluster(),
-        };
-        let extra = match (&c.flows, &self.cluster) {
+        let mut c = load_cluster_files(&self.cluster)?;
+        c.sdn_version = self.sdn_version;
+        let extra = match (&c.flows, self.cluster.first()) {
             (Some(f), Some(p)) => {
                 let base = std::path::Path::new(p).parent().unwrap_or(std::path::Path::new("."));
                 let path = base.join(f).to_string_lossy().into_owned();
@@ -70,7 +106,13 @@ impl ClusterArgs {
 /// ports are vxlan0, tun0 and the node's pods.
 pub fn node_tables(c: &Cluster, node: &str, extra: Option<&(String, String)>, source: &str) -> Result<Ofproto, String> {
     let r = config::render::render(c, node).map_err(|e| format!("{source}: {e}"))?;
-    let mut of = Ofproto::with_flows(&r.flows).map_err(|e| format!("{source}: {e}"))?;
+    let mut of = Ofproto::new();
+    for g in &r.groups {
+        of.apply_group(&config::ofctl::GroupCommand::Add(g.clone())).map_err(|e| format!("{source}: {e}"))?;
+    }
+    for f in &r.flows {
+        of.add_flow(f.clone()).map_err(|e| format!("{source}: {e}"))?;
+    }
     if let Some((path, text)) = extra {
         let cmds = parse_flow_file(text).map_err(|e| e.in_file(path).to_string())?;
         let cmds: Vec<FlowCommand> = cmds.into_iter().map(|(_, c)| c).collect();

@@ -293,8 +293,16 @@ fn conntrack_cmd(c: &Control, cmd: &str, rest: &str) -> Result<String, String> {
 pub fn ct_counters(s: &fastpath::conntrack::CtStats) -> String {
     format!(
         "conntrack:\n  connections: {}\n  created: {}\n  expired: {}\n  flushed: {}\n  refused, table full: {}\n  \
-         invalid packets: {}\n  fragments: {}\n  NAT without a free tuple: {}\n",
-        s.n_conns, s.n_created, s.n_expired, s.n_flushed, s.n_full, s.n_invalid, s.n_fragments, s.n_nat_exhausted
+         invalid packets: {}\n  fragments: {}\n  NAT without a free tuple: {}\n  adopted from the host: {}\n",
+        s.n_conns,
+        s.n_created,
+        s.n_expired,
+        s.n_flushed,
+        s.n_full,
+        s.n_invalid,
+        s.n_fragments,
+        s.n_nat_exhausted,
+        s.adopted
     )
 }
 
@@ -374,7 +382,7 @@ pub fn metrics(c: &Control) -> Result<String, String> {
     let ct = c.ct.stats();
     family(&mut m, "sdnfwd_conntrack_connections", "gauge", "Connections in the tracker.");
     let _ = writeln!(m, "sdnfwd_conntrack_connections {}", ct.n_conns);
-    let ct_counters: [(&str, &str, u64); 7] = [
+    let ct_counters: [(&str, &str, u64); 8] = [
         ("sdnfwd_conntrack_created_total", "Connections created.", ct.n_created),
         ("sdnfwd_conntrack_expired_total", "Connections removed expired.", ct.n_expired),
         ("sdnfwd_conntrack_flushed_total", "Connections removed by a flush.", ct.n_flushed),
@@ -382,6 +390,7 @@ pub fn metrics(c: &Control) -> Result<String, String> {
         ("sdnfwd_conntrack_invalid_total", "Packets marked +inv.", ct.n_invalid),
         ("sdnfwd_conntrack_fragments_total", "IPv4 fragments seen by the tracker.", ct.n_fragments),
         ("sdnfwd_conntrack_nat_exhausted_total", "Commits refused: NAT found no free tuple.", ct.n_nat_exhausted),
+        ("sdnfwd_conntrack_adopted_total", "Destination translations adopted from the host's tracker.", ct.adopted),
     ];
     for (name, help, v) in ct_counters {
         family(&mut m, name, "counter", help);
@@ -482,7 +491,8 @@ pub struct CtlArgs {
     /// Control socket (default: the one socket under /run/sdnfwd).
     #[arg(long)]
     pub socket: Option<String>,
-    /// The command and its arguments (add-flows takes a FILE, `-` for stdin).
+    /// The command and its arguments (add-flows, replace-flows and
+    /// add-groups take a FILE, `-` for stdin).
     #[arg(required = true, trailing_var_arg = true, allow_hyphen_values = true)]
     pub command: Vec<String>,
 }
@@ -523,7 +533,7 @@ pub fn ctl(a: CtlArgs) -> Result<ExitCode, String> {
     let (cmd, args) = a.command.split_first().ok_or("sdnfwd ctl: no command")?;
     let mut request = cmd.clone();
     let mut body = String::new();
-    if cmd == "add-flows" || cmd == "replace-flows" {
+    if matches!(cmd.as_str(), "add-flows" | "replace-flows" | "add-groups") {
         let file = args.first().ok_or(format!("sdnfwd ctl: {cmd} FILE (`-` for stdin)"))?;
         // The server names the file in its errors.
         request = format!("{cmd} {}", if file == "-" { "<stdin>" } else { file });

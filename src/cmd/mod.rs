@@ -107,7 +107,7 @@ pub fn render(a: RenderArgs) -> Result<ExitCode, String> {
     for w in &r.warnings {
         eprintln!("warning: {w}");
     }
-    print!("{}", config::ofctl::flow_file(&r.flows));
+    print!("{}", r.to_text());
     Ok(ExitCode::SUCCESS)
 }
 

@@ -100,6 +100,19 @@ impl FileState {
     }
 }
 
+impl FileState {
+    /// [`FileState::read`], with the rules of `version` (`--sdn-version`)
+    /// over the file's `sdnVersion`.
+    ///
+    /// # Errors
+    /// As [`FileState::read`].
+    pub fn read_as(path: &str, version: Option<config::yaml::SdnVersion>) -> Result<FileState, String> {
+        let mut f = FileState::read(path)?;
+        f.cluster.sdn_version = version;
+        Ok(f)
+    }
+}
+
 /// What ctl changed at runtime (see the module doc).
 #[derive(Clone, Debug, Default)]
 pub struct Overlay {

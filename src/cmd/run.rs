@@ -20,7 +20,7 @@
 
 use std::net::Ipv4Addr;
 use std::process::ExitCode;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -69,6 +69,10 @@ pub struct RunArgs {
     /// Node to act as (default: the config's `node:` section).
     #[arg(long)]
     pub node: Option<String>,
+    /// The openshift-sdn rules to run: 3.11 or 4.13 (default: the node
+    /// section's `sdnVersion`, else 3.11).
+    #[arg(long, value_name = "VERSION", value_parser = super::common::parse_sdn_version)]
+    pub sdn_version: Option<config::yaml::SdnVersion>,
     /// How XDP programs are attached.
     #[arg(long, value_enum, default_value_t = Mode::Auto)]
     pub xdp_mode: Mode,
@@ -346,7 +350,7 @@ pub fn run(a: RunArgs) -> Result<ExitCode, String> {
     if !is_root() {
         return Err("sdnfwd run: needs root (AF_XDP sockets, XDP programs, tun0)".into());
     }
-    let file = FileState::read(&a.config)?;
+    let file = FileState::read_as(&a.config, a.sdn_version)?;
     let node = match (&a.node, &file.cluster.node) {
         (Some(n), _) => n.clone(),
         (None, Some(n)) => n.name.clone(),
@@ -396,7 +400,7 @@ fn serve(
     a: &RunArgs,
     mut state: NodeState,
     node: &str,
-    of: slowpath::Ofproto,
+    mut of: slowpath::Ofproto,
     n: &config::yaml::Node,
     vtep_ip: u32,
     mut specs: Vec<PortSpec>,
@@ -425,15 +429,41 @@ fn serve(
     };
     // One connection tracker for the node, shared by the poll loops.
     let ct = Arc::new(Conntrack::new(a.ct_config()?));
+    // The host's translations (kube-proxy's service DNAT), read from the
+    // kernel's tracker for connections that come from tun0 (hostnat.rs).
+    let kernel_ct = if a.no_tun0 {
+        None
+    } else {
+        match slowpath::hostnat::KernelConntrack::open() {
+            Ok(k) => {
+                log("host translations: connections from tun0 adopt the kernel's service DNAT (ctnetlink)");
+                Some(k)
+            }
+            Err(e) => {
+                log(&format!(
+                    "warning: host translations: {e}; replies to a service through tun0 keep the backend's address"
+                ));
+                None
+            }
+        }
+    };
+    let (hq_tx, hq_rx) = crossbeam_channel::bounded::<fastpath::hostnat::HostQuery>(1024);
+    let answered: Vec<Arc<AtomicU64>> = (0..cores.len()).map(|_| Arc::new(AtomicU64::new(0))).collect();
+    if kernel_ct.is_some() {
+        of.host_port = Some(slowpath::ofproto::TUN0_PORT);
+    }
     let (up_tx, up_rx) = crossbeam_channel::bounded(4096);
     let mut replies = Vec::new();
     let mut pmds = Vec::new();
     let mut controls = Vec::new();
-    for i in 0..cores.len() {
+    for (i, answered) in answered.iter().enumerate() {
         let (rtx, rrx) = crossbeam_channel::bounded(4096);
         replies.push(rtx);
         let mut pmd = Pmd::new(i, shared.clone(), up_tx.clone(), rrx, 16384, 100);
         pmd.set_conntrack(ct.clone());
+        if kernel_ct.is_some() {
+            pmd.set_host_nat(hq_tx.clone(), answered.clone());
+        }
         let (ctx, crx) = crossbeam_channel::unbounded();
         pmd.set_control(crx);
         controls.push(ctx);
@@ -525,6 +555,29 @@ fn serve(
         })?);
     }
     let sweeper = spawn_sweeper(ct.clone(), stop.clone())?;
+    drop(hq_tx);
+    let host_nat_stats = Arc::new(slowpath::hostnat::HostNatStats::default());
+    let host_nat = match kernel_ct {
+        Some(mut kernel) => {
+            let (ct, stop, stats) = (ct.clone(), stop.clone(), host_nat_stats.clone());
+            let pods: Vec<config::yaml::Cidr> = c.cluster_network.cluster_networks.iter().map(|e| e.cidr).collect();
+            let gw = c.host_subnet(node).map_or(0, |h| h.subnet.addr() + 1);
+            Some(
+                std::thread::Builder::new()
+                    .name("sdnfwd-host-nat".into())
+                    .spawn(move || {
+                        // A pod's packet (not tun0's own address) may be the
+                        // host's translation of a service connection.
+                        let wanted = |t: &fastpath::conntrack::CtTuple| {
+                            t.src != gw && pods.iter().any(|p| p.contains(Ipv4Addr::from(t.src)))
+                        };
+                        slowpath::hostnat::serve(&hq_rx, &answered, &ct, &mut kernel, wanted, &stats, &stop, log);
+                    })
+                    .map_err(|e| format!("host translations: {e}"))?,
+            )
+        }
+        None => None,
+    };
     let remote: Vec<Ipv4Addr> = c.host_subnets.iter().filter(|h| h.host != node).map(|h| h.host_ip.0).collect();
     let mut neigh = Neighbours::new(remote);
     // `state` is the cluster as the node runs it: the file, replaced by
@@ -618,7 +671,7 @@ fn serve(
         // is checked and applied whole, or not at all.
         let mut outcome: Option<Result<Applied, String>> = None;
         if hup.swap(false, Ordering::Relaxed) {
-            let r = FileState::read(&a.config)
+            let r = FileState::read_as(&a.config, a.sdn_version)
                 .and_then(|f| state.with_file(f))
                 .and_then(|next| apply_state(node, &state, next, &flows, &specs, &cmd_tx));
             outcome = Some(r);
@@ -626,7 +679,7 @@ fn serve(
         if let Ok(NodeCall { req, reply }) = call_rx.try_recv() {
             let answer = match req {
                 NodeRequest::Reload => {
-                    let r = FileState::read(&a.config)
+                    let r = FileState::read_as(&a.config, a.sdn_version)
                         .and_then(|f| state.with_file(f))
                         .and_then(|next| apply_state(node, &state, next, &flows, &specs, &cmd_tx));
                     let text = r.as_ref().map(|r| r.report.join("\n") + "\n").map_err(Clone::clone);
@@ -701,6 +754,9 @@ fn serve(
     }
     let slow = slow_h.join().map_err(|_| "the slow path panicked")?;
     sweeper.join().map_err(|_| "the conntrack sweeper panicked")?;
+    if let Some(h) = host_nat {
+        h.join().map_err(|_| "the host-translation thread panicked")?;
+    }
     // Final stats.
     for (i, p) in finished.iter().enumerate() {
         print!("{}", p.stats.show(Some(cores[i])));

@@ -9,7 +9,7 @@ use config::ofctl::{parse_trace_flow, Field, ETH_TYPE_IP, IPPROTO_TCP, IPPROTO_U
 use config::yaml::{Cluster, Node, Pod};
 use serde_json::{json, Value};
 use slowpath::trace::{fmt_dp_actions, fmt_megaflow, parse_ct_flags, report_passes};
-use slowpath::{xlate, OfFlow, Ofproto, Xlate};
+use slowpath::{OfFlow, Ofproto, Xlate};
 
 use super::common::{file_tables, node_tables, ClusterArgs};
 
@@ -141,14 +141,29 @@ pub(crate) struct PathResult {
 }
 
 /// Follows a packet from `src` to `dst` through the sender's node and, when
-/// it is tunnelled, the receiving node.
+/// it is tunnelled, the receiving node; each recirculation resumes with
+/// `ct_state=trk,new` (a new connection).
 pub(crate) fn follow(
+    c: &Cluster,
+    tables: &mut HashMap<String, Ofproto>,
+    src: (&Node, &Pod),
+    dst: (&Node, &Pod),
+    l4: (u64, u16, u16),
+    source: &str,
+) -> Result<PathResult, String> {
+    follow_ct(c, tables, src, dst, l4, source, slowpath::trace::parse_ct_flags("trk,new").unwrap_or(0))
+}
+
+/// [`follow`], each recirculation resuming with `ct_state` (`trk,est,rpl`
+/// follows a reply of an established connection).
+pub(crate) fn follow_ct(
     c: &Cluster,
     tables: &mut HashMap<String, Ofproto>,
     src: (&Node, &Pod),
     dst: (&Node, &Pod),
     (proto, sport, dport): (u64, u16, u16),
     source: &str,
+    ct_state: u64,
 ) -> Result<PathResult, String> {
     let mut flow = OfFlow::default();
     flow.set(Field::InPort, src.1.ofport as u64);
@@ -163,16 +178,23 @@ pub(crate) fn follow(
     flow.set(Field::TpDst, dport as u64);
     let mut node = src.0.name.clone();
     let mut hops = Vec::new();
+    let ct_next = [ct_state; 8];
     for _ in 0..4 {
         if !tables.contains_key(&node) {
             tables.insert(node.clone(), node_tables(c, &node, None, source)?);
         }
-        let x = xlate(&tables[&node], &flow, None);
+        // Every pass through conntrack on this node.
+        let (_, passes) = report_passes(&tables[&node], &flow, &ct_next, "br0");
         let here_is_dst = node == dst.0.name;
-        let delivered = here_is_dst && x.outputs.iter().any(|o| o.port == dst.1.ofport);
-        let tunnel = x.outputs.iter().find(|o| o.tun_dst.is_some()).copied();
-        let drop = x.drop;
-        hops.push(Hop { node: node.clone(), flow, x });
+        let mut delivered = false;
+        let mut tunnel = None;
+        let mut drop = None;
+        for p in passes {
+            delivered |= here_is_dst && p.xlate.outputs.iter().any(|o| o.port == dst.1.ofport);
+            tunnel = tunnel.or(p.xlate.outputs.iter().find(|o| o.tun_dst.is_some()).copied());
+            drop = drop.or(p.xlate.drop);
+            hops.push(Hop { node: node.clone(), flow: p.flow, x: p.xlate });
+        }
         if delivered {
             return Ok(PathResult { ok: true, why: String::new(), hops });
         }
@@ -206,6 +228,35 @@ pub(crate) fn follow(
     Ok(PathResult { ok: false, why: "too many hops".into(), hops })
 }
 
+/// The NetworkPolicies whose allow flows (tables 80 and 27) a path went
+/// through, as `policy (table T on node)`.
+fn policies_on_path(c: &Cluster, r: &PathResult) -> Vec<String> {
+    let mut rendered: HashMap<&str, config::render::Rendered> = HashMap::new();
+    let mut out = Vec::new();
+    for h in &r.hops {
+        for rule in &h.x.rules {
+            if ![27, 80].contains(&rule.table) {
+                continue;
+            }
+            if !rendered.contains_key(h.node.as_str()) {
+                match config::render::render(c, &h.node) {
+                    Ok(x) => rendered.insert(&h.node, x),
+                    Err(_) => continue,
+                };
+            }
+            if let Some(ps) = rendered[h.node.as_str()].policies_of(&rule.rule.spec) {
+                for p in ps {
+                    let s = format!("{p} (table {} on {})", rule.table, h.node);
+                    if !out.contains(&s) {
+                        out.push(s);
+                    }
+                }
+            }
+        }
+    }
+    out
+}
+
 fn pod_to_pod(a: &TraceArgs, src: &str, dst: &str) -> Result<ExitCode, String> {
     let (c, _) = a.cluster.load()?;
     let source = a.cluster.source();
@@ -218,12 +269,18 @@ fn pod_to_pod(a: &TraceArgs, src: &str, dst: &str) -> Result<ExitCode, String> {
     let proto = if a.udp { IPPROTO_UDP } else { IPPROTO_TCP };
     let mut tables = HashMap::new();
     let fwd = follow(&c, &mut tables, s, d, (proto, SRC_PORT, a.dst_port), &source)?;
-    let rev = follow(&c, &mut tables, d, s, (proto, a.dst_port, SRC_PORT), &source)?;
+    // The reply of the same connection: conntrack says established reply.
+    let rpl = slowpath::trace::parse_ct_flags("trk,est,rpl").unwrap_or(0);
+    let rev = follow_ct(&c, &mut tables, d, s, (proto, a.dst_port, SRC_PORT), &source, rpl)?;
     let line = |r: &PathResult, from: &Pod, to: &Pod, dir: &str| {
         let verdict = if r.ok { "success" } else { "failure" };
         let mut l = format!("ofproto/trace {dir} indicates {verdict} from {} to {}", from.name, to.name);
         if !r.ok {
             l.push_str(&format!(": {}", r.why));
+        }
+        let by = policies_on_path(&c, r);
+        if !by.is_empty() {
+            l.push_str(&format!(" (admitted by NetworkPolicy {})", by.join(", ")));
         }
         l
     };
@@ -239,8 +296,8 @@ fn pod_to_pod(a: &TraceArgs, src: &str, dst: &str) -> Result<ExitCode, String> {
                 .collect()
         };
         let out = json!({
-            "forward": {"from": src, "to": dst, "success": fwd.ok, "reason": fwd.why, "hops": hops(&fwd)},
-            "reverse": {"from": dst, "to": src, "success": rev.ok, "reason": rev.why, "hops": hops(&rev)},
+            "forward": {"from": src, "to": dst, "success": fwd.ok, "reason": fwd.why, "hops": hops(&fwd), "policies": policies_on_path(&c, &fwd)},
+            "reverse": {"from": dst, "to": src, "success": rev.ok, "reason": rev.why, "hops": hops(&rev), "policies": policies_on_path(&c, &rev)},
         });
         println!("{}", serde_json::to_string_pretty(&out).unwrap_or_default());
     } else {

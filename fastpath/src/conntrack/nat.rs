@@ -31,6 +31,10 @@ pub const NAT_SRC_PORT: u8 = 1 << 1;
 pub const NAT_DST: u8 = 1 << 2;
 /// … and the destination port from a range.
 pub const NAT_DST_PORT: u8 = 1 << 3;
+/// The translation is the host's, adopted ([`super::tracker::Conntrack::adopt`]):
+/// the packets of the original direction arrive translated already, so the
+/// connection is also found by its translated original tuple.
+pub const NAT_ADOPTED: u8 = 1 << 4;
 
 /// Most candidate ports tried in one round.
 const MAX_ATTEMPTS: u32 = 128;

@@ -703,3 +703,71 @@ fn test_trial_changes_nothing() {
     assert!(lines.iter().any(|l| l.contains("src=10.0.0.3")), "committed in the scratch table: {lines:?}");
     assert_eq!((ct.dump_with(None, 0, true), ct.stats()), before, "the tracker is untouched");
 }
+
+/// A connection the host translated (kube-proxy's DNAT of a service),
+/// adopted: a packet from the host of no known connection asks for the
+/// host's translation first; with it recorded, the connection committed
+/// for the translated packet has the host's keys (client → service,
+/// backend → client); later packets from the host find it by its reply key
+/// reversed; `ct(nat)` on the backend's reply gives the client the
+/// service's address and port. Without a recorded translation, or from a
+/// pod, nothing changes.
+#[test]
+fn test_host_translation_adopted() {
+    let ct = ct();
+    const SVC: u32 = ip(172, 30, 12, 34);
+    let host = |commit: bool| CtRequest { zone: 0, commit, from_host: true, ..CtRequest::default() };
+    let run = |f: Vec<u8>, req: &CtRequest, checked: bool| {
+        let mut f = f;
+        let mut md = CtResult { host_checked: checked, ..CtResult::default() };
+        ct.execute_with(&ct.pin(), &mut f, &mut md, req, 0);
+        (md, f)
+    };
+    // The client's SYN, translated by the host to the backend S:8080.
+    let syn = seg(C, 40000, S, 8080, SYN, 100, 0, 0);
+    let (md, _) = run(syn.clone(), &host(true), false);
+    assert!(md.host_query, "the host's translation is asked for first");
+    assert_eq!(ct.stats().n_conns, 0, "nothing created meanwhile");
+    let seen = CtTuple { src: C, dst: S, proto: 6, sport: 40000, dport: 8080 };
+    ct.adopt(&seen, 0, SVC, 80, 0);
+    let (md, f) = run(syn.clone(), &host(true), true);
+    assert!(!md.host_query);
+    assert_eq!(md.state, NEW | CS_DST_NAT);
+    assert_eq!(f, syn, "the packet is the host's translation already");
+    assert_eq!(
+        ct.dump(None, 0),
+        ["tcp,orig=(src=10.0.0.1,dst=172.30.12.34,sport=40000,dport=80),reply=(src=10.0.0.2,dst=10.0.0.1,sport=8080,dport=40000),protoinfo=(state=SYN_SENT)"]
+    );
+    assert_eq!(ct.stats().adopted, 1);
+    // The backend's SYN-ACK, un-translated by ct(nat): from the service.
+    let (r, f) = go(&ct, seg(S, 8080, C, 40000, SYN | ACK, 500, 101, 0), &unnat(0), 0);
+    assert_eq!(r.state, RPL | CS_SRC_NAT, "a reply is un-translated as OVS marks it");
+    assert_eq!(addrs(&f), (SVC, 80, C, 40000));
+    assert_checksums(&f);
+    // The client's ACK, from the host again: the same connection, original
+    // direction, not a query.
+    let (md, _) = run(seg(C, 40000, S, 8080, ACK, 101, 501, 0), &host(false), false);
+    assert!(!md.host_query);
+    assert_eq!(md.state & (EST | CS_REPLY_DIR), EST);
+    assert_eq!(md.orig.map(|o| (o.dst, o.dport)), Some((SVC, 80)), "ct_nw_dst: the service");
+    assert_eq!(ct.stats().n_conns, 1);
+    // No recorded translation: a plain connection. From a pod: no query.
+    let (md, _) = run(seg(C2, 40001, S, 8080, SYN, 7, 0, 0), &host(true), true);
+    assert_eq!(md.state, NEW);
+    assert!(ct.dump(None, 0).iter().any(|l| l.contains("orig=(src=10.0.0.3,dst=10.0.0.2,sport=40001,dport=8080)")));
+    let (md, _) = run(seg(C2, 40002, S, 8080, SYN, 7, 0, 0), &commit(0), false);
+    assert!(!md.host_query && md.state == NEW);
+    // The host's connection exists whether or not this ct commits.
+    let seen = CtTuple { src: C, dst: S, proto: 6, sport: 40005, dport: 8080 };
+    ct.adopt(&seen, 0, SVC, 80, 0);
+    let (md, _) = run(seg(C, 40005, S, 8080, SYN, 1, 0, 0), &host(false), true);
+    assert_eq!(md.state, NEW | CS_DST_NAT);
+    assert!(ct.dump(None, 0).iter().any(|l| l.contains("orig=(src=10.0.0.1,dst=172.30.12.34,sport=40005,dport=80)")));
+    // A recorded translation expires unused.
+    let seen = CtTuple { src: C, dst: S, proto: 6, sport: 40009, dport: 8080 };
+    ct.adopt(&seen, 0, SVC, 80, 0);
+    let mut f = seg(C, 40009, S, 8080, SYN, 1, 0, 0);
+    let mut md = CtResult { host_checked: true, ..CtResult::default() };
+    ct.execute_with(&ct.pin(), &mut f, &mut md, &host(true), super::tracker::ADOPT_TTL_MS + 1);
+    assert_eq!(md.state, NEW, "too late: a plain connection");
+}

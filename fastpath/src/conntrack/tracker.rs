@@ -46,6 +46,7 @@
 //! OVS's userspace datapath, and where a range leaves a choice, the hash
 //! that picks it is ours (OVS seeds its own at random per process).
 
+use std::collections::HashMap;
 use std::hash::{BuildHasher, RandomState};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Mutex, PoisonError};
@@ -56,7 +57,7 @@ use super::conn::{Conn, ConnState};
 use super::dump;
 use super::key::{Key, IPPROTO_ICMP};
 use super::l4::{timeouts_ms, Update, N_TM};
-use super::nat::{nat_packet, unique_reply, NatSpec};
+use super::nat::{nat_packet, unique_reply, NatSpec, NAT_ADOPTED, NAT_DST, NAT_DST_PORT};
 use super::parse::{parse, Bad, Parsed};
 use super::proto::{valid_new, ProtoState};
 use super::table::{pin, Table};
@@ -73,6 +74,12 @@ const REPIN_EVERY: usize = 1024;
 /// Times a packet is processed again after losing a race with another
 /// thread creating or ending its connection.
 const MAX_RETRIES: usize = 4;
+
+/// How long a host translation waits for its connection to be committed
+/// ([`Conntrack::adopt`]).
+pub const ADOPT_TTL_MS: u64 = 10_000;
+/// Host translations waiting at most.
+const ADOPT_MAX: usize = 4096;
 
 /// What running a packet through a found connection led to.
 enum Step {
@@ -107,6 +114,7 @@ struct Counters {
     invalid: AtomicU64,
     fragments: AtomicU64,
     nat_exhausted: AtomicU64,
+    adopted: AtomicU64,
 }
 
 /// The connection tracker (see the module doc).
@@ -129,6 +137,9 @@ pub struct Conntrack {
     counters: Counters,
     /// Where the next sweep starts (the sweeper's alone, behind a mutex).
     sweep_at: Mutex<usize>,
+    /// The host's translations to adopt, by the translated original key
+    /// ([`Conntrack::adopt`]), each with its expiry.
+    adoptions: Mutex<HashMap<Key, (Key, u64)>>,
 }
 
 #[inline]
@@ -166,6 +177,7 @@ impl Conntrack {
             n_conns: AtomicUsize::new(0),
             counters: Counters::default(),
             sweep_at: Mutex::new(0),
+            adoptions: Mutex::default(),
         }
     }
 
@@ -293,6 +305,23 @@ impl Conntrack {
         } else if let Some((c, r)) = self.table.lookup(&key, now, g) {
             reply = r;
             conn = Some(c);
+        } else if req.from_host {
+            // Translated by the host already: an adopted connection is
+            // found by its translated original tuple, the reverse of its
+            // reply key.
+            if let Some((c, true)) = self.table.lookup(&key.reverse(), now, g) {
+                if c.nat & NAT_ADOPTED != 0 {
+                    key = c.keys[0];
+                    conn = Some(c);
+                }
+            }
+        }
+        if conn.is_none() && req.from_host && !md.host_checked && !p.related && valid_new(p) {
+            // It would start a connection: the host's translation first.
+            md.host_query = true;
+            md.zone = req.zone;
+            md.orig = Some(CtTuple::of(&key));
+            return true;
         }
         if req.force && reply {
             if let Some(c) = conn.take() {
@@ -451,7 +480,10 @@ impl Conntrack {
             return Created::None;
         }
         md.state = CS_NEW;
-        if !req.commit {
+        // A connection the host translated exists already, in the host's
+        // tracker: it is created here whether this `ct` commits or not.
+        let adopted = if req.from_host && req.nat.is_none() { self.adopted(key, now) } else { None };
+        if !req.commit && adopted.is_none() {
             return Created::None;
         }
         if self.n_conns.fetch_add(1, Ordering::Relaxed) >= self.max_conns {
@@ -462,6 +494,28 @@ impl Conntrack {
         let spec = req.nat.as_ref().and_then(NatSpec::of);
         let (proto, tm) = ProtoState::new(p);
         let expiration = now + self.tm_ms[tm as usize];
+        // A connection the host translated: its keys as the host's.
+        if let Some(orig) = adopted {
+            let nat = NAT_DST | NAT_ADOPTED | if orig.dport != key.dport { NAT_DST_PORT } else { 0 };
+            match self.table.insert(Conn::new([orig, key.reverse()], nat, proto, expiration), now, g) {
+                Ok(c) => {
+                    bump(&self.counters.created);
+                    bump(&self.counters.adopted);
+                    if req.set_mark.is_some() || req.set_label.is_some() {
+                        marks(&mut c.lock(), md, req);
+                    } else {
+                        md.mark = 0;
+                        md.label = 0;
+                    }
+                    md.state |= CS_DST_NAT;
+                    return Created::Conn(c);
+                }
+                Err(_) => {
+                    self.n_conns.fetch_sub(1, Ordering::Relaxed);
+                    return Created::Exists;
+                }
+            }
+        }
         for _ in 0..MAX_RETRIES {
             let reply_key = match &spec {
                 None => key.reverse(),
@@ -538,6 +592,9 @@ impl Conntrack {
             self.table.scan(b, &g, |c| {
                 if removed < budget && c.expired(now_ms) && self.reap(c, now_ms, &g) {
                     removed += 1;
+                    // Counted as it goes: a reader never sees a connection
+                    // gone from the table and not yet from the counters.
+                    bump(&self.counters.expired);
                 }
             });
             if removed >= budget {
@@ -548,7 +605,6 @@ impl Conntrack {
                 g.repin();
             }
         }
-        self.counters.expired.fetch_add(removed as u64, Ordering::Relaxed);
         removed
     }
 
@@ -583,6 +639,49 @@ impl Conntrack {
         out
     }
 
+    /// Records that the host translated a connection (kube-proxy's DNAT
+    /// of a service address, found in the kernel's conntrack): packets
+    /// of `seen` (what reaches the datapath from tun0: the client to the
+    /// backend, in `zone`) were sent to `orig_dst`:`orig_dport` (the
+    /// service). A connection committed for `seen` within
+    /// [`ADOPT_TTL_MS`] takes the host's keys, original `client →
+    /// service`, reply `backend → client`, with the destination
+    /// translation, so that `ct(nat)` on a reply gives the client the
+    /// service's address as the host would have; later packets of `seen`
+    /// find it by its reply key reversed. TCP and UDP only.
+    pub fn adopt(&self, seen: &CtTuple, zone: u16, orig_dst: u32, orig_dport: u16, now_ms: u64) {
+        if !matches!(seen.proto, 6 | 17) {
+            return;
+        }
+        let k = Key {
+            src: seen.src,
+            dst: seen.dst,
+            sport: seen.sport,
+            dport: seen.dport,
+            zone,
+            proto: seen.proto,
+            icmp_type: 0,
+        };
+        let orig = Key { dst: orig_dst, dport: orig_dport, ..k };
+        let mut a = self.adoptions.lock().unwrap_or_else(PoisonError::into_inner);
+        if a.len() >= ADOPT_MAX {
+            a.retain(|_, (_, t)| *t > now_ms);
+            if a.len() >= ADOPT_MAX {
+                return;
+            }
+        }
+        a.insert(k, (orig, now_ms + ADOPT_TTL_MS));
+    }
+
+    /// The host's original key for a connection `key` is starting, taken.
+    fn adopted(&self, key: &Key, now: u64) -> Option<Key> {
+        let mut a = self.adoptions.lock().unwrap_or_else(PoisonError::into_inner);
+        if a.is_empty() {
+            return None;
+        }
+        a.remove(key).filter(|(_, t)| *t > now).map(|(k, _)| k)
+    }
+
     /// What the tracker would make of a packet now, the table left as it
     /// is (`sdnfwd ctl trace` on a running node): the packet runs through a
     /// scratch tracker with this one's settings, holding copies of the
@@ -614,7 +713,10 @@ impl Conntrack {
             n_conns: AtomicUsize::new(0),
             counters: Counters::default(),
             sweep_at: Mutex::new(0),
+            adoptions: Mutex::default(),
         };
+        // A trace does not wait for the host's translation.
+        md.host_checked = true;
         let g = pin();
         let mut p = Parsed::default();
         if parse(frame, req.zone, false, &mut p).is_ok() {
@@ -683,15 +785,13 @@ impl Conntrack {
 
     /// Removes every connection (of `zone` if given), as `dpctl/flush-conntrack`.
     pub fn flush(&self, zone: Option<u16>) {
-        let mut n = 0;
         self.each(zone, None, |c, g| {
             self.end(c, 0);
             if self.table.remove(c, g) {
                 self.n_conns.fetch_sub(1, Ordering::Relaxed);
-                n += 1;
+                bump(&self.counters.flushed);
             }
         });
-        self.counters.flushed.fetch_add(n, Ordering::Relaxed);
     }
 
     /// The counters.
@@ -707,6 +807,7 @@ impl Conntrack {
             n_invalid: r(&c.invalid),
             n_fragments: r(&c.fragments),
             n_nat_exhausted: r(&c.nat_exhausted),
+            adopted: r(&c.adopted),
         }
     }
 

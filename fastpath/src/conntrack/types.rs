@@ -215,6 +215,12 @@ pub struct CtRequest {
     pub set_mark: Option<(u32, u32)>,
     /// `exec(set_field:V/M->ct_label)`: (value, mask).
     pub set_label: Option<(u128, u128)>,
+    /// The packet came from the host (tun0), whose own connection tracker
+    /// may have translated it (kube-proxy's service DNAT): a packet that
+    /// would start a connection first has the host's translation looked up
+    /// ([`CtResult::host_query`]), and a connection committed for it is
+    /// adopted with that translation ([`super::tracker::Conntrack::adopt`]).
+    pub from_host: bool,
 }
 
 /// A connection's original-direction tuple as OVS reports it to the flow
@@ -275,6 +281,15 @@ pub struct CtResult {
     /// OVS's `md.conn`: the connection to reuse on a later `ct` of this
     /// packet (see [`CtResult::forget_conn`]).
     pub(crate) cached: Option<Cached>,
+    /// Set by a `ct` with [`CtRequest::from_host`] for a packet of no known
+    /// connection whose host translation was not looked up yet: the packet
+    /// should wait for that lookup ([`super::tracker::Conntrack::adopt`])
+    /// and run its pass again with [`CtResult::host_checked`]. Nothing else
+    /// of the result is meaningful then.
+    pub host_query: bool,
+    /// The host's translation was looked up for this packet (do not ask
+    /// again).
+    pub host_checked: bool,
 }
 
 impl CtResult {
@@ -311,4 +326,7 @@ pub struct CtStats {
     pub n_fragments: u64,
     /// Commits refused because NAT found no free tuple.
     pub n_nat_exhausted: u64,
+    /// Connections created with the host's translation
+    /// ([`super::tracker::Conntrack::adopt`]).
+    pub adopted: u64,
 }
