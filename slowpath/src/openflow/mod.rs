@@ -600,4 +600,72 @@ mod tests {
         drop(of);
         let _ = std::fs::remove_dir_all(&dir);
     }
+
+    /// Well-framed junk of every message type, in every version, with
+    /// Nicira and ONF experimenter subtypes: the connection answers each
+    /// (or not) and is still up for an ECHO at the end; no session thread
+    /// dies.
+    #[test]
+    fn test_junk_requests_never_kill_a_session() {
+        let dir = std::env::temp_dir().join(format!("sdnfwd-of-junk-{}", std::process::id()));
+        let _ = std::fs::create_dir_all(&dir);
+        let path = dir.join("br0.sock");
+        let l = Listener::bind(&format!("punix:{}", path.display())).unwrap();
+        let sw: Arc<dyn Switch> = Arc::new(TableSwitch::new(Ofproto::new(), vec![]));
+        std::thread::spawn(move || l.serve(sw));
+        let mut seed = 0x9e37_79b9_7f4a_7c15u64;
+        let mut rnd = move || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed
+        };
+        for version in [1u8, 4, 5, 6] {
+            let mut s = UnixStream::connect(&path).unwrap();
+            s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+            // Everything the switch sends, until it closes.
+            let mut r = BufReader::new(s.try_clone().unwrap());
+            let (tx, rx) = crossbeam_channel::unbounded();
+            std::thread::spawn(move || {
+                while let Ok(Some(m)) = read_msg(&mut r) {
+                    if tx.send(m).is_err() {
+                        break;
+                    }
+                }
+            });
+            assert_eq!(rx.recv().unwrap()[1], ty::HELLO);
+            s.write_all(&[version, 0, 0, 8, 0, 0, 0, 1]).unwrap();
+            for i in 0..3000u32 {
+                let t = (rnd() % 36) as u8;
+                if t == ty::HELLO || t == ty::ECHO_REPLY {
+                    continue;
+                }
+                let mut body: Vec<u8> = (0..rnd() % 96).map(|_| rnd() as u8).collect();
+                if t == 4 && body.len() >= 8 && rnd() % 2 == 0 {
+                    let vendor = if rnd() % 2 == 0 { codec::NX_VENDOR } else { codec::ONF_VENDOR };
+                    body[..4].copy_from_slice(&vendor.to_be_bytes());
+                    let sub = [rnd() as u32 % 40, 2300 + rnd() as u32 % 2, 1870][(rnd() % 3) as usize];
+                    body[4..8].copy_from_slice(&sub.to_be_bytes());
+                }
+                if (t == 18 || t == 16 || t == ty::MULTIPART_REQUEST) && body.len() >= 2 {
+                    body[0] = 0;
+                    body[1] = (rnd() % 20) as u8;
+                }
+                let mut m = vec![version, t, 0, 0];
+                m.extend_from_slice(&(i + 10).to_be_bytes());
+                m.extend_from_slice(&body);
+                let len = m.len() as u16;
+                m[2..4].copy_from_slice(&len.to_be_bytes());
+                s.write_all(&m).unwrap();
+            }
+            s.write_all(&[version, ty::ECHO_REQUEST, 0, 8, 0xee, 0xee, 0xee, 0xee]).unwrap();
+            loop {
+                let m = rx.recv_timeout(Duration::from_secs(10)).expect("the session died");
+                if m[1] == ty::ECHO_REPLY && m[4..8] == [0xee; 4] {
+                    break;
+                }
+            }
+        }
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 }
