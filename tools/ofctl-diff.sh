@@ -163,6 +163,12 @@ for v in OpenFlow10 OpenFlow13 OpenFlow14 OpenFlow15; do
   step "every field and action, dump-flows $v" -O "$v" dump-flows SWITCH
   step "every field and action, del-flows $v" -O "$v" del-flows SWITCH
 done
+step "every field and action, again" -O OpenFlow13 add-flows SWITCH "$every"
+step "dump-flows out_group" -O OpenFlow13 dump-flows SWITCH out_group=7
+step "dump-aggregate out_port" -O OpenFlow13 dump-aggregate SWITCH out_port=3
+step "del-flows out_group" -O OpenFlow13 del-flows SWITCH out_group=7
+step "dump after del out_group" -O OpenFlow13 dump-flows SWITCH
+step "del-flows again" del-flows SWITCH
 step "del-groups" -O OpenFlow13 del-groups SWITCH
 step "add-flows" add-flows SWITCH "$base"
 for v in "" OpenFlow10 OpenFlow13 OpenFlow14 OpenFlow15; do
@@ -223,6 +229,15 @@ step "packet-out through the pipeline" packet-out SWITCH "in_port=3 packet=$pkt 
 step "packet-out 1.3" -O OpenFlow13 packet-out SWITCH "in_port=3 packet=$pkt actions=resubmit(,0)"
 sleep 1
 step "the packets-out counted" dump-flows SWITCH "table=0, in_port=3"
+# Packets keep a flow with an idle timeout alive; without them it goes.
+step "an idle flow" add-flow SWITCH "table=0, priority=3001, idle_timeout=2, in_port=4, icmp, actions=drop"
+for i in 1 2 3 4 5 6; do
+  step "packet-out to the idle flow $i" packet-out SWITCH "in_port=4 packet=$pkt actions=table"
+  sleep 0.5
+done
+step "the idle flow kept alive" dump-flows SWITCH "table=0, in_port=4"
+sleep 3.5
+step "the idle flow expired" dump-flows SWITCH "table=0, in_port=4"
 step "del-flows" del-flows SWITCH
 step "dump after del-flows" -O OpenFlow15 dump-flows SWITCH
 echo "$n_diff step(s) differ"
