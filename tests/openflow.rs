@@ -620,8 +620,16 @@ fn ofctl_diff_finds_no_difference() {
     assert!(text.contains("\n0 step(s) differ"), "{text}");
     let same = text.lines().filter(|l| l.starts_with("same ")).count();
     assert!(same >= 60, "{same} steps: {text}");
-    for step in ["--bundle add-flows, a bad line", "timeouts expired", "the packets-out counted", "dump-flows (no -O)"]
-    {
+    for step in [
+        "--bundle add-flows, a bad line",
+        "timeouts expired",
+        "the packets-out counted",
+        "the idle flow kept alive",
+        "the idle flow expired",
+        "dump-flows (no -O)",
+        "every field and action, dump-flows OpenFlow10",
+        "dump-flows out_group",
+    ] {
         assert!(text.contains(&format!("same  {step}\n")), "{step}: {text}");
     }
 }
