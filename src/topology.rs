@@ -299,6 +299,11 @@ impl Topology {
         Ok(())
     }
 
+    /// The cluster file the nodes run (`sdnfwd run --config`).
+    pub fn config_path(&self) -> &std::path::Path {
+        &self.config_path
+    }
+
     /// The control socket of a node (`sdnfwd ctl --socket`).
     pub fn socket(&self, node: &str) -> String {
         std::env::temp_dir().join(format!("{}-{node}.ctl", self.lab.prefix())).to_string_lossy().into_owned()
@@ -337,6 +342,15 @@ impl Topology {
         std::thread::sleep(Duration::from_millis(100));
         let j = |v: &Arc<Mutex<Vec<String>>>| v.lock().unwrap_or_else(|p| p.into_inner()).join("\n");
         Ok(NodeExit { code: st.code(), stdout: j(&p.stdout), stderr: j(&p.stderr) })
+    }
+
+    /// Kills a node with SIGKILL, as a crash or the OOM killer would: it
+    /// cleans nothing up.
+    pub fn kill(&mut self, node: &str) -> Result<(), String> {
+        let mut p = self.procs.remove(node).ok_or(format!("node {node} not running"))?;
+        p.child.kill().map_err(|e| format!("kill {node}: {e}"))?;
+        p.child.wait().map_err(|e| format!("wait {node}: {e}"))?;
+        Ok(())
     }
 
     /// Namespace of pod "namespace/name".

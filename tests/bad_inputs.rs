@@ -359,6 +359,79 @@ fn missing_uplink_is_refused_before_setup() {
     assert!(!links.contains("tun0"), "{links}");
 }
 
+/// A node killed with SIGKILL leaves its uplink XDP program attached; the
+/// next start finds it is sdnfwd's own and that no sdnfwd holds the
+/// uplink's lock, replaces it and forwards again. A second sdnfwd on a
+/// running node's uplink is refused before it sets anything up (the
+/// running node's tun0 untouched), and a foreign XDP program is named.
+#[test]
+fn a_killed_node_restarts_and_a_second_one_is_refused() {
+    let _serial = serial();
+    require_root();
+    let mut t = start("sdk9", &[]);
+    let node_ns = t.node("node-d").unwrap().to_string();
+    let xdp = |t: &Topology| {
+        let o = t.lab.ip(Some(t.node("node-d").unwrap()), &["-d", "link", "show", "dev", "eth0"]).unwrap();
+        String::from_utf8_lossy(&o.stdout).into_owned()
+    };
+    let cfg = t.config_path().to_string_lossy().into_owned();
+    // A second sdnfwd for the same node, while the first runs.
+    let o = t
+        .lab
+        .command(&node_ns, bin().to_str().unwrap())
+        .args(["run", "--config", &cfg, "--node", "node-d", "--socket", "/tmp/sdk9-second.ctl"])
+        .output()
+        .unwrap();
+    let e = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{e}");
+    assert!(e.contains("another sdnfwd (pid ") && e.contains("nothing was set up"), "{e}");
+    assert!(t.ctl("node-d", &["show"]).is_ok(), "the running node still answers");
+    let links = String::from_utf8_lossy(&t.lab.ip(Some(&node_ns), &["link"]).unwrap().stdout).into_owned();
+    assert!(links.contains("tun0"), "the running node's tun0 is untouched:\n{links}");
+    // Killed: the program stays.
+    t.kill("node-d").unwrap();
+    let left = xdp(&t);
+    assert!(left.contains("prog/xdp") && left.contains("sdnfwd_uplink"), "{left}");
+    let c0 = sdnfwd::netns::two_cores("bad inputs")[0].to_string();
+    // Restarted with a rule that renders no flow: logged, as `render`
+    // prints it.
+    let text = std::fs::read_to_string(&cfg).unwrap();
+    let with_dns = text.replacen(
+        "    - {type: Deny, to: {cidrSelector: 0.0.0.0/0}}",
+        "    - {type: Allow, to: {dnsName: www.example.com}}\n    - {type: Deny, to: {cidrSelector: 0.0.0.0/0}}",
+        1,
+    );
+    assert_ne!(with_dns, text);
+    std::fs::write(&cfg, with_dns).unwrap();
+    t.start("node-d", &["--cores", &c0, "--pmd-maxsleep-us", "50"]).expect("restart after SIGKILL");
+    let log = t.log("node-d");
+    assert!(log.contains("replaced the XDP program (id ") && log.contains("that a killed sdnfwd left"), "{log}");
+    assert!(log.contains("WARN  sdnfwd: EgressNetworkPolicy ") && log.contains("dnsName www.example.com"), "{log}");
+    let web1 = t.pod("project-a/web-1").unwrap().to_string();
+    assert!(t.ping(&web1, "10.131.0.4", 3), "forwarding after the restart");
+    t.stop("node-d").unwrap();
+    assert!(!xdp(&t).contains("prog/xdp"), "a clean stop detaches it");
+    // Somebody else's program (compiled here with clang, as the build
+    // compiles sdnfwd's): named, left alone.
+    let dir = tempfile::tempdir().unwrap();
+    let (c, o) = (dir.path().join("other.c"), dir.path().join("other.o"));
+    std::fs::write(
+        &c,
+        "__attribute__((section(\"xdp\"), used)) int other_prog(void *ctx) { return 2; }\n\
+         char _license[] __attribute__((section(\"license\"), used)) = \"GPL\";\n",
+    )
+    .unwrap();
+    run("clang", &["-O2", "-target", "bpf", "-c", c.to_str().unwrap(), "-o", o.to_str().unwrap()])
+        .expect("clang -target bpf (CI installs clang for the XDP programs)");
+    t.lab
+        .ip(Some(&node_ns), &["link", "set", "dev", "eth0", "xdp", "obj", o.to_str().unwrap(), "sec", "xdp"])
+        .expect("ip link set xdp obj");
+    let e = t.start("node-d", &["--cores", &c0]).expect_err("a foreign XDP program stops the start");
+    assert!(e.contains("eth0 already has an XDP program `other_prog` (id ") && e.contains("not sdnfwd's"), "{e}");
+    assert!(xdp(&t).contains("other_prog"), "left alone");
+    t.lab.ip(Some(&node_ns), &["link", "set", "dev", "eth0", "xdp", "off"]).unwrap();
+}
+
 /// The runtime state, the lists, reload's diff, metrics, help, pipes.
 #[test]
 fn runtime_state_survives_reload() {

@@ -407,6 +407,107 @@ pub fn single_origins(pos: Positions, c: &Cluster) -> Origins {
     o
 }
 
+/// A synthetic NetworkPolicy cluster for scale tests and benchmarks, as
+/// `oc get -o yaml` prints it: 50 nodes (10.128.0.0/14, /23 each), 100
+/// namespaces (`ns-0`..`ns-99`, labelled `name: ns-N`), `n_pods` pods
+/// spread round-robin over namespaces and nodes (labels `app: app-K`, ten
+/// apps a namespace; a container port `http` 8080), and `n_policies`
+/// NetworkPolicies spread over the namespaces in five shapes as clusters
+/// write them: one app from another of its namespace on 8080; from another
+/// namespace on the range 8000–8100; from the whole namespace; an egress
+/// policy to 10.0.0.0/8 except the cluster network on 443; and a namespace
+/// and pod selector together on 8443. The node section describes `node-0`
+/// and its local pods.
+///
+/// # Panics
+/// If `n_pods` exceeds 25,000 (500 a node).
+pub fn synthetic_policy_cluster(n_pods: usize, n_policies: usize) -> Cluster {
+    use std::fmt::Write as _;
+    use std::net::Ipv4Addr;
+    const NODES: usize = 50;
+    const NAMESPACES: usize = 100;
+    assert!(n_pods <= NODES * 500);
+    let subnet = |n: usize| u32::from(Ipv4Addr::new(10, 128, 0, 0)) + ((n as u32) << 9);
+    let mut y = String::from(
+        "apiVersion: v1\nkind: List\nitems:\n\
+         - {kind: ClusterNetwork, apiVersion: network.openshift.io/v1, metadata: {name: default}, \
+         clusterNetworks: [{CIDR: 10.128.0.0/14, hostSubnetLength: 9}], serviceNetwork: 172.30.0.0/16, \
+         pluginName: redhat/openshift-ovs-networkpolicy}\n",
+    );
+    for n in 0..NODES {
+        let _ = writeln!(
+            y,
+            "- {{kind: HostSubnet, apiVersion: network.openshift.io/v1, metadata: {{name: node-{n}}}, host: node-{n}, \
+             hostIP: 172.16.{}.{}, subnet: {}/23}}",
+            n / 250,
+            n % 250 + 1,
+            Ipv4Addr::from(subnet(n))
+        );
+    }
+    for i in 0..NAMESPACES {
+        let _ = writeln!(
+            y,
+            "- {{kind: NetNamespace, apiVersion: network.openshift.io/v1, metadata: {{name: ns-{i}}}, netname: ns-{i}, \
+             netid: {}}}\n- {{kind: Namespace, apiVersion: v1, metadata: {{name: ns-{i}, labels: {{name: ns-{i}, \
+             kubernetes.io/metadata.name: ns-{i}}}}}}}",
+            100 + i
+        );
+    }
+    let mut node0 = String::from("node:\n  name: node-0\n  uplink: eth0\n  pods:\n");
+    let mut on_node = [0u32; NODES];
+    for p in 0..n_pods {
+        // The j-th pod of a namespace runs app-(j % 10), on a node that
+        // shifts with the namespace: every node hosts pods of every
+        // namespace once there are 50 a namespace.
+        let (ns, j) = (p % NAMESPACES, p / NAMESPACES);
+        let node = (j + ns) % NODES;
+        on_node[node] += 1;
+        let ip = Ipv4Addr::from(subnet(node) + 1 + on_node[node]);
+        let _ = writeln!(
+            y,
+            "- {{kind: Pod, apiVersion: v1, metadata: {{name: pod-{p}, namespace: ns-{ns}, labels: {{app: app-{}}}}}, \
+             spec: {{nodeName: node-{node}, containers: [{{name: c, ports: [{{containerPort: 8080, name: http, \
+             protocol: TCP}}]}}]}}, status: {{phase: Running, podIP: {ip}}}}}",
+            j % 10
+        );
+        if node == 0 {
+            let _ = writeln!(node0, "  - {{namespace: ns-{ns}, name: pod-{p}, veth: veth{p}}}");
+        }
+    }
+    for k in 0..n_policies {
+        let ns = k % NAMESPACES;
+        let app = (k / NAMESPACES) % 10;
+        let head = format!(
+            "- {{kind: NetworkPolicy, apiVersion: networking.k8s.io/v1, metadata: {{name: p-{k}, namespace: ns-{ns}}}, \
+             spec: {{podSelector: {{matchLabels: {{app: app-{app}}}}}, "
+        );
+        let body = match (k / NAMESPACES) % 5 {
+            0 => format!(
+                "ingress: [{{from: [{{podSelector: {{matchLabels: {{app: app-{}}}}}}}], ports: [{{port: 8080, \
+                 protocol: TCP}}]}}], policyTypes: [Ingress]",
+                (app + 1) % 10
+            ),
+            1 => format!(
+                "ingress: [{{from: [{{namespaceSelector: {{matchLabels: {{name: ns-{}}}}}}}], ports: [{{port: 8000, \
+                 endPort: 8100, protocol: TCP}}]}}], policyTypes: [Ingress]",
+                (ns + 1) % NAMESPACES
+            ),
+            2 => "ingress: [{from: [{podSelector: {}}]}], policyTypes: [Ingress]".to_string(),
+            3 => "egress: [{to: [{ipBlock: {cidr: 10.0.0.0/8, except: [10.128.0.0/14]}}], ports: [{port: 443, \
+                  protocol: TCP}]}], policyTypes: [Egress]"
+                .to_string(),
+            _ => format!(
+                "ingress: [{{from: [{{namespaceSelector: {{matchLabels: {{name: ns-{}}}}}, podSelector: \
+                 {{matchLabels: {{app: app-{app}}}}}}}], ports: [{{port: 8443, protocol: TCP}}]}}], policyTypes: \
+                 [Ingress]",
+                (ns + 7) % NAMESPACES
+            ),
+        };
+        let _ = writeln!(y, "{head}{body}}}}}");
+    }
+    load_unchecked(&[(None, node0), (None, y)]).unwrap_or_else(|e| panic!("synthetic policy cluster: {}", e[0]))
+}
+
 impl Cluster {
     /// Parses a cluster YAML without the checks of the whole state
     /// ([`Cluster::check`], which [`Cluster::from_yaml`] runs): types and

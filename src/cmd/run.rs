@@ -34,14 +34,14 @@ use fastpath::flow::LocalVtep;
 use fastpath::pmd::{Pmd, PmdCommand};
 use fastpath::port::api::Port;
 use fastpath::port::memory::SharedPort;
-use fastpath::port::uplink::UplinkProgram;
+use fastpath::port::uplink::{Leftover, UplinkProgram};
 use fastpath::port::xsk::{XdpMode, XskConfig, XskPort};
 use fastpath::shared::{Shared, TunnelState};
 use sdnfwd::netns::{is_root, run as sh};
 use slowpath::tunnel::{parse_mac, Neighbours};
 use slowpath::upcall::{Command, SlowPath};
 
-use super::common::{node_tables, spawn_pinned};
+use super::common::{node_tables_warning, spawn_pinned};
 use super::control::{NodeCall, NodeRequest};
 use super::logging::{self, Level};
 use super::node::{FileState, NodeState};
@@ -371,7 +371,29 @@ pub fn run(a: RunArgs) -> Result<ExitCode, String> {
         }
         mac_of(u).map_err(|e| format!("sdnfwd run: uplink {e}; nothing was set up"))?;
     }
-    let of = node_tables(c, &node, state.extra(), &a.config)?;
+    // Held until the node is gone: a second sdnfwd on this uplink stops
+    // here, before it touches tun0 or the uplink.
+    let mut _uplink_lock = None;
+    let leftover = match &n.uplink {
+        None => Leftover::Refuse,
+        Some(u) => match uplink_lock(u) {
+            Ok(l) => {
+                _uplink_lock = Some(l);
+                Leftover::ReplaceOwn
+            }
+            Err(UplinkLockError::Held(why)) => return Err(format!("sdnfwd run: uplink: {why}; nothing was set up")),
+            Err(UplinkLockError::Unavailable(why)) => {
+                log(&format!(
+                    "warning: uplink {u}: no lock file ({why}): an XDP program a killed sdnfwd left is not replaced"
+                ));
+                Leftover::Refuse
+            }
+        },
+    };
+    let (of, warnings) = node_tables_warning(c, &node, state.extra(), &a.config)?;
+    for w in warnings {
+        log(&format!("warning: {w}"));
+    }
     let vtep_ip = u32::from(hs.host_ip.0);
     let gw = Ipv4Addr::from(hs.subnet.addr() + 1);
 
@@ -388,12 +410,66 @@ pub fn run(a: RunArgs) -> Result<ExitCode, String> {
             last_err: String::new(),
         });
     }
-    let result = serve(&a, state, &node, of, &n, vtep_ip, specs);
+    let result = serve(&a, state, &node, of, &n, Vtep { ip: vtep_ip, leftover }, specs);
     if !a.no_tun0 {
         let _ = sh("ip", &["link", "del", "tun0"]);
         log("tun0 removed");
     }
     result
+}
+
+/// This node's VTEP: its address, and what to do with an sdnfwd XDP
+/// program already on the uplink (replace it when the uplink's lock is
+/// held).
+struct Vtep {
+    ip: u32,
+    leftover: Leftover,
+}
+
+/// Why the uplink's lock was not taken.
+enum UplinkLockError {
+    /// Another sdnfwd holds it.
+    Held(String),
+    /// The lock file cannot be made (no writable /run).
+    Unavailable(String),
+}
+
+/// The lock that says a running sdnfwd owns uplink `ifname` of this
+/// network namespace: a file under /run/sdnfwd locked for the life of the
+/// process (the kernel drops the lock when the process dies, even by
+/// SIGKILL, while the XDP program stays). Holding it, an sdnfwd XDP program
+/// on the uplink can only be a dead one's, so it is replaced.
+fn uplink_lock(ifname: &str) -> Result<std::fs::File, UplinkLockError> {
+    use std::io::{Read, Seek, Write};
+    use std::os::unix::fs::MetadataExt;
+    let unavailable = |e: std::io::Error| UplinkLockError::Unavailable(e.to_string());
+    let netns = std::fs::metadata("/proc/self/ns/net").map_err(unavailable)?.ino();
+    std::fs::create_dir_all("/run/sdnfwd").map_err(unavailable)?;
+    let path = format!("/run/sdnfwd/uplink-{netns}-{ifname}.lock");
+    let mut f = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(&path)
+        .map_err(unavailable)?;
+    match f.try_lock() {
+        Ok(()) => {
+            let _ = f.set_len(0);
+            let _ = f.rewind();
+            let _ = writeln!(f, "{}", std::process::id());
+            Ok(f)
+        }
+        Err(std::fs::TryLockError::WouldBlock) => {
+            let mut pid = String::new();
+            let _ = f.read_to_string(&mut pid);
+            Err(UplinkLockError::Held(format!(
+                "{ifname}: another sdnfwd (pid {}) runs on it ({path} is locked)",
+                pid.trim()
+            )))
+        }
+        Err(std::fs::TryLockError::Error(e)) => Err(unavailable(e)),
+    }
 }
 
 fn serve(
@@ -402,9 +478,10 @@ fn serve(
     node: &str,
     mut of: slowpath::Ofproto,
     n: &config::yaml::Node,
-    vtep_ip: u32,
+    vtep: Vtep,
     mut specs: Vec<PortSpec>,
 ) -> Result<ExitCode, String> {
+    let Vtep { ip: vtep_ip, leftover } = vtep;
     let term = Arc::new(AtomicBool::new(false));
     for s in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
         signal_hook::flag::register(s, term.clone()).map_err(|e| format!("signal handler: {e}"))?;
@@ -486,8 +563,11 @@ fn serve(
     // Uplink: VXLAN to our VTEP only.
     let mut uplink_prog = None;
     if let Some(u) = &n.uplink {
-        let mut prog = UplinkProgram::attach(u, xdp_mode(a.xdp_mode), vtep_ip, c.vxlan_port())
+        let mut prog = UplinkProgram::attach(u, xdp_mode(a.xdp_mode), vtep_ip, c.vxlan_port(), leftover)
             .map_err(|e| format!("sdnfwd run: uplink: {e}"))?;
+        if let Some(id) = prog.replaced() {
+            log(&format!("uplink {u}: replaced the XDP program (id {id}) that a killed sdnfwd left"));
+        }
         let queues = std::fs::read_dir(format!("/sys/class/net/{u}/queues"))
             .map(|d| d.filter_map(|e| e.ok()).filter(|e| e.file_name().to_string_lossy().starts_with("rx-")).count())
             .unwrap_or(1)
@@ -844,7 +924,10 @@ fn apply_state(
         .find_node(node)
         .cloned()
         .ok_or(format!("{}: node `{node}` is no longer described", next.file.path))?;
-    let of = node_tables(&next.cluster, node, next.extra(), &next.file.path)?;
+    let (of, warnings) = node_tables_warning(&next.cluster, node, next.extra(), &next.file.path)?;
+    for w in warnings {
+        log(&format!("reload: warning: {w}"));
+    }
     let new: Vec<FlowSpec> = of.rules(None).iter().map(|r| r.spec.clone()).collect();
     let cmds = slowpath::ofproto::flow_diff(flows, &new);
     let (n_add, n_del) = cmds.iter().fold((0, 0), |(x, y), c| match c {
