@@ -46,8 +46,9 @@ pub enum PmdCommand {
     DumpPorts(Sender<Vec<(u32, String, PortCounters, String)>>),
     /// A frame from the control plane (an OpenFlow PACKET_OUT): through
     /// the pipeline as if received on `in_port`, or, with `out`, sent out
-    /// of that port as it is. Dropped when the pool is empty; a frame
-    /// longer than the pool's frames is cut.
+    /// of that port as it is. Dropped when the pool is empty (counted as
+    /// `no-buffer`) or the port is missing (`no-port`); a frame longer
+    /// than the pool's frames is cut (the node refuses those before).
     Inject {
         /// The frame.
         frame: Vec<u8>,
@@ -179,11 +180,15 @@ impl Pmd {
         while let Ok(c) = rx.try_recv() {
             match c {
                 PmdCommand::Inject { frame, in_port, out } => {
-                    let Some(id) = self.pool.alloc() else { continue };
+                    let Some(id) = self.pool.alloc() else {
+                        b.drop(DatapathDrop::NoBuffer, 1);
+                        continue;
+                    };
                     self.pool.fill(id, &frame);
                     match out {
                         Some(p) => {
-                            self.ports.emit_run(&mut self.pool, p, &[id]);
+                            let lost = self.ports.emit_run(&mut self.pool, p, &[id]);
+                            b.drop(DatapathDrop::NoPort, lost as u64);
                         }
                         None => self.burst(in_port, &[id], b),
                     }
@@ -796,6 +801,30 @@ mod tests {
         r.pmd.iterate();
         assert_eq!(r.pmd.n_held(), 0);
         assert_eq!(drops(&r), vec![("no-neighbour", 5)]);
+        assert_eq!(r.pmd.pool().n_free(), 256);
+    }
+
+    /// PACKET_OUT's frames: one through the pipeline as from port 4 (its
+    /// megaflow sends it to port 5), one straight out of port 5, one for
+    /// a port the loop does not have; every frame back in the pool.
+    #[test]
+    fn test_inject() {
+        let mut r = rig(256, 64);
+        publish(&r, &[&on_port(4, &[DpAction::Output(5)], 1)]);
+        let (tx, rx) = crossbeam_channel::unbounded();
+        r.pmd.set_control(rx);
+        tx.send(PmdCommand::Inject { frame: frame(1), in_port: 4, out: None }).unwrap();
+        tx.send(PmdCommand::Inject { frame: frame(2), in_port: 0xfffd, out: Some(5) }).unwrap();
+        tx.send(PmdCommand::Inject { frame: frame(3), in_port: 4, out: Some(9) }).unwrap();
+        // Commands are read every 1024 iterations.
+        while !tx.is_empty() {
+            r.pmd.iterate();
+        }
+        r.pmd.iterate();
+        let got: Vec<Vec<u8>> = r.out5.try_iter().collect();
+        assert_eq!(got, [frame(1), frame(2)]);
+        assert_eq!(r.pmd.stats.flow(1).0, 1, "the pipeline's frame counted by its megaflow");
+        assert_eq!(drops(&r), vec![("no-port", 1)]);
         assert_eq!(r.pmd.pool().n_free(), 256);
     }
 
