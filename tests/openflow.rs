@@ -484,15 +484,21 @@ fn ovs_ofctl_bundles_timeouts_and_errors() {
         assert!(added.elapsed().as_millis() < 3000, "timed flows still there after 3 s: {:?}", dump());
         std::thread::sleep(std::time::Duration::from_millis(100));
     }
+    // A delete of a send_flow_rem flow is reported too (reason delete).
+    ok(&["-O", "OpenFlow13", "add-flow", &target, "table=51, priority=1, send_flow_rem, udp, actions=drop"]);
+    ok(&["-O", "OpenFlow13", "del-flows", &target, "table=51"]);
     let t = std::time::Instant::now();
-    while !monitor().contains("event=DELETED reason=hard") && t.elapsed().as_secs() < 5 {
+    while !(monitor().contains("event=DELETED reason=hard") && monitor().contains("reason=delete"))
+        && t.elapsed().as_secs() < 5
+    {
         std::thread::sleep(std::time::Duration::from_millis(50));
     }
     let _ = mon.kill();
     let _ = mon.wait();
     let m = monitor();
     assert!(m.contains("OFPT_FLOW_REMOVED (xid=0x0): priority=1,ip reason=hard duration2."), "{m}");
-    assert_eq!(m.matches("OFPT_FLOW_REMOVED").count(), 1, "{m}");
+    assert!(m.contains("OFPT_FLOW_REMOVED (xid=0x0): priority=1,udp reason=delete duration"), "{m}");
+    assert_eq!(m.matches("OFPT_FLOW_REMOVED").count(), 2, "only the send_flow_rem flows: {m}");
     assert!(m.contains("event=DELETED reason=idle table=50 idle_timeout=1 cookie=0 arp"), "{m}");
     assert!(m.contains("event=DELETED reason=hard table=50 hard_timeout=2 cookie=0 ip"), "{m}");
 
