@@ -2,4 +2,5 @@
 //! share.
 
 pub mod netns;
+pub mod netpol;
 pub mod topology;

@@ -432,6 +432,44 @@ fn a_killed_node_restarts_and_a_second_one_is_refused() {
     t.lab.ip(Some(&node_ns), &["link", "set", "dev", "eth0", "xdp", "off"]).unwrap();
 }
 
+/// 4.13's egress-IP select groups follow the NetNamespaces on reload, in
+/// the same bundle as the flows that use them: a namespace that loses its
+/// egress IP loses its group, one whose egress IP moves to another node
+/// gets its group's bucket changed, and going back restores both.
+#[test]
+fn reload_changes_the_egress_ip_groups() {
+    let _serial = serial();
+    require_root();
+    let t = start("sdg", &["--sdn-version", "4.13"]);
+    let ctl = |t: &Topology, args: &[&str]| t.ctl("node-d", args).unwrap_or_else(|e| panic!("ctl {args:?}: {e}"));
+    let groups = ctl(&t, &["dump-groups"]);
+    assert!(groups.contains("group_id=11235,type=select") && groups.contains("group_id=58132,type=select"), "{groups}");
+    assert!(groups.contains("set_field:6e:2f:91:0c:55:a7->eth_dst"), "58132 leaves by tun0 here: {groups}");
+    let changed = CLUSTER.replacen("  netid: 11235\n  egressIPs: [172.16.1.100]\n", "  netid: 11235\n", 1).replacen(
+        "  netid: 58132\n  egressIPs: [172.16.1.101]",
+        "  netid: 58132\n  egressIPs: [172.16.1.100]",
+        1,
+    );
+    assert_ne!(changed, CLUSTER);
+    t.write_config(&changed).unwrap();
+    let out = ctl(&t, &["reload"]);
+    assert!(out.contains(", 2 groups added, changed or removed, "), "{out}");
+    let groups = ctl(&t, &["dump-groups"]);
+    assert!(!groups.contains("group_id=11235"), "project-a's group is gone: {groups}");
+    assert!(
+        groups.contains("group_id=58132,type=select") && groups.contains("set_field:172.16.1.16->tun_dst"),
+        "project-b's egress IP is on node-b now: {groups}"
+    );
+    assert!(!ctl(&t, &["dump-flows", "table=101"]).contains("group:11235"));
+    t.write_config(CLUSTER).unwrap();
+    let out = ctl(&t, &["reload"]);
+    assert!(out.contains(", 2 groups added, changed or removed, "), "{out}");
+    let groups = ctl(&t, &["dump-groups"]);
+    assert!(groups.contains("group_id=11235,type=select") && groups.contains("6e:2f:91:0c:55:a7->eth_dst"), "{groups}");
+    let out = ctl(&t, &["reload"]);
+    assert!(out.contains("(0 added or changed, 0 removed), 4 HostSubnets"), "nothing left to change: {out}");
+}
+
 /// The runtime state, the lists, reload's diff, metrics, help, pipes.
 #[test]
 fn runtime_state_survives_reload() {

@@ -17,6 +17,12 @@ use serde::{Deserialize, Deserializer};
 /// multitenant, pods on node-d and node-b), used when no file is given.
 pub const DEFAULT_CLUSTER: &str = include_str!("../data/default-cluster.yaml");
 
+/// The embedded NetworkPolicy cluster (`sdnfwd demo`'s 4.13 section): two
+/// nodes with OpenShift 4.13's rules and the networkpolicy plugin, pods in
+/// three namespaces, node sections then the API objects as `oc get -o
+/// yaml` prints them.
+pub const NETPOL_CLUSTER: &str = include_str!("../data/netpol-cluster.yaml");
+
 /// A whole cluster description (or one node's view of it).
 #[derive(Clone, Debug, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]

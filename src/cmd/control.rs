@@ -3,7 +3,7 @@
 //! (`openflow`) each hold a [`Control`] and go through it to the slow-path
 //! thread (commands answered on a reply channel), the poll loops (port
 //! dumps) and the main thread (cluster changes, reloads and the lists of
-//! pods and HostSubnets: [`NodeCall`]).
+//! pods, HostSubnets and NetworkPolicies: [`NodeCall`]).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -39,6 +39,8 @@ pub enum NodeRequest {
     PodList,
     /// `hostsubnet list`.
     HostSubnetList,
+    /// `policy list`.
+    PolicyList,
     /// The ports as the node knows them: number, interface, what, up.
     Ports,
 }
