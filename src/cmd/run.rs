@@ -939,41 +939,41 @@ fn apply_state(
             cores(&next)
         ));
     }
-    let (cmds, new, new_groups, ports, n_add, n_del, n_groups, regenerated) =
-        match policy_only_change(node, cur, &next) {
-            // Policies or labels only: the affected namespaces' policy
-            // flows, as the networkpolicy plugin's sync does.
-            Some(affected) => {
-                let bundle = config::render::namespaces_bundle(&next.cluster, node, &affected)
-                    .map_err(|e| format!("{}: {}", next.file.path, e.0))?;
-                let (new, n_del) = apply_to_list(flows, &bundle);
-                let n_add = bundle.iter().filter(|c| matches!(c, FlowCommand::Add(_))).count();
-                (bundle, new, groups.to_vec(), None, n_add, n_del, 0, Some(affected))
+    let (cmds, new, new_groups, ports, n_add, n_del, n_groups, regenerated) = match policy_only_change(node, cur, &next)
+    {
+        // Policies or labels only: the affected namespaces' policy
+        // flows, as the networkpolicy plugin's sync does.
+        Some(affected) => {
+            let bundle = config::render::namespaces_bundle(&next.cluster, node, &affected)
+                .map_err(|e| format!("{}: {}", next.file.path, e.0))?;
+            let (new, n_del) = apply_to_list(flows, &bundle);
+            let n_add = bundle.iter().filter(|c| matches!(c, FlowCommand::Add(_))).count();
+            (bundle, new, groups.to_vec(), None, n_add, n_del, 0, Some(affected))
+        }
+        None => {
+            let (of, warnings) = node_tables_warning(&next.cluster, node, next.extra(), &next.file.path)?;
+            for w in warnings {
+                log(&format!("reload: warning: {w}"));
             }
-            None => {
-                let (of, warnings) = node_tables_warning(&next.cluster, node, next.extra(), &next.file.path)?;
-                for w in warnings {
-                    log(&format!("reload: warning: {w}"));
-                }
-                let new: Vec<FlowSpec> = of.rules(None).iter().map(|r| r.spec.clone()).collect();
-                let new_groups: Vec<GroupSpec> = of.groups().map(|g| (**g).clone()).collect();
-                let flow_cmds = slowpath::ofproto::flow_diff(flows, &new);
-                let (n_add, n_del) = flow_cmds.iter().fold((0, 0), |(x, y), c| match c {
-                    FlowCommand::Delete { .. } => (x, y + 1),
-                    _ => (x + 1, y),
-                });
-                // One bundle: groups added or changed first (new flows
-                // point at them), then the flows, then the groups no flow
-                // needs any more (4.13's egress-IP groups follow the
-                // NetNamespaces' egressIPs).
-                let (group_first, group_last) = group_diff(groups, &new_groups);
-                let n_groups = group_first.len() + group_last.len();
-                let mut cmds = group_first;
-                cmds.extend(flow_cmds);
-                cmds.extend(group_last);
-                (cmds, new, new_groups, Some(of.ports.clone()), n_add, n_del, n_groups, None)
-            }
-        };
+            let new: Vec<FlowSpec> = of.rules(None).iter().map(|r| r.spec.clone()).collect();
+            let new_groups: Vec<GroupSpec> = of.groups().map(|g| (**g).clone()).collect();
+            let flow_cmds = slowpath::ofproto::flow_diff(flows, &new);
+            let (n_add, n_del) = flow_cmds.iter().fold((0, 0), |(x, y), c| match c {
+                FlowCommand::Delete { .. } => (x, y + 1),
+                _ => (x + 1, y),
+            });
+            // One bundle: groups added or changed first (new flows
+            // point at them), then the flows, then the groups no flow
+            // needs any more (4.13's egress-IP groups follow the
+            // NetNamespaces' egressIPs).
+            let (group_first, group_last) = group_diff(groups, &new_groups);
+            let n_groups = group_first.len() + group_last.len();
+            let mut cmds = group_first;
+            cmds.extend(flow_cmds);
+            cmds.extend(group_last);
+            (cmds, new, new_groups, Some(of.ports.clone()), n_add, n_del, n_groups, None)
+        }
+    };
     // Ports first (outputs to a new pod must exist), then the flows; a
     // refused bundle puts the old ports back. The slow path answers once
     // the bundle is applied and the megaflows revalidated: the next packet
@@ -1215,8 +1215,8 @@ fn port_table(specs: &[PortSpec], state: &NodeState, uplink: Option<&str>) -> St
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::cmd::node::{parse_edit, Edit};
     use crate::cmd::common::node_tables;
+    use crate::cmd::node::{parse_edit, Edit};
 
     /// The networkpolicy test cluster as one file, edited by `edit`.
     fn file(v: config::yaml::SdnVersion, tag: &str, edit: impl Fn(String) -> String) -> FileState {
