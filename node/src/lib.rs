@@ -10,7 +10,15 @@
 //!   interfaces from Debian's ovsdb-server and writes back what the switch
 //!   did (`ofport`, `cur_cfg`), as ovs-vswitchd does;
 //! - [`unixctl`]: the server `ovs-appctl` talks to.
+//!
+//! And the first parts of the running node, moved out of the binary:
+//! [`state`] (the node's desired state: the config file plus what ctl
+//! changed, validated whole), [`control`] (what ctl, metrics and OpenFlow
+//! reach of a running node), [`logging`].
 
+pub mod control;
 pub mod jsonrpc;
+pub mod logging;
 pub mod ovsdb;
+pub mod state;
 pub mod unixctl;

@@ -12,7 +12,7 @@ use config::ofctl::FlowCommand;
 use slowpath::ofproto::{FlowModError, GroupStats, Rule};
 use slowpath::openflow::{PortDesc, Switch};
 
-use super::control::{on_slow_path, port_dumps, Control};
+use node::control::{on_slow_path, port_dumps, Control};
 
 fn mac_of(ifname: &str) -> u64 {
     std::fs::read_to_string(format!("/sys/class/net/{ifname}/address"))
@@ -21,7 +21,19 @@ fn mac_of(ifname: &str) -> u64 {
         .unwrap_or(0)
 }
 
-impl Switch for Control {
+/// The node's [`Control`] as the OpenFlow listener sees it (a type of this
+/// crate, so that the listener's trait may be implemented for it).
+#[derive(Clone)]
+pub struct OfSwitch(pub Control);
+
+impl std::ops::Deref for OfSwitch {
+    type Target = Control;
+    fn deref(&self) -> &Control {
+        &self.0
+    }
+}
+
+impl Switch for OfSwitch {
     fn datapath_id(&self) -> u64 {
         self.dpid
     }
