@@ -18,7 +18,7 @@ use fastpath::pmd::PmdCommand;
 use slowpath::ofproto::{FlowEvent, FlowModError, GroupStats, Rule};
 use slowpath::openflow::{PacketOut, PacketOutAction, PortDesc, Switch};
 
-use super::control::{on_slow_path, port_dumps, Control};
+use node::control::{on_slow_path, port_dumps, Control};
 
 fn mac_of(ifname: &str) -> u64 {
     std::fs::read_to_string(format!("/sys/class/net/{ifname}/address"))
@@ -27,7 +27,19 @@ fn mac_of(ifname: &str) -> u64 {
         .unwrap_or(0)
 }
 
-impl Switch for Control {
+/// The node's [`Control`] as the OpenFlow listener sees it (a type of this
+/// crate, so that the listener's trait may be implemented for it).
+#[derive(Clone)]
+pub struct OfSwitch(pub Control);
+
+impl std::ops::Deref for OfSwitch {
+    type Target = Control;
+    fn deref(&self) -> &Control {
+        &self.0
+    }
+}
+
+impl Switch for OfSwitch {
     fn datapath_id(&self) -> u64 {
         self.dpid
     }
@@ -83,7 +95,7 @@ impl Switch for Control {
     }
 
     fn log(&self, msg: &str) {
-        super::logging::log(super::logging::Level::Info, msg);
+        node::logging::log(node::logging::Level::Info, msg);
     }
 
     fn rules(&self) -> Result<Vec<Arc<Rule>>, String> {
