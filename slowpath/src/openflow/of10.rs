@@ -548,7 +548,7 @@ pub fn phy_port10(port_no: u32, mac: u64, name: &str, up: bool) -> Vec<u8> {
     let p = if port_no as u64 == OFPP_LOCAL { 0xfffe } else { port_no as u16 };
     e.extend_from_slice(&p.to_be_bytes());
     e.extend_from_slice(&mac.to_be_bytes()[2..]);
-    super::put_str(&mut e, name, 16);
+    super::switch::put_str(&mut e, name, 16);
     e.extend_from_slice(&(if up { 0u32 } else { 1 }).to_be_bytes()); // config: PORT_DOWN
     e.extend_from_slice(&(if up { 0u32 } else { 1 }).to_be_bytes()); // state: LINK_DOWN
     e.extend_from_slice(&[0; 16]); // curr, advertised, supported, peer

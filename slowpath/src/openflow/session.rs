@@ -24,7 +24,7 @@ use config::ofctl::{Action, FlowCommand, GroupCommand};
 use super::codec::{self, be16, be32, err, mp, ty, OfError, OFP10, OFP13, OFP14, OFP15};
 use super::monitor::Monitor;
 use super::of10::{self, nxst, nxt};
-use super::{put_str, PacketOut, PortDesc, Switch, SwitchConfig};
+use super::switch::{put_str, Conn, PacketOut, PacketOutAction, PortDesc, Switch, SwitchConfig};
 use crate::ofproto::{FlowModError, FlowModErrorKind};
 
 /// A connection as the listener's event thread reaches it.
@@ -77,7 +77,7 @@ impl Peer {
 
 /// A byte stream cut into OpenFlow messages.
 struct Framer {
-    conn: Box<dyn super::Conn>,
+    conn: Box<dyn Conn>,
     buf: Vec<u8>,
 }
 
@@ -226,7 +226,7 @@ impl<'a> Session<'a> {
     ///
     /// # Errors
     /// The connection's I/O error.
-    pub fn run(mut self, conn: Box<dyn super::Conn>) -> io::Result<()> {
+    pub fn run(mut self, conn: Box<dyn Conn>) -> io::Result<()> {
         conn.set_timeout(Some(self.probe))?;
         let mut fr = Framer { conn, buf: Vec::new() };
         self.peer.send(&[codec::hello_all(1)])?;
@@ -611,13 +611,13 @@ impl<'a> Session<'a> {
             && actions[..6] == table_port
             && (v == OFP10 || actions[6..8] == [0xff, 0xf9]);
         let action = if to_table {
-            super::PacketOutAction::Pipeline
+            PacketOutAction::Pipeline
         } else {
             match codec::decode_actions_v(actions, v)?.as_slice() {
                 [Action::Resubmit { port, table: Some(0) | None }] if port.is_none() || *port == Some(in_port) => {
-                    super::PacketOutAction::Pipeline
+                    PacketOutAction::Pipeline
                 }
-                [Action::Output(p)] => super::PacketOutAction::Output(*p),
+                [Action::Output(p)] => PacketOutAction::Output(*p),
                 _ => {
                     return Err(OfError::new(
                         err::BAD_ACTION,
