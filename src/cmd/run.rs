@@ -104,7 +104,7 @@ pub struct RunArgs {
     /// timestamp and the level.
     #[arg(long, value_enum)]
     pub log_level: Option<Level>,
-    /// Serve the tables over OpenFlow 1.3 for ovs-ofctl and controllers:
+    /// Serve the tables over OpenFlow 1.0, 1.3, 1.4 and 1.5 for ovs-ofctl and controllers:
     /// `ptcp:PORT[:IP]` or `punix:PATH` (repeatable).
     #[arg(long, value_name = "TARGET")]
     pub openflow: Vec<String>,
@@ -692,7 +692,7 @@ fn serve(
     let mut of_paths = Vec::new();
     for target in &a.openflow {
         let l = slowpath::openflow::Listener::bind(target).map_err(|e| format!("sdnfwd run: --openflow {e}"))?;
-        log(&format!("OpenFlow 1.3 on {target} (ovs-ofctl -O OpenFlow13 ... {})", l.client_target()));
+        log(&format!("OpenFlow 1.0, 1.3-1.5 on {target} (ovs-ofctl ... {})", l.client_target()));
         of_paths.extend(l.path().map(|p| p.to_path_buf()));
         let sw: Arc<dyn slowpath::openflow::Switch> = Arc::new(super::openflow::OfSwitch(control.clone()));
         std::thread::Builder::new()
