@@ -4,4 +4,5 @@
 pub mod bench_ct;
 pub mod ct_mode;
 pub mod netns;
+pub mod netpol;
 pub mod topology;

@@ -299,6 +299,16 @@ impl Topology {
         Ok(())
     }
 
+    /// The cluster file the nodes run (`sdnfwd run --config`).
+    pub fn config_path(&self) -> &Path {
+        &self.config_path
+    }
+
+    /// The sdnfwd binary the nodes run.
+    pub fn bin(&self) -> &Path {
+        &self.bin
+    }
+
     /// The control socket of a node (`sdnfwd ctl --socket`).
     pub fn socket(&self, node: &str) -> String {
         std::env::temp_dir().join(format!("{}-{node}.ctl", self.lab.prefix())).to_string_lossy().into_owned()
@@ -339,6 +349,15 @@ impl Topology {
         Ok(NodeExit { code: st.code(), stdout: j(&p.stdout), stderr: j(&p.stderr) })
     }
 
+    /// Kills a node with SIGKILL, as a crash or the OOM killer would: it
+    /// cleans nothing up.
+    pub fn kill(&mut self, node: &str) -> Result<(), String> {
+        let mut p = self.procs.remove(node).ok_or(format!("node {node} not running"))?;
+        p.child.kill().map_err(|e| format!("kill {node}: {e}"))?;
+        p.child.wait().map_err(|e| format!("wait {node}: {e}"))?;
+        Ok(())
+    }
+
     /// Namespace of pod "namespace/name".
     pub fn pod(&self, id: &str) -> Result<&str, String> {
         self.pod_ns.get(id).map(String::as_str).ok_or(format!("no pod {id}"))
@@ -361,6 +380,25 @@ impl Topology {
     /// A TCP connection from namespace `from` to `ip:port`, served by a
     /// listener in namespace `to`, with one line echoed.
     pub fn tcp(&self, from: &str, to: &str, ip: &str, port: u16) -> Result<(), String> {
+        self.tcp_with(from, to, ip, port, 4.0, 1.0)
+    }
+
+    /// [`Topology::tcp`], trying for `timeout` seconds, each attempt
+    /// waiting `connect_timeout` for the handshake (under 1 s: one SYN
+    /// each, none retransmitted).
+    ///
+    /// # Errors
+    /// No echo within the time (the client's error), or a listener that
+    /// could not be started.
+    pub fn tcp_with(
+        &self,
+        from: &str,
+        to: &str,
+        ip: &str,
+        port: u16,
+        timeout: f64,
+        connect_timeout: f64,
+    ) -> Result<(), String> {
         let bin = self.bin.to_string_lossy().into_owned();
         let listen = format!("0.0.0.0:{port}");
         let mut srv = Command::new("ip")
@@ -375,7 +413,11 @@ impl Topology {
             let _ = BufReader::new(out).read_line(&mut l);
         }
         let addr = format!("{ip}:{port}");
-        let r = run("ip", &["netns", "exec", from, &bin, "netcheck", "tcp-connect", &addr, "--timeout", "4"]);
+        let (t, ct) = (timeout.to_string(), connect_timeout.to_string());
+        let r = run(
+            "ip",
+            &["netns", "exec", from, &bin, "netcheck", "tcp-connect", &addr, "--timeout", &t, "--connect-timeout", &ct],
+        );
         let _ = srv.kill();
         let _ = srv.wait();
         r.map(|_| ())
@@ -632,4 +674,72 @@ pub fn default_cluster_checks(
         && t.lab.ip(Some(&nd), &["link"]).is_ok_and(|o| !String::from_utf8_lossy(&o.stdout).contains("tun0"));
     add(Check { what: "node-d left no XDP program and no tun0".into(), ok: clean, detail: String::new() }, &mut checks);
     Ok((checks, exits))
+}
+
+impl Topology {
+    /// `sdnfwd ctl` against a node with `input` on its stdin (`policy add
+    /// -`): its output.
+    ///
+    /// # Errors
+    /// The command's error (its stderr), or why it could not run.
+    pub fn ctl_stdin(&self, node: &str, args: &[&str], input: &str) -> Result<String, String> {
+        use std::io::Write;
+        let sock = self.socket(node);
+        let mut c = std::process::Command::new(&self.bin)
+            .args(["ctl", "--socket", &sock])
+            .args(args)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .map_err(|e| format!("{}: {e}", self.bin.display()))?;
+        if let Some(mut i) = c.stdin.take() {
+            i.write_all(input.as_bytes()).map_err(|e| e.to_string())?;
+        }
+        let o = c.wait_with_output().map_err(|e| e.to_string())?;
+        if o.status.success() {
+            Ok(String::from_utf8_lossy(&o.stdout).into_owned())
+        } else {
+            Err(String::from_utf8_lossy(&o.stderr).into_owned())
+        }
+    }
+
+    /// kube-proxy's iptables rules, as its iptables mode writes them, in
+    /// `node`'s namespace: `svc:port` (TCP) DNAT to `backend:port`
+    /// (KUBE-SERVICES from PREROUTING → KUBE-SVC-* → KUBE-SEP-*); IP
+    /// forwarding on.
+    ///
+    /// # Errors
+    /// An iptables command that failed (no `iptables`, no NAT in the
+    /// kernel), naming it.
+    pub fn kube_proxy_rules(&self, node: &str, svc: &str, port: u16, backend: &str) -> Result<(), String> {
+        let ns = self.node(node)?.to_string();
+        let p = port.to_string();
+        let dest = format!("{backend}:{port}");
+        let rules: [&[&str]; 7] = [
+            &["-t", "nat", "-N", "KUBE-SERVICES"],
+            &[
+                "-t",
+                "nat",
+                "-A",
+                "PREROUTING",
+                "-m",
+                "comment",
+                "--comment",
+                "kubernetes service portals",
+                "-j",
+                "KUBE-SERVICES",
+            ],
+            &["-t", "nat", "-N", "KUBE-SVC-WEB"],
+            &["-t", "nat", "-A", "KUBE-SERVICES", "-d", svc, "-p", "tcp", "--dport", &p, "-j", "KUBE-SVC-WEB"],
+            &["-t", "nat", "-N", "KUBE-SEP-WEB1"],
+            &["-t", "nat", "-A", "KUBE-SVC-WEB", "-j", "KUBE-SEP-WEB1"],
+            &["-t", "nat", "-A", "KUBE-SEP-WEB1", "-p", "tcp", "-m", "tcp", "-j", "DNAT", "--to-destination", &dest],
+        ];
+        for r in rules {
+            let args: Vec<&str> = [&["netns", "exec", &ns, "iptables", "-w"][..], r].concat();
+            run("ip", &args).map_err(|e| format!("{node}: iptables {}: {e}", r.join(" ")))?;
+        }
+        run("ip", &["netns", "exec", &ns, "sysctl", "-qw", "net.ipv4.ip_forward=1"]).map(|_| ())
+    }
 }

@@ -3,7 +3,10 @@
 //! namespaces: AF_XDP on its pods' veths, tun0 and the uplink) gets a table
 //! of bad inputs: each bad config file at start-up (in a namespace of its
 //! own: exit status 2, nothing set up), by SIGHUP and by `sdnfwd ctl
-//! reload`, and each bad `ctl pod add` and `ctl hostsubnet add`. Each must
+//! reload`, each bad `ctl pod add` and `ctl hostsubnet add`, and the
+//! OpenFlow requests the node refuses (sent by the real `ovs-ofctl`: bundles
+//! with a bad line, table 254, an overlap, missing groups, PORT_MOD,
+//! meters, a PACKET_OUT it cannot run; each with OVS's error). Each must
 //! be refused with a line that names its source (`file:line:column` at the
 //! value that is wrong, or the ctl command) and the objects in conflict,
 //! and the node's flows (dump-flows without durations), ports (`show`: each
@@ -246,7 +249,10 @@ fn assert_names(case: &str, out: &str, path: &str, text: &str, b: &Bad) {
 fn bad_inputs_are_refused_and_change_nothing() {
     let _serial = serial();
     require_root();
-    let mut t = start("sdv", &[]);
+    // OpenFlow on a unix socket, for the OpenFlow cases below.
+    let of_sock = std::env::temp_dir().join("sdnfwd-bad-inputs-of.mgmt");
+    let of_target = format!("punix:{}", of_sock.display());
+    let mut t = start("sdv", &["--openflow", &of_target]);
     let cfg_path = std::env::temp_dir().join(format!("{}-cluster.yaml", t.lab.prefix()));
     let cfg = cfg_path.to_string_lossy().into_owned();
     let bin = bin();
@@ -320,6 +326,39 @@ fn bad_inputs_are_refused_and_change_nothing() {
         assert_same(&snapshot(&t), &before, &format!("ctl {args}"));
         n_inputs += 1;
     }
+    // OpenFlow: what ovs-ofctl sends that the node refuses, each with the
+    // OpenFlow error OVS would send, named by ovs-ofctl (never a bare hex
+    // dump); a refused bundle applies none of its lines.
+    let of = format!("unix:{}", of_sock.display());
+    let bad_flows = dir.path().join("bad.flows");
+    std::fs::write(&bad_flows, "table=0, priority=7, ip, actions=drop\ntable=40, priority=1, ip, actions=group:99\n")
+        .unwrap();
+    let bad_flows = bad_flows.to_string_lossy().into_owned();
+    let pkt = "packet=ffffffffffff000000000001080045000014000100004001f7e40a0000010a000002";
+    let in_port1 = format!("in_port=1 {pkt} actions=table");
+    let cases: Vec<(Vec<&str>, &str)> = vec![
+        (vec!["-O", "OpenFlow13", "--bundle", "add-flows", &of, &bad_flows], "OFPBAC_BAD_OUT_GROUP"),
+        (vec!["-O", "OpenFlow14", "--bundle", "replace-flows", &of, &bad_flows], "OFPBAC_BAD_OUT_GROUP"),
+        (vec!["add-flow", &of, "table=254, actions=drop"], "OFPBRC_EPERM"),
+        (vec!["add-flow", &of, "table=0, priority=0, ip, check_overlap, actions=drop"], "OFPFMFC_OVERLAP"),
+        (vec!["-O", "OpenFlow13", "add-flow", &of, "table=30, priority=1, actions=group:99"], "OFPBAC_BAD_OUT_GROUP"),
+        (vec!["-O", "OpenFlow13", "mod-group", &of, "group_id=99,type=all,bucket=output:3"], "OFPGMFC_UNKNOWN_GROUP"),
+        (
+            vec!["-O", "OpenFlow13", "add-group", &of, "group_id=1,type=all,bucket=actions=group:77"],
+            "OFPBAC_BAD_OUT_GROUP",
+        ),
+        (vec!["-O", "OpenFlow15", "add-group", &of, "group_id=1,type=all,bucket=output:3"], "OFPBRC_BAD_TYPE"),
+        (vec!["mod-port", &of, "3", "down"], "OFPBRC_EPERM"),
+        (vec!["-O", "OpenFlow13", "add-meter", &of, "meter=1,kbps,band=type=drop,rate=1000"], "OFPBRC_BAD_TYPE"),
+        (vec!["packet-out", &of, &in_port1], "OFPBRC_EPERM"),
+    ];
+    for (args, code) in cases {
+        let (_, out, err) = run_status("ovs-ofctl", &args);
+        let all = format!("{out}{err}");
+        assert!(all.contains(code) && !all.lines().any(|l| l.starts_with("00000000  ")), "ovs-ofctl {args:?}: {all}");
+        assert_same(&snapshot(&t), &before, &format!("ovs-ofctl {args:?}"));
+        n_inputs += 1;
+    }
     assert!(n_inputs >= 40, "{n_inputs} bad inputs");
     eprintln!("bad inputs: {n_inputs} refused, the node unchanged after each");
     // Still forwarding.
@@ -357,6 +396,117 @@ fn missing_uplink_is_refused_before_setup() {
     let links = lab.ip(Some(&ns), &["link"]).unwrap();
     let links = String::from_utf8_lossy(&links.stdout);
     assert!(!links.contains("tun0"), "{links}");
+}
+
+/// A node killed with SIGKILL leaves its uplink XDP program attached; the
+/// next start finds it is sdnfwd's own and that no sdnfwd holds the
+/// uplink's lock, replaces it and forwards again. A second sdnfwd on a
+/// running node's uplink is refused before it sets anything up (the
+/// running node's tun0 untouched), and a foreign XDP program is named.
+#[test]
+fn a_killed_node_restarts_and_a_second_one_is_refused() {
+    let _serial = serial();
+    require_root();
+    let mut t = start("sdk9", &[]);
+    let node_ns = t.node("node-d").unwrap().to_string();
+    let xdp = |t: &Topology| {
+        let o = t.lab.ip(Some(t.node("node-d").unwrap()), &["-d", "link", "show", "dev", "eth0"]).unwrap();
+        String::from_utf8_lossy(&o.stdout).into_owned()
+    };
+    let cfg = t.config_path().to_string_lossy().into_owned();
+    // A second sdnfwd for the same node, while the first runs.
+    let o = t
+        .lab
+        .command(&node_ns, bin().to_str().unwrap())
+        .args(["run", "--config", &cfg, "--node", "node-d", "--socket", "/tmp/sdk9-second.ctl"])
+        .output()
+        .unwrap();
+    let e = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{e}");
+    assert!(e.contains("another sdnfwd (pid ") && e.contains("nothing was set up"), "{e}");
+    assert!(t.ctl("node-d", &["show"]).is_ok(), "the running node still answers");
+    let links = String::from_utf8_lossy(&t.lab.ip(Some(&node_ns), &["link"]).unwrap().stdout).into_owned();
+    assert!(links.contains("tun0"), "the running node's tun0 is untouched:\n{links}");
+    // Killed: the program stays.
+    t.kill("node-d").unwrap();
+    let left = xdp(&t);
+    assert!(left.contains("prog/xdp") && left.contains("sdnfwd_uplink"), "{left}");
+    let c0 = sdnfwd::netns::two_cores("bad inputs")[0].to_string();
+    // Restarted with a rule that renders no flow: logged, as `render`
+    // prints it.
+    let text = std::fs::read_to_string(&cfg).unwrap();
+    let with_dns = text.replacen(
+        "    - {type: Deny, to: {cidrSelector: 0.0.0.0/0}}",
+        "    - {type: Allow, to: {dnsName: www.example.com}}\n    - {type: Deny, to: {cidrSelector: 0.0.0.0/0}}",
+        1,
+    );
+    assert_ne!(with_dns, text);
+    std::fs::write(&cfg, with_dns).unwrap();
+    t.start("node-d", &["--cores", &c0, "--pmd-maxsleep-us", "50"]).expect("restart after SIGKILL");
+    let log = t.log("node-d");
+    assert!(log.contains("replaced the XDP program (id ") && log.contains("that a killed sdnfwd left"), "{log}");
+    assert!(log.contains("WARN  sdnfwd: EgressNetworkPolicy ") && log.contains("dnsName www.example.com"), "{log}");
+    let web1 = t.pod("project-a/web-1").unwrap().to_string();
+    assert!(t.ping(&web1, "10.131.0.4", 3), "forwarding after the restart");
+    t.stop("node-d").unwrap();
+    assert!(!xdp(&t).contains("prog/xdp"), "a clean stop detaches it");
+    // Somebody else's program (compiled here with clang, as the build
+    // compiles sdnfwd's): named, left alone.
+    let dir = tempfile::tempdir().unwrap();
+    let (c, o) = (dir.path().join("other.c"), dir.path().join("other.o"));
+    std::fs::write(
+        &c,
+        "__attribute__((section(\"xdp\"), used)) int other_prog(void *ctx) { return 2; }\n\
+         char _license[] __attribute__((section(\"license\"), used)) = \"GPL\";\n",
+    )
+    .unwrap();
+    run("clang", &["-O2", "-target", "bpf", "-c", c.to_str().unwrap(), "-o", o.to_str().unwrap()])
+        .expect("clang -target bpf (CI installs clang for the XDP programs)");
+    t.lab
+        .ip(Some(&node_ns), &["link", "set", "dev", "eth0", "xdp", "obj", o.to_str().unwrap(), "sec", "xdp"])
+        .expect("ip link set xdp obj");
+    let e = t.start("node-d", &["--cores", &c0]).expect_err("a foreign XDP program stops the start");
+    assert!(e.contains("eth0 already has an XDP program `other_prog` (id ") && e.contains("not sdnfwd's"), "{e}");
+    assert!(xdp(&t).contains("other_prog"), "left alone");
+    t.lab.ip(Some(&node_ns), &["link", "set", "dev", "eth0", "xdp", "off"]).unwrap();
+}
+
+/// 4.13's egress-IP select groups follow the NetNamespaces on reload, in
+/// the same bundle as the flows that use them: a namespace that loses its
+/// egress IP loses its group, one whose egress IP moves to another node
+/// gets its group's bucket changed, and going back restores both.
+#[test]
+fn reload_changes_the_egress_ip_groups() {
+    let _serial = serial();
+    require_root();
+    let t = start("sdg", &["--sdn-version", "4.13"]);
+    let ctl = |t: &Topology, args: &[&str]| t.ctl("node-d", args).unwrap_or_else(|e| panic!("ctl {args:?}: {e}"));
+    let groups = ctl(&t, &["dump-groups"]);
+    assert!(groups.contains("group_id=11235,type=select") && groups.contains("group_id=58132,type=select"), "{groups}");
+    assert!(groups.contains("set_field:6e:2f:91:0c:55:a7->eth_dst"), "58132 leaves by tun0 here: {groups}");
+    let changed = CLUSTER.replacen("  netid: 11235\n  egressIPs: [172.16.1.100]\n", "  netid: 11235\n", 1).replacen(
+        "  netid: 58132\n  egressIPs: [172.16.1.101]",
+        "  netid: 58132\n  egressIPs: [172.16.1.100]",
+        1,
+    );
+    assert_ne!(changed, CLUSTER);
+    t.write_config(&changed).unwrap();
+    let out = ctl(&t, &["reload"]);
+    assert!(out.contains(", 2 groups added, changed or removed, "), "{out}");
+    let groups = ctl(&t, &["dump-groups"]);
+    assert!(!groups.contains("group_id=11235"), "project-a's group is gone: {groups}");
+    assert!(
+        groups.contains("group_id=58132,type=select") && groups.contains("set_field:172.16.1.16->tun_dst"),
+        "project-b's egress IP is on node-b now: {groups}"
+    );
+    assert!(!ctl(&t, &["dump-flows", "table=101"]).contains("group:11235"));
+    t.write_config(CLUSTER).unwrap();
+    let out = ctl(&t, &["reload"]);
+    assert!(out.contains(", 2 groups added, changed or removed, "), "{out}");
+    let groups = ctl(&t, &["dump-groups"]);
+    assert!(groups.contains("group_id=11235,type=select") && groups.contains("6e:2f:91:0c:55:a7->eth_dst"), "{groups}");
+    let out = ctl(&t, &["reload"]);
+    assert!(out.contains("(0 added or changed, 0 removed), 4 HostSubnets"), "nothing left to change: {out}");
 }
 
 /// The runtime state, the lists, reload's diff, metrics, help, pipes.

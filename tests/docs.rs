@@ -256,8 +256,8 @@ fn reference_names_every_command_and_flag() {
 }
 
 /// The commands `sdnfwd ctl help` lists: the first word of each `|`
-/// alternative (`pod list`, `pod add`: the first two for `pod` and
-/// `hostsubnet`).
+/// alternative (`pod list`, `pod add`: the first two for `pod`,
+/// `hostsubnet` and `policy`).
 fn ctl_commands() -> BTreeSet<String> {
     let help = sdnfwd(&["ctl", "help"]);
     let mut v = BTreeSet::new();
@@ -268,7 +268,7 @@ fn ctl_commands() -> BTreeSet<String> {
         for alt in usage.split(" | ") {
             let w: Vec<&str> = alt.split_whitespace().collect();
             match w[..] {
-                [c @ ("pod" | "hostsubnet"), sub, ..] => v.insert(format!("{c} {sub}")),
+                [c @ ("pod" | "hostsubnet" | "policy"), sub, ..] => v.insert(format!("{c} {sub}")),
                 [c, ..] => v.insert(c.to_string()),
                 [] => false,
             };

@@ -782,6 +782,33 @@ mod tests {
     }
 
     #[test]
+    fn test_synthetic_policy_cluster_is_valid_and_renders_each_shape() {
+        let mut c = crate::load::synthetic_policy_cluster(1000, 500);
+        assert_eq!(c.check(), vec![]);
+        assert_eq!((c.pods.len(), c.network_policies.len()), (1000, 500));
+        assert_eq!(c.find_node("node-0").map(|n| n.pods.len()), Some(20));
+        let local: std::collections::BTreeSet<&str> =
+            c.find_node("node-0").unwrap().pods.iter().map(|p| p.namespace.as_str()).collect();
+        assert_eq!(local.len(), 20, "local pods spread over namespaces");
+        c.sdn_version = Some(crate::yaml::SdnVersion::V4_13);
+        let r = crate::render::render(&c, "node-0").unwrap();
+        // Each shape renders: the range as value/mask pairs, the egress
+        // table with 10.0.0.0/8 less the cluster network as CIDRs.
+        let text: Vec<String> = r.flows.iter().map(|f| f.to_string()).collect();
+        for want in [
+            "table=80",
+            "tp_dst=0x1f40/0xffc0",
+            "tp_dst=0x1fa0/0xfffc",
+            "table=27",
+            "nw_dst=10.0.0.0/9,",
+            "nw_dst=10.132.0.0/14,",
+        ] {
+            assert!(text.iter().any(|f| f.contains(want)), "no flow with {want}");
+        }
+        assert!(r.warnings.is_empty(), "{:?}", r.warnings);
+    }
+
+    #[test]
     fn test_overlap_of_wider_subnet() {
         let y = BASE.replace(
             "netNamespaces",

@@ -407,6 +407,107 @@ pub fn single_origins(pos: Positions, c: &Cluster) -> Origins {
     o
 }
 
+/// A synthetic NetworkPolicy cluster for scale tests and benchmarks, as
+/// `oc get -o yaml` prints it: 50 nodes (10.128.0.0/14, /23 each), 100
+/// namespaces (`ns-0`..`ns-99`, labelled `name: ns-N`), `n_pods` pods
+/// spread round-robin over namespaces and nodes (labels `app: app-K`, ten
+/// apps a namespace; a container port `http` 8080), and `n_policies`
+/// NetworkPolicies spread over the namespaces in five shapes as clusters
+/// write them: one app from another of its namespace on 8080; from another
+/// namespace on the range 8000–8100; from the whole namespace; an egress
+/// policy to 10.0.0.0/8 except the cluster network on 443; and a namespace
+/// and pod selector together on 8443. The node section describes `node-0`
+/// and its local pods.
+///
+/// # Panics
+/// If `n_pods` exceeds 25,000 (500 a node).
+pub fn synthetic_policy_cluster(n_pods: usize, n_policies: usize) -> Cluster {
+    use std::fmt::Write as _;
+    use std::net::Ipv4Addr;
+    const NODES: usize = 50;
+    const NAMESPACES: usize = 100;
+    assert!(n_pods <= NODES * 500);
+    let subnet = |n: usize| u32::from(Ipv4Addr::new(10, 128, 0, 0)) + ((n as u32) << 9);
+    let mut y = String::from(
+        "apiVersion: v1\nkind: List\nitems:\n\
+         - {kind: ClusterNetwork, apiVersion: network.openshift.io/v1, metadata: {name: default}, \
+         clusterNetworks: [{CIDR: 10.128.0.0/14, hostSubnetLength: 9}], serviceNetwork: 172.30.0.0/16, \
+         pluginName: redhat/openshift-ovs-networkpolicy}\n",
+    );
+    for n in 0..NODES {
+        let _ = writeln!(
+            y,
+            "- {{kind: HostSubnet, apiVersion: network.openshift.io/v1, metadata: {{name: node-{n}}}, host: node-{n}, \
+             hostIP: 172.16.{}.{}, subnet: {}/23}}",
+            n / 250,
+            n % 250 + 1,
+            Ipv4Addr::from(subnet(n))
+        );
+    }
+    for i in 0..NAMESPACES {
+        let _ = writeln!(
+            y,
+            "- {{kind: NetNamespace, apiVersion: network.openshift.io/v1, metadata: {{name: ns-{i}}}, netname: ns-{i}, \
+             netid: {}}}\n- {{kind: Namespace, apiVersion: v1, metadata: {{name: ns-{i}, labels: {{name: ns-{i}, \
+             kubernetes.io/metadata.name: ns-{i}}}}}}}",
+            100 + i
+        );
+    }
+    let mut node0 = String::from("node:\n  name: node-0\n  uplink: eth0\n  pods:\n");
+    let mut on_node = [0u32; NODES];
+    for p in 0..n_pods {
+        // The j-th pod of a namespace runs app-(j % 10), on a node that
+        // shifts with the namespace: every node hosts pods of every
+        // namespace once there are 50 a namespace.
+        let (ns, j) = (p % NAMESPACES, p / NAMESPACES);
+        let node = (j + ns) % NODES;
+        on_node[node] += 1;
+        let ip = Ipv4Addr::from(subnet(node) + 1 + on_node[node]);
+        let _ = writeln!(
+            y,
+            "- {{kind: Pod, apiVersion: v1, metadata: {{name: pod-{p}, namespace: ns-{ns}, labels: {{app: app-{}}}}}, \
+             spec: {{nodeName: node-{node}, containers: [{{name: c, ports: [{{containerPort: 8080, name: http, \
+             protocol: TCP}}]}}]}}, status: {{phase: Running, podIP: {ip}}}}}",
+            j % 10
+        );
+        if node == 0 {
+            let _ = writeln!(node0, "  - {{namespace: ns-{ns}, name: pod-{p}, veth: veth{p}}}");
+        }
+    }
+    for k in 0..n_policies {
+        let ns = k % NAMESPACES;
+        let app = (k / NAMESPACES) % 10;
+        let head = format!(
+            "- {{kind: NetworkPolicy, apiVersion: networking.k8s.io/v1, metadata: {{name: p-{k}, namespace: ns-{ns}}}, \
+             spec: {{podSelector: {{matchLabels: {{app: app-{app}}}}}, "
+        );
+        let body = match (k / NAMESPACES) % 5 {
+            0 => format!(
+                "ingress: [{{from: [{{podSelector: {{matchLabels: {{app: app-{}}}}}}}], ports: [{{port: 8080, \
+                 protocol: TCP}}]}}], policyTypes: [Ingress]",
+                (app + 1) % 10
+            ),
+            1 => format!(
+                "ingress: [{{from: [{{namespaceSelector: {{matchLabels: {{name: ns-{}}}}}}}], ports: [{{port: 8000, \
+                 endPort: 8100, protocol: TCP}}]}}], policyTypes: [Ingress]",
+                (ns + 1) % NAMESPACES
+            ),
+            2 => "ingress: [{from: [{podSelector: {}}]}], policyTypes: [Ingress]".to_string(),
+            3 => "egress: [{to: [{ipBlock: {cidr: 10.0.0.0/8, except: [10.128.0.0/14]}}], ports: [{port: 443, \
+                  protocol: TCP}]}], policyTypes: [Egress]"
+                .to_string(),
+            _ => format!(
+                "ingress: [{{from: [{{namespaceSelector: {{matchLabels: {{name: ns-{}}}}}, podSelector: \
+                 {{matchLabels: {{app: app-{app}}}}}}}], ports: [{{port: 8443, protocol: TCP}}]}}], policyTypes: \
+                 [Ingress]",
+                (ns + 7) % NAMESPACES
+            ),
+        };
+        let _ = writeln!(y, "{head}{body}}}}}");
+    }
+    load_unchecked(&[(None, node0), (None, y)]).unwrap_or_else(|e| panic!("synthetic policy cluster: {}", e[0]))
+}
+
 impl Cluster {
     /// Parses a cluster YAML without the checks of the whole state
     /// ([`Cluster::check`], which [`Cluster::from_yaml`] runs): types and
@@ -508,5 +609,162 @@ impl Cluster {
                 next += 1;
             }
         }
+    }
+}
+
+/// The NetworkPolicies of one file as `oc get networkpolicy -o yaml` (or
+/// `-o json`) prints them: a stream of NetworkPolicy objects
+/// (networking.k8s.io/v1) or `kind: List`s of them (`sdnfwd ctl policy
+/// add`). Each is checked as the API's validation would
+/// ([`NetworkPolicy::problems`]).
+///
+/// # Errors
+/// Every syntax and type error, object of another kind or API version,
+/// and problem of a policy, each at `name:line:column` (a problem naming a
+/// value, at that value); a file without a policy.
+pub fn network_policies(name: &str, text: &str) -> Result<Vec<NetworkPolicy>, Vec<ParseError>> {
+    let docs = Positions::of_all(text);
+    let mut out = Vec::new();
+    let mut errs = Vec::new();
+    let at = |(l, c): (usize, usize), msg: String| ParseError::new(l, c, msg).in_file(name);
+    let mut one = |v: &Value, pos: &Positions, path: &str, errs: &mut Vec<ParseError>| {
+        let here = pos.get(path).unwrap_or((1, 1));
+        let field = |f: &str| pos.get(&join(path, f)).unwrap_or(here);
+        match v.get("kind").and_then(Value::as_str) {
+            Some("NetworkPolicy") => {}
+            Some(k) => {
+                errs.push(at(field("kind"), format!("kind `{k}`: expected a NetworkPolicy (networking.k8s.io/v1)")));
+                return;
+            }
+            None => {
+                errs.push(at(here, "an object without `kind` (expected kind: NetworkPolicy)".into()));
+                return;
+            }
+        }
+        if let Some(api) = v.get("apiVersion") {
+            if api.as_str() != Some("networking.k8s.io/v1") {
+                let shown = api.as_str().map_or_else(|| format!("{api:?}"), str::to_string);
+                errs.push(at(
+                    field("apiVersion"),
+                    format!("apiVersion `{shown}`: sdnfwd reads NetworkPolicy networking.k8s.io/v1"),
+                ));
+                return;
+            }
+        }
+        let meta_name = v.get("metadata").and_then(|m| m.get("name")).and_then(Value::as_str).unwrap_or("");
+        let meta_ns = v.get("metadata").and_then(|m| m.get("namespace")).and_then(Value::as_str).unwrap_or("");
+        let np: NetworkPolicy = match typed(v, pos, path, &format!("NetworkPolicy {meta_ns}/{meta_name}")) {
+            Ok(np) => np,
+            Err((p, msg)) => {
+                errs.push(at(p, msg));
+                return;
+            }
+        };
+        for (f, msg) in np.problems() {
+            let start = field(f);
+            // A message that quotes the wrong value is located at it.
+            let quoted = msg.split_once('`').and_then(|(_, r)| r.split_once('`')).map(|(v, _)| v.to_string());
+            let needle = quoted.filter(|v| !v.is_empty()).or_else(|| {
+                msg.split_once(" port ").and_then(|(_, r)| r.split_whitespace().next()).map(str::to_string)
+            });
+            let p = needle.and_then(|n| crate::yaml::locate_from(text, start.0, &n)).unwrap_or(start);
+            errs.push(at(p, msg));
+        }
+        out.push(np);
+    };
+    for (di, de) in serde_norway::Deserializer::from_str(text).enumerate() {
+        let v = match Value::deserialize(de) {
+            Ok(v) => v,
+            Err(e) => {
+                let l = e.location().map(|l| (l.line(), l.column())).unwrap_or((1, 1));
+                let mut msg = e.to_string();
+                if let Some(i) = msg.find(" at line ") {
+                    msg.truncate(i);
+                }
+                errs.push(at(l, msg));
+                break;
+            }
+        };
+        let empty_pos = Positions::default();
+        let pos = docs.get(di).unwrap_or(&empty_pos);
+        match v.get("kind").and_then(Value::as_str) {
+            Some("List") => match v.get("items") {
+                Some(Value::Sequence(items)) => {
+                    for (i, item) in items.iter().enumerate() {
+                        one(item, pos, &format!("items[{i}]"), &mut errs);
+                    }
+                }
+                Some(Value::Null) | None => {}
+                Some(_) => {
+                    errs.push(at(pos.get("items").unwrap_or((1, 1)), "a List's `items` must be a sequence".into()))
+                }
+            },
+            _ if v.is_null() => {}
+            _ => one(&v, pos, "", &mut errs),
+        }
+    }
+    if errs.is_empty() && out.is_empty() {
+        errs.push(at((1, 1), "no NetworkPolicy in the file".into()));
+    }
+    if errs.is_empty() {
+        Ok(out)
+    } else {
+        Err(errs)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const NP: &str = "apiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\nmetadata:\n  name: allow-8080\n  namespace: project-a\nspec:\n  podSelector:\n    matchLabels: {app: web}\n  ingress:\n  - from:\n    - namespaceSelector:\n        matchLabels: {team: frontend}\n    ports:\n    - {protocol: TCP, port: 8080}\n";
+
+    fn errs(text: &str) -> Vec<String> {
+        network_policies("p.yaml", text).unwrap_err().iter().map(ToString::to_string).collect()
+    }
+
+    #[test]
+    fn test_network_policies_read() {
+        let v = network_policies("p.yaml", NP).unwrap();
+        assert_eq!(v.len(), 1);
+        assert_eq!(v[0].id(), "project-a/allow-8080");
+        // A List, as `oc get networkpolicy -o yaml` prints, and JSON.
+        let list = format!("apiVersion: v1\nkind: List\nitems:\n- {}", NP.replace('\n', "\n  ").trim_end());
+        assert_eq!(network_policies("p.yaml", &list).unwrap()[0].id(), "project-a/allow-8080");
+        let json = r#"{"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy",
+            "metadata": {"name": "d", "namespace": "x"}, "spec": {"podSelector": {}, "policyTypes": ["Egress"]}}"#;
+        assert_eq!(network_policies("p.json", json).unwrap()[0].types(), (false, true));
+        // What `oc get networkpolicy NAME -o yaml` prints, server fields and all.
+        let oc = "apiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\nmetadata:\n  annotations:\n    \
+                  kubectl.kubernetes.io/last-applied-configuration: |\n      {\"kind\":\"NetworkPolicy\"}\n  \
+                  creationTimestamp: \"2026-12-06T09:00:00Z\"\n  generation: 1\n  name: deny-all\n  namespace: b\n  \
+                  resourceVersion: \"123456\"\n  uid: 0b8f3c5e-1111-2222-3333-444455556666\nspec:\n  podSelector: {}\n  \
+                  policyTypes:\n  - Ingress\nstatus: {}\n";
+        assert_eq!(network_policies("p.yaml", oc).unwrap()[0].id(), "b/deny-all");
+    }
+
+    #[test]
+    fn test_network_policies_errors_are_located() {
+        assert_eq!(
+            errs(&NP.replace("port: 8080", "port: 99999")),
+            ["p.yaml:14:29: NetworkPolicy project-a/allow-8080: ingress[0]: port 99999 is outside 1..65535"]
+        );
+        assert_eq!(
+            errs(&NP.replace("protocol: TCP", "protocol: ICMP")),
+            ["p.yaml:14:18: NetworkPolicy project-a/allow-8080: ingress[0]: protocol `ICMP` is not TCP, UDP or SCTP"]
+        );
+        let e = errs(&NP.replace("ingress:", "ingress: 5\n  x:"));
+        assert!(e.len() == 1 && e[0].starts_with("p.yaml:9:"), "{e:?}");
+        assert_eq!(
+            errs(&NP.replace("kind: NetworkPolicy", "kind: Pod")),
+            ["p.yaml:2:7: kind `Pod`: expected a NetworkPolicy (networking.k8s.io/v1)"]
+        );
+        assert_eq!(
+            errs(&NP.replace("networking.k8s.io/v1", "extensions/v1beta1")),
+            ["p.yaml:1:13: apiVersion `extensions/v1beta1`: sdnfwd reads NetworkPolicy networking.k8s.io/v1"]
+        );
+        assert_eq!(errs(""), ["p.yaml:1:1: no NetworkPolicy in the file"]);
+        assert!(errs("kind: [").len() == 1);
+        assert!(errs(&NP.replace("  namespace: project-a\n", ""))[0].contains("metadata.namespace are required"));
     }
 }

@@ -17,6 +17,12 @@ use serde::{Deserialize, Deserializer};
 /// multitenant, pods on node-d and node-b), used when no file is given.
 pub const DEFAULT_CLUSTER: &str = include_str!("../data/default-cluster.yaml");
 
+/// The embedded NetworkPolicy cluster (`sdnfwd demo`'s 4.13 section): two
+/// nodes with OpenShift 4.13's rules and the networkpolicy plugin, pods in
+/// three namespaces, node sections then the API objects as `oc get -o
+/// yaml` prints them.
+pub const NETPOL_CLUSTER: &str = include_str!("../data/netpol-cluster.yaml");
+
 /// A whole cluster description (or one node's view of it).
 #[derive(Clone, Debug, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
@@ -70,7 +76,7 @@ pub struct Cluster {
 }
 
 /// ClusterNetwork `default` (network.openshift.io/v1).
-#[derive(Clone, Debug, Default, Deserialize)]
+#[derive(Clone, Debug, Default, Deserialize, PartialEq)]
 #[serde(rename_all = "camelCase")]
 pub struct ClusterNetwork {
     /// Pod network CIDRs with host subnet lengths.
@@ -88,7 +94,7 @@ pub struct ClusterNetwork {
 }
 
 /// One `clusterNetworks[]` entry.
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize, PartialEq)]
 pub struct ClusterNetworkEntry {
     /// The CIDR.
     #[serde(rename = "CIDR")]
@@ -99,7 +105,7 @@ pub struct ClusterNetworkEntry {
 }
 
 /// Object metadata (the parts sdnfwd reads).
-#[derive(Clone, Debug, Default, Deserialize)]
+#[derive(Clone, Debug, Default, Deserialize, PartialEq)]
 pub struct Metadata {
     /// Object name.
     #[serde(default)]
@@ -119,7 +125,7 @@ pub struct Metadata {
 }
 
 /// HostSubnet (one per node).
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize, PartialEq)]
 #[serde(rename_all = "camelCase")]
 pub struct HostSubnet {
     /// Metadata; `uid` gives the cookie.
@@ -163,7 +169,7 @@ impl HostSubnet {
 }
 
 /// NetNamespace (one per Namespace).
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize, PartialEq)]
 #[serde(rename_all = "camelCase")]
 pub struct NetNamespace {
     /// Metadata (annotations: multicast).
@@ -191,7 +197,7 @@ impl NetNamespace {
 }
 
 /// A node and its local pods.
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize, PartialEq)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Node {
     /// Node name (= HostSubnet name).
@@ -292,7 +298,7 @@ impl<'de> Deserialize<'de> for SdnVersion {
 
 /// A pod of the cluster as `oc get pods -A -o yaml` prints it (the fields
 /// sdnfwd reads).
-#[derive(Clone, Debug, Default, Deserialize)]
+#[derive(Clone, Debug, Default, Deserialize, PartialEq)]
 pub struct ClusterPod {
     /// Name, namespace, labels.
     #[serde(default)]
@@ -306,7 +312,7 @@ pub struct ClusterPod {
 }
 
 /// The parts of a Pod's spec sdnfwd reads.
-#[derive(Clone, Debug, Default, Deserialize)]
+#[derive(Clone, Debug, Default, Deserialize, PartialEq)]
 #[serde(rename_all = "camelCase")]
 pub struct ClusterPodSpec {
     /// The node it runs on.
@@ -318,7 +324,7 @@ pub struct ClusterPodSpec {
 }
 
 /// The parts of a Pod's status sdnfwd reads.
-#[derive(Clone, Debug, Default, Deserialize)]
+#[derive(Clone, Debug, Default, Deserialize, PartialEq)]
 pub struct ClusterPodStatus {
     /// The pod IP (absent until the CNI plugin gave one).
     #[serde(default, rename = "podIP")]
@@ -339,7 +345,7 @@ impl ClusterPod {
 }
 
 /// A Namespace (v1): its labels are what namespaceSelectors match.
-#[derive(Clone, Debug, Default, Deserialize)]
+#[derive(Clone, Debug, Default, Deserialize, PartialEq)]
 pub struct Namespace {
     /// Name and labels.
     #[serde(default)]
@@ -347,7 +353,7 @@ pub struct Namespace {
 }
 
 /// A local pod.
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize, PartialEq)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Pod {
     /// Namespace.
@@ -399,7 +405,7 @@ fn ofport_unset() -> u32 {
 }
 
 /// A service (flattened: namespace, name, clusterIP, ports).
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize, PartialEq)]
 #[serde(rename_all = "camelCase")]
 pub struct Service {
     /// Namespace.
@@ -415,7 +421,7 @@ pub struct Service {
 }
 
 /// A service port.
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize, PartialEq)]
 pub struct ServicePort {
     /// TCP or UDP (default TCP).
     #[serde(default = "default_tcp")]
@@ -429,7 +435,7 @@ fn default_tcp() -> String {
 }
 
 /// EgressNetworkPolicy.
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize, PartialEq)]
 pub struct EgressNetworkPolicy {
     /// Metadata (namespace required).
     pub metadata: Metadata,
@@ -438,7 +444,7 @@ pub struct EgressNetworkPolicy {
 }
 
 /// EgressNetworkPolicy spec.
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize, PartialEq)]
 pub struct EgressSpec {
     /// Ordered rules.
     #[serde(default)]
@@ -446,7 +452,7 @@ pub struct EgressSpec {
 }
 
 /// One egress rule.
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize, PartialEq)]
 pub struct EgressRule {
     /// Allow or Deny.
     #[serde(rename = "type")]
@@ -465,7 +471,7 @@ pub enum EgressType {
 }
 
 /// Destination of an egress rule.
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize, PartialEq)]
 #[serde(rename_all = "camelCase")]
 pub struct EgressTo {
     /// CIDR.
@@ -736,7 +742,7 @@ pub fn synthetic_cluster(n_nodes: usize, n_services: usize, n_pods: usize) -> Cl
 }
 
 /// A NetworkPolicy.
-#[derive(Clone, Debug, Default, Deserialize)]
+#[derive(Clone, Debug, Default, Deserialize, PartialEq)]
 pub struct NetworkPolicy {
     /// Name and namespace.
     #[serde(default)]
@@ -747,7 +753,7 @@ pub struct NetworkPolicy {
 }
 
 /// `spec` of a NetworkPolicy.
-#[derive(Clone, Debug, Default, Deserialize)]
+#[derive(Clone, Debug, Default, Deserialize, PartialEq)]
 #[serde(rename_all = "camelCase")]
 pub struct PolicySpec {
     /// The pods it applies to (empty: all of the namespace).
@@ -766,7 +772,7 @@ pub struct PolicySpec {
 }
 
 /// An ingress (`from`) or egress (`to`) rule.
-#[derive(Clone, Debug, Default, Deserialize)]
+#[derive(Clone, Debug, Default, Deserialize, PartialEq)]
 pub struct PolicyRule {
     /// Peers (`from` of an ingress rule, `to` of an egress rule).
     #[serde(default, rename = "from", alias = "to")]
@@ -777,7 +783,7 @@ pub struct PolicyRule {
 }
 
 /// One peer.
-#[derive(Clone, Debug, Default, Deserialize)]
+#[derive(Clone, Debug, Default, Deserialize, PartialEq)]
 #[serde(rename_all = "camelCase")]
 pub struct Peer {
     /// Pods (of the policy's namespace, or of the selected namespaces).
@@ -792,7 +798,7 @@ pub struct Peer {
 }
 
 /// `ipBlock`.
-#[derive(Clone, Debug, Default, Deserialize)]
+#[derive(Clone, Debug, Default, Deserialize, PartialEq)]
 pub struct IpBlock {
     /// The CIDR.
     pub cidr: String,
@@ -802,7 +808,7 @@ pub struct IpBlock {
 }
 
 /// A port of a rule.
-#[derive(Clone, Debug, Default, Deserialize)]
+#[derive(Clone, Debug, Default, Deserialize, PartialEq)]
 #[serde(rename_all = "camelCase")]
 pub struct PolicyPort {
     /// TCP (default), UDP or SCTP.
@@ -848,7 +854,7 @@ impl<'de> Deserialize<'de> for PortValue {
 }
 
 /// A label selector.
-#[derive(Clone, Debug, Default, Deserialize)]
+#[derive(Clone, Debug, Default, Deserialize, PartialEq)]
 #[serde(rename_all = "camelCase")]
 pub struct LabelSelector {
     /// Labels that must be equal.
@@ -860,7 +866,7 @@ pub struct LabelSelector {
 }
 
 /// One `matchExpressions` entry.
-#[derive(Clone, Debug, Default, Deserialize)]
+#[derive(Clone, Debug, Default, Deserialize, PartialEq)]
 pub struct Requirement {
     /// The label key.
     pub key: String,

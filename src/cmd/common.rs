@@ -105,6 +105,17 @@ impl ClusterArgs {
 /// A node's tables: the rendered flows, then the cluster's extra flows;
 /// ports are vxlan0, tun0 and the node's pods.
 pub fn node_tables(c: &Cluster, node: &str, extra: Option<&(String, String)>, source: &str) -> Result<Ofproto, String> {
+    node_tables_warning(c, node, extra, source).map(|(of, _)| of)
+}
+
+/// [`node_tables`], and the renderer's warnings (what the cluster asks for
+/// that produces no flow: `sdnfwd render` prints them, `run` logs them).
+pub fn node_tables_warning(
+    c: &Cluster,
+    node: &str,
+    extra: Option<&(String, String)>,
+    source: &str,
+) -> Result<(Ofproto, Vec<String>), String> {
     let r = config::render::render(c, node).map_err(|e| format!("{source}: {e}"))?;
     let mut of = Ofproto::new();
     for g in &r.groups {
@@ -123,7 +134,7 @@ pub fn node_tables(c: &Cluster, node: &str, extra: Option<&(String, String)>, so
         ports.extend(n.pods.iter().map(|p| p.ofport));
     }
     of.ports = Some(ports);
-    Ok(of)
+    Ok((of, r.warnings))
 }
 
 /// Tables from a flow file (every port exists), after the groups of a

@@ -4,10 +4,10 @@
 //! `OK` or `ERROR: why`, then the text (an error may have more lines, one
 //! per problem). Commands: see [`HELP`]. Flow changes go to the slow path
 //! as one bundle and are revalidated at once; a bad line changes nothing.
-//! `pod`, `hostsubnet` and `reload` go to the main thread, which owns the
-//! node's desired state (node.rs): a change is checked with the whole
-//! cluster and applied whole or not at all, and pods and HostSubnets added
-//! here survive a reload. `--metrics ADDR` serves the counters in the
+//! `pod`, `hostsubnet`, `policy` and `reload` go to the main thread, which
+//! owns the node's desired state (node/src/state.rs): a change is checked with the
+//! whole cluster and applied whole or not at all, and pods, HostSubnets and
+//! NetworkPolicies added here survive a reload. `--metrics ADDR` serves the counters in the
 //! Prometheus text format. `help` needs no running node; a closed stdout
 //! ends the client quietly.
 
@@ -24,18 +24,34 @@ use config::ofctl::{
 use fastpath::stats::{DatapathDrop, PmdStats};
 use slowpath::trace::{report_passes_with, CtNext, LiveCt};
 
-use super::control::{ask, ask_node, on_slow_path, port_dumps, Control, NodeRequest};
-use super::logging::{self, Level};
-use super::node::parse_edit;
+use node::control::{ask, ask_node, on_slow_path, port_dumps, Control, NodeRequest};
+use node::logging::{self, Level};
+use node::state::parse_edit;
 use slowpath::upcall::{Command, SlowPath};
 use slowpath::OfFlow;
 
-/// `pod ...` and `hostsubnet ...`: `list`, or a change made by the main
-/// thread (checked with the whole cluster; nothing changes when refused).
-fn node_cmd(c: &Control, what: &str, rest: &str) -> Result<String, String> {
+/// `pod ...`, `hostsubnet ...` and `policy ...`: `list`, or a change made
+/// by the main thread (checked with the whole cluster; nothing changes
+/// when refused). `policy add FILE` carries the file in `body`: its
+/// NetworkPolicies are read and checked here, each problem at
+/// `FILE:line:column`.
+fn node_cmd(c: &Control, what: &str, rest: &str, body: &str) -> Result<String, String> {
     let w: Vec<&str> = rest.split_whitespace().collect();
     if w == ["list"] {
-        return ask_node(c, if what == "pod" { NodeRequest::PodList } else { NodeRequest::HostSubnetList });
+        return ask_node(
+            c,
+            match what {
+                "pod" => NodeRequest::PodList,
+                "policy" => NodeRequest::PolicyList,
+                _ => NodeRequest::HostSubnetList,
+            },
+        );
+    }
+    if let ("policy", ["add", file]) = (what, &w[..]) {
+        let ps = config::load::network_policies(file, body)
+            .map_err(|e| e.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n"))?;
+        let cmd = format!("policy add {file}");
+        return ask_node(c, NodeRequest::Edit(cmd, Box::new(node::state::Edit::AddPolicies(ps)))).map(|m| m + "\n");
     }
     let cmd = format!("{what} {}", w.join(" "));
     let e = parse_edit(what, &w).map_err(|e| format!("ctl {cmd}: {e}"))?;
@@ -63,8 +79,13 @@ Commands (sdnfwd ctl [--socket PATH] COMMAND):
   pmd-stats | pmd-stats-clear
   pod list | pod add NS/NAME IP VETH OFPORT | pod del NS/NAME
   hostsubnet list | hostsubnet add NAME HOSTIP SUBNET | hostsubnet del NAME
-  reload                                re-read the config file (as SIGHUP), keeping ctl's pods and
-                                        HostSubnets; prints the changes applied, or why nothing was
+  policy list | policy add FILE | policy del NS/NAME
+                                        NetworkPolicies (networking.k8s.io/v1 YAML or JSON, `-` for
+                                        stdin): only the affected namespaces' flows, one bundle; in
+                                        effect for the next connection once the command returns
+  reload                                re-read the config file (as SIGHUP), keeping ctl's pods,
+                                        HostSubnets and policies; prints the changes applied, or why
+                                        nothing was
   help                                  this list
 ";
 
@@ -138,7 +159,7 @@ pub fn handle(c: &Control, line: &str, body: &str) -> Result<String, String> {
             flow_mods(c, vec![FlowCommand::Delete { strict, spec }])
         }
         "dump-megaflows" => query(c, Box::new(|s| s.dump_megaflows())),
-        "hostsubnet" | "pod" => node_cmd(c, cmd, rest),
+        "hostsubnet" | "pod" | "policy" => node_cmd(c, cmd, rest, body),
         "reload" => ask_node(c, NodeRequest::Reload),
         "help" => Ok(HELP.to_string()),
         "trace" => {
@@ -248,7 +269,7 @@ pub fn handle(c: &Control, line: &str, body: &str) -> Result<String, String> {
             "unknown command `{other}` (dump-flows, dump-tables, add-flow, add-flows, replace-flows, mod-flows, \
              del-flows, dump-megaflows, trace, dump-groups, dump-group-stats, add-group, mod-group, del-groups, \
              add-groups, dump-conntrack, flush-conntrack, ct-stats, pmd-stats, pmd-stats-clear, dump-ports, show, \
-             hostsubnet, pod, reload, help)"
+             hostsubnet, pod, policy, reload, help)"
         )),
     }
 }
@@ -533,7 +554,9 @@ pub fn ctl(a: CtlArgs) -> Result<ExitCode, String> {
     let (cmd, args) = a.command.split_first().ok_or("sdnfwd ctl: no command")?;
     let mut request = cmd.clone();
     let mut body = String::new();
-    if matches!(cmd.as_str(), "add-flows" | "replace-flows" | "add-groups") {
+    let policy_add = cmd == "policy" && args.first().map(String::as_str) == Some("add");
+    if matches!(cmd.as_str(), "add-flows" | "replace-flows" | "add-groups") || policy_add {
+        let (cmd, args) = if policy_add { ("policy add", &args[1..]) } else { (cmd.as_str(), args) };
         let file = args.first().ok_or(format!("sdnfwd ctl: {cmd} FILE (`-` for stdin)"))?;
         // The server names the file in its errors.
         request = format!("{cmd} {}", if file == "-" { "<stdin>" } else { file });

@@ -36,6 +36,10 @@ pub enum Probe {
         /// Seconds to keep trying.
         #[arg(long, default_value_t = 5.0)]
         timeout: f64,
+        /// Seconds each attempt waits for the handshake (below 1, the
+        /// kernel's first SYN retransmission: one SYN per attempt).
+        #[arg(long, default_value_t = 1.0)]
+        connect_timeout: f64,
     },
     /// Count UDP datagrams for a while; print `received N packets B bytes`.
     UdpSink {
@@ -323,11 +327,14 @@ pub fn netcheck(a: NetcheckArgs) -> Result<ExitCode, String> {
             }
             Ok(ExitCode::SUCCESS)
         }
-        Probe::TcpConnect { addr, timeout } => {
+        Probe::TcpConnect { addr, timeout, connect_timeout } => {
+            if !(connect_timeout > 0.0 && connect_timeout <= 60.0) {
+                return Err(format!("--connect-timeout {connect_timeout}: 0 to 60 seconds"));
+            }
             let end = Instant::now() + Duration::from_secs_f64(timeout);
             let mut last = String::new();
             while Instant::now() < end {
-                match TcpStream::connect_timeout(&addr, Duration::from_secs(1)) {
+                match TcpStream::connect_timeout(&addr, Duration::from_secs_f64(connect_timeout)) {
                     Ok(s) => {
                         let _ = s.set_read_timeout(Some(Duration::from_secs(2)));
                         let msg = "sdnfwd-probe\n";

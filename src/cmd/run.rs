@@ -6,7 +6,7 @@
 //! (next-hop MAC per remote VTEP, from the kernel's ARP on the uplink),
 //! attaches ports whose interface appears, applies cluster changes (SIGHUP
 //! and `sdnfwd ctl reload` re-read the config, keeping what `sdnfwd ctl
-//! hostsubnet/pod` changed; every change is checked whole first, node.rs;
+//! hostsubnet/pod` changed; every change is checked whole first, node/src/state.rs;
 //! only the difference of the rendered tables is applied, as one bundle),
 //! and handles SIGINT or SIGTERM: every XDP program detached, tun0
 //! removed, exit 0 with final stats. A control thread serves `sdnfwd ctl`
@@ -18,6 +18,7 @@
 //! networks), and the datapath reaches it through rings in batches, where
 //! a TAP device would cost a read or write system call per packet.
 
+use std::collections::HashMap;
 use std::net::Ipv4Addr;
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -25,7 +26,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use clap::{Args, ValueEnum};
-use config::ofctl::{FlowCommand, FlowSpec};
+use config::ofctl::{FlowCommand, FlowSpec, GroupCommand, GroupSpec};
 use config::yaml::Cluster;
 use crossbeam_channel::Sender;
 use fastpath::batch::UPLINK;
@@ -34,17 +35,17 @@ use fastpath::flow::LocalVtep;
 use fastpath::pmd::{Pmd, PmdCommand};
 use fastpath::port::api::Port;
 use fastpath::port::memory::SharedPort;
-use fastpath::port::uplink::UplinkProgram;
+use fastpath::port::uplink::{Leftover, UplinkProgram};
 use fastpath::port::xsk::{XdpMode, XskConfig, XskPort};
 use fastpath::shared::{Shared, TunnelState};
 use sdnfwd::netns::{is_root, run as sh};
 use slowpath::tunnel::{parse_mac, Neighbours};
 use slowpath::upcall::{Command, SlowPath};
 
-use super::common::{node_tables, spawn_pinned};
-use super::control::{NodeCall, NodeRequest};
-use super::logging::{self, Level};
-use super::node::{FileState, NodeState};
+use super::common::{node_tables_warning, spawn_pinned};
+use node::control::{NodeCall, NodeRequest};
+use node::logging::{self, Level};
+use node::state::{FileState, NodeState};
 
 /// The datapath end of the tun0 veth pair.
 pub const TUN0_DP: &str = "tun0-dp";
@@ -103,7 +104,7 @@ pub struct RunArgs {
     /// timestamp and the level.
     #[arg(long, value_enum)]
     pub log_level: Option<Level>,
-    /// Serve the tables over OpenFlow 1.3 for ovs-ofctl and controllers:
+    /// Serve the tables over OpenFlow 1.0, 1.3, 1.4 and 1.5 for ovs-ofctl and controllers:
     /// `ptcp:PORT[:IP]` or `punix:PATH` (repeatable).
     #[arg(long, value_name = "TARGET")]
     pub openflow: Vec<String>,
@@ -208,8 +209,8 @@ struct PortSpec {
 
 /// The node's ports as OpenFlow lists them: vxlan0, then tun0 and the
 /// pods in port order.
-fn of_ports(specs: &[PortSpec], uplink: bool) -> Vec<super::control::OfPort> {
-    use super::control::OfPort;
+fn of_ports(specs: &[PortSpec], uplink: bool) -> Vec<node::control::OfPort> {
+    use node::control::OfPort;
     let mut v = vec![OfPort { ofport: 1, name: "vxlan0".into(), ifname: None, up: uplink }];
     for s in specs {
         let (name, ifname) =
@@ -371,7 +372,29 @@ pub fn run(a: RunArgs) -> Result<ExitCode, String> {
         }
         mac_of(u).map_err(|e| format!("sdnfwd run: uplink {e}; nothing was set up"))?;
     }
-    let of = node_tables(c, &node, state.extra(), &a.config)?;
+    // Held until the node is gone: a second sdnfwd on this uplink stops
+    // here, before it touches tun0 or the uplink.
+    let mut _uplink_lock = None;
+    let leftover = match &n.uplink {
+        None => Leftover::Refuse,
+        Some(u) => match uplink_lock(u) {
+            Ok(l) => {
+                _uplink_lock = Some(l);
+                Leftover::ReplaceOwn
+            }
+            Err(UplinkLockError::Held(why)) => return Err(format!("sdnfwd run: uplink: {why}; nothing was set up")),
+            Err(UplinkLockError::Unavailable(why)) => {
+                log(&format!(
+                    "warning: uplink {u}: no lock file ({why}): an XDP program a killed sdnfwd left is not replaced"
+                ));
+                Leftover::Refuse
+            }
+        },
+    };
+    let (of, warnings) = node_tables_warning(c, &node, state.extra(), &a.config)?;
+    for w in warnings {
+        log(&format!("warning: {w}"));
+    }
     let vtep_ip = u32::from(hs.host_ip.0);
     let gw = Ipv4Addr::from(hs.subnet.addr() + 1);
 
@@ -388,12 +411,66 @@ pub fn run(a: RunArgs) -> Result<ExitCode, String> {
             last_err: String::new(),
         });
     }
-    let result = serve(&a, state, &node, of, &n, vtep_ip, specs);
+    let result = serve(&a, state, &node, of, &n, Vtep { ip: vtep_ip, leftover }, specs);
     if !a.no_tun0 {
         let _ = sh("ip", &["link", "del", "tun0"]);
         log("tun0 removed");
     }
     result
+}
+
+/// This node's VTEP: its address, and what to do with an sdnfwd XDP
+/// program already on the uplink (replace it when the uplink's lock is
+/// held).
+struct Vtep {
+    ip: u32,
+    leftover: Leftover,
+}
+
+/// Why the uplink's lock was not taken.
+enum UplinkLockError {
+    /// Another sdnfwd holds it.
+    Held(String),
+    /// The lock file cannot be made (no writable /run).
+    Unavailable(String),
+}
+
+/// The lock that says a running sdnfwd owns uplink `ifname` of this
+/// network namespace: a file under /run/sdnfwd locked for the life of the
+/// process (the kernel drops the lock when the process dies, even by
+/// SIGKILL, while the XDP program stays). Holding it, an sdnfwd XDP program
+/// on the uplink can only be a dead one's, so it is replaced.
+fn uplink_lock(ifname: &str) -> Result<std::fs::File, UplinkLockError> {
+    use std::io::{Read, Seek, Write};
+    use std::os::unix::fs::MetadataExt;
+    let unavailable = |e: std::io::Error| UplinkLockError::Unavailable(e.to_string());
+    let netns = std::fs::metadata("/proc/self/ns/net").map_err(unavailable)?.ino();
+    std::fs::create_dir_all("/run/sdnfwd").map_err(unavailable)?;
+    let path = format!("/run/sdnfwd/uplink-{netns}-{ifname}.lock");
+    let mut f = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(&path)
+        .map_err(unavailable)?;
+    match f.try_lock() {
+        Ok(()) => {
+            let _ = f.set_len(0);
+            let _ = f.rewind();
+            let _ = writeln!(f, "{}", std::process::id());
+            Ok(f)
+        }
+        Err(std::fs::TryLockError::WouldBlock) => {
+            let mut pid = String::new();
+            let _ = f.read_to_string(&mut pid);
+            Err(UplinkLockError::Held(format!(
+                "{ifname}: another sdnfwd (pid {}) runs on it ({path} is locked)",
+                pid.trim()
+            )))
+        }
+        Err(std::fs::TryLockError::Error(e)) => Err(unavailable(e)),
+    }
 }
 
 fn serve(
@@ -402,9 +479,10 @@ fn serve(
     node: &str,
     mut of: slowpath::Ofproto,
     n: &config::yaml::Node,
-    vtep_ip: u32,
+    vtep: Vtep,
     mut specs: Vec<PortSpec>,
 ) -> Result<ExitCode, String> {
+    let Vtep { ip: vtep_ip, leftover } = vtep;
     let term = Arc::new(AtomicBool::new(false));
     for s in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
         signal_hook::flag::register(s, term.clone()).map_err(|e| format!("signal handler: {e}"))?;
@@ -414,6 +492,7 @@ fn serve(
         .map_err(|e| format!("signal handler: {e}"))?;
     let c = state.cluster.clone();
     let mut flows: Vec<FlowSpec> = of.rules(None).iter().map(|r| r.spec.clone()).collect();
+    let mut groups: Vec<GroupSpec> = of.groups().map(|g| (**g).clone()).collect();
     let shared = Arc::new(Shared::default());
     let vtep = LocalVtep { ip: vtep_ip, udp_port: c.vxlan_port(), port: 1 };
     let local_mac = match &n.uplink {
@@ -486,8 +565,11 @@ fn serve(
     // Uplink: VXLAN to our VTEP only.
     let mut uplink_prog = None;
     if let Some(u) = &n.uplink {
-        let mut prog = UplinkProgram::attach(u, xdp_mode(a.xdp_mode), vtep_ip, c.vxlan_port())
+        let mut prog = UplinkProgram::attach(u, xdp_mode(a.xdp_mode), vtep_ip, c.vxlan_port(), leftover)
             .map_err(|e| format!("sdnfwd run: uplink: {e}"))?;
+        if let Some(id) = prog.replaced() {
+            log(&format!("uplink {u}: replaced the XDP program (id {id}) that a killed sdnfwd left"));
+        }
         let queues = std::fs::read_dir(format!("/sys/class/net/{u}/queues"))
             .map(|d| d.filter_map(|e| e.ok()).filter(|e| e.file_name().to_string_lossy().starts_with("rx-")).count())
             .unwrap_or(1)
@@ -585,7 +667,7 @@ fn serve(
     let (call_tx, call_rx) = crossbeam_channel::unbounded::<NodeCall>();
     let socket = a.socket.clone().unwrap_or_else(|| format!("/run/sdnfwd/{node}.ctl"));
     let listener = super::ctl::bind(&socket).map_err(|e| format!("sdnfwd run: control socket {e}"))?;
-    let control = super::control::Control {
+    let control = node::control::Control {
         header: format!(
             "node {node}: VTEP {}:{}, {} poll loop(s) on core(s) {:?}",
             Ipv4Addr::from(vtep_ip),
@@ -610,9 +692,9 @@ fn serve(
     let mut of_paths = Vec::new();
     for target in &a.openflow {
         let l = slowpath::openflow::Listener::bind(target).map_err(|e| format!("sdnfwd run: --openflow {e}"))?;
-        log(&format!("OpenFlow 1.3 on {target} (ovs-ofctl -O OpenFlow13 ... {})", l.client_target()));
+        log(&format!("OpenFlow 1.0, 1.3-1.5 on {target} (ovs-ofctl ... {})", l.client_target()));
         of_paths.extend(l.path().map(|p| p.to_path_buf()));
-        let sw: Arc<dyn slowpath::openflow::Switch> = Arc::new(control.clone());
+        let sw: Arc<dyn slowpath::openflow::Switch> = Arc::new(super::openflow::OfSwitch(control.clone()));
         std::thread::Builder::new()
             .name("sdnfwd-openflow".into())
             .spawn(move || l.serve(sw))
@@ -669,41 +751,44 @@ fn serve(
         }
         // A reload (SIGHUP, `ctl reload`) or a ctl change: the new state
         // is checked and applied whole, or not at all.
-        let mut outcome: Option<Result<Applied, String>> = None;
+        // What was asked ("reload", or the ctl command) and how it went.
+        let mut outcome: Option<(String, Result<Applied, String>)> = None;
         if hup.swap(false, Ordering::Relaxed) {
             let r = FileState::read_as(&a.config, a.sdn_version)
                 .and_then(|f| state.with_file(f))
-                .and_then(|next| apply_state(node, &state, next, &flows, &specs, &cmd_tx));
-            outcome = Some(r);
+                .and_then(|next| apply_state(node, &state, next, (&flows, &groups), &specs, &cmd_tx));
+            outcome = Some(("reload".into(), r));
         }
         if let Ok(NodeCall { req, reply }) = call_rx.try_recv() {
             let answer = match req {
                 NodeRequest::Reload => {
                     let r = FileState::read_as(&a.config, a.sdn_version)
                         .and_then(|f| state.with_file(f))
-                        .and_then(|next| apply_state(node, &state, next, &flows, &specs, &cmd_tx));
+                        .and_then(|next| apply_state(node, &state, next, (&flows, &groups), &specs, &cmd_tx));
                     let text = r.as_ref().map(|r| r.report.join("\n") + "\n").map_err(Clone::clone);
-                    outcome = Some(r);
+                    outcome = Some(("reload".into(), r));
                     text
                 }
                 NodeRequest::Edit(cmd, e) => {
+                    let what = format!("ctl {cmd}");
                     let r = state.with_edit(&cmd, *e).and_then(|(next, msg)| {
-                        apply_state(node, &state, next, &flows, &specs, &cmd_tx).map(|r| (msg, r))
+                        apply_state(node, &state, next, (&flows, &groups), &specs, &cmd_tx).map(|r| (msg, r))
                     });
                     let text = r.as_ref().map(|(m, _)| m.clone()).map_err(Clone::clone);
                     if let Ok((m, _)) = &r {
                         log(&format!("ctl: {m}"));
                     }
-                    outcome = Some(r.map(|(_, r)| r));
+                    outcome = Some((what, r.map(|(_, r)| r)));
                     text
                 }
                 NodeRequest::PodList => Ok(state.pod_list(|p| specs.iter().any(|s| s.ofport == p && s.up))),
                 NodeRequest::HostSubnetList => Ok(state.hs_list()),
+                NodeRequest::PolicyList => Ok(state.policy_list()),
                 NodeRequest::Ports => Ok(port_table(&specs, &state, n.uplink.as_deref())),
             };
             let _ = reply.send(answer);
         }
-        if let Some(outcome) = outcome {
+        if let Some((what, outcome)) = outcome {
             match outcome {
                 Ok(r) => {
                     for p in &r.removed_ports {
@@ -716,6 +801,7 @@ fn serve(
                     neigh.vteps =
                         r.state.cluster.host_subnets.iter().filter(|h| h.host != node).map(|h| h.host_ip.0).collect();
                     flows = r.flows;
+                    groups = r.groups;
                     state = r.state;
                     last_tick = Instant::now() - Duration::from_secs(10);
                 }
@@ -725,10 +811,10 @@ fn serve(
                         if i == 0 {
                             logging::log(
                                 Level::Error,
-                                &format!("reload: refused, the running configuration is unchanged: {l}"),
+                                &format!("{what}: refused, the running configuration is unchanged: {l}"),
                             );
                         } else {
-                            logging::log(Level::Error, &format!("reload: refused: {l}"));
+                            logging::log(Level::Error, &format!("{what}: refused: {l}"));
                         }
                     }
                 }
@@ -819,6 +905,7 @@ fn spawn_sweeper(ct: Arc<Conntrack>, stop: Arc<AtomicBool>) -> Result<std::threa
 struct Applied {
     state: NodeState,
     flows: Vec<FlowSpec>,
+    groups: Vec<GroupSpec>,
     removed_ports: Vec<u32>,
     new_ports: Vec<PortSpec>,
     /// The changes, one line each (`ctl reload` prints them, the log too).
@@ -834,7 +921,7 @@ fn apply_state(
     node: &str,
     cur: &NodeState,
     next: NodeState,
-    flows: &[FlowSpec],
+    (flows, groups): (&[FlowSpec], &[GroupSpec]),
     specs: &[PortSpec],
     cmd_tx: &Sender<Command>,
 ) -> Result<Applied, String> {
@@ -844,17 +931,57 @@ fn apply_state(
         .find_node(node)
         .cloned()
         .ok_or(format!("{}: node `{node}` is no longer described", next.file.path))?;
-    let of = node_tables(&next.cluster, node, next.extra(), &next.file.path)?;
-    let new: Vec<FlowSpec> = of.rules(None).iter().map(|r| r.spec.clone()).collect();
-    let cmds = slowpath::ofproto::flow_diff(flows, &new);
-    let (n_add, n_del) = cmds.iter().fold((0, 0), |(x, y), c| match c {
-        FlowCommand::Delete { .. } => (x, y + 1),
-        _ => (x + 1, y),
-    });
+    let cores = |s: &NodeState| s.cluster.find_node(node).map(|n| n.cores.clone()).unwrap_or_default();
+    if cores(cur) != cores(&next) {
+        log(&format!(
+            "reload: warning: node {node}'s cores changed ({:?} → {:?}): the poll loops keep theirs until a restart",
+            cores(cur),
+            cores(&next)
+        ));
+    }
+    let (cmds, new, new_groups, ports, n_add, n_del, n_groups, regenerated) = match policy_only_change(node, cur, &next)
+    {
+        // Policies or labels only: the affected namespaces' policy
+        // flows, as the networkpolicy plugin's sync does.
+        Some(affected) => {
+            let bundle = config::render::namespaces_bundle(&next.cluster, node, &affected)
+                .map_err(|e| format!("{}: {}", next.file.path, e.0))?;
+            let (new, n_del) = apply_to_list(flows, &bundle);
+            let n_add = bundle.iter().filter(|c| matches!(c, FlowCommand::Add(_))).count();
+            (bundle, new, groups.to_vec(), None, n_add, n_del, 0, Some(affected))
+        }
+        None => {
+            let (of, warnings) = node_tables_warning(&next.cluster, node, next.extra(), &next.file.path)?;
+            for w in warnings {
+                log(&format!("reload: warning: {w}"));
+            }
+            let new: Vec<FlowSpec> = of.rules(None).iter().map(|r| r.spec.clone()).collect();
+            let new_groups: Vec<GroupSpec> = of.groups().map(|g| (**g).clone()).collect();
+            let flow_cmds = slowpath::ofproto::flow_diff(flows, &new);
+            let (n_add, n_del) = flow_cmds.iter().fold((0, 0), |(x, y), c| match c {
+                FlowCommand::Delete { .. } => (x, y + 1),
+                _ => (x + 1, y),
+            });
+            // One bundle: groups added or changed first (new flows
+            // point at them), then the flows, then the groups no flow
+            // needs any more (4.13's egress-IP groups follow the
+            // NetNamespaces' egressIPs).
+            let (group_first, group_last) = group_diff(groups, &new_groups);
+            let n_groups = group_first.len() + group_last.len();
+            let mut cmds = group_first;
+            cmds.extend(flow_cmds);
+            cmds.extend(group_last);
+            (cmds, new, new_groups, Some(of.ports.clone()), n_add, n_del, n_groups, None)
+        }
+    };
     // Ports first (outputs to a new pod must exist), then the flows; a
-    // refused bundle puts the old ports back.
+    // refused bundle puts the old ports back. The slow path answers once
+    // the bundle is applied and the megaflows revalidated: the next packet
+    // the loops see takes the new tables.
     let old_ports = cur_ports(cur, node);
-    let _ = cmd_tx.send(Command::Ports(of.ports.clone()));
+    if let Some(p) = &ports {
+        let _ = cmd_tx.send(Command::Ports(p.clone()));
+    }
     let (rtx, rrx) = crossbeam_channel::bounded(1);
     cmd_tx.send(Command::FlowMods(cmds, rtx)).map_err(|_| "the slow path is gone".to_string())?;
     let r = rrx
@@ -862,7 +989,9 @@ fn apply_state(
         .map_err(|_| "the slow path did not answer".to_string())
         .and_then(|r| r.map_err(|e| format!("flow update rejected: {e}")));
     if let Err(e) = r {
-        let _ = cmd_tx.send(Command::Ports(old_ports));
+        if ports.is_some() {
+            let _ = cmd_tx.send(Command::Ports(old_ports));
+        }
         return Err(e);
     }
     let wanted = pod_specs(&n);
@@ -880,8 +1009,21 @@ fn apply_state(
     for p in &new_ports {
         log(&format!("reload: port {} ({}, {}) added", p.ofport, p.ifname, p.what));
     }
+    let groups_changed = match n_groups {
+        0 => String::new(),
+        1 => ", 1 group added, changed or removed".into(),
+        n => format!(", {n} groups added, changed or removed"),
+    };
+    let how = match &regenerated {
+        Some(ns) if ns.is_empty() => "; policies only, no namespace's flows change".to_string(),
+        Some(ns) => format!(
+            "; policies only, one bundle regenerating namespace(s) {}",
+            ns.iter().cloned().collect::<Vec<_>>().join(", ")
+        ),
+        None => String::new(),
+    };
     let mut report = vec![format!(
-        "reload: {} flows ({n_add} added or changed, {n_del} removed), {} HostSubnets",
+        "reload: {} flows ({n_add} added or changed, {n_del} removed{how}){groups_changed}, {} HostSubnets",
         new.len(),
         next.cluster.host_subnets.len()
     )];
@@ -889,7 +1031,110 @@ fn apply_state(
     for l in &report {
         log(l);
     }
-    Ok(Applied { state: next, flows: new, removed_ports: removed, new_ports, report })
+    Ok(Applied { state: next, flows: new, groups: new_groups, removed_ports: removed, new_ports, report })
+}
+
+/// The group commands that turn the rendered groups `old` into `new`: adds
+/// and modifications (to go before the flows), deletions (after them).
+fn group_diff(old: &[GroupSpec], new: &[GroupSpec]) -> (Vec<FlowCommand>, Vec<FlowCommand>) {
+    let before: HashMap<u32, &GroupSpec> = old.iter().map(|g| (g.group_id, g)).collect();
+    let after: HashMap<u32, &GroupSpec> = new.iter().map(|g| (g.group_id, g)).collect();
+    let mut first = Vec::new();
+    for g in new {
+        match before.get(&g.group_id) {
+            None => first.push(FlowCommand::Group(GroupCommand::Add(g.clone()))),
+            Some(o) if *o != g => first.push(FlowCommand::Group(GroupCommand::Modify(g.clone()))),
+            Some(_) => {}
+        }
+    }
+    let last = old
+        .iter()
+        .filter(|g| !after.contains_key(&g.group_id))
+        .map(|g| FlowCommand::Group(GroupCommand::Delete(Some(g.group_id))))
+        .collect();
+    (first, last)
+}
+
+/// When `next` differs from `cur` only in NetworkPolicies and labels (of
+/// Namespaces and Pods) under the networkpolicy plugin: the namespaces
+/// whose policy flows that changes (`config::render::affected_namespaces`,
+/// possibly none). None when anything else differs: the whole tables are
+/// re-rendered and diffed. The comparison is of the two clusters with
+/// those parts cleared, by their `Debug` text (every field, no list to
+/// keep in step with the model; a spurious difference only costs a full
+/// render).
+fn policy_only_change(node: &str, cur: &NodeState, next: &NodeState) -> Option<std::collections::BTreeSet<String>> {
+    if config::yaml::plugin_id(&next.cluster.cluster_network.plugin_name) != Some(2) || cur.extra() != next.extra() {
+        return None;
+    }
+    let rest = |c: &Cluster| {
+        let mut c = c.clone();
+        c.network_policies.clear();
+        c.origins = Default::default();
+        c.warnings.clear();
+        for n in &mut c.namespaces {
+            n.metadata.labels.clear();
+        }
+        for p in &mut c.pods {
+            p.metadata.labels.clear();
+        }
+        for n in c.node.iter_mut().chain(c.nodes.iter_mut()) {
+            for p in &mut n.pods {
+                p.labels.clear();
+            }
+        }
+        format!("{c:?}")
+    };
+    if rest(&cur.cluster) != rest(&next.cluster) {
+        return None;
+    }
+    Some(config::render::affected_namespaces(&cur.cluster, &next.cluster, node))
+}
+
+/// The rules `old` become once `cmds` (adds and non-strict deletes, what
+/// `namespaces_bundle` sends) are applied, as the slow path applies them;
+/// and how many of `old` were deleted.
+fn apply_to_list(old: &[FlowSpec], cmds: &[FlowCommand]) -> (Vec<FlowSpec>, usize) {
+    use slowpath::ofproto::flow_key;
+    let mut v: Vec<Option<FlowSpec>> = old.iter().cloned().map(Some).collect();
+    let mut index: std::collections::HashMap<_, usize> =
+        old.iter().enumerate().map(|(i, s)| (flow_key(s), i)).collect();
+    let mut n_del = 0;
+    for c in cmds {
+        match c {
+            FlowCommand::Add(s) => match index.get(&flow_key(s)) {
+                Some(&i) => v[i] = Some(s.clone()),
+                None => {
+                    index.insert(flow_key(s), v.len());
+                    v.push(Some(s.clone()));
+                }
+            },
+            FlowCommand::Delete { strict, spec } => {
+                let ks = flow_key(spec);
+                for slot in v.iter_mut() {
+                    let Some(r) = slot else { continue };
+                    if (spec.table_given && r.table != spec.table)
+                        || r.cookie & spec.cookie_mask != spec.cookie & spec.cookie_mask
+                    {
+                        continue;
+                    }
+                    let m_ok = if *strict {
+                        let kr = flow_key(r);
+                        (kr.1, &kr.2, &kr.3) == (ks.1, &ks.2, &ks.3)
+                    } else {
+                        r.m.is_within(&spec.m)
+                    };
+                    if m_ok {
+                        index.remove(&flow_key(r));
+                        *slot = None;
+                        n_del += 1;
+                    }
+                }
+            }
+            FlowCommand::Modify { .. } | FlowCommand::Group(_) => {}
+        }
+    }
+    (v.into_iter().flatten().collect(), n_del)
 }
 
 /// What the node set up at start (tun0's address and routes, the uplink's
@@ -965,4 +1210,134 @@ fn port_table(specs: &[PortSpec], state: &NodeState, uplink: Option<&str>) -> St
         out += &format!("  port {:>3}: {} ({}{ip}) {state}\n", s.ofport, s.ifname, s.what);
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cmd::common::node_tables;
+    use node::state::{parse_edit, Edit};
+
+    /// The networkpolicy test cluster as one file, edited by `edit`.
+    fn file(v: config::yaml::SdnVersion, tag: &str, edit: impl Fn(String) -> String) -> FileState {
+        let path = std::env::temp_dir().join(format!("sdnfwd-run-unit-{}-{v}-{tag}.yaml", std::process::id()));
+        let text = format!(
+            "{}\n---\n{}",
+            include_str!("../../tests/data/np-node-d.yaml"),
+            include_str!("../../tests/data/np-cluster-oc.yaml")
+        );
+        std::fs::write(&path, edit(text)).unwrap();
+        let f = FileState::read_as(&path.to_string_lossy(), Some(v)).unwrap();
+        let _ = std::fs::remove_file(&path);
+        f
+    }
+
+    /// node-d of the networkpolicy test cluster.
+    fn state(v: config::yaml::SdnVersion) -> NodeState {
+        NodeState::new("node-d", file(v, "0", |t| t)).unwrap()
+    }
+
+    /// A reload whose file changes only a Namespace's labels regenerates
+    /// the namespaces whose policies look at them; one that changes
+    /// anything else re-renders.
+    #[test]
+    fn test_label_only_reload_is_one_namespace_bundle() {
+        for v in [config::yaml::SdnVersion::V3_11, config::yaml::SdnVersion::V4_13] {
+            let s = state(v);
+            let relabelled = file(v, "1", |t| {
+                t.replace(
+                    "{kubernetes.io/metadata.name: default, name: default}",
+                    "{kubernetes.io/metadata.name: default}",
+                )
+            });
+            let next = s.with_file(relabelled).unwrap();
+            let affected = policy_only_change("node-d", &s, &next).expect("labels only");
+            assert_eq!(affected.iter().collect::<Vec<_>>(), ["project-a"], "{v}");
+            let bundle = config::render::namespaces_bundle(&next.cluster, "node-d", &affected).unwrap();
+            let (after, _) = apply_to_list(&rendered(&s), &bundle);
+            assert_eq!(dump(&after), dump(&rendered(&next)), "{v}");
+            let moved = file(v, "2", |t| t.replace("hostIP: 172.16.1.22", "hostIP: 172.16.1.23"));
+            assert!(policy_only_change("node-d", &s, &s.with_file(moved).unwrap()).is_none(), "{v}");
+        }
+    }
+
+    fn rendered(s: &NodeState) -> Vec<FlowSpec> {
+        node_tables(&s.cluster, "node-d", s.extra(), "t").unwrap().rules(None).iter().map(|r| r.spec.clone()).collect()
+    }
+
+    fn dump(v: &[FlowSpec]) -> Vec<String> {
+        let mut d: Vec<String> = v.iter().map(|f| f.to_dump_line(None)).collect();
+        d.sort();
+        d
+    }
+
+    /// A policy added or removed with ctl regenerates only its namespace,
+    /// and the tables the node then keeps are the full render's.
+    #[test]
+    fn test_policy_change_is_one_namespace_bundle() {
+        for v in [config::yaml::SdnVersion::V3_11, config::yaml::SdnVersion::V4_13] {
+            let s = state(v);
+            let np = "{apiVersion: networking.k8s.io/v1, kind: NetworkPolicy, metadata: {name: deny, namespace: project-b}, spec: {podSelector: {}}}";
+            let ps = config::load::network_policies("np.yaml", np).unwrap();
+            let (next, msg) = s.with_edit("policy add np.yaml", Edit::AddPolicies(ps)).unwrap();
+            assert_eq!(msg, "NetworkPolicy project-b/deny added");
+            let affected = policy_only_change("node-d", &s, &next).expect("a policy-only change");
+            assert_eq!(affected.into_iter().collect::<Vec<_>>(), ["project-b"]);
+            let bundle =
+                config::render::namespaces_bundle(&next.cluster, "node-d", &["project-b".into()].into()).unwrap();
+            let (after, n_del) = apply_to_list(&rendered(&s), &bundle);
+            assert_eq!(dump(&after), dump(&rendered(&next)), "{v}");
+            assert!(n_del > 0 && dump(&after) != dump(&rendered(&s)), "{v}");
+            // Deleted again: back to the start.
+            let e = parse_edit("policy", &["del", "project-b/deny"]).unwrap();
+            let (back, _) = next.with_edit("policy del project-b/deny", e).unwrap();
+            let affected = policy_only_change("node-d", &next, &back).unwrap();
+            let bundle = config::render::namespaces_bundle(&back.cluster, "node-d", &affected).unwrap();
+            assert_eq!(dump(&apply_to_list(&after, &bundle).0), dump(&rendered(&s)), "{v}");
+            // A pod added is not a policy change.
+            let e = parse_edit("pod", &["add", "project-b/api-9", "10.131.0.9", "vethx", "9"]).unwrap();
+            let (podded, _) = s.with_edit("pod add", e).unwrap();
+            assert!(policy_only_change("node-d", &s, &podded).is_none());
+        }
+    }
+
+    /// Policies added with ctl survive a reload; the file's own can be
+    /// deleted; a refused add changes nothing.
+    #[test]
+    fn test_policies_survive_a_reload() {
+        let s = state(config::yaml::SdnVersion::V4_13);
+        let np = "kind: NetworkPolicy\napiVersion: networking.k8s.io/v1\nmetadata: {name: deny, namespace: project-b}\nspec: {podSelector: {}}\n";
+        let ps = config::load::network_policies("np.yaml", np).unwrap();
+        let (s2, _) = s.with_edit("policy add np.yaml", Edit::AddPolicies(ps.clone())).unwrap();
+        let e = s2.with_edit("policy add np.yaml", Edit::AddPolicies(ps.clone())).unwrap_err();
+        assert_eq!(
+            e,
+            "ctl policy add np.yaml: NetworkPolicy project-b/deny exists (`policy del project-b/deny` first)"
+        );
+        let mut other = ps.clone();
+        other[0].metadata.namespace = Some("nowhere".into());
+        let e = s2.with_edit("policy add np.yaml", Edit::AddPolicies(other)).unwrap_err();
+        assert!(e.contains("namespace nowhere has no NetNamespace"), "{e}");
+        let (s3, _) = s2
+            .with_edit(
+                "policy del project-a/p1-web-from-default",
+                parse_edit("policy", &["del", "project-a/p1-web-from-default"]).unwrap(),
+            )
+            .unwrap();
+        let list = s3.policy_list();
+        assert!(
+            list.contains("project-a/p2-db-from-web types=Ingress selects=1 pod(s) from=") && list.contains(".yaml:"),
+            "{list}"
+        );
+        assert!(list.contains("project-b/deny types=Ingress selects=2 pod(s) from=`ctl policy add np.yaml`"), "{list}");
+        assert!(!list.contains("p1-web"), "{list}");
+        let r = s3.with_file(s3.file.clone()).unwrap();
+        assert_eq!(r.policy_list(), list);
+        assert_eq!(s3.diff(&r), Default::default());
+        assert!(parse_edit("policy", &["del", "x"]).unwrap_err().contains("NAMESPACE/NAME"));
+        assert!(s3
+            .with_edit("policy del a/b", parse_edit("policy", &["del", "a/b"]).unwrap())
+            .unwrap_err()
+            .contains("no NetworkPolicy a/b"));
+    }
 }

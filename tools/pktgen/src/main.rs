@@ -760,8 +760,14 @@ fn fwd(a: FwdArgs) -> Result<ExitCode, String> {
 
 fn pass(a: PassArgs) -> Result<ExitCode, String> {
     // The uplink program with no VTEP redirects nothing: every frame passes.
-    let p = fastpath::port::uplink::UplinkProgram::attach(&a.iface, fastpath::port::xsk::XdpMode::Native, 0, 0)
-        .map_err(|e| format!("pktgen: {e}"))?;
+    let p = fastpath::port::uplink::UplinkProgram::attach(
+        &a.iface,
+        fastpath::port::xsk::XdpMode::Native,
+        0,
+        0,
+        fastpath::port::uplink::Leftover::Refuse,
+    )
+    .map_err(|e| format!("pktgen: {e}"))?;
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
         signal_hook::flag::register(sig, stop.clone()).map_err(|e| e.to_string())?;

@@ -3,7 +3,7 @@
 //! (`openflow`) each hold a [`Control`] and go through it to the slow-path
 //! thread (commands answered on a reply channel), the poll loops (port
 //! dumps) and the main thread (cluster changes, reloads and the lists of
-//! pods and HostSubnets: [`NodeCall`]).
+//! pods, HostSubnets and NetworkPolicies: [`NodeCall`]).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -32,13 +32,15 @@ pub struct OfPort {
 #[derive(Debug)]
 pub enum NodeRequest {
     /// A cluster change (`pod add ...`): the command as typed, the change.
-    Edit(String, Box<super::node::Edit>),
+    Edit(String, Box<crate::state::Edit>),
     /// Re-read the config file, as SIGHUP does; answers the diff applied.
     Reload,
     /// `pod list`.
     PodList,
     /// `hostsubnet list`.
     HostSubnetList,
+    /// `policy list`.
+    PolicyList,
     /// The ports as the node knows them: number, interface, what, up.
     Ports,
 }

@@ -1,6 +1,6 @@
 //! A node's desired state and where each part of it came from: the config
-//! file, plus what `sdnfwd ctl pod|hostsubnet add|del` changed since (the
-//! CNI path, a node joining). A reload re-reads the file and replays those
+//! file, plus what `sdnfwd ctl pod|hostsubnet|policy add|del` changed since
+//! (the CNI path, a node joining, the API's NetworkPolicy events). A reload re-reads the file and replays those
 //! runtime changes on top, so that a pod added with ctl survives a SIGHUP;
 //! a ctl change is made on top of the current state. Either way the whole
 //! resulting cluster must pass `Cluster::check`, and each problem is one
@@ -8,15 +8,15 @@
 //! ctl command for what ctl added. Nothing here touches the machine: the
 //! caller (run.rs) applies an accepted state and keeps it.
 //!
-//! Runtime changes are kept as an overlay: pods and HostSubnets added (by
-//! identity: `namespace/name`, host name) and deletions of what the file
-//! lists. Replayed on a new file: an added object the file now lists
+//! Runtime changes are kept as an overlay: pods, HostSubnets and
+//! NetworkPolicies added (by identity: `namespace/name`, host name) and
+//! deletions of what the file lists. Replayed on a new file: an added object the file now lists
 //! identically is the file's from then on (the overlay forgets it); one the
 //! file lists differently refuses the reload, naming both; a deletion of
 //! something the file no longer lists is forgotten.
 
 use config::check::{Obj, Problem};
-use config::yaml::{Cluster, HostSubnet, Pod};
+use config::yaml::{Cluster, HostSubnet, NetworkPolicy, Pod};
 use config::yaml_pos::Positions;
 
 /// A change `sdnfwd ctl` asks for.
@@ -30,13 +30,19 @@ pub enum Edit {
     AddHostSubnet(HostSubnet),
     /// `hostsubnet del NAME`.
     DelHostSubnet(String),
+    /// `policy add FILE`: the file's NetworkPolicies (already read and
+    /// checked one by one, [`config::load::network_policies`]).
+    AddPolicies(Vec<NetworkPolicy>),
+    /// `policy del NS/NAME`.
+    DelPolicy(String),
 }
 
 /// The usage line of the cluster edits.
-pub const EDIT_USAGE: &str =
-    "pod add NS/NAME IP VETH OFPORT | pod del NS/NAME | hostsubnet add NAME HOSTIP SUBNET | hostsubnet del NAME";
+pub const EDIT_USAGE: &str = "pod add NS/NAME IP VETH OFPORT | pod del NS/NAME | hostsubnet add NAME HOSTIP SUBNET | \
+     hostsubnet del NAME | policy add FILE | policy del NS/NAME";
 
-/// Parses `pod ...` or `hostsubnet ...` (the words after `ctl`).
+/// Parses `pod ...`, `hostsubnet ...` or `policy del ...` (the words
+/// after `ctl`; `policy add` carries a file, read by the control thread).
 ///
 /// # Errors
 /// Wrong arity or a malformed address, naming the command.
@@ -50,6 +56,8 @@ pub fn parse_edit(what: &str, args: &[&str]) -> Result<Edit, String> {
         ("pod", ["del", id]) => Ok(Edit::DelPod(id.to_string())),
         ("hostsubnet", ["add", name, ip, subnet]) => Ok(Edit::AddHostSubnet(HostSubnet::new(name, ip, subnet)?)),
         ("hostsubnet", ["del", name]) => Ok(Edit::DelHostSubnet(name.to_string())),
+        ("policy", ["del", id]) if id.contains('/') => Ok(Edit::DelPolicy(id.to_string())),
+        ("policy", ["del", id]) => Err(format!("policy `{id}` is not NAMESPACE/NAME")),
         _ => Err(format!("usage: {EDIT_USAGE}")),
     }
 }
@@ -124,6 +132,10 @@ pub struct Overlay {
     pub host_subnets: Vec<(HostSubnet, String)>,
     /// HostSubnets of the file deleted: (host, command).
     pub host_subnets_deleted: Vec<(String, String)>,
+    /// NetworkPolicies added, with the command.
+    pub policies: Vec<(NetworkPolicy, String)>,
+    /// NetworkPolicies of the file deleted: (namespace/name, command).
+    pub policies_deleted: Vec<(String, String)>,
 }
 
 /// The state a node runs: the file and the overlay merged and checked.
@@ -141,6 +153,8 @@ pub struct NodeState {
     pub hs_src: Vec<Src>,
     /// Source of each pod of this node.
     pub pod_src: Vec<Src>,
+    /// Source of each of `cluster.network_policies`.
+    pub np_src: Vec<Src>,
     /// This node's index in `cluster.all_nodes()` (None: not described).
     node_idx: Option<usize>,
 }
@@ -156,6 +170,10 @@ pub struct StateDiff {
     pub hs_added: Vec<String>,
     /// HostSubnets removed (or changed).
     pub hs_removed: Vec<String>,
+    /// NetworkPolicies added (or changed): `ns/name`.
+    pub np_added: Vec<String>,
+    /// NetworkPolicies removed (or changed).
+    pub np_removed: Vec<String>,
 }
 
 fn pod_desc(p: &Pod) -> String {
@@ -242,6 +260,40 @@ impl NodeState {
                 }
                 format!("HostSubnet {name} removed")
             }
+            Edit::AddPolicies(ps) => {
+                if config::yaml::plugin_id(&self.cluster.cluster_network.plugin_name) != Some(2) {
+                    return Err(at(format!(
+                        "the cluster runs {}: NetworkPolicies need redhat/openshift-ovs-networkpolicy",
+                        self.cluster.cluster_network.plugin_name
+                    )));
+                }
+                let mut ids = Vec::new();
+                for p in ps {
+                    let id = p.id();
+                    let ns = p.metadata.namespace.clone().unwrap_or_default();
+                    if self.cluster.network_policies.iter().any(|q| q.id() == id) || ids.contains(&id) {
+                        return Err(at(format!("NetworkPolicy {id} exists (`policy del {id}` first)")));
+                    }
+                    if self.cluster.vnid(&ns).is_none() {
+                        return Err(at(format!(
+                            "NetworkPolicy {id}: namespace {ns} has no NetNamespace (the policy would select nothing)"
+                        )));
+                    }
+                    ids.push(id);
+                    o.policies.push((p, cmd.to_string()));
+                }
+                format!("NetworkPolicy {} added", ids.join(", "))
+            }
+            Edit::DelPolicy(id) => {
+                if let Some(i) = o.policies.iter().position(|(p, _)| p.id() == id) {
+                    o.policies.remove(i);
+                } else if self.cluster.network_policies.iter().any(|p| p.id() == id) {
+                    o.policies_deleted.push((id.clone(), cmd.to_string()));
+                } else {
+                    return Err(at(format!("no NetworkPolicy {id}")));
+                }
+                format!("NetworkPolicy {id} removed")
+            }
         };
         let next = NodeState::merge(&self.node, self.file.clone(), o, Some(cmd))?;
         Ok((next, msg))
@@ -280,7 +332,42 @@ impl NodeState {
                 d.hs_removed.push(hs_desc(h));
             }
         }
+        for p in &next.cluster.network_policies {
+            if !self.cluster.network_policies.contains(p) {
+                d.np_added.push(p.id());
+            }
+        }
+        for p in &self.cluster.network_policies {
+            if !next.cluster.network_policies.contains(p) {
+                d.np_removed.push(p.id());
+            }
+        }
         d
+    }
+
+    /// `ctl policy list`: one line per NetworkPolicy, with its types, the
+    /// pods of the cluster it selects and its source.
+    pub fn policy_list(&self) -> String {
+        let mut out = String::new();
+        for (p, s) in self.cluster.network_policies.iter().zip(&self.np_src) {
+            let (ing, eg) = p.types();
+            let types: Vec<&str> = [("Ingress", ing), ("Egress", eg)].iter().filter(|x| x.1).map(|x| x.0).collect();
+            let ns = p.metadata.namespace.as_deref().unwrap_or("");
+            let selected = self
+                .cluster
+                .pods
+                .iter()
+                .filter(|q| q.namespace() == ns && q.policy_ip().is_some())
+                .filter(|q| p.spec.pod_selector.matches(&q.metadata.labels))
+                .count();
+            out += &format!(
+                "{} types={} selects={selected} pod(s) from={}\n",
+                p.id(),
+                if types.is_empty() { "none".to_string() } else { types.join(",") },
+                self.src_name(s)
+            );
+        }
+        out
     }
 
     /// `ctl pod list`: one line per pod of this node, with its source.
@@ -410,7 +497,41 @@ impl NodeState {
                 pod_id(p)
             ));
         }
-        let st = NodeState { node: node.to_string(), file, overlay: o, cluster: c, hs_src, pod_src, node_idx };
+        // NetworkPolicies, the same way.
+        o.policies_deleted.retain(|(id, _)| c.network_policies.iter().any(|p| p.id() == *id));
+        let mut np_src = Vec::new();
+        let mut kept = Vec::new();
+        for (i, p) in c.network_policies.drain(..).enumerate() {
+            if !o.policies_deleted.iter().any(|(id, _)| *id == p.id()) {
+                kept.push(p);
+                np_src.push(Src::File(Obj::NetworkPolicy(i)));
+            }
+        }
+        c.network_policies = kept;
+        let mut added = Vec::new();
+        for (p, pcmd) in std::mem::take(&mut o.policies) {
+            match c.network_policies.iter().position(|x| x.id() == p.id()) {
+                Some(i) if c.network_policies[i] == p => {}
+                Some(i) => {
+                    let Src::File(obj) = np_src[i] else { unreachable!("only file objects so far") };
+                    errs.push(at_file(
+                        obj,
+                        "",
+                        format!(
+                            "NetworkPolicy {} differs from the one `sdnfwd ctl {pcmd}` added; delete one of them",
+                            p.id()
+                        ),
+                    ));
+                }
+                None => added.push((p, pcmd)),
+            }
+        }
+        for (p, pcmd) in &added {
+            c.network_policies.push(p.clone());
+            np_src.push(Src::Ctl(pcmd.clone()));
+        }
+        o.policies = added;
+        let st = NodeState { node: node.to_string(), file, overlay: o, cluster: c, hs_src, pod_src, np_src, node_idx };
         // In file order, then the ctl commands.
         let mut found: Vec<((usize, usize), String)> = st.cluster.check().iter().map(|p| st.render(p, cmd)).collect();
         found.sort_by_key(|(at, _)| *at);
@@ -431,6 +552,7 @@ impl NodeState {
         match obj {
             Obj::HostSubnet(i) => self.hs_src.get(i).cloned().unwrap_or(Src::File(obj)),
             Obj::Pod(k, i) if Some(k) == self.node_idx => self.pod_src.get(i).cloned().unwrap_or(Src::File(obj)),
+            Obj::NetworkPolicy(i) => self.np_src.get(i).cloned().unwrap_or(Src::File(obj)),
             _ => Src::File(obj),
         }
     }
@@ -475,6 +597,8 @@ impl StateDiff {
             ("pod removed", &self.pods_removed),
             ("HostSubnet added", &self.hs_added),
             ("HostSubnet removed", &self.hs_removed),
+            ("NetworkPolicy added", &self.np_added),
+            ("NetworkPolicy removed", &self.np_removed),
         ] {
             for x in list {
                 v.push(format!("{what}: {x}"));

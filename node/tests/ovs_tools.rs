@@ -1,0 +1,260 @@
+//! The node agent's protocols against Open vSwitch's own programs
+//! (Debian's `openvswitch-switch`): ovsdb-server started under a temp dir
+//! with the standard schema, the commands the OpenShift SDN daemon runs
+//! (`ovs-vsctl`, as openshift/sdn's pkg/util/ovs writes them) read back
+//! through the monitor, ofports and `cur_cfg` written as ovs-vswitchd
+//! writes them (so `ovs-vsctl` without `--no-wait` returns and `get
+//! Interface X ofport` answers), and `ovs-appctl` against the unixctl
+//! server.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use node::ovsdb::{self, assign_ofports, switch, write_back, Client, Db, DB, MONITORED};
+use node::unixctl::{Commands, Server};
+
+const SCHEMA: &str = "/usr/share/openvswitch/vswitch.ovsschema";
+
+/// ovsdb-server on a fresh database in `dir`; killed when dropped.
+struct OvsdbServer {
+    child: Child,
+    sock: PathBuf,
+}
+
+impl OvsdbServer {
+    fn start(dir: &Path) -> OvsdbServer {
+        assert!(
+            Path::new(SCHEMA).exists(),
+            "{SCHEMA} missing: the test needs Debian's openvswitch-switch (CI installs it)"
+        );
+        let db = dir.join("conf.db");
+        let st =
+            Command::new("ovsdb-tool").args(["create", db.to_str().unwrap(), SCHEMA]).status().expect("ovsdb-tool");
+        assert!(st.success());
+        let sock = dir.join("db.sock");
+        let child = Command::new("ovsdb-server")
+            .arg(&db)
+            .arg(format!("--remote=punix:{}", sock.display()))
+            .arg(format!("--unixctl={}", dir.join("ovsdb-server.ctl").display()))
+            .arg("--no-chdir")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("ovsdb-server");
+        let end = Instant::now() + Duration::from_secs(10);
+        while !sock.exists() {
+            assert!(Instant::now() < end, "ovsdb-server did not make {}", sock.display());
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        OvsdbServer { child, sock }
+    }
+
+    fn vsctl(&self, args: &[&str]) -> Result<String, String> {
+        let o = Command::new("ovs-vsctl")
+            .arg(format!("--db=unix:{}", self.sock.display()))
+            .arg("--timeout=10")
+            .args(args)
+            .output()
+            .map_err(|e| e.to_string())?;
+        if o.status.success() {
+            Ok(String::from_utf8_lossy(&o.stdout).trim().to_string())
+        } else {
+            Err(String::from_utf8_lossy(&o.stderr).into_owned())
+        }
+    }
+}
+
+impl Drop for OvsdbServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// What ovs-vswitchd does with the database, reduced to the database: the
+/// monitored replica, ofports assigned and written back with `cur_cfg`,
+/// until `stop`. Returns the last replica and the warnings.
+fn switch_loop(sock: PathBuf, stop: Arc<AtomicBool>) -> std::thread::JoinHandle<(Db, Vec<String>)> {
+    std::thread::spawn(move || {
+        let mut c = Client::connect(&format!("unix:{}", sock.display())).expect("connect");
+        let version = c.check_schema(DB).expect("schema");
+        assert!(version.starts_with("8."), "{version}");
+        let mut db = Db::default();
+        db.apply(&c.monitor(DB, "sdnfwd", MONITORED).expect("monitor")).expect("initial state");
+        let mut prev: BTreeMap<String, i64> = BTreeMap::new();
+        let mut warnings = Vec::new();
+        while !stop.load(Ordering::Relaxed) {
+            if let Ok(sw) = switch(&db) {
+                let mut all = BTreeMap::new();
+                for b in &sw.bridges {
+                    let (a, w) = assign_ofports(b, &prev);
+                    warnings.extend(w);
+                    for i in b.ports.iter().flat_map(|p| &p.interfaces) {
+                        if let Some(Ok(n)) = a.get(&i.uuid) {
+                            prev.insert(i.name.clone(), *n);
+                        }
+                    }
+                    all.extend(a);
+                }
+                let ops = write_back(&sw, &all);
+                if !ops.is_empty() {
+                    c.transact(DB, ops).expect("write back");
+                }
+            }
+            if let Some(u) = c.next_update(Duration::from_millis(100)).expect("update") {
+                db.apply(&u).expect("apply");
+            }
+        }
+        (db, warnings)
+    })
+}
+
+#[test]
+fn openshift_sdn_commands_through_the_database() {
+    let dir = tempfile::tempdir().unwrap();
+    let srv = OvsdbServer::start(dir.path());
+    srv.vsctl(&["--no-wait", "init"]).unwrap();
+    // Before any switch runs: the setup as openshift-sdn writes it.
+    srv.vsctl(&[
+        "--no-wait",
+        "--may-exist",
+        "add-br",
+        "br0",
+        "--",
+        "set",
+        "Bridge",
+        "br0",
+        "fail_mode=secure",
+        "protocols=OpenFlow13",
+    ])
+    .unwrap();
+    srv.vsctl(&[
+        "--no-wait",
+        "--may-exist",
+        "add-port",
+        "br0",
+        "vxlan0",
+        "--",
+        "set",
+        "Interface",
+        "vxlan0",
+        "ofport_request=1",
+        "type=vxlan",
+        "options:remote_ip=\"flow\"",
+        "options:key=\"flow\"",
+        "options:dst_port=4789",
+    ])
+    .unwrap();
+    let stop = Arc::new(AtomicBool::new(false));
+    let h = switch_loop(srv.sock.clone(), stop.clone());
+    // With a switch running, ovs-vsctl waits for cur_cfg and returns.
+    let t0 = Instant::now();
+    srv.vsctl(&[
+        "--may-exist",
+        "add-port",
+        "br0",
+        "tun0",
+        "--",
+        "set",
+        "Interface",
+        "tun0",
+        "ofport_request=2",
+        "type=internal",
+    ])
+    .expect("ovs-vsctl returns once the switch has applied the change");
+    assert!(t0.elapsed() < Duration::from_secs(5));
+    for (i, veth) in ["veth-a", "veth-b", "veth-c"].iter().enumerate() {
+        let req = format!("ofport_request={}", if i == 2 { 3 } else { 3 + i });
+        srv.vsctl(&["--may-exist", "add-port", "br0", veth, "--", "set", "Interface", veth, &req]).unwrap();
+    }
+    let get = |i: &str| srv.vsctl(&["get", "Interface", i, "ofport"]).unwrap();
+    assert_eq!(
+        [get("vxlan0"), get("tun0"), get("veth-a"), get("veth-b"), get("veth-c")],
+        ["1", "2", "3", "4", "5"],
+        "veth-c asked for veth-a's 3 and got the lowest free number"
+    );
+    assert_eq!(get("br0"), "65534");
+    // An interface sdnfwd cannot serve: ofport -1 and the reason.
+    srv.vsctl(&["add-port", "br0", "gen0", "--", "set", "Interface", "gen0", "type=geneve", "options:remote_ip=flow"])
+        .unwrap();
+    assert_eq!(get("gen0"), "-1");
+    let err = srv.vsctl(&["get", "Interface", "gen0", "error"]).unwrap();
+    assert!(err.contains("interface type `geneve` is not supported"), "{err}");
+    // del-port frees the number; the next port takes it.
+    srv.vsctl(&["del-port", "br0", "veth-b"]).unwrap();
+    srv.vsctl(&["add-port", "br0", "veth-d"]).unwrap();
+    assert_eq!(get("veth-d"), "4");
+    stop.store(true, Ordering::Relaxed);
+    let (db, warnings) = h.join().unwrap();
+    let sw = switch(&db).unwrap();
+    assert_eq!(sw.cur_cfg, sw.next_cfg);
+    let br = &sw.bridges[0];
+    assert_eq!((br.fail_mode.as_deref(), &br.protocols[..]), (Some("secure"), &["OpenFlow13".to_string()][..]));
+    let vx = br.ports.iter().find(|p| p.name == "vxlan0").unwrap();
+    assert_eq!(vx.interfaces[0].options.get("dst_port").map(String::as_str), Some("4789"));
+    assert!(
+        warnings.iter().any(|w| w.contains("veth-c: ofport_request=3 is veth-a's port number; it gets 5")),
+        "{warnings:?}"
+    );
+}
+
+#[test]
+fn an_unknown_schema_is_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let srv = OvsdbServer::start(dir.path());
+    let mut c = Client::connect(&format!("unix:{}", srv.sock.display())).unwrap();
+    assert!(c.check_schema("Nope").unwrap_err().contains("refused `get_schema`"));
+    assert!(Client::connect("tcp:127.0.0.1:6640").err().unwrap().contains("only unix: sockets"));
+    let e = c.transact(DB, vec![serde_json::json!({"op": "insert", "table": "NoSuchTable", "row": {}})]).unwrap_err();
+    assert!(e.contains("operation 1"), "{e}");
+    let _ = ovsdb::SCHEMA_MAJORS;
+}
+
+#[test]
+fn ovs_appctl_talks_to_the_unixctl_server() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("ovs-vswitchd.4242.ctl");
+    let server = Server::bind(&path).unwrap();
+    let mut cmds = Commands::default();
+    cmds.register("version", "", 0, 0, Box::new(|_| Ok("ovs-vswitchd (sdnfwd) 0.1.0\n".into())));
+    cmds.register("dpif/show", "", 0, 0, Box::new(|_| Ok("netdev@ovs-netdev: hit:0 missed:0\n".into())));
+    cmds.register("vlog/set", "[SPEC]", 0, 1, Box::new(|a| Err(format!("no such module: {}", a.join(" ")))));
+    let stop = Arc::new(AtomicBool::new(false));
+    let s2 = stop.clone();
+    let h = std::thread::spawn(move || {
+        server.serve(&cmds, &s2);
+        drop(server);
+    });
+    let appctl = |args: &[&str]| {
+        let o = Command::new("ovs-appctl").arg("-t").arg(&path).args(args).output().expect("ovs-appctl");
+        (
+            o.status.code(),
+            String::from_utf8_lossy(&o.stdout).into_owned(),
+            String::from_utf8_lossy(&o.stderr).into_owned(),
+        )
+    };
+    assert_eq!(appctl(&["version"]), (Some(0), "ovs-vswitchd (sdnfwd) 0.1.0\n".into(), String::new()));
+    assert_eq!(appctl(&["dpif/show"]).1, "netdev@ovs-netdev: hit:0 missed:0\n");
+    let (code, _, err) = appctl(&["vlog/set", "foo:dbg"]);
+    assert_eq!(code, Some(2));
+    assert_eq!(err, format!("no such module: foo:dbg\novs-appctl: {}: server returned an error\n", path.display()));
+    let (code, _, err) = appctl(&["ofproto/bogus"]);
+    assert_eq!(code, Some(2));
+    assert!(err.contains("\"ofproto/bogus\" is not a valid command"), "{err}");
+    let (_, out, _) = appctl(&["list-commands"]);
+    assert!(out.starts_with("The available commands are:\n") && out.contains("  dpif/show"), "{out}");
+    // A client sending junk is disconnected; the server still answers.
+    {
+        use std::io::Write;
+        let mut s = std::os::unix::net::UnixStream::connect(&path).unwrap();
+        s.write_all(b"}}} not json").unwrap();
+    }
+    assert_eq!(appctl(&["version"]).0, Some(0));
+    stop.store(true, Ordering::Relaxed);
+    h.join().unwrap();
+    assert!(!path.exists(), "the socket file goes with the server");
+}
