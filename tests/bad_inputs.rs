@@ -3,7 +3,10 @@
 //! namespaces: AF_XDP on its pods' veths, tun0 and the uplink) gets a table
 //! of bad inputs: each bad config file at start-up (in a namespace of its
 //! own: exit status 2, nothing set up), by SIGHUP and by `sdnfwd ctl
-//! reload`, and each bad `ctl pod add` and `ctl hostsubnet add`. Each must
+//! reload`, each bad `ctl pod add` and `ctl hostsubnet add`, and the
+//! OpenFlow requests the node refuses (sent by the real `ovs-ofctl`: bundles
+//! with a bad line, table 254, an overlap, missing groups, PORT_MOD,
+//! meters, a PACKET_OUT it cannot run; each with OVS's error). Each must
 //! be refused with a line that names its source (`file:line:column` at the
 //! value that is wrong, or the ctl command) and the objects in conflict,
 //! and the node's flows (dump-flows without durations), ports (`show`: each
@@ -246,7 +249,10 @@ fn assert_names(case: &str, out: &str, path: &str, text: &str, b: &Bad) {
 fn bad_inputs_are_refused_and_change_nothing() {
     let _serial = serial();
     require_root();
-    let mut t = start("sdv", &[]);
+    // OpenFlow on a unix socket, for the OpenFlow cases below.
+    let of_sock = std::env::temp_dir().join("sdnfwd-bad-inputs-of.mgmt");
+    let of_target = format!("punix:{}", of_sock.display());
+    let mut t = start("sdv", &["--openflow", &of_target]);
     let cfg_path = std::env::temp_dir().join(format!("{}-cluster.yaml", t.lab.prefix()));
     let cfg = cfg_path.to_string_lossy().into_owned();
     let bin = bin();
@@ -318,6 +324,39 @@ fn bad_inputs_are_refused_and_change_nothing() {
             .unwrap_or_else(|| panic!("ctl {args}: no line naming the command and {words:?}:\n{e}"));
         assert!(!line.is_empty());
         assert_same(&snapshot(&t), &before, &format!("ctl {args}"));
+        n_inputs += 1;
+    }
+    // OpenFlow: what ovs-ofctl sends that the node refuses, each with the
+    // OpenFlow error OVS would send, named by ovs-ofctl (never a bare hex
+    // dump); a refused bundle applies none of its lines.
+    let of = format!("unix:{}", of_sock.display());
+    let bad_flows = dir.path().join("bad.flows");
+    std::fs::write(&bad_flows, "table=0, priority=7, ip, actions=drop\ntable=40, priority=1, ip, actions=group:99\n")
+        .unwrap();
+    let bad_flows = bad_flows.to_string_lossy().into_owned();
+    let pkt = "packet=ffffffffffff000000000001080045000014000100004001f7e40a0000010a000002";
+    let in_port1 = format!("in_port=1 {pkt} actions=table");
+    let cases: Vec<(Vec<&str>, &str)> = vec![
+        (vec!["-O", "OpenFlow13", "--bundle", "add-flows", &of, &bad_flows], "OFPBAC_BAD_OUT_GROUP"),
+        (vec!["-O", "OpenFlow14", "--bundle", "replace-flows", &of, &bad_flows], "OFPBAC_BAD_OUT_GROUP"),
+        (vec!["add-flow", &of, "table=254, actions=drop"], "OFPBRC_EPERM"),
+        (vec!["add-flow", &of, "table=0, priority=0, ip, check_overlap, actions=drop"], "OFPFMFC_OVERLAP"),
+        (vec!["-O", "OpenFlow13", "add-flow", &of, "table=30, priority=1, actions=group:99"], "OFPBAC_BAD_OUT_GROUP"),
+        (vec!["-O", "OpenFlow13", "mod-group", &of, "group_id=99,type=all,bucket=output:3"], "OFPGMFC_UNKNOWN_GROUP"),
+        (
+            vec!["-O", "OpenFlow13", "add-group", &of, "group_id=1,type=all,bucket=actions=group:77"],
+            "OFPBAC_BAD_OUT_GROUP",
+        ),
+        (vec!["-O", "OpenFlow15", "add-group", &of, "group_id=1,type=all,bucket=output:3"], "OFPBRC_BAD_TYPE"),
+        (vec!["mod-port", &of, "3", "down"], "OFPBRC_EPERM"),
+        (vec!["-O", "OpenFlow13", "add-meter", &of, "meter=1,kbps,band=type=drop,rate=1000"], "OFPBRC_BAD_TYPE"),
+        (vec!["packet-out", &of, &in_port1], "OFPBRC_EPERM"),
+    ];
+    for (args, code) in cases {
+        let (_, out, err) = run_status("ovs-ofctl", &args);
+        let all = format!("{out}{err}");
+        assert!(all.contains(code) && !all.lines().any(|l| l.starts_with("00000000  ")), "ovs-ofctl {args:?}: {all}");
+        assert_same(&snapshot(&t), &before, &format!("ovs-ofctl {args:?}"));
         n_inputs += 1;
     }
     assert!(n_inputs >= 40, "{n_inputs} bad inputs");

@@ -170,6 +170,131 @@ fn bench_json_reports_every_pattern() {
     }
 }
 
+/// `bench --ct-mode`: the connections are opened before the clock starts
+/// and the measured frames are tracked as the pattern means (the bench's
+/// own check, and its counters): established data both ways is +est and
+/// creates nothing; the churn creates a connection per SYN. Counters only,
+/// never speed.
+#[test]
+fn bench_ct_mode_tracks_frames_as_the_pattern_means() {
+    let run = |args: &[&str]| {
+        let mut all = vec!["bench", "--seconds", "0.3", "--json"];
+        all.extend_from_slice(args);
+        let o = sdnfwd(&all);
+        assert!(o.status.success(), "{args:?}: {}", stderr(&o));
+        let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+        assert_eq!(v["leaked_frames"], 0, "{v}");
+        v
+    };
+    // More connections than one (client, server, port) has source ports
+    // for: two pairs the table lets through.
+    for n in [1u64, 65_000] {
+        let v = run(&["--ct-mode", "--pattern", "tcp-est", "--flows", &n.to_string()]);
+        let ct = &v["conntrack"];
+        assert_eq!(ct["check"], "ok", "{v}");
+        assert_eq!((ct["connections"].as_u64(), ct["created"].as_u64()), (Some(n), Some(0)), "{v}");
+        assert_eq!(ct["invalid"], 0, "{v}");
+        assert_eq!(ct["warm_up"]["created"].as_u64(), Some(n), "{v}");
+        assert!(ct["est_pct"].as_f64().unwrap() > 99.9, "{v}");
+        assert_eq!(v["drops"], 0, "{v}");
+    }
+    let v = run(&["--ct-mode", "--pattern", "tcp-new", "--flows", "1000"]);
+    let ct = &v["conntrack"];
+    assert_eq!(ct["check"], "ok", "{v}");
+    assert_eq!(ct["scenario_connections"], 1024, "rounded up to whole bursts: {v}");
+    // A SYN's two ct are new, an RST's two est; one creation per SYN (the
+    // verdicts are counted a burst at a time, creations as they happen).
+    let (new, est) = (ct["verdicts"]["new"].as_u64().unwrap(), ct["verdicts"]["est"].as_u64().unwrap());
+    let created = ct["created"].as_u64().unwrap();
+    assert!(new > 1000 && new.abs_diff(est) <= 64 && created.abs_diff(new / 2) <= 64, "{v}");
+    assert_eq!((ct["invalid"].as_u64(), ct["full"].as_u64()), (Some(0), Some(0)), "{v}");
+}
+
+/// The ct-mode table printed by `bench --ct-mode` is a flow file and a
+/// group file `bench --flow-file --groups` runs the same way; the ct
+/// patterns need such a table; conn-memory counts its connections.
+#[test]
+fn bench_ct_table_files_and_refusals() {
+    let dir = tempfile::tempdir().unwrap();
+    let (f, g) = (dir.path().join("ct.flows"), dir.path().join("ct.groups"));
+    let o = sdnfwd(&["bench", "--ct-mode", "--print-flows"]);
+    assert!(o.status.success() && stdout(&o).contains("ct(commit,table=30)"), "{}", stderr(&o));
+    std::fs::write(&f, &o.stdout).unwrap();
+    let o = sdnfwd(&["bench", "--ct-mode", "--print-groups"]);
+    assert!(o.status.success() && stdout(&o).starts_with("group_id=11235,type=indirect"), "{}", stderr(&o));
+    std::fs::write(&g, &o.stdout).unwrap();
+    let (f, g) = (f.to_str().unwrap(), g.to_str().unwrap());
+    let o = sdnfwd(&["bench", "--flow-file", f, "--groups", g, "--pattern", "tcp-est", "--flows", "100"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let out = stdout(&o);
+    assert!(out.contains("  pods: 10.131.0.2 (port 3) -> 10.131.0.3:8080 (port 4)\n"), "{out}");
+    assert!(out.contains("conntrack: 100 connections; during the run 0 created, 0 invalid"), "{out}");
+    assert!(out.contains("  conntrack verdicts: est="), "pmd-stats counts the verdicts: {out}");
+    // The pcap files for OVS: three warm-up phases and two rings.
+    let prefix = dir.path().join("f");
+    let o = sdnfwd(&[
+        "bench",
+        "--flow-file",
+        f,
+        "--groups",
+        g,
+        "--pattern",
+        "tcp-est",
+        "--flows",
+        "10",
+        "--write-pcap",
+        prefix.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let lines: Vec<String> = stdout(&o).lines().map(|l| l.replace(prefix.to_str().unwrap(), "F")).collect();
+    assert_eq!(
+        lines,
+        [
+            "warm 1 3 F.w1.p3.pcap 10",
+            "warm 2 4 F.w2.p4.pcap 10",
+            "warm 3 3 F.w3.p3.pcap 10",
+            "run 3 F.run.p3.pcap 10",
+            "run 4 F.run.p4.pcap 10"
+        ]
+    );
+    for (args, want) in [
+        (&["--pattern", "tcp-est"][..], "node-d's table has no ct action"),
+        (&["--ct-mode", "--pattern", "pod-pod"][..], "go with --pattern tcp-est or tcp-new"),
+        (&["--ct-mode", "--node", "node-a", "--pattern", "tcp-new"][..], "no --cluster or --node"),
+        (&["--ct-mode", "--pattern", "tcp-est", "--flows", "9000000"][..], "tuples"),
+    ] {
+        let mut all = vec!["bench"];
+        all.extend_from_slice(args);
+        let o = sdnfwd(&all);
+        assert!(!o.status.success() && stderr(&o).contains(want), "{args:?}: {}", stderr(&o));
+    }
+    // The renderer's 4.13 networkpolicy table (tests/data/np-*.yaml): the
+    // pairs its policies let through, tracked as meant.
+    let o = sdnfwd(&[
+        "bench",
+        "--cluster",
+        "tests/data/np-node-d.yaml",
+        "--cluster",
+        "tests/data/np-cluster-oc.yaml",
+        "--sdn-version",
+        "4.13",
+        "--pattern",
+        "tcp-est",
+        "--flows",
+        "100",
+        "--seconds",
+        "0.3",
+        "--json",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!((&v["conntrack"]["check"], v["conntrack"]["connections"].as_u64()), (&"ok".into(), Some(100)), "{v}");
+    let o = sdnfwd(&["bench", "--pattern", "conn-memory", "--flows", "20000", "--json"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!((v["n_conns"].as_u64(), v["not_established"].as_u64()), (Some(20000), Some(0)), "{v}");
+}
+
 /// `--cluster` twice (sdnfwd's node section, an `oc get -o yaml` List):
 /// pod-to-pod traces name the NetworkPolicy that admitted the packet or
 /// the table that dropped it, with either release's rules; replies pass as

@@ -132,56 +132,6 @@ fn oracle_seed001_flows() {
     run_oracle("seed 001", &flows, &c, "oc-04.test", 0x5eed_0002);
 }
 
-/// Node-d in conntrack mode: the rendered table with the networkpolicy
-/// plugin's differences (§8.8; the table 0 and 30 conntrack rules at the
-/// 4.6+ priorities, which resolve 3.11's ties as "conntrack first" and
-/// "gateway first"), project-a's policies P1 and P2, and egress through
-/// groups as 4.8+ does it: project-a through an indirect
-/// group after `ct(commit)`, project-b through an all group
-/// (tun0 with a mark, and a copy tunnelled to node-b).
-fn ct_mode_flows(c: &Cluster) -> (String, String) {
-    let r = config::render::render(c, "node-d").unwrap();
-    let kept: Vec<String> = r
-        .flows
-        .iter()
-        .filter(|f| f.table != 60 && (f.table != 80 || [0, 300].contains(&f.priority)))
-        .map(|f| f.to_dump_line(None).trim_start().to_string())
-        .collect();
-    let mut text = kept.join("\n") + "\n";
-    text += "table=0,priority=1000,ip,ct_state=-trk,actions=ct(table=0)
-table=0,priority=400,in_port=2,ip,nw_src=10.131.0.1,actions=goto_table:30
-table=0,priority=300,in_port=2,ip,nw_src=10.131.0.0/23,nw_dst=10.128.0.0/14,actions=goto_table:25
-table=25,priority=0,actions=drop
-table=30,priority=250,ip,nw_dst=10.131.0.0/23,ct_state=+rpl,actions=ct(nat,table=70)
-table=60,priority=200,actions=output:2
-table=60,priority=0,actions=drop
-table=21,priority=200,ip,nw_dst=10.128.0.0/14,actions=ct(commit,table=30)
-table=80,priority=200,ip,ct_state=+rpl,actions=output:NXM_NX_REG2[]
-table=80,priority=150,reg1=11235,ip,nw_dst=10.129.0.7,reg0=0,tcp,tp_dst=8080,actions=output:NXM_NX_REG2[]
-table=80,priority=150,reg1=11235,ip,nw_dst=10.131.0.3,reg0=0,tcp,tp_dst=8080,actions=output:NXM_NX_REG2[]
-table=80,priority=150,reg1=11235,ip,nw_dst=10.131.0.4,reg0=11235,ip,nw_src=10.129.0.7,tcp,tp_dst=5432,actions=output:NXM_NX_REG2[]
-table=80,priority=150,reg1=11235,ip,nw_dst=10.131.0.4,reg0=11235,ip,nw_src=10.131.0.3,tcp,tp_dst=5432,actions=output:NXM_NX_REG2[]
-table=80,priority=100,reg1=11235,ip,nw_dst=10.129.0.7,actions=drop
-table=80,priority=100,reg1=11235,ip,nw_dst=10.131.0.3,actions=drop
-table=80,priority=100,reg1=11235,ip,nw_dst=10.131.0.4,actions=drop
-table=80,priority=50,reg1=11235,actions=output:NXM_NX_REG2[]
-table=80,priority=50,reg1=0,actions=output:NXM_NX_REG2[]
-table=80,priority=50,reg1=58132,actions=output:NXM_NX_REG2[]
-table=100,priority=150,reg0=11235,ip,actions=ct(commit),group:11235
-table=100,priority=150,reg0=58132,ip,actions=group:58132
-";
-    for n in c.find_node("node-d").unwrap().pods.iter() {
-        let vnid = c.vnid(&n.namespace).unwrap();
-        text +=
-            &format!("table=25,priority=100,ip,nw_src={},actions=load:{vnid:#x}->NXM_NX_REG0[],goto_table:30\n", n.ip);
-    }
-    let groups = "group_id=11235,type=indirect,bucket=actions=move:NXM_NX_REG0[]->NXM_NX_TUN_ID[0..31],set_field:172.16.1.16->tun_dst,output:1
-group_id=58132,type=all,bucket=actions=set_field:0x0100a314->pkt_mark,output:2,bucket=actions=move:NXM_NX_REG0[]->NXM_NX_TUN_ID[0..31],set_field:172.16.1.16->tun_dst,output:1
-"
-    .to_string();
-    (text, groups)
-}
-
 /// OVS's multi-pass trace split into its passes (the text between the
 /// `recirc(...)` banners).
 fn split_passes(text: &str) -> Vec<String> {
@@ -208,7 +158,7 @@ fn split_passes(text: &str) -> Vec<String> {
 #[test]
 fn oracle_ct_mode_pass_by_pass() {
     let c = Cluster::default_cluster();
-    let (text, groups) = ct_mode_flows(&c);
+    let (text, groups) = sdnfwd::ct_mode::ct_mode_flows(&c);
     let n = run_ct_oracle("ct mode", &text, &groups, &c, "node-d", 0x5eed_00c7, &[0, 21, 25, 30, 70, 80, 100]);
     assert!(n.groups_hit > 10, "groups hit only {} times", n.groups_hit);
 }

@@ -10,7 +10,7 @@ a=$1 b=$2 rounds=${3:-3}
 mpps() { "$1" bench --pattern "$2" --flows "$3" --seconds 3 --first-core 1 --json 2>/dev/null |
   grep -o '"mpps": *[0-9.]*' | head -1 | cut -d: -f2 | tr -d ' '; }
 for r in $(seq "$rounds"); do
-  for c in "pod-pod 1" "pod-pod 100000" "pod-remote 1" "remote-pod 1"; do
+  for c in "pod-pod 1" "pod-pod 10000" "pod-pod 100000" "pod-remote 1" "remote-pod 1"; do
     set -- $c
     echo "$r $1 $2 A $(mpps "$a" "$1" "$2")"
     echo "$r $1 $2 B $(mpps "$b" "$1" "$2")"

@@ -3,6 +3,8 @@
 # under callgrind: exact and repeatable where Mpps on a shared VM is not.
 # Usage: tools/instructions.sh [CASE ...]   (needs valgrind: apt-get install valgrind)
 # Cases: pod-pod-1-flow pod-pod-10k-flows pod-pod-100k-flows pod-remote-1-flow remote-pod-1-flow,
+# tcp-est-1-conn tcp-est-10k-conns tcp-est-100k-conns (the ct-mode table, data both ways over
+# established connections, as `sdnfwd bench --ct-mode --pattern tcp-est`; not run by default),
 # and upcalls: instructions per upcall of the slow-path thread
 # (`sdnfwd bench --pattern upcalls --flows 50000`: a cold round and five
 # warm ones, SlowPath::handle's count over the 300,000 upcalls; release build).

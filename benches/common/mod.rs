@@ -87,3 +87,61 @@ pub fn counts(pmd: &Pmd) -> (u64, u64) {
     let load = |c: &std::sync::atomic::AtomicU64| c.load(std::sync::atomic::Ordering::Relaxed);
     (load(&pmd.stats.packets), load(&pmd.stats.upcalls))
 }
+
+/// The connection-tracking cases: name and connections (`sdnfwd bench
+/// --ct-mode --pattern tcp-est`'s frames).
+#[allow(dead_code)] // not every bench runs them
+pub fn ct_cases() -> Vec<(&'static str, usize)> {
+    vec![("tcp-est-1-conn", 1), ("tcp-est-10k-conns", 10_000), ("tcp-est-100k-conns", 100_000)]
+}
+
+/// A poll loop with node-d's ct-mode table and a connection tracker, `n`
+/// connections opened with their handshakes (`sdnfwd::bench_ct`), then
+/// replaying a data segment each way per connection; warmed up until a
+/// round of every ring runs without an upcall.
+#[allow(dead_code)]
+pub fn warm_ct_pmd(name: &str, n: usize) -> Pmd {
+    use fastpath::conntrack::{Conntrack, CtConfig};
+    use sdnfwd::bench_ct;
+    let cl = Cluster::default_cluster();
+    let (flows, groups) = sdnfwd::ct_mode::ct_mode_flows(&cl);
+    let table = || {
+        let mut of = Ofproto::new();
+        for (_, g) in config::ofctl::parse_group_file(&groups).unwrap() {
+            of.apply_group(&g).unwrap();
+        }
+        let cmds: Vec<_> = config::ofctl::parse_flow_file(&flows).unwrap().into_iter().map(|(_, c)| c).collect();
+        of.apply(&cmds).unwrap();
+        of.ports = Some([1, 2, 3, 4, 5, 6].into());
+        of
+    };
+    let pods = bench_ct::pods_of(&cl, "node-d");
+    let pairs = bench_ct::find_pairs(table(), &pods, &flows, 64).unwrap();
+    let f = bench_ct::established(&pairs, n, 64).unwrap();
+    let shared = Arc::new(Shared::default());
+    let (up_tx, up_rx) = crossbeam_channel::bounded(4096);
+    let (rep_tx, rep_rx) = crossbeam_channel::bounded(4096);
+    let mut pmd = Pmd::new(0, shared.clone(), up_tx, rep_rx, 4096, 100);
+    pmd.set_conntrack(Arc::new(Conntrack::new(CtConfig::default())));
+    for p in [UPLINK, 2, 3, 4, 5, 6] {
+        pmd.add_port(p, Box::new(SinkPort::new("sink")), false);
+    }
+    let mut slow = SlowPath::new(table(), shared, vec![rep_tx], vec![pmd.stats.clone()]);
+    let mut serve = |pmd: &mut Pmd| {
+        let batch: Vec<_> = up_rx.try_iter().collect();
+        slow.handle(&batch);
+        pmd.iterate();
+    };
+    bench_ct::warm_up(&mut pmd, &f.phases, &f.sources, &mut serve).unwrap();
+    // Every ring round once (at least), answering upcalls as they come.
+    let longest = f.sources.iter().map(|(_, v)| v.len()).max().unwrap_or(1);
+    for _ in 0..(longest / 32 + 1) * 4 + 1000 {
+        serve(&mut pmd);
+    }
+    let (_, upcalls) = counts(&pmd);
+    for _ in 0..longest / 32 + 1 {
+        pmd.iterate();
+    }
+    assert_eq!(counts(&pmd).1, upcalls, "{name}: warmed up, no more upcalls");
+    pmd
+}

@@ -21,14 +21,14 @@ use crate::actions::{DpAction, SetField};
 use crate::batch::{Ports, BURST, UPLINK};
 use crate::conntrack::ipf::{FragOut, BATCH as CT_BATCH};
 use crate::conntrack::tracker::{Conntrack, CtPin, Track};
-use crate::conntrack::types::{CtRequest, CtResult};
+use crate::conntrack::types::{CtRequest, CtResult, CS_DST_NAT, CS_SRC_NAT};
 use crate::dpcls::Megaflow;
 use crate::flow::{loc, FlowKey};
 use crate::hostnat::HostWait;
 use crate::pool::{FrameId, FramePool};
-use crate::recirc::{may_recirculate, next_key, Recirculating, RECIRC_MAX};
+use crate::recirc::{may_recirculate, next_key, next_key_unchanged, Recirculating, RECIRC_MAX};
 use crate::shared::TunnelState;
-use crate::stats::{BurstCounters, DatapathDrop, PmdStats};
+use crate::stats::{ct_verdict, BurstCounters, DatapathDrop, PmdStats};
 use crate::wire;
 
 /// Frames a loop holds for remote VTEPs whose next-hop MAC is not known yet.
@@ -371,10 +371,14 @@ impl Exec<'_> {
         }
         let mut md = pass.md;
         let mut left = m.n_outputs;
+        // Whether an action rewrote the frame (its next pass's key is then
+        // extracted again).
+        let mut rewritten = false;
         for (i, a) in m.actions.iter().enumerate() {
             let (port, tun) = match a {
                 DpAction::Set(s) => {
                     apply_set(self.pool, f, *s);
+                    rewritten = true;
                     // A rewritten packet is looked up again by a later ct.
                     md.forget_conn();
                     continue;
@@ -411,6 +415,9 @@ impl Exec<'_> {
                         self.pool.free(f);
                         return;
                     }
+                    // Counted once the verdict is final (a held frame is
+                    // counted when its pass runs again).
+                    b.ct[ct_verdict(md.state)] += 1;
                     continue;
                 }
                 DpAction::Output(p) => (*p, None),
@@ -419,7 +426,7 @@ impl Exec<'_> {
                     left -= 1;
                     let g = if left == 0 { Some(f) } else { self.pool.clone_frame(f) };
                     match g {
-                        Some(g) => self.recirculate(g, *id, &pass, &md, b),
+                        Some(g) => self.recirculate(g, *id, &pass, &md, rewritten, b),
                         None => b.drop(DatapathDrop::NoBuffer, 1),
                     }
                     continue;
@@ -549,7 +556,9 @@ impl Exec<'_> {
                             }
                             DpAction::Recirc(id) => {
                                 let pass = Pass { key: &it.key, depth, md: it.md };
-                                self.recirculate(g, id, &pass, &it.md, b);
+                                // Extracted again: a released fragment's
+                                // key is of the pass it came in.
+                                self.recirculate(g, id, &pass, &it.md, true, b);
                             }
                             _ => {}
                         }
@@ -620,7 +629,15 @@ impl Exec<'_> {
 
     /// Queues `g` for its next pass under recirculation id `id`.
     #[cold]
-    fn recirculate(&mut self, g: FrameId, id: u32, pass: &Pass<'_>, md: &CtResult, b: &mut BurstCounters) {
+    fn recirculate(
+        &mut self,
+        g: FrameId,
+        id: u32,
+        pass: &Pass<'_>,
+        md: &CtResult,
+        rewritten: bool,
+        b: &mut BurstCounters,
+    ) {
         if !may_recirculate(pass.depth + 1) {
             self.pool.free(g);
             b.drop(DatapathDrop::RecircDepth, 1);
@@ -631,7 +648,14 @@ impl Exec<'_> {
             b.drop(DatapathDrop::NoBuffer, 1);
             return;
         }
-        let key = next_key(self.pool.data(g), pass.key, id, md);
+        // Unless an action or the tracker's NAT rewrote the frame, its
+        // fields are the previous key's.
+        let key = if rewritten || md.state & (CS_SRC_NAT | CS_DST_NAT) != 0 {
+            next_key(self.pool.data(g), pass.key, id, md)
+        } else {
+            next_key_unchanged(pass.key, id, md)
+        };
+        debug_assert_eq!(key, next_key(self.pool.data(g), pass.key, id, md), "the frame was rewritten");
         let hash = key.hash();
         self.recirc.push(Recirculating { frame: g, key, hash, depth: pass.depth + 1, md: *md });
         b.recirculations += 1;

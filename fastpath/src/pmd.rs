@@ -45,6 +45,19 @@ pub enum PmdCommand {
     /// Sends back this loop's port counters: (OpenFlow port, name,
     /// counters, port-specific counters).
     DumpPorts(Sender<Vec<(u32, String, PortCounters, String)>>),
+    /// A frame from the control plane (an OpenFlow PACKET_OUT): through
+    /// the pipeline as if received on `in_port`, or, with `out`, sent out
+    /// of that port as it is. Dropped when the pool is empty (counted as
+    /// `no-buffer`) or the port is missing (`no-port`); a frame longer
+    /// than the pool's frames is cut (the node refuses those before).
+    Inject {
+        /// The frame.
+        frame: Vec<u8>,
+        /// The port it comes in on.
+        in_port: u32,
+        /// The port to send it out of, bypassing the pipeline.
+        out: Option<u32>,
+    },
 }
 
 /// One poll loop and everything it owns.
@@ -175,10 +188,24 @@ impl Pmd {
     }
 
     #[cold]
-    fn control(&mut self) {
+    fn control(&mut self, b: &mut BurstCounters) {
         let Some(rx) = self.control.clone() else { return };
         while let Ok(c) = rx.try_recv() {
             match c {
+                PmdCommand::Inject { frame, in_port, out } => {
+                    let Some(id) = self.pool.alloc() else {
+                        b.drop(DatapathDrop::NoBuffer, 1);
+                        continue;
+                    };
+                    self.pool.fill(id, &frame);
+                    match out {
+                        Some(p) => {
+                            let lost = self.ports.emit_run(&mut self.pool, p, &[id]);
+                            b.drop(DatapathDrop::NoPort, lost as u64);
+                        }
+                        None => self.burst(in_port, &[id], b),
+                    }
+                }
                 PmdCommand::AddPort { ofport, port, rx } => self.add_port(ofport, port, rx),
                 PmdCommand::RemovePort(p) => {
                     self.remove_port(p);
@@ -307,7 +334,7 @@ impl Pmd {
             self.emc.sweep();
         }
         if self.iteration & 0x3ff == 0 && self.control.is_some() {
-            self.control();
+            self.control(&mut b);
         }
         self.ports.flush(&mut self.pool);
         self.pending.expire(&mut self.pool, self.iteration, &mut b);
@@ -423,7 +450,9 @@ impl Pmd {
                 batch: &mut *batch,
                 host: &mut *host,
             };
-            for r in recirc_round.drain(..) {
+            // By reference, cleared after: a queued packet is not copied
+            // out of the queue first.
+            for r in recirc_round.iter() {
                 let pass = Pass { key: &r.key, depth: r.depth, md: r.md };
                 if let Some(m) = emc.enabled().then(|| emc.peek_tracked(&r.key, r.hash)).flatten() {
                     b.emc_hits += 1;
@@ -443,6 +472,7 @@ impl Pmd {
                     }
                 }
             }
+            recirc_round.clear();
             (pin, now_ms, frag_due) = (x.pin.take(), x.now_ms, x.frag_due);
         }
     }
@@ -924,6 +954,30 @@ mod tests {
         r.pmd.iterate();
         assert_eq!(r.pmd.n_held(), 0);
         assert_eq!(drops(&r), vec![("no-neighbour", 5)]);
+        assert_eq!(r.pmd.pool().n_free(), 256);
+    }
+
+    /// PACKET_OUT's frames: one through the pipeline as from port 4 (its
+    /// megaflow sends it to port 5), one straight out of port 5, one for
+    /// a port the loop does not have; every frame back in the pool.
+    #[test]
+    fn test_inject() {
+        let mut r = rig(256, 64);
+        publish(&r, &[&on_port(4, &[DpAction::Output(5)], 1)]);
+        let (tx, rx) = crossbeam_channel::unbounded();
+        r.pmd.set_control(rx);
+        tx.send(PmdCommand::Inject { frame: frame(1), in_port: 4, out: None }).unwrap();
+        tx.send(PmdCommand::Inject { frame: frame(2), in_port: 0xfffd, out: Some(5) }).unwrap();
+        tx.send(PmdCommand::Inject { frame: frame(3), in_port: 4, out: Some(9) }).unwrap();
+        // Commands are read every 1024 iterations.
+        while !tx.is_empty() {
+            r.pmd.iterate();
+        }
+        r.pmd.iterate();
+        let got: Vec<Vec<u8>> = r.out5.try_iter().collect();
+        assert_eq!(got, [frame(1), frame(2)]);
+        assert_eq!(r.pmd.stats.flow(1).0, 1, "the pipeline's frame counted by its megaflow");
+        assert_eq!(drops(&r), vec![("no-port", 1)]);
         assert_eq!(r.pmd.pool().n_free(), 256);
     }
 

@@ -7,7 +7,7 @@
 //! its batches, at most [`MAX_RECIRC_DEPTH`] passes a packet.
 
 use crate::conntrack::types::CtResult;
-use crate::flow::{loc, FlowKey};
+use crate::flow::{loc, FlowKey, BASE_WORDS};
 use crate::pool::FrameId;
 use crate::stats::MAX_RECIRC_DEPTH;
 
@@ -43,6 +43,25 @@ pub fn next_key(frame: &[u8], prev: &FlowKey, id: u32, md: &CtResult) -> FlowKey
     for l in [loc::TUN_ID, loc::TUN_SRC, loc::TUN_DST] {
         k.set(l, prev.get(l));
     }
+    set_ct(&mut k, id, md);
+    k
+}
+
+/// [`next_key`] of a frame that no action of the pass rewrote (no
+/// `set_field`, no NAT): the previous key's packet and tunnel fields as
+/// they are, the frame not parsed again.
+#[inline]
+pub fn next_key_unchanged(prev: &FlowKey, id: u32, md: &CtResult) -> FlowKey {
+    let mut k = FlowKey::default();
+    k.w[..BASE_WORDS].copy_from_slice(&prev.w[..BASE_WORDS]);
+    set_ct(&mut k, id, md);
+    k
+}
+
+/// The recirculation id and the tracker's verdict into `k` (whose
+/// connection-tracking words are zero).
+#[inline]
+fn set_ct(k: &mut FlowKey, id: u32, md: &CtResult) {
     k.set(loc::RECIRC_ID, id as u64);
     k.set(loc::CT_STATE, md.state as u64);
     k.set(loc::CT_ZONE, md.zone as u64);
@@ -60,7 +79,6 @@ pub fn next_key(frame: &[u8], prev: &FlowKey, id: u32, md: &CtResult) -> FlowKey
             k.set(loc::CT_TP_DST, t.dport as u64);
         }
     }
-    k
 }
 
 /// Whether a packet that has taken `depth` passes may take another.

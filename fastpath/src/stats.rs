@@ -72,6 +72,26 @@ impl DatapathDrop {
     }
 }
 
+/// What a `ct` action told the pipeline, as counted per loop
+/// ([`PmdStats::ct`]): `+est`, `+new`, `+rel`, `+inv` (a packet with none
+/// of these is counted as new). Each `ct` a packet goes through counts once.
+pub const CT_VERDICTS: [&str; 4] = ["est", "new", "rel", "inv"];
+
+/// The [`CT_VERDICTS`] index of a `ct_state` (inv before rel before est).
+#[inline]
+pub fn ct_verdict(state: u8) -> usize {
+    use crate::conntrack::types::{CS_ESTABLISHED, CS_INVALID, CS_RELATED};
+    if state & CS_INVALID != 0 {
+        3
+    } else if state & CS_RELATED != 0 {
+        2
+    } else if state & CS_ESTABLISHED != 0 {
+        0
+    } else {
+        1
+    }
+}
+
 /// Megaflow ids are below this (the slow path allocates them); per-loop
 /// megaflow statistics are arrays indexed by id.
 pub const MAX_FLOW_IDS: usize = 1 << 18;
@@ -82,6 +102,7 @@ pub struct PmdBaseline {
     v: [u64; 11],
     drops: [u64; N_DROP],
     malformed: [u64; N_MALFORMED],
+    ct: [u64; 4],
 }
 
 /// Per-loop counters: written by the loop only (relaxed load and store, no
@@ -118,6 +139,8 @@ pub struct PmdStats {
     pub drops: [AtomicU64; N_DROP],
     /// Malformed frames by [`Malformed`] reason.
     pub malformed: [AtomicU64; N_MALFORMED],
+    /// `ct` actions run, by verdict ([`CT_VERDICTS`]).
+    pub ct: [AtomicU64; 4],
     /// Times the EMC switched itself off.
     pub emc_auto_disabled: AtomicU64,
     /// Whether the EMC is currently enabled (1/0).
@@ -142,6 +165,7 @@ impl Default for PmdStats {
             host_late: AtomicU64::new(0),
             drops: Default::default(),
             malformed: Default::default(),
+            ct: Default::default(),
             emc_auto_disabled: AtomicU64::new(0),
             emc_enabled: AtomicU64::new(0),
         }
@@ -190,6 +214,8 @@ pub struct BurstCounters {
     pub drops: [u64; N_DROP],
     /// Malformed frames by reason.
     pub malformed: [u64; N_MALFORMED],
+    /// `ct` actions by verdict ([`CT_VERDICTS`]).
+    pub ct: [u64; 4],
 }
 
 impl BurstCounters {
@@ -233,6 +259,11 @@ impl PmdStats {
                 Self::add(&self.malformed[i], b.malformed[i]);
             }
         }
+        if b.ct != [0; 4] {
+            for i in 0..4 {
+                Self::add(&self.ct[i], b.ct[i]);
+            }
+        }
         self.emc_enabled.store(emc.0 as u64, Ordering::Relaxed);
         self.emc_auto_disabled.store(emc.1, Ordering::Relaxed);
     }
@@ -265,6 +296,7 @@ impl PmdStats {
             ],
             drops: std::array::from_fn(|i| g(&self.drops[i])),
             malformed: std::array::from_fn(|i| g(&self.malformed[i])),
+            ct: std::array::from_fn(|i| g(&self.ct[i])),
         }
     }
 
@@ -328,6 +360,43 @@ impl PmdStats {
         if !m.is_empty() {
             s.push_str(&format!("  malformed: {}\n", m.join(" ")));
         }
+        let ct: [u64; 4] = std::array::from_fn(|i| now.ct[i] - base.ct[i].min(now.ct[i]));
+        if ct != [0; 4] {
+            let v: Vec<String> = CT_VERDICTS.iter().zip(ct).map(|(n, c)| format!("{n}={c}")).collect();
+            s.push_str(&format!("  conntrack verdicts: {}\n", v.join(" ")));
+        }
         s
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::conntrack::types::*;
+
+    #[test]
+    fn test_ct_verdicts_counted_and_shown() {
+        let t = CS_TRACKED;
+        let cases = [
+            (t | CS_ESTABLISHED, "est"),
+            (t | CS_ESTABLISHED | CS_REPLY_DIR, "est"),
+            (t | CS_NEW, "new"),
+            (t, "new"),
+            (t | CS_RELATED | CS_REPLY_DIR, "rel"),
+            (t | CS_INVALID, "inv"),
+            (t | CS_INVALID | CS_ESTABLISHED, "inv"),
+        ];
+        let s = PmdStats::default();
+        let mut b = BurstCounters::default();
+        for (state, name) in cases {
+            assert_eq!(CT_VERDICTS[ct_verdict(state)], name, "{state:#x}");
+            b.ct[ct_verdict(state)] += 1;
+        }
+        assert!(!s.show(None).contains("conntrack"), "no line without a ct");
+        s.absorb(7, &b, (true, 0));
+        assert!(s.show(None).ends_with("  conntrack verdicts: est=2 new=2 rel=1 inv=2\n"), "{}", s.show(None));
+        let base = s.baseline();
+        s.absorb(1, &BurstCounters { ct: [1, 0, 0, 0], ..Default::default() }, (true, 0));
+        assert!(s.show_since(None, &base).ends_with("  conntrack verdicts: est=1 new=0 rel=0 inv=0\n"));
     }
 }

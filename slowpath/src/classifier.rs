@@ -6,8 +6,10 @@
 //! alone (OVS partitions its classifier on metadata the same way).
 //!
 //! Megaflow contract: `lookup` ORs into the caller's wildcards the mask of
-//! every subtable it probed — the result depends on those bits only, so any
-//! flow that agrees with this one on them gets the same answer. (Subtables
+//! every subtable it probed (of a small subtable that missed, only the
+//! stages that show each rule's mismatch, as OVS's staged lookup does) —
+//! the result depends on those bits only, so any flow that agrees with this
+//! one on them gets the same answer. (Subtables
 //! skipped for their priority were skipped for no field of the packet; one
 //! skipped for in_port un-wildcards in_port only.)
 //!
@@ -62,6 +64,11 @@ struct Subtable {
     /// from in_port alone. Bits may stay set after removals (a false
     /// positive only costs a probe); recomputed while the subtable is small.
     ports: u64,
+    /// The mask's bits in each cumulative [`STAGES`] mask, where the mask
+    /// matches an L4 port (the field that differs per connection; without
+    /// one, a miss un-wildcards the whole mask, which costs less to
+    /// compute). Fixed at creation.
+    staged: Option<Box<[OfFlow; 3]>>,
 }
 
 /// Where in_port lives in an [`OfFlow`].
@@ -81,10 +88,66 @@ fn port_bit(flow: &OfFlow) -> u64 {
 /// Subtables with up to this many rules are searched without hashing.
 const FEW: usize = 4;
 
+/// OVS's lookup stages over a flow's bits (lib/classifier.c's staged
+/// lookup: metadata, L2, L3, L4), each stage with the ones before it. A
+/// small subtable that none of its rules match un-wildcards, for each
+/// rule, its mask's bits in the stages up to the first where the rule
+/// differs from the flow, not the whole mask: a TCP packet probing
+/// `udp,udp_dst=4789` depends on `nw_proto`, not on its destination port
+/// (which would make every connection's replies a megaflow of their own).
+/// Each stage's bits alone decide the rule's mismatch, so the megaflow
+/// stays sound.
+const STAGES: [[u64; FLOW_WORDS]; 4] = stages();
+
+/// The cumulative stage masks of [`STAGES`].
+const fn stages() -> [[u64; FLOW_WORDS]; 4] {
+    use fastpath::flow::loc;
+    const fn bits(w: &mut [u64; FLOW_WORDS], l: fastpath::flow::FieldLoc) {
+        w[l.word] |= l.mask << l.shift;
+    }
+    let mut l2 = [0u64; FLOW_WORDS];
+    bits(&mut l2, loc::DL_TYPE);
+    bits(&mut l2, loc::DL_SRC);
+    bits(&mut l2, loc::DL_DST);
+    let mut l3 = [0u64; FLOW_WORDS];
+    bits(&mut l3, loc::NW_PROTO);
+    bits(&mut l3, loc::NW_FRAG);
+    bits(&mut l3, loc::NW_SRC);
+    bits(&mut l3, loc::NW_DST);
+    bits(&mut l3, loc::NW_TOS);
+    bits(&mut l3, loc::NW_TTL);
+    bits(&mut l3, loc::ARP_SHA);
+    bits(&mut l3, loc::ARP_THA);
+    let mut l4 = [0u64; FLOW_WORDS];
+    bits(&mut l4, loc::TP_SRC);
+    bits(&mut l4, loc::TP_DST);
+    // Metadata: every other bit (ports, registers, tunnel, conntrack).
+    let mut out = [[0u64; FLOW_WORDS]; 4];
+    let mut i = 0;
+    while i < FLOW_WORDS {
+        out[0][i] = !(l2[i] | l3[i] | l4[i]);
+        out[1][i] = out[0][i] | l2[i];
+        out[2][i] = out[1][i] | l3[i];
+        out[3][i] = u64::MAX;
+        i += 1;
+    }
+    out
+}
+
 impl Subtable {
     fn new(mask: OfFlow) -> Subtable {
         let words = (0..mask.w.len()).filter(|&i| mask.w[i] != 0).map(|i| i as u8).collect();
         let ports = if partitioned(&mask) { 0 } else { u64::MAX };
+        let l4 = STAGES[2].iter().zip(&mask.w).any(|(s, m)| m & !s != 0);
+        let staged = l4.then(|| {
+            Box::new(std::array::from_fn(|k| {
+                let mut f = mask;
+                for (w, s) in f.w.iter_mut().zip(&STAGES[k]) {
+                    *w &= s;
+                }
+                f
+            }))
+        });
         Subtable {
             mask,
             words,
@@ -94,6 +157,7 @@ impl Subtable {
             buckets: HashMap::new(),
             few: None,
             ports,
+            staged,
         }
     }
 
@@ -125,6 +189,29 @@ impl Subtable {
     #[inline]
     fn matches(&self, flow: &OfFlow, value: &OfFlow) -> bool {
         self.words.iter().all(|&i| flow.w[i as usize] & self.mask.w[i as usize] == value.w[i as usize])
+    }
+
+    /// The bits that show `flow` matches none of the `few` rules (see
+    /// [`STAGES`]): for each rule the mask's bits in the stages up to the
+    /// first where it differs; their union is the largest of these.
+    fn miss_mask(&self, flow: &OfFlow, few: &[(OfFlow, u16, EntryId)]) -> &OfFlow {
+        let Some(staged) = &self.staged else { return &self.mask };
+        let mut need = 0;
+        for (v, ..) in few {
+            // The first stage (below the largest needed so far) where the
+            // rule differs; else the largest so far is enough.
+            while need < 3 {
+                let st = &staged[need];
+                if self.words.iter().any(|&i| (flow.w[i as usize] ^ v.w[i as usize]) & st.w[i as usize] != 0) {
+                    break;
+                }
+                need += 1;
+            }
+            if need == 3 {
+                return &self.mask;
+            }
+        }
+        &staged[need]
     }
 }
 
@@ -279,9 +366,13 @@ impl<T> Classifier<T> {
                 acc.w[IN_PORT.word] |= IN_PORT.mask << IN_PORT.shift;
                 continue;
             }
-            // The mask is zero outside its words: OR it whole (vectorised).
-            for i in 0..FLOW_WORDS {
-                acc.w[i] |= st.mask.w[i];
+            // The mask is zero outside its words: OR it whole (vectorised),
+            // unless the subtable un-wildcards a miss by stages (it
+            // matches an L4 port: rare, see `Subtable::staged`).
+            if st.staged.is_none() {
+                for i in 0..FLOW_WORDS {
+                    acc.w[i] |= st.mask.w[i];
+                }
             }
             // Highest priority first: the first entry whose value matches.
             let hit = match &st.few {
@@ -292,6 +383,17 @@ impl<T> Classifier<T> {
                     })
                 }),
             };
+            if st.staged.is_some() {
+                // Every rule missed: each one's stages up to its first
+                // difference; else the whole mask.
+                let m = match (&st.few, hit) {
+                    (Some(few), None) => st.miss_mask(flow, few),
+                    _ => &st.mask,
+                };
+                for i in 0..FLOW_WORDS {
+                    acc.w[i] |= m.w[i];
+                }
+            }
             if let Some((p, id)) = hit {
                 if best.is_none_or(|(bp, _)| p > bp) {
                     best = Some((p, id));
@@ -314,13 +416,18 @@ mod tests {
 
     /// Rules over a few words and small value spaces so that overlaps are
     /// common; masks drawn from a handful of shapes so subtables are shared.
+    /// A small value repeated in a word's low and high bits.
+    const SPREAD: u64 = 0x1100_0000_0000_0011;
+
     fn arb_rule() -> impl Strategy<Value = (OfFlow, OfFlow, u16)> {
-        let masks = prop::sample::select(vec![0u64, 0xff, 0xf0, 0xffff, 0x0f0f, u64::MAX]);
+        // 0xff00..00ff over word 3 spans dl_src and tp_src (the staged
+        // un-wildcarding of a subtable that matches an L4 port).
+        let masks = prop::sample::select(vec![0u64, 0xff, 0xf0, 0xffff, 0x0f0f, 0xff00_0000_0000_00ff, u64::MAX]);
         (prop::collection::vec((0u64..4, masks), 4), 0u16..50).prop_map(|(ws, p)| {
             let mut v = OfFlow::default();
             let mut m = OfFlow::default();
             for (i, (val, mask)) in ws.into_iter().enumerate() {
-                v.w[i * 3] = val * 0x11;
+                v.w[i * 3] = (val * SPREAD) & mask;
                 m.w[i * 3] = mask;
             }
             (v, m, p)
@@ -331,7 +438,7 @@ mod tests {
         prop::collection::vec(0u64..4, 4).prop_map(|ws| {
             let mut f = OfFlow::default();
             for (i, x) in ws.into_iter().enumerate() {
-                f.w[i * 3] = x * 0x11;
+                f.w[i * 3] = x * SPREAD;
             }
             f
         })
@@ -369,12 +476,12 @@ mod tests {
                 // partition may skip subtables).
                 for w in 0..4 {
                     let mut g = f;
-                    g.w[w * 3] ^= !wc.w[w * 3] & 0xffff;
+                    g.w[w * 3] ^= !wc.w[w * 3] & 0xffff_0000_0000_ffff;
                     let mut wc2 = OfFlow::default();
                     prop_assert_eq!(c.lookup(&g, &mut wc2).map(|id| c.get(id).unwrap().priority), want);
                     for x in 0..4u64 {
                         let mut g = f;
-                        g.w[w * 3] = (f.w[w * 3] & wc.w[w * 3]) | ((x * 0x11) & !wc.w[w * 3]);
+                        g.w[w * 3] = (f.w[w * 3] & wc.w[w * 3]) | ((x * SPREAD) & !wc.w[w * 3]);
                         prop_assert_eq!(c.lookup(&g, &mut wc2).map(|id| c.get(id).unwrap().priority), want);
                     }
                 }

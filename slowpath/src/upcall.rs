@@ -582,9 +582,47 @@ impl SlowPath {
     /// OpenFlow FLOW_MODs are: a refused one changes nothing, the others
     /// apply), then revalidates the megaflows once.
     pub fn apply_each(&mut self, cmds: &[config::ofctl::FlowCommand]) -> Vec<Result<(), crate::ofproto::FlowModError>> {
-        let r = cmds.iter().map(|c| self.ofproto.apply(std::slice::from_ref(c))).collect();
+        self.apply_each_from(cmds, 0)
+    }
+
+    /// [`SlowPath::apply_each`] for `origin` (an OpenFlow connection's id,
+    /// which the changes' events carry).
+    pub fn apply_each_from(
+        &mut self,
+        cmds: &[config::ofctl::FlowCommand],
+        origin: u64,
+    ) -> Vec<Result<(), crate::ofproto::FlowModError>> {
+        let r =
+            cmds.iter().map(|c| self.ofproto.apply_from(std::slice::from_ref(c), origin).map_err(|(_, e)| e)).collect();
         self.revalidate();
         r
+    }
+
+    /// Applies commands as one transaction (an OpenFlow bundle): all or
+    /// none, then one revalidation, so the datapath goes from the old
+    /// tables to the new in one publish.
+    pub fn apply_atomic(
+        &mut self,
+        cmds: &[config::ofctl::FlowCommand],
+        origin: u64,
+    ) -> Result<(), (usize, crate::ofproto::FlowModError)> {
+        let r = self.ofproto.apply_from(cmds, origin);
+        self.revalidate();
+        r
+    }
+
+    /// Credits the rules, then removes the flows whose idle or hard timeout
+    /// has passed (revalidating if any went); returns how many.
+    pub fn expire_rules(&mut self) -> usize {
+        if !self.ofproto.has_timeouts() {
+            return 0;
+        }
+        self.credit_rules();
+        let n = self.ofproto.expire(Instant::now());
+        if n > 0 {
+            self.revalidate();
+        }
+        n
     }
 
     /// Carries out a command.
@@ -647,6 +685,7 @@ impl SlowPath {
             if last_tick.elapsed() >= Duration::from_millis(100) {
                 last_tick = Instant::now();
                 self.credit_rules();
+                self.expire_rules();
                 self.expire(IDLE_TIMEOUT);
                 self.rerank();
                 ticks += 1;

@@ -140,15 +140,24 @@ pub fn node_tables_warning(
 /// Tables from a flow file (every port exists), after the groups of a
 /// group file (`ovs-ofctl add-groups` lines) if one is given.
 pub fn file_tables(path: &str, groups: Option<&str>) -> Result<Ofproto, String> {
+    let groups = match groups {
+        Some(g) => Some((g, read_file(g)?)),
+        None => None,
+    };
+    text_tables((path, &read_file(path)?), groups.as_ref().map(|(g, t)| (*g, t.as_str())))
+}
+
+/// Tables from flows and groups given as (name for messages, text), as
+/// [`file_tables`] reads them.
+pub fn text_tables(flows: (&str, &str), groups: Option<(&str, &str)>) -> Result<Ofproto, String> {
     let mut of = Ofproto::new();
-    if let Some(gpath) = groups {
-        let text = read_file(gpath)?;
-        for (line, g) in parse_group_file(&text).map_err(|e| e.in_file(gpath).to_string())? {
+    if let Some((gpath, text)) = groups {
+        for (line, g) in parse_group_file(text).map_err(|e| e.in_file(gpath).to_string())? {
             of.apply_group(&g).map_err(|e| format!("{gpath}:{line}:1: {e}"))?;
         }
     }
-    let text = read_file(path)?;
-    let cmds = parse_flow_file(&text).map_err(|e| e.in_file(path).to_string())?;
+    let (path, text) = flows;
+    let cmds = parse_flow_file(text).map_err(|e| e.in_file(path).to_string())?;
     for (line, c) in cmds {
         of.apply(std::slice::from_ref(&c)).map_err(|e| format!("{path}:{line}:1: {e}"))?;
     }

@@ -5,7 +5,7 @@
 //! per problem). Commands: see [`HELP`]. Flow changes go to the slow path
 //! as one bundle and are revalidated at once; a bad line changes nothing.
 //! `pod`, `hostsubnet`, `policy` and `reload` go to the main thread, which
-//! owns the node's desired state (node.rs): a change is checked with the
+//! owns the node's desired state (node/src/state.rs): a change is checked with the
 //! whole cluster and applied whole or not at all, and pods, HostSubnets and
 //! NetworkPolicies added here survive a reload. `--metrics ADDR` serves the counters in the
 //! Prometheus text format. `help` needs no running node; a closed stdout
@@ -24,9 +24,9 @@ use config::ofctl::{
 use fastpath::stats::{DatapathDrop, PmdStats};
 use slowpath::trace::{report_passes_with, CtNext, LiveCt};
 
-use super::control::{ask, ask_node, on_slow_path, port_dumps, Control, NodeRequest};
-use super::logging::{self, Level};
-use super::node::parse_edit;
+use node::control::{ask, ask_node, on_slow_path, port_dumps, Control, NodeRequest};
+use node::logging::{self, Level};
+use node::state::parse_edit;
 use slowpath::upcall::{Command, SlowPath};
 use slowpath::OfFlow;
 
@@ -51,7 +51,7 @@ fn node_cmd(c: &Control, what: &str, rest: &str, body: &str) -> Result<String, S
         let ps = config::load::network_policies(file, body)
             .map_err(|e| e.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n"))?;
         let cmd = format!("policy add {file}");
-        return ask_node(c, NodeRequest::Edit(cmd, Box::new(super::node::Edit::AddPolicies(ps)))).map(|m| m + "\n");
+        return ask_node(c, NodeRequest::Edit(cmd, Box::new(node::state::Edit::AddPolicies(ps)))).map(|m| m + "\n");
     }
     let cmd = format!("{what} {}", w.join(" "));
     let e = parse_edit(what, &w).map_err(|e| format!("ctl {cmd}: {e}"))?;

@@ -40,6 +40,11 @@ pub struct DemoArgs {
     /// Only the table checks (no namespaces, no root needed).
     #[arg(long)]
     pub tables_only: bool,
+    /// The openshift-sdn rules the multitenant part's nodes run: 3.11 or
+    /// 4.13 (default 3.11). Its in-memory table checks stay 3.11's; the
+    /// NetworkPolicy part is 4.13's either way.
+    #[arg(long, value_name = "VERSION", value_parser = super::common::parse_sdn_version)]
+    pub sdn_version: Option<config::yaml::SdnVersion>,
 }
 
 /// Prints, ignoring a closed stdout (`sdnfwd demo | head`): the demo must
@@ -66,7 +71,10 @@ pub fn demo(a: DemoArgs) -> Result<ExitCode, String> {
     if a.tables_only {
         return Ok(if all_ok { ExitCode::SUCCESS } else { ExitCode::from(1) });
     }
-    say("\n== the datapath: node-d and node-b run sdnfwd (AF_XDP), node-c is a kernel VXLAN node");
+    say(&format!(
+        "\n== the datapath: node-d and node-b run sdnfwd (AF_XDP) with {}'s rules, node-c is a kernel VXLAN node",
+        a.sdn_version.unwrap_or_default()
+    ));
     if !sdnfwd::netns::is_root() {
         return Err("sdnfwd demo: the datapath part needs root (network namespaces, AF_XDP); \
                     `sdnfwd demo --tables-only` runs without"
@@ -88,6 +96,10 @@ pub fn demo(a: DemoArgs) -> Result<ExitCode, String> {
     for (n, core) in [("node-d", &c0), ("node-b", &c1)] {
         let mut args = vec!["--cores", core.as_str()];
         args.extend(maxsleep);
+        let version = a.sdn_version.map(|v| v.to_string());
+        if let Some(v) = &version {
+            args.extend(["--sdn-version", v.as_str()]);
+        }
         if let Err(e) = t.start(n, &args) {
             line(false, &format!("{n}: sdnfwd run starts"), &e);
             return Ok(ExitCode::from(1));

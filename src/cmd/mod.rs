@@ -3,13 +3,10 @@
 mod bench;
 mod bench_veth;
 mod common;
-mod control;
 mod ct_replay;
 mod ctl;
 mod demo;
-mod logging;
 mod netcheck;
-mod node;
 mod openflow;
 mod run;
 mod trace;
@@ -64,11 +61,11 @@ pub struct CheckConfigArgs {
 /// cluster, the flow file it names, the node's tables rendered; touches
 /// nothing. Every problem is one line on stderr, exit status 2.
 pub fn check_config(a: CheckConfigArgs) -> Result<ExitCode, String> {
-    let file = node::FileState::read(&a.file)?;
+    let file = ::node::state::FileState::read(&a.file)?;
     let node = a.node.clone().or_else(|| file.cluster.node.as_ref().map(|n| n.name.clone()));
     let (c, extra) = match &node {
         Some(n) => {
-            let st = node::NodeState::new(n, file)?;
+            let st = ::node::state::NodeState::new(n, file)?;
             (st.cluster.clone(), st.extra().cloned())
         }
         None => {

@@ -1,18 +1,24 @@
 //! The running node as an OpenFlow switch: `sdnfwd run --openflow
 //! ptcp:PORT[:IP]` (or `punix:PATH`) serves the node's live tables to
-//! `ovs-ofctl -O OpenFlow13` and controllers through
-//! [`slowpath::openflow`]. Flow and group mods and dumps run on the
-//! slow-path thread (the one owner of the tables; changes are revalidated
-//! there at once); ports and their counters come from the poll loops.
+//! `ovs-ofctl` and controllers through [`slowpath::openflow`]. Flow and
+//! group mods, bundles and dumps run on the slow-path thread (the one
+//! owner of the tables; changes are revalidated there at once, a bundle in
+//! one publish; it also expires flows with timeouts and reports the
+//! changes the listener's FLOW_REMOVED and flow monitors need); ports and
+//! their counters come from the poll loops, and so does PACKET_OUT (the
+//! frame is handed to the first loop, which runs it through the pipeline
+//! as received on its in_port, or sends it out of a port).
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use config::ofctl::FlowCommand;
-use slowpath::ofproto::{FlowModError, GroupStats, Rule};
-use slowpath::openflow::{PortDesc, Switch};
+use crossbeam_channel::Receiver;
+use fastpath::pmd::PmdCommand;
+use slowpath::ofproto::{FlowEvent, FlowModError, GroupStats, Rule};
+use slowpath::openflow::{PacketOut, PacketOutAction, PortDesc, Switch};
 
-use super::control::{on_slow_path, port_dumps, Control};
+use node::control::{on_slow_path, port_dumps, Control};
 
 fn mac_of(ifname: &str) -> u64 {
     std::fs::read_to_string(format!("/sys/class/net/{ifname}/address"))
@@ -21,7 +27,19 @@ fn mac_of(ifname: &str) -> u64 {
         .unwrap_or(0)
 }
 
-impl Switch for Control {
+/// The node's [`Control`] as the OpenFlow listener sees it (a type of this
+/// crate, so that the listener's trait may be implemented for it).
+#[derive(Clone)]
+pub struct OfSwitch(pub Control);
+
+impl std::ops::Deref for OfSwitch {
+    type Target = Control;
+    fn deref(&self) -> &Control {
+        &self.0
+    }
+}
+
+impl Switch for OfSwitch {
     fn datapath_id(&self) -> u64 {
         self.dpid
     }
@@ -30,8 +48,54 @@ impl Switch for Control {
         format!("br0 on {} (sdnfwd)", self.node)
     }
 
-    fn flow_mods(&self, cmds: Vec<FlowCommand>) -> Result<Vec<Result<(), FlowModError>>, String> {
-        on_slow_path(self, move |s| s.apply_each(&cmds))
+    fn flow_mods(&self, cmds: Vec<FlowCommand>, origin: u64) -> Result<Vec<Result<(), FlowModError>>, String> {
+        on_slow_path(self, move |s| s.apply_each_from(&cmds, origin))
+    }
+
+    fn apply_atomic(&self, cmds: Vec<FlowCommand>, origin: u64) -> Result<Result<(), (usize, FlowModError)>, String> {
+        on_slow_path(self, move |s| s.apply_atomic(&cmds, origin))
+    }
+
+    fn subscribe(&self) -> Result<Receiver<FlowEvent>, String> {
+        on_slow_path(self, |s| s.ofproto.subscribe())
+    }
+
+    fn packet_out(&self, p: PacketOut) -> Result<(), String> {
+        let ports = self.of_ports.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        let out = match p.action {
+            PacketOutAction::Pipeline => None,
+            PacketOutAction::Output(1) => {
+                return Err("output:1 (vxlan0) needs the pipeline's tunnel fields: use actions=table".into())
+            }
+            PacketOutAction::Output(o) => match ports.iter().find(|x| x.ofport == o) {
+                Some(x) if x.up => Some(o),
+                Some(x) => return Err(format!("port {o} ({}) is down", x.name)),
+                None => return Err(format!("no port {o}")),
+            },
+        };
+        if p.frame.len() > fastpath::pool::MAX_FRAME_LEN {
+            return Err(format!(
+                "a frame of {} bytes: the poll loops' frames hold {} at most",
+                p.frame.len(),
+                fastpath::pool::MAX_FRAME_LEN
+            ));
+        }
+        // A frame from vxlan0 would need the tunnel fields (tun_id,
+        // tun_src) that the pipeline reads, which a PACKET_OUT does not
+        // carry here; port 0 is the poll loops' uplink.
+        if out.is_none() && matches!(p.in_port, 0 | 1) {
+            return Err(format!(
+                "in_port={}: a frame from the tunnel needs its tunnel fields; send it as from a pod port or tun0",
+                p.in_port
+            ));
+        }
+        let in_port = p.in_port;
+        let pmd = self.pmds.first().ok_or("no poll loop")?;
+        pmd.send(PmdCommand::Inject { frame: p.frame, in_port, out }).map_err(|_| "the poll loop is gone".to_string())
+    }
+
+    fn log(&self, msg: &str) {
+        node::logging::log(node::logging::Level::Info, msg);
     }
 
     fn rules(&self) -> Result<Vec<Arc<Rule>>, String> {

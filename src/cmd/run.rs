@@ -6,7 +6,7 @@
 //! (next-hop MAC per remote VTEP, from the kernel's ARP on the uplink),
 //! attaches ports whose interface appears, applies cluster changes (SIGHUP
 //! and `sdnfwd ctl reload` re-read the config, keeping what `sdnfwd ctl
-//! hostsubnet/pod` changed; every change is checked whole first, node.rs;
+//! hostsubnet/pod` changed; every change is checked whole first, node/src/state.rs;
 //! only the difference of the rendered tables is applied, as one bundle),
 //! and handles SIGINT or SIGTERM: every XDP program detached, tun0
 //! removed, exit 0 with final stats. A control thread serves `sdnfwd ctl`
@@ -43,9 +43,9 @@ use slowpath::tunnel::{parse_mac, Neighbours};
 use slowpath::upcall::{Command, SlowPath};
 
 use super::common::{node_tables_warning, spawn_pinned};
-use super::control::{NodeCall, NodeRequest};
-use super::logging::{self, Level};
-use super::node::{FileState, NodeState};
+use node::control::{NodeCall, NodeRequest};
+use node::logging::{self, Level};
+use node::state::{FileState, NodeState};
 
 /// The datapath end of the tun0 veth pair.
 pub const TUN0_DP: &str = "tun0-dp";
@@ -104,7 +104,7 @@ pub struct RunArgs {
     /// timestamp and the level.
     #[arg(long, value_enum)]
     pub log_level: Option<Level>,
-    /// Serve the tables over OpenFlow 1.3 for ovs-ofctl and controllers:
+    /// Serve the tables over OpenFlow 1.0, 1.3, 1.4 and 1.5 for ovs-ofctl and controllers:
     /// `ptcp:PORT[:IP]` or `punix:PATH` (repeatable).
     #[arg(long, value_name = "TARGET")]
     pub openflow: Vec<String>,
@@ -209,8 +209,8 @@ struct PortSpec {
 
 /// The node's ports as OpenFlow lists them: vxlan0, then tun0 and the
 /// pods in port order.
-fn of_ports(specs: &[PortSpec], uplink: bool) -> Vec<super::control::OfPort> {
-    use super::control::OfPort;
+fn of_ports(specs: &[PortSpec], uplink: bool) -> Vec<node::control::OfPort> {
+    use node::control::OfPort;
     let mut v = vec![OfPort { ofport: 1, name: "vxlan0".into(), ifname: None, up: uplink }];
     for s in specs {
         let (name, ifname) =
@@ -667,7 +667,7 @@ fn serve(
     let (call_tx, call_rx) = crossbeam_channel::unbounded::<NodeCall>();
     let socket = a.socket.clone().unwrap_or_else(|| format!("/run/sdnfwd/{node}.ctl"));
     let listener = super::ctl::bind(&socket).map_err(|e| format!("sdnfwd run: control socket {e}"))?;
-    let control = super::control::Control {
+    let control = node::control::Control {
         header: format!(
             "node {node}: VTEP {}:{}, {} poll loop(s) on core(s) {:?}",
             Ipv4Addr::from(vtep_ip),
@@ -692,9 +692,9 @@ fn serve(
     let mut of_paths = Vec::new();
     for target in &a.openflow {
         let l = slowpath::openflow::Listener::bind(target).map_err(|e| format!("sdnfwd run: --openflow {e}"))?;
-        log(&format!("OpenFlow 1.3 on {target} (ovs-ofctl -O OpenFlow13 ... {})", l.client_target()));
+        log(&format!("OpenFlow 1.0, 1.3-1.5 on {target} (ovs-ofctl ... {})", l.client_target()));
         of_paths.extend(l.path().map(|p| p.to_path_buf()));
-        let sw: Arc<dyn slowpath::openflow::Switch> = Arc::new(control.clone());
+        let sw: Arc<dyn slowpath::openflow::Switch> = Arc::new(super::openflow::OfSwitch(control.clone()));
         std::thread::Builder::new()
             .name("sdnfwd-openflow".into())
             .spawn(move || l.serve(sw))
@@ -1216,7 +1216,7 @@ fn port_table(specs: &[PortSpec], state: &NodeState, uplink: Option<&str>) -> St
 mod tests {
     use super::*;
     use crate::cmd::common::node_tables;
-    use crate::cmd::node::{parse_edit, Edit};
+    use node::state::{parse_edit, Edit};
 
     /// The networkpolicy test cluster as one file, edited by `edit`.
     fn file(v: config::yaml::SdnVersion, tag: &str, edit: impl Fn(String) -> String) -> FileState {

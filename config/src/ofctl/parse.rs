@@ -1100,11 +1100,41 @@ fn parse_spec(line: &str, kind: LineKind, trace: bool) -> Res<FlowSpec> {
                     spec.hard_timeout = v as u16;
                 }
             }
-            "duration" | "n_packets" | "n_bytes" | "idle_age" | "hard_age" | "importance" if meta_ok => {
+            "importance" if meta_ok => {
+                let v = parse_uint(need()?, vcol, "an importance")?;
+                if v > 65535 {
+                    return err(vcol, format!("importance {v} is out of range (0..65535)"));
+                }
+                spec.importance = v as u16;
+            }
+            "out_port" if meta_ok && kind == LineKind::Match => {
+                let v = need()?;
+                spec.out_port = match v {
+                    "ANY" | "NONE" => None,
+                    _ => Some(parse_port(v, vcol)?),
+                };
+            }
+            "out_group" if meta_ok && kind == LineKind::Match => {
+                let v = need()?;
+                spec.out_group = match v {
+                    "ANY" => None,
+                    _ => {
+                        let g = parse_uint(v, vcol, "a group id")?;
+                        if g > 0xffff_ff00 {
+                            return err(vcol, format!("group {g} is out of range (0..4294967040)"));
+                        }
+                        Some(g as u32)
+                    }
+                };
+            }
+            "duration" | "n_packets" | "n_bytes" | "idle_age" | "hard_age" if meta_ok => {
                 need()?;
             }
             "send_flow_rem" | "check_overlap" | "reset_counts" | "no_packet_counts" | "no_byte_counts"
-                if meta_ok && val.is_none() => {}
+                if meta_ok && val.is_none() =>
+            {
+                spec.flags |= ff::NAMES.iter().find(|(_, n)| *n == key).map_or(0, |(b, _)| *b);
+            }
             _ => {
                 let Some((field, prereq)) = lookup_match_field(key) else {
                     return err(col, format!("unknown field or keyword `{key}`"));

@@ -507,6 +507,19 @@ pub fn fmt_actions(actions: &[Action]) -> String {
     s
 }
 
+/// Flow flags as dump-flows prints them (OVS's
+/// `ofputil_flow_mod_flags_format`): each name followed by a space.
+pub fn fmt_flags(flags: u16) -> String {
+    let mut s = String::new();
+    for (bit, name) in super::spec::ff::NAMES {
+        if flags & bit != 0 {
+            s.push_str(name);
+            s.push(' ');
+        }
+    }
+    s
+}
+
 /// Per-flow statistics printed by dump-flows.
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
 pub struct FlowStats {
@@ -536,6 +549,10 @@ impl FlowSpec {
         }
         if self.hard_timeout != 0 {
             let _ = write!(s, "hard_timeout={}, ", self.hard_timeout);
+        }
+        s.push_str(&fmt_flags(self.flags));
+        if self.importance != 0 {
+            let _ = write!(s, "importance={}, ", self.importance);
         }
         s.push_str(&fmt_match(&self.m, Some(self.priority)));
         if !s.ends_with(' ') {

@@ -276,6 +276,18 @@ pub struct FlowSpec {
     pub idle_timeout: u16,
     /// `hard_timeout=` (0 = none).
     pub hard_timeout: u16,
+    /// Flow flags ([`ff`]: `send_flow_rem`, `check_overlap`,
+    /// `reset_counts`, `no_packet_counts`, `no_byte_counts`), OpenFlow
+    /// 1.3's bits; kept with the flow as Open vSwitch keeps them.
+    pub flags: u16,
+    /// `importance=` (OpenFlow 1.4's eviction importance; kept and shown).
+    pub importance: u16,
+    /// `out_port=` of a delete or a dump: only flows with an output to
+    /// this port (not part of a flow).
+    pub out_port: Option<u32>,
+    /// `out_group=` of a delete or a dump: only flows naming this group
+    /// (not part of a flow).
+    pub out_group: Option<u32>,
     /// The match.
     pub m: Match,
     /// The actions (empty = drop).
@@ -292,10 +304,39 @@ impl Default for FlowSpec {
             table_given: false,
             idle_timeout: 0,
             hard_timeout: 0,
+            flags: 0,
+            importance: 0,
+            out_port: None,
+            out_group: None,
             m: Match::any(),
             actions: Vec::new(),
         }
     }
+}
+
+/// Flow flags as OpenFlow 1.3 numbers them (`OFPFF_*`), the bits of
+/// [`FlowSpec::flags`].
+pub mod ff {
+    /// `send_flow_rem`: send FLOW_REMOVED when the flow expires or is
+    /// deleted.
+    pub const SEND_FLOW_REM: u16 = 1;
+    /// `check_overlap`: refuse an add that overlaps a flow of the same
+    /// priority.
+    pub const CHECK_OVERLAP: u16 = 2;
+    /// `reset_counts`: an add or modify starts the counters from zero.
+    pub const RESET_COUNTS: u16 = 4;
+    /// `no_packet_counts`.
+    pub const NO_PKT_COUNTS: u16 = 8;
+    /// `no_byte_counts`.
+    pub const NO_BYT_COUNTS: u16 = 16;
+    /// Every flag, with its name as ovs-ofctl writes it, in its order.
+    pub const NAMES: [(u16, &str); 5] = [
+        (SEND_FLOW_REM, "send_flow_rem"),
+        (CHECK_OVERLAP, "check_overlap"),
+        (RESET_COUNTS, "reset_counts"),
+        (NO_PKT_COUNTS, "no_packet_counts"),
+        (NO_BYT_COUNTS, "no_byte_counts"),
+    ];
 }
 
 /// Pads a note's bytes as OVS stores them: the NXAST_NOTE header is 10 bytes

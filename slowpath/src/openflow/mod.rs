@@ -1,96 +1,67 @@
-//! The OpenFlow 1.3 listener (`sdnfwd run --openflow ptcp:PORT[:IP]` or
-//! `punix:PATH`): what lets the real `ovs-ofctl -O OpenFlow13` (or a
-//! controller) program and read a node's tables as it would Open vSwitch's.
+//! The OpenFlow listener (`sdnfwd run --openflow ptcp:PORT[:IP]` or
+//! `punix:PATH`): what lets the real `ovs-ofctl` (or a controller) program
+//! and read a node's tables as it would Open vSwitch's bridge.
 //!
-//! Each connection is a thread. It says HELLO (1.3 only; a peer that cannot
-//! speak 1.3 gets HELLO_FAILED and is closed), then answers ECHO, FEATURES,
+//! Versions: it offers OpenFlow 1.0, 1.3, 1.4 and 1.5 and speaks the
+//! highest the peer offers, as Open vSwitch's bridge does (a plain
+//! `ovs-ofctl` offers 1.0 only; `-O` picks others). OpenFlow 1.0 comes with
+//! the Nicira extensions `ovs-ofctl` uses on it (NXM matches, NXT_FLOW_MOD,
+//! NXST_FLOW and NXST_AGGREGATE, the table id in FLOW_MOD commands, flow
+//! monitors). 1.1 and 1.2 are not spoken: a peer offering only those gets
+//! HELLO_FAILED with the reason.
+//!
+//! Each connection is a thread ([`session`]). It answers ECHO, FEATURES,
 //! GET_CONFIG/SET_CONFIG, BARRIER, ROLE and async-config requests, applies
-//! FLOW_MODs (add, modify, delete, strict or not, cookie masks; conntrack
-//! matches and actions, `group:N`) and GROUP_MODs (add, modify, delete) and
-//! serves the multipart requests DESC, FLOW, AGGREGATE, TABLE, PORT_STATS,
-//! PORT_DESC, TABLE_FEATURES (unnamed tables), GROUP_DESC, GROUP (group
-//! statistics: sdnfwd counts no packets per group, so a group reports the
-//! counters of the flows that name it) and GROUP_FEATURES. Anything else
-//! gets the OpenFlow error it is owed, with the request's first 64 bytes,
-//! and the connection stays up.
+//! FLOW_MODs (add, modify, delete, strict or not, cookie masks, out_port and
+//! out_group filters, timeouts, flags) and GROUP_MODs, bundles (OpenFlow
+//! 1.4's and the ONF's extension of 1.3, committed as one transaction),
+//! PACKET_OUT through the pipeline, and serves the statistics requests
+//! (flows, aggregate, tables, ports, port descriptions, groups, table
+//! features, flow monitors; empty replies for queues and meters, which
+//! sdnfwd has none of). Anything else gets the OpenFlow error Open vSwitch
+//! would send, with the whole request in it (so `ovs-ofctl` prints the
+//! request it refers to), and the connection stays up.
 //!
-//! Each FLOW_MOD and GROUP_MOD is its own transaction, as OpenFlow has it:
-//! a refused one changes nothing and is answered with Open vSwitch's error
-//! for it (`OFPBAC_BAD_OUT_GROUP` for a flow naming a missing group,
-//! `OFPGMFC_GROUP_EXISTS`, `OFPGMFC_UNKNOWN_GROUP`, ...), the others apply.
-//! The mods a client sent back to back (ovs-ofctl add-flows writes the
-//! whole file, then a barrier) reach the tables together, in order, so
-//! that caches are revalidated once per batch, not once per flow.
+//! Each FLOW_MOD and GROUP_MOD outside a bundle is its own transaction, as
+//! OpenFlow has it: a refused one changes nothing and is answered with
+//! Open vSwitch's error for it, the others apply. The mods a client sent
+//! back to back reach the tables together, in order, so that caches are
+//! revalidated once per batch. (`ovs-ofctl add-flows` without `--bundle`
+//! sends each flow with its own barrier and waits for it, so a refused line
+//! leaves the lines before it applied, in Open vSwitch as here; with
+//! `--bundle` the file applies whole or not at all.)
+//!
+//! The listener's event thread sends what the tables report
+//! ([`Switch::subscribe`]): FLOW_REMOVED to the connections that set a
+//! `miss_send_len` (as Open vSwitch sends asynchronous messages to a
+//! management connection only then), for flows with `send_flow_rem`; flow
+//! monitor updates to the connections that asked. Flows with timeouts are
+//! expired by the node's slow path (or, for [`TableSwitch`], by the
+//! listener's timer).
 //!
 //! The node behind the listener is a [`Switch`]: the running datapath's
 //! slow path in `sdnfwd run`, or [`TableSwitch`], tables without a
 //! datapath.
 
 pub mod codec;
+pub mod monitor;
+pub mod of10;
+pub mod session;
+pub mod switch;
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpListener;
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, Weak};
+use std::time::{Duration, Instant};
 
 use config::ofctl::FlowCommand;
+use crossbeam_channel::Receiver;
 
-use crate::ofproto::{FlowModError, FlowModErrorKind, GroupStats, Ofproto, Rule};
-use codec::{be16, be32, err, mp, ty, OfError};
-
-/// A port as PORT_DESC and PORT_STATS report it.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct PortDesc {
-    /// OpenFlow port number.
-    pub port_no: u32,
-    /// Interface name (at most 15 bytes go on the wire).
-    pub name: String,
-    /// Ethernet address (low 48 bits).
-    pub mac: u64,
-    /// Whether the port is attached (a configured pod whose veth is
-    /// missing is down).
-    pub up: bool,
-    /// Frames received.
-    pub rx_packets: u64,
-    /// Frames sent.
-    pub tx_packets: u64,
-    /// Bytes received.
-    pub rx_bytes: u64,
-    /// Bytes sent.
-    pub tx_bytes: u64,
-}
-
-/// The node an OpenFlow connection programs.
-pub trait Switch: Send + Sync {
-    /// The datapath id FEATURES reports.
-    fn datapath_id(&self) -> u64;
-    /// A line for DESC's `dp_desc`.
-    fn description(&self) -> String;
-    /// Applies flow and group commands ([`FlowCommand::Group`] for a
-    /// GROUP_MOD) one at a time, in order (each its own transaction), then
-    /// revalidates the caches once.
-    ///
-    /// # Errors
-    /// When the node cannot be reached (it is stopping).
-    fn flow_mods(&self, cmds: Vec<FlowCommand>) -> Result<Vec<Result<(), FlowModError>>, String>;
-    /// Every group with its statistics, by id
-    /// ([`Ofproto::group_stats`]), the flows' counters up to date.
-    ///
-    /// # Errors
-    /// When the node cannot be reached.
-    fn groups(&self) -> Result<Vec<GroupStats>, String>;
-    /// Every rule in dump order, with its counters up to date.
-    ///
-    /// # Errors
-    /// When the node cannot be reached.
-    fn rules(&self) -> Result<Vec<Arc<Rule>>, String>;
-    /// The ports, with their counters.
-    ///
-    /// # Errors
-    /// When the node cannot be reached.
-    fn ports(&self) -> Result<Vec<PortDesc>, String>;
-}
+use crate::ofproto::{FlowEvent, FlowModError, GroupStats, Ofproto, Rule};
+use session::{Peer, Session};
+pub use switch::{Conn, PacketOut, PacketOutAction, PortDesc, Switch, SwitchConfig};
 
 /// OpenFlow tables without a datapath: what a controller programs, held
 /// and dumped (tests, and checking a controller's flows offline).
@@ -119,9 +90,12 @@ impl Switch for TableSwitch {
     fn description(&self) -> String {
         "br0 (tables only, no datapath)".into()
     }
-    fn flow_mods(&self, cmds: Vec<FlowCommand>) -> Result<Vec<Result<(), FlowModError>>, String> {
+    fn flow_mods(&self, cmds: Vec<FlowCommand>, origin: u64) -> Result<Vec<Result<(), FlowModError>>, String> {
         let mut of = self.of();
-        Ok(cmds.iter().map(|c| of.apply(std::slice::from_ref(c))).collect())
+        Ok(cmds.iter().map(|c| of.apply_from(std::slice::from_ref(c), origin).map_err(|(_, e)| e)).collect())
+    }
+    fn apply_atomic(&self, cmds: Vec<FlowCommand>, origin: u64) -> Result<Result<(), (usize, FlowModError)>, String> {
+        Ok(self.of().apply_from(&cmds, origin))
     }
     fn rules(&self) -> Result<Vec<Arc<Rule>>, String> {
         Ok(self.of().rules(None))
@@ -132,6 +106,12 @@ impl Switch for TableSwitch {
     fn ports(&self) -> Result<Vec<PortDesc>, String> {
         Ok(self.ports.clone())
     }
+    fn subscribe(&self) -> Result<Receiver<FlowEvent>, String> {
+        Ok(self.of().subscribe())
+    }
+    fn expire(&self) {
+        self.of().expire(Instant::now());
+    }
 }
 
 /// A passive OpenFlow endpoint.
@@ -141,6 +121,10 @@ pub enum Listener {
     /// `punix:PATH`.
     Unix(UnixListener, PathBuf),
 }
+
+/// How long a connection may stay silent before it is sent an
+/// ECHO_REQUEST, and closed if it stays silent as long again.
+pub const PROBE_INTERVAL: Duration = Duration::from_secs(15);
 
 impl Listener {
     /// Binds `ptcp:PORT[:IP]` (all addresses when no IP is given; port 0
@@ -190,13 +174,48 @@ impl Listener {
         }
     }
 
-    /// Accepts connections until the process ends, one thread each.
+    /// Accepts connections until the process ends, one thread each, with
+    /// [`PROBE_INTERVAL`].
     pub fn serve(self, sw: Arc<dyn Switch>) {
+        self.serve_with(sw, PROBE_INTERVAL)
+    }
+
+    /// [`Listener::serve`] with another inactivity probe interval.
+    pub fn serve_with(self, sw: Arc<dyn Switch>, probe: Duration) {
         let state = Arc::new(Mutex::new(SwitchConfig::default()));
+        let peers: Arc<Mutex<Vec<Weak<Peer>>>> = Arc::default();
+        match sw.subscribe() {
+            Ok(rx) => {
+                let (sw, peers) = (sw.clone(), peers.clone());
+                let _ = std::thread::Builder::new()
+                    .name("sdnfwd-of-events".into())
+                    .spawn(move || events(&*sw, &rx, &peers));
+            }
+            Err(e) => sw.log(&format!("OpenFlow: no flow events ({e}): no FLOW_REMOVED or flow monitors")),
+        }
+        {
+            let sw = Arc::downgrade(&sw);
+            let _ = std::thread::Builder::new().name("sdnfwd-of-timer".into()).spawn(move || loop {
+                std::thread::sleep(Duration::from_millis(100));
+                match sw.upgrade() {
+                    Some(sw) => sw.expire(),
+                    None => break,
+                }
+            });
+        }
+        let next_id = AtomicU64::new(1);
         let spawn = |conn: Box<dyn Conn>| {
+            let id = next_id.fetch_add(1, Ordering::Relaxed);
+            let Ok(out) = conn.try_clone_conn() else { return };
+            let peer = Session::peer(id, out);
+            {
+                let mut p = peers.lock().unwrap_or_else(|p| p.into_inner());
+                p.retain(|w| w.strong_count() > 0);
+                p.push(Arc::downgrade(&peer));
+            }
             let (sw, state) = (sw.clone(), state.clone());
             let _ = std::thread::Builder::new().name("sdnfwd-openflow".into()).spawn(move || {
-                let _ = Session { sw: &*sw, cfg: &state }.run(conn);
+                let _ = Session::new(&*sw, &state, peer, probe).run(conn);
             });
         };
         match self {
@@ -215,386 +234,77 @@ impl Listener {
     }
 }
 
-/// A connection's byte stream.
-pub trait Conn: Read + Write + Send {}
-impl Conn for TcpStream {}
-impl Conn for UnixStream {}
-
-/// SET_CONFIG's values (shared by the switch's connections).
-#[derive(Clone, Copy, Debug)]
-struct SwitchConfig {
-    flags: u16,
-    miss_send_len: u16,
-}
-
-impl Default for SwitchConfig {
-    fn default() -> Self {
-        SwitchConfig { flags: 0, miss_send_len: 128 }
-    }
-}
-
-/// Most FLOW_MODs and GROUP_MODs applied as one batch.
-const MAX_BATCH: usize = 4096;
-
-struct Session<'a> {
-    sw: &'a dyn Switch,
-    cfg: &'a Mutex<SwitchConfig>,
-}
-
-/// Reads one whole message; None at a clean end of stream.
-fn read_msg(r: &mut impl BufRead) -> std::io::Result<Option<Vec<u8>>> {
-    let mut h = [0u8; 8];
-    match r.read_exact(&mut h) {
-        Ok(()) => {}
-        Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(None),
-        Err(e) => return Err(e),
-    }
-    let len = u16::from_be_bytes([h[2], h[3]]) as usize;
-    if len < 8 {
-        return Err(std::io::Error::new(std::io::ErrorKind::InvalidData, "OpenFlow message shorter than its header"));
-    }
-    let mut m = vec![0u8; len];
-    m[..8].copy_from_slice(&h);
-    r.read_exact(&mut m[8..])?;
-    Ok(Some(m))
-}
-
-/// Whether the buffered bytes hold a whole FLOW_MOD or GROUP_MOD next.
-fn mod_buffered(buf: &[u8]) -> bool {
-    codec::Header::parse(buf)
-        .is_some_and(|h| matches!(h.ty, ty::FLOW_MOD | ty::GROUP_MOD) && buf.len() >= h.len as usize)
-}
-
-/// The OpenFlow error Open vSwitch answers a refused command with.
-fn refusal(cmd: &FlowCommand, e: FlowModError) -> OfError {
-    use FlowModErrorKind::*;
-    let (t, code) = match (cmd, e.kind) {
-        (_, MissingGroup) => (err::BAD_ACTION, err::BAC_BAD_OUT_GROUP),
-        (FlowCommand::Group(_), GroupExists) => (err::GROUP_MOD_FAILED, err::GMFC_GROUP_EXISTS),
-        (FlowCommand::Group(_), UnknownGroup) => (err::GROUP_MOD_FAILED, err::GMFC_UNKNOWN_GROUP),
-        (FlowCommand::Group(_), _) => (err::GROUP_MOD_FAILED, err::GMFC_EPERM),
-        _ => (err::FLOW_MOD_FAILED, err::FMFC_UNKNOWN),
-    };
-    OfError::new(t, code, e.why)
-}
-
-fn simple(t: u8, xid: u32, body: &[u8]) -> Vec<u8> {
-    let mut m = codec::start(t, xid);
-    m.extend_from_slice(body);
-    codec::finish(m)
-}
-
-fn put_str(out: &mut Vec<u8>, s: &str, n: usize) {
-    let b = s.as_bytes();
-    let k = b.len().min(n - 1);
-    out.extend_from_slice(&b[..k]);
-    out.resize(out.len() + n - k, 0);
-}
-
-fn unreachable_node(e: String) -> OfError {
-    OfError::new(err::BAD_REQUEST, err::BRC_EPERM, e)
-}
-
-impl Session<'_> {
-    fn run(&self, conn: Box<dyn Conn>) -> std::io::Result<()> {
-        let mut r = BufReader::with_capacity(1 << 18, conn);
-        r.get_mut().write_all(&codec::hello(1))?;
-        let Some(first) = read_msg(&mut r)? else { return Ok(()) };
-        let h = codec::Header::parse(&first).expect("whole header");
-        if h.ty != ty::HELLO || !codec::hello_accepts_of13(&first) {
-            let e = OfError::new(
-                err::HELLO_FAILED,
-                err::HELLO_INCOMPATIBLE,
-                "sdnfwd speaks OpenFlow 1.3 only (ovs-ofctl -O OpenFlow13)",
-            );
-            let mut m = codec::error_msg(&e, &first, h.xid);
-            m[0] = h.version.min(codec::OFP13);
-            r.get_mut().write_all(&m)?;
-            return Ok(());
-        }
-        let mut batch: Vec<(FlowCommand, Vec<u8>)> = Vec::new();
-        while let Some(msg) = read_msg(&mut r)? {
-            let h = codec::Header::parse(&msg).expect("whole header");
+/// The event thread: each committed change to the flows, as FLOW_REMOVED
+/// and flow monitor updates, to the connections that want it.
+fn events(sw: &dyn Switch, rx: &Receiver<FlowEvent>, peers: &Mutex<Vec<Weak<Peer>>>) {
+    while let Ok(first) = rx.recv() {
+        let mut batch = vec![first];
+        batch.extend(rx.try_iter().take(4095));
+        let now = Instant::now();
+        let live: Vec<Arc<Peer>> =
+            peers.lock().unwrap_or_else(|p| p.into_inner()).iter().filter_map(Weak::upgrade).collect();
+        for p in live {
+            let st = p.state();
+            if st.version == 0 {
+                continue;
+            }
             let mut out = Vec::new();
-            if h.version != codec::OFP13 {
-                let e = OfError::new(err::BAD_REQUEST, err::BRC_BAD_VERSION, format!("version {}", h.version));
-                out.push(codec::error_msg(&e, &msg, h.xid));
-            } else if matches!(h.ty, ty::FLOW_MOD | ty::GROUP_MOD) {
-                let cmd = if h.ty == ty::FLOW_MOD {
-                    codec::decode_flow_mod(&msg)
-                } else {
-                    codec::decode_group_mod(&msg).map(FlowCommand::Group)
-                };
-                match cmd {
-                    Ok(c) => batch.push((c, msg)),
-                    Err(e) => {
-                        self.flush(&mut batch, &mut out);
-                        out.push(codec::error_msg(&e, &msg, h.xid));
+            if st.miss_send_len != 0 {
+                for e in &batch {
+                    if let FlowEvent::Removed { rule, reason, .. } = e {
+                        if rule.spec.flags & config::ofctl::ff::SEND_FLOW_REM != 0 {
+                            out.push(of10::flow_removed(rule, *reason, now, st.version, st.nxm));
+                        }
                     }
                 }
-                if batch.len() < MAX_BATCH && mod_buffered(r.buffer()) {
-                    r.get_mut().write_all(&out.concat())?;
-                    continue;
-                }
-                self.flush(&mut batch, &mut out);
-            } else {
-                self.flush(&mut batch, &mut out);
-                match self.handle(h, &msg) {
-                    Ok(replies) => out.extend(replies),
-                    Err(e) => out.push(codec::error_msg(&e, &msg, h.xid)),
-                }
             }
-            r.get_mut().write_all(&out.concat())?;
-        }
-        Ok(())
-    }
-
-    /// Applies the batched FLOW_MODs and GROUP_MODs, in order; an error
-    /// message for each refused.
-    fn flush(&self, batch: &mut Vec<(FlowCommand, Vec<u8>)>, out: &mut Vec<Vec<u8>>) {
-        if batch.is_empty() {
-            return;
-        }
-        let reqs = std::mem::take(batch);
-        let cmds = reqs.iter().map(|(c, _)| c.clone()).collect();
-        let results = self.sw.flow_mods(cmds).unwrap_or_else(|e| vec![Err(FlowModError::invalid(e)); reqs.len()]);
-        for ((cmd, msg), r) in reqs.iter().zip(results) {
-            if let Err(e) = r {
-                let xid = codec::Header::parse(msg).map_or(0, |h| h.xid);
-                out.push(codec::error_msg(&refusal(cmd, e), msg, xid));
-            }
-        }
-    }
-
-    fn handle(&self, h: codec::Header, msg: &[u8]) -> Result<Vec<Vec<u8>>, OfError> {
-        let body = &msg[8..];
-        let one = |m: Vec<u8>| Ok(vec![m]);
-        match h.ty {
-            ty::HELLO | ty::ECHO_REPLY | ty::SET_ASYNC | ty::BARRIER_REPLY => Ok(vec![]),
-            ty::ECHO_REQUEST => one(simple(ty::ECHO_REPLY, h.xid, body)),
-            ty::BARRIER_REQUEST => one(simple(ty::BARRIER_REPLY, h.xid, &[])),
-            ty::FEATURES_REQUEST => {
-                let mut b = Vec::with_capacity(24);
-                b.extend_from_slice(&self.sw.datapath_id().to_be_bytes());
-                b.extend_from_slice(&0u32.to_be_bytes()); // n_buffers
-                b.push(254); // n_tables
-                b.extend_from_slice(&[0, 0, 0]); // auxiliary_id, pad
-                b.extend_from_slice(&(1u32 | 2 | 4 | 8).to_be_bytes()); // FLOW, TABLE, PORT, GROUP stats
-                b.extend_from_slice(&0u32.to_be_bytes());
-                one(simple(ty::FEATURES_REPLY, h.xid, &b))
-            }
-            ty::GET_CONFIG_REQUEST => {
-                let c = *self.cfg.lock().unwrap_or_else(|p| p.into_inner());
-                let mut b = c.flags.to_be_bytes().to_vec();
-                b.extend_from_slice(&c.miss_send_len.to_be_bytes());
-                one(simple(ty::GET_CONFIG_REPLY, h.xid, &b))
-            }
-            ty::SET_CONFIG => {
-                if body.len() < 4 {
-                    return Err(OfError::new(err::SWITCH_CONFIG_FAILED, err::SCFC_BAD_LEN, "SET_CONFIG too short"));
-                }
-                let mut c = self.cfg.lock().unwrap_or_else(|p| p.into_inner());
-                c.flags = be16(body);
-                c.miss_send_len = be16(&body[2..]);
-                Ok(vec![])
-            }
-            ty::ROLE_REQUEST => {
-                if body.len() < 16 {
-                    return Err(OfError::new(err::BAD_REQUEST, err::BRC_BAD_LEN, "ROLE_REQUEST too short"));
-                }
-                let mut b = body[..16].to_vec();
-                if be32(&b) == 0 {
-                    b[..4].copy_from_slice(&1u32.to_be_bytes()); // NOCHANGE: we are EQUAL
-                }
-                one(simple(ty::ROLE_REPLY, h.xid, &b))
-            }
-            ty::GET_ASYNC_REQUEST => one(simple(ty::GET_ASYNC_REPLY, h.xid, &[0; 24])),
-            ty::TABLE_MOD => Ok(vec![]),
-            ty::MULTIPART_REQUEST => self.multipart(h, body),
-            ty::EXPERIMENTER => {
-                let vendor = body.get(..4).map_or(0, be32);
-                let code = if vendor == 0x2320 { err::BRC_BAD_EXP_TYPE } else { err::BRC_BAD_EXPERIMENTER };
-                Err(OfError::new(err::BAD_REQUEST, code, format!("experimenter message {vendor:#x} not supported")))
-            }
-            ty::PACKET_OUT => Err(OfError::new(err::BAD_REQUEST, err::BRC_BAD_TYPE, "PACKET_OUT is not supported")),
-            t => Err(OfError::new(err::BAD_REQUEST, err::BRC_BAD_TYPE, format!("message type {t} is not supported"))),
-        }
-    }
-
-    fn multipart(&self, h: codec::Header, body: &[u8]) -> Result<Vec<Vec<u8>>, OfError> {
-        if body.len() < 8 {
-            return Err(OfError::new(err::BAD_REQUEST, err::BRC_BAD_LEN, "multipart request too short"));
-        }
-        let (mtype, flags, req) = (be16(body), be16(&body[2..]), &body[8..]);
-        if flags & mp::MORE != 0 {
-            return Err(OfError::new(err::BAD_REQUEST, err::BRC_BAD_MULTIPART, "multi-message requests"));
-        }
-        let entries: Vec<Vec<u8>> = match mtype {
-            mp::DESC => {
-                let mut b = Vec::with_capacity(1056);
-                put_str(&mut b, "sdnfwd", 256);
-                put_str(&mut b, "userspace AF_XDP poll-mode datapath", 256);
-                put_str(&mut b, env!("CARGO_PKG_VERSION"), 256);
-                put_str(&mut b, "None", 32);
-                put_str(&mut b, &self.sw.description(), 256);
-                vec![b]
-            }
-            mp::FLOW => {
-                let f = codec::decode_flow_filter(req)?;
-                let rules = self.sw.rules().map_err(unreachable_node)?;
-                rules
+            if !st.monitors.is_empty() {
+                let entries: Vec<Vec<u8>> = batch
                     .iter()
-                    .filter(|r| f.selects(&r.spec))
-                    .map(|r| {
-                        let mut e = Vec::with_capacity(160);
-                        let (p, b) = counters(r);
-                        codec::encode_flow_stats(&r.spec, r.created.elapsed(), p, b, &mut e);
-                        e
+                    .filter_map(|e| {
+                        let m = st.monitors.iter().find(|m| m.wants(e))?;
+                        Some(monitor::update(e, m.actions(), st.version))
                     })
-                    .collect()
-            }
-            mp::AGGREGATE => {
-                let f = codec::decode_flow_filter(req)?;
-                let rules = self.sw.rules().map_err(unreachable_node)?;
-                let (mut p, mut b, mut n) = (0u64, 0u64, 0u32);
-                for r in rules.iter().filter(|r| f.selects(&r.spec)) {
-                    let (rp, rb) = counters(r);
-                    p += rp;
-                    b += rb;
-                    n += 1;
-                }
-                let mut e = p.to_be_bytes().to_vec();
-                e.extend_from_slice(&b.to_be_bytes());
-                e.extend_from_slice(&n.to_be_bytes());
-                e.extend_from_slice(&[0; 4]);
-                vec![e]
-            }
-            mp::TABLE => {
-                // Every lookup in a table ends in a rule here (OpenShift
-                // SDN's tables end with a catch-all), so the lookups a
-                // table saw are the packets its rules counted.
-                let rules = self.sw.rules().map_err(unreachable_node)?;
-                let mut active = [0u32; 254];
-                let mut matched = [0u64; 254];
-                for r in &rules {
-                    let t = r.spec.table as usize;
-                    if t < 254 {
-                        active[t] += 1;
-                        matched[t] += counters(r).0;
-                    }
-                }
-                (0..254)
-                    .map(|t| {
-                        let mut e = vec![t as u8, 0, 0, 0];
-                        e.extend_from_slice(&active[t].to_be_bytes());
-                        e.extend_from_slice(&matched[t].to_be_bytes());
-                        e.extend_from_slice(&matched[t].to_be_bytes());
-                        e
-                    })
-                    .collect()
-            }
-            mp::PORT_STATS => {
-                let want = req.get(..4).map_or(codec::OFPP13_ANY, be32);
-                let ports = self.sw.ports().map_err(unreachable_node)?;
-                let sel: Vec<&PortDesc> = ports
-                    .iter()
-                    .filter(|p| want == codec::OFPP13_ANY || codec::port_to_of13(p.port_no) == want)
                     .collect();
-                if sel.is_empty() && want != codec::OFPP13_ANY {
-                    return Err(OfError::new(err::BAD_REQUEST, err::BRC_BAD_PORT, format!("no port {want}")));
+                if !entries.is_empty() {
+                    let (mtype, prefix) = monitor::reply_kind(st.version);
+                    out.extend(codec::multipart_replies_v(st.version, mtype, &prefix, 0, &entries));
                 }
-                sel.into_iter().map(port_stats).collect()
             }
-            mp::PORT_DESC => self.sw.ports().map_err(unreachable_node)?.iter().map(port_desc).collect(),
-            mp::GROUP_DESC => self
-                .sw
-                .groups()
-                .map_err(unreachable_node)?
-                .iter()
-                .map(|g| {
-                    let mut e = Vec::with_capacity(64);
-                    codec::encode_group_desc(&g.spec, &mut e);
-                    e
-                })
-                .collect(),
-            mp::GROUP => {
-                if req.len() < 8 {
-                    return Err(OfError::new(err::BAD_REQUEST, err::BRC_BAD_LEN, "group statistics request too short"));
-                }
-                let want = be32(req);
-                let groups = self.sw.groups().map_err(unreachable_node)?;
-                groups
-                    .iter()
-                    .filter(|g| want == codec::OFPG_ALL || g.spec.group_id == want)
-                    .map(|g| {
-                        let mut e = Vec::with_capacity(40 + 16 * g.spec.buckets.len());
-                        codec::encode_group_stats(g, &mut e);
-                        e
-                    })
-                    .collect()
+            if p.send(&out).is_err() {
+                sw.log(&format!("OpenFlow connection {}: could not send asynchronous messages", p.id));
             }
-            mp::GROUP_FEATURES => vec![codec::group_features()],
-            mp::TABLE_FEATURES => {
-                if !req.is_empty() {
-                    return Err(OfError::new(
-                        err::TABLE_FEATURES_FAILED,
-                        err::TFFC_EPERM,
-                        "table features cannot be changed",
-                    ));
-                }
-                (0..254u8).map(codec::table_features).collect()
-            }
-            other => {
-                return Err(OfError::new(
-                    err::BAD_REQUEST,
-                    err::BRC_BAD_MULTIPART,
-                    format!("multipart type {other} is not supported"),
-                ))
-            }
-        };
-        Ok(codec::multipart_replies(mtype, h.xid, &entries))
+        }
     }
-}
-
-fn counters(r: &Rule) -> (u64, u64) {
-    use std::sync::atomic::Ordering::Relaxed;
-    (r.n_packets.load(Relaxed), r.n_bytes.load(Relaxed))
-}
-
-fn port_desc(p: &PortDesc) -> Vec<u8> {
-    let mut e = Vec::with_capacity(64);
-    e.extend_from_slice(&codec::port_to_of13(p.port_no).to_be_bytes());
-    e.extend_from_slice(&[0; 4]);
-    e.extend_from_slice(&p.mac.to_be_bytes()[2..]);
-    e.extend_from_slice(&[0; 2]);
-    put_str(&mut e, &p.name, 16);
-    e.extend_from_slice(&(if p.up { 0u32 } else { 1 }).to_be_bytes()); // config: PORT_DOWN
-    e.extend_from_slice(&(if p.up { 4u32 } else { 1 }).to_be_bytes()); // state: LIVE / LINK_DOWN
-    e.extend_from_slice(&[0; 24]); // curr, advertised, supported, peer, curr_speed, max_speed
-    e
-}
-
-fn port_stats(p: &PortDesc) -> Vec<u8> {
-    let mut e = Vec::with_capacity(112);
-    e.extend_from_slice(&codec::port_to_of13(p.port_no).to_be_bytes());
-    e.extend_from_slice(&[0; 4]);
-    for v in [p.rx_packets, p.tx_packets, p.rx_bytes, p.tx_bytes] {
-        e.extend_from_slice(&v.to_be_bytes());
-    }
-    // Drops, errors, frame/overrun/CRC errors, collisions and the time
-    // since the port came up are not kept per port (all ones is
-    // OpenFlow's "unavailable").
-    for _ in 0..8 {
-        e.extend_from_slice(&u64::MAX.to_be_bytes());
-    }
-    e.extend_from_slice(&[0xff; 8]); // duration: unavailable
-    e
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use codec::{be16, be32, err, mp, ty};
     use config::ofctl::{parse_flow_line, LineKind};
+    use std::io::{BufRead, BufReader, Write};
+
+    /// Reads one whole message.
+    fn read_msg(r: &mut impl BufRead) -> std::io::Result<Option<Vec<u8>>> {
+        let mut h = [0u8; 8];
+        match r.read_exact(&mut h) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(None),
+            Err(e) => return Err(e),
+        }
+        let len = u16::from_be_bytes([h[2], h[3]]) as usize;
+        let mut m = vec![0u8; len];
+        m[..8].copy_from_slice(&h);
+        r.read_exact(&mut m[8..])?;
+        Ok(Some(m))
+    }
+
+    fn simple(t: u8, xid: u32, body: &[u8]) -> Vec<u8> {
+        let mut m = codec::start(t, xid);
+        m.extend_from_slice(body);
+        codec::finish(m)
+    }
 
     /// A client speaking raw OpenFlow to a TableSwitch over a unix socket.
     #[test]
@@ -737,6 +447,74 @@ mod tests {
         let of = sw.of();
         assert_eq!((of.n_rules(), of.group_stats().len()), (0, 0));
         drop(of);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    /// Well-framed junk of every message type, in every version, with
+    /// Nicira and ONF experimenter subtypes: the connection answers each
+    /// (or not) and is still up for an ECHO at the end; no session thread
+    /// dies.
+    #[test]
+    fn test_junk_requests_never_kill_a_session() {
+        let dir = std::env::temp_dir().join(format!("sdnfwd-of-junk-{}", std::process::id()));
+        let _ = std::fs::create_dir_all(&dir);
+        let path = dir.join("br0.sock");
+        let l = Listener::bind(&format!("punix:{}", path.display())).unwrap();
+        let sw: Arc<dyn Switch> = Arc::new(TableSwitch::new(Ofproto::new(), vec![]));
+        std::thread::spawn(move || l.serve(sw));
+        let mut seed = 0x9e37_79b9_7f4a_7c15u64;
+        let mut rnd = move || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed
+        };
+        for version in [1u8, 4, 5, 6] {
+            let mut s = UnixStream::connect(&path).unwrap();
+            s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+            // Everything the switch sends, until it closes.
+            let mut r = BufReader::new(s.try_clone().unwrap());
+            let (tx, rx) = crossbeam_channel::unbounded();
+            std::thread::spawn(move || {
+                while let Ok(Some(m)) = read_msg(&mut r) {
+                    if tx.send(m).is_err() {
+                        break;
+                    }
+                }
+            });
+            assert_eq!(rx.recv().unwrap()[1], ty::HELLO);
+            s.write_all(&[version, 0, 0, 8, 0, 0, 0, 1]).unwrap();
+            for i in 0..3000u32 {
+                let t = (rnd() % 36) as u8;
+                if t == ty::HELLO || t == ty::ECHO_REPLY {
+                    continue;
+                }
+                let mut body: Vec<u8> = (0..rnd() % 96).map(|_| rnd() as u8).collect();
+                if t == 4 && body.len() >= 8 && rnd() % 2 == 0 {
+                    let vendor = if rnd() % 2 == 0 { codec::NX_VENDOR } else { codec::ONF_VENDOR };
+                    body[..4].copy_from_slice(&vendor.to_be_bytes());
+                    let sub = [rnd() as u32 % 40, 2300 + rnd() as u32 % 2, 1870][(rnd() % 3) as usize];
+                    body[4..8].copy_from_slice(&sub.to_be_bytes());
+                }
+                if (t == 18 || t == 16 || t == ty::MULTIPART_REQUEST) && body.len() >= 2 {
+                    body[0] = 0;
+                    body[1] = (rnd() % 20) as u8;
+                }
+                let mut m = vec![version, t, 0, 0];
+                m.extend_from_slice(&(i + 10).to_be_bytes());
+                m.extend_from_slice(&body);
+                let len = m.len() as u16;
+                m[2..4].copy_from_slice(&len.to_be_bytes());
+                s.write_all(&m).unwrap();
+            }
+            s.write_all(&[version, ty::ECHO_REQUEST, 0, 8, 0xee, 0xee, 0xee, 0xee]).unwrap();
+            loop {
+                let m = rx.recv_timeout(Duration::from_secs(10)).expect("the session died");
+                if m[1] == ty::ECHO_REPLY && m[4..8] == [0xee; 4] {
+                    break;
+                }
+            }
+        }
         let _ = std::fs::remove_dir_all(&dir);
     }
 }

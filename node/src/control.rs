@@ -32,7 +32,7 @@ pub struct OfPort {
 #[derive(Debug)]
 pub enum NodeRequest {
     /// A cluster change (`pod add ...`): the command as typed, the change.
-    Edit(String, Box<super::node::Edit>),
+    Edit(String, Box<crate::state::Edit>),
     /// Re-read the config file, as SIGHUP does; answers the diff applied.
     Reload,
     /// `pod list`.
