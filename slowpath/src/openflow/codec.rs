@@ -2045,13 +2045,15 @@ pub fn flow_command(f: FlowModFields, m: Match, actions: Vec<Action>, version: u
     })
 }
 
-/// A 32-bit port filter (`out_port`) as the tables number ports.
+/// A 32-bit port filter (`out_port`) as the tables number ports: ANY,
+/// and 0xffff (OFPP_NONE in the tables' 16-bit numbering, which is how
+/// OVS reads it too), filter nothing.
 fn port_filter(p: u32) -> Option<u32> {
     if p == OFPP13_ANY {
-        None
-    } else {
-        Some(port_from_of13(p).unwrap_or(p))
+        return None;
     }
+    let q = port_from_of13(p).unwrap_or(p);
+    (q != 0xffff).then_some(q)
 }
 
 /// Decodes an OpenFlow 1.2+ FLOW_MOD message (header included) into the
