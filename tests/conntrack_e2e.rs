@@ -298,41 +298,6 @@ fn tcp_through_conntrack_rules_on_real_kernels() {
     );
 }
 
-/// kube-proxy's iptables rules, as its iptables mode writes them, in a
-/// node's namespace: `svc:port` DNAT to `backend:port`.
-fn kube_proxy_rules(t: &Topology, node: &str, svc: &str, port: u16, backend: &str) {
-    let ns = t.node(node).unwrap().to_string();
-    let p = port.to_string();
-    let dest = format!("{backend}:{port}");
-    let rules: Vec<Vec<&str>> = vec![
-        vec!["-t", "nat", "-N", "KUBE-SERVICES"],
-        vec![
-            "-t",
-            "nat",
-            "-A",
-            "PREROUTING",
-            "-m",
-            "comment",
-            "--comment",
-            "kubernetes service portals",
-            "-j",
-            "KUBE-SERVICES",
-        ],
-        vec!["-t", "nat", "-N", "KUBE-SVC-WEB"],
-        vec!["-t", "nat", "-A", "KUBE-SERVICES", "-d", svc, "-p", "tcp", "--dport", &p, "-j", "KUBE-SVC-WEB"],
-        vec!["-t", "nat", "-N", "KUBE-SEP-DB1"],
-        vec!["-t", "nat", "-A", "KUBE-SVC-WEB", "-j", "KUBE-SEP-DB1"],
-        vec!["-t", "nat", "-A", "KUBE-SEP-DB1", "-p", "tcp", "-m", "tcp", "-j", "DNAT", "--to-destination", &dest],
-    ];
-    for r in rules {
-        let args: Vec<&str> = [&["netns", "exec", &ns, "iptables", "-w"][..], &r[..]].concat();
-        run("ip", &args).unwrap_or_else(|e| {
-            panic!("iptables (the `iptables` package, nf_tables or xtables NAT in the kernel): {e}")
-        });
-    }
-    run("ip", &["netns", "exec", &ns, "sysctl", "-qw", "net.ipv4.ip_forward=1"]).expect("ip_forward");
-}
-
 /// What a failed service test needs to be understood: the node's log, both
 /// trackers and the rules that counted packets.
 fn diagnose(t: &Topology, node: &str) -> String {
@@ -379,7 +344,9 @@ fn service_through_tun0_with_kube_proxy_rules() {
     }
     const SVC: &str = "172.30.12.34";
     for node in ["node-d", "node-b"] {
-        kube_proxy_rules(&t, node, SVC, 8080, DB1);
+        t.kube_proxy_rules(node, SVC, 8080, DB1).unwrap_or_else(|e| {
+            panic!("iptables (the `iptables` package, nf_tables or xtables NAT in the kernel): {e}")
+        });
     }
     let (web1, db1, web2) = (
         t.pod("project-a/web-1").unwrap().to_string(),

@@ -32,14 +32,8 @@ cleanup() {
 }
 trap cleanup EXIT
 
-export OVS_RUNDIR=$d OVS_LOGDIR=$d OVS_DBDIR=$d OVS_SYSCONFDIR=$d
-ovsdb-tool create "$d/conf.db" /usr/share/openvswitch/vswitch.ovsschema
-ovsdb-server --remote=punix:"$d/db.sock" --pidfile="$d/ovsdb-server.pid" --unixctl="$d/ovsdb-server.ctl" \
-  --detach --no-chdir --log-file="$d/ovsdb-server.log" "$d/conf.db"
-vsctl() { ovs-vsctl --db=unix:"$d/db.sock" --timeout=30 "$@"; }
-vsctl --no-wait init
-ovs-vswitchd unix:"$d/db.sock" --pidfile="$d/ovs-vswitchd.pid" --unixctl="$d/vswitchd.ctl" --detach --no-chdir \
-  --log-file="$d/ovs-vswitchd.log" --disable-system --disable-system-route --enable-dummy=override
+. tools/lib-ovs.sh
+start_ovs "$d"
 # OVS's default bridge: every version, as sdnfwd offers them.
 vsctl add-br br0 -- set bridge br0 datapath_type=netdev fail_mode=secure \
   protocols=OpenFlow10,OpenFlow11,OpenFlow12,OpenFlow13,OpenFlow14,OpenFlow15 \

@@ -535,24 +535,24 @@ fn policies_changed(old: &Cluster, new: &Cluster, node_name: &str) -> Option<BTr
     if !same_rest {
         return None;
     }
-    let by_ns = |c: &'_ Cluster| {
-        let mut m: BTreeMap<String, Vec<crate::yaml::NetworkPolicy>> = BTreeMap::new();
+    fn by_ns(c: &Cluster) -> BTreeMap<&str, Vec<&crate::yaml::NetworkPolicy>> {
+        let mut m: BTreeMap<&str, Vec<_>> = BTreeMap::new();
         for p in &c.network_policies {
-            m.entry(p.metadata.namespace.clone().unwrap_or_default()).or_default().push(p.clone());
+            m.entry(p.metadata.namespace.as_deref().unwrap_or_default()).or_default().push(p);
         }
         m
-    };
+    }
     let (a, b) = (by_ns(old), by_ns(new));
     let in_use: BTreeSet<u32> = new
         .find_node(node_name)
         .map(|n| n.pods.iter().filter_map(|p| new.vnid(&p.namespace)).collect())
         .unwrap_or_default();
-    let names: BTreeSet<&String> = a.keys().chain(b.keys()).collect();
+    let names: BTreeSet<&str> = a.keys().chain(b.keys()).copied().collect();
     Some(
         names
             .into_iter()
-            .filter(|n| a.get(*n) != b.get(*n) && new.vnid(n).is_some_and(|v| in_use.contains(&v)))
-            .cloned()
+            .filter(|n| a.get(n) != b.get(n) && new.vnid(n).is_some_and(|v| in_use.contains(&v)))
+            .map(str::to_string)
             .collect(),
     )
 }

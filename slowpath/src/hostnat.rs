@@ -374,30 +374,18 @@ fn contains_type(mut b: &[u8], want: u16) -> bool {
     false
 }
 
-/// Counters of the answering thread.
-#[derive(Debug, Default)]
-pub struct HostNatStats {
-    /// Questions answered.
-    pub asked: AtomicU64,
-    /// Translations adopted.
-    pub adopted: AtomicU64,
-    /// Lookups or updates that failed (the kernel's error logged once).
-    pub failed: AtomicU64,
-}
-
 /// Answers the poll loops' questions until `stop`: each packet's
 /// connection looked up in the kernel (only where `wanted` says the host
 /// may have translated it: a pod's packet), the destination translation
 /// adopted into `ct`, then the loop's `answered` counter moved on so that
-/// its packet runs again.
-#[allow(clippy::too_many_arguments)]
+/// its packet runs again. What is adopted is counted by the tracker
+/// (`CtStats::adopted`); the kernel's first error is logged.
 pub fn serve(
     rx: &Receiver<HostQuery>,
     answered: &[Arc<AtomicU64>],
     ct: &Conntrack,
     kernel: &mut KernelConntrack,
     wanted: impl Fn(&CtTuple) -> bool,
-    stats: &HostNatStats,
     stop: &AtomicBool,
     log: impl Fn(&str),
 ) {
@@ -411,9 +399,7 @@ pub fn serve(
                 Ok(Some(k)) => {
                     if let Some((dst, dport)) = k.dnat_of(&q.tuple) {
                         ct.adopt(&q.tuple, q.zone, dst, dport, fastpath::clock::now_ms());
-                        stats.adopted.fetch_add(1, Ordering::Relaxed);
                         if let Err(e) = kernel.mark_answered(&k) {
-                            stats.failed.fetch_add(1, Ordering::Relaxed);
                             if !logged {
                                 log(&format!("warning: the host's connection cannot be marked answered ({e}); its next packets may be left untranslated"));
                                 logged = true;
@@ -423,7 +409,6 @@ pub fn serve(
                 }
                 Ok(None) => {}
                 Err(e) => {
-                    stats.failed.fetch_add(1, Ordering::Relaxed);
                     if !logged {
                         log(&format!("warning: the host's translations cannot be read ({e}); replies to services may keep the backend's address"));
                         logged = true;
@@ -431,7 +416,6 @@ pub fn serve(
                 }
             }
         }
-        stats.asked.fetch_add(1, Ordering::Relaxed);
         if let Some(a) = answered.get(q.pmd) {
             a.fetch_max(q.seq, Ordering::Release);
         }

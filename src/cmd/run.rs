@@ -638,10 +638,9 @@ fn serve(
     }
     let sweeper = spawn_sweeper(ct.clone(), stop.clone())?;
     drop(hq_tx);
-    let host_nat_stats = Arc::new(slowpath::hostnat::HostNatStats::default());
     let host_nat = match kernel_ct {
         Some(mut kernel) => {
-            let (ct, stop, stats) = (ct.clone(), stop.clone(), host_nat_stats.clone());
+            let (ct, stop) = (ct.clone(), stop.clone());
             let pods: Vec<config::yaml::Cidr> = c.cluster_network.cluster_networks.iter().map(|e| e.cidr).collect();
             let gw = c.host_subnet(node).map_or(0, |h| h.subnet.addr() + 1);
             Some(
@@ -653,7 +652,7 @@ fn serve(
                         let wanted = |t: &fastpath::conntrack::CtTuple| {
                             t.src != gw && pods.iter().any(|p| p.contains(Ipv4Addr::from(t.src)))
                         };
-                        slowpath::hostnat::serve(&hq_rx, &answered, &ct, &mut kernel, wanted, &stats, &stop, log);
+                        slowpath::hostnat::serve(&hq_rx, &answered, &ct, &mut kernel, wanted, &stop, log);
                     })
                     .map_err(|e| format!("host translations: {e}"))?,
             )
