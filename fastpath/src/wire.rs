@@ -156,17 +156,39 @@ pub fn vxlan_vni(f: &[u8], at: usize) -> Option<u32> {
     Some(u32::from_be_bytes([0, b[4], b[5], b[6]]))
 }
 
-/// One's-complement sum of `data` as big-endian 16-bit words (unfolded).
+/// One's-complement sum of `data` as big-endian 16-bit words (a final odd
+/// byte the high byte of its word), folded to 16 bits (at most 0xffff), zero
+/// only when every byte is, congruent modulo 0xffff to the plain sum of
+/// the words — so [`fold`] of it, or of several such sums added, gives the
+/// same checksum as summing word by word. Read 8 bytes at a time with an
+/// end-around carry (2^16 ≡ 1 modulo 0xffff, so a word's place in the
+/// 64-bit lane does not matter).
+#[inline]
 pub fn sum16(data: &[u8]) -> u32 {
-    let mut sum = 0u32;
-    let mut chunks = data.chunks_exact(2);
+    let mut acc = 0u64;
+    let mut chunks = data.chunks_exact(8);
     for c in &mut chunks {
-        sum += u16::from_be_bytes([c[0], c[1]]) as u32;
+        let (s, carry) = acc.overflowing_add(u64::from_be_bytes(c.try_into().expect("8 bytes")));
+        acc = s + carry as u64;
     }
-    if let [b] = chunks.remainder() {
-        sum += (*b as u32) << 8;
+    // At most 2^33 - 2 from here on: no overflow below.
+    acc = (acc & 0xffff_ffff) + (acc >> 32);
+    let mut rest = chunks.remainder();
+    if let [a, b, c, d, tail @ ..] = rest {
+        acc += u32::from_be_bytes([*a, *b, *c, *d]) as u64;
+        rest = tail;
     }
-    sum
+    if let [a, b, tail @ ..] = rest {
+        acc += u16::from_be_bytes([*a, *b]) as u64;
+        rest = tail;
+    }
+    if let [a] = rest {
+        acc += (*a as u64) << 8;
+    }
+    acc = (acc & 0xffff_ffff) + (acc >> 32);
+    acc = (acc & 0xffff_ffff) + (acc >> 32);
+    let s = (acc & 0xffff) + (acc >> 16);
+    ((s & 0xffff) + (s >> 16)) as u32
 }
 
 /// Folds a sum to 16 bits and complements it.
@@ -349,6 +371,43 @@ pub fn build_frame(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// `sum16` as it was, word by word.
+    fn sum16_words(data: &[u8]) -> u32 {
+        let mut sum = 0u32;
+        let mut chunks = data.chunks_exact(2);
+        for c in &mut chunks {
+            sum += u16::from_be_bytes([c[0], c[1]]) as u32;
+        }
+        if let [b] = chunks.remainder() {
+            sum += (*b as u32) << 8;
+        }
+        sum
+    }
+
+    #[test]
+    fn test_sum16_as_word_by_word() {
+        let mut x = 0x2545_f491_4f6c_dd1du64;
+        let mut next = || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        for len in 0..200 {
+            for fill in [0u8, 0xff, 1] {
+                let mut d: Vec<u8> = (0..len).map(|_| next() as u8).collect();
+                if fill != 1 {
+                    d.iter_mut().for_each(|b| *b = fill);
+                }
+                let (a, b) = (sum16(&d), sum16_words(&d));
+                assert!(a <= 0xffff);
+                assert_eq!(a == 0, b == 0, "len {len}");
+                assert_eq!(fold(a), fold(b), "len {len}");
+                assert_eq!(fold(a + 6 + len as u32), fold(b + 6 + len as u32), "len {len}");
+            }
+        }
+    }
 
     // A UDP frame 10.131.0.3:40000 -> 10.129.0.7:8080, TTL 64, no options.
     static UDP: [u8; 42] = [
