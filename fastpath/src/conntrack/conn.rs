@@ -12,12 +12,18 @@
 //! instructions; a waiter spins, yielding after a while (a holder that is
 //! not a poll loop may be preempted).
 //!
+//! The flag is the low bit of a sequence number, bumped when it is taken
+//! and again when it is released, so that mark and label can also be read
+//! without it, as a seqlock ([`Conn::marks`]: a later `ct` of a packet
+//! whose connection is known, with no `exec(set_field...)`): a read that
+//! saw the same even number before and after is whole.
+//!
 //! Expiry is monotonic: an expired connection is never revived, because
 //! every write of `expiration` happens under the flag after checking,
 //! under it, that it has not expired (0 ends a connection at once).
 
 use std::ops::{Deref, DerefMut};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{fence, AtomicU32, AtomicU64, Ordering};
 
 use super::key::Key;
 use super::proto::ProtoState;
@@ -100,8 +106,9 @@ pub struct Conn {
     /// The `NAT_*` action applied in the original direction (0: none);
     /// fixed at creation.
     pub nat: u8,
-    /// Held while the state is read or changed.
-    busy: AtomicBool,
+    /// Odd while the state is being read or changed under the flag (its
+    /// low bit); bumped on taking and on releasing it.
+    seq: AtomicU32,
     /// Expiry time in ms (`now >= expiration`: expired; 0: ended). Read
     /// without the flag; written only under it, and never once expired.
     pub expiration: AtomicU64,
@@ -116,6 +123,8 @@ pub struct Conn {
 pub struct StateGuard<'a> {
     conn: &'a Conn,
     st: ConnState,
+    /// The (odd) sequence number taken.
+    seq: u32,
 }
 
 impl Deref for StateGuard<'_> {
@@ -140,7 +149,7 @@ impl Drop for StateGuard<'_> {
         for (a, v) in self.conn.state.iter().zip(self.st.encode()) {
             a.store(v, Ordering::Relaxed);
         }
-        self.conn.busy.store(false, Ordering::Release);
+        self.conn.seq.store(self.seq.wrapping_add(1), Ordering::Release);
     }
 }
 
@@ -151,7 +160,7 @@ impl Conn {
         Conn {
             keys,
             nat,
-            busy: AtomicBool::new(false),
+            seq: AtomicU32::new(0),
             expiration: AtomicU64::new(expiration),
             state: words.map(AtomicU64::new),
             links: Links::default(),
@@ -162,18 +171,50 @@ impl Conn {
     #[inline]
     pub fn lock(&self) -> StateGuard<'_> {
         let mut spins = 0u32;
-        while self.busy.compare_exchange_weak(false, true, Ordering::Acquire, Ordering::Relaxed).is_err() {
-            while self.busy.load(Ordering::Relaxed) {
-                spins += 1;
-                if spins < SPINS {
-                    std::hint::spin_loop();
-                } else {
-                    std::thread::yield_now();
+        let mut s = self.seq.load(Ordering::Relaxed);
+        loop {
+            if s & 1 == 0 {
+                match self.seq.compare_exchange_weak(s, s.wrapping_add(1), Ordering::Acquire, Ordering::Relaxed) {
+                    Ok(_) => break,
+                    Err(now) => s = now,
+                }
+                continue;
+            }
+            spins += 1;
+            if spins < SPINS {
+                std::hint::spin_loop();
+            } else {
+                std::thread::yield_now();
+            }
+            s = self.seq.load(Ordering::Relaxed);
+        }
+        // The odd number before any store of the state (for readers
+        // without the flag: `marks`).
+        fence(Ordering::Release);
+        let w = std::array::from_fn(|i| self.state[i].load(Ordering::Relaxed));
+        StateGuard { conn: self, st: ConnState::decode(&w), seq: s.wrapping_add(1) }
+    }
+
+    /// Mark and label, read without taking the flag (a seqlock read: the
+    /// sequence number even and unchanged around the words read); under
+    /// the flag after a few tries that met a writer.
+    #[inline]
+    pub fn marks(&self) -> (u32, u128) {
+        for _ in 0..4 {
+            let s = self.seq.load(Ordering::Acquire);
+            if s & 1 == 0 {
+                let w0 = self.state[0].load(Ordering::Relaxed);
+                let hi = self.state[1].load(Ordering::Relaxed);
+                let lo = self.state[2].load(Ordering::Relaxed);
+                fence(Ordering::Acquire);
+                if self.seq.load(Ordering::Relaxed) == s {
+                    return ((w0 >> 32) as u32, (hi as u128) << 64 | lo as u128);
                 }
             }
+            std::hint::spin_loop();
         }
-        let w = std::array::from_fn(|i| self.state[i].load(Ordering::Relaxed));
-        StateGuard { conn: self, st: ConnState::decode(&w) }
+        let g = self.lock();
+        (g.mark, g.label)
     }
 
     /// Whether the connection has expired at `now`.
@@ -226,6 +267,42 @@ mod tests {
         ] {
             assert_eq!(ConnState::decode(&st.encode()), st);
         }
+    }
+
+    #[test]
+    fn test_marks_read_whole() {
+        // A writer keeps mark == label's halves; readers without the flag
+        // never see them apart.
+        use std::sync::atomic::AtomicBool;
+        let k = Key::default();
+        let c = Arc::new(Conn::new([k, k], 0, ProtoState::Other(0), 1));
+        let stop = Arc::new(AtomicBool::new(false));
+        let reads = Arc::new(AtomicU64::new(0));
+        let readers: Vec<_> = (0..2)
+            .map(|_| {
+                let (c, stop, reads) = (c.clone(), stop.clone(), reads.clone());
+                std::thread::spawn(move || {
+                    while !stop.load(Ordering::Relaxed) {
+                        let (m, l) = c.marks();
+                        assert_eq!((m as u128) << 64 | m as u128, l);
+                        reads.fetch_add(1, Ordering::Relaxed);
+                    }
+                })
+            })
+            .collect();
+        let mut i = 0u32;
+        while i < 50_000 || (reads.load(Ordering::Relaxed) < 100_000 && i < 50_000_000) {
+            i += 1;
+            let mut g = c.lock();
+            g.mark = i;
+            g.label = (i as u128) << 64 | i as u128;
+        }
+        stop.store(true, Ordering::Relaxed);
+        for r in readers {
+            r.join().unwrap();
+        }
+        assert!(reads.load(Ordering::Relaxed) >= 100_000);
+        assert_eq!(c.marks(), (i, (i as u128) << 64 | i as u128));
     }
 
     #[test]

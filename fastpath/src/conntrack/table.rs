@@ -136,7 +136,9 @@ impl<T: Entry> Table<T> {
     /// with `n_shards` locks (likewise, at most the buckets), hashing with
     /// `seed`.
     pub fn new(n_buckets: usize, n_shards: usize, seed: u64) -> Table<T> {
-        let n = n_buckets.max(1).next_power_of_two();
+        // At most 2^31 buckets: a bucket index fits a u32 (what a packet's
+        // metadata keeps of its connection, `Cached`).
+        let n = n_buckets.clamp(1, 1 << 31).next_power_of_two();
         let s = n_shards.max(1).next_power_of_two().min(n);
         Table {
             buckets: bucket_array(n),
@@ -171,8 +173,16 @@ impl<T: Entry> Table<T> {
     /// key. Lock-free; the entry stays allocated while `g` is held.
     #[inline]
     pub fn lookup<'g>(&self, key: &Key, now: u64, g: &'g Guard) -> Option<(&'g T, bool)> {
+        self.lookup_in(self.bucket(key), key, now, g)
+    }
+
+    /// [`Table::lookup`] with the key's bucket known ([`Table::bucket`] of
+    /// it, or of its reverse: the hash is symmetric), not hashed again.
+    #[inline]
+    pub fn lookup_in<'g>(&self, bucket: usize, key: &Key, now: u64, g: &'g Guard) -> Option<(&'g T, bool)> {
+        debug_assert_eq!(bucket, self.bucket(key));
         let want = key.bits();
-        let mut cur = self.buckets[self.bucket(key)].load(Ordering::Acquire, g);
+        let mut cur = self.buckets[bucket & self.mask].load(Ordering::Acquire, g);
         // SAFETY: `cur` was loaded from a bucket head or a link while `g` is
         // pinned; it is null or an entry that was linked after `g` pinned or
         // is still linked, which the epoch keeps allocated until `g` drops

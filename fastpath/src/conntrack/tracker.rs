@@ -184,6 +184,13 @@ fn marks(st: &mut ConnState, md: &mut CtResult, req: &CtRequest) {
     md.label = st.label;
 }
 
+/// Whether `key` hashes as `c`'s original key: it is that key, or its
+/// reverse (the hash is symmetric).
+#[inline]
+fn hashes_as_orig(c: &Conn, key: &Key) -> bool {
+    c.keys[0] == *key || c.keys[0].reverse() == *key
+}
+
 impl Conntrack {
     /// A tracker with `cfg`: the bucket array (8 bytes a bucket, the next
     /// power of two above `max_conns`) is allocated now.
@@ -301,7 +308,7 @@ impl Conntrack {
         let g = &pin.0;
         if let Some(c) = md.cached {
             if c.key.zone == req.zone && !req.force {
-                if let Some((conn, false)) = self.table.lookup(&c.key, now_ms, g) {
+                if let Some((conn, false)) = self.table.lookup_in(c.bucket as usize, &c.key, now_ms, g) {
                     self.process_fast(frame, md, conn, &c, req);
                     return Track::Done;
                 }
@@ -441,7 +448,12 @@ impl Conntrack {
             md.cached = None;
         }
         md.zone = req.zone;
-        marks(&mut c.lock(), md, req);
+        if req.set_mark.is_none() && req.set_label.is_none() {
+            // Nothing to change: read without the connection's flag.
+            (md.mark, md.label) = c.marks();
+        } else {
+            marks(&mut c.lock(), md, req);
+        }
     }
 
     /// OVS `process_one`, retried when another thread wins a race for the
@@ -469,6 +481,8 @@ impl Conntrack {
         let mut key = p.key;
         let mut reply = false;
         let mut conn = None;
+        // The bucket of the packet's key, where it was looked up.
+        let mut found_in = None;
         if md.state & NAT_BITS != 0 {
             // Already translated by an earlier ct: look it up by its other
             // direction.
@@ -477,7 +491,11 @@ impl Conntrack {
                 key = c.keys[reply as usize];
                 conn = Some(c);
             }
-        } else if let Some((c, r)) = self.table.lookup(&key, now, g) {
+        } else if let Some((c, r)) = {
+            let b = self.table.bucket(&key);
+            found_in = Some(b);
+            self.table.lookup_in(b, &key, now, g)
+        } {
             reply = r;
             conn = Some(c);
         } else if req.from_host {
@@ -552,7 +570,15 @@ impl Conntrack {
             }
         }
         md.cached = match (conn, req.nat) {
-            (Some(c), None) => Some(Cached { key: c.keys[0], reply, related: p.related }),
+            (Some(c), None) => {
+                // The original key's bucket is the packet's key's (looked
+                // up first) when that is the original key or its reverse.
+                let bucket = match found_in {
+                    Some(b) if hashes_as_orig(c, &p.key) => b,
+                    _ => self.table.bucket(&c.keys[0]),
+                };
+                Some(Cached { key: c.keys[0], bucket: bucket as u32, reply, related: p.related })
+            }
             _ => None,
         };
         true

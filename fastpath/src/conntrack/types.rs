@@ -306,6 +306,8 @@ impl CtTuple {
 pub(crate) struct Cached {
     /// The connection's original key.
     pub key: Key,
+    /// Its table bucket (found again without hashing the key).
+    pub bucket: u32,
     /// The packet was in the reply direction.
     pub reply: bool,
     /// The packet was an ICMP error related to it.
