@@ -39,6 +39,10 @@ pub struct Megaflow {
     /// Number of actions that take the frame or a copy (outputs, VXLAN
     /// pushes, recirculations; precomputed for the poll loop).
     pub n_outputs: u8,
+    /// Whether an action pushes a VXLAN header (the only one that reads
+    /// the packet's hash: a recirculated packet's is computed for it
+    /// alone, or for the EMC).
+    pub tunnels: bool,
 }
 
 impl Megaflow {
@@ -56,6 +60,7 @@ impl Megaflow {
             dead: AtomicBool::new(false),
             n_outputs: actions.iter().filter(|a| !matches!(a, DpAction::Set(_) | DpAction::Ct(_))).count().min(255)
                 as u8,
+            tunnels: actions.iter().any(|a| matches!(a, DpAction::TunnelPush { .. })),
         }
     }
 }
@@ -98,6 +103,28 @@ fn same_base(a: &[u64; BASE_WORDS], b: &[u64; BASE_WORDS]) -> bool {
         d |= a[i] ^ b[i];
     }
     d == 0
+}
+
+/// Keys a burst lookup reads by index: a slice of keys, or the keys inside
+/// the entries of a recirculation queue (looked up where they lie, not
+/// copied out first).
+pub trait KeyAt {
+    /// The `i`-th key.
+    fn key_at(&self, i: usize) -> &FlowKey;
+}
+
+impl KeyAt for [FlowKey] {
+    #[inline(always)]
+    fn key_at(&self, i: usize) -> &FlowKey {
+        &self[i]
+    }
+}
+
+impl KeyAt for [crate::recirc::Recirculating] {
+    #[inline(always)]
+    fn key_at(&self, i: usize) -> &FlowKey {
+        &self[i].key
+    }
 }
 
 /// Megaflows sharing one mask.
@@ -160,14 +187,14 @@ impl Subtable {
     /// those found. A key whose masked form equals the previous one's takes
     /// that result.
     #[inline]
-    fn probe_burst<'a>(&'a self, keys: &[FlowKey], todo: u32, hit: &mut [Option<&'a Arc<Megaflow>>]) -> u32 {
+    fn probe_burst<'a, K: KeyAt + ?Sized>(&'a self, keys: &K, todo: u32, hit: &mut [Option<&'a Arc<Megaflow>>]) -> u32 {
         let mut last: Option<(FlowKey, Option<&'a Arc<Megaflow>>)> = None;
         let mut found = 0u32;
         let mut m = todo;
         while m != 0 {
             let i = m.trailing_zeros() as usize;
             m &= m - 1;
-            let masked = keys[i].masked(&self.mask);
+            let masked = keys.key_at(i).masked(&self.mask);
             let r = match last {
                 Some((k, r)) if same_key(&k, &masked) => r,
                 _ => {
@@ -187,14 +214,19 @@ impl Subtable {
     /// [`Subtable::probe_burst`] on base words (a mask without
     /// connection-tracking words: every untracked flow's).
     #[inline(always)]
-    fn probe_burst_base<'a>(&'a self, keys: &[FlowKey], todo: u32, hit: &mut [Option<&'a Arc<Megaflow>>]) -> u32 {
+    fn probe_burst_base<'a, K: KeyAt + ?Sized>(
+        &'a self,
+        keys: &K,
+        todo: u32,
+        hit: &mut [Option<&'a Arc<Megaflow>>],
+    ) -> u32 {
         let mut last: Option<([u64; BASE_WORDS], Option<&'a Arc<Megaflow>>)> = None;
         let mut found = 0u32;
         let mut m = todo;
         while m != 0 {
             let i = m.trailing_zeros() as usize;
             m &= m - 1;
-            let masked = keys[i].masked_base(&self.mask);
+            let masked = keys.key_at(i).masked_base(&self.mask);
             let r = match last {
                 Some((k, r)) if same_base(&k, &masked) => r,
                 _ => {
@@ -242,9 +274,9 @@ impl Dpcls {
     /// into `hit`, counts them per rank (the last slot takes ranks ≥ 7) and
     /// returns the keys that missed.
     #[inline]
-    pub fn lookup_burst<'a>(
+    pub fn lookup_burst<'a, K: KeyAt + ?Sized>(
         &'a self,
-        keys: &[FlowKey],
+        keys: &K,
         mut todo: u32,
         hit: &mut [Option<&'a Arc<Megaflow>>],
         rank_hits: &mut [u64; 8],
@@ -357,9 +389,9 @@ impl<'a> PortView<'a> {
     /// [`Dpcls::lookup_burst`] (every key misses where the port has no
     /// megaflows).
     #[inline]
-    pub fn lookup_burst(
+    pub fn lookup_burst<K: KeyAt + ?Sized>(
         &self,
-        keys: &[FlowKey],
+        keys: &K,
         todo: u32,
         hit: &mut [Option<&'a Arc<Megaflow>>],
         rank_hits: &mut [u64; 8],
@@ -584,7 +616,7 @@ mod tests {
             let todo = (rnd() as u32) | 1;
             let mut hit = [None; 32];
             let mut ranks = [0u64; 8];
-            let missed = t.port(port as u32).lookup_burst(&keys, todo, &mut hit, &mut ranks);
+            let missed = t.port(port as u32).lookup_burst(&keys[..], todo, &mut hit, &mut ranks);
             assert_eq!(missed & !todo, 0);
             assert_eq!(ranks.iter().sum::<u64>(), (todo & !missed).count_ones() as u64);
             for i in 0..32 {

@@ -656,8 +656,7 @@ impl Exec<'_> {
             next_key_unchanged(pass.key, id, md)
         };
         debug_assert_eq!(key, next_key(self.pool.data(g), pass.key, id, md), "the frame was rewritten");
-        let hash = key.hash();
-        self.recirc.push(Recirculating { frame: g, key, hash, depth: pass.depth + 1, md: *md });
+        self.recirc.push(Recirculating { frame: g, key, depth: pass.depth + 1, md: *md });
         b.recirculations += 1;
     }
 }

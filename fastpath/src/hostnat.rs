@@ -100,7 +100,7 @@ impl HostWait {
         }
         self.seq += 1;
         let md = CtResult { host_query: false, host_checked: true, ..*md };
-        let again = Recirculating { frame: f, key: *key, hash: key.hash(), depth, md };
+        let again = Recirculating { frame: f, key: *key, depth, md };
         self.held.push(Waiting { seq: self.seq, since_ms: now_ms, again });
         true
     }

@@ -452,24 +452,71 @@ impl Pmd {
             };
             // By reference, cleared after: a queued packet is not copied
             // out of the queue first.
-            for r in recirc_round.iter() {
-                let pass = Pass { key: &r.key, depth: r.depth, md: r.md };
-                if let Some(m) = emc.enabled().then(|| emc.peek_tracked(&r.key, r.hash)).flatten() {
-                    b.emc_hits += 1;
-                    x.execute(tunnel, m, r.frame, r.hash, pass, b);
-                    continue;
+            if emc.enabled() {
+                for r in recirc_round.iter() {
+                    let pass = Pass { key: &r.key, depth: r.depth, md: r.md };
+                    let hash = r.key.hash();
+                    if let Some(m) = emc.peek_tracked(&r.key, hash) {
+                        b.emc_hits += 1;
+                        x.execute(tunnel, m, r.frame, hash, pass, b);
+                        continue;
+                    }
+                    let in_port = r.key.get(crate::flow::loc::IN_PORT) as u32;
+                    match table.port(in_port).lookup(&r.key) {
+                        Some((m, _)) => {
+                            b.megaflow_hits += 1;
+                            emc.maybe_insert(&r.key, hash, m);
+                            x.execute(tunnel, m, r.frame, hash, pass, b);
+                        }
+                        None => {
+                            let w = (r.frame, r.key, hash, r.depth, r.md);
+                            pending.miss_again(x.pool, upcall_tx, *id, *iteration, w, b);
+                        }
+                    }
                 }
-                let in_port = r.key.get(crate::flow::loc::IN_PORT) as u32;
-                match table.port(in_port).lookup(&r.key) {
-                    Some((m, _)) => {
-                        b.megaflow_hits += 1;
-                        emc.maybe_insert(&r.key, r.hash, m);
-                        x.execute(tunnel, m, r.frame, r.hash, pass, b);
+            } else {
+                // The EMC off (many distinct keys): the round's packets
+                // are looked up as bursts, runs of up to [`BURST`] from
+                // one input port, as a first pass's are (a subtable
+                // probed once for consecutive keys with the same masked
+                // form, as OVS's dpcls does a batch); then run in order.
+                let mut at = 0;
+                while at < recirc_round.len() {
+                    let in_port = recirc_round[at].key.get(crate::flow::loc::IN_PORT);
+                    let end = recirc_round[at..]
+                        .iter()
+                        .take(BURST)
+                        .position(|r| r.key.get(crate::flow::loc::IN_PORT) != in_port)
+                        .map_or((at + BURST).min(recirc_round.len()), |n| at + n);
+                    let run = &recirc_round[at..end];
+                    let mut hit: [Option<&Arc<Megaflow>>; BURST] = [None; BURST];
+                    let all = if run.len() == BURST { u32::MAX } else { (1u32 << run.len()) - 1 };
+                    let mut rank_hits = [0u64; 8];
+                    let cls = table.port(in_port as u32);
+                    let missed = cls.lookup_burst(run, all, &mut hit, &mut rank_hits);
+                    b.megaflow_hits += (all & !missed).count_ones() as u64;
+                    // Ranked by all their hits, recirculated passes' too
+                    // (as OVS's dpcls counts every lookup).
+                    for (rank, &n) in rank_hits.iter().enumerate() {
+                        if n != 0 {
+                            cls.credit(rank, n);
+                        }
                     }
-                    None => {
-                        let w = (r.frame, r.key, r.hash, r.depth, r.md);
-                        pending.miss_again(x.pool, upcall_tx, *id, *iteration, w, b);
+                    for (r, m) in run.iter().zip(hit) {
+                        match m {
+                            Some(m) => {
+                                let pass = Pass { key: &r.key, depth: r.depth, md: r.md };
+                                // Read by a VXLAN push alone.
+                                let hash = if m.tunnels { r.key.hash() } else { 0 };
+                                x.execute(tunnel, m, r.frame, hash, pass, b);
+                            }
+                            None => {
+                                let w = (r.frame, r.key, r.key.hash(), r.depth, r.md);
+                                pending.miss_again(x.pool, upcall_tx, *id, *iteration, w, b);
+                            }
+                        }
                     }
+                    at = end;
                 }
             }
             recirc_round.clear();
@@ -536,12 +583,13 @@ impl Pmd {
             while k < recirc_round.len() {
                 let r = recirc_round[k];
                 k += 1;
-                let mut found = emc.enabled().then(|| emc.peek_tracked(&r.key, r.hash).cloned()).flatten();
+                let hash = r.key.hash();
+                let mut found = emc.enabled().then(|| emc.peek_tracked(&r.key, hash).cloned()).flatten();
                 if found.is_some() {
                     b.emc_hits += 1;
                 } else if let Some((m, _)) = table.port(r.key.get(crate::flow::loc::IN_PORT) as u32).lookup(&r.key) {
                     b.megaflow_hits += 1;
-                    emc.maybe_insert(&r.key, r.hash, m);
+                    emc.maybe_insert(&r.key, hash, m);
                     found = Some(m.clone());
                 }
                 if group.as_ref().is_some_and(|(g, _)| found.as_ref().is_none_or(|m| !Arc::ptr_eq(g, m))) {
@@ -551,10 +599,10 @@ impl Pmd {
                 match found {
                     Some(m) => {
                         group.get_or_insert((m, r.depth));
-                        x.batch.push(Item { frame: r.frame, key: r.key, hash: r.hash, md: r.md, live: true });
+                        x.batch.push(Item { frame: r.frame, key: r.key, hash, md: r.md, live: true });
                     }
                     None => {
-                        let w = (r.frame, r.key, r.hash, r.depth, r.md);
+                        let w = (r.frame, r.key, hash, r.depth, r.md);
                         pending.miss_again(x.pool, upcall_tx, *id, *iteration, w, b);
                         // The rest of the round waits for the answer.
                         x.recirc.splice(0..0, recirc_round.drain(k..));

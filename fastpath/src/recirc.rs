@@ -23,10 +23,9 @@ pub const RECIRC_MAX: usize = 1024;
 pub struct Recirculating {
     /// The frame.
     pub frame: FrameId,
-    /// Its key for the next pass (tracked).
+    /// Its key for the next pass (tracked); hashed where the hash is
+    /// needed (the EMC, a VXLAN push, an upcall), not when queued.
     pub key: FlowKey,
-    /// The key's hash.
-    pub hash: u32,
     /// Passes it has taken (1 after its first).
     pub depth: u8,
     /// What the tracker said of it (a later `ct` of the same packet reuses
