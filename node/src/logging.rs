@@ -90,6 +90,14 @@ pub fn log(level: Level, msg: &str) {
     let _ = std::io::stderr().lock().write_all(line.as_bytes());
 }
 
+/// An INFO line (one that starts `warning: ` a WARN line, without it).
+pub fn note(msg: &str) {
+    match msg.strip_prefix("warning: ") {
+        Some(m) => log(Level::Warn, m),
+        None => log(Level::Info, msg),
+    }
+}
+
 /// RFC 3339 UTC with milliseconds.
 fn timestamp(t: SystemTime) -> String {
     let d = t.duration_since(UNIX_EPOCH).unwrap_or_default();

@@ -18,17 +18,9 @@ use fastpath::pmd::PmdCommand;
 use slowpath::ofproto::{FlowEvent, FlowModError, GroupStats, Rule};
 use slowpath::openflow::{PacketOut, PacketOutAction, PortDesc, Switch};
 
-use node::control::{on_slow_path, port_dumps, Control};
+use crate::control::{on_slow_path, port_dumps, Control};
 
-fn mac_of(ifname: &str) -> u64 {
-    std::fs::read_to_string(format!("/sys/class/net/{ifname}/address"))
-        .ok()
-        .and_then(|s| slowpath::tunnel::parse_mac(s.trim()))
-        .unwrap_or(0)
-}
-
-/// The node's [`Control`] as the OpenFlow listener sees it (a type of this
-/// crate, so that the listener's trait may be implemented for it).
+/// The node's [`Control`] as the OpenFlow listener sees it.
 #[derive(Clone)]
 pub struct OfSwitch(pub Control);
 
@@ -95,7 +87,7 @@ impl Switch for OfSwitch {
     }
 
     fn log(&self, msg: &str) {
-        node::logging::log(node::logging::Level::Info, msg);
+        crate::logging::log(crate::logging::Level::Info, msg);
     }
 
     fn rules(&self) -> Result<Vec<Arc<Rule>>, String> {
@@ -124,7 +116,7 @@ impl Switch for OfSwitch {
                 let c = counters.get(&p.ofport).copied().unwrap_or_default();
                 PortDesc {
                     port_no: p.ofport,
-                    mac: p.ifname.as_deref().map_or(0, mac_of),
+                    mac: p.ifname.as_deref().map_or(0, |i| crate::sys::mac_of(i).unwrap_or(0)),
                     name: p.name,
                     up: p.up,
                     rx_packets: c.rx_packets,

@@ -1,0 +1,90 @@
+//! What the node asks of the machine: commands (iproute2, ethtool), the
+//! interfaces of this network namespace, the process's privileges, pinned
+//! threads.
+
+use std::process::{Command, Output};
+
+/// Runs a command; an error carries the command line and its stderr.
+pub fn run(prog: &str, args: &[&str]) -> Result<Output, String> {
+    let out = Command::new(prog).args(args).output().map_err(|e| format!("{prog}: {e}"))?;
+    if !out.status.success() {
+        return Err(format!(
+            "`{prog} {}` failed ({}): {}",
+            args.join(" "),
+            out.status,
+            String::from_utf8_lossy(&out.stderr).trim()
+        ));
+    }
+    Ok(out)
+}
+
+/// Whether this process runs as root (effective uid 0).
+pub fn is_root() -> bool {
+    std::fs::read_to_string("/proc/self/status")
+        .is_ok_and(|s| s.lines().any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(2) == Some("0")))
+}
+
+/// Whether interface `name` exists in this network namespace.
+pub fn if_exists(name: &str) -> bool {
+    std::path::Path::new(&format!("/sys/class/net/{name}")).exists()
+}
+
+/// The MAC address of interface `ifname`.
+pub fn mac_of(ifname: &str) -> Result<u64, String> {
+    let s =
+        std::fs::read_to_string(format!("/sys/class/net/{ifname}/address")).map_err(|e| format!("{ifname}: {e}"))?;
+    slowpath::tunnel::parse_mac(s.trim()).ok_or_else(|| format!("{ifname}: unreadable MAC `{}`", s.trim()))
+}
+
+/// `ip -j ARGS` as JSON.
+pub fn ip_json(args: &[&str]) -> Result<serde_json::Value, String> {
+    let mut v = vec!["-j"];
+    v.extend_from_slice(args);
+    serde_json::from_slice(&run("ip", &v)?.stdout).map_err(|e| format!("ip {}: {e}", args.join(" ")))
+}
+
+/// The name of interface `index` in an `ip -j link show` listing.
+pub fn ifname_of(links: &serde_json::Value, index: u64) -> Option<String> {
+    links.as_array()?.iter().find(|x| x["ifindex"].as_u64() == Some(index))?["ifname"].as_str().map(str::to_string)
+}
+
+/// Turns TX checksum offload off on the pod end of a host veth (DESIGN.md
+/// §8), finding the pod's namespace through the veth's link-netnsid.
+pub fn pod_side_tx_off(veth: &str) -> Result<String, String> {
+    let j = ip_json(&["-d", "link", "show", "dev", veth])?;
+    let peer = j[0]["link_index"].as_u64().ok_or("no peer index (not a veth?)")?;
+    let Some(nsid) = j[0]["link_netnsid"].as_u64() else {
+        // Peer in this namespace.
+        let name = ifname_of(&ip_json(&["link", "show"])?, peer).ok_or("peer not found")?;
+        run("ethtool", &["-K", &name, "tx", "off"])?;
+        return Ok(name);
+    };
+    let ns = ip_json(&["netns", "list"])?
+        .as_array()
+        .and_then(|a| a.iter().find(|x| x["id"].as_u64() == Some(nsid)))
+        .and_then(|x| x["name"].as_str())
+        .ok_or(format!("the pod's namespace (netnsid {nsid}) has no name under /run/netns"))?
+        .to_string();
+    let name =
+        ifname_of(&ip_json(&["-n", &ns, "link", "show"])?, peer).ok_or("peer not found in the pod's namespace")?;
+    run("ip", &["netns", "exec", &ns, "ethtool", "-K", &name, "tx", "off"])?;
+    Ok(format!("{ns}/{name}"))
+}
+
+/// Spawns a thread named `name`, pinned to `core` when there is one (the
+/// poll loops).
+pub fn spawn_pinned<T: Send + 'static>(
+    name: String,
+    core: Option<core_affinity::CoreId>,
+    f: impl FnOnce() -> T + Send + 'static,
+) -> Result<std::thread::JoinHandle<T>, String> {
+    std::thread::Builder::new()
+        .name(name)
+        .spawn(move || {
+            if let Some(c) = core {
+                core_affinity::set_for_current(c);
+            }
+            f()
+        })
+        .map_err(|e| e.to_string())
+}
