@@ -59,6 +59,25 @@ pub fn version() -> String {
     format!("ovs-vswitchd (sdnfwd) {}", env!("CARGO_PKG_VERSION"))
 }
 
+/// The commands [`register`] registers (docs/REFERENCE.md names each).
+/// (`list-commands` is the unixctl server's own).
+pub const COMMANDS: [&str; 14] = [
+    "dpctl/ct-stats-show",
+    "dpctl/dump-conntrack",
+    "dpctl/dump-flows",
+    "dpctl/flush-conntrack",
+    "dpif-netdev/pmd-stats-clear",
+    "dpif-netdev/pmd-stats-show",
+    "dpif/dump-flows",
+    "dpif/show",
+    "exit",
+    "ofproto/trace",
+    "version",
+    "vlog/list",
+    "vlog/set",
+    "list-commands",
+];
+
 /// The one logging module `vlog/list` shows.
 const MODULE: &str = "sdnfwd";
 
@@ -634,6 +653,17 @@ mod tests {
 
     fn icmp(src: u32, dst: u32) -> Vec<u8> {
         fastpath::wire::build_frame(0x0a58_0a80_0003, 0x0a58_0a80_0004, src, dst, 1, 0x0800, 0, 64)
+    }
+
+    #[test]
+    fn test_commands_listed() {
+        let (_dp, cmds, _, _) = setup();
+        let list = run(&cmds, "list-commands").unwrap();
+        let mut names: Vec<&str> = list.lines().skip(1).filter_map(|l| l.split_whitespace().next()).collect();
+        let mut want = COMMANDS.to_vec();
+        names.sort_unstable();
+        want.sort_unstable();
+        assert_eq!(names, want);
     }
 
     #[test]
