@@ -328,13 +328,14 @@ fn split_top(s: &str) -> Vec<&str> {
 }
 
 /// The counters since the last `pmd-stats-clear`, each loop with its
-/// baseline.
+/// baseline (from the start for a loop without one).
 fn with_baselines<T>(
     c: &Control,
     f: impl Fn(usize, &fastpath::stats::PmdStats, &fastpath::stats::PmdBaseline) -> T,
 ) -> Vec<T> {
     let b = c.baselines.lock().unwrap_or_else(|p| p.into_inner());
-    c.stats.iter().zip(b.iter()).map(|((core, s), base)| f(*core, s, base)).collect()
+    let zero = fastpath::stats::PmdBaseline::default();
+    c.stats.iter().enumerate().map(|(i, (core, s))| f(*core, s, b.get(i).unwrap_or(&zero))).collect()
 }
 
 /// `dpif/show`.
