@@ -315,6 +315,7 @@ pub fn vswitchd(a: VswitchdArgs) -> Result<ExitCode, String> {
                 match connect_retrying(&p.database, &stopping) {
                     Some(s) => {
                         session = s;
+                        sw.resync();
                         dirty = true;
                     }
                     None => break,

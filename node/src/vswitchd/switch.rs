@@ -9,12 +9,13 @@ use std::net::Ipv4Addr;
 use std::path::PathBuf;
 use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use config::ofctl::{FlowCommand, FlowSpec, GroupCommand};
 use fastpath::batch::UPLINK;
 use fastpath::conntrack::CtConfig;
 use fastpath::flow::LocalVtep;
+use fastpath::port::api::PortCounters;
 use fastpath::port::uplink::{Leftover, UplinkProgram};
 use fastpath::shared::TunnelState;
 use serde_json::{json, Value};
@@ -23,13 +24,17 @@ use slowpath::upcall::Command;
 
 use super::underlay::{holder_of, remote_vteps, route_to};
 use crate::bridge::{plan, pmd_cores, PortKind};
-use crate::control::{on_slow_path, Control, NodeCall, NodeRequest, OfPort};
+use crate::control::{on_slow_path, port_dumps, Control, NodeCall, NodeRequest, OfPort};
 use crate::datapath::{Config, Datapath, XskOptions};
 use crate::logging::{self, note as log, Level};
 use crate::ovs_paths::Paths;
-use crate::ovsdb::{write_back, Switch};
+use crate::ovsdb::{write_back, Bridge, Switch};
 use crate::sys::{if_exists, mac_of, run as sh, uplink_lock, UplinkLockError};
 use crate::unixctl::Commands;
+
+/// How often the interfaces' `statistics` are written (ovs-vswitchd's
+/// default `stats-update-interval`).
+const STATS_INTERVAL: Duration = Duration::from_secs(5);
 
 /// The bridge the datapath serves, shared with `ovs-appctl`'s commands.
 pub type BridgeName = Arc<Mutex<Option<String>>>;
@@ -79,6 +84,10 @@ pub struct Switchd {
     dpid_written: BTreeSet<String>,
     /// Warnings logged once.
     warned: BTreeSet<String>,
+    /// What was last written of each interface's status (UUID → row).
+    status: BTreeMap<String, Value>,
+    /// When the interfaces' statistics were last written.
+    last_stats: Instant,
     /// The node-agent calls (answered by [`Switchd::tick`]).
     calls: crossbeam_channel::Receiver<NodeCall>,
 }
@@ -153,8 +162,18 @@ impl Switchd {
             of_ports,
             dpid_written: BTreeSet::new(),
             warned: BTreeSet::new(),
+            status: BTreeMap::new(),
+            last_stats: Instant::now(),
             calls,
         })
+    }
+
+    /// After a reconnection: what was written is written again where it
+    /// is needed (a restarted ovsdb-server forgets ephemeral columns:
+    /// `datapath_id`, `mac_in_use`, `link_state`, `statistics`).
+    pub fn resync(&mut self) {
+        self.dpid_written.clear();
+        self.status.clear();
     }
 
     /// The `ovs-appctl` commands.
@@ -295,6 +314,63 @@ impl Switchd {
         }
         self.publish_ports();
         ops.extend(write_back(s, &assigned));
+        if let Some(b) = bridge {
+            ops.extend(self.status_ops(b));
+        }
+        ops
+    }
+
+    /// The writes of each served interface's `mac_in_use`, `link_state`
+    /// and, every [`STATS_INTERVAL`], `statistics` (as ovs-vswitchd's
+    /// `stats-update-interval`), where they changed.
+    fn status_ops(&mut self, b: &Bridge) -> Vec<Value> {
+        let stats_due = self.last_stats.elapsed() >= STATS_INTERVAL;
+        let mut counters: BTreeMap<u32, PortCounters> = BTreeMap::new();
+        if stats_due {
+            self.last_stats = Instant::now();
+            let vxlan = self.ports.values().find(|l| matches!(l.kind, PortKind::Vxlan { .. })).map(|l| l.ofport);
+            for (_, ofport, _, pc, _) in port_dumps(&self.control).unwrap_or_default() {
+                let ofport = if ofport == UPLINK { vxlan.unwrap_or(ofport) } else { ofport };
+                let c = counters.entry(ofport).or_default();
+                c.rx_packets += pc.rx_packets;
+                c.rx_bytes += pc.rx_bytes;
+                c.tx_packets += pc.tx_packets;
+                c.tx_bytes += pc.tx_bytes;
+            }
+        }
+        let mut ops = Vec::new();
+        for i in b.ports.iter().flat_map(|p| &p.interfaces) {
+            let Some(l) = self.ports.get(&i.name) else { continue };
+            let mut row = self.status.get(&i.uuid).cloned().unwrap_or_else(|| json!({}));
+            let kernel = matches!(l.kind, PortKind::System | PortKind::Internal) && l.error.is_none();
+            let sys = |f: &str| std::fs::read_to_string(format!("/sys/class/net/{}/{f}", i.name)).ok();
+            if kernel {
+                if let Some(mac) = sys("address") {
+                    row["mac_in_use"] = json!(mac.trim());
+                }
+                let up = sys("carrier").is_some_and(|c| c.trim() == "1");
+                row["link_state"] = json!(if up { "up" } else { "down" });
+            } else {
+                row["link_state"] = json!(if l.up { "up" } else { "down" });
+            }
+            if stats_due && l.up {
+                let c = counters.get(&l.ofport).copied().unwrap_or_default();
+                row["statistics"] = json!([
+                    "map",
+                    [
+                        ["rx_bytes", c.rx_bytes],
+                        ["rx_packets", c.rx_packets],
+                        ["tx_bytes", c.tx_bytes],
+                        ["tx_packets", c.tx_packets]
+                    ]
+                ]);
+            }
+            if self.status.get(&i.uuid) != Some(&row) {
+                ops.push(json!({"op": "update", "table": "Interface", "where": [["_uuid", "==", ["uuid", i.uuid]]],
+                                "row": row.clone()}));
+                self.status.insert(i.uuid.clone(), row);
+            }
+        }
         ops
     }
 
@@ -421,7 +497,7 @@ impl Switchd {
             };
             let _ = call.reply.send(answer);
         }
-        let mut changed = false;
+        let mut changed = self.last_stats.elapsed() >= STATS_INTERVAL;
         let waiting: Vec<(String, usize)> = self
             .ports
             .iter()
