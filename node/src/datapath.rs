@@ -229,6 +229,7 @@ impl Datapath {
             dpid,
             of_ports,
             ct: self.ct.clone(),
+            of_versions: Arc::new(std::sync::atomic::AtomicU32::new(slowpath::openflow::codec::ALL_VERSIONS)),
         }
     }
 

@@ -92,6 +92,25 @@ pub struct Switchd {
     calls: crossbeam_channel::Receiver<NodeCall>,
 }
 
+/// The OpenFlow versions a bridge's `protocols` allow (a HELLO version
+/// bitmap; every version sdnfwd speaks when empty, as OVS's default), and
+/// the names it cannot serve (OpenFlow11, OpenFlow12, unknown ones).
+fn protocol_versions(protocols: &[String]) -> (u32, Vec<String>) {
+    use slowpath::openflow::codec::ALL_VERSIONS;
+    if protocols.is_empty() {
+        return (ALL_VERSIONS, Vec::new());
+    }
+    let mut bits = 0;
+    let mut unknown = Vec::new();
+    for p in protocols {
+        match p.strip_prefix("OpenFlow1").and_then(|v| v.parse::<u32>().ok()) {
+            Some(v @ 0..=5) if ALL_VERSIONS & (1 << (v + 1)) != 0 => bits |= 1 << (v + 1),
+            _ => unknown.push(p.clone()),
+        }
+    }
+    (bits, unknown)
+}
+
 /// The datapath end of internal interface `name`'s veth pair (interface
 /// names have 15 bytes at most).
 fn peer_name(name: &str) -> String {
@@ -251,16 +270,14 @@ impl Switchd {
                     b.fail_mode.as_deref().unwrap_or("standalone (the default)")
                 ));
             }
-            if let Some(p) = b
-                .protocols
-                .iter()
-                .find(|p| !["OpenFlow10", "OpenFlow13", "OpenFlow14", "OpenFlow15"].contains(&p.as_str()))
-            {
+            let (versions, unknown) = protocol_versions(&b.protocols);
+            for p in unknown {
                 self.warn_once(format!(
-                    "bridge {}: protocols {p} is not spoken (OpenFlow 1.0, 1.3, 1.4, 1.5 are)",
+                    "bridge {}: protocols {p} is not spoken (OpenFlow10, OpenFlow13, OpenFlow14, OpenFlow15 are)",
                     b.name
                 ));
             }
+            self.control.of_versions.store(versions, std::sync::atomic::Ordering::Relaxed);
             if self.mgmt.is_none() {
                 self.bind_mgmt(&b.name);
             }
@@ -654,4 +671,26 @@ fn make_internal(name: &str) -> Result<String, String> {
     let _ = sh("ethtool", &["-K", name, "tx", "off"]);
     sh("ip", &["link", "set", &peer, "up"])?;
     Ok(peer)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn test_protocols_narrow_the_versions() {
+        let v = |p: &[&str]| protocol_versions(&p.iter().map(|s| s.to_string()).collect::<Vec<_>>());
+        assert_eq!(v(&[]).0, slowpath::openflow::codec::ALL_VERSIONS);
+        assert_eq!(v(&["OpenFlow13"]), (1 << 4, vec![]));
+        assert_eq!(v(&["OpenFlow10", "OpenFlow15"]), (1 << 1 | 1 << 6, vec![]));
+        assert_eq!(v(&["OpenFlow12", "OpenFlow13"]), (1 << 4, vec!["OpenFlow12".to_string()]));
+    }
+
+    #[test]
+    fn test_names() {
+        assert_eq!(peer_name("tun0"), "tun0-dp");
+        assert_eq!(peer_name("a-very-long-name"), "a-very-long--dp");
+        assert!(peer_name("a-very-long-name").len() <= 15);
+        assert_eq!(dpid_of("7bd4e3a1-0000-4000-8000-000000000000"), 0x5d9f_7bd4_e3a1);
+    }
 }
