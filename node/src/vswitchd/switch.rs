@@ -25,11 +25,11 @@ use slowpath::upcall::Command;
 use super::underlay::{holder_of, remote_vteps, route_to};
 use crate::bridge::{plan, pmd_cores, PortKind};
 use crate::control::{on_slow_path, port_dumps, Control, NodeCall, NodeRequest, OfPort};
-use crate::datapath::{Config, Datapath, XskOptions};
+use crate::datapath::{Config, Datapath, HostNat, HostScope, XskOptions};
 use crate::logging::{self, note as log, Level};
 use crate::ovs_paths::Paths;
 use crate::ovsdb::{write_back, Bridge, Switch};
-use crate::sys::{if_exists, mac_of, run as sh, uplink_lock, UplinkLockError};
+use crate::sys::{if_exists, ip_json, mac_of, run as sh, uplink_lock, UplinkLockError};
 use crate::unixctl::Commands;
 
 /// How often the interfaces' `statistics` are written (ovs-vswitchd's
@@ -84,6 +84,10 @@ pub struct Switchd {
     dpid_written: BTreeSet<String>,
     /// Warnings logged once.
     warned: BTreeSet<String>,
+    /// Which sources the host's translations are looked up for.
+    host_scope: Arc<Mutex<HostScope>>,
+    /// `other_config:pmd-cpu-mask` as the loops were started with it.
+    pmd_mask: Option<String>,
     /// What was last written of each interface's status (UUID → row).
     status: BTreeMap<String, Value>,
     /// When the interfaces' statistics were last written.
@@ -150,13 +154,27 @@ impl Switchd {
         };
         let mut of = slowpath::Ofproto::new();
         of.ports = Some(BTreeSet::new());
+        // The host's translations (kube-proxy's service DNAT through
+        // tun0), for pods' addresses as tun0's routes show them once the
+        // SDN has set tun0 up.
+        let host_scope = Arc::new(Mutex::new(HostScope::default()));
+        let host_nat = match slowpath::hostnat::KernelConntrack::open() {
+            Ok(kernel) => Some(HostNat { kernel, scope: host_scope.clone() }),
+            Err(e) => {
+                logging::log(
+                    Level::Warn,
+                    &format!("host translations: {e}; replies to a service through tun0 keep the backend's address"),
+                );
+                None
+            }
+        };
         let mut dp = Datapath::new(
             Config {
                 cores: cores.clone(),
                 ct: CtConfig::default(),
                 maxsleep,
                 tunnel: TunnelState::default(),
-                host_nat: None,
+                host_nat,
             },
             of,
         );
@@ -181,6 +199,8 @@ impl Switchd {
             of_ports,
             dpid_written: BTreeSet::new(),
             warned: BTreeSet::new(),
+            host_scope,
+            pmd_mask: first.other_config.get("pmd-cpu-mask").cloned(),
             status: BTreeMap::new(),
             last_stats: Instant::now(),
             calls,
@@ -241,6 +261,15 @@ impl Switchd {
                     Err(format!("sdnfwd serves one bridge ({b}); bridge {} is not served", other.name)),
                 );
             }
+        }
+        let mask = s.other_config.get("pmd-cpu-mask");
+        if mask != self.pmd_mask.as_ref() {
+            self.warn_once(format!(
+                "other_config:pmd-cpu-mask={}: the poll loops keep the cores they started on ({}) until sdnfwd \
+                 restarts",
+                mask.map_or("(none)", String::as_str),
+                self.pmd_mask.as_deref().unwrap_or("no mask")
+            ));
         }
         let served = bridge.map(|b| b.name.clone());
         let was = self.bridge.lock().unwrap_or_else(|p| p.into_inner()).clone();
@@ -515,6 +544,9 @@ impl Switchd {
             let _ = call.reply.send(answer);
         }
         let mut changed = self.last_stats.elapsed() >= STATS_INTERVAL;
+        if changed {
+            self.refresh_host_scope();
+        }
         let waiting: Vec<(String, usize)> = self
             .ports
             .iter()
@@ -578,6 +610,27 @@ impl Switchd {
             }
         }
         changed
+    }
+
+    /// tun0's address and the prefixes routed through it (the cluster and
+    /// service networks openshift-sdn routes there): the sources whose
+    /// connections from tun0 may be kube-proxy's translations.
+    fn refresh_host_scope(&mut self) {
+        let tun0 = self.ports.iter().find(|(_, l)| l.ofport == slowpath::ofproto::TUN0_PORT && l.peer.is_some());
+        let Some((name, _)) = tun0 else { return };
+        let addr = ip_json(&["-4", "addr", "show", "dev", name])
+            .ok()
+            .and_then(|j| j[0]["addr_info"][0]["local"].as_str().and_then(|a| a.parse::<Ipv4Addr>().ok()));
+        let routes = ip_json(&["-4", "route", "show", "dev", name]).unwrap_or_default();
+        let pods: Vec<config::yaml::Cidr> = routes
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|r| r["dst"].as_str()?.parse().ok().map(config::yaml::Cidr))
+            .collect();
+        let mut s = self.host_scope.lock().unwrap_or_else(|p| p.into_inner());
+        s.gw = addr.map_or(0, u32::from);
+        s.pods = pods;
     }
 
     /// The uplink for VTEPs `remotes`: the interface holding the VXLAN
