@@ -739,6 +739,105 @@ mod tests {
         assert_eq!(v(&["OpenFlow12", "OpenFlow13"]), (1 << 4, vec!["OpenFlow12".to_string()]));
     }
 
+    fn iface(name: &str, kind: &str, req: Option<i64>, opts: &[(&str, &str)]) -> crate::ovsdb::Port {
+        crate::ovsdb::Port {
+            uuid: format!("p-{name}"),
+            name: name.into(),
+            interfaces: vec![crate::ovsdb::Interface {
+                uuid: format!("i-{name}"),
+                name: name.into(),
+                kind: kind.into(),
+                options: opts.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+                ofport_request: req,
+                ..Default::default()
+            }],
+        }
+    }
+
+    /// What an op writes to interface `uuid` (ofport, error), if it does.
+    fn written(ops: &[Value], uuid: &str) -> Option<(i64, Value)> {
+        ops.iter().find_map(|o| {
+            (o["table"] == "Interface" && o["where"][0][2][1] == uuid && o["row"].get("ofport").is_some())
+                .then(|| (o["row"]["ofport"].as_i64().unwrap_or(0), o["row"]["error"].clone()))
+        })
+    }
+
+    /// The reconciler on a bridge whose ports need no root: the bridge's
+    /// own port, the VXLAN port (waiting for flows), a kernel interface
+    /// that does not exist and an unsupported type; a second bridge is
+    /// refused; a deleted port frees its number; cur_cfg follows next_cfg.
+    #[test]
+    fn test_reconcile_writes_back_as_vswitchd() {
+        let dir = tempfile::tempdir().unwrap();
+        let paths = Paths::resolve(&Default::default(), 1, |k| {
+            (k == "OVS_RUNDIR").then(|| dir.path().to_string_lossy().into_owned())
+        });
+        let flow = [("remote_ip", "flow"), ("key", "flow")];
+        let mut sw = Switch {
+            uuid: "7bd4e3a1-0000".into(),
+            next_cfg: 2,
+            cur_cfg: 1,
+            bridges: vec![
+                Bridge {
+                    uuid: "b0".into(),
+                    name: "br0".into(),
+                    fail_mode: Some("secure".into()),
+                    ports: vec![
+                        iface("br0", "internal", None, &[]),
+                        iface("vxlan0", "vxlan", Some(1), &flow),
+                        iface("sdnfwd-nx9", "", Some(3), &[]),
+                        iface("gnv0", "geneve", None, &[]),
+                    ],
+                    ..Default::default()
+                },
+                Bridge {
+                    uuid: "b1".into(),
+                    name: "br1".into(),
+                    ports: vec![iface("x1", "", None, &[])],
+                    ..Default::default()
+                },
+            ],
+            ..Default::default()
+        };
+        let xsk = XskOptions { mode: fastpath::port::xsk::XdpMode::Skb, zero_copy: false };
+        let mut d = Switchd::start(&sw, &paths, xsk, Duration::ZERO).unwrap();
+        let ops = d.reconcile(&sw);
+        assert_eq!(written(&ops, "i-br0"), Some((65534, json!(["set", []]))));
+        assert_eq!(written(&ops, "i-vxlan0"), Some((1, json!(["set", []]))));
+        assert_eq!(
+            written(&ops, "i-sdnfwd-nx9"),
+            Some((-1, json!("could not open network device sdnfwd-nx9 (No such device)")))
+        );
+        assert!(written(&ops, "i-gnv0").unwrap().1.as_str().unwrap().contains("type `geneve` is not supported"));
+        assert!(written(&ops, "i-x1").unwrap().1.as_str().unwrap().contains("bridge br1 is not served"));
+        assert!(ops.iter().any(|o| o["table"] == "Open_vSwitch" && o["row"]["cur_cfg"] == 2), "{ops:?}");
+        assert!(ops.iter().any(|o| o["table"] == "Bridge" && o["row"]["datapath_id"] == "00005d9f7bd4e3a1"));
+        assert!(dir.path().join("br0.mgmt").exists());
+        // The database now says it all: nothing more to write.
+        for b in &mut sw.bridges {
+            for i in b.ports.iter_mut().flat_map(|p| &mut p.interfaces) {
+                if let Some((n, e)) = written(&ops, &i.uuid) {
+                    i.ofport = Some(n);
+                    i.error = e.as_str().map(str::to_string);
+                }
+            }
+        }
+        sw.cur_cfg = 2;
+        let again = d.reconcile(&sw);
+        assert!(again.iter().all(|o| o["table"] != "Open_vSwitch" && o["row"].get("ofport").is_none()), "{again:?}");
+        // vxlan0 deleted, a new port takes its number when it asks for none.
+        sw.bridges[0].ports.retain(|p| p.name != "vxlan0");
+        sw.bridges[0].ports.push(iface("sdnfwd-nx8", "", None, &[]));
+        let ops = d.reconcile(&sw);
+        assert_eq!(written(&ops, "i-sdnfwd-nx8").map(|w| w.0), Some(-1));
+        assert!(d.ports.get("sdnfwd-nx8").is_some_and(|l| l.ofport == 1), "{:?}", d.ports);
+        // The bridge deleted: its ports go, and its management socket.
+        sw.bridges.clear();
+        d.reconcile(&sw);
+        assert!(d.ports.is_empty() && !dir.path().join("br0.mgmt").exists());
+        d.stop().unwrap();
+    }
+
     #[test]
     fn test_names() {
         assert_eq!(peer_name("tun0"), "tun0-dp");
