@@ -15,8 +15,8 @@
 //! - `dpif/show`: `netdev@ovs-netdev: hit:H missed:M`, the bridge, its
 //!   ports by name with `OFPORT/ODP_PORT: (TYPE[: OPTIONS])`. The
 //!   datapath numbers its ports as OpenFlow does, so the two numbers are
-//!   the same; the type is `vxlan` for the port without an interface,
-//!   `tap` for the bridge's LOCAL port and a kernel TAP, else `system`.
+//!   the same; the type as `port_type` reads it (`system`, `tap`,
+//!   `vxlan: key=flow, remote_ip=flow`).
 //! - `dpif/dump-flows [--no-names] BRIDGE` and `dpctl/dump-flows [DP]`:
 //!   the megaflows in dpif-netdev's format, `recirc_id(0),in_port(3),
 //!   packet_type(ns=0,id=0),eth(...),eth_type(0x0800),ipv4(...),
@@ -347,20 +347,30 @@ fn dpif_show(c: &Control, bridge: Option<&str>) -> Result<String, String> {
         out += &format!("  {br}:\n");
         let mut ports: Vec<OfPort> = c.of_ports.lock().unwrap_or_else(|p| p.into_inner()).clone();
         ports.sort_by(|a, b| a.name.cmp(&b.name));
+        // What each port's poll-loop end is called (an internal port's is
+        // its peer).
+        let polled: std::collections::BTreeMap<u32, String> =
+            crate::control::port_dumps(c)?.into_iter().map(|(_, n, name, _, _)| (n, name)).collect();
         for p in ports {
-            out += &format!("    {} {}/{}: ({})\n", p.name, p.ofport, p.ofport, port_type(&p));
+            let kind = port_type(&p, polled.get(&p.ofport).map(String::as_str));
+            out += &format!("    {} {}/{}: ({kind})\n", p.name, p.ofport, p.ofport);
         }
     }
     Ok(out)
 }
 
-/// A port's type as `dpif/show` shows it, with its options.
-fn port_type(p: &OfPort) -> String {
+/// A port's type as `dpif/show` shows it, with its options: the
+/// bridge's LOCAL port, an internal port (the loop polls another
+/// interface, its peer) and a kernel TAP are `tap`, as the userspace
+/// datapath makes them; the VXLAN port (no interface of its own, or the
+/// uplink's) is `vxlan` with the options the SDN sets; the rest `system`.
+fn port_type(p: &OfPort, polled: Option<&str>) -> String {
+    let tap = |i: &str| std::path::Path::new(&format!("/sys/class/net/{i}/tun_flags")).exists();
     match &p.ifname {
-        None => "vxlan: key=flow, remote_ip=flow".into(),
-        Some(_) if p.ofport == crate::ovsdb::OFPP_LOCAL as u32 => "tap".into(),
-        Some(i) if std::path::Path::new(&format!("/sys/class/net/{i}/tun_flags")).exists() => "tap".into(),
-        Some(_) => "system".into(),
+        _ if p.ofport == crate::ovsdb::OFPP_LOCAL as u32 => "tap".into(),
+        Some(i) if *i == p.name && (polled.is_some_and(|d| d != p.name) || tap(i)) => "tap".into(),
+        Some(i) if *i == p.name => "system".into(),
+        _ => "vxlan: key=flow, remote_ip=flow".into(),
     }
 }
 
@@ -780,6 +790,23 @@ mod tests {
         assert!(vlog_spec("PATTERN:console:%m").unwrap_err().contains("no patterns"));
         assert_eq!(run(&cmds, "vlog/set loud").unwrap_err(), "no destination, level, or module \"loud\"");
         logging::set(before);
+    }
+
+    #[test]
+    fn test_port_types() {
+        let port = |ofport, name: &str, ifname: Option<&str>| OfPort {
+            ofport,
+            name: name.into(),
+            ifname: ifname.map(Into::into),
+            up: true,
+        };
+        let vxlan = "vxlan: key=flow, remote_ip=flow";
+        assert_eq!(port_type(&port(65534, "br0", None), None), "tap");
+        assert_eq!(port_type(&port(1, "vxlan0", None), None), vxlan, "sdnfwd run's");
+        assert_eq!(port_type(&port(1, "vxlan0", Some("eth0")), None), vxlan, "the vswitchd's: the uplink");
+        assert_eq!(port_type(&port(2, "tun0", Some("tun0")), Some("tun0-dp")), "tap", "polled through its peer");
+        assert_eq!(port_type(&port(3, "veth-a", Some("veth-a")), Some("veth-a")), "system");
+        assert_eq!(port_type(&port(4, "veth-b", Some("veth-b")), None), "system", "not attached");
     }
 
     #[test]
