@@ -324,6 +324,9 @@ impl Switchd {
                 }
             }
             for i in b.ports.iter().flat_map(|p| &p.interfaces) {
+                if let Some(mtu) = i.mtu_request {
+                    self.apply_mtu(&i.name, mtu);
+                }
                 let a = match (p.refused.get(&i.name), self.ports.get(&i.name)) {
                     (Some(e), _) => Err(e.clone()),
                     (None, Some(l)) => match &l.error {
@@ -377,6 +380,9 @@ impl Switchd {
             if kernel {
                 if let Some(mac) = sys("address") {
                     row["mac_in_use"] = json!(mac.trim());
+                }
+                if let Some(mtu) = sys("mtu").and_then(|m| m.trim().parse::<i64>().ok()) {
+                    row["mtu"] = json!(mtu);
                 }
                 let up = sys("carrier").is_some_and(|c| c.trim() == "1");
                 row["link_state"] = json!(if up { "up" } else { "down" });
@@ -436,6 +442,27 @@ impl Switchd {
                 self.mgmt = Some((bridge.to_string(), path));
             }
             Err(e) => self.warn_once(format!("bridge {bridge}: management socket {e}")),
+        }
+    }
+
+    /// `mtu_request` on a kernel or internal interface (and an internal
+    /// one's datapath end), where it differs from the interface's MTU.
+    fn apply_mtu(&mut self, name: &str, mtu: i64) {
+        let Some(l) = self.ports.get(name) else { return };
+        if !matches!(l.kind, PortKind::System | PortKind::Internal) || !l.up {
+            return;
+        }
+        let peer = l.peer.clone();
+        let cur = std::fs::read_to_string(format!("/sys/class/net/{name}/mtu")).ok();
+        if cur.as_deref().map(str::trim) == Some(mtu.to_string().as_str()) {
+            return;
+        }
+        let m = mtu.to_string();
+        for i in std::iter::once(name.to_string()).chain(peer) {
+            match sh("ip", &["link", "set", "dev", &i, "mtu", &m]) {
+                Ok(_) => log(&format!("{i}: mtu {m} (mtu_request of {name})")),
+                Err(e) => self.warn_once(format!("interface {name}: mtu_request={m}: {e}")),
+            }
         }
     }
 
