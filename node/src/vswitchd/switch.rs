@@ -63,7 +63,7 @@ struct Uplink {
 
 /// The switch: its datapath and what it made of the database.
 pub struct Switchd {
-    dp: Option<Datapath>,
+    dp: Datapath,
     control: Control,
     xsk: XskOptions,
     paths: Paths,
@@ -185,7 +185,7 @@ impl Switchd {
         let control = dp.control("vswitchd", header, dpid_of(&first.uuid), call_tx, of_ports.clone());
         log(&format!("datapath: {} poll loop(s) on core(s) {cores:?}", cores.len()));
         Ok(Switchd {
-            dp: Some(dp),
+            dp,
             control,
             xsk,
             paths: paths.clone(),
@@ -220,10 +220,6 @@ impl Switchd {
         let mut c = Commands::default();
         crate::appctl::register(&mut c, self.control.clone(), self.bridge.clone(), exit);
         c
-    }
-
-    fn dp(&mut self) -> &mut Datapath {
-        self.dp.as_mut().expect("the datapath runs until stop")
     }
 
     fn warn_once(&mut self, w: String) {
@@ -484,7 +480,7 @@ impl Switchd {
             PortKind::Internal => match make_internal(name) {
                 Ok(peer) => {
                     let xsk = self.xsk;
-                    match self.dp().add_xsk_port(ofport, &peer, &format!("internal {name}"), k, xsk, false) {
+                    match self.dp.add_xsk_port(ofport, &peer, &format!("internal {name}"), k, xsk, false) {
                         Ok(()) => l.up = true,
                         Err(e) => l.error = Some(format!("{name}: {e}")),
                     }
@@ -501,7 +497,7 @@ impl Switchd {
 
     fn attach_system(&mut self, name: &str, l: &mut Live, k: usize) {
         let xsk = self.xsk;
-        match self.dp().add_xsk_port(l.ofport, name, "system", k, xsk, true) {
+        match self.dp.add_xsk_port(l.ofport, name, "system", k, xsk, true) {
             Ok(()) => {
                 l.up = true;
                 l.error = None;
@@ -518,14 +514,14 @@ impl Switchd {
             PortKind::Local => {}
             PortKind::Vxlan { .. } => {
                 if let Some(u) = self.uplink.take() {
-                    self.dp().remove_port(UPLINK);
+                    self.dp.remove_port(UPLINK);
                     let _ = self.control.slow.send(Command::Tunnel(TunnelState::default()));
                     log(&format!("port {} ({name}) removed: uplink {} let go", l.ofport, u.ifname));
                 }
             }
             _ => {
                 if l.up {
-                    self.dp().remove_port(l.ofport);
+                    self.dp.remove_port(l.ofport);
                 }
                 if l.peer.is_some() {
                     let _ = sh("ip", &["link", "del", name]);
@@ -658,7 +654,7 @@ impl Switchd {
         };
         let local_mac = mac_of(&ifname)?;
         let xsk = self.xsk;
-        let prog = self.dp().add_uplink(&ifname, xsk, u32::from(local), dst_port, leftover)?;
+        let prog = self.dp.add_uplink(&ifname, xsk, u32::from(local), dst_port, leftover)?;
         let vtep = LocalVtep { ip: u32::from(local), udp_port: dst_port, port: ofport };
         let _ = self.control.slow.send(Command::Tunnel(TunnelState {
             vtep: Some(vtep),
@@ -689,19 +685,18 @@ impl Switchd {
     ///
     /// # Errors
     /// A datapath thread that panicked.
-    pub fn stop(mut self) -> Result<(), String> {
+    pub fn stop(self) -> Result<(), String> {
+        if let Some((_, p)) = &self.mgmt {
+            let _ = std::fs::remove_file(p);
+        }
+        let stopped = self.dp.stop();
         for (n, l) in &self.ports {
             if l.peer.is_some() {
                 let _ = sh("ip", &["link", "del", n]);
             }
         }
-        if let Some((_, p)) = self.mgmt.take() {
-            let _ = std::fs::remove_file(p);
-        }
-        let dp = self.dp.take().ok_or("the datapath is gone")?;
-        dp.stop()?;
-        drop(self.uplink.take());
-        Ok(())
+        drop(self.uplink);
+        stopped.map(|_| ())
     }
 }
 
