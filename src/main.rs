@@ -23,6 +23,9 @@ enum Command {
     Demo(cmd::DemoArgs),
     /// Run the forwarder on this node (AF_XDP ports, tun0, uplink).
     Run(cmd::RunArgs),
+    /// In place of ovs-vswitchd: the bridge, ports and flows from the OVS
+    /// database (ovs-vsctl), OpenFlow (ovs-ofctl) and ovs-appctl.
+    Vswitchd(node::vswitchd::VswitchdArgs),
     /// Talk to a running node's control socket (dump-flows, add-flow, pmd-stats, ...).
     #[command(after_help = cmd::CTL_HELP)]
     Ctl(cmd::CtlArgs),
@@ -47,10 +50,19 @@ enum Command {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    // Installed as (or linked to) `ovs-vswitchd`, sdnfwd is `sdnfwd
+    // vswitchd`: ovs-ctl and the OVS units run it with ovs-vswitchd's
+    // command line.
+    let mut args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    let called = args.first().map(std::path::Path::new).and_then(|p| p.file_name()).map(|n| n.to_os_string());
+    if called.as_deref() == Some(std::ffi::OsStr::new("ovs-vswitchd")) {
+        args.insert(1, "vswitchd".into());
+    }
+    let cli = Cli::parse_from(args);
     let r = match cli.command {
         Command::Demo(a) => cmd::demo(a),
         Command::Run(a) => cmd::run(a),
+        Command::Vswitchd(a) => node::vswitchd::vswitchd(a),
         Command::Ctl(a) => cmd::ctl(a),
         Command::CheckConfig(a) => cmd::check_config(a),
         Command::Render(a) => cmd::render(a),

@@ -6,25 +6,7 @@
 
 use std::process::{Command, Output};
 
-/// Runs a command; an error carries the command line and its stderr.
-pub fn run(prog: &str, args: &[&str]) -> Result<Output, String> {
-    let out = Command::new(prog).args(args).output().map_err(|e| format!("{prog}: {e}"))?;
-    if !out.status.success() {
-        return Err(format!(
-            "`{prog} {}` failed ({}): {}",
-            args.join(" "),
-            out.status,
-            String::from_utf8_lossy(&out.stderr).trim()
-        ));
-    }
-    Ok(out)
-}
-
-/// Whether this process runs as root (effective uid 0).
-pub fn is_root() -> bool {
-    std::fs::read_to_string("/proc/self/status")
-        .is_ok_and(|s| s.lines().any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(2) == Some("0")))
-}
+pub use node::sys::{is_root, run};
 
 /// Says which branch of a machine-dependent check ran (a facility probed,
 /// and what was done with what it found), on the process's real stderr:

@@ -7,6 +7,7 @@
 
 use std::io::Write as _;
 use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::Mutex;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 /// How much is logged.
@@ -58,8 +59,23 @@ pub fn init(arg: Option<Level>) -> Result<(), String> {
             _ => Level::Info,
         },
     };
-    LEVEL.store(level as u8, Ordering::Relaxed);
+    set(level);
     Ok(())
+}
+
+/// Sets the level from now on (`ovs-appctl vlog/set`).
+pub fn set(level: Level) {
+    LEVEL.store(level as u8, Ordering::Relaxed);
+}
+
+/// The level in force.
+pub fn level() -> Level {
+    match LEVEL.load(Ordering::Relaxed) {
+        1 => Level::Error,
+        2 => Level::Warn,
+        3 => Level::Info,
+        _ => Level::Debug,
+    }
 }
 
 /// The level a `RUST_LOG` value gives sdnfwd: its `sdnfwd=LEVEL`
@@ -81,13 +97,48 @@ pub fn enabled(level: Level) -> bool {
     level as u8 <= LEVEL.load(Ordering::Relaxed)
 }
 
+/// The log file, when lines go to one instead of stderr.
+static FILE: Mutex<Option<std::fs::File>> = Mutex::new(None);
+
+/// Sends the lines to `path` (appended) from now on.
+///
+/// # Errors
+/// The file cannot be opened.
+pub fn set_file(path: &std::path::Path) -> Result<(), String> {
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    }
+    let f = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .map_err(|e| format!("{}: {e}", path.display()))?;
+    *FILE.lock().unwrap_or_else(|p| p.into_inner()) = Some(f);
+    Ok(())
+}
+
 /// Writes one line at `level`.
 pub fn log(level: Level, msg: &str) {
     if !enabled(level) {
         return;
     }
     let line = format!("{} {} sdnfwd: {msg}\n", timestamp(SystemTime::now()), level.name());
-    let _ = std::io::stderr().lock().write_all(line.as_bytes());
+    match FILE.lock().unwrap_or_else(|p| p.into_inner()).as_mut() {
+        Some(f) => {
+            let _ = f.write_all(line.as_bytes());
+        }
+        None => {
+            let _ = std::io::stderr().lock().write_all(line.as_bytes());
+        }
+    }
+}
+
+/// An INFO line (one that starts `warning: ` a WARN line, without it).
+pub fn note(msg: &str) {
+    match msg.strip_prefix("warning: ") {
+        Some(m) => log(Level::Warn, m),
+        None => log(Level::Info, msg),
+    }
 }
 
 /// RFC 3339 UTC with milliseconds.

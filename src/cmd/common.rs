@@ -1,10 +1,10 @@
 //! Loading what the commands share: the cluster, a node's tables.
 
-use std::collections::BTreeSet;
-
 use clap::Args;
-use config::ofctl::{parse_flow_file, parse_group_file, FlowCommand};
+use config::ofctl::{parse_flow_file, parse_group_file};
 use config::yaml::{Cluster, SdnVersion};
+pub use node::sys::spawn_pinned;
+pub use node::tables::{node_tables, parse_sdn_version};
 use slowpath::Ofproto;
 
 /// `--cluster F... --node NAME --sdn-version V` (all optional: the
@@ -23,11 +23,6 @@ pub struct ClusterArgs {
     /// section's `sdnVersion`, else 3.11).
     #[arg(long, value_name = "VERSION", value_parser = parse_sdn_version)]
     pub sdn_version: Option<SdnVersion>,
-}
-
-/// `--sdn-version 3.11|4.13`.
-pub fn parse_sdn_version(s: &str) -> Result<SdnVersion, String> {
-    SdnVersion::parse(s)
 }
 
 /// Reads and merges cluster files (one: [`Cluster::from_yaml_all`]; more:
@@ -102,41 +97,6 @@ impl ClusterArgs {
     }
 }
 
-/// A node's tables: the rendered flows, then the cluster's extra flows;
-/// ports are vxlan0, tun0 and the node's pods.
-pub fn node_tables(c: &Cluster, node: &str, extra: Option<&(String, String)>, source: &str) -> Result<Ofproto, String> {
-    node_tables_warning(c, node, extra, source).map(|(of, _)| of)
-}
-
-/// [`node_tables`], and the renderer's warnings (what the cluster asks for
-/// that produces no flow: `sdnfwd render` prints them, `run` logs them).
-pub fn node_tables_warning(
-    c: &Cluster,
-    node: &str,
-    extra: Option<&(String, String)>,
-    source: &str,
-) -> Result<(Ofproto, Vec<String>), String> {
-    let r = config::render::render(c, node).map_err(|e| format!("{source}: {e}"))?;
-    let mut of = Ofproto::new();
-    for g in &r.groups {
-        of.apply_group(&config::ofctl::GroupCommand::Add(g.clone())).map_err(|e| format!("{source}: {e}"))?;
-    }
-    for f in &r.flows {
-        of.add_flow(f.clone()).map_err(|e| format!("{source}: {e}"))?;
-    }
-    if let Some((path, text)) = extra {
-        let cmds = parse_flow_file(text).map_err(|e| e.in_file(path).to_string())?;
-        let cmds: Vec<FlowCommand> = cmds.into_iter().map(|(_, c)| c).collect();
-        of.apply(&cmds).map_err(|e| format!("{path}: {e}"))?;
-    }
-    let mut ports: BTreeSet<u32> = [1, 2].into();
-    if let Some(n) = c.find_node(node) {
-        ports.extend(n.pods.iter().map(|p| p.ofport));
-    }
-    of.ports = Some(ports);
-    Ok((of, r.warnings))
-}
-
 /// Tables from a flow file (every port exists), after the groups of a
 /// group file (`ovs-ofctl add-groups` lines) if one is given.
 pub fn file_tables(path: &str, groups: Option<&str>) -> Result<Ofproto, String> {
@@ -162,22 +122,4 @@ pub fn text_tables(flows: (&str, &str), groups: Option<(&str, &str)>) -> Result<
         of.apply(std::slice::from_ref(&c)).map_err(|e| format!("{path}:{line}:1: {e}"))?;
     }
     Ok(of)
-}
-
-/// Spawns a thread named `name`, pinned to `core` when there is one (the
-/// poll loops).
-pub fn spawn_pinned<T: Send + 'static>(
-    name: String,
-    core: Option<core_affinity::CoreId>,
-    f: impl FnOnce() -> T + Send + 'static,
-) -> Result<std::thread::JoinHandle<T>, String> {
-    std::thread::Builder::new()
-        .name(name)
-        .spawn(move || {
-            if let Some(c) = core {
-                core_affinity::set_for_current(c);
-            }
-            f()
-        })
-        .map_err(|e| e.to_string())
 }

@@ -7,8 +7,6 @@ mod ct_replay;
 mod ctl;
 mod demo;
 mod netcheck;
-mod openflow;
-mod run;
 mod trace;
 
 pub use bench::{bench, BenchArgs};
@@ -18,7 +16,7 @@ pub use ct_replay::{ct_replay, CtReplayArgs};
 pub use ctl::{ctl, CtlArgs, HELP as CTL_HELP};
 pub use demo::{demo, DemoArgs};
 pub use netcheck::{netcheck, NetcheckArgs};
-pub use run::{run, RunArgs};
+pub use node::run::{run, RunArgs};
 pub use trace::{trace, TraceArgs};
 
 use std::process::ExitCode;

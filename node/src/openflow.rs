@@ -18,17 +18,24 @@ use fastpath::pmd::PmdCommand;
 use slowpath::ofproto::{FlowEvent, FlowModError, GroupStats, Rule};
 use slowpath::openflow::{PacketOut, PacketOutAction, PortDesc, Switch};
 
-use node::control::{on_slow_path, port_dumps, Control};
+use crate::control::{on_slow_path, port_dumps, Control};
 
-fn mac_of(ifname: &str) -> u64 {
-    std::fs::read_to_string(format!("/sys/class/net/{ifname}/address"))
-        .ok()
-        .and_then(|s| slowpath::tunnel::parse_mac(s.trim()))
-        .unwrap_or(0)
+/// Binds `target` (`ptcp:PORT[:IP]`, `punix:PATH`) and serves the node's
+/// tables there on a thread of its own. The target clients connect to,
+/// and the socket file of a `punix:` target (to remove at exit).
+///
+/// # Errors
+/// The bind failed, or no thread could be made.
+pub fn listen(target: &str, control: &Control) -> Result<(String, Option<std::path::PathBuf>), String> {
+    let l = slowpath::openflow::Listener::bind(target)?;
+    let client = l.client_target();
+    let path = l.path().map(|p| p.to_path_buf());
+    let sw: Arc<dyn Switch> = Arc::new(OfSwitch(control.clone()));
+    std::thread::Builder::new().name("sdnfwd-openflow".into()).spawn(move || l.serve(sw)).map_err(|e| e.to_string())?;
+    Ok((client, path))
 }
 
-/// The node's [`Control`] as the OpenFlow listener sees it (a type of this
-/// crate, so that the listener's trait may be implemented for it).
+/// The node's [`Control`] as the OpenFlow listener sees it.
 #[derive(Clone)]
 pub struct OfSwitch(pub Control);
 
@@ -94,8 +101,12 @@ impl Switch for OfSwitch {
         pmd.send(PmdCommand::Inject { frame: p.frame, in_port, out }).map_err(|_| "the poll loop is gone".to_string())
     }
 
+    fn versions(&self) -> u32 {
+        self.of_versions.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
     fn log(&self, msg: &str) {
-        node::logging::log(node::logging::Level::Info, msg);
+        crate::logging::log(crate::logging::Level::Info, msg);
     }
 
     fn rules(&self) -> Result<Vec<Arc<Rule>>, String> {
@@ -124,7 +135,7 @@ impl Switch for OfSwitch {
                 let c = counters.get(&p.ofport).copied().unwrap_or_default();
                 PortDesc {
                     port_no: p.ofport,
-                    mac: p.ifname.as_deref().map_or(0, mac_of),
+                    mac: p.ifname.as_deref().map_or(0, |i| crate::sys::mac_of(i).unwrap_or(0)),
                     name: p.name,
                     up: p.up,
                     rx_packets: c.rx_packets,
