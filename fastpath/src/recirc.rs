@@ -7,7 +7,7 @@
 //! its batches, at most [`MAX_RECIRC_DEPTH`] passes a packet.
 
 use crate::conntrack::types::CtResult;
-use crate::flow::{loc, FlowKey, BASE_WORDS};
+use crate::flow::{loc, FieldLoc, FlowKey, BASE_WORDS};
 use crate::pool::FrameId;
 use crate::stats::MAX_RECIRC_DEPTH;
 
@@ -58,27 +58,45 @@ pub fn next_key_unchanged(prev: &FlowKey, id: u32, md: &CtResult) -> FlowKey {
 }
 
 /// The recirculation id and the tracker's verdict into `k` (whose
-/// connection-tracking words are zero).
+/// connection-tracking words are zero): those words written whole, not
+/// field by field (their layout checked below).
 #[inline]
 fn set_ct(k: &mut FlowKey, id: u32, md: &CtResult) {
     k.set(loc::RECIRC_ID, id as u64);
     k.set(loc::CT_STATE, md.state as u64);
-    k.set(loc::CT_ZONE, md.zone as u64);
-    k.set(loc::CT_MARK, md.mark as u64);
-    k.set(loc::CT_LABEL_LO, md.label as u64);
-    k.set(loc::CT_LABEL_HI, (md.label >> 64) as u64);
-    if let Some(t) = md.orig {
-        k.set(loc::CT_NW_SRC, t.src as u64);
-        k.set(loc::CT_NW_DST, t.dst as u64);
-        k.set(loc::CT_NW_PROTO, t.proto as u64);
+    let (proto, src, dst, ports) = match md.orig {
         // OVS fills ct_tp_src/dst where it reads an L4 header, so never
         // for a later fragment (`miniflow_extract`).
-        if k.get(loc::NW_FRAG) & FRAG_LATER == 0 {
-            k.set(loc::CT_TP_SRC, t.sport as u64);
-            k.set(loc::CT_TP_DST, t.dport as u64);
+        Some(t) => {
+            let ports = if k.get(loc::NW_FRAG) & FRAG_LATER == 0 { t.sport as u64 | (t.dport as u64) << 16 } else { 0 };
+            (t.proto as u64, t.src as u64, t.dst as u64, ports)
         }
-    }
+        None => (0, 0, 0, 0),
+    };
+    k.w[CT_WORD] = md.zone as u64 | proto << 16 | (md.mark as u64) << 32;
+    k.w[CT_WORD + 1] = src | dst << 32;
+    k.w[CT_WORD + 2] = ports;
+    k.w[CT_WORD + 3] = md.label as u64;
+    k.w[CT_WORD + 4] = (md.label >> 64) as u64;
 }
+
+/// The first connection-tracking word, and the layout `set_ct` writes.
+const CT_WORD: usize = BASE_WORDS;
+const fn at(l: FieldLoc, word: usize, shift: u32, mask: u64) -> bool {
+    l.word == word && l.shift == shift && l.mask == mask
+}
+const _: () = {
+    assert!(at(loc::CT_ZONE, CT_WORD, 0, 0xffff));
+    assert!(at(loc::CT_NW_PROTO, CT_WORD, 16, 0xff));
+    assert!(at(loc::CT_MARK, CT_WORD, 32, 0xffff_ffff));
+    assert!(at(loc::CT_NW_SRC, CT_WORD + 1, 0, 0xffff_ffff));
+    assert!(at(loc::CT_NW_DST, CT_WORD + 1, 32, 0xffff_ffff));
+    assert!(at(loc::CT_TP_SRC, CT_WORD + 2, 0, 0xffff));
+    assert!(at(loc::CT_TP_DST, CT_WORD + 2, 16, 0xffff));
+    assert!(at(loc::CT_LABEL_LO, CT_WORD + 3, 0, u64::MAX));
+    assert!(at(loc::CT_LABEL_HI, CT_WORD + 4, 0, u64::MAX));
+    assert!(CT_WORD + 5 == crate::flow::KEY_WORDS);
+};
 
 /// Whether a packet that has taken `depth` passes may take another.
 #[inline]
