@@ -40,6 +40,14 @@ pub enum PmdCommand {
         /// Whether this loop receives from it.
         rx: bool,
     },
+    /// Adds another receive queue of a port this loop has (an uplink's
+    /// queue N).
+    AddRxQueue {
+        /// OpenFlow port ([`UPLINK`] for the uplink).
+        ofport: u32,
+        /// The queue's socket.
+        port: Box<dyn Port>,
+    },
     /// Removes a port (its pending output is sent first).
     RemovePort(u32),
     /// Sends back this loop's port counters: (OpenFlow port, name,
@@ -207,6 +215,7 @@ impl Pmd {
                     }
                 }
                 PmdCommand::AddPort { ofport, port, rx } => self.add_port(ofport, port, rx),
+                PmdCommand::AddRxQueue { ofport, port } => self.add_rx_queue(ofport, port),
                 PmdCommand::RemovePort(p) => {
                     self.remove_port(p);
                 }

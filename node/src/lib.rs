@@ -25,6 +25,7 @@
 pub mod bridge;
 pub mod control;
 pub mod ctl;
+pub mod datapath;
 pub mod jsonrpc;
 pub mod logging;
 pub mod openflow;

@@ -20,26 +20,22 @@
 
 use std::net::Ipv4Addr;
 use std::process::ExitCode;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use config::ofctl::{FlowSpec, GroupSpec};
-use fastpath::batch::UPLINK;
-use fastpath::conntrack::Conntrack;
 use fastpath::flow::LocalVtep;
-use fastpath::pmd::{Pmd, PmdCommand};
-use fastpath::port::memory::SharedPort;
-use fastpath::port::uplink::{Leftover, UplinkProgram};
-use fastpath::port::xsk::{XskConfig, XskPort};
-use fastpath::shared::{Shared, TunnelState};
+use fastpath::port::uplink::Leftover;
+use fastpath::shared::TunnelState;
 use slowpath::tunnel::Neighbours;
-use slowpath::upcall::{Command, SlowPath};
+use slowpath::upcall::Command;
 
 use crate::control::{NodeCall, NodeRequest};
+use crate::datapath::{Config as DpConfig, Datapath, HostNat, XskOptions};
 use crate::logging::{self, note as log, Level};
 use crate::state::{FileState, NodeState};
-use crate::sys::{if_exists, is_root, mac_of, run as sh, spawn_pinned};
+use crate::sys::{if_exists, is_root, mac_of, run as sh};
 use crate::tables::node_tables_warning;
 
 mod apply;
@@ -182,7 +178,7 @@ fn serve(
     a: &RunArgs,
     mut state: NodeState,
     node: &str,
-    mut of: slowpath::Ofproto,
+    of: slowpath::Ofproto,
     n: &config::yaml::Node,
     vtep: Vtep,
     mut specs: Vec<PortSpec>,
@@ -198,30 +194,29 @@ fn serve(
     let c = state.cluster.clone();
     let mut flows: Vec<FlowSpec> = of.rules(None).iter().map(|r| r.spec.clone()).collect();
     let mut groups: Vec<GroupSpec> = of.groups().map(|g| (**g).clone()).collect();
-    let shared = Arc::new(Shared::default());
     let vtep = LocalVtep { ip: vtep_ip, udp_port: c.vxlan_port(), port: 1 };
     let local_mac = match &n.uplink {
         Some(u) => mac_of(u)?,
         None => 0,
     };
-    shared.tunnel.store(Arc::new(TunnelState { vtep: Some(vtep), local_mac, neighbours: Default::default() }));
-
     let cores: Vec<usize> = match (&a.cores[..], &n.cores[..]) {
         ([], []) => vec![0],
         ([], c) => c.to_vec(),
         (c, _) => c.to_vec(),
     };
-    // One connection tracker for the node, shared by the poll loops.
-    let ct = Arc::new(Conntrack::new(a.ct_config()?));
     // The host's translations (kube-proxy's service DNAT), read from the
     // kernel's tracker for connections that come from tun0 (hostnat.rs).
-    let kernel_ct = if a.no_tun0 {
+    let host_nat = if a.no_tun0 {
         None
     } else {
         match slowpath::hostnat::KernelConntrack::open() {
-            Ok(k) => {
+            Ok(kernel) => {
                 log("host translations: connections from tun0 adopt the kernel's service DNAT (ctnetlink)");
-                Some(k)
+                Some(HostNat {
+                    kernel,
+                    pods: c.cluster_network.cluster_networks.iter().map(|e| e.cidr).collect(),
+                    gw: c.host_subnet(node).map_or(0, |h| h.subnet.addr() + 1),
+                })
             }
             Err(e) => {
                 log(&format!(
@@ -231,29 +226,17 @@ fn serve(
             }
         }
     };
-    let (hq_tx, hq_rx) = crossbeam_channel::bounded::<fastpath::hostnat::HostQuery>(1024);
-    let answered: Vec<Arc<AtomicU64>> = (0..cores.len()).map(|_| Arc::new(AtomicU64::new(0))).collect();
-    if kernel_ct.is_some() {
-        of.host_port = Some(slowpath::ofproto::TUN0_PORT);
-    }
-    let (up_tx, up_rx) = crossbeam_channel::bounded(4096);
-    let mut replies = Vec::new();
-    let mut pmds = Vec::new();
-    let mut controls = Vec::new();
-    for (i, answered) in answered.iter().enumerate() {
-        let (rtx, rrx) = crossbeam_channel::bounded(4096);
-        replies.push(rtx);
-        let mut pmd = Pmd::new(i, shared.clone(), up_tx.clone(), rrx, 16384, 100);
-        pmd.set_conntrack(ct.clone());
-        if kernel_ct.is_some() {
-            pmd.set_host_nat(hq_tx.clone(), answered.clone());
-        }
-        let (ctx, crx) = crossbeam_channel::unbounded();
-        pmd.set_control(crx);
-        controls.push(ctx);
-        pmds.push(pmd);
-    }
-    drop(up_tx);
+    let mut dp = Datapath::new(
+        DpConfig {
+            cores: cores.clone(),
+            ct: a.ct_config()?,
+            maxsleep: Duration::from_micros(a.pmd_maxsleep_us),
+            tunnel: TunnelState { vtep: Some(vtep), local_mac, neighbours: Default::default() },
+            host_nat,
+        },
+        of,
+    );
+    let xsk = XskOptions { mode: xdp_mode(a.xdp_mode), zero_copy: a.zero_copy };
 
     // Pod ports and tun0.
     for (k, s) in specs.iter_mut().enumerate() {
@@ -264,106 +247,21 @@ fn serve(
             ));
             continue;
         }
-        attach(s, k % pmds.len(), a, &mut pmds, &[]).map_err(|e| format!("sdnfwd run: {e}"))?;
+        attach(s, k, xsk, &mut dp).map_err(|e| format!("sdnfwd run: {e}"))?;
         s.up = true;
     }
     // Uplink: VXLAN to our VTEP only.
-    let mut uplink_prog = None;
-    if let Some(u) = &n.uplink {
-        let mut prog = UplinkProgram::attach(u, xdp_mode(a.xdp_mode), vtep_ip, c.vxlan_port(), leftover)
-            .map_err(|e| format!("sdnfwd run: uplink: {e}"))?;
-        if let Some(id) = prog.replaced() {
-            log(&format!("uplink {u}: replaced the XDP program (id {id}) that a killed sdnfwd left"));
+    let uplink_prog = match &n.uplink {
+        Some(u) => {
+            Some(dp.add_uplink(u, xsk, vtep_ip, c.vxlan_port(), leftover).map_err(|e| format!("sdnfwd run: {e}"))?)
         }
-        let queues = std::fs::read_dir(format!("/sys/class/net/{u}/queues"))
-            .map(|d| d.filter_map(|e| e.ok()).filter(|e| e.file_name().to_string_lossy().starts_with("rx-")).count())
-            .unwrap_or(1)
-            .max(1);
-        for q in 0..queues as u32 {
-            let mut cfg = XskConfig::new(u);
-            cfg.queue = q;
-            cfg.mode = xdp_mode(a.xdp_mode);
-            cfg.zero_copy = a.zero_copy;
-            cfg.inhibit_prog_load = true;
-            let port = XskPort::open(&cfg).map_err(|e| format!("sdnfwd run: uplink: {e}"))?;
-            prog.insert(q, port.fd()).map_err(|e| format!("sdnfwd run: {e}"))?;
-            // Queue q is received by loop q mod n; queue 0's socket sends
-            // for every loop.
-            let owner = q as usize % pmds.len();
-            let sp = SharedPort::new(Box::new(port));
-            for (i, pmd) in pmds.iter_mut().enumerate() {
-                if q == 0 {
-                    pmd.add_port(UPLINK, Box::new(sp.clone()), i == owner);
-                } else if i == owner {
-                    pmd.add_rx_queue(UPLINK, Box::new(sp.clone()));
-                }
-            }
+        None => {
+            log("warning: no uplink configured: traffic to other nodes is dropped (no neighbour)");
+            None
         }
-        log(&format!(
-            "uplink {u}: XDP program in {} mode takes VXLAN to {}:{} ({queues} queue(s)); the rest goes to the kernel",
-            prog.mode(),
-            Ipv4Addr::from(vtep_ip),
-            c.vxlan_port()
-        ));
-        uplink_prog = Some(prog);
-    } else {
-        log("warning: no uplink configured: traffic to other nodes is dropped (no neighbour)");
-    }
-
-    // Slow path.
-    let pmd_stats: Vec<_> = pmds.iter().map(|p| p.stats.clone()).collect();
-    let mut slow = SlowPath::new(of, shared.clone(), replies, pmd_stats.clone());
-    let (cmd_tx, cmd_rx) = crossbeam_channel::unbounded();
-    let stop = Arc::new(AtomicBool::new(false));
-    let slow_stop = stop.clone();
-    // The metrics' view of the upcall queue (a receiver does not keep the
-    // channel open for senders).
-    let up_rx_probe = up_rx.clone();
-    let slow_h = std::thread::Builder::new()
-        .name("sdnfwd-slowpath".into())
-        .spawn(move || {
-            slow.run_with(&up_rx, &cmd_rx, || slow_stop.load(Ordering::Relaxed));
-            slow
-        })
-        .map_err(|e| e.to_string())?;
-    // Poll loops.
-    let core_ids = core_affinity::get_core_ids().unwrap_or_default();
-    let maxsleep = Duration::from_micros(a.pmd_maxsleep_us);
-    let mut handles = Vec::new();
-    for (i, mut pmd) in pmds.into_iter().enumerate() {
-        let core = core_ids.iter().find(|c| c.id == cores[i]).copied();
-        if core.is_none() {
-            log(&format!("warning: core {} not available; loop {i} not pinned", cores[i]));
-        }
-        let stop = stop.clone();
-        handles.push(spawn_pinned(format!("sdnfwd-pmd{i}"), core, move || {
-            pmd.run_idle(&stop, maxsleep);
-            pmd
-        })?);
-    }
-    let sweeper = spawn_sweeper(ct.clone(), stop.clone())?;
-    drop(hq_tx);
-    let host_nat = match kernel_ct {
-        Some(mut kernel) => {
-            let (ct, stop) = (ct.clone(), stop.clone());
-            let pods: Vec<config::yaml::Cidr> = c.cluster_network.cluster_networks.iter().map(|e| e.cidr).collect();
-            let gw = c.host_subnet(node).map_or(0, |h| h.subnet.addr() + 1);
-            Some(
-                std::thread::Builder::new()
-                    .name("sdnfwd-host-nat".into())
-                    .spawn(move || {
-                        // A pod's packet (not tun0's own address) may be the
-                        // host's translation of a service connection.
-                        let wanted = |t: &fastpath::conntrack::CtTuple| {
-                            t.src != gw && pods.iter().any(|p| p.contains(Ipv4Addr::from(t.src)))
-                        };
-                        slowpath::hostnat::serve(&hq_rx, &answered, &ct, &mut kernel, wanted, &stop, log);
-                    })
-                    .map_err(|e| format!("host translations: {e}"))?,
-            )
-        }
-        None => None,
     };
+    dp.start()?;
+    let cmd_tx = dp.slow.clone();
     let remote: Vec<Ipv4Addr> = c.host_subnets.iter().filter(|h| h.host != node).map(|h| h.host_ip.0).collect();
     let mut neigh = Neighbours::new(remote);
     // `state` is the cluster as the node runs it: the file, replaced by
@@ -371,28 +269,15 @@ fn serve(
     let (call_tx, call_rx) = crossbeam_channel::unbounded::<NodeCall>();
     let socket = a.socket.clone().unwrap_or_else(|| format!("/run/sdnfwd/{node}.ctl"));
     let listener = crate::ctl::bind(&socket).map_err(|e| format!("sdnfwd run: control socket {e}"))?;
-    let control = crate::control::Control {
-        header: format!(
-            "node {node}: VTEP {}:{}, {} poll loop(s) on core(s) {:?}",
-            Ipv4Addr::from(vtep_ip),
-            c.vxlan_port(),
-            cores.len(),
-            cores
-        ),
-        node: node.to_string(),
-        slow: cmd_tx.clone(),
-        pmds: controls.clone(),
-        stats: pmd_stats.iter().enumerate().map(|(i, s)| (cores[i], s.clone())).collect(),
-        node_calls: call_tx,
-        baselines: Arc::new(std::sync::Mutex::new(vec![Default::default(); cores.len()])),
-        upcall_depth: {
-            let probe = up_rx_probe.clone();
-            Arc::new(move || probe.len())
-        },
-        dpid: (0x5d9f_u64 << 32) | vtep_ip as u64,
-        of_ports: Arc::new(std::sync::Mutex::new(of_ports(&specs, n.uplink.is_some()))),
-        ct: ct.clone(),
-    };
+    let header = format!(
+        "node {node}: VTEP {}:{}, {} poll loop(s) on core(s) {:?}",
+        Ipv4Addr::from(vtep_ip),
+        c.vxlan_port(),
+        cores.len(),
+        cores
+    );
+    let of_port_list = Arc::new(std::sync::Mutex::new(of_ports(&specs, n.uplink.is_some())));
+    let control = dp.control(node, header, (0x5d9f_u64 << 32) | vtep_ip as u64, call_tx, of_port_list.clone());
     let mut of_paths = Vec::new();
     for target in &a.openflow {
         let l = slowpath::openflow::Listener::bind(target).map_err(|e| format!("sdnfwd run: --openflow {e}"))?;
@@ -404,7 +289,6 @@ fn serve(
             .spawn(move || l.serve(sw))
             .map_err(|e| e.to_string())?;
     }
-    let of_port_list = control.of_ports.clone();
     if let Some(addr) = a.metrics {
         let l = std::net::TcpListener::bind(addr).map_err(|e| format!("sdnfwd run: metrics {addr}: {e}"))?;
         let c = control.clone();
@@ -441,7 +325,7 @@ fn serve(
             }
             for (k, s) in specs.iter_mut().enumerate() {
                 if !s.up && if_exists(&s.ifname) {
-                    match attach(s, k % controls.len(), a, &mut [], &controls) {
+                    match attach(s, k, xsk, &mut dp) {
                         Ok(()) => s.up = true,
                         Err(e) if e != s.last_err => {
                             log(&format!("warning: port {} ({}) still down: {e}", s.ofport, s.ifname));
@@ -496,9 +380,7 @@ fn serve(
             match outcome {
                 Ok(r) => {
                     for p in &r.removed_ports {
-                        for ctl in &controls {
-                            let _ = ctl.send(PmdCommand::RemovePort(*p));
-                        }
+                        dp.remove_port(*p);
                     }
                     specs.retain(|s| !r.removed_ports.contains(&s.ofport));
                     specs.extend(r.new_ports);
@@ -526,7 +408,7 @@ fn serve(
         }
         if a.stats_interval > 0.0 && last_stats.elapsed().as_secs_f64() >= a.stats_interval {
             last_stats = Instant::now();
-            for (i, s) in pmd_stats.iter().enumerate() {
+            for (i, s) in dp.stats.iter().enumerate() {
                 eprint!("{}", s.show(Some(cores[i])));
             }
         }
@@ -537,16 +419,9 @@ fn serve(
     for p in &of_paths {
         let _ = std::fs::remove_file(p);
     }
-    stop.store(true, Ordering::Relaxed);
-    let mut finished = Vec::new();
-    for h in handles {
-        finished.push(h.join().map_err(|_| "a poll loop panicked")?);
-    }
-    let slow = slow_h.join().map_err(|_| "the slow path panicked")?;
-    sweeper.join().map_err(|_| "the conntrack sweeper panicked")?;
-    if let Some(h) = host_nat {
-        h.join().map_err(|_| "the host-translation thread panicked")?;
-    }
+    let control_ct = dp.ct.clone();
+    let (finished, slow) = dp.stop()?;
+    let slow = slow.ok_or("the slow path never ran")?;
     // Final stats.
     for (i, p) in finished.iter().enumerate() {
         print!("{}", p.stats.show(Some(cores[i])));
@@ -565,7 +440,7 @@ fn serve(
         }
     }
     println!("megaflows {}, upcalls handled {}", slow.n_megaflows(), slow.stats.upcalls);
-    print!("{}", crate::ctl::ct_counters(&ct.stats()));
+    print!("{}", crate::ctl::ct_counters(&control_ct.stats()));
     for r in slow.ofproto.rules(None) {
         if r.n_packets.load(Ordering::Relaxed) > 0 {
             println!("{}", r.to_dump_line());
@@ -575,32 +450,4 @@ fn serve(
     drop(uplink_prog);
     log("XDP programs detached");
     Ok(ExitCode::SUCCESS)
-}
-
-/// Connections the sweeper removes per call before it looks at `stop`
-/// again.
-const SWEEP_BUDGET: usize = 100_000;
-
-/// The conntrack sweeper: once a second, a walk over the tracker's table
-/// removing expired connections (a walk reads 8 bytes per slot: 32 MiB at
-/// the default limit, a few milliseconds); the poll loops never wait on it
-/// (each removal takes one shard lock, briefly). An expired connection
-/// that is not swept yet is already dead to lookups and dumps.
-fn spawn_sweeper(ct: Arc<Conntrack>, stop: Arc<AtomicBool>) -> Result<std::thread::JoinHandle<()>, String> {
-    std::thread::Builder::new()
-        .name("sdnfwd-ct-sweep".into())
-        .spawn(move || {
-            while !stop.load(Ordering::Relaxed) {
-                while ct.sweep(fastpath::clock::now_ms(), SWEEP_BUDGET) == SWEEP_BUDGET && !stop.load(Ordering::Relaxed)
-                {
-                }
-                for _ in 0..10 {
-                    if stop.load(Ordering::Relaxed) {
-                        return;
-                    }
-                    std::thread::sleep(Duration::from_millis(100));
-                }
-            }
-        })
-        .map_err(|e| format!("conntrack sweeper: {e}"))
 }

@@ -5,16 +5,13 @@
 use std::net::Ipv4Addr;
 
 use config::yaml::Cluster;
-use crossbeam_channel::Sender;
-use fastpath::pmd::{Pmd, PmdCommand};
-use fastpath::port::api::Port;
-use fastpath::port::memory::SharedPort;
-use fastpath::port::xsk::{XdpMode, XskConfig, XskPort};
+use fastpath::port::xsk::XdpMode;
 
-use super::args::{Mode, RunArgs};
+use super::args::Mode;
+use crate::datapath::{Datapath, XskOptions};
 use crate::logging::note as log;
 use crate::state::NodeState;
-use crate::sys::{if_exists, pod_side_tx_off, run as sh};
+use crate::sys::{if_exists, run as sh};
 
 /// The datapath end of the tun0 veth pair.
 pub const TUN0_DP: &str = "tun0-dp";
@@ -117,54 +114,11 @@ pub(super) fn xdp_mode(m: Mode) -> XdpMode {
     }
 }
 
-/// Opens the port's socket and hands it to the loops: the owner receives,
-/// every loop may send. A pod's veth first gets TX checksum offload off on
-/// its pod side.
-pub(super) fn attach(
-    spec: &PortSpec,
-    owner: usize,
-    a: &RunArgs,
-    pmds: &mut [Pmd],
-    controls: &[Sender<PmdCommand>],
-) -> Result<(), String> {
-    if spec.ifname.as_str() != TUN0_DP {
-        match pod_side_tx_off(&spec.ifname) {
-            Ok(peer) => log(&format!("TX checksum offload off on {peer} (pod side of {})", spec.ifname)),
-            Err(e) => {
-                log(&format!("warning: {}: cannot turn TX checksum offload off on the pod side: {e}", spec.ifname))
-            }
-        }
-    }
-    let mut cfg = XskConfig::new(&spec.ifname);
-    cfg.mode = xdp_mode(a.xdp_mode);
-    cfg.zero_copy = a.zero_copy;
-    let port = XskPort::open(&cfg).map_err(|e| e.to_string())?;
-    let (mode, zc) = port.mode();
-    log(&format!(
-        "port {} ({}, {}) up: AF_XDP {} mode, {}",
-        spec.ofport,
-        spec.ifname,
-        spec.what,
-        mode,
-        if zc { "zero-copy" } else { "copy" }
-    ));
-    let n = if pmds.is_empty() { controls.len() } else { pmds.len() };
-    let mut deliver = |i: usize, p: Box<dyn Port>| {
-        if pmds.is_empty() {
-            let _ = controls[i].send(PmdCommand::AddPort { ofport: spec.ofport, port: p, rx: i == owner });
-        } else {
-            pmds[i].add_port(spec.ofport, p, i == owner);
-        }
-    };
-    if n == 1 {
-        deliver(0, Box::new(port));
-    } else {
-        let sp = SharedPort::new(Box::new(port));
-        for i in 0..n {
-            deliver(i, Box::new(sp.clone()));
-        }
-    }
-    Ok(())
+/// Opens the port's socket and hands it to the loops: loop `k` mod their
+/// number receives, every loop may send. A pod's veth first gets TX
+/// checksum offload off on its pod side.
+pub(super) fn attach(spec: &PortSpec, k: usize, xsk: XskOptions, dp: &mut Datapath) -> Result<(), String> {
+    dp.add_xsk_port(spec.ofport, &spec.ifname, &spec.what, k, xsk, spec.ifname != TUN0_DP)
 }
 
 /// `show`'s list of ports: each with its interface, what it is (the pod
