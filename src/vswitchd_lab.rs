@@ -800,15 +800,24 @@ pub fn dropin_checks(
             })
             .map(|_| got.join(", "));
         add(check(format!("{name}: pods attached: add-port VETH -- set Interface VETH ofport_request=N external_ids=…; get Interface VETH ofport"), attach), &mut checks);
-        let flows = render(t, name, &mac)?;
+        // SetupOVS's and the pods' flows; the table 253 note, which the
+        // rendering ends with, comes after (FinishSetupOVS).
+        let rendered = render(t, name, &mac)?;
+        let flows: String = rendered.lines().filter(|l| !l.contains("table=253,")).map(|l| format!("{l}\n")).collect();
         let n_flows = flows.lines().filter(|l| !l.trim().is_empty()).count();
-        let load = if name == "node-d" {
+        let before = n.ofctl(&["dump-flows", "br0"], None).and_then(|s| {
+            let k = s.lines().filter(|l| l.contains("actions=")).count();
+            ensure(k == 0, || format!("the new bridge already has {k} flows:\n{s}"))
+        });
+        let load = if let Err(e) = before {
+            Err(e)
+        } else if name == "node-d" {
             commit(n, &flows).map(|_| format!("{n_flows} flows: ovs-ofctl -O OpenFlow13 bundle br0 - (flow add …)"))
         } else {
             n.ofctl(&["--bundle", "add-flows", "br0", "-"], Some(&flows))
                 .map(|_| format!("{n_flows} flows: ovs-ofctl -O OpenFlow13 --bundle add-flows br0 -"))
         };
-        add(check(format!("{name}: the rendered flows in one bundle"), load), &mut checks);
+        add(check(format!("{name}: the new bridge has no flow; the rendered flows in one bundle"), load), &mut checks);
         let note = commit(n, &format!("table=253, actions=note:{VERSION_NOTE}"))
             .and_then(|_| n.ofctl(&["dump-flows", "br0", "table=253"], None))
             .and_then(|dump| {
@@ -828,7 +837,7 @@ pub fn dropin_checks(
             &mut checks,
         );
         let all = n.ofctl(&["dump-flows", "br0"], None).and_then(|s| {
-            let k = s.lines().filter(|l| l.contains("table=")).count();
+            let k = s.lines().filter(|l| l.contains("actions=")).count();
             ensure(k == n_flows + 1, || format!("dump-flows br0: {k} flows, loaded {}", n_flows + 1))
                 .map(|_| format!("{k} flows"))
         });
