@@ -23,6 +23,9 @@ enum Command {
     Demo(cmd::DemoArgs),
     /// Run the forwarder on this node (AF_XDP ports, tun0, uplink).
     Run(cmd::RunArgs),
+    /// In place of ovs-vswitchd: the bridge, ports and flows from the OVS
+    /// database (ovs-vsctl), OpenFlow (ovs-ofctl) and ovs-appctl.
+    Vswitchd(node::vswitchd::VswitchdArgs),
     /// Talk to a running node's control socket (dump-flows, add-flow, pmd-stats, ...).
     #[command(after_help = cmd::CTL_HELP)]
     Ctl(cmd::CtlArgs),
@@ -51,6 +54,7 @@ fn main() -> ExitCode {
     let r = match cli.command {
         Command::Demo(a) => cmd::demo(a),
         Command::Run(a) => cmd::run(a),
+        Command::Vswitchd(a) => node::vswitchd::vswitchd(a),
         Command::Ctl(a) => cmd::ctl(a),
         Command::CheckConfig(a) => cmd::check_config(a),
         Command::Render(a) => cmd::render(a),

@@ -36,3 +36,4 @@ pub mod state;
 pub mod sys;
 pub mod tables;
 pub mod unixctl;
+pub mod vswitchd;

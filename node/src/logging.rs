@@ -7,6 +7,7 @@
 
 use std::io::Write as _;
 use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::Mutex;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 /// How much is logged.
@@ -81,13 +82,45 @@ pub fn enabled(level: Level) -> bool {
     level as u8 <= LEVEL.load(Ordering::Relaxed)
 }
 
+/// The log file, when lines go to one instead of stderr.
+static FILE: Mutex<Option<std::fs::File>> = Mutex::new(None);
+
+/// Sends the lines to `path` (appended) from now on.
+///
+/// # Errors
+/// The file cannot be opened.
+pub fn set_file(path: &std::path::Path) -> Result<(), String> {
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    }
+    let f = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .map_err(|e| format!("{}: {e}", path.display()))?;
+    *FILE.lock().unwrap_or_else(|p| p.into_inner()) = Some(f);
+    Ok(())
+}
+
+/// Sets the level from now on.
+pub fn set_level(level: Level) {
+    LEVEL.store(level as u8, Ordering::Relaxed);
+}
+
 /// Writes one line at `level`.
 pub fn log(level: Level, msg: &str) {
     if !enabled(level) {
         return;
     }
     let line = format!("{} {} sdnfwd: {msg}\n", timestamp(SystemTime::now()), level.name());
-    let _ = std::io::stderr().lock().write_all(line.as_bytes());
+    match FILE.lock().unwrap_or_else(|p| p.into_inner()).as_mut() {
+        Some(f) => {
+            let _ = f.write_all(line.as_bytes());
+        }
+        None => {
+            let _ = std::io::stderr().lock().write_all(line.as_bytes());
+        }
+    }
 }
 
 /// An INFO line (one that starts `warning: ` a WARN line, without it).

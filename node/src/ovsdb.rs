@@ -414,7 +414,11 @@ pub fn supported(kind: &str, options: &BTreeMap<String, String>) -> Result<(), S
             if let Some(p) = options.get("dst_port") {
                 p.parse::<u16>().map_err(|_| format!("vxlan options:dst_port={p} is not a UDP port"))?;
             }
-            let known = ["remote_ip", "key", "dst_port"];
+            if let Some(ip) = options.get("local_ip") {
+                ip.parse::<std::net::Ipv4Addr>()
+                    .map_err(|_| format!("vxlan options:local_ip={ip} is not an IPv4 address"))?;
+            }
+            let known = ["remote_ip", "key", "dst_port", "local_ip"];
             if let Some(k) = options.keys().find(|k| !known.contains(&k.as_str())) {
                 return Err(format!("vxlan options:{k} is not supported"));
             }

@@ -88,3 +88,49 @@ pub fn spawn_pinned<T: Send + 'static>(
         })
         .map_err(|e| e.to_string())
 }
+
+/// Why the uplink's lock was not taken.
+pub enum UplinkLockError {
+    /// Another sdnfwd holds it.
+    Held(String),
+    /// The lock file cannot be made (no writable /run).
+    Unavailable(String),
+}
+
+/// The lock that says a running sdnfwd owns uplink `ifname` of this
+/// network namespace: a file under /run/sdnfwd locked for the life of the
+/// process (the kernel drops the lock when the process dies, even by
+/// SIGKILL, while the XDP program stays). Holding it, an sdnfwd XDP program
+/// on the uplink can only be a dead one's, so it is replaced.
+pub fn uplink_lock(ifname: &str) -> Result<std::fs::File, UplinkLockError> {
+    use std::io::{Read, Seek, Write};
+    use std::os::unix::fs::MetadataExt;
+    let unavailable = |e: std::io::Error| UplinkLockError::Unavailable(e.to_string());
+    let netns = std::fs::metadata("/proc/self/ns/net").map_err(unavailable)?.ino();
+    std::fs::create_dir_all("/run/sdnfwd").map_err(unavailable)?;
+    let path = format!("/run/sdnfwd/uplink-{netns}-{ifname}.lock");
+    let mut f = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(&path)
+        .map_err(unavailable)?;
+    match f.try_lock() {
+        Ok(()) => {
+            let _ = f.set_len(0);
+            let _ = f.rewind();
+            let _ = writeln!(f, "{}", std::process::id());
+            Ok(f)
+        }
+        Err(std::fs::TryLockError::WouldBlock) => {
+            let mut pid = String::new();
+            let _ = f.read_to_string(&mut pid);
+            Err(UplinkLockError::Held(format!(
+                "{ifname}: another sdnfwd (pid {}) runs on it ({path} is locked)",
+                pid.trim()
+            )))
+        }
+        Err(std::fs::TryLockError::Error(e)) => Err(unavailable(e)),
+    }
+}

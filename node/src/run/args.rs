@@ -2,6 +2,7 @@
 
 use clap::{Args, ValueEnum};
 use fastpath::conntrack::CtConfig;
+use fastpath::port::xsk::XdpMode;
 
 use crate::logging::Level;
 
@@ -14,6 +15,17 @@ pub enum Mode {
     Native,
     /// Generic (SKB) mode.
     Skb,
+}
+
+impl Mode {
+    /// The port layer's mode.
+    pub fn xdp(self) -> XdpMode {
+        match self {
+            Mode::Auto => XdpMode::Auto,
+            Mode::Native => XdpMode::Native,
+            Mode::Skb => XdpMode::Skb,
+        }
+    }
 }
 
 /// `sdnfwd run`.

@@ -35,7 +35,7 @@ use crate::control::{NodeCall, NodeRequest};
 use crate::datapath::{Config as DpConfig, Datapath, HostNat, XskOptions};
 use crate::logging::{self, note as log, Level};
 use crate::state::{FileState, NodeState};
-use crate::sys::{if_exists, is_root, mac_of, run as sh};
+use crate::sys::{if_exists, is_root, mac_of, run as sh, uplink_lock, UplinkLockError};
 use crate::tables::node_tables_warning;
 
 mod apply;
@@ -44,7 +44,7 @@ mod ports;
 
 use apply::{apply_state, Applied};
 pub use args::{Mode, RunArgs};
-use ports::{attach, of_ports, pod_specs, port_table, setup_tun0, xdp_mode, PortSpec, TUN0_DP};
+use ports::{attach, of_ports, pod_specs, port_table, setup_tun0, PortSpec, TUN0_DP};
 
 pub fn run(a: RunArgs) -> Result<ExitCode, String> {
     logging::init(a.log_level)?;
@@ -128,52 +128,6 @@ struct Vtep {
     leftover: Leftover,
 }
 
-/// Why the uplink's lock was not taken.
-enum UplinkLockError {
-    /// Another sdnfwd holds it.
-    Held(String),
-    /// The lock file cannot be made (no writable /run).
-    Unavailable(String),
-}
-
-/// The lock that says a running sdnfwd owns uplink `ifname` of this
-/// network namespace: a file under /run/sdnfwd locked for the life of the
-/// process (the kernel drops the lock when the process dies, even by
-/// SIGKILL, while the XDP program stays). Holding it, an sdnfwd XDP program
-/// on the uplink can only be a dead one's, so it is replaced.
-fn uplink_lock(ifname: &str) -> Result<std::fs::File, UplinkLockError> {
-    use std::io::{Read, Seek, Write};
-    use std::os::unix::fs::MetadataExt;
-    let unavailable = |e: std::io::Error| UplinkLockError::Unavailable(e.to_string());
-    let netns = std::fs::metadata("/proc/self/ns/net").map_err(unavailable)?.ino();
-    std::fs::create_dir_all("/run/sdnfwd").map_err(unavailable)?;
-    let path = format!("/run/sdnfwd/uplink-{netns}-{ifname}.lock");
-    let mut f = std::fs::OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create(true)
-        .truncate(false)
-        .open(&path)
-        .map_err(unavailable)?;
-    match f.try_lock() {
-        Ok(()) => {
-            let _ = f.set_len(0);
-            let _ = f.rewind();
-            let _ = writeln!(f, "{}", std::process::id());
-            Ok(f)
-        }
-        Err(std::fs::TryLockError::WouldBlock) => {
-            let mut pid = String::new();
-            let _ = f.read_to_string(&mut pid);
-            Err(UplinkLockError::Held(format!(
-                "{ifname}: another sdnfwd (pid {}) runs on it ({path} is locked)",
-                pid.trim()
-            )))
-        }
-        Err(std::fs::TryLockError::Error(e)) => Err(unavailable(e)),
-    }
-}
-
 fn serve(
     a: &RunArgs,
     mut state: NodeState,
@@ -236,7 +190,7 @@ fn serve(
         },
         of,
     );
-    let xsk = XskOptions { mode: xdp_mode(a.xdp_mode), zero_copy: a.zero_copy };
+    let xsk = XskOptions { mode: a.xdp_mode.xdp(), zero_copy: a.zero_copy };
 
     // Pod ports and tun0.
     for (k, s) in specs.iter_mut().enumerate() {

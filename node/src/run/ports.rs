@@ -5,9 +5,7 @@
 use std::net::Ipv4Addr;
 
 use config::yaml::Cluster;
-use fastpath::port::xsk::XdpMode;
 
-use super::args::Mode;
 use crate::datapath::{Datapath, XskOptions};
 use crate::logging::note as log;
 use crate::state::NodeState;
@@ -104,14 +102,6 @@ pub(super) fn setup_tun0(c: &Cluster, gw: Ipv4Addr, prefix: u8, mac: Option<&str
     }
     sh("ip", &["route", "replace", &c.cluster_network.service_network.to_string(), "dev", "tun0", "proto", "static"])?;
     Ok(())
-}
-
-pub(super) fn xdp_mode(m: Mode) -> XdpMode {
-    match m {
-        Mode::Auto => XdpMode::Auto,
-        Mode::Native => XdpMode::Native,
-        Mode::Skb => XdpMode::Skb,
-    }
 }
 
 /// Opens the port's socket and hands it to the loops: loop `k` mod their

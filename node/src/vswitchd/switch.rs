@@ -1,0 +1,657 @@
+//! The switch the database describes, reconciled into the datapath: the
+//! first bridge's ports (a kernel interface as an AF_XDP socket; an
+//! internal one as a veth pair sdnfwd makes, whose other end the poll
+//! loops serve; the VXLAN port over the uplink that holds the local VTEP),
+//! the bridge's OpenFlow management socket, and what is written back.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::Ipv4Addr;
+use std::path::PathBuf;
+use std::sync::atomic::AtomicBool;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use config::ofctl::{FlowCommand, FlowSpec, GroupCommand};
+use fastpath::batch::UPLINK;
+use fastpath::conntrack::CtConfig;
+use fastpath::flow::LocalVtep;
+use fastpath::port::api::PortCounters;
+use fastpath::port::uplink::{Leftover, UplinkProgram};
+use fastpath::shared::TunnelState;
+use serde_json::{json, Value};
+use slowpath::tunnel::Neighbours;
+use slowpath::upcall::Command;
+
+use super::underlay::{holder_of, remote_vteps, route_to};
+use crate::bridge::{plan, pmd_cores, PortKind};
+use crate::control::{on_slow_path, port_dumps, Control, NodeCall, NodeRequest, OfPort};
+use crate::datapath::{Config, Datapath, XskOptions};
+use crate::logging::{self, note as log, Level};
+use crate::ovs_paths::Paths;
+use crate::ovsdb::{write_back, Bridge, Switch};
+use crate::sys::{if_exists, mac_of, run as sh, uplink_lock, UplinkLockError};
+use crate::unixctl::Commands;
+
+/// How often the interfaces' `statistics` are written (ovs-vswitchd's
+/// default `stats-update-interval`).
+const STATS_INTERVAL: Duration = Duration::from_secs(5);
+
+/// The bridge the datapath serves, shared with `ovs-appctl`'s commands.
+pub type BridgeName = Arc<Mutex<Option<String>>>;
+
+/// A port the datapath has (or tried to attach).
+#[derive(Debug)]
+struct Live {
+    ofport: u32,
+    kind: PortKind,
+    /// Attached (its socket in the loops, or, for VXLAN, the uplink).
+    up: bool,
+    /// Why it is not: `Interface.error`.
+    error: Option<String>,
+    /// The datapath end of an internal interface's veth pair.
+    peer: Option<String>,
+}
+
+/// The uplink the VXLAN port runs over.
+struct Uplink {
+    ifname: String,
+    vtep: LocalVtep,
+    local_mac: u64,
+    _prog: UplinkProgram,
+    _lock: Option<std::fs::File>,
+}
+
+/// The switch: its datapath and what it made of the database.
+pub struct Switchd {
+    dp: Option<Datapath>,
+    control: Control,
+    xsk: XskOptions,
+    paths: Paths,
+    /// The bridge served (the database's first).
+    bridge: BridgeName,
+    /// Its management socket, once bound.
+    mgmt: Option<(String, PathBuf)>,
+    /// Interface name → port.
+    ports: BTreeMap<String, Live>,
+    uplink: Option<Uplink>,
+    /// The VXLAN port's `options:local_ip`.
+    local_ip: Option<Ipv4Addr>,
+    /// The last uplink problem logged (each logged once).
+    uplink_err: String,
+    neigh: Neighbours,
+    of_ports: Arc<Mutex<Vec<OfPort>>>,
+    /// Bridges whose datapath_id is written.
+    dpid_written: BTreeSet<String>,
+    /// Warnings logged once.
+    warned: BTreeSet<String>,
+    /// What was last written of each interface's status (UUID → row).
+    status: BTreeMap<String, Value>,
+    /// When the interfaces' statistics were last written.
+    last_stats: Instant,
+    /// The node-agent calls (answered by [`Switchd::tick`]).
+    calls: crossbeam_channel::Receiver<NodeCall>,
+}
+
+/// The datapath end of internal interface `name`'s veth pair (interface
+/// names have 15 bytes at most).
+fn peer_name(name: &str) -> String {
+    let head: String = name.chars().take(12).collect();
+    format!("{head}-dp")
+}
+
+/// The datapath id a database's switch gets: sdnfwd's prefix and 32 bits
+/// of the Open_vSwitch row's UUID (the same across restarts).
+fn dpid_of(switch_uuid: &str) -> u64 {
+    let low = u64::from_str_radix(&switch_uuid.replace('-', "").chars().take(8).collect::<String>(), 16).unwrap_or(0);
+    (0x5d9f_u64 << 32) | low
+}
+
+impl Switchd {
+    /// Starts the datapath (poll loops on `other_config:pmd-cpu-mask`'s
+    /// cores, else the first core this process may use) with empty tables:
+    /// a secure bridge drops until flows come.
+    ///
+    /// # Errors
+    /// A thread that cannot start.
+    pub fn start(first: &Switch, paths: &Paths, xsk: XskOptions, maxsleep: Duration) -> Result<Switchd, String> {
+        let cores = match first.other_config.get("pmd-cpu-mask") {
+            Some(m) => match pmd_cores(m) {
+                Ok(c) => c,
+                Err(e) => {
+                    logging::log(Level::Warn, &format!("other_config:{e}; one poll loop on the first core"));
+                    Vec::new()
+                }
+            },
+            None => Vec::new(),
+        };
+        let cores = if cores.is_empty() {
+            vec![core_affinity::get_core_ids().and_then(|c| c.first().map(|c| c.id)).unwrap_or(0)]
+        } else {
+            cores
+        };
+        let mut of = slowpath::Ofproto::new();
+        of.ports = Some(BTreeSet::new());
+        let mut dp = Datapath::new(
+            Config {
+                cores: cores.clone(),
+                ct: CtConfig::default(),
+                maxsleep,
+                tunnel: TunnelState::default(),
+                host_nat: None,
+            },
+            of,
+        );
+        dp.start()?;
+        let (call_tx, calls) = crossbeam_channel::unbounded();
+        let of_ports = Arc::new(Mutex::new(Vec::new()));
+        let header = format!("sdnfwd vswitchd: {} poll loop(s) on core(s) {cores:?}", cores.len());
+        let control = dp.control("vswitchd", header, dpid_of(&first.uuid), call_tx, of_ports.clone());
+        log(&format!("datapath: {} poll loop(s) on core(s) {cores:?}", cores.len()));
+        Ok(Switchd {
+            dp: Some(dp),
+            control,
+            xsk,
+            paths: paths.clone(),
+            bridge: Arc::new(Mutex::new(None)),
+            mgmt: None,
+            ports: BTreeMap::new(),
+            uplink: None,
+            local_ip: None,
+            uplink_err: String::new(),
+            neigh: Neighbours::new(Vec::new()),
+            of_ports,
+            dpid_written: BTreeSet::new(),
+            warned: BTreeSet::new(),
+            status: BTreeMap::new(),
+            last_stats: Instant::now(),
+            calls,
+        })
+    }
+
+    /// After a reconnection: what was written is written again where it
+    /// is needed (a restarted ovsdb-server forgets ephemeral columns:
+    /// `datapath_id`, `mac_in_use`, `link_state`, `statistics`).
+    pub fn resync(&mut self) {
+        self.dpid_written.clear();
+        self.status.clear();
+    }
+
+    /// The `ovs-appctl` commands.
+    pub fn commands(&self, exit: Arc<AtomicBool>) -> Commands {
+        let mut c = Commands::default();
+        c.register(
+            "version",
+            "",
+            0,
+            0,
+            Box::new(|_| Ok(format!("ovs-vswitchd (sdnfwd) {}\n", env!("CARGO_PKG_VERSION")))),
+        );
+        c.register(
+            "exit",
+            "[--cleanup]",
+            0,
+            1,
+            Box::new(move |_| {
+                exit.store(true, std::sync::atomic::Ordering::Relaxed);
+                Ok(String::new())
+            }),
+        );
+        c
+    }
+
+    fn dp(&mut self) -> &mut Datapath {
+        self.dp.as_mut().expect("the datapath runs until stop")
+    }
+
+    fn warn_once(&mut self, w: String) {
+        if self.warned.insert(w.clone()) {
+            logging::log(Level::Warn, &w);
+        }
+    }
+
+    /// Makes the datapath follow `s`; the writes that report it.
+    pub fn reconcile(&mut self, s: &Switch) -> Vec<Value> {
+        let mut assigned: BTreeMap<String, Result<i64, String>> = BTreeMap::new();
+        let mut ops = Vec::new();
+        let bridge = s.bridges.first();
+        for other in s.bridges.iter().skip(1) {
+            for i in other.ports.iter().flat_map(|p| &p.interfaces) {
+                let b = bridge.map(|b| b.name.as_str()).unwrap_or_default();
+                assigned.insert(
+                    i.uuid.clone(),
+                    Err(format!("sdnfwd serves one bridge ({b}); bridge {} is not served", other.name)),
+                );
+            }
+        }
+        let served = bridge.map(|b| b.name.clone());
+        let was = self.bridge.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        if was.is_some() && was != served {
+            // The bridge is gone (or renamed): its ports and flows with it,
+            // as ovs-vswitchd's del-br removes the datapath's.
+            log(&format!("bridge {} removed: its ports, flows and groups are gone", was.clone().unwrap_or_default()));
+            for name in self.ports.keys().cloned().collect::<Vec<_>>() {
+                self.remove(&name);
+            }
+            let cmds = vec![
+                FlowCommand::Delete { strict: false, spec: FlowSpec::default() },
+                FlowCommand::Group(GroupCommand::Delete(None)),
+            ];
+            let _ = on_slow_path(&self.control, move |sp| sp.apply_atomic(&cmds, 0));
+            if let Some((_, path)) = self.mgmt.take() {
+                let _ = std::fs::remove_file(path);
+            }
+        }
+        *self.bridge.lock().unwrap_or_else(|p| p.into_inner()) = served.clone();
+        if let Some(b) = bridge {
+            if b.fail_mode.as_deref() != Some("secure") {
+                self.warn_once(format!(
+                    "bridge {}: fail_mode={}: sdnfwd has no NORMAL (learning switch) action; the bridge acts as \
+                     fail_mode=secure (no flow, no forwarding)",
+                    b.name,
+                    b.fail_mode.as_deref().unwrap_or("standalone (the default)")
+                ));
+            }
+            if let Some(p) = b
+                .protocols
+                .iter()
+                .find(|p| !["OpenFlow10", "OpenFlow13", "OpenFlow14", "OpenFlow15"].contains(&p.as_str()))
+            {
+                self.warn_once(format!(
+                    "bridge {}: protocols {p} is not spoken (OpenFlow 1.0, 1.3, 1.4, 1.5 are)",
+                    b.name
+                ));
+            }
+            if self.mgmt.is_none() {
+                self.bind_mgmt(&b.name);
+            }
+            let prev: BTreeMap<String, i64> =
+                self.ports.iter().map(|(n, l)| (n.clone(), i64::from(l.ofport))).collect();
+            let p = plan(b, &prev);
+            for w in p.warnings {
+                self.warn_once(w);
+            }
+            // Gone, or changed number or kind: removed first.
+            let stale: Vec<String> = self
+                .ports
+                .iter()
+                .filter(|(n, l)| !p.ports.iter().any(|x| &x.name == *n && x.ofport == l.ofport && x.kind == l.kind))
+                .map(|(n, _)| n.clone())
+                .collect();
+            for n in stale {
+                self.remove(&n);
+            }
+            self.local_ip = b
+                .ports
+                .iter()
+                .flat_map(|p| &p.interfaces)
+                .find(|i| i.kind == "vxlan")
+                .and_then(|i| i.options.get("local_ip"))
+                .and_then(|ip| ip.parse().ok());
+            for (k, x) in p.ports.iter().enumerate() {
+                if !self.ports.contains_key(&x.name) {
+                    let live = self.add(&x.name, x.ofport, &x.kind, k);
+                    self.ports.insert(x.name.clone(), live);
+                }
+            }
+            for i in b.ports.iter().flat_map(|p| &p.interfaces) {
+                let a = match (p.refused.get(&i.name), self.ports.get(&i.name)) {
+                    (Some(e), _) => Err(e.clone()),
+                    (None, Some(l)) => match &l.error {
+                        Some(e) => Err(e.clone()),
+                        None => Ok(i64::from(l.ofport)),
+                    },
+                    (None, None) => continue,
+                };
+                assigned.insert(i.uuid.clone(), a);
+            }
+            for (name, why) in &p.refused {
+                self.warn_once(format!("bridge {}: interface {name}: {why}", b.name));
+            }
+            if self.dpid_written.insert(b.uuid.clone()) {
+                ops.push(json!({"op": "update", "table": "Bridge", "where": [["_uuid", "==", ["uuid", b.uuid]]],
+                                "row": {"datapath_id": format!("{:016x}", self.control.dpid)}}));
+            }
+        }
+        self.publish_ports();
+        ops.extend(write_back(s, &assigned));
+        if let Some(b) = bridge {
+            ops.extend(self.status_ops(b));
+        }
+        ops
+    }
+
+    /// The writes of each served interface's `mac_in_use`, `link_state`
+    /// and, every [`STATS_INTERVAL`], `statistics` (as ovs-vswitchd's
+    /// `stats-update-interval`), where they changed.
+    fn status_ops(&mut self, b: &Bridge) -> Vec<Value> {
+        let stats_due = self.last_stats.elapsed() >= STATS_INTERVAL;
+        let mut counters: BTreeMap<u32, PortCounters> = BTreeMap::new();
+        if stats_due {
+            self.last_stats = Instant::now();
+            let vxlan = self.ports.values().find(|l| matches!(l.kind, PortKind::Vxlan { .. })).map(|l| l.ofport);
+            for (_, ofport, _, pc, _) in port_dumps(&self.control).unwrap_or_default() {
+                let ofport = if ofport == UPLINK { vxlan.unwrap_or(ofport) } else { ofport };
+                let c = counters.entry(ofport).or_default();
+                c.rx_packets += pc.rx_packets;
+                c.rx_bytes += pc.rx_bytes;
+                c.tx_packets += pc.tx_packets;
+                c.tx_bytes += pc.tx_bytes;
+            }
+        }
+        let mut ops = Vec::new();
+        for i in b.ports.iter().flat_map(|p| &p.interfaces) {
+            let Some(l) = self.ports.get(&i.name) else { continue };
+            let mut row = self.status.get(&i.uuid).cloned().unwrap_or_else(|| json!({}));
+            let kernel = matches!(l.kind, PortKind::System | PortKind::Internal) && l.error.is_none();
+            let sys = |f: &str| std::fs::read_to_string(format!("/sys/class/net/{}/{f}", i.name)).ok();
+            if kernel {
+                if let Some(mac) = sys("address") {
+                    row["mac_in_use"] = json!(mac.trim());
+                }
+                let up = sys("carrier").is_some_and(|c| c.trim() == "1");
+                row["link_state"] = json!(if up { "up" } else { "down" });
+            } else {
+                row["link_state"] = json!(if l.up { "up" } else { "down" });
+            }
+            if stats_due && l.up {
+                let c = counters.get(&l.ofport).copied().unwrap_or_default();
+                row["statistics"] = json!([
+                    "map",
+                    [
+                        ["rx_bytes", c.rx_bytes],
+                        ["rx_packets", c.rx_packets],
+                        ["tx_bytes", c.tx_bytes],
+                        ["tx_packets", c.tx_packets]
+                    ]
+                ]);
+            }
+            if self.status.get(&i.uuid) != Some(&row) {
+                ops.push(json!({"op": "update", "table": "Interface", "where": [["_uuid", "==", ["uuid", i.uuid]]],
+                                "row": row.clone()}));
+                self.status.insert(i.uuid.clone(), row);
+            }
+        }
+        ops
+    }
+
+    /// The ports as OpenFlow lists them, and the set the tables may
+    /// output to.
+    fn publish_ports(&mut self) {
+        let mut list: Vec<OfPort> = self
+            .ports
+            .iter()
+            .map(|(n, l)| OfPort {
+                ofport: l.ofport,
+                name: n.clone(),
+                ifname: match &l.kind {
+                    PortKind::Vxlan { .. } => self.uplink.as_ref().map(|u| u.ifname.clone()),
+                    PortKind::Local => None,
+                    _ => Some(n.clone()),
+                },
+                up: l.up,
+            })
+            .collect();
+        list.sort_by_key(|p| p.ofport);
+        let set: BTreeSet<u32> = self.ports.values().filter(|l| l.up).map(|l| l.ofport).collect();
+        *self.of_ports.lock().unwrap_or_else(|p| p.into_inner()) = list;
+        let _ = self.control.slow.send(Command::Ports(Some(set)));
+    }
+
+    fn bind_mgmt(&mut self, bridge: &str) {
+        let path = self.paths.mgmt(bridge);
+        let target = format!("punix:{}", path.display());
+        match slowpath::openflow::Listener::bind(&target) {
+            Ok(l) => {
+                let sw: Arc<dyn slowpath::openflow::Switch> = Arc::new(crate::openflow::OfSwitch(self.control.clone()));
+                let r = std::thread::Builder::new().name("sdnfwd-openflow".into()).spawn(move || l.serve(sw));
+                match r {
+                    Ok(_) => {
+                        log(&format!("bridge {bridge}: OpenFlow 1.0, 1.3-1.5 on {target} (ovs-ofctl ... {bridge})"));
+                        self.mgmt = Some((bridge.to_string(), path));
+                    }
+                    Err(e) => logging::log(Level::Error, &format!("bridge {bridge}: OpenFlow thread: {e}")),
+                }
+            }
+            Err(e) => self.warn_once(format!("bridge {bridge}: management socket {e}")),
+        }
+    }
+
+    /// Attaches a planned port (`k`: its place, which loop receives it).
+    fn add(&mut self, name: &str, ofport: u32, kind: &PortKind, k: usize) -> Live {
+        let mut l = Live { ofport, kind: kind.clone(), up: false, error: None, peer: None };
+        match kind {
+            PortKind::Local => l.up = true,
+            PortKind::Vxlan { .. } => {
+                log(&format!("port {ofport} ({name}): VXLAN, attached once the flows name a remote VTEP"));
+            }
+            PortKind::System => {
+                if !if_exists(name) {
+                    l.error = Some(format!("could not open network device {name} (No such device)"));
+                } else {
+                    self.attach_system(name, &mut l, k);
+                }
+            }
+            PortKind::Internal => match make_internal(name) {
+                Ok(peer) => {
+                    let xsk = self.xsk;
+                    match self.dp().add_xsk_port(ofport, &peer, &format!("internal {name}"), k, xsk, false) {
+                        Ok(()) => l.up = true,
+                        Err(e) => l.error = Some(format!("{name}: {e}")),
+                    }
+                    l.peer = Some(peer);
+                }
+                Err(e) => l.error = Some(e),
+            },
+        }
+        if let Some(e) = &l.error {
+            logging::log(Level::Warn, &format!("port {ofport} ({name}): {e}"));
+        }
+        l
+    }
+
+    fn attach_system(&mut self, name: &str, l: &mut Live, k: usize) {
+        let xsk = self.xsk;
+        match self.dp().add_xsk_port(l.ofport, name, "system", k, xsk, true) {
+            Ok(()) => {
+                l.up = true;
+                l.error = None;
+            }
+            Err(e) => l.error = Some(format!("could not attach {name}: {e}")),
+        }
+    }
+
+    /// Removes port `name` from the datapath (an internal interface's veth
+    /// pair deleted, the uplink let go).
+    fn remove(&mut self, name: &str) {
+        let Some(l) = self.ports.remove(name) else { return };
+        match l.kind {
+            PortKind::Local => {}
+            PortKind::Vxlan { .. } => {
+                if let Some(u) = self.uplink.take() {
+                    self.dp().remove_port(UPLINK);
+                    let _ = self.control.slow.send(Command::Tunnel(TunnelState::default()));
+                    log(&format!("port {} ({name}) removed: uplink {} let go", l.ofport, u.ifname));
+                }
+            }
+            _ => {
+                if l.up {
+                    self.dp().remove_port(l.ofport);
+                }
+                if l.peer.is_some() {
+                    let _ = sh("ip", &["link", "del", name]);
+                }
+                log(&format!("port {} ({name}) removed", l.ofport));
+            }
+        }
+    }
+
+    /// What runs twice a second: ports whose interface appeared attached,
+    /// the uplink found once flows name a remote VTEP, the remote VTEPs'
+    /// next hops refreshed, node-agent calls answered. True when something
+    /// to write back changed.
+    pub fn tick(&mut self) -> bool {
+        while let Ok(call) = self.calls.try_recv() {
+            let answer = match call.req {
+                NodeRequest::Ports => Ok(self.port_table()),
+                _ => Err("sdnfwd vswitchd takes its pods and flows from the OVS database and OpenFlow".to_string()),
+            };
+            let _ = call.reply.send(answer);
+        }
+        let mut changed = self.last_stats.elapsed() >= STATS_INTERVAL;
+        let waiting: Vec<(String, usize)> = self
+            .ports
+            .iter()
+            .enumerate()
+            .filter(|(_, (n, l))| l.kind == PortKind::System && !l.up && if_exists(n))
+            .map(|(k, (n, _))| (n.clone(), k))
+            .collect();
+        for (name, k) in waiting {
+            if let Some(mut l) = self.ports.remove(&name) {
+                self.attach_system(&name, &mut l, k);
+                changed |= l.up;
+                self.ports.insert(name, l);
+            }
+        }
+        let vxlan = self.ports.iter().find_map(|(n, l)| match l.kind {
+            PortKind::Vxlan { dst_port } => Some((n.clone(), l.ofport, dst_port)),
+            _ => None,
+        });
+        let Some((name, ofport, dst_port)) = vxlan else { return changed };
+        let remotes = on_slow_path(&self.control, |s| remote_vteps(&s.ofproto)).unwrap_or_default();
+        if self.uplink.is_none() {
+            if remotes.is_empty() {
+                return changed;
+            }
+            match self.attach_uplink(&remotes, ofport, dst_port) {
+                Ok(u) => {
+                    log(&format!(
+                        "port {ofport} ({name}): VTEP {}:{dst_port} on uplink {}",
+                        Ipv4Addr::from(u.vtep.ip),
+                        u.ifname
+                    ));
+                    self.uplink = Some(u);
+                    self.uplink_err.clear();
+                    if let Some(l) = self.ports.get_mut(&name) {
+                        l.up = true;
+                    }
+                    self.publish_ports();
+                    changed = true;
+                }
+                Err(e) => {
+                    if e != self.uplink_err {
+                        logging::log(Level::Warn, &format!("port {ofport} ({name}): {e}"));
+                        self.uplink_err = e;
+                    }
+                    return changed;
+                }
+            }
+        }
+        let vteps: Vec<Ipv4Addr> = remotes.into_iter().map(Ipv4Addr::from).collect();
+        if vteps != self.neigh.vteps {
+            self.neigh.vteps = vteps;
+        }
+        if self.neigh.refresh(&mut |m| log(&m)) {
+            if let Some(u) = &self.uplink {
+                let t = TunnelState {
+                    vtep: Some(u.vtep),
+                    local_mac: u.local_mac,
+                    neighbours: self.neigh.known.iter().map(|(k, v)| (*k, *v)).collect(),
+                };
+                let _ = self.control.slow.send(Command::Tunnel(t));
+            }
+        }
+        changed
+    }
+
+    /// The uplink for VTEPs `remotes`: the interface holding the VXLAN
+    /// port's `options:local_ip`, else the kernel's route to the first.
+    fn attach_uplink(&mut self, remotes: &BTreeSet<u32>, ofport: u32, dst_port: u16) -> Result<Uplink, String> {
+        let (ifname, local) = match self.local_ip {
+            Some(ip) => (holder_of(ip)?, ip),
+            None => {
+                let first = Ipv4Addr::from(*remotes.iter().next().ok_or("no remote VTEP")?);
+                let (ifname, local) = route_to(first)?;
+                if ifname == "lo" {
+                    return Err(format!("the route to VTEP {first} is the loopback's"));
+                }
+                (ifname, local)
+            }
+        };
+        let (lock, leftover) = match uplink_lock(&ifname) {
+            Ok(l) => (Some(l), Leftover::ReplaceOwn),
+            Err(UplinkLockError::Held(why)) => return Err(format!("uplink: {why}")),
+            Err(UplinkLockError::Unavailable(_)) => (None, Leftover::Refuse),
+        };
+        let local_mac = mac_of(&ifname)?;
+        let xsk = self.xsk;
+        let prog = self.dp().add_uplink(&ifname, xsk, u32::from(local), dst_port, leftover)?;
+        let vtep = LocalVtep { ip: u32::from(local), udp_port: dst_port, port: ofport };
+        let _ = self.control.slow.send(Command::Tunnel(TunnelState {
+            vtep: Some(vtep),
+            local_mac,
+            neighbours: Default::default(),
+        }));
+        Ok(Uplink { ifname, vtep, local_mac, _prog: prog, _lock: lock })
+    }
+
+    /// `sdnfwd ctl show`'s port list.
+    fn port_table(&self) -> String {
+        let mut v: Vec<(&String, &Live)> = self.ports.iter().collect();
+        v.sort_by_key(|(_, l)| l.ofport);
+        v.iter()
+            .map(|(n, l)| {
+                let state = match (&l.error, l.up) {
+                    (Some(e), _) => format!("down: {e}"),
+                    (None, true) => "up".into(),
+                    (None, false) => "down".into(),
+                };
+                format!("  port {:>5}: {n} ({:?}) {state}\n", l.ofport, l.kind)
+            })
+            .collect()
+    }
+
+    /// Stops the datapath; internal interfaces are deleted, the uplink's
+    /// XDP program detached.
+    ///
+    /// # Errors
+    /// A datapath thread that panicked.
+    pub fn stop(mut self) -> Result<(), String> {
+        for (n, l) in &self.ports {
+            if l.peer.is_some() {
+                let _ = sh("ip", &["link", "del", n]);
+            }
+        }
+        if let Some((_, p)) = self.mgmt.take() {
+            let _ = std::fs::remove_file(p);
+        }
+        let dp = self.dp.take().ok_or("the datapath is gone")?;
+        dp.stop()?;
+        drop(self.uplink.take());
+        Ok(())
+    }
+}
+
+/// Makes internal interface `name`: a veth pair whose datapath end
+/// ([`peer_name`]) the loops serve, `name` left down for the SDN to
+/// address and bring up, as an OVS internal port is. One left by a killed
+/// sdnfwd (its peer there too) is made anew.
+fn make_internal(name: &str) -> Result<String, String> {
+    let peer = peer_name(name);
+    if if_exists(name) {
+        if if_exists(&peer) {
+            let _ = sh("ip", &["link", "del", name]);
+        } else {
+            return Err(format!("could not add network device {name} to ofproto (File exists)"));
+        }
+    }
+    let q = ["numrxqueues", "1", "numtxqueues", "1"];
+    let mut args = vec!["link", "add", name];
+    args.extend(q);
+    args.extend(["type", "veth", "peer", "name", &peer]);
+    args.extend(q);
+    sh("ip", &args)?;
+    // The host sends through this veth: complete checksums (DESIGN.md §8).
+    let _ = sh("ethtool", &["-K", name, "tx", "off"]);
+    sh("ip", &["link", "set", &peer, "up"])?;
+    Ok(peer)
+}
