@@ -61,8 +61,10 @@ const VSCTL_TIMEOUT: &str = "--timeout=30";
 /// The overlay MTU (3.11's default): tun0's `mtu_request` and routes.
 const MTU: &str = "1450";
 
-/// The nodes that run `sdnfwd vswitchd`, and the kernel VXLAN node.
-const NODES: [&str; 2] = ["node-d", "node-b"];
+/// The nodes that run `sdnfwd vswitchd` (node-d in the foreground, node-b
+/// detached).
+pub const NODES: [&str; 2] = ["node-d", "node-b"];
+/// The kernel VXLAN node.
 const KERNEL_NODE: &str = "node-c";
 
 /// A running `sdnfwd vswitchd`.
@@ -513,6 +515,24 @@ impl DropIn {
 
     fn node_mut(&mut self, name: &str) -> Result<&mut OvsNode, String> {
         self.nodes.get_mut(name).ok_or(format!("no sdnfwd node {name}"))
+    }
+
+    /// How the vswitchds attached their AF_XDP ports, as their logs say
+    /// (`AF_XDP native mode, copy`), each way once.
+    pub fn xdp_modes(&self) -> Vec<String> {
+        let mut v: Vec<String> = self
+            .nodes
+            .values()
+            .flat_map(|n| {
+                n.log()
+                    .lines()
+                    .filter_map(|l| l.split_once(" up: ").map(|(_, m)| m.trim().to_string()))
+                    .collect::<Vec<_>>()
+            })
+            .collect();
+        v.sort();
+        v.dedup();
+        v
     }
 
     /// Each node's vswitchd log, headed by its name.

@@ -46,6 +46,8 @@ fn openshift_sdn_drives_sdnfwd_vswitchd_through_the_stock_tools() {
         )
     });
     let checks = checks.unwrap_or_else(|e| panic!("{e}\n{}", d.logs()));
+    // What the kernel gave the ports (veth: native XDP, copy mode).
+    sdnfwd::netns::branch("vswitchd AF_XDP ports", &d.xdp_modes().join("; "));
     let failed: Vec<String> = checks.iter().filter(|c| !c.ok).map(|c| format!("{}: {}", c.what, c.detail)).collect();
     assert!(failed.is_empty(), "failed:\n{}\n{}", failed.join("\n"), d.logs());
     assert_eq!(checks.len(), 36, "every check ran");

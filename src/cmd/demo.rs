@@ -172,7 +172,7 @@ fn vswitchd_demo(t0: Instant) -> Result<ExitCode, String> {
             return Ok(ExitCode::from(1));
         }
     };
-    for n in d.nodes.values() {
+    for n in sdnfwd::vswitchd_lab::NODES.iter().filter_map(|n| d.nodes.get(*n)) {
         line(
             true,
             &format!(
