@@ -79,6 +79,9 @@ pub struct Control {
     pub of_ports: Arc<std::sync::Mutex<Vec<OfPort>>>,
     /// The connection tracker the poll loops share.
     pub ct: Arc<fastpath::conntrack::Conntrack>,
+    /// The OpenFlow versions the node's listeners accept (a HELLO version
+    /// bitmap; a bridge's `protocols` narrow them).
+    pub of_versions: Arc<std::sync::atomic::AtomicU32>,
 }
 
 /// Sends the slow path a command carrying a reply channel; waits for the

@@ -41,6 +41,15 @@ const SWEEP_BUDGET: usize = 100_000;
 pub struct HostNat {
     /// The kernel's tracker.
     pub kernel: slowpath::hostnat::KernelConntrack,
+    /// Which sources are pods' (changed while running by whoever learns
+    /// them later; read once per question, not per packet).
+    pub scope: Arc<Mutex<HostScope>>,
+}
+
+/// The addresses whose connections from tun0 may be the host's
+/// translations.
+#[derive(Clone, Debug, Default)]
+pub struct HostScope {
     /// The cluster networks (a pod's source address is in one).
     pub pods: Vec<config::yaml::Cidr>,
     /// tun0's own address (never a pod's).
@@ -195,7 +204,8 @@ impl Datapath {
                         // A pod's packet (not tun0's own address) may be the
                         // host's translation of a service connection.
                         let wanted = |t: &fastpath::conntrack::CtTuple| {
-                            t.src != h.gw && h.pods.iter().any(|p| p.contains(Ipv4Addr::from(t.src)))
+                            let s = h.scope.lock().unwrap_or_else(|p| p.into_inner());
+                            t.src != s.gw && s.pods.iter().any(|p| p.contains(Ipv4Addr::from(t.src)))
                         };
                         slowpath::hostnat::serve(&hq_rx, &answered, &ct, &mut h.kernel, wanted, &stop, log);
                     })
@@ -229,6 +239,7 @@ impl Datapath {
             dpid,
             of_ports,
             ct: self.ct.clone(),
+            of_versions: Arc::new(std::sync::atomic::AtomicU32::new(slowpath::openflow::codec::ALL_VERSIONS)),
         }
     }
 

@@ -86,6 +86,10 @@ impl Switch for OfSwitch {
         pmd.send(PmdCommand::Inject { frame: p.frame, in_port, out }).map_err(|_| "the poll loop is gone".to_string())
     }
 
+    fn versions(&self) -> u32 {
+        self.of_versions.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
     fn log(&self, msg: &str) {
         crate::logging::log(crate::logging::Level::Info, msg);
     }

@@ -32,7 +32,7 @@ use slowpath::tunnel::Neighbours;
 use slowpath::upcall::Command;
 
 use crate::control::{NodeCall, NodeRequest};
-use crate::datapath::{Config as DpConfig, Datapath, HostNat, XskOptions};
+use crate::datapath::{Config as DpConfig, Datapath, HostNat, HostScope, XskOptions};
 use crate::logging::{self, note as log, Level};
 use crate::state::{FileState, NodeState};
 use crate::sys::{if_exists, is_root, mac_of, run as sh, uplink_lock, UplinkLockError};
@@ -168,8 +168,10 @@ fn serve(
                 log("host translations: connections from tun0 adopt the kernel's service DNAT (ctnetlink)");
                 Some(HostNat {
                     kernel,
-                    pods: c.cluster_network.cluster_networks.iter().map(|e| e.cidr).collect(),
-                    gw: c.host_subnet(node).map_or(0, |h| h.subnet.addr() + 1),
+                    scope: Arc::new(std::sync::Mutex::new(HostScope {
+                        pods: c.cluster_network.cluster_networks.iter().map(|e| e.cidr).collect(),
+                        gw: c.host_subnet(node).map_or(0, |h| h.subnet.addr() + 1),
+                    })),
                 })
             }
             Err(e) => {

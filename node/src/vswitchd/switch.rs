@@ -25,11 +25,11 @@ use slowpath::upcall::Command;
 use super::underlay::{holder_of, remote_vteps, route_to};
 use crate::bridge::{plan, pmd_cores, PortKind};
 use crate::control::{on_slow_path, port_dumps, Control, NodeCall, NodeRequest, OfPort};
-use crate::datapath::{Config, Datapath, XskOptions};
+use crate::datapath::{Config, Datapath, HostNat, HostScope, XskOptions};
 use crate::logging::{self, note as log, Level};
 use crate::ovs_paths::Paths;
 use crate::ovsdb::{write_back, Bridge, Switch};
-use crate::sys::{if_exists, mac_of, run as sh, uplink_lock, UplinkLockError};
+use crate::sys::{if_exists, ip_json, mac_of, run as sh, uplink_lock, UplinkLockError};
 use crate::unixctl::Commands;
 
 /// How often the interfaces' `statistics` are written (ovs-vswitchd's
@@ -84,12 +84,35 @@ pub struct Switchd {
     dpid_written: BTreeSet<String>,
     /// Warnings logged once.
     warned: BTreeSet<String>,
+    /// Which sources the host's translations are looked up for.
+    host_scope: Arc<Mutex<HostScope>>,
+    /// `other_config:pmd-cpu-mask` as the loops were started with it.
+    pmd_mask: Option<String>,
     /// What was last written of each interface's status (UUID → row).
     status: BTreeMap<String, Value>,
     /// When the interfaces' statistics were last written.
     last_stats: Instant,
     /// The node-agent calls (answered by [`Switchd::tick`]).
     calls: crossbeam_channel::Receiver<NodeCall>,
+}
+
+/// The OpenFlow versions a bridge's `protocols` allow (a HELLO version
+/// bitmap; every version sdnfwd speaks when empty, as OVS's default), and
+/// the names it cannot serve (OpenFlow11, OpenFlow12, unknown ones).
+fn protocol_versions(protocols: &[String]) -> (u32, Vec<String>) {
+    use slowpath::openflow::codec::ALL_VERSIONS;
+    if protocols.is_empty() {
+        return (ALL_VERSIONS, Vec::new());
+    }
+    let mut bits = 0;
+    let mut unknown = Vec::new();
+    for p in protocols {
+        match p.strip_prefix("OpenFlow1").and_then(|v| v.parse::<u32>().ok()) {
+            Some(v @ 0..=5) if ALL_VERSIONS & (1 << (v + 1)) != 0 => bits |= 1 << (v + 1),
+            _ => unknown.push(p.clone()),
+        }
+    }
+    (bits, unknown)
 }
 
 /// The datapath end of internal interface `name`'s veth pair (interface
@@ -131,13 +154,27 @@ impl Switchd {
         };
         let mut of = slowpath::Ofproto::new();
         of.ports = Some(BTreeSet::new());
+        // The host's translations (kube-proxy's service DNAT through
+        // tun0), for pods' addresses as tun0's routes show them once the
+        // SDN has set tun0 up.
+        let host_scope = Arc::new(Mutex::new(HostScope::default()));
+        let host_nat = match slowpath::hostnat::KernelConntrack::open() {
+            Ok(kernel) => Some(HostNat { kernel, scope: host_scope.clone() }),
+            Err(e) => {
+                logging::log(
+                    Level::Warn,
+                    &format!("host translations: {e}; replies to a service through tun0 keep the backend's address"),
+                );
+                None
+            }
+        };
         let mut dp = Datapath::new(
             Config {
                 cores: cores.clone(),
                 ct: CtConfig::default(),
                 maxsleep,
                 tunnel: TunnelState::default(),
-                host_nat: None,
+                host_nat,
             },
             of,
         );
@@ -162,6 +199,8 @@ impl Switchd {
             of_ports,
             dpid_written: BTreeSet::new(),
             warned: BTreeSet::new(),
+            host_scope,
+            pmd_mask: first.other_config.get("pmd-cpu-mask").cloned(),
             status: BTreeMap::new(),
             last_stats: Instant::now(),
             calls,
@@ -223,6 +262,15 @@ impl Switchd {
                 );
             }
         }
+        let mask = s.other_config.get("pmd-cpu-mask");
+        if mask != self.pmd_mask.as_ref() {
+            self.warn_once(format!(
+                "other_config:pmd-cpu-mask={}: the poll loops keep the cores they started on ({}) until sdnfwd \
+                 restarts",
+                mask.map_or("(none)", String::as_str),
+                self.pmd_mask.as_deref().unwrap_or("no mask")
+            ));
+        }
         let served = bridge.map(|b| b.name.clone());
         let was = self.bridge.lock().unwrap_or_else(|p| p.into_inner()).clone();
         if was.is_some() && was != served {
@@ -251,16 +299,14 @@ impl Switchd {
                     b.fail_mode.as_deref().unwrap_or("standalone (the default)")
                 ));
             }
-            if let Some(p) = b
-                .protocols
-                .iter()
-                .find(|p| !["OpenFlow10", "OpenFlow13", "OpenFlow14", "OpenFlow15"].contains(&p.as_str()))
-            {
+            let (versions, unknown) = protocol_versions(&b.protocols);
+            for p in unknown {
                 self.warn_once(format!(
-                    "bridge {}: protocols {p} is not spoken (OpenFlow 1.0, 1.3, 1.4, 1.5 are)",
+                    "bridge {}: protocols {p} is not spoken (OpenFlow10, OpenFlow13, OpenFlow14, OpenFlow15 are)",
                     b.name
                 ));
             }
+            self.control.of_versions.store(versions, std::sync::atomic::Ordering::Relaxed);
             if self.mgmt.is_none() {
                 self.bind_mgmt(&b.name);
             }
@@ -498,6 +544,9 @@ impl Switchd {
             let _ = call.reply.send(answer);
         }
         let mut changed = self.last_stats.elapsed() >= STATS_INTERVAL;
+        if changed {
+            self.refresh_host_scope();
+        }
         let waiting: Vec<(String, usize)> = self
             .ports
             .iter()
@@ -561,6 +610,27 @@ impl Switchd {
             }
         }
         changed
+    }
+
+    /// tun0's address and the prefixes routed through it (the cluster and
+    /// service networks openshift-sdn routes there): the sources whose
+    /// connections from tun0 may be kube-proxy's translations.
+    fn refresh_host_scope(&mut self) {
+        let tun0 = self.ports.iter().find(|(_, l)| l.ofport == slowpath::ofproto::TUN0_PORT && l.peer.is_some());
+        let Some((name, _)) = tun0 else { return };
+        let addr = ip_json(&["-4", "addr", "show", "dev", name])
+            .ok()
+            .and_then(|j| j[0]["addr_info"][0]["local"].as_str().and_then(|a| a.parse::<Ipv4Addr>().ok()));
+        let routes = ip_json(&["-4", "route", "show", "dev", name]).unwrap_or_default();
+        let pods: Vec<config::yaml::Cidr> = routes
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|r| r["dst"].as_str()?.parse().ok().map(config::yaml::Cidr))
+            .collect();
+        let mut s = self.host_scope.lock().unwrap_or_else(|p| p.into_inner());
+        s.gw = addr.map_or(0, u32::from);
+        s.pods = pods;
     }
 
     /// The uplink for VTEPs `remotes`: the interface holding the VXLAN
@@ -654,4 +724,125 @@ fn make_internal(name: &str) -> Result<String, String> {
     let _ = sh("ethtool", &["-K", name, "tx", "off"]);
     sh("ip", &["link", "set", &peer, "up"])?;
     Ok(peer)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn test_protocols_narrow_the_versions() {
+        let v = |p: &[&str]| protocol_versions(&p.iter().map(|s| s.to_string()).collect::<Vec<_>>());
+        assert_eq!(v(&[]).0, slowpath::openflow::codec::ALL_VERSIONS);
+        assert_eq!(v(&["OpenFlow13"]), (1 << 4, vec![]));
+        assert_eq!(v(&["OpenFlow10", "OpenFlow15"]), (1 << 1 | 1 << 6, vec![]));
+        assert_eq!(v(&["OpenFlow12", "OpenFlow13"]), (1 << 4, vec!["OpenFlow12".to_string()]));
+    }
+
+    fn iface(name: &str, kind: &str, req: Option<i64>, opts: &[(&str, &str)]) -> crate::ovsdb::Port {
+        crate::ovsdb::Port {
+            uuid: format!("p-{name}"),
+            name: name.into(),
+            interfaces: vec![crate::ovsdb::Interface {
+                uuid: format!("i-{name}"),
+                name: name.into(),
+                kind: kind.into(),
+                options: opts.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+                ofport_request: req,
+                ..Default::default()
+            }],
+        }
+    }
+
+    /// What an op writes to interface `uuid` (ofport, error), if it does.
+    fn written(ops: &[Value], uuid: &str) -> Option<(i64, Value)> {
+        ops.iter().find_map(|o| {
+            (o["table"] == "Interface" && o["where"][0][2][1] == uuid && o["row"].get("ofport").is_some())
+                .then(|| (o["row"]["ofport"].as_i64().unwrap_or(0), o["row"]["error"].clone()))
+        })
+    }
+
+    /// The reconciler on a bridge whose ports need no root: the bridge's
+    /// own port, the VXLAN port (waiting for flows), a kernel interface
+    /// that does not exist and an unsupported type; a second bridge is
+    /// refused; a deleted port frees its number; cur_cfg follows next_cfg.
+    #[test]
+    fn test_reconcile_writes_back_as_vswitchd() {
+        let dir = tempfile::tempdir().unwrap();
+        let paths = Paths::resolve(&Default::default(), 1, |k| {
+            (k == "OVS_RUNDIR").then(|| dir.path().to_string_lossy().into_owned())
+        });
+        let flow = [("remote_ip", "flow"), ("key", "flow")];
+        let mut sw = Switch {
+            uuid: "7bd4e3a1-0000".into(),
+            next_cfg: 2,
+            cur_cfg: 1,
+            bridges: vec![
+                Bridge {
+                    uuid: "b0".into(),
+                    name: "br0".into(),
+                    fail_mode: Some("secure".into()),
+                    ports: vec![
+                        iface("br0", "internal", None, &[]),
+                        iface("vxlan0", "vxlan", Some(1), &flow),
+                        iface("sdnfwd-nx9", "", Some(3), &[]),
+                        iface("gnv0", "geneve", None, &[]),
+                    ],
+                    ..Default::default()
+                },
+                Bridge {
+                    uuid: "b1".into(),
+                    name: "br1".into(),
+                    ports: vec![iface("x1", "", None, &[])],
+                    ..Default::default()
+                },
+            ],
+            ..Default::default()
+        };
+        let xsk = XskOptions { mode: fastpath::port::xsk::XdpMode::Skb, zero_copy: false };
+        let mut d = Switchd::start(&sw, &paths, xsk, Duration::ZERO).unwrap();
+        let ops = d.reconcile(&sw);
+        assert_eq!(written(&ops, "i-br0"), Some((65534, json!(["set", []]))));
+        assert_eq!(written(&ops, "i-vxlan0"), Some((1, json!(["set", []]))));
+        assert_eq!(
+            written(&ops, "i-sdnfwd-nx9"),
+            Some((-1, json!("could not open network device sdnfwd-nx9 (No such device)")))
+        );
+        assert!(written(&ops, "i-gnv0").unwrap().1.as_str().unwrap().contains("type `geneve` is not supported"));
+        assert!(written(&ops, "i-x1").unwrap().1.as_str().unwrap().contains("bridge br1 is not served"));
+        assert!(ops.iter().any(|o| o["table"] == "Open_vSwitch" && o["row"]["cur_cfg"] == 2), "{ops:?}");
+        assert!(ops.iter().any(|o| o["table"] == "Bridge" && o["row"]["datapath_id"] == "00005d9f7bd4e3a1"));
+        assert!(dir.path().join("br0.mgmt").exists());
+        // The database now says it all: nothing more to write.
+        for b in &mut sw.bridges {
+            for i in b.ports.iter_mut().flat_map(|p| &mut p.interfaces) {
+                if let Some((n, e)) = written(&ops, &i.uuid) {
+                    i.ofport = Some(n);
+                    i.error = e.as_str().map(str::to_string);
+                }
+            }
+        }
+        sw.cur_cfg = 2;
+        let again = d.reconcile(&sw);
+        assert!(again.iter().all(|o| o["table"] != "Open_vSwitch" && o["row"].get("ofport").is_none()), "{again:?}");
+        // vxlan0 deleted, a new port takes its number when it asks for none.
+        sw.bridges[0].ports.retain(|p| p.name != "vxlan0");
+        sw.bridges[0].ports.push(iface("sdnfwd-nx8", "", None, &[]));
+        let ops = d.reconcile(&sw);
+        assert_eq!(written(&ops, "i-sdnfwd-nx8").map(|w| w.0), Some(-1));
+        assert!(d.ports.get("sdnfwd-nx8").is_some_and(|l| l.ofport == 1), "{:?}", d.ports);
+        // The bridge deleted: its ports go, and its management socket.
+        sw.bridges.clear();
+        d.reconcile(&sw);
+        assert!(d.ports.is_empty() && !dir.path().join("br0.mgmt").exists());
+        d.stop().unwrap();
+    }
+
+    #[test]
+    fn test_names() {
+        assert_eq!(peer_name("tun0"), "tun0-dp");
+        assert_eq!(peer_name("a-very-long-name"), "a-very-long--dp");
+        assert!(peer_name("a-very-long-name").len() <= 15);
+        assert_eq!(dpid_of("7bd4e3a1-0000-4000-8000-000000000000"), 0x5d9f_7bd4_e3a1);
+    }
 }

@@ -2794,12 +2794,15 @@ pub fn multipart_replies_v(version: u8, mp_type: u16, prefix: &[u8], xid: u32, e
 /// are not).
 pub const VERSIONS: [u8; 4] = [OFP10, OFP13, OFP14, OFP15];
 
-/// The HELLO the switch sends: the highest version it speaks and a version
-/// bitmap of all of them (as Open vSwitch's bridge offers its own).
-pub fn hello_all(xid: u32) -> Vec<u8> {
-    let mut m = start_v(OFP15, ty::HELLO, xid);
+/// [`VERSIONS`] as a version bitmap.
+pub const ALL_VERSIONS: u32 = 1 << OFP10 | 1 << OFP13 | 1 << OFP14 | 1 << OFP15;
+
+/// The HELLO the switch sends: the highest version of `bitmap` (those it
+/// accepts) and the bitmap, as Open vSwitch's bridge offers its own.
+pub fn switch_hello(xid: u32, bitmap: u32) -> Vec<u8> {
+    let top = VERSIONS.iter().rev().copied().find(|v| bitmap & (1 << v) != 0).unwrap_or(OFP15);
+    let mut m = start_v(top, ty::HELLO, xid);
     m.extend_from_slice(&[0, 1, 0, 8]);
-    let bitmap = VERSIONS.iter().fold(0u32, |b, v| b | 1 << v);
     m.extend_from_slice(&bitmap.to_be_bytes());
     finish(m)
 }

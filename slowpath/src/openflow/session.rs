@@ -229,7 +229,8 @@ impl<'a> Session<'a> {
     pub fn run(mut self, conn: Box<dyn Conn>) -> io::Result<()> {
         conn.set_timeout(Some(self.probe))?;
         let mut fr = Framer { conn, buf: Vec::new() };
-        self.peer.send(&[codec::hello_all(1)])?;
+        let ours = self.sw.versions() & codec::ALL_VERSIONS;
+        self.peer.send(&[codec::switch_hello(1, ours)])?;
         let mut last_rx = Instant::now();
         let first = loop {
             match fr.next()? {
@@ -241,13 +242,14 @@ impl<'a> Session<'a> {
         };
         let h = codec::Header::parse(&first).expect("whole header");
         let peer_versions = codec::hello_versions(&first);
-        let Some(version) = codec::negotiate(peer_versions).filter(|_| h.ty == ty::HELLO) else {
+        let Some(version) = codec::negotiate(peer_versions & ours).filter(|_| h.ty == ty::HELLO) else {
             let why = if h.ty != ty::HELLO {
                 format!("expected HELLO, got message type {}", h.ty)
             } else {
                 format!(
-                    "We support versions {}, you support {} (sdnfwd speaks OpenFlow 1.0, 1.3, 1.4 and 1.5)",
-                    codec::fmt_versions(codec::VERSIONS.iter().fold(0, |b, v| b | 1 << v)),
+                    "We support versions {}, you support {} (sdnfwd speaks OpenFlow 1.0, 1.3, 1.4 and 1.5; a \
+                     bridge's protocols may allow fewer)",
+                    codec::fmt_versions(ours),
                     codec::fmt_versions(peer_versions)
                 )
             };

@@ -117,6 +117,12 @@ pub trait Switch: Send + Sync {
     fn log(&self, msg: &str) {
         let _ = msg;
     }
+    /// The OpenFlow versions this switch accepts, as a HELLO's version
+    /// bitmap (bit N: wire version N): all that sdnfwd speaks, unless the
+    /// bridge's `protocols` narrow them.
+    fn versions(&self) -> u32 {
+        super::codec::ALL_VERSIONS
+    }
 }
 
 /// A connection's byte stream.
