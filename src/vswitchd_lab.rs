@@ -951,6 +951,18 @@ pub fn dropin_checks(
     });
     add(check("ovs-appctl dpif/show (node-d) lists br0's ports", show), &mut checks);
 
+    // The bridge's protocols=OpenFlow13, as OVS honours it: ovs-ofctl
+    // without -O speaks OpenFlow 1.0 and fails the version negotiation.
+    let v10 = match n.tool("ovs-ofctl", &["dump-flows", "br0"], None) {
+        Ok(out) => Err(format!("answered in OpenFlow 1.0:\n{out}")),
+        Err(e) if e.contains("version negotiation failed") => Ok(String::new()),
+        Err(e) => Err(e),
+    };
+    add(
+        check("protocols=OpenFlow13 honoured: ovs-ofctl without -O fails version negotiation (node-d)", v10),
+        &mut checks,
+    );
+
     // An interface type sdnfwd does not serve.
     let gen = n
         .vsctl(&["add-port", "br0", "gen0", "--", "set", "Interface", "gen0", "type=geneve", "options:remote_ip=flow"])
