@@ -50,7 +50,15 @@ enum Command {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    // Installed as (or linked to) `ovs-vswitchd`, sdnfwd is `sdnfwd
+    // vswitchd`: ovs-ctl and the OVS units run it with ovs-vswitchd's
+    // command line.
+    let mut args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    let called = args.first().map(std::path::Path::new).and_then(|p| p.file_name()).map(|n| n.to_os_string());
+    if called.as_deref() == Some(std::ffi::OsStr::new("ovs-vswitchd")) {
+        args.insert(1, "vswitchd".into());
+    }
+    let cli = Cli::parse_from(args);
     let r = match cli.command {
         Command::Demo(a) => cmd::demo(a),
         Command::Run(a) => cmd::run(a),

@@ -69,6 +69,14 @@ pub struct VswitchdArgs {
     /// memory is allocated at start).
     #[arg(long)]
     pub mlockall: bool,
+    /// Accepted for ovs-ctl's command line; no effect.
+    #[arg(long)]
+    pub no_self_confinement: bool,
+    /// Accepted for ovs-ctl's command line (`OVS_USER`): logged, and sdnfwd
+    /// keeps root (it opens AF_XDP sockets and attaches XDP programs as
+    /// ports come).
+    #[arg(long, value_name = "USER[:GROUP]")]
+    pub user: Option<String>,
     /// ovs-vswitchd's log levels: `[DESTINATION:][MODULE:]LEVEL` with
     /// levels off, emer, err, warn, info, dbg (repeatable; `-vconsole:info`,
     /// `-vfile:dbg`; syslog's are ignored).
@@ -261,6 +269,9 @@ pub fn vswitchd(a: VswitchdArgs) -> Result<ExitCode, String> {
     if !is_root() {
         return Err("sdnfwd vswitchd: needs root (AF_XDP sockets, XDP programs, internal interfaces)".into());
     }
+    // ovs-ctl takes the pidfile's process as ovs-vswitchd only when its
+    // name says so (/proc/PID/comm).
+    let _ = std::fs::write("/proc/self/comm", "ovs-vswitchd");
     let p = paths(&a, std::process::id());
     if let Some(f) = &p.log_file {
         logging::set_file(f).map_err(|e| format!("sdnfwd vswitchd: --log-file: {e}"))?;
