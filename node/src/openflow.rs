@@ -20,6 +20,21 @@ use slowpath::openflow::{PacketOut, PacketOutAction, PortDesc, Switch};
 
 use crate::control::{on_slow_path, port_dumps, Control};
 
+/// Binds `target` (`ptcp:PORT[:IP]`, `punix:PATH`) and serves the node's
+/// tables there on a thread of its own. The target clients connect to,
+/// and the socket file of a `punix:` target (to remove at exit).
+///
+/// # Errors
+/// The bind failed, or no thread could be made.
+pub fn listen(target: &str, control: &Control) -> Result<(String, Option<std::path::PathBuf>), String> {
+    let l = slowpath::openflow::Listener::bind(target)?;
+    let client = l.client_target();
+    let path = l.path().map(|p| p.to_path_buf());
+    let sw: Arc<dyn Switch> = Arc::new(OfSwitch(control.clone()));
+    std::thread::Builder::new().name("sdnfwd-openflow".into()).spawn(move || l.serve(sw)).map_err(|e| e.to_string())?;
+    Ok((client, path))
+}
+
 /// The node's [`Control`] as the OpenFlow listener sees it.
 #[derive(Clone)]
 pub struct OfSwitch(pub Control);

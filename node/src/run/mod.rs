@@ -236,14 +236,10 @@ fn serve(
     let control = dp.control(node, header, (0x5d9f_u64 << 32) | vtep_ip as u64, call_tx, of_port_list.clone());
     let mut of_paths = Vec::new();
     for target in &a.openflow {
-        let l = slowpath::openflow::Listener::bind(target).map_err(|e| format!("sdnfwd run: --openflow {e}"))?;
-        log(&format!("OpenFlow 1.0, 1.3-1.5 on {target} (ovs-ofctl ... {})", l.client_target()));
-        of_paths.extend(l.path().map(|p| p.to_path_buf()));
-        let sw: Arc<dyn slowpath::openflow::Switch> = Arc::new(crate::openflow::OfSwitch(control.clone()));
-        std::thread::Builder::new()
-            .name("sdnfwd-openflow".into())
-            .spawn(move || l.serve(sw))
-            .map_err(|e| e.to_string())?;
+        let (client, path) =
+            crate::openflow::listen(target, &control).map_err(|e| format!("sdnfwd run: --openflow {e}"))?;
+        log(&format!("OpenFlow 1.0, 1.3-1.5 on {target} (ovs-ofctl ... {client})"));
+        of_paths.extend(path);
     }
     if let Some(addr) = a.metrics {
         let l = std::net::TcpListener::bind(addr).map_err(|e| format!("sdnfwd run: metrics {addr}: {e}"))?;

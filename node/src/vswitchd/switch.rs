@@ -446,17 +446,10 @@ impl Switchd {
     fn bind_mgmt(&mut self, bridge: &str) {
         let path = self.paths.mgmt(bridge);
         let target = format!("punix:{}", path.display());
-        match slowpath::openflow::Listener::bind(&target) {
-            Ok(l) => {
-                let sw: Arc<dyn slowpath::openflow::Switch> = Arc::new(crate::openflow::OfSwitch(self.control.clone()));
-                let r = std::thread::Builder::new().name("sdnfwd-openflow".into()).spawn(move || l.serve(sw));
-                match r {
-                    Ok(_) => {
-                        log(&format!("bridge {bridge}: OpenFlow 1.0, 1.3-1.5 on {target} (ovs-ofctl ... {bridge})"));
-                        self.mgmt = Some((bridge.to_string(), path));
-                    }
-                    Err(e) => logging::log(Level::Error, &format!("bridge {bridge}: OpenFlow thread: {e}")),
-                }
+        match crate::openflow::listen(&target, &self.control) {
+            Ok(_) => {
+                log(&format!("bridge {bridge}: OpenFlow 1.0, 1.3-1.5 on {target} (ovs-ofctl ... {bridge})"));
+                self.mgmt = Some((bridge.to_string(), path));
             }
             Err(e) => self.warn_once(format!("bridge {bridge}: management socket {e}")),
         }
