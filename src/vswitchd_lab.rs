@@ -950,6 +950,13 @@ pub fn dropin_checks(
         ensure(s.contains("br0") && s.contains("vethw1") && s.contains("vxlan0"), || s.clone()).map(|_| String::new())
     });
     add(check("ovs-appctl dpif/show (node-d) lists br0's ports", show), &mut checks);
+    let mf = n.appctl(&["dpif/dump-flows", "br0"]).and_then(|s| {
+        let k = s.lines().filter(|l| l.contains("in_port(") && l.contains("packets:")).count();
+        ensure(k > 0, || format!("no megaflow after the pings:\n{s}")).map(|_| format!("{k} megaflows"))
+    });
+    add(check("ovs-appctl dpif/dump-flows br0 (node-d): the megaflows the pings made", mf), &mut checks);
+    let vlog = n.appctl(&["vlog/set", "console:dbg"]).and_then(|_| n.appctl(&["vlog/set", "console:info"]));
+    add(check("ovs-appctl vlog/set console:dbg, then console:info (node-d)", vlog), &mut checks);
 
     // The bridge's protocols=OpenFlow13, as OVS honours it: ovs-ofctl
     // without -O speaks OpenFlow 1.0 and fails the version negotiation.

@@ -13,8 +13,8 @@
 //! It shows: pings pod↔pod on one node, across the two nodes and to and
 //! from the kernel node, host→pod through tun0, tenant isolation kept;
 //! `ovs-appctl ofproto/trace` (forwarded and dropped),
-//! `dpif-netdev/pmd-stats-show` (on `pmd-cpu-mask`'s core) and `dpif/show`
-//! answer; `protocols=OpenFlow13` refuses a plain `ovs-ofctl`;
+//! `dpif-netdev/pmd-stats-show` (on `pmd-cpu-mask`'s core), `dpif/show`,
+//! `dpif/dump-flows br0` and `vlog/set` answer; `protocols=OpenFlow13` refuses a plain `ovs-ofctl`;
 //! `type=geneve` gets ofport -1 and Interface.error while the node keeps
 //! forwarding; `del-port` stops a pod's traffic, removes its row and its
 //! XDP program, and a new `add-port` without `ofport_request` gets the
@@ -51,5 +51,5 @@ fn openshift_sdn_drives_sdnfwd_vswitchd_through_the_stock_tools() {
     sdnfwd::netns::branch("vswitchd AF_XDP ports", &d.xdp_modes().join("; "));
     let failed: Vec<String> = checks.iter().filter(|c| !c.ok).map(|c| format!("{}: {}", c.what, c.detail)).collect();
     assert!(failed.is_empty(), "failed:\n{}\n{}", failed.join("\n"), d.logs());
-    assert_eq!(checks.len(), 37, "every check ran");
+    assert_eq!(checks.len(), 39, "every check ran");
 }
