@@ -3,7 +3,9 @@
 //! docs/REFERENCE.md keeps up with the command line: every command that
 //! `sdnfwd --help` lists has a `### sdnfwd COMMAND` section there, every
 //! long flag its `--help` prints is named in that section, every command
-//! of `sdnfwd ctl help` is named in ctl's section, and every flag a
+//! of `sdnfwd ctl help` is named in ctl's section, every `ovs-appctl`
+//! command the drop-in for ovs-vswitchd answers is named in the
+//! ovs-appctl section, and every flag a
 //! section's table lists still exists. A flag added to the CLI without a
 //! line in the reference fails here.
 
@@ -211,8 +213,12 @@ fn names(hay: &str, needle: &str) -> bool {
 
 /// The text of `### sdnfwd CMD` in REFERENCE.md, to the next `##`/`###`.
 fn section<'a>(reference: &'a str, cmd: &str) -> Option<&'a str> {
-    let head = format!("### sdnfwd {cmd}\n");
-    let start = reference.find(&head)? + head.len();
+    section_at(reference, &format!("### sdnfwd {cmd}\n"))
+}
+
+/// The text under the heading line `head`, to the next `##`/`###`.
+fn section_at<'a>(reference: &'a str, head: &str) -> Option<&'a str> {
+    let start = reference.find(head)? + head.len();
     let rest = &reference[start..];
     let end = rest.match_indices('\n').map(|(i, _)| i + 1).find(|&i| {
         let l = &rest[i..];
@@ -299,4 +305,12 @@ fn test_slug_and_links() {
         ["--cores", "--no-tun0"].map(String::from).into()
     );
     assert!(names("| `--flows N` |", "--flows") && !names("--flows-x", "--flows"));
+}
+
+#[test]
+fn reference_names_every_appctl_command() {
+    let reference = read(&root().join("docs/REFERENCE.md"));
+    let sec = section_at(&reference, "## ovs-appctl\n").expect("a `## ovs-appctl` section");
+    let missing: Vec<&str> = node::appctl::COMMANDS.into_iter().filter(|c| !names(sec, &format!("`{c}"))).collect();
+    assert!(missing.is_empty(), "ovs-appctl commands not in docs/REFERENCE.md's ovs-appctl section: {missing:?}");
 }

@@ -320,7 +320,8 @@ impl Pmd {
         // Replies matter to waiting frames only; with none waiting, the
         // channel is still drained now and then (replies whose frames timed
         // out must not fill it).
-        let mut got = if self.pending.is_empty() && self.iteration & 0x3ff != 0 { 0 } else { self.replies(&mut b) };
+        let answered = if self.pending.is_empty() && self.iteration & 0x3ff != 0 { 0 } else { self.replies(&mut b) };
+        let mut got = 0;
         let mut ids = [0 as FrameId; BURST];
         for si in 0..self.ports.len() {
             let Some((in_port, n)) = self.ports.rx(si, &mut self.pool, &mut ids) else { continue };
@@ -347,8 +348,8 @@ impl Pmd {
         }
         self.ports.flush(&mut self.pool);
         self.pending.expire(&mut self.pool, self.iteration, &mut b);
-        self.stats.absorb(got, &b, (self.emc.enabled(), self.emc.n_auto_disabled));
-        self.last_busy = got > 0;
+        self.stats.absorb(got, answered, &b, (self.emc.enabled(), self.emc.n_auto_disabled));
+        self.last_busy = got + answered > 0;
         if let (true, Some(t)) = (self.last_busy, start) {
             self.last_clock = t;
         }

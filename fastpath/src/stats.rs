@@ -227,11 +227,13 @@ impl BurstCounters {
 }
 
 impl PmdStats {
-    /// Adds an iteration's counters: `got` frames received (0: an idle
-    /// iteration), `b` what happened to them; `emc` whether the EMC is on
-    /// and how often it switched itself off.
-    pub fn absorb(&self, got: usize, b: &BurstCounters, emc: (bool, u64)) {
-        if got > 0 {
+    /// Adds an iteration's counters: `got` frames received, `answered`
+    /// frames that waited for an upcall and went on (counted when they
+    /// were received; both 0: an idle iteration), `b` what happened to
+    /// them; `emc` whether the EMC is on and how often it switched itself
+    /// off.
+    pub fn absorb(&self, got: usize, answered: usize, b: &BurstCounters, emc: (bool, u64)) {
+        if got + answered > 0 {
             Self::add(&self.packets, got as u64);
             Self::add(&self.busy_iterations, 1);
         } else {
@@ -305,10 +307,56 @@ impl PmdStats {
         self.show_since(core, &PmdBaseline::default())
     }
 
+    /// The scalar counters counted from a baseline, in the baseline's
+    /// order (packets, EMC hits, megaflow hits, misses, upcalls, lost,
+    /// busy and idle iterations, busy ns, recirculations, host waits).
+    fn since(&self, base: &PmdBaseline) -> [u64; 11] {
+        Self::delta(&self.baseline(), base)
+    }
+
+    fn delta(now: &PmdBaseline, base: &PmdBaseline) -> [u64; 11] {
+        std::array::from_fn(|i| now.v[i] - base.v[i].min(now.v[i]))
+    }
+
+    /// Hits (EMC and megaflow) and misses that made an upcall since
+    /// `base`: `ovs-appctl dpif/show`'s `hit:` and `missed:`.
+    pub fn hit_missed_since(&self, base: &PmdBaseline) -> (u64, u64) {
+        let d = self.since(base);
+        (d[1] + d[2], d[4])
+    }
+
+    /// `ovs-appctl dpif-netdev/pmd-stats-show`'s block for this loop, in
+    /// OVS 3.1's layout, counted from `base`: the header names the NUMA
+    /// node and core when known. What sdnfwd does not have or count is
+    /// zero (hardware offload, miniflow-extract and simple-match hits, the
+    /// SMC, subtable lookups, output batches); the cycle lines are left
+    /// out, as OVS leaves them out before it has counted cycles (sdnfwd
+    /// counts nanoseconds, which [`PmdStats::show_since`] reports).
+    pub fn show_ovs_since(&self, numa: Option<usize>, core: Option<usize>, base: &PmdBaseline) -> String {
+        let d = self.since(base);
+        let (packets, emc, megaflow, upcalls, lost, recirc) = (d[0], d[1], d[2], d[4], d[5], d[9]);
+        let mut s = String::from("pmd thread");
+        if let Some(n) = numa {
+            s += &format!(" numa_id {n}");
+        }
+        if let Some(c) = core {
+            s += &format!(" core_id {c}");
+        }
+        let passes = if packets == 0 { 0.0 } else { (packets + recirc) as f64 / packets as f64 };
+        s += &format!(
+            ":\n  packets received: {packets}\n  packet recirculations: {recirc}\n  avg. datapath passes per packet: \
+             {passes:.2}\n  phwol hits: 0\n  mfex opt hits: 0\n  simple match hits: 0\n  emc hits: {emc}\n  smc hits: 0\n  \
+             megaflow hits: {megaflow}\n  avg. subtable lookups per megaflow hit: 0.00\n  miss with success upcall: \
+             {upcalls}\n  miss with failed upcall: {lost}\n  avg. packets per output batch: 0.00\n"
+        );
+        s
+    }
+
     /// The report counted from a baseline (`pmd-stats-clear`).
     pub fn show_since(&self, core: Option<usize>, base: &PmdBaseline) -> String {
         let now = self.baseline();
-        let d = |i: usize| now.v[i] - base.v[i].min(now.v[i]);
+        let dv = Self::delta(&now, base);
+        let d = |i: usize| dv[i];
         let (packets, emc, mf, upcalls, lost, busy_it, idle_it, busy_ns) =
             (d(0), d(1), d(2), d(4), d(5), d(6), d(7), d(8));
         let recirc = d(9);
@@ -393,10 +441,10 @@ mod tests {
             b.ct[ct_verdict(state)] += 1;
         }
         assert!(!s.show(None).contains("conntrack"), "no line without a ct");
-        s.absorb(7, &b, (true, 0));
+        s.absorb(7, 0, &b, (true, 0));
         assert!(s.show(None).ends_with("  conntrack verdicts: est=2 new=2 rel=1 inv=2\n"), "{}", s.show(None));
         let base = s.baseline();
-        s.absorb(1, &BurstCounters { ct: [1, 0, 0, 0], ..Default::default() }, (true, 0));
+        s.absorb(1, 0, &BurstCounters { ct: [1, 0, 0, 0], ..Default::default() }, (true, 0));
         assert!(s.show_since(None, &base).ends_with("  conntrack verdicts: est=1 new=0 rel=0 inv=0\n"));
     }
 }

@@ -176,19 +176,7 @@ pub fn handle(c: &Control, line: &str, body: &str) -> Result<String, String> {
                 }
             }
             let m = parse_trace_flow(&flow_text.join(" ")).map_err(loc)?;
-            let (flow, _) = OfFlow::from_match(&m);
-            let ct = c.ct.clone();
-            query(
-                c,
-                Box::new(move |s| {
-                    if ct_next.is_empty() {
-                        let mut live = LiveCt::new(&ct, fastpath::clock::now_ms());
-                        report_passes_with(&s.ofproto, &flow, &mut live, "br0").0
-                    } else {
-                        report_passes_with(&s.ofproto, &flow, &mut CtNext::new(&ct_next), "br0").0
-                    }
-                }),
-            )
+            trace(c, OfFlow::from_match(&m).0, ct_next, "br0")
         }
         "pmd-stats" => {
             let b = c.baselines.lock().unwrap_or_else(|p| p.into_inner());
@@ -196,7 +184,8 @@ pub fn handle(c: &Control, line: &str, body: &str) -> Result<String, String> {
                 c.stats.iter().enumerate().map(|(i, (core, s))| s.show_since(Some(*core), &b[i])).collect();
             Ok(loops + &ct_counters(&c.ct.stats()))
         }
-        "dump-conntrack" | "flush-conntrack" | "ct-stats" => conntrack_cmd(c, cmd, rest),
+        "dump-conntrack" | "flush-conntrack" => conntrack_cmd(c, cmd, rest),
+        "ct-stats" => Ok(conntrack_cmd(c, cmd, rest)? + &ct_counters(&c.ct.stats())),
         "ipf-get-status" => match rest.trim() {
             "" => Ok(c.ct.ipf_show(false)),
             "-m" | "--more" => Ok(c.ct.ipf_show(true)),
@@ -244,8 +233,7 @@ pub fn handle(c: &Control, line: &str, body: &str) -> Result<String, String> {
             flow_mods(c, cmds.into_iter().map(|(_, g)| FlowCommand::Group(g)).collect())
         }
         "pmd-stats-clear" => {
-            let mut b = c.baselines.lock().unwrap_or_else(|p| p.into_inner());
-            *b = c.stats.iter().map(|(_, s)| s.baseline()).collect();
+            clear_pmd_stats(c);
             Ok(String::new())
         }
         "dump-tables" => query(
@@ -286,6 +274,31 @@ fn parse_group_id(s: &str) -> Result<u32, String> {
     n.filter(|n| *n <= 0xffff_ff00).ok_or_else(|| format!("`{s}` is not a group id (0 to 4294967040)"))
 }
 
+/// `ofproto/trace` of `flow` on the live tables, on bridge `bridge`:
+/// without `ct_next`, each recirculation resumes with the node's
+/// tracker's verdict (the tracker unchanged), else with those states.
+pub(crate) fn trace(c: &Control, flow: OfFlow, ct_next: Vec<u64>, bridge: &str) -> Result<String, String> {
+    let ct = c.ct.clone();
+    let bridge = bridge.to_string();
+    query(
+        c,
+        Box::new(move |s| {
+            if ct_next.is_empty() {
+                let mut live = LiveCt::new(&ct, fastpath::clock::now_ms());
+                report_passes_with(&s.ofproto, &flow, &mut live, &bridge).0
+            } else {
+                report_passes_with(&s.ofproto, &flow, &mut CtNext::new(&ct_next), &bridge).0
+            }
+        }),
+    )
+}
+
+/// Counts every poll loop's statistics from now (`pmd-stats-clear`).
+pub(crate) fn clear_pmd_stats(c: &Control) {
+    let mut b = c.baselines.lock().unwrap_or_else(|p| p.into_inner());
+    *b = c.stats.iter().map(|(_, s)| s.baseline()).collect();
+}
+
 /// `zone=N` of a conntrack command.
 fn parse_zone(w: &str) -> Result<u16, String> {
     let v = w.strip_prefix("zone=").ok_or_else(|| format!("`{w}`: expected zone=N"))?;
@@ -293,9 +306,9 @@ fn parse_zone(w: &str) -> Result<u16, String> {
 }
 
 /// `dump-conntrack [-s] [zone=N]`, `flush-conntrack [zone=N]` and
-/// `ct-stats [verbose] [zone=N]`, on the tracker itself (the poll loops
-/// go on meanwhile).
-fn conntrack_cmd(c: &Control, cmd: &str, rest: &str) -> Result<String, String> {
+/// `ct-stats [verbose] [zone=N]` (as `ovs-appctl dpctl/ct-stats-show`
+/// prints it), on the tracker itself (the poll loops go on meanwhile).
+pub(crate) fn conntrack_cmd(c: &Control, cmd: &str, rest: &str) -> Result<String, String> {
     let (mut zone, mut stats, mut verbose) = (None, false, false);
     for w in rest.split_whitespace() {
         match (cmd, w) {
@@ -311,7 +324,7 @@ fn conntrack_cmd(c: &Control, cmd: &str, rest: &str) -> Result<String, String> {
             c.ct.flush(zone);
             String::new()
         }
-        _ => c.ct.stats_show(zone, now, verbose) + &ct_counters(&c.ct.stats()),
+        _ => c.ct.stats_show(zone, now, verbose),
     })
 }
 

@@ -59,8 +59,23 @@ pub fn init(arg: Option<Level>) -> Result<(), String> {
             _ => Level::Info,
         },
     };
-    LEVEL.store(level as u8, Ordering::Relaxed);
+    set(level);
     Ok(())
+}
+
+/// Sets the level from now on (`ovs-appctl vlog/set`).
+pub fn set(level: Level) {
+    LEVEL.store(level as u8, Ordering::Relaxed);
+}
+
+/// The level in force.
+pub fn level() -> Level {
+    match LEVEL.load(Ordering::Relaxed) {
+        1 => Level::Error,
+        2 => Level::Warn,
+        3 => Level::Info,
+        _ => Level::Debug,
+    }
 }
 
 /// The level a `RUST_LOG` value gives sdnfwd: its `sdnfwd=LEVEL`

@@ -15,6 +15,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use node::ovsdb::{self, assign_ofports, switch, write_back, Client, Db, DB, MONITORED};
+use node::testdp::TestDatapath;
 use node::unixctl::{Commands, Server};
 
 const SCHEMA: &str = "/usr/share/openvswitch/vswitch.ovsschema";
@@ -214,6 +215,12 @@ fn an_unknown_schema_is_named() {
     let _ = ovsdb::SCHEMA_MAJORS;
 }
 
+/// The real `ovs-appctl -t SOCKET ARGS...`: exit code, stdout, stderr.
+fn appctl(sock: &Path, args: &[&str]) -> (Option<i32>, String, String) {
+    let o = Command::new("ovs-appctl").arg("-t").arg(sock).args(args).output().expect("ovs-appctl");
+    (o.status.code(), String::from_utf8_lossy(&o.stdout).into_owned(), String::from_utf8_lossy(&o.stderr).into_owned())
+}
+
 #[test]
 fn ovs_appctl_talks_to_the_unixctl_server() {
     let dir = tempfile::tempdir().unwrap();
@@ -229,14 +236,7 @@ fn ovs_appctl_talks_to_the_unixctl_server() {
         server.serve(&cmds, &s2);
         drop(server);
     });
-    let appctl = |args: &[&str]| {
-        let o = Command::new("ovs-appctl").arg("-t").arg(&path).args(args).output().expect("ovs-appctl");
-        (
-            o.status.code(),
-            String::from_utf8_lossy(&o.stdout).into_owned(),
-            String::from_utf8_lossy(&o.stderr).into_owned(),
-        )
-    };
+    let appctl = |args: &[&str]| appctl(&path, args);
     assert_eq!(appctl(&["version"]), (Some(0), "ovs-vswitchd (sdnfwd) 0.1.0\n".into(), String::new()));
     assert_eq!(appctl(&["dpif/show"]).1, "netdev@ovs-netdev: hit:0 missed:0\n");
     let (code, _, err) = appctl(&["vlog/set", "foo:dbg"]);
@@ -257,4 +257,92 @@ fn ovs_appctl_talks_to_the_unixctl_server() {
     stop.store(true, Ordering::Relaxed);
     h.join().unwrap();
     assert!(!path.exists(), "the socket file goes with the server");
+}
+
+/// ovs-vswitchd's commands (node/src/appctl.rs) on an in-memory datapath,
+/// asked by the real `ovs-appctl` as an operator or openshift-sdn asks
+/// them.
+#[test]
+fn ovs_appctl_commands_answered_from_the_datapath() {
+    let flows = "table=0,priority=100,ip,in_port=3,nw_dst=10.128.0.4,actions=goto_table:20\n\
+                 table=20,priority=100,ip,nw_dst=10.128.0.4,actions=set_field:0a:58:0a:80:00:04->eth_dst,output:4\n\
+                 table=0,priority=0,actions=drop\n";
+    let dp = TestDatapath::start(flows, &[(3, "veth-a"), (4, "veth-b")], 0).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("ovs-vswitchd.4243.ctl");
+    let server = Server::bind(&path).unwrap();
+    let bridge = Arc::new(std::sync::Mutex::new(Some("br0".to_string())));
+    let exit = Arc::new(AtomicBool::new(false));
+    let mut cmds = Commands::default();
+    node::appctl::register(&mut cmds, dp.control.clone(), bridge, exit.clone());
+    let s2 = exit.clone();
+    let h = std::thread::spawn(move || server.serve(&cmds, &s2));
+    let ok = |args: &[&str]| {
+        let (code, out, err) = appctl(&path, args);
+        assert_eq!((code, err.as_str()), (Some(0), ""), "ovs-appctl {args:?}");
+        out
+    };
+    assert_eq!(ok(&["version"]), "ovs-vswitchd (sdnfwd) 0.1.0\n");
+    let t = ok(&["ofproto/trace", "br0", "in_port=3,icmp,nw_src=10.128.0.3,nw_dst=10.128.0.4"]);
+    // What ovs-vswitchd 3.1 prints for the same flows (userspace datapath,
+    // dummy ports), but for the megaflow (OVS also matches the dl_dst that
+    // set_field writes, and nw_frag) and the datapath's port number (OVS
+    // numbers the datapath's ports apart from OpenFlow's).
+    let flow = "in_port=3,vlan_tci=0x0000,dl_src=00:00:00:00:00:00,";
+    assert_eq!(
+        t,
+        format!(
+            "Flow: icmp,{flow}dl_dst=00:00:00:00:00:00,nw_src=10.128.0.3,nw_dst=10.128.0.4,nw_tos=0,nw_ecn=0,\
+             nw_ttl=0,nw_frag=no,icmp_type=0,icmp_code=0\n\n\
+             bridge(\"br0\")\n-------------\n 0. ip,in_port=3,nw_dst=10.128.0.4, priority 100\n    goto_table:20\n\
+             20. ip,nw_dst=10.128.0.4, priority 100\n    set_field:0a:58:0a:80:00:04->eth_dst\n    output:4\n\n\
+             Final flow: icmp,{flow}dl_dst=0a:58:0a:80:00:04,nw_src=10.128.0.3,nw_dst=10.128.0.4,nw_tos=0,nw_ecn=0,\
+             nw_ttl=0,nw_frag=no,icmp_type=0,icmp_code=0\n\
+             Megaflow: recirc_id=0,eth,ip,in_port=3,nw_dst=10.128.0.4\n\
+             Datapath actions: set(eth(dst=0a:58:0a:80:00:04)),4\n"
+        )
+    );
+    let (code, _, err) = appctl(&path, &["ofproto/trace", "br1", "in_port=3"]);
+    assert_eq!(code, Some(2));
+    assert!(err.starts_with("br1: unknown bridge\n"), "{err}");
+    assert_eq!(
+        ok(&["dpif/show"]),
+        "netdev@ovs-netdev: hit:0 missed:0\n  br0:\n    veth-a 3/3: (system)\n    veth-b 4/4: (system)\n"
+    );
+    let frame =
+        fastpath::wire::build_frame(0x0a58_0a80_0003, 0x0a58_0a80_0001, 0x0a80_0003, 0x0a80_0004, 17, 5000, 53, 64);
+    dp.receive(3, frame.clone());
+    assert!(dp.sent(4).is_some());
+    dp.receive(3, frame);
+    assert!(dp.sent(4).is_some());
+    let f = ok(&["dpif/dump-flows", "br0"]);
+    assert!(f.starts_with("recirc_id(0),in_port(3),packet_type(ns=0,id=0),eth_type(0x0800),ipv4(dst=10.128.0.4), packets:2, bytes:128, used:"), "{f}");
+    assert!(f.ends_with("s, actions:set(eth(dst=0a:58:0a:80:00:04)),4\n"), "{f}");
+    assert_eq!(
+        appctl(&path, &["dpif/dump-flows", "br1"]).2,
+        format!("no such bridge\novs-appctl: {}: server returned an error\n", path.display())
+    );
+    assert!(ok(&["dpif/show"]).starts_with("netdev@ovs-netdev: hit:1 missed:1\n"));
+    let stats = ok(&["dpif-netdev/pmd-stats-show"]);
+    assert!(stats.starts_with("pmd thread ") && stats.contains("core_id 0:\n  packets received: 2\n  packet recirculations: 0\n  avg. datapath passes per packet: 1.00\n"), "{stats}");
+    assert!(
+        stats.contains(
+            "\n  miss with success upcall: 1\n  miss with failed upcall: 0\n  avg. packets per output batch: 0.00\n"
+        ),
+        "{stats}"
+    );
+    assert_eq!(ok(&["dpif-netdev/pmd-stats-clear"]), "");
+    assert!(ok(&["dpif-netdev/pmd-stats-show"]).contains("  packets received: 0\n"));
+    assert_eq!(ok(&["dpctl/dump-conntrack"]), "");
+    assert_eq!(ok(&["dpctl/flush-conntrack", "zone=1"]), "");
+    assert_eq!(ok(&["vlog/set", "ANY:ANY:info"]), "");
+    let (code, _, err) = appctl(&path, &["vlog/set", "bridge:dbg"]);
+    assert_eq!(code, Some(2));
+    assert!(err.starts_with("no destination, level, or module \"bridge\"\n"), "{err}");
+    assert!(ok(&["vlog/list"]).ends_with("\nsdnfwd            INFO       INFO       INFO\n"));
+    let cmds_list = ok(&["list-commands"]);
+    assert!(cmds_list.contains("  ofproto/trace           {[dp_name] odp_flow | bridge br_flow}"), "{cmds_list}");
+    assert_eq!(ok(&["exit", "--cleanup"]), "");
+    assert!(exit.load(Ordering::Relaxed), "exit sets the vswitchd's flag");
+    h.join().unwrap();
 }

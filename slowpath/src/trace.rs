@@ -117,7 +117,14 @@ fn fmt_packet_fields(f: &OfFlow) -> String {
             exact(&mut m, fld);
         }
     }
-    fmt_match(&m, None)
+    // OVS prints a flow's VLAN, after in_port, even without one (and
+    // sdnfwd's flows have none).
+    let mut s = fmt_match(&m, None);
+    if let Some(i) = s.find("in_port=") {
+        let end = s[i..].find(',').map_or(s.len(), |j| i + j);
+        s.insert_str(end, ",vlan_tci=0x0000");
+    }
+    s
 }
 
 /// A datapath key under its mask, in match syntax (`(any)` when empty).

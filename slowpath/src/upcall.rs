@@ -283,6 +283,26 @@ fn totals(pmds: &[Arc<PmdStats>], id: u32) -> (u64, u64) {
     pmds.iter().map(|p| p.flow(id)).fold((0, 0), |a, b| (a.0 + b.0, a.1 + b.1))
 }
 
+/// An installed megaflow, as [`SlowPath::megaflows`] lists it.
+#[derive(Clone, Debug)]
+pub struct MegaflowEntry {
+    /// The key (masked).
+    pub key: crate::OfFlow,
+    /// The mask.
+    pub mask: crate::OfFlow,
+    /// The datapath actions (none: drop).
+    pub actions: Vec<fastpath::DpAction>,
+    /// Packets, summed over the loops.
+    pub n_packets: u64,
+    /// Bytes, summed over the loops.
+    pub n_bytes: u64,
+    /// How long ago a packet last matched it, as of the last expiry pass
+    /// (zero: packets since); `None` before its first packet.
+    pub used: Option<Duration>,
+    /// The rules it was translated through, as dump-flows prints them.
+    pub rules: Vec<String>,
+}
+
 /// A request to the running slow path (the control plane's way in).
 pub enum Command {
     /// Apply flow commands as one bundle, revalidate, then answer.
@@ -378,25 +398,50 @@ impl SlowPath {
         self.megaflows.len()
     }
 
+    /// The installed megaflows, by id: each one's key and mask, actions,
+    /// statistics summed over the loops, and the rules it was translated
+    /// through.
+    pub fn megaflows(&self) -> Vec<MegaflowEntry> {
+        let now = Instant::now();
+        let mut out = Vec::new();
+        for id in self.megaflows.ids() {
+            let Some(m) = self.megaflows.get(id) else { continue };
+            let (n_packets, n_bytes) = totals(&self.pmds, id);
+            // Packets since the last expiry pass: used about now.
+            let used = match n_packets {
+                0 => None,
+                p if p != m.last_packets => Some(Duration::ZERO),
+                _ => Some(now.saturating_duration_since(m.last_used)),
+            };
+            out.push(MegaflowEntry {
+                key: crate::OfFlow::from_key(&m.flow.key),
+                mask: crate::OfFlow::from_key(&m.flow.mask),
+                actions: m.flow.actions.to_vec(),
+                n_packets,
+                n_bytes,
+                used,
+                rules: m.rules.iter().map(|r| r.rule.spec.to_dump_line(None).trim_start().to_string()).collect(),
+            });
+        }
+        out
+    }
+
     /// The installed megaflows as `ovs-appctl dpctl/dump-flows` shows
     /// them (match, packets, bytes, actions), each followed by the
     /// OpenFlow rules it was translated through.
     pub fn dump_megaflows(&self) -> String {
         let mut out = String::new();
-        for id in self.megaflows.ids() {
-            let Some(m) = self.megaflows.get(id) else { continue };
-            let (p, b) = totals(&self.pmds, id);
-            let flow = crate::OfFlow::from_key(&m.flow.key);
-            let mask = crate::OfFlow::from_key(&m.flow.mask);
-            let acts: Vec<String> = m.flow.actions.iter().map(|a| a.to_string()).collect();
+        for m in self.megaflows() {
+            let acts: Vec<String> = m.actions.iter().map(|a| a.to_string()).collect();
             out += &format!(
-                "{}, packets:{p}, bytes:{b}, actions:{}\n",
-                crate::trace::fmt_masked(&flow, &mask),
+                "{}, packets:{}, bytes:{}, actions:{}\n",
+                crate::trace::fmt_masked(&m.key, &m.mask),
+                m.n_packets,
+                m.n_bytes,
                 if acts.is_empty() { "drop".to_string() } else { acts.join(",") }
             );
-            for r in m.rules.iter() {
-                let line = r.rule.spec.to_dump_line(None);
-                out += &format!("    from: {}\n", line.trim_start());
+            for r in &m.rules {
+                out += &format!("    from: {r}\n");
             }
         }
         out
