@@ -349,8 +349,11 @@ fn dpif_show(c: &Control, bridge: Option<&str>) -> Result<String, String> {
         ports.sort_by(|a, b| a.name.cmp(&b.name));
         // What each port's poll-loop end is called (an internal port's is
         // its peer).
-        let polled: std::collections::BTreeMap<u32, String> =
-            crate::control::port_dumps(c)?.into_iter().map(|(_, n, name, _, _)| (n, name)).collect();
+        // An AF_XDP socket is named INTERFACE@QUEUE.
+        let polled: std::collections::BTreeMap<u32, String> = crate::control::port_dumps(c)?
+            .into_iter()
+            .map(|(_, n, name, _, _)| (n, name.split('@').next().unwrap_or_default().to_string()))
+            .collect();
         for p in ports {
             let kind = port_type(&p, polled.get(&p.ofport).map(String::as_str));
             out += &format!("    {} {}/{}: ({kind})\n", p.name, p.ofport, p.ofport);
@@ -578,7 +581,7 @@ fn numa_of(core: usize) -> Option<usize> {
 /// One `vlog/set` spec: words separated by spaces, commas or colons, each
 /// `ANY`, a destination, a level or the module (at most one of each); the
 /// level it sets (`dbg` when it names none).
-fn vlog_spec(spec: &str) -> Result<Level, String> {
+pub fn vlog_spec(spec: &str) -> Result<Level, String> {
     let mut words = spec.split([' ', ',', ':', '\t']).filter(|w| !w.is_empty()).peekable();
     match words.peek().map(|w| w.to_ascii_lowercase()) {
         Some(w) if w == "pattern" || w == "facility" => {

@@ -117,11 +117,6 @@ pub fn set_file(path: &std::path::Path) -> Result<(), String> {
     Ok(())
 }
 
-/// Sets the level from now on.
-pub fn set_level(level: Level) {
-    LEVEL.store(level as u8, Ordering::Relaxed);
-}
-
 /// Writes one line at `level`.
 pub fn log(level: Level, msg: &str) {
     if !enabled(level) {

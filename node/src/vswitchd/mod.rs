@@ -93,31 +93,6 @@ pub struct VswitchdArgs {
     pub pmd_maxsleep_us: u64,
 }
 
-/// The level of a `-v`/`vlog/set` spec (`console:info`, `dbg`,
-/// `ANY:ANY:warn`), `None` for a spec about syslog only.
-///
-/// # Errors
-/// No level sdnfwd knows in it.
-pub fn vlog_level(spec: &str) -> Result<Option<Level>, String> {
-    let mut level = None;
-    let mut syslog = false;
-    for w in spec.split([':', ',']) {
-        match w.to_ascii_lowercase().as_str() {
-            "off" | "emer" | "err" => level = Some(Level::Error),
-            "warn" => level = Some(Level::Warn),
-            "info" => level = Some(Level::Info),
-            "dbg" | "debug" => level = Some(Level::Debug),
-            "syslog" => syslog = true,
-            _ => {}
-        }
-    }
-    match (level, syslog) {
-        (None, _) => Err(format!("{spec}: no level (off, emer, err, warn, info, dbg)")),
-        (Some(_), true) => Ok(None),
-        (l, false) => Ok(l),
-    }
-}
-
 fn env(k: &str) -> Option<String> {
     std::env::var(k).ok().filter(|v| !v.is_empty())
 }
@@ -261,10 +236,9 @@ pub fn vswitchd(a: VswitchdArgs) -> Result<ExitCode, String> {
         return detach(&a);
     }
     logging::init(None)?;
-    for v in &a.verbose {
-        if let Some(l) = vlog_level(v).map_err(|e| format!("sdnfwd vswitchd: -v{e}"))? {
-            logging::set_level(l);
-        }
+    // In order, the last winning; syslog's levels are not sdnfwd's.
+    for v in a.verbose.iter().filter(|v| !v.to_ascii_lowercase().contains("syslog")) {
+        logging::set(crate::appctl::vlog_spec(v).map_err(|e| format!("sdnfwd vswitchd: -v{v}: {e}"))?);
     }
     if !is_root() {
         return Err("sdnfwd vswitchd: needs root (AF_XDP sockets, XDP programs, internal interfaces)".into());
@@ -359,19 +333,4 @@ pub fn vswitchd(a: VswitchdArgs) -> Result<ExitCode, String> {
     sw.stop()?;
     log("stopped: internal interfaces removed, XDP programs detached");
     Ok(ExitCode::SUCCESS)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn test_vlog_specs() {
-        assert_eq!(vlog_level("console:info"), Ok(Some(Level::Info)));
-        assert_eq!(vlog_level("dbg"), Ok(Some(Level::Debug)));
-        assert_eq!(vlog_level("ANY:ANY:warn"), Ok(Some(Level::Warn)));
-        assert_eq!(vlog_level("console:emer"), Ok(Some(Level::Error)));
-        assert_eq!(vlog_level("syslog:err"), Ok(None));
-        assert!(vlog_level("console:loud").unwrap_err().contains("no level"));
-    }
 }

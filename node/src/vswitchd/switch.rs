@@ -218,23 +218,7 @@ impl Switchd {
     /// The `ovs-appctl` commands.
     pub fn commands(&self, exit: Arc<AtomicBool>) -> Commands {
         let mut c = Commands::default();
-        c.register(
-            "version",
-            "",
-            0,
-            0,
-            Box::new(|_| Ok(format!("ovs-vswitchd (sdnfwd) {}\n", env!("CARGO_PKG_VERSION")))),
-        );
-        c.register(
-            "exit",
-            "[--cleanup]",
-            0,
-            1,
-            Box::new(move |_| {
-                exit.store(true, std::sync::atomic::Ordering::Relaxed);
-                Ok(String::new())
-            }),
-        );
+        crate::appctl::register(&mut c, self.control.clone(), self.bridge.clone(), exit);
         c
     }
 
