@@ -28,7 +28,7 @@ pub const MONITORED: &[(&str, &[&str])] = &[
     ("Open_vSwitch", &["bridges", "next_cfg", "cur_cfg", "other_config"]),
     ("Bridge", &["name", "ports", "fail_mode", "protocols", "datapath_id"]),
     ("Port", &["name", "interfaces"]),
-    ("Interface", &["name", "type", "options", "ofport_request", "ofport", "error"]),
+    ("Interface", &["name", "type", "options", "ofport_request", "ofport", "error", "mtu_request"]),
 ];
 
 /// How long a request may wait for its answer.
@@ -304,6 +304,8 @@ pub struct Interface {
     pub options: BTreeMap<String, String>,
     /// `ofport_request`.
     pub ofport_request: Option<i64>,
+    /// `mtu_request`.
+    pub mtu_request: Option<i64>,
     /// `ofport` as last written back.
     pub ofport: Option<i64>,
     /// `error` as last written back.
@@ -341,6 +343,7 @@ pub fn switch(db: &Db) -> Result<Switch, String> {
                     kind: opt_str(i.get("type")).unwrap_or_default(),
                     options: string_map(i.get("options")),
                     ofport_request: opt_int(i.get("ofport_request")),
+                    mtu_request: opt_int(i.get("mtu_request")),
                     ofport: opt_int(i.get("ofport")),
                     error: opt_str(i.get("error")),
                 });

@@ -63,7 +63,7 @@ struct Uplink {
 
 /// The switch: its datapath and what it made of the database.
 pub struct Switchd {
-    dp: Option<Datapath>,
+    dp: Datapath,
     control: Control,
     xsk: XskOptions,
     paths: Paths,
@@ -185,7 +185,7 @@ impl Switchd {
         let control = dp.control("vswitchd", header, dpid_of(&first.uuid), call_tx, of_ports.clone());
         log(&format!("datapath: {} poll loop(s) on core(s) {cores:?}", cores.len()));
         Ok(Switchd {
-            dp: Some(dp),
+            dp,
             control,
             xsk,
             paths: paths.clone(),
@@ -220,10 +220,6 @@ impl Switchd {
         let mut c = Commands::default();
         crate::appctl::register(&mut c, self.control.clone(), self.bridge.clone(), exit);
         c
-    }
-
-    fn dp(&mut self) -> &mut Datapath {
-        self.dp.as_mut().expect("the datapath runs until stop")
     }
 
     fn warn_once(&mut self, w: String) {
@@ -324,6 +320,9 @@ impl Switchd {
                 }
             }
             for i in b.ports.iter().flat_map(|p| &p.interfaces) {
+                if let Some(mtu) = i.mtu_request {
+                    self.apply_mtu(&i.name, mtu);
+                }
                 let a = match (p.refused.get(&i.name), self.ports.get(&i.name)) {
                     (Some(e), _) => Err(e.clone()),
                     (None, Some(l)) => match &l.error {
@@ -377,6 +376,9 @@ impl Switchd {
             if kernel {
                 if let Some(mac) = sys("address") {
                     row["mac_in_use"] = json!(mac.trim());
+                }
+                if let Some(mtu) = sys("mtu").and_then(|m| m.trim().parse::<i64>().ok()) {
+                    row["mtu"] = json!(mtu);
                 }
                 let up = sys("carrier").is_some_and(|c| c.trim() == "1");
                 row["link_state"] = json!(if up { "up" } else { "down" });
@@ -439,6 +441,27 @@ impl Switchd {
         }
     }
 
+    /// `mtu_request` on a kernel or internal interface (and an internal
+    /// one's datapath end), where it differs from the interface's MTU.
+    fn apply_mtu(&mut self, name: &str, mtu: i64) {
+        let Some(l) = self.ports.get(name) else { return };
+        if !matches!(l.kind, PortKind::System | PortKind::Internal) || !l.up {
+            return;
+        }
+        let peer = l.peer.clone();
+        let cur = std::fs::read_to_string(format!("/sys/class/net/{name}/mtu")).ok();
+        if cur.as_deref().map(str::trim) == Some(mtu.to_string().as_str()) {
+            return;
+        }
+        let m = mtu.to_string();
+        for i in std::iter::once(name.to_string()).chain(peer) {
+            match sh("ip", &["link", "set", "dev", &i, "mtu", &m]) {
+                Ok(_) => log(&format!("{i}: mtu {m} (mtu_request of {name})")),
+                Err(e) => self.warn_once(format!("interface {name}: mtu_request={m}: {e}")),
+            }
+        }
+    }
+
     /// Attaches a planned port (`k`: its place, which loop receives it).
     fn add(&mut self, name: &str, ofport: u32, kind: &PortKind, k: usize) -> Live {
         let mut l = Live { ofport, kind: kind.clone(), up: false, error: None, peer: None };
@@ -457,7 +480,7 @@ impl Switchd {
             PortKind::Internal => match make_internal(name) {
                 Ok(peer) => {
                     let xsk = self.xsk;
-                    match self.dp().add_xsk_port(ofport, &peer, &format!("internal {name}"), k, xsk, false) {
+                    match self.dp.add_xsk_port(ofport, &peer, &format!("internal {name}"), k, xsk, false) {
                         Ok(()) => l.up = true,
                         Err(e) => l.error = Some(format!("{name}: {e}")),
                     }
@@ -474,7 +497,7 @@ impl Switchd {
 
     fn attach_system(&mut self, name: &str, l: &mut Live, k: usize) {
         let xsk = self.xsk;
-        match self.dp().add_xsk_port(l.ofport, name, "system", k, xsk, true) {
+        match self.dp.add_xsk_port(l.ofport, name, "system", k, xsk, true) {
             Ok(()) => {
                 l.up = true;
                 l.error = None;
@@ -491,14 +514,14 @@ impl Switchd {
             PortKind::Local => {}
             PortKind::Vxlan { .. } => {
                 if let Some(u) = self.uplink.take() {
-                    self.dp().remove_port(UPLINK);
+                    self.dp.remove_port(UPLINK);
                     let _ = self.control.slow.send(Command::Tunnel(TunnelState::default()));
                     log(&format!("port {} ({name}) removed: uplink {} let go", l.ofport, u.ifname));
                 }
             }
             _ => {
                 if l.up {
-                    self.dp().remove_port(l.ofport);
+                    self.dp.remove_port(l.ofport);
                 }
                 if l.peer.is_some() {
                     let _ = sh("ip", &["link", "del", name]);
@@ -631,7 +654,7 @@ impl Switchd {
         };
         let local_mac = mac_of(&ifname)?;
         let xsk = self.xsk;
-        let prog = self.dp().add_uplink(&ifname, xsk, u32::from(local), dst_port, leftover)?;
+        let prog = self.dp.add_uplink(&ifname, xsk, u32::from(local), dst_port, leftover)?;
         let vtep = LocalVtep { ip: u32::from(local), udp_port: dst_port, port: ofport };
         let _ = self.control.slow.send(Command::Tunnel(TunnelState {
             vtep: Some(vtep),
@@ -662,19 +685,18 @@ impl Switchd {
     ///
     /// # Errors
     /// A datapath thread that panicked.
-    pub fn stop(mut self) -> Result<(), String> {
+    pub fn stop(self) -> Result<(), String> {
+        if let Some((_, p)) = &self.mgmt {
+            let _ = std::fs::remove_file(p);
+        }
+        let stopped = self.dp.stop();
         for (n, l) in &self.ports {
             if l.peer.is_some() {
                 let _ = sh("ip", &["link", "del", n]);
             }
         }
-        if let Some((_, p)) = self.mgmt.take() {
-            let _ = std::fs::remove_file(p);
-        }
-        let dp = self.dp.take().ok_or("the datapath is gone")?;
-        dp.stop()?;
-        drop(self.uplink.take());
-        Ok(())
+        drop(self.uplink);
+        stopped.map(|_| ())
     }
 }
 
