@@ -628,18 +628,27 @@ fn setup_ovs(n: &OvsNode) -> Result<String, String> {
 }
 
 /// ensureTunMAC: `get Interface tun0 mac_in_use` must be a quoted MAC
-/// (19 characters), and here the MAC tun0 has in the node's namespace.
-/// Returns the MAC tun0 has.
+/// (19 characters), and here the MAC tun0 has in the node's namespace;
+/// tun0 has the MTU SetupOVS asked (`mtu_request`), which `get Interface
+/// tun0 mtu` reports. Returns the MAC tun0 has.
 fn tun_mac(n: &OvsNode) -> Result<(String, Result<String, String>), String> {
     let links = n.ip(&["-j", "link", "show", "dev", "tun0"]).map_err(|e| format!("no tun0: {e}"))?;
     let j: serde_json::Value = serde_json::from_str(&links).map_err(|e| format!("ip -j link: {e}"))?;
     let real = j[0]["address"].as_str().ok_or("tun0 without an address")?.to_string();
+    let mtu = j[0]["mtu"].as_u64().unwrap_or(0).to_string();
     let db = n.vsctl(&["get", "Interface", "tun0", "mac_in_use"]).and_then(|v| {
         if v.len() == 19 && v.starts_with('"') && v.ends_with('"') && v[1..18] == real {
             Ok(v)
         } else {
             Err(format!("`{v}`: openshift-sdn's ensureTunMAC wants \"{real}\" (bad MAC address for tun0)"))
         }
+    });
+    // SetupOVS's mtu_request, applied to tun0 and written back as `mtu`.
+    let db = db.and_then(|mac| {
+        ensure(mtu == MTU, || format!("tun0 has MTU {mtu}, mtu_request={MTU}"))?;
+        let m = n.vsctl(&["get", "Interface", "tun0", "mtu"])?;
+        ensure(m == MTU, || format!("Interface tun0 mtu `{m}`, tun0 has {mtu}"))?;
+        Ok(format!("{mac}, MTU {mtu}"))
     });
     Ok((real, db))
 }
@@ -826,7 +835,7 @@ pub fn dropin_checks(
         // check fails either way).
         let (mac, db_mac) = tun_mac(n).unwrap_or_else(|e| ("6e:2f:91:0c:55:a7".into(), Err(e)));
         add(
-            check(format!("{name}: tun0 created by the vswitchd; `get Interface tun0 mac_in_use` is its MAC"), db_mac),
+            check(format!("{name}: tun0 created by the vswitchd with mtu_request's MTU; `get Interface tun0 mac_in_use` is its MAC"), db_mac),
             &mut checks,
         );
         add(
