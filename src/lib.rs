@@ -6,3 +6,4 @@ pub mod ct_mode;
 pub mod netns;
 pub mod netpol;
 pub mod topology;
+pub mod vswitchd_lab;

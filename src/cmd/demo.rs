@@ -16,6 +16,11 @@
 //! through tun0 with kube-proxy's iptables rules, `ctl policy add/del` in
 //! effect for the next connection. Everything is torn down on success,
 //! failure or Ctrl-C. Exit 0 only if every line is OK.
+//!
+//! `sdnfwd demo --vswitchd` runs instead the drop-in for ovs-vswitchd
+//! (sdnfwd::vswitchd_lab::dropin_checks, as tests/vswitchd_e2e.rs): Open
+//! vSwitch's own database and tools drive `sdnfwd vswitchd` on node-d and
+//! node-b as the OpenShift SDN daemon drives them.
 
 use std::collections::HashMap;
 use std::process::ExitCode;
@@ -45,6 +50,12 @@ pub struct DemoArgs {
     /// NetworkPolicy part is 4.13's either way.
     #[arg(long, value_name = "VERSION", value_parser = super::common::parse_sdn_version)]
     pub sdn_version: Option<config::yaml::SdnVersion>,
+    /// Only the drop-in for ovs-vswitchd: node-d and node-b run Debian's
+    /// ovsdb-server and `sdnfwd vswitchd`, set up by the OpenShift SDN
+    /// daemon's own ovs-vsctl, ovs-ofctl and ovs-appctl commands (root,
+    /// openvswitch-switch).
+    #[arg(long, conflicts_with_all = ["tables_only", "sdn_version"])]
+    pub vswitchd: bool,
 }
 
 /// Prints, ignoring a closed stdout (`sdnfwd demo | head`): the demo must
@@ -64,6 +75,9 @@ fn line(ok: bool, what: &str, detail: &str) {
 
 pub fn demo(a: DemoArgs) -> Result<ExitCode, String> {
     let t0 = Instant::now();
+    if a.vswitchd {
+        return vswitchd_demo(t0);
+    }
     say("sdnfwd demo: OpenShift SDN multitenant pipeline, 4 nodes, node-d and node-b with pods; then OpenShift \
          4.13's NetworkPolicy rules\n");
     say("== the tables (rendered for node-d and node-b, translated in memory)");
@@ -126,6 +140,70 @@ pub fn demo(a: DemoArgs) -> Result<ExitCode, String> {
         return Ok(ExitCode::from(130));
     }
     say(&format!("\nnamespaces, links and XDP programs removed; {:.1} s", t0.elapsed().as_secs_f64()));
+    say(if all_ok { "demo: all OK" } else { "demo: FAILED" });
+    Ok(if all_ok { ExitCode::SUCCESS } else { ExitCode::from(1) })
+}
+
+/// `sdnfwd demo --vswitchd`: the drop-in for ovs-vswitchd
+/// (sdnfwd::vswitchd_lab), one line per check.
+fn vswitchd_demo(t0: Instant) -> Result<ExitCode, String> {
+    say("sdnfwd demo --vswitchd: sdnfwd in place of ovs-vswitchd. node-d and node-b each run Debian's ovsdb-server \
+         and `sdnfwd vswitchd` (node-b --detach, as ovs-ctl starts it); node-c is a kernel VXLAN node. The OpenShift \
+         SDN daemon's commands set them up: ovs-vsctl (br0, vxlan0, tun0, a port per pod), ip (tun0), ovs-ofctl \
+         (the rendered flows in one bundle, table 253), then ovs-appctl\n");
+    if !sdnfwd::netns::is_root() {
+        return Err("sdnfwd demo --vswitchd needs root (network namespaces, AF_XDP)".into());
+    }
+    sdnfwd::vswitchd_lab::ovs_installed().map_err(|e| format!("sdnfwd demo --vswitchd: {e}"))?;
+    let swept = sdnfwd::netns::Lab::sweep_stale("sdw");
+    if swept > 0 {
+        say(&format!("(removed {swept} namespaces an interrupted earlier demo left)"));
+    }
+    let interrupted = Arc::new(AtomicBool::new(false));
+    for s in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        signal_hook::flag::register(s, interrupted.clone()).map_err(|e| format!("signal handler: {e}"))?;
+    }
+    let bin = std::env::current_exe().map_err(|e| format!("sdnfwd binary: {e}"))?;
+    let mut d = match sdnfwd::vswitchd_lab::DropIn::build("sdw", &bin) {
+        Ok(d) => d,
+        Err(e) => {
+            line(false, "node-d and node-b: ovsdb-server and sdnfwd vswitchd start", &e);
+            say("demo: FAILED");
+            return Ok(ExitCode::from(1));
+        }
+    };
+    for n in sdnfwd::vswitchd_lab::NODES.iter().filter_map(|n| d.nodes.get(*n)) {
+        line(
+            true,
+            &format!(
+                "{}: ovsdb-server and sdnfwd vswitchd start (OVS_RUNDIR={}, pmd-cpu-mask core {})",
+                n.name,
+                n.dir.display(),
+                n.core
+            ),
+            "",
+        );
+    }
+    let stop = interrupted.clone();
+    let r = sdnfwd::vswitchd_lab::dropin_checks(&mut d, &|| stop.load(Ordering::Relaxed), &mut |c| {
+        line(c.ok, &c.what, &c.detail)
+    });
+    let all_ok = match r {
+        Ok(checks) => checks.iter().all(|c| c.ok),
+        Err(e) => {
+            line(false, "the drop-in scenario", &e);
+            false
+        }
+    };
+    if !all_ok {
+        say(&format!("\n== the vswitchds' logs\n{}", d.logs()));
+    }
+    drop(d);
+    if interrupted.load(Ordering::Relaxed) {
+        say("\ninterrupted: torn down");
+        return Ok(ExitCode::from(130));
+    }
+    say(&format!("\nnamespaces, databases, tun0 and XDP programs removed; {:.1} s", t0.elapsed().as_secs_f64()));
     say(if all_ok { "demo: all OK" } else { "demo: FAILED" });
     Ok(if all_ok { ExitCode::SUCCESS } else { ExitCode::from(1) })
 }

@@ -42,6 +42,10 @@ use switch::Switchd;
 pub struct VswitchdArgs {
     /// The database: `unix:PATH` (default `unix:$OVS_RUNDIR/db.sock`).
     pub database: Option<String>,
+    /// Print the version (`ovs-vswitchd (sdnfwd) VERSION`) and exit, as
+    /// `ovs-vswitchd --version` (ovs-ctl asks it).
+    #[arg(short = 'V', long)]
+    pub version: bool,
     /// Write the process id to FILE (default
     /// `$OVS_RUNDIR/ovs-vswitchd.pid`), which `ovs-appctl` reads.
     #[arg(long, value_name = "FILE", num_args = 0..=1, require_equals = true, default_missing_value = "")]
@@ -232,6 +236,10 @@ fn connect_retrying(target: &str, stop: &dyn Fn() -> bool) -> Option<Session> {
 /// # Errors
 /// Not root, a file that cannot be written, a datapath that cannot start.
 pub fn vswitchd(a: VswitchdArgs) -> Result<ExitCode, String> {
+    if a.version {
+        println!("{}", crate::appctl::version().trim_end());
+        return Ok(ExitCode::SUCCESS);
+    }
     if a.detach {
         return detach(&a);
     }

@@ -80,6 +80,8 @@ pub struct Switchd {
     uplink_err: String,
     neigh: Neighbours,
     of_ports: Arc<Mutex<Vec<OfPort>>>,
+    /// The ports the tables were last told exist.
+    published: BTreeSet<u32>,
     /// Bridges whose datapath_id is written.
     dpid_written: BTreeSet<String>,
     /// Warnings logged once.
@@ -197,6 +199,7 @@ impl Switchd {
             uplink_err: String::new(),
             neigh: Neighbours::new(Vec::new()),
             of_ports,
+            published: BTreeSet::new(),
             dpid_written: BTreeSet::new(),
             warned: BTreeSet::new(),
             host_scope,
@@ -426,7 +429,18 @@ impl Switchd {
         list.sort_by_key(|p| p.ofport);
         let set: BTreeSet<u32> = self.ports.values().filter(|l| l.up).map(|l| l.ofport).collect();
         *self.of_ports.lock().unwrap_or_else(|p| p.into_inner()) = list;
-        let _ = self.control.slow.send(Command::Ports(Some(set)));
+        if set != self.published {
+            // Before cur_cfg says the change is applied (and ovs-vsctl
+            // returns): every loop has taken its port commands (they are
+            // answered in order), and the tables know the ports (their
+            // megaflows revalidated).
+            if let Err(e) = port_dumps(&self.control) {
+                logging::log(Level::Warn, &format!("port change: {e}"));
+            }
+            let _ = self.control.slow.send(Command::Ports(Some(set.clone())));
+            let _ = on_slow_path(&self.control, |_| ());
+            self.published = set;
+        }
     }
 
     fn bind_mgmt(&mut self, bridge: &str) {
