@@ -140,12 +140,28 @@ pub struct Subtable {
     n_flows: usize,
     /// Hits since the last re-ranking (bumped by readers).
     hits: Arc<AtomicU64>,
+    /// The recirculation ids of its megaflows as [`recirc_bit`]s (every
+    /// bit where the mask does not match `recirc_id` whole): a burst skips
+    /// the subtable when none of its keys' ids is here. A superset: bits
+    /// stay when megaflows go (the subtable goes with its last one).
+    recirc: u64,
+}
+
+/// A recirculation id's bit in a subtable's [`Subtable`] id set and in a
+/// burst's (`ids` of [`Dpcls::lookup_burst`]): the id modulo 64, so that a
+/// recirculated pass skips the subtables that hold only other ids' megaflows
+/// (as a per-recirc-id classifier would, without one per id). The first
+/// pass's keys are all id 0: bit 1.
+#[inline(always)]
+pub fn recirc_bit(id: u64) -> u64 {
+    1 << (id & 63)
 }
 
 impl Subtable {
     fn new(mask: FlowKey) -> Subtable {
         let ct = mask.w[BASE_WORDS..].iter().any(|&w| w != 0);
-        Subtable { mask, ct, flows: HashTable::new(), n_flows: 0, hits: Arc::new(AtomicU64::new(0)) }
+        let recirc = if mask.get(loc::RECIRC_ID) == 0xffff_ffff { 0 } else { u64::MAX };
+        Subtable { mask, ct, flows: HashTable::new(), n_flows: 0, hits: Arc::new(AtomicU64::new(0)), recirc }
     }
 
     #[inline]
@@ -272,12 +288,16 @@ impl Dpcls {
     /// the previous one's (frames of flows that share a megaflow, the usual
     /// burst) takes that result without hashing or probing. Writes the hits
     /// into `hit`, counts them per rank (the last slot takes ranks ≥ 7) and
-    /// returns the keys that missed.
+    /// returns the keys that missed. `ids`: the [`recirc_bit`]s of the
+    /// keys' recirculation ids (at least); a subtable without any of them
+    /// is not probed (a recirculated pass probes only the subtables that
+    /// hold its ids' megaflows, as a classifier per recirculation id).
     #[inline]
     pub fn lookup_burst<'a, K: KeyAt + ?Sized>(
         &'a self,
         keys: &K,
         mut todo: u32,
+        ids: u64,
         hit: &mut [Option<&'a Arc<Megaflow>>],
         rank_hits: &mut [u64; 8],
     ) -> u32 {
@@ -286,6 +306,9 @@ impl Dpcls {
             if todo == 0 {
                 return 0;
             }
+            if st.recirc & ids == 0 {
+                continue;
+            }
             let found = st.probe_burst_base(keys, todo, hit);
             rank_hits[rank.min(7)] += found.count_ones() as u64;
             todo &= !found;
@@ -293,6 +316,9 @@ impl Dpcls {
         for (rank, st) in ct.iter().enumerate() {
             if todo == 0 {
                 break;
+            }
+            if st.recirc & ids == 0 {
+                continue;
             }
             let found = st.probe_burst(keys, todo, hit);
             rank_hits[(self.n_base + rank).min(7)] += found.count_ones() as u64;
@@ -340,6 +366,7 @@ impl Dpcls {
             }
         };
         let st = &mut self.subtables[idx];
+        st.recirc |= recirc_bit(m.key.get(loc::RECIRC_ID));
         let h = st.hash(&m.key);
         if let Some(old) = st.flows.find_mut(h, |(eh, x)| *eh == h && same_key(&x.key, &m.key)) {
             old.1.dead.store(true, Ordering::Release);
@@ -393,11 +420,12 @@ impl<'a> PortView<'a> {
         &self,
         keys: &K,
         todo: u32,
+        ids: u64,
         hit: &mut [Option<&'a Arc<Megaflow>>],
         rank_hits: &mut [u64; 8],
     ) -> u32 {
         match self.cls {
-            Some(c) => c.lookup_burst(keys, todo, hit, rank_hits),
+            Some(c) => c.lookup_burst(keys, todo, ids, hit, rank_hits),
             None => todo,
         }
     }
@@ -568,6 +596,10 @@ mod tests {
                 if i >= 4 {
                     m.set(loc::TP_DST, 0xffff);
                 }
+                // Some subtables hold one recirculation id's megaflows.
+                if i % 3 == 0 {
+                    m.set(loc::RECIRC_ID, 0xffff_ffff);
+                }
                 m
             })
             .collect();
@@ -579,6 +611,8 @@ mod tests {
             k.set(loc::NW_DST, rnd() % 64);
             k.set(loc::NW_SRC, rnd() % 8);
             k.set(loc::TP_DST, rnd() % 4);
+            // 0 and 64 share a bit of the subtables' id sets.
+            k.set(loc::RECIRC_ID, [0, 1, 64][(rnd() % 3) as usize]);
             k
         };
         let mut t = FlowTable::default();
@@ -614,9 +648,11 @@ mod tests {
                 k.set(loc::IN_PORT, port);
             }
             let todo = (rnd() as u32) | 1;
+            let ids =
+                (0..32).filter(|i| todo & (1 << i) != 0).fold(0, |a, i| a | recirc_bit(keys[i].get(loc::RECIRC_ID)));
             let mut hit = [None; 32];
             let mut ranks = [0u64; 8];
-            let missed = t.port(port as u32).lookup_burst(&keys[..], todo, &mut hit, &mut ranks);
+            let missed = t.port(port as u32).lookup_burst(&keys[..], todo, ids, &mut hit, &mut ranks);
             assert_eq!(missed & !todo, 0);
             assert_eq!(ranks.iter().sum::<u64>(), (todo & !missed).count_ones() as u64);
             for i in 0..32 {

@@ -16,7 +16,7 @@ use crossbeam_channel::{Receiver, Sender};
 use crate::batch::{Ports, BURST, UPLINK};
 use crate::conntrack::tracker::Conntrack;
 use crate::conntrack::FragOut;
-use crate::dpcls::{FlowTable, Megaflow};
+use crate::dpcls::{recirc_bit, FlowTable, Megaflow};
 use crate::emc::Emc;
 use crate::exec::{Exec, Held, Item, Pass, TemplateCache, HOLD_MAX, HOLD_TIMEOUT};
 use crate::flow::FlowKey;
@@ -499,11 +499,12 @@ impl Pmd {
                         .position(|r| r.key.get(crate::flow::loc::IN_PORT) != in_port)
                         .map_or((at + BURST).min(recirc_round.len()), |n| at + n);
                     let run = &recirc_round[at..end];
+                    let ids = run.iter().fold(0, |a, r| a | recirc_bit(r.key.get(crate::flow::loc::RECIRC_ID)));
                     let mut hit: [Option<&Arc<Megaflow>>; BURST] = [None; BURST];
                     let all = if run.len() == BURST { u32::MAX } else { (1u32 << run.len()) - 1 };
                     let mut rank_hits = [0u64; 8];
                     let cls = table.port(in_port as u32);
-                    let missed = cls.lookup_burst(run, all, &mut hit, &mut rank_hits);
+                    let missed = cls.lookup_burst(run, all, ids, &mut hit, &mut rank_hits);
                     b.megaflow_hits += (all & !missed).count_ones() as u64;
                     // Ranked by all their hits, recirculated passes' too
                     // (as OVS's dpcls counts every lookup).
@@ -789,7 +790,8 @@ impl Pmd {
         let mut from_cls: [Option<&Arc<Megaflow>>; BURST] = [None; BURST];
         let mut rank_hits = [0u64; 8];
         if todo != 0 {
-            todo = cls.lookup_burst(&keys[..], todo, &mut from_cls, &mut rank_hits);
+            // A first pass: recirculation id 0.
+            todo = cls.lookup_burst(&keys[..], todo, recirc_bit(0), &mut from_cls, &mut rank_hits);
             let mut m = after_emc & !todo;
             while m != 0 {
                 let i = m.trailing_zeros() as usize;
