@@ -148,10 +148,10 @@ pub struct Subtable {
 }
 
 /// A recirculation id's bit in a subtable's [`Subtable`] id set and in a
-/// burst's (`ids` of [`Dpcls::lookup_burst`]): the id modulo 64, so that a
-/// recirculated pass skips the subtables that hold only other ids' megaflows
-/// (as a per-recirc-id classifier would, without one per id). The first
-/// pass's keys are all id 0: bit 1.
+/// burst's (`ids` of [`Dpcls::lookup_burst_recirc`]): the id modulo 64, so
+/// that a recirculated pass skips the subtables that hold only other ids'
+/// megaflows (as a per-recirc-id classifier would, without one per id). A
+/// first pass (every key id 0) does not test the sets.
 #[inline(always)]
 pub fn recirc_bit(id: u64) -> u64 {
     1 << (id & 63)
@@ -288,12 +288,38 @@ impl Dpcls {
     /// the previous one's (frames of flows that share a megaflow, the usual
     /// burst) takes that result without hashing or probing. Writes the hits
     /// into `hit`, counts them per rank (the last slot takes ranks ≥ 7) and
-    /// returns the keys that missed. `ids`: the [`recirc_bit`]s of the
-    /// keys' recirculation ids (at least); a subtable without any of them
-    /// is not probed (a recirculated pass probes only the subtables that
-    /// hold its ids' megaflows, as a classifier per recirculation id).
+    /// returns the keys that missed. Every subtable is probed (a first
+    /// pass's keys, recirculation id 0: the untracked path as it was).
     #[inline]
     pub fn lookup_burst<'a, K: KeyAt + ?Sized>(
+        &'a self,
+        keys: &K,
+        todo: u32,
+        hit: &mut [Option<&'a Arc<Megaflow>>],
+        rank_hits: &mut [u64; 8],
+    ) -> u32 {
+        self.lookup_burst_in::<false, K>(keys, todo, 0, hit, rank_hits)
+    }
+
+    /// [`Dpcls::lookup_burst`] of recirculated keys: `ids` holds the
+    /// [`recirc_bit`]s of the keys' recirculation ids (at least), and a
+    /// subtable with none of them is not probed (a recirculated pass probes
+    /// only the subtables that hold its ids' megaflows, as a classifier per
+    /// recirculation id would).
+    #[inline]
+    pub fn lookup_burst_recirc<'a, K: KeyAt + ?Sized>(
+        &'a self,
+        keys: &K,
+        todo: u32,
+        ids: u64,
+        hit: &mut [Option<&'a Arc<Megaflow>>],
+        rank_hits: &mut [u64; 8],
+    ) -> u32 {
+        self.lookup_burst_in::<true, K>(keys, todo, ids, hit, rank_hits)
+    }
+
+    #[inline(always)]
+    fn lookup_burst_in<'a, const BY_ID: bool, K: KeyAt + ?Sized>(
         &'a self,
         keys: &K,
         mut todo: u32,
@@ -306,7 +332,7 @@ impl Dpcls {
             if todo == 0 {
                 return 0;
             }
-            if st.recirc & ids == 0 {
+            if BY_ID && st.recirc & ids == 0 {
                 continue;
             }
             let found = st.probe_burst_base(keys, todo, hit);
@@ -317,7 +343,7 @@ impl Dpcls {
             if todo == 0 {
                 break;
             }
-            if st.recirc & ids == 0 {
+            if BY_ID && st.recirc & ids == 0 {
                 continue;
             }
             let found = st.probe_burst(keys, todo, hit);
@@ -420,12 +446,28 @@ impl<'a> PortView<'a> {
         &self,
         keys: &K,
         todo: u32,
+        hit: &mut [Option<&'a Arc<Megaflow>>],
+        rank_hits: &mut [u64; 8],
+    ) -> u32 {
+        match self.cls {
+            Some(c) => c.lookup_burst(keys, todo, hit, rank_hits),
+            None => todo,
+        }
+    }
+
+    /// [`Dpcls::lookup_burst_recirc`] (every key misses where the port has
+    /// no megaflows).
+    #[inline]
+    pub fn lookup_burst_recirc<K: KeyAt + ?Sized>(
+        &self,
+        keys: &K,
+        todo: u32,
         ids: u64,
         hit: &mut [Option<&'a Arc<Megaflow>>],
         rank_hits: &mut [u64; 8],
     ) -> u32 {
         match self.cls {
-            Some(c) => c.lookup_burst(keys, todo, ids, hit, rank_hits),
+            Some(c) => c.lookup_burst_recirc(keys, todo, ids, hit, rank_hits),
             None => todo,
         }
     }
@@ -650,16 +692,26 @@ mod tests {
             let todo = (rnd() as u32) | 1;
             let ids =
                 (0..32).filter(|i| todo & (1 << i) != 0).fold(0, |a, i| a | recirc_bit(keys[i].get(loc::RECIRC_ID)));
-            let mut hit = [None; 32];
-            let mut ranks = [0u64; 8];
-            let missed = t.port(port as u32).lookup_burst(&keys[..], todo, ids, &mut hit, &mut ranks);
-            assert_eq!(missed & !todo, 0);
-            assert_eq!(ranks.iter().sum::<u64>(), (todo & !missed).count_ones() as u64);
-            for i in 0..32 {
-                let want =
-                    if todo & (1 << i) != 0 { linear.iter().find(|m| m.matches(&keys[i])).map(|m| m.id) } else { None };
-                assert_eq!(hit[i].map(|m| m.id), want, "round {round} key {i}");
-                assert_eq!(missed & (1 << i) != 0, todo & (1 << i) != 0 && want.is_none());
+            for by_id in [false, true] {
+                let mut hit = [None; 32];
+                let mut ranks = [0u64; 8];
+                let view = t.port(port as u32);
+                let missed = if by_id {
+                    view.lookup_burst_recirc(&keys[..], todo, ids, &mut hit, &mut ranks)
+                } else {
+                    view.lookup_burst(&keys[..], todo, &mut hit, &mut ranks)
+                };
+                assert_eq!(missed & !todo, 0);
+                assert_eq!(ranks.iter().sum::<u64>(), (todo & !missed).count_ones() as u64);
+                for i in 0..32 {
+                    let want = if todo & (1 << i) != 0 {
+                        linear.iter().find(|m| m.matches(&keys[i])).map(|m| m.id)
+                    } else {
+                        None
+                    };
+                    assert_eq!(hit[i].map(|m| m.id), want, "round {round} key {i} by_id {by_id}");
+                    assert_eq!(missed & (1 << i) != 0, todo & (1 << i) != 0 && want.is_none());
+                }
             }
         }
         // Removal marks dead and stops matching.

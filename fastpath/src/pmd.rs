@@ -504,7 +504,7 @@ impl Pmd {
                     let all = if run.len() == BURST { u32::MAX } else { (1u32 << run.len()) - 1 };
                     let mut rank_hits = [0u64; 8];
                     let cls = table.port(in_port as u32);
-                    let missed = cls.lookup_burst(run, all, ids, &mut hit, &mut rank_hits);
+                    let missed = cls.lookup_burst_recirc(run, all, ids, &mut hit, &mut rank_hits);
                     b.megaflow_hits += (all & !missed).count_ones() as u64;
                     // Ranked by all their hits, recirculated passes' too
                     // (as OVS's dpcls counts every lookup).
@@ -790,8 +790,7 @@ impl Pmd {
         let mut from_cls: [Option<&Arc<Megaflow>>; BURST] = [None; BURST];
         let mut rank_hits = [0u64; 8];
         if todo != 0 {
-            // A first pass: recirculation id 0.
-            todo = cls.lookup_burst(&keys[..], todo, recirc_bit(0), &mut from_cls, &mut rank_hits);
+            todo = cls.lookup_burst(&keys[..], todo, &mut from_cls, &mut rank_hits);
             let mut m = after_emc & !todo;
             while m != 0 {
                 let i = m.trailing_zeros() as usize;
