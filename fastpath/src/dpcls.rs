@@ -148,7 +148,7 @@ pub struct Subtable {
 }
 
 /// A recirculation id's bit in a subtable's [`Subtable`] id set and in a
-/// burst's (`ids` of [`Dpcls::lookup_burst_recirc`]): the id modulo 64, so
+/// burst's (`ids` of [`Dpcls::lookup_burst_in`]): the id modulo 64, so
 /// that a recirculated pass skips the subtables that hold only other ids'
 /// megaflows (as a per-recirc-id classifier would, without one per id). A
 /// first pass (every key id 0) does not test the sets.
@@ -288,38 +288,14 @@ impl Dpcls {
     /// the previous one's (frames of flows that share a megaflow, the usual
     /// burst) takes that result without hashing or probing. Writes the hits
     /// into `hit`, counts them per rank (the last slot takes ranks ≥ 7) and
-    /// returns the keys that missed. Every subtable is probed (a first
-    /// pass's keys, recirculation id 0: the untracked path as it was).
-    #[inline]
-    pub fn lookup_burst<'a, K: KeyAt + ?Sized>(
-        &'a self,
-        keys: &K,
-        todo: u32,
-        hit: &mut [Option<&'a Arc<Megaflow>>],
-        rank_hits: &mut [u64; 8],
-    ) -> u32 {
-        self.lookup_burst_in::<false, K>(keys, todo, 0, hit, rank_hits)
-    }
-
-    /// [`Dpcls::lookup_burst`] of recirculated keys: `ids` holds the
-    /// [`recirc_bit`]s of the keys' recirculation ids (at least), and a
-    /// subtable with none of them is not probed (a recirculated pass probes
-    /// only the subtables that hold its ids' megaflows, as a classifier per
-    /// recirculation id would).
-    #[inline]
-    pub fn lookup_burst_recirc<'a, K: KeyAt + ?Sized>(
-        &'a self,
-        keys: &K,
-        todo: u32,
-        ids: u64,
-        hit: &mut [Option<&'a Arc<Megaflow>>],
-        rank_hits: &mut [u64; 8],
-    ) -> u32 {
-        self.lookup_burst_in::<true, K>(keys, todo, ids, hit, rank_hits)
-    }
-
+    /// returns the keys that missed. With `BY_ID` (recirculated keys),
+    /// `ids` holds the [`recirc_bit`]s of the keys' recirculation ids (at
+    /// least), and a subtable with none of them is not probed (a
+    /// recirculated pass probes only the subtables that hold its ids'
+    /// megaflows, as a classifier per recirculation id would); without it
+    /// (a first pass's keys, id 0) every subtable is, as before.
     #[inline(always)]
-    fn lookup_burst_in<'a, const BY_ID: bool, K: KeyAt + ?Sized>(
+    pub fn lookup_burst_in<'a, const BY_ID: bool, K: KeyAt + ?Sized>(
         &'a self,
         keys: &K,
         mut todo: u32,
@@ -439,8 +415,8 @@ impl<'a> PortView<'a> {
         self.cls.and_then(|c| c.lookup(key))
     }
 
-    /// [`Dpcls::lookup_burst`] (every key misses where the port has no
-    /// megaflows).
+    /// [`Dpcls::lookup_burst_in`] of a first pass's keys: every subtable
+    /// probed (every key misses where the port has no megaflows).
     #[inline]
     pub fn lookup_burst<K: KeyAt + ?Sized>(
         &self,
@@ -449,14 +425,11 @@ impl<'a> PortView<'a> {
         hit: &mut [Option<&'a Arc<Megaflow>>],
         rank_hits: &mut [u64; 8],
     ) -> u32 {
-        match self.cls {
-            Some(c) => c.lookup_burst(keys, todo, hit, rank_hits),
-            None => todo,
-        }
+        self.cls.map_or(todo, |c| c.lookup_burst_in::<false, K>(keys, todo, 0, hit, rank_hits))
     }
 
-    /// [`Dpcls::lookup_burst_recirc`] (every key misses where the port has
-    /// no megaflows).
+    /// [`Dpcls::lookup_burst_in`] of recirculated keys whose ids' bits are
+    /// `ids`: only the subtables holding one of them probed.
     #[inline]
     pub fn lookup_burst_recirc<K: KeyAt + ?Sized>(
         &self,
@@ -466,10 +439,7 @@ impl<'a> PortView<'a> {
         hit: &mut [Option<&'a Arc<Megaflow>>],
         rank_hits: &mut [u64; 8],
     ) -> u32 {
-        match self.cls {
-            Some(c) => c.lookup_burst_recirc(keys, todo, ids, hit, rank_hits),
-            None => todo,
-        }
+        self.cls.map_or(todo, |c| c.lookup_burst_in::<true, K>(keys, todo, ids, hit, rank_hits))
     }
 
     /// Credits hits to a subtable.
