@@ -42,6 +42,8 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use node::bridge::openshift_sdn;
+
 use crate::topology::{Check, Topology};
 
 /// The schema Debian's `openvswitch-switch` installs.
@@ -577,51 +579,15 @@ fn ofport(n: &OvsNode, iface: &str) -> Result<i64, String> {
 /// error.
 fn setup_ovs(n: &OvsNode) -> Result<String, String> {
     n.vsctl(&["--if-exists", "del-br", "br0"])?;
-    n.vsctl(&[
-        "--may-exist",
-        "add-br",
-        "br0",
-        "--",
-        "set",
-        "Bridge",
-        "br0",
-        "fail_mode=secure",
-        "protocols=OpenFlow13",
-    ])?;
+    n.vsctl(openshift_sdn::ADD_BR0)?;
     n.ofctl(&["set-frags", "br0", "nx-match"], None)?;
     n.vsctl(&["--if-exists", "del-port", "br0", "vxlan0"])?;
-    n.vsctl(&[
-        "--may-exist",
-        "add-port",
-        "br0",
-        "vxlan0",
-        "--",
-        "set",
-        "Interface",
-        "vxlan0",
-        "ofport_request=1",
-        "type=vxlan",
-        "options:remote_ip=\"flow\"",
-        "options:key=\"flow\"",
-        "options:dst_port=4789",
-    ])?;
+    n.vsctl(openshift_sdn::ADD_VXLAN0)?;
     let p = ofport(n, "vxlan0")?;
     ensure(p == 1, || format!("vxlan0 got ofport {p}, asked 1"))?;
     n.vsctl(&["--if-exists", "del-port", "br0", "tun0"])?;
     let mtu = format!("mtu_request={MTU}");
-    n.vsctl(&[
-        "--may-exist",
-        "add-port",
-        "br0",
-        "tun0",
-        "--",
-        "set",
-        "Interface",
-        "tun0",
-        "ofport_request=2",
-        "type=internal",
-        &mtu,
-    ])?;
+    n.vsctl(&[openshift_sdn::ADD_TUN0, &[mtu.as_str()]].concat())?;
     let p = ofport(n, "tun0")?;
     ensure(p == 2, || format!("tun0 got ofport {p}, asked 2"))?;
     Ok("vxlan0 ofport 1, tun0 ofport 2".to_string())

@@ -9,6 +9,45 @@ use std::collections::BTreeMap;
 
 use crate::ovsdb::{assign_ofports, Bridge, OFPP_LOCAL};
 
+/// What openshift-sdn's SetupOVS asks of the switch with `ovs-vsctl`
+/// (pkg/util/ovs's AddBridge and AddPort): the bridge, then vxlan0 and
+/// tun0 with their numbers. The drop-in's tests replay these.
+pub mod openshift_sdn {
+    /// `ovs-vsctl ARGS`: br0, secure, OpenFlow 1.3 only.
+    pub const ADD_BR0: &[&str] =
+        &["--may-exist", "add-br", "br0", "--", "set", "Bridge", "br0", "fail_mode=secure", "protocols=OpenFlow13"];
+    /// `ovs-vsctl ARGS`: vxlan0, port 1, flow-based remote and key.
+    pub const ADD_VXLAN0: &[&str] = &[
+        "--may-exist",
+        "add-port",
+        "br0",
+        "vxlan0",
+        "--",
+        "set",
+        "Interface",
+        "vxlan0",
+        "ofport_request=1",
+        "type=vxlan",
+        "options:remote_ip=\"flow\"",
+        "options:key=\"flow\"",
+        "options:dst_port=4789",
+    ];
+    /// `ovs-vsctl ARGS`: tun0, port 2, internal (SetupOVS adds its
+    /// `mtu_request`).
+    pub const ADD_TUN0: &[&str] = &[
+        "--may-exist",
+        "add-port",
+        "br0",
+        "tun0",
+        "--",
+        "set",
+        "Interface",
+        "tun0",
+        "ofport_request=2",
+        "type=internal",
+    ];
+}
+
 /// How sdnfwd serves a port.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum PortKind {
@@ -115,22 +154,7 @@ pub fn pmd_cores(mask: &str) -> Result<Vec<usize>, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ovsdb::{Interface, Port};
-
-    fn port(name: &str, kind: &str, req: Option<i64>, opts: &[(&str, &str)]) -> Port {
-        Port {
-            uuid: format!("p-{name}"),
-            name: name.into(),
-            interfaces: vec![Interface {
-                uuid: format!("i-{name}"),
-                name: name.into(),
-                kind: kind.into(),
-                options: opts.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
-                ofport_request: req,
-                ..Default::default()
-            }],
-        }
-    }
+    use crate::ovsdb::test_port as port;
 
     #[test]
     fn test_the_openshift_bridge_planned() {

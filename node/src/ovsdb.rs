@@ -392,6 +392,23 @@ pub fn set_interface(uuid: &str, ofport: i64, error: Option<&str>) -> Value {
            "row": {"ofport": ofport, "error": error}})
 }
 
+/// A port of one interface (UUIDs `p-NAME`, `i-NAME`), for tests.
+#[cfg(test)]
+pub(crate) fn test_port(name: &str, kind: &str, req: Option<i64>, opts: &[(&str, &str)]) -> Port {
+    Port {
+        uuid: format!("p-{name}"),
+        name: name.into(),
+        interfaces: vec![Interface {
+            uuid: format!("i-{name}"),
+            name: name.into(),
+            kind: kind.into(),
+            options: opts.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+            ofport_request: req,
+            ..Default::default()
+        }],
+    }
+}
+
 /// OpenFlow's LOCAL port: the bridge's own internal interface.
 pub const OFPP_LOCAL: i64 = 65534;
 

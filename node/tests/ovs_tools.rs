@@ -14,6 +14,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use node::bridge::openshift_sdn;
 use node::ovsdb::{self, assign_ofports, switch, write_back, Client, Db, DB, MONITORED};
 use node::testdp::TestDatapath;
 use node::unixctl::{Commands, Server};
@@ -120,53 +121,14 @@ fn openshift_sdn_commands_through_the_database() {
     let srv = OvsdbServer::start(dir.path());
     srv.vsctl(&["--no-wait", "init"]).unwrap();
     // Before any switch runs: the setup as openshift-sdn writes it.
-    srv.vsctl(&[
-        "--no-wait",
-        "--may-exist",
-        "add-br",
-        "br0",
-        "--",
-        "set",
-        "Bridge",
-        "br0",
-        "fail_mode=secure",
-        "protocols=OpenFlow13",
-    ])
-    .unwrap();
-    srv.vsctl(&[
-        "--no-wait",
-        "--may-exist",
-        "add-port",
-        "br0",
-        "vxlan0",
-        "--",
-        "set",
-        "Interface",
-        "vxlan0",
-        "ofport_request=1",
-        "type=vxlan",
-        "options:remote_ip=\"flow\"",
-        "options:key=\"flow\"",
-        "options:dst_port=4789",
-    ])
-    .unwrap();
+    let no_wait = |args: &[&'static str]| [&["--no-wait"], args].concat();
+    srv.vsctl(&no_wait(openshift_sdn::ADD_BR0)).unwrap();
+    srv.vsctl(&no_wait(openshift_sdn::ADD_VXLAN0)).unwrap();
     let stop = Arc::new(AtomicBool::new(false));
     let h = switch_loop(srv.sock.clone(), stop.clone());
     // With a switch running, ovs-vsctl waits for cur_cfg and returns.
     let t0 = Instant::now();
-    srv.vsctl(&[
-        "--may-exist",
-        "add-port",
-        "br0",
-        "tun0",
-        "--",
-        "set",
-        "Interface",
-        "tun0",
-        "ofport_request=2",
-        "type=internal",
-    ])
-    .expect("ovs-vsctl returns once the switch has applied the change");
+    srv.vsctl(openshift_sdn::ADD_TUN0).expect("ovs-vsctl returns once the switch has applied the change");
     assert!(t0.elapsed() < Duration::from_secs(5));
     for (i, veth) in ["veth-a", "veth-b", "veth-c"].iter().enumerate() {
         let req = format!("ofport_request={}", if i == 2 { 3 } else { 3 + i });

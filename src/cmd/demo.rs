@@ -73,6 +73,24 @@ fn line(ok: bool, what: &str, detail: &str) {
     ));
 }
 
+/// Before a demo builds namespaces tagged `tag`: root (else `no_root`),
+/// what an interrupted earlier one left removed, SIGINT and SIGTERM caught
+/// (the flag they set).
+fn lab_start(tag: &str, no_root: &str) -> Result<Arc<AtomicBool>, String> {
+    if !sdnfwd::netns::is_root() {
+        return Err(no_root.into());
+    }
+    let swept = sdnfwd::netns::Lab::sweep_stale(tag);
+    if swept > 0 {
+        say(&format!("(removed {swept} namespaces an interrupted earlier demo left)"));
+    }
+    let interrupted = Arc::new(AtomicBool::new(false));
+    for s in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        signal_hook::flag::register(s, interrupted.clone()).map_err(|e| format!("signal handler: {e}"))?;
+    }
+    Ok(interrupted)
+}
+
 pub fn demo(a: DemoArgs) -> Result<ExitCode, String> {
     let t0 = Instant::now();
     if a.vswitchd {
@@ -89,19 +107,11 @@ pub fn demo(a: DemoArgs) -> Result<ExitCode, String> {
         "\n== the datapath: node-d and node-b run sdnfwd (AF_XDP) with {}'s rules, node-c is a kernel VXLAN node",
         a.sdn_version.unwrap_or_default()
     ));
-    if !sdnfwd::netns::is_root() {
-        return Err("sdnfwd demo: the datapath part needs root (network namespaces, AF_XDP); \
-                    `sdnfwd demo --tables-only` runs without"
-            .into());
-    }
-    let swept = sdnfwd::netns::Lab::sweep_stale("sdd");
-    if swept > 0 {
-        say(&format!("(removed {swept} namespaces an interrupted earlier demo left)"));
-    }
-    let interrupted = Arc::new(AtomicBool::new(false));
-    for s in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
-        signal_hook::flag::register(s, interrupted.clone()).map_err(|e| format!("signal handler: {e}"))?;
-    }
+    let interrupted = lab_start(
+        "sdd",
+        "sdnfwd demo: the datapath part needs root (network namespaces, AF_XDP); `sdnfwd demo --tables-only` runs \
+         without",
+    )?;
     let bin = std::env::current_exe().map_err(|e| format!("sdnfwd binary: {e}"))?;
     let mut t = Topology::build("sdd", config::yaml::DEFAULT_CLUSTER, &["node-d", "node-b"], Some("node-c"), &bin)
         .map_err(|e| format!("sdnfwd demo: building the namespaces: {e}"))?;
@@ -151,18 +161,8 @@ fn vswitchd_demo(t0: Instant) -> Result<ExitCode, String> {
          and `sdnfwd vswitchd` (node-b --detach, as ovs-ctl starts it); node-c is a kernel VXLAN node. The OpenShift \
          SDN daemon's commands set them up: ovs-vsctl (br0, vxlan0, tun0, a port per pod), ip (tun0), ovs-ofctl \
          (the rendered flows in one bundle, table 253), then ovs-appctl\n");
-    if !sdnfwd::netns::is_root() {
-        return Err("sdnfwd demo --vswitchd needs root (network namespaces, AF_XDP)".into());
-    }
+    let interrupted = lab_start("sdw", "sdnfwd demo --vswitchd needs root (network namespaces, AF_XDP)")?;
     sdnfwd::vswitchd_lab::ovs_installed().map_err(|e| format!("sdnfwd demo --vswitchd: {e}"))?;
-    let swept = sdnfwd::netns::Lab::sweep_stale("sdw");
-    if swept > 0 {
-        say(&format!("(removed {swept} namespaces an interrupted earlier demo left)"));
-    }
-    let interrupted = Arc::new(AtomicBool::new(false));
-    for s in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
-        signal_hook::flag::register(s, interrupted.clone()).map_err(|e| format!("signal handler: {e}"))?;
-    }
     let bin = std::env::current_exe().map_err(|e| format!("sdnfwd binary: {e}"))?;
     let mut d = match sdnfwd::vswitchd_lab::DropIn::build("sdw", &bin) {
         Ok(d) => d,

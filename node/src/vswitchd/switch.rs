@@ -742,6 +742,7 @@ fn make_internal(name: &str) -> Result<String, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::ovsdb::test_port as iface;
 
     #[test]
     fn test_protocols_narrow_the_versions() {
@@ -750,21 +751,6 @@ mod tests {
         assert_eq!(v(&["OpenFlow13"]), (1 << 4, vec![]));
         assert_eq!(v(&["OpenFlow10", "OpenFlow15"]), (1 << 1 | 1 << 6, vec![]));
         assert_eq!(v(&["OpenFlow12", "OpenFlow13"]), (1 << 4, vec!["OpenFlow12".to_string()]));
-    }
-
-    fn iface(name: &str, kind: &str, req: Option<i64>, opts: &[(&str, &str)]) -> crate::ovsdb::Port {
-        crate::ovsdb::Port {
-            uuid: format!("p-{name}"),
-            name: name.into(),
-            interfaces: vec![crate::ovsdb::Interface {
-                uuid: format!("i-{name}"),
-                name: name.into(),
-                kind: kind.into(),
-                options: opts.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
-                ofport_request: req,
-                ..Default::default()
-            }],
-        }
     }
 
     /// What an op writes to interface `uuid` (ofport, error), if it does.
