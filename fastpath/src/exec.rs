@@ -649,14 +649,20 @@ impl Exec<'_> {
             return;
         }
         // Unless an action or the tracker's NAT rewrote the frame, its
-        // fields are the previous key's.
-        let key = if rewritten || md.state & (CS_SRC_NAT | CS_DST_NAT) != 0 {
-            next_key(self.pool.data(g), pass.key, id, md)
+        // fields are the previous key's: the entry is queued with that key
+        // and its words patched in place (one copy of the entry's parts
+        // into the queue, not a key built aside and the whole entry copied
+        // after it).
+        let depth = pass.depth + 1;
+        if rewritten || md.state & (CS_SRC_NAT | CS_DST_NAT) != 0 {
+            let key = next_key(self.pool.data(g), pass.key, id, md);
+            self.recirc.push(Recirculating { frame: g, key, depth, md: *md });
         } else {
-            next_key_unchanged(pass.key, id, md)
-        };
-        debug_assert_eq!(key, next_key(self.pool.data(g), pass.key, id, md), "the frame was rewritten");
-        self.recirc.push(Recirculating { frame: g, key, depth: pass.depth + 1, md: *md });
+            self.recirc.push(Recirculating { frame: g, key: *pass.key, depth, md: *md });
+            let e = self.recirc.last_mut().expect("pushed above");
+            next_key_unchanged(&mut e.key, id, md);
+            debug_assert_eq!(e.key, next_key(self.pool.data(g), pass.key, id, md), "the frame was rewritten");
+        }
         b.recirculations += 1;
     }
 }

@@ -19,13 +19,18 @@ const FRAG_LATER: u64 = 2;
 pub const RECIRC_MAX: usize = 1024;
 
 /// A packet on its way to its next pass.
+///
+/// `repr(C)`, the frame and depth between the key and the metadata: the
+/// entry is then queued as two copies small enough to be inlined (104 and
+/// 80 bytes) rather than one 184-byte `memcpy` call.
 #[derive(Clone, Copy, Debug)]
+#[repr(C)]
 pub struct Recirculating {
-    /// The frame.
-    pub frame: FrameId,
     /// Its key for the next pass (tracked); hashed where the hash is
     /// needed (the EMC, a VXLAN push, an upcall), not when queued.
     pub key: FlowKey,
+    /// The frame.
+    pub frame: FrameId,
     /// Passes it has taken (1 after its first).
     pub depth: u8,
     /// What the tracker said of it (a later `ct` of the same packet reuses
@@ -47,19 +52,19 @@ pub fn next_key(frame: &[u8], prev: &FlowKey, id: u32, md: &CtResult) -> FlowKey
 }
 
 /// [`next_key`] of a frame that no action of the pass rewrote (no
-/// `set_field`, no NAT): the previous key's packet and tunnel fields as
-/// they are, the frame not parsed again.
+/// `set_field`, no NAT), made in place from a copy of the previous key
+/// (`k`): its packet and tunnel fields kept as they are, the frame not
+/// parsed again, the recirculation id and every connection-tracking word
+/// written.
 #[inline]
-pub fn next_key_unchanged(prev: &FlowKey, id: u32, md: &CtResult) -> FlowKey {
-    let mut k = FlowKey::default();
-    k.w[..BASE_WORDS].copy_from_slice(&prev.w[..BASE_WORDS]);
-    set_ct(&mut k, id, md);
-    k
+pub fn next_key_unchanged(k: &mut FlowKey, id: u32, md: &CtResult) {
+    set_ct(k, id, md);
 }
 
-/// The recirculation id and the tracker's verdict into `k` (whose
-/// connection-tracking words are zero): those words written whole, not
-/// field by field (their layout checked below).
+/// The recirculation id and the tracker's verdict into `k`: the
+/// connection-tracking words written whole, all of them, not field by
+/// field (their layout checked below), so whatever `k` held there before
+/// does not matter.
 #[inline]
 fn set_ct(k: &mut FlowKey, id: u32, md: &CtResult) {
     k.set(loc::RECIRC_ID, id as u64);
