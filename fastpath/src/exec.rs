@@ -659,9 +659,10 @@ impl Exec<'_> {
             self.recirc.push(Recirculating { frame: g, key, depth, md: *md });
         } else {
             self.recirc.push(Recirculating { frame: g, key: *pass.key, depth, md: *md });
-            let e = self.recirc.last_mut().expect("pushed above");
-            next_key_unchanged(&mut e.key, id, md);
-            debug_assert_eq!(e.key, next_key(self.pool.data(g), pass.key, id, md), "the frame was rewritten");
+            if let Some(e) = self.recirc.last_mut() {
+                next_key_unchanged(&mut e.key, id, md);
+                debug_assert_eq!(e.key, next_key(self.pool.data(g), pass.key, id, md), "the frame was rewritten");
+            }
         }
         b.recirculations += 1;
     }
