@@ -38,22 +38,7 @@ vsctl add-br br0 -- set bridge br0 datapath_type=netdev fail_mode=secure protoco
 ovs_target=br0
 
 # sdnfwd: a node with no uplink and no pods, OpenFlow on a local TCP port.
-cat >"$d/node.yaml" <<EOF
-clusterNetwork:
-  clusterNetworks: [{CIDR: 10.128.0.0/14, hostSubnetLength: 9}]
-  serviceNetwork: 172.30.0.0/16
-  pluginName: redhat/openshift-ovs-multitenant
-hostSubnets:
-- {metadata: {name: bench, uid: u-bench}, host: bench, hostIP: 172.16.1.25, subnet: 10.131.0.0/23}
-netNamespaces: [{netname: default, netid: 0}]
-node: {name: bench}
-EOF
-core=$(awk '/^Cpus_allowed_list/ {print $2}' /proc/self/status | cut -d, -f1 | cut -d- -f1)
-"$bin" run --config "$d/node.yaml" --no-tun0 --socket "$d/sdnfwd.ctl" --cores "$core" \
-  --openflow "ptcp:$port:127.0.0.1" 2>"$d/sdnfwd.log" &
-sdn_pid=$!
-for _ in $(seq 100); do grep -q ' ready: ' "$d/sdnfwd.log" 2>/dev/null && break; sleep 0.1; done
-grep -q ' ready: ' "$d/sdnfwd.log" || { cat "$d/sdnfwd.log" >&2; exit 1; }
+start_sdnfwd "$bin" "$d" bench "ptcp:$port:127.0.0.1" || exit 1
 sdn_target=tcp:127.0.0.1:$port
 ofctl() { ovs-ofctl -O OpenFlow13 "$@"; }
 ctl() { "$bin" ctl --socket "$d/sdnfwd.ctl" "$@" >/dev/null; }

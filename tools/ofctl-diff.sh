@@ -42,22 +42,7 @@ vsctl add-br br0 -- set bridge br0 datapath_type=netdev fail_mode=secure \
 vsctl set-fail-mode br0 secure
 ovs=unix:$d/br0.mgmt
 
-cat >"$d/node.yaml" <<EOF
-clusterNetwork:
-  clusterNetworks: [{CIDR: 10.128.0.0/14, hostSubnetLength: 9}]
-  serviceNetwork: 172.30.0.0/16
-  pluginName: redhat/openshift-ovs-multitenant
-hostSubnets:
-- {metadata: {name: diff, uid: u-diff}, host: diff, hostIP: 172.16.1.25, subnet: 10.131.0.0/23}
-netNamespaces: [{netname: default, netid: 0}]
-node: {name: diff}
-EOF
-core=$(awk '/^Cpus_allowed_list/ {print $2}' /proc/self/status | cut -d, -f1 | cut -d- -f1)
-"$bin" run --config "$d/node.yaml" --no-tun0 --socket "$d/sdnfwd.ctl" --cores "$core" --pmd-maxsleep-us 100 \
-  --openflow "punix:$d/sdnfwd.mgmt" >"$d/sdnfwd.out" 2>"$d/sdnfwd.log" &
-sdn_pid=$!
-for _ in $(seq 200); do grep -q ' ready: ' "$d/sdnfwd.log" 2>/dev/null && break; sleep 0.1; done
-grep -q ' ready: ' "$d/sdnfwd.log" || { cat "$d/sdnfwd.log" >&2; exit 2; }
+start_sdnfwd "$bin" "$d" diff "punix:$d/sdnfwd.mgmt" --pmd-maxsleep-us 100 || exit 2
 sdn=unix:$d/sdnfwd.mgmt
 ovs-ofctl del-flows "$sdn"
 ovs-ofctl del-flows "$ovs"

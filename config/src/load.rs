@@ -284,6 +284,52 @@ fn empty() -> Cluster {
     }
 }
 
+/// What [`each_object`] hands over.
+enum Doc<'a> {
+    /// An object: a document (`path` empty) or an item of a `kind: List`
+    /// document (`items[N]`), with its document's index and positions.
+    Object { di: usize, path: &'a str, v: &'a Value, pos: &'a Positions },
+    /// What cannot be read, at its line and column.
+    Bad((usize, usize), String),
+}
+
+/// The objects of a YAML stream as `oc get -o yaml` writes them, in order:
+/// each document, or each item of a `kind: List` document; a null
+/// document is skipped. A document that is not YAML ends the stream (its
+/// error at its line and column); a List whose `items` is not a sequence
+/// is an error too. `docs`: the documents' positions.
+fn each_object(text: &str, docs: &[Positions], mut f: impl FnMut(Doc<'_>)) {
+    let empty_pos = Positions::default();
+    for (di, de) in serde_norway::Deserializer::from_str(text).enumerate() {
+        let v = match Value::deserialize(de) {
+            Ok(v) => v,
+            Err(e) => {
+                let at = e.location().map(|l| (l.line(), l.column())).unwrap_or((1, 1));
+                let mut msg = e.to_string();
+                if let Some(i) = msg.find(" at line ") {
+                    msg.truncate(i);
+                }
+                f(Doc::Bad(at, msg));
+                return;
+            }
+        };
+        let pos = docs.get(di).unwrap_or(&empty_pos);
+        match (v.get("kind").and_then(Value::as_str), v.get("items")) {
+            (Some("List"), Some(Value::Sequence(items))) => {
+                for (i, item) in items.iter().enumerate() {
+                    f(Doc::Object { di, path: &format!("items[{i}]"), v: item, pos });
+                }
+            }
+            (Some("List"), Some(Value::Null) | None) => {}
+            (Some("List"), Some(_)) => {
+                f(Doc::Bad(pos.get("items").unwrap_or((1, 1)), "a List's `items` must be a sequence".into()))
+            }
+            _ if v.is_null() => {}
+            _ => f(Doc::Object { di, path: "", v: &v, pos }),
+        }
+    }
+}
+
 /// Merges sources (name, text) into one cluster, resolved
 /// ([`Cluster::resolve`]) but not checked. A source named None is the
 /// single unnamed input (errors then carry no file name, for the caller's
@@ -302,43 +348,18 @@ pub fn load_unchecked(sources: &[(Option<String>, String)]) -> Result<Cluster, V
     for (si, (name, text)) in sources.iter().enumerate() {
         let name = name.as_deref();
         let docs = &files[si].1;
-        for (di, de) in serde_norway::Deserializer::from_str(text).enumerate() {
-            let v = match Value::deserialize(de) {
-                Ok(v) => v,
-                Err(e) => {
-                    let at = e.location().map(|l| (l.line(), l.column())).unwrap_or((1, 1));
-                    let mut msg = e.to_string();
-                    if let Some(i) = msg.find(" at line ") {
-                        msg.truncate(i);
-                    }
-                    m.errs.push(err_at(name, at, msg));
-                    break;
-                }
-            };
-            let empty_pos = Positions::default();
-            let pos = docs.get(di).unwrap_or(&empty_pos);
-            match v.get("kind").and_then(Value::as_str) {
-                Some("List") => match v.get("items") {
-                    Some(Value::Sequence(items)) => {
-                        for (i, item) in items.iter().enumerate() {
-                            m.object(item, si, di, &format!("items[{i}]"), pos, name);
-                        }
-                    }
-                    Some(Value::Null) | None => {}
-                    Some(_) => {
-                        let at = pos.get("items").unwrap_or((1, 1));
-                        m.errs.push(err_at(name, at, "a List's `items` must be a sequence".into()));
-                    }
-                },
-                Some(_) => m.object(&v, si, di, "", pos, name),
-                None if v.is_null() => {}
-                None if v.is_mapping() => m.own(&v, si, di, pos, name),
+        each_object(text, docs, |o| match o {
+            Doc::Bad(at, msg) => m.errs.push(err_at(name, at, msg)),
+            Doc::Object { di, path, v, pos } if !path.is_empty() => m.object(v, si, di, path, pos, name),
+            Doc::Object { di, v, pos, .. } => match v.get("kind").and_then(Value::as_str) {
+                Some(_) => m.object(v, si, di, "", pos, name),
+                None if v.is_mapping() => m.own(v, si, di, pos, name),
                 None => {
                     let at = pos.get("").unwrap_or((1, 1));
                     m.errs.push(err_at(name, at, "expected a cluster mapping, an API object or a List".into()));
                 }
-            }
-        }
+            },
+        });
     }
     if !m.cn_given && m.errs.is_empty() {
         let name = sources.first().and_then(|s| s.0.as_deref());
@@ -672,37 +693,10 @@ pub fn network_policies(name: &str, text: &str) -> Result<Vec<NetworkPolicy>, Ve
         }
         out.push(np);
     };
-    for (di, de) in serde_norway::Deserializer::from_str(text).enumerate() {
-        let v = match Value::deserialize(de) {
-            Ok(v) => v,
-            Err(e) => {
-                let l = e.location().map(|l| (l.line(), l.column())).unwrap_or((1, 1));
-                let mut msg = e.to_string();
-                if let Some(i) = msg.find(" at line ") {
-                    msg.truncate(i);
-                }
-                errs.push(at(l, msg));
-                break;
-            }
-        };
-        let empty_pos = Positions::default();
-        let pos = docs.get(di).unwrap_or(&empty_pos);
-        match v.get("kind").and_then(Value::as_str) {
-            Some("List") => match v.get("items") {
-                Some(Value::Sequence(items)) => {
-                    for (i, item) in items.iter().enumerate() {
-                        one(item, pos, &format!("items[{i}]"), &mut errs);
-                    }
-                }
-                Some(Value::Null) | None => {}
-                Some(_) => {
-                    errs.push(at(pos.get("items").unwrap_or((1, 1)), "a List's `items` must be a sequence".into()))
-                }
-            },
-            _ if v.is_null() => {}
-            _ => one(&v, pos, "", &mut errs),
-        }
-    }
+    each_object(text, &docs, |o| match o {
+        Doc::Bad(l, msg) => errs.push(at(l, msg)),
+        Doc::Object { path, v, pos, .. } => one(v, pos, path, &mut errs),
+    });
     if errs.is_empty() && out.is_empty() {
         errs.push(at((1, 1), "no NetworkPolicy in the file".into()));
     }

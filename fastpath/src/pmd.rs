@@ -408,140 +408,7 @@ impl Pmd {
     /// ends it).
     #[cold]
     fn recirculate(&mut self, b: &mut BurstCounters) {
-        if self.ordered {
-            self.recirculate_ordered(b);
-            return;
-        }
-        let Pmd {
-            pool,
-            ports,
-            emc,
-            pending,
-            upcall_tx,
-            id,
-            iteration,
-            stats,
-            held,
-            tcache,
-            flows,
-            tunnel,
-            ct,
-            recirc,
-            recirc_round,
-            frags,
-            batch,
-            host,
-            ..
-        } = self;
-        let table: &FlowTable = flows.load();
-        let tunnel: &Arc<TunnelState> = tunnel.load();
-        tcache.sync(tunnel);
-        let mut pin = None;
-        let mut now_ms = 0;
-        let mut frag_due = u64::MAX;
-        loop {
-            std::mem::swap(recirc, recirc_round);
-            if recirc_round.is_empty() {
-                break;
-            }
-            let mut x = Exec {
-                pool: &mut *pool,
-                ports: &mut *ports,
-                flows: &stats.flows,
-                held: &mut *held,
-                iteration: *iteration,
-                tcache: &mut *tcache,
-                ct: ct.as_deref(),
-                pin: pin.take(),
-                now_ms,
-                frag_due,
-                recirc: &mut *recirc,
-                frags: &mut *frags,
-                batch: &mut *batch,
-                host: &mut *host,
-            };
-            // By reference, cleared after: a queued packet is not copied
-            // out of the queue first.
-            if emc.enabled() {
-                for r in recirc_round.iter() {
-                    let pass = Pass { key: &r.key, depth: r.depth, md: r.md };
-                    let hash = r.key.hash();
-                    if let Some(m) = emc.peek_tracked(&r.key, hash) {
-                        b.emc_hits += 1;
-                        x.execute(tunnel, m, r.frame, hash, pass, b);
-                        continue;
-                    }
-                    let in_port = r.key.get(crate::flow::loc::IN_PORT) as u32;
-                    match table.port(in_port).lookup(&r.key) {
-                        Some((m, _)) => {
-                            b.megaflow_hits += 1;
-                            emc.maybe_insert(&r.key, hash, m);
-                            x.execute(tunnel, m, r.frame, hash, pass, b);
-                        }
-                        None => {
-                            let w = (r.frame, r.key, hash, r.depth, r.md);
-                            pending.miss_again(x.pool, upcall_tx, *id, *iteration, w, b);
-                        }
-                    }
-                }
-            } else {
-                // The EMC off (many distinct keys): the round's packets
-                // are looked up as bursts, runs of up to [`BURST`] from
-                // one input port, as a first pass's are (a subtable
-                // probed once for consecutive keys with the same masked
-                // form, as OVS's dpcls does a batch); then run in order.
-                let mut at = 0;
-                while at < recirc_round.len() {
-                    let in_port = recirc_round[at].key.get(crate::flow::loc::IN_PORT);
-                    let end = recirc_round[at..]
-                        .iter()
-                        .take(BURST)
-                        .position(|r| r.key.get(crate::flow::loc::IN_PORT) != in_port)
-                        .map_or((at + BURST).min(recirc_round.len()), |n| at + n);
-                    let run = &recirc_round[at..end];
-                    let ids = run.iter().fold(0, |a, r| a | recirc_bit(r.key.get(crate::flow::loc::RECIRC_ID)));
-                    let mut hit: [Option<&Arc<Megaflow>>; BURST] = [None; BURST];
-                    let all = if run.len() == BURST { u32::MAX } else { (1u32 << run.len()) - 1 };
-                    let mut rank_hits = [0u64; 8];
-                    let cls = table.port(in_port as u32);
-                    let missed = cls.lookup_burst_recirc(run, all, ids, &mut hit, &mut rank_hits);
-                    b.megaflow_hits += (all & !missed).count_ones() as u64;
-                    // Ranked by all their hits, recirculated passes' too
-                    // (as OVS's dpcls counts every lookup).
-                    for (rank, &n) in rank_hits.iter().enumerate() {
-                        if n != 0 {
-                            cls.credit(rank, n);
-                        }
-                    }
-                    for (r, m) in run.iter().zip(hit) {
-                        match m {
-                            Some(m) => {
-                                let pass = Pass { key: &r.key, depth: r.depth, md: r.md };
-                                // Read by a VXLAN push alone.
-                                let hash = if m.tunnels { r.key.hash() } else { 0 };
-                                x.execute(tunnel, m, r.frame, hash, pass, b);
-                            }
-                            None => {
-                                let w = (r.frame, r.key, r.key.hash(), r.depth, r.md);
-                                pending.miss_again(x.pool, upcall_tx, *id, *iteration, w, b);
-                            }
-                        }
-                    }
-                    at = end;
-                }
-            }
-            recirc_round.clear();
-            (pin, now_ms, frag_due) = (x.pin.take(), x.now_ms, x.frag_due);
-        }
-    }
-
-    /// [`Pmd::recirculate`] keeping OVS's order ([`Pmd::set_ordered`]):
-    /// consecutive packets of a round that hit one megaflow run as one
-    /// batch, action by action (OVS's per-flow batches), and a packet that
-    /// misses holds back the rest of its round until the slow path has
-    /// answered (as OVS's synchronous upcall would have).
-    #[cold]
-    fn recirculate_ordered(&mut self, b: &mut BurstCounters) {
+        let ordered = self.ordered;
         let Pmd {
             pool,
             ports,
@@ -588,42 +455,121 @@ impl Pmd {
                 batch: &mut *batch,
                 host: &mut *host,
             };
-            let mut group: Option<(Arc<Megaflow>, u8)> = None;
             let mut held_back = false;
-            let mut k = 0;
-            while k < recirc_round.len() {
-                let r = recirc_round[k];
-                k += 1;
-                let hash = r.key.hash();
-                let mut found = emc.enabled().then(|| emc.peek_tracked(&r.key, hash).cloned()).flatten();
-                if found.is_some() {
-                    b.emc_hits += 1;
-                } else if let Some((m, _)) = table.port(r.key.get(crate::flow::loc::IN_PORT) as u32).lookup(&r.key) {
-                    b.megaflow_hits += 1;
-                    emc.maybe_insert(&r.key, hash, m);
-                    found = Some(m.clone());
+            if ordered {
+                // Kept in OVS's order ([`Pmd::set_ordered`]): consecutive
+                // packets of a round that hit one megaflow run as one batch,
+                // action by action (OVS's per-flow batches), and a packet that
+                // misses holds back the rest of its round until the slow path
+                // has answered (as OVS's synchronous upcall would have).
+                let mut group: Option<(Arc<Megaflow>, u8)> = None;
+                let mut k = 0;
+                while k < recirc_round.len() {
+                    let r = recirc_round[k];
+                    k += 1;
+                    let hash = r.key.hash();
+                    let mut found = emc.enabled().then(|| emc.peek_tracked(&r.key, hash).cloned()).flatten();
+                    if found.is_some() {
+                        b.emc_hits += 1;
+                    } else if let Some((m, _)) = table.port(r.key.get(crate::flow::loc::IN_PORT) as u32).lookup(&r.key)
+                    {
+                        b.megaflow_hits += 1;
+                        emc.maybe_insert(&r.key, hash, m);
+                        found = Some(m.clone());
+                    }
+                    if group.as_ref().is_some_and(|(g, _)| found.as_ref().is_none_or(|m| !Arc::ptr_eq(g, m))) {
+                        let (g, depth) = group.take().expect("checked");
+                        x.execute_batch(tunnel, &g, depth, b);
+                    }
+                    match found {
+                        Some(m) => {
+                            group.get_or_insert((m, r.depth));
+                            x.batch.push(Item { frame: r.frame, key: r.key, hash, md: r.md, live: true });
+                        }
+                        None => {
+                            let w = (r.frame, r.key, hash, r.depth, r.md);
+                            pending.miss_again(x.pool, upcall_tx, *id, *iteration, w, b);
+                            // The rest of the round waits for the answer.
+                            x.recirc.splice(0..0, recirc_round.drain(k..));
+                            held_back = true;
+                            break;
+                        }
+                    }
                 }
-                if group.as_ref().is_some_and(|(g, _)| found.as_ref().is_none_or(|m| !Arc::ptr_eq(g, m))) {
-                    let (g, depth) = group.take().expect("checked");
+                if let Some((g, depth)) = group.take() {
                     x.execute_batch(tunnel, &g, depth, b);
                 }
-                match found {
-                    Some(m) => {
-                        group.get_or_insert((m, r.depth));
-                        x.batch.push(Item { frame: r.frame, key: r.key, hash, md: r.md, live: true });
+            } else {
+                // By reference, cleared after: a queued packet is not copied
+                // out of the queue first.
+                if emc.enabled() {
+                    for r in recirc_round.iter() {
+                        let pass = Pass { key: &r.key, depth: r.depth, md: r.md };
+                        let hash = r.key.hash();
+                        if let Some(m) = emc.peek_tracked(&r.key, hash) {
+                            b.emc_hits += 1;
+                            x.execute(tunnel, m, r.frame, hash, pass, b);
+                            continue;
+                        }
+                        let in_port = r.key.get(crate::flow::loc::IN_PORT) as u32;
+                        match table.port(in_port).lookup(&r.key) {
+                            Some((m, _)) => {
+                                b.megaflow_hits += 1;
+                                emc.maybe_insert(&r.key, hash, m);
+                                x.execute(tunnel, m, r.frame, hash, pass, b);
+                            }
+                            None => {
+                                let w = (r.frame, r.key, hash, r.depth, r.md);
+                                pending.miss_again(x.pool, upcall_tx, *id, *iteration, w, b);
+                            }
+                        }
                     }
-                    None => {
-                        let w = (r.frame, r.key, hash, r.depth, r.md);
-                        pending.miss_again(x.pool, upcall_tx, *id, *iteration, w, b);
-                        // The rest of the round waits for the answer.
-                        x.recirc.splice(0..0, recirc_round.drain(k..));
-                        held_back = true;
-                        break;
+                } else {
+                    // The EMC off (many distinct keys): the round's packets
+                    // are looked up as bursts, runs of up to [`BURST`] from
+                    // one input port, as a first pass's are (a subtable
+                    // probed once for consecutive keys with the same masked
+                    // form, as OVS's dpcls does a batch); then run in order.
+                    let mut at = 0;
+                    while at < recirc_round.len() {
+                        let in_port = recirc_round[at].key.get(crate::flow::loc::IN_PORT);
+                        let end = recirc_round[at..]
+                            .iter()
+                            .take(BURST)
+                            .position(|r| r.key.get(crate::flow::loc::IN_PORT) != in_port)
+                            .map_or((at + BURST).min(recirc_round.len()), |n| at + n);
+                        let run = &recirc_round[at..end];
+                        let ids = run.iter().fold(0, |a, r| a | recirc_bit(r.key.get(crate::flow::loc::RECIRC_ID)));
+                        let mut hit: [Option<&Arc<Megaflow>>; BURST] = [None; BURST];
+                        let all = if run.len() == BURST { u32::MAX } else { (1u32 << run.len()) - 1 };
+                        let mut rank_hits = [0u64; 8];
+                        let cls = table.port(in_port as u32);
+                        let missed = cls.lookup_burst_recirc(run, all, ids, &mut hit, &mut rank_hits);
+                        b.megaflow_hits += (all & !missed).count_ones() as u64;
+                        // Ranked by all their hits, recirculated passes' too
+                        // (as OVS's dpcls counts every lookup).
+                        for (rank, &n) in rank_hits.iter().enumerate() {
+                            if n != 0 {
+                                cls.credit(rank, n);
+                            }
+                        }
+                        for (r, m) in run.iter().zip(hit) {
+                            match m {
+                                Some(m) => {
+                                    let pass = Pass { key: &r.key, depth: r.depth, md: r.md };
+                                    // Read by a VXLAN push alone.
+                                    let hash = if m.tunnels { r.key.hash() } else { 0 };
+                                    x.execute(tunnel, m, r.frame, hash, pass, b);
+                                }
+                                None => {
+                                    let w = (r.frame, r.key, r.key.hash(), r.depth, r.md);
+                                    pending.miss_again(x.pool, upcall_tx, *id, *iteration, w, b);
+                                }
+                            }
+                        }
+                        at = end;
                     }
                 }
-            }
-            if let Some((g, depth)) = group.take() {
-                x.execute_batch(tunnel, &g, depth, b);
             }
             recirc_round.clear();
             (pin, now_ms, frag_due) = (x.pin.take(), x.now_ms, x.frag_due);

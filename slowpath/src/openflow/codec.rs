@@ -2239,6 +2239,18 @@ pub fn put_oxs_stats(
     pad8(out, start);
 }
 
+/// The run every flow statistics entry before 1.5 has (1.0's, NXST's,
+/// 1.3's): duration in seconds and nanoseconds, priority, idle and hard
+/// timeouts.
+pub(crate) fn put_age_and_timeouts(v: &FlowStatsView<'_>, out: &mut Vec<u8>) {
+    let s = v.spec;
+    out.extend_from_slice(&(v.duration.as_secs() as u32).to_be_bytes());
+    out.extend_from_slice(&v.duration.subsec_nanos().to_be_bytes());
+    out.extend_from_slice(&s.priority.to_be_bytes());
+    out.extend_from_slice(&s.idle_timeout.to_be_bytes());
+    out.extend_from_slice(&s.hard_timeout.to_be_bytes());
+}
+
 /// One flow's OpenFlow 1.3 statistics entry (`ofp_flow_stats`).
 pub fn encode_flow_stats(s: &FlowSpec, age: std::time::Duration, packets: u64, bytes: u64, out: &mut Vec<u8>) {
     let v = FlowStatsView { spec: s, duration: age, idle_age: age, hard_age: age, packets, bytes };
@@ -2263,11 +2275,7 @@ pub fn encode_flow_stats_v(v: &FlowStatsView<'_>, version: u8, out: &mut Vec<u8>
         put_oxs_stats(out, Some(v.duration), Some(v.idle_age), v.packets, v.bytes, None);
     } else {
         out.extend_from_slice(&[0, 0, s.table, 0]);
-        out.extend_from_slice(&(v.duration.as_secs() as u32).to_be_bytes());
-        out.extend_from_slice(&v.duration.subsec_nanos().to_be_bytes());
-        out.extend_from_slice(&s.priority.to_be_bytes());
-        out.extend_from_slice(&s.idle_timeout.to_be_bytes());
-        out.extend_from_slice(&s.hard_timeout.to_be_bytes());
+        put_age_and_timeouts(v, out);
         out.extend_from_slice(&(if version >= OFP13 { s.flags & flags_known(version) } else { 0 }).to_be_bytes());
         out.extend_from_slice(&(if version >= OFP14 { s.importance } else { 0 }).to_be_bytes());
         out.extend_from_slice(&[0; 2]);

@@ -16,8 +16,8 @@ use config::ofctl::{Field, FlowCommand, FlowSpec, Match, ETH_TYPE_ARP, ETH_TYPE_
 use config::ofctl::{IPPROTO_UDP, OFPP_LOCAL};
 
 use super::codec::{
-    self, be16, be32, be64, encode_instructions_v, encode_match_v, err, put_nx_match, put_oxs_stats, FlowFilter,
-    FlowModFields, FlowStatsView, OfError, OFP10, OFP15, OFPTT_ALL,
+    self, be16, be32, be64, encode_instructions_v, encode_match_v, err, put_age_and_timeouts, put_nx_match,
+    put_oxs_stats, FlowFilter, FlowModFields, FlowStatsView, OfError, OFP10, OFP15, OFPTT_ALL,
 };
 use crate::ofproto::{RemovedReason, Rule};
 
@@ -412,11 +412,7 @@ pub fn encode_nx_flow_stats(v: &FlowStatsView<'_>, out: &mut Vec<u8>) {
     let s = v.spec;
     let start = out.len();
     out.extend_from_slice(&[0, 0, s.table, 0]);
-    out.extend_from_slice(&(v.duration.as_secs() as u32).to_be_bytes());
-    out.extend_from_slice(&v.duration.subsec_nanos().to_be_bytes());
-    out.extend_from_slice(&s.priority.to_be_bytes());
-    out.extend_from_slice(&s.idle_timeout.to_be_bytes());
-    out.extend_from_slice(&s.hard_timeout.to_be_bytes());
+    put_age_and_timeouts(v, out);
     let at = out.len();
     out.extend_from_slice(&[0, 0]);
     out.extend_from_slice(&age16(v.idle_age).to_be_bytes());
@@ -438,11 +434,7 @@ pub fn encode_flow_stats10(v: &FlowStatsView<'_>, out: &mut Vec<u8>) {
     let start = out.len();
     out.extend_from_slice(&[0, 0, s.table, 0]);
     encode_match10(&s.m, out);
-    out.extend_from_slice(&(v.duration.as_secs() as u32).to_be_bytes());
-    out.extend_from_slice(&v.duration.subsec_nanos().to_be_bytes());
-    out.extend_from_slice(&s.priority.to_be_bytes());
-    out.extend_from_slice(&s.idle_timeout.to_be_bytes());
-    out.extend_from_slice(&s.hard_timeout.to_be_bytes());
+    put_age_and_timeouts(v, out);
     out.extend_from_slice(&[0; 6]);
     out.extend_from_slice(&s.cookie.to_be_bytes());
     out.extend_from_slice(&v.packets.to_be_bytes());
