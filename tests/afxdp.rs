@@ -113,3 +113,54 @@ fn kernel_ping_answered_through_an_af_xdp_socket() {
     let link = lab.ip(None, &["link", "show", &host]).unwrap();
     assert!(!String::from_utf8_lossy(&link.stdout).contains("xdp"), "XDP program left on {host}");
 }
+
+/// A burst larger than the kernel sends per `sendto` in copy mode (32
+/// frames) leaves whole with nothing sent after it: the frames left in the
+/// TX ring are kicked by the port's next polls, not stranded until the next
+/// send, which at the end of a stream never comes.
+#[test]
+fn a_burst_larger_than_one_sendto_leaves_whole() {
+    require_root();
+    let mut lab = Lab::new("sdb");
+    let peer = lab.ns("peer").unwrap();
+    let host = format!("{}h", lab.prefix());
+    lab.veth((&host, None), ("eth0", Some(&peer))).unwrap();
+    let mut port = XskPort::open(&XskConfig::new(&host)).unwrap_or_else(|e| panic!("AF_XDP on {host}: {e}"));
+    let (mode, zc) = port.mode();
+    sdnfwd::netns::branch("AF_XDP burst", &format!("XDP {mode} mode, {}", if zc { "zero-copy" } else { "copy" }));
+    let rx_packets = || {
+        let o = lab.ip(Some(&peer), &["-j", "-s", "link", "show", "dev", "eth0"]).unwrap();
+        let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+        v[0]["stats64"]["rx"]["packets"].as_u64().expect("stats64")
+    };
+    let before = rx_packets();
+    let mut pool = FramePool::new(1024);
+    // Broadcast frames of a local experimental ethertype: the peer's kernel
+    // counts and drops them.
+    let mut frame = vec![0xffu8; 6];
+    frame.extend_from_slice(&[0x02, 0, 0, 0, 0, 0x01, 0x88, 0xb5]);
+    frame.resize(60, 0);
+    const BURST: u64 = 200;
+    let ids: Vec<u32> = (0..BURST)
+        .map(|_| {
+            let f = pool.alloc().unwrap();
+            pool.fill(f, &frame);
+            f
+        })
+        .collect();
+    port.tx(&mut pool, &ids);
+    assert_eq!(port.counters().tx_packets, BURST);
+    // Polls only, as an idle poll loop's.
+    let mut got = [0u32; 32];
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while (port.umem_frames().1 > 0 || rx_packets() - before < BURST) && Instant::now() < deadline {
+        let n = port.rx(&mut pool, &mut got);
+        for &f in &got[..n] {
+            pool.free(f);
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    assert_eq!(port.umem_frames().1, 0, "frames still in the TX ring after 5 s of polls");
+    // (The host side's own IPv6 neighbour discovery may add one or two.)
+    assert!(rx_packets() - before >= BURST, "the peer received {} of the burst's {BURST}", rx_packets() - before);
+}

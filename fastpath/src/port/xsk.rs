@@ -109,6 +109,19 @@ pub struct XskCounters {
     pub syscall_ns: u64,
 }
 
+/// The kernel's side of a socket's counters (`XDP_STATISTICS`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct XskKernelCounters {
+    /// Frames dropped for another reason (a frame too long for the UMEM).
+    pub rx_dropped: u64,
+    /// Frames dropped because the RX ring was full: userspace was late.
+    pub rx_ring_full: u64,
+    /// Times the fill ring was found empty (frames dropped or delayed).
+    pub rx_fill_ring_empty: u64,
+    /// Times the TX ring was found empty.
+    pub tx_ring_empty: u64,
+}
+
 /// One AF_XDP socket on one queue, with its own UMEM.
 pub struct XskPort {
     name: String,
@@ -245,6 +258,19 @@ impl XskPort {
         self.x
     }
 
+    /// The kernel's counters for this socket (`XDP_STATISTICS`): frames
+    /// it dropped before userspace saw them; `None` where the kernel does
+    /// not answer.
+    pub fn kernel_counters(&self) -> Option<XskKernelCounters> {
+        let k = self.rx.fd().xdp_statistics().ok()?;
+        Some(XskKernelCounters {
+            rx_dropped: k.rx_dropped(),
+            rx_ring_full: k.rx_ring_full(),
+            rx_fill_ring_empty: k.rx_fill_ring_empty_descs(),
+            tx_ring_empty: k.tx_ring_empty_descs(),
+        })
+    }
+
     /// UMEM frames: (owned by userspace, in the TX ring, total). The rest
     /// are in the fill ring or the RX ring.
     pub fn umem_frames(&self) -> (usize, usize, usize) {
@@ -279,6 +305,32 @@ impl XskPort {
         self.free.truncate(self.free.len() - n);
     }
 
+    /// Kicks the kernel for frames it left in the TX ring. In copy mode a
+    /// `sendto` sends at most 32 frames, and a device may refuse some for
+    /// a moment: those wait for another kick, and with no later traffic
+    /// they would wait forever. Called each poll; it reads the ring's
+    /// consumer position only while frames are out, and makes a system
+    /// call only when some are still in the ring.
+    fn kick_leftovers(&mut self) {
+        if self.in_tx == 0 || self.tx.nb_free_exact() as usize >= self.scratch.len() {
+            return;
+        }
+        if self.tx.needs_wakeup() {
+            self.wakeup_tx();
+        }
+    }
+
+    /// One `sendto` for the TX ring, counted and timed. EAGAIN and ENOBUFS
+    /// are absorbed by xsk-rs (frames left in the ring: see
+    /// [`XskPort::kick_leftovers`]); anything else shows up as frames never
+    /// completed, counted by the caller's stats.
+    fn wakeup_tx(&mut self) {
+        self.x.tx_wakeups += 1;
+        let t = std::time::Instant::now();
+        let _ = self.tx.wakeup();
+        self.x.syscall_ns += t.elapsed().as_nanos() as u64;
+    }
+
     /// Takes frames the kernel finished sending back onto the free list.
     fn reclaim(&mut self) {
         if self.in_tx == 0 {
@@ -299,6 +351,7 @@ impl Port for XskPort {
     }
 
     fn rx(&mut self, pool: &mut FramePool, out: &mut [FrameId]) -> usize {
+        self.kick_leftovers();
         self.reclaim();
         self.refill();
         let want = out.len().min(self.scratch.len());
@@ -388,12 +441,7 @@ impl Port for XskPort {
             }
         }
         if self.tx.needs_wakeup() {
-            self.x.tx_wakeups += 1;
-            let t = std::time::Instant::now();
-            // EAGAIN/ENOBUFS are absorbed by xsk-rs; anything else shows up
-            // as frames never completed, counted by the caller's stats.
-            let _ = self.tx.wakeup();
-            self.x.syscall_ns += t.elapsed().as_nanos() as u64;
+            self.wakeup_tx();
         }
     }
 
@@ -411,13 +459,10 @@ impl Port for XskPort {
             "rx_wakeups={} tx_wakeups={} rx_no_buffer={} tx_ring_full={} rx_too_long={}",
             x.rx_wakeups, x.tx_wakeups, x.rx_no_buffer, x.tx_ring_full, x.rx_too_long
         );
-        if let Ok(k) = self.rx.fd().xdp_statistics() {
+        if let Some(k) = self.kernel_counters() {
             s += &format!(
                 " kernel: rx_dropped={} rx_ring_full={} rx_fill_ring_empty={} tx_ring_empty={}",
-                k.rx_dropped(),
-                k.rx_ring_full(),
-                k.rx_fill_ring_empty_descs(),
-                k.tx_ring_empty_descs()
+                k.rx_dropped, k.rx_ring_full, k.rx_fill_ring_empty, k.tx_ring_empty
             );
         }
         s
