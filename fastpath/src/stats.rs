@@ -145,6 +145,13 @@ pub struct PmdStats {
     pub emc_auto_disabled: AtomicU64,
     /// Whether the EMC is currently enabled (1/0).
     pub emc_enabled: AtomicU64,
+    /// The loop's thread id (0 until it runs): where the scheduler's
+    /// figures for it are read.
+    pub tid: AtomicU64,
+    /// The scheduler's figures as the loop stopped (its thread gone):
+    /// 1 + the preemptions (0: none kept) and 1 + the runnable nanoseconds
+    /// (0: not counted); `tid` is then 0.
+    sched_final: [AtomicU64; 2],
 }
 
 impl Default for PmdStats {
@@ -168,6 +175,8 @@ impl Default for PmdStats {
             ct: Default::default(),
             emc_auto_disabled: AtomicU64::new(0),
             emc_enabled: AtomicU64::new(0),
+            tid: AtomicU64::new(0),
+            sched_final: Default::default(),
         }
     }
 }
@@ -180,6 +189,56 @@ impl PmdStats {
             (Some(p), Some(b)) => (p.load(Ordering::Relaxed), b.load(Ordering::Relaxed)),
             _ => (0, 0),
         }
+    }
+
+    /// Records the calling thread as this loop's (once, when it starts).
+    pub fn note_thread(&self) {
+        let tid = std::fs::read_link("/proc/thread-self")
+            .ok()
+            .and_then(|p| p.file_name()?.to_str()?.parse::<u64>().ok())
+            .unwrap_or(0);
+        self.tid.store(tid, Ordering::Relaxed);
+    }
+
+    /// What the scheduler did to the loop's thread since it started:
+    /// `(preemptions, runnable_ns)`, the times another task took its core
+    /// (involuntary context switches) and, where the kernel keeps
+    /// scheduler statistics (`kernel.sched_schedstats`), the time it was
+    /// ready to run but waited for the core. A poll loop on a core of its
+    /// own shows none; a ring overflow beside many is the machine's doing.
+    pub fn scheduler(&self) -> Option<(u64, Option<u64>)> {
+        match self.tid.load(Ordering::Relaxed) {
+            0 => {
+                let [p, w] = [0, 1].map(|i| self.sched_final[i].load(Ordering::Relaxed));
+                Some((p.checked_sub(1)?, w.checked_sub(1)))
+            }
+            tid => self.read_scheduler(tid),
+        }
+    }
+
+    /// Keeps the scheduler's figures for after the loop's thread ends (the
+    /// loop calls this as it stops).
+    pub fn keep_scheduler(&self) {
+        if let Some((p, w)) = self.read_scheduler(self.tid.load(Ordering::Relaxed)) {
+            self.sched_final[0].store(p + 1, Ordering::Relaxed);
+            self.sched_final[1].store(w.map_or(0, |w| w + 1), Ordering::Relaxed);
+        }
+        self.tid.store(0, Ordering::Relaxed);
+    }
+
+    fn read_scheduler(&self, tid: u64) -> Option<(u64, Option<u64>)> {
+        let task = format!("/proc/self/task/{tid}");
+        let status = std::fs::read_to_string(format!("{task}/status")).ok()?;
+        let preempted: u64 =
+            status.lines().find_map(|l| l.strip_prefix("nonvoluntary_ctxt_switches:"))?.trim().parse().ok()?;
+        // "run_ns wait_ns slices": all zero where the kernel does not count.
+        let sched = std::fs::read_to_string(format!("{task}/schedstat")).unwrap_or_default();
+        let v: Vec<u64> = sched.split_whitespace().filter_map(|w| w.parse().ok()).collect();
+        let waited = match v[..] {
+            [run, wait, _] if run > 0 => Some(wait),
+            _ => None,
+        };
+        Some((preempted, waited))
     }
 
     /// Adds to a counter this loop alone writes (a relaxed load and
@@ -413,6 +472,13 @@ impl PmdStats {
             let v: Vec<String> = CT_VERDICTS.iter().zip(ct).map(|(n, c)| format!("{n}={c}")).collect();
             s.push_str(&format!("  conntrack verdicts: {}\n", v.join(" ")));
         }
+        if let Some((preempted, waited)) = self.scheduler() {
+            let waited = waited.map(|w| format!(", {:.1} ms runnable waiting for its core", w as f64 / 1e6));
+            s.push_str(&format!(
+                "  scheduler: preempted {preempted} times{} (since start)\n",
+                waited.unwrap_or_default()
+            ));
+        }
         s
     }
 }
@@ -421,6 +487,30 @@ impl PmdStats {
 mod tests {
     use super::*;
     use crate::conntrack::types::*;
+
+    /// The loop's thread is found in /proc while it runs, and its figures
+    /// are kept once it stops (the stop-time report is printed after).
+    #[test]
+    fn test_scheduler_figures_live_and_after_the_thread() {
+        let s = std::sync::Arc::new(PmdStats::default());
+        assert_eq!(s.scheduler(), None, "no thread yet");
+        assert!(!s.show(None).contains("scheduler:"));
+        let t = std::thread::spawn({
+            let s = s.clone();
+            move || {
+                s.note_thread();
+                let live = s.scheduler().expect("the running thread's figures");
+                assert!(s.show(None).contains("  scheduler: preempted "), "{}", s.show(None));
+                s.keep_scheduler();
+                live
+            }
+        });
+        let live = t.join().unwrap();
+        assert_eq!(s.tid.load(Ordering::Relaxed), 0);
+        let kept = s.scheduler().expect("kept after the thread ended");
+        assert!(kept.0 >= live.0);
+        assert!(s.show(None).contains(&format!("  scheduler: preempted {} times", kept.0)));
+    }
 
     #[test]
     fn test_ct_verdicts_counted_and_shown() {
