@@ -187,6 +187,14 @@ pub struct Exec<'a> {
     pub host: &'a mut HostWait,
 }
 
+/// Where a frame's actions stand after a `ct` ([`Exec::ct_step`]).
+enum CtStep {
+    /// On to the next action.
+    Next,
+    /// Nothing more to do with the frame here.
+    Done,
+}
+
 /// What a frame brings to its actions besides its bytes: its key, the
 /// passes it has taken and what the tracker said of it so far.
 #[derive(Clone, Copy, Debug)]
@@ -369,6 +377,16 @@ impl Exec<'_> {
             b.drop(DatapathDrop::Pipeline, 1);
             return;
         }
+        // The shape of every pass but the last in conntrack tables (OVS's
+        // `ct(table=N)`: track, then the next pass): no action loop.
+        if let [DpAction::Ct(ref req), DpAction::Recirc(id)] = m.actions[..] {
+            let mut md = pass.md;
+            if let CtStep::Done = self.ct_step(tunnel, m, f, hash, req, &mut md, &pass, (0, true), b) {
+                return;
+            }
+            self.recirculate(f, id, &pass, &md, false, b);
+            return;
+        }
         let mut md = pass.md;
         let mut left = m.n_outputs;
         // Whether an action rewrote the frame (its next pass's key is then
@@ -384,40 +402,10 @@ impl Exec<'_> {
                     continue;
                 }
                 DpAction::Ct(req) => {
-                    let Some(goes_on) = self.track(f, req, &mut md, &pass) else {
-                        self.pool.free(f);
-                        b.drop(DatapathDrop::NoTracker, 1);
-                        return;
-                    };
-                    if md.host_query {
-                        // The pass runs again whole once the host's
-                        // translation is known: only while nothing of the
-                        // frame has left yet. (Never a fragment: the
-                        // tracker asks for whole packets alone.)
-                        if left == m.n_outputs && self.host.hold(f, pass.key, pass.depth, &md, self.now_ms) {
-                            b.host_waits += 1;
-                            return;
-                        }
-                        md.host_query = false;
-                        md.host_checked = true;
-                        let _ = self.track(f, req, &mut md, &pass);
-                    }
-                    if self.now_ms >= self.frag_due && self.release(goes_on as usize, b) {
-                        if goes_on {
-                            let item = Item { frame: f, key: *pass.key, hash, md, live: true };
-                            self.batch.insert(0, item);
-                        }
-                        self.run_batch(tunnel, m, pass.depth, i + 1, b);
+                    let fresh = left == m.n_outputs;
+                    if let CtStep::Done = self.ct_step(tunnel, m, f, hash, req, &mut md, &pass, (i, fresh), b) {
                         return;
                     }
-                    if !goes_on {
-                        // Held for reassembly (copied).
-                        self.pool.free(f);
-                        return;
-                    }
-                    // Counted once the verdict is final (a held frame is
-                    // counted when its pass runs again).
-                    b.ct[ct_verdict(md.state)] += 1;
                     continue;
                 }
                 DpAction::Output(p) => (*p, None),
@@ -573,6 +561,61 @@ impl Exec<'_> {
                 b.drop(DatapathDrop::Pipeline, 1);
             }
         }
+    }
+
+    /// The `i`-th action of `m`, a `ct`, on frame `f` (`md` updated):
+    /// whether the frame's actions go on. `fresh`: nothing of the frame has
+    /// left yet, so that it may be held for the host's translation and its
+    /// pass run again whole. Done when the frame was dropped, held, or went
+    /// on with the fragments the `ct` released as a batch.
+    #[allow(clippy::too_many_arguments)]
+    #[inline(always)]
+    fn ct_step(
+        &mut self,
+        tunnel: &TunnelState,
+        m: &Megaflow,
+        f: FrameId,
+        hash: u32,
+        req: &CtRequest,
+        md: &mut CtResult,
+        pass: &Pass<'_>,
+        (i, fresh): (usize, bool),
+        b: &mut BurstCounters,
+    ) -> CtStep {
+        let Some(goes_on) = self.track(f, req, md, pass) else {
+            self.pool.free(f);
+            b.drop(DatapathDrop::NoTracker, 1);
+            return CtStep::Done;
+        };
+        if md.host_query {
+            // The pass runs again whole once the host's translation is
+            // known: only while nothing of the frame has left yet. (Never a
+            // fragment: the tracker asks for whole packets alone.)
+            if fresh && self.host.hold(f, pass.key, pass.depth, md, self.now_ms) {
+                b.host_waits += 1;
+                return CtStep::Done;
+            }
+            md.host_query = false;
+            md.host_checked = true;
+            let _ = self.track(f, req, md, pass);
+        }
+        if self.now_ms >= self.frag_due && self.release(goes_on as usize, b) {
+            if goes_on {
+                let item = Item { frame: f, key: *pass.key, hash, md: *md, live: true };
+                self.batch.insert(0, item);
+            }
+            self.run_batch(tunnel, m, pass.depth, i + 1, b);
+            return CtStep::Done;
+        }
+        if !goes_on {
+            // Held for reassembly (copied).
+            self.pool.free(f);
+            return CtStep::Done;
+        }
+        // Counted once the verdict is final (a held frame is counted when
+        // its pass runs again).
+        b.ct[ct_verdict(md.state)] += 1;
+        CtStep::Next
     }
 
     /// The frame through the tracker (`md` updated): `Some(true)` when it

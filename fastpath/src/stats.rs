@@ -310,17 +310,20 @@ impl PmdStats {
             Self::add(&self.host_waits, b.host_waits);
             Self::add(&self.host_late, b.host_late);
         }
-        if b.drops != [0; N_DROP] {
+        // OR-folds, not array comparisons: those compile to a memcmp call
+        // against a zeroed array, once per iteration each.
+        let any = |a: &[u64]| a.iter().fold(0, |x, &y| x | y) != 0;
+        if any(&b.drops) {
             for i in 0..N_DROP {
                 Self::add(&self.drops[i], b.drops[i]);
             }
         }
-        if b.malformed != [0; N_MALFORMED] {
+        if any(&b.malformed) {
             for i in 0..N_MALFORMED {
                 Self::add(&self.malformed[i], b.malformed[i]);
             }
         }
-        if b.ct != [0; 4] {
+        if any(&b.ct) {
             for i in 0..4 {
                 Self::add(&self.ct[i], b.ct[i]);
             }
