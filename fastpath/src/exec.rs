@@ -203,15 +203,17 @@ pub struct Pass<'k> {
     pub key: &'k FlowKey,
     /// Passes taken before this one.
     pub depth: u8,
-    /// The tracker's verdict from an earlier pass (default: none yet).
-    pub md: CtResult,
+    /// The tracker's verdict from an earlier pass ([`CtResult::NONE`]
+    /// before any): borrowed from where it waited, copied once, by the
+    /// actions that update it.
+    pub md: &'k CtResult,
 }
 
 impl<'k> Pass<'k> {
     /// A packet's first pass.
     #[inline]
     pub fn first(key: &'k FlowKey) -> Pass<'k> {
-        Pass { key, depth: 0, md: CtResult::default() }
+        Pass { key, depth: 0, md: &CtResult::NONE }
     }
 }
 
@@ -380,14 +382,14 @@ impl Exec<'_> {
         // The shape of every pass but the last in conntrack tables (OVS's
         // `ct(table=N)`: track, then the next pass): no action loop.
         if let [DpAction::Ct(ref req), DpAction::Recirc(id)] = m.actions[..] {
-            let mut md = pass.md;
+            let mut md = *pass.md;
             if let CtStep::Done = self.ct_step(tunnel, m, f, hash, req, &mut md, &pass, (0, true), b) {
                 return;
             }
             self.recirculate(f, id, &pass, &md, false, b);
             return;
         }
-        let mut md = pass.md;
+        let mut md = *pass.md;
         let mut left = m.n_outputs;
         // Whether an action rewrote the frame (its next pass's key is then
         // extracted again).
@@ -484,7 +486,8 @@ impl Exec<'_> {
                         if !it.live {
                             continue;
                         }
-                        let pass = Pass { key: &it.key, depth, md: it.md };
+                        let prior = it.md;
+                        let pass = Pass { key: &it.key, depth, md: &prior };
                         let mut tracked = self.track(it.frame, req, &mut it.md, &pass);
                         if it.md.host_query {
                             // As in `actions`, while nothing of it has left.
@@ -543,7 +546,7 @@ impl Exec<'_> {
                                 }
                             }
                             DpAction::Recirc(id) => {
-                                let pass = Pass { key: &it.key, depth, md: it.md };
+                                let pass = Pass { key: &it.key, depth, md: &it.md };
                                 // Extracted again: a released fragment's
                                 // key is of the pass it came in.
                                 self.recirculate(g, id, &pass, &it.md, true, b);

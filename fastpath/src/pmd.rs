@@ -396,7 +396,7 @@ impl Pmd {
             };
             n += pending.answer(&r.flow, |(f, key, hash, depth, md)| {
                 emc.maybe_insert(key, hash, &r.flow);
-                x.execute(tunnel, &r.flow, f, hash, Pass { key, depth, md: *md }, b);
+                x.execute(tunnel, &r.flow, f, hash, Pass { key, depth, md }, b);
             });
         }
         if n > 0 {
@@ -508,7 +508,7 @@ impl Pmd {
                 // out of the queue first.
                 if emc.enabled() {
                     for r in recirc_round.iter() {
-                        let pass = Pass { key: &r.key, depth: r.depth, md: r.md };
+                        let pass = Pass { key: &r.key, depth: r.depth, md: &r.md };
                         let hash = r.key.hash();
                         if let Some(m) = emc.peek_tracked(&r.key, hash) {
                             b.emc_hits += 1;
@@ -560,7 +560,7 @@ impl Pmd {
                         for (r, m) in run.iter().zip(hit) {
                             match m {
                                 Some(m) => {
-                                    let pass = Pass { key: &r.key, depth: r.depth, md: r.md };
+                                    let pass = Pass { key: &r.key, depth: r.depth, md: &r.md };
                                     // Read by a VXLAN push alone.
                                     let hash = if m.tunnels { r.key.hash() } else { 0 };
                                     x.execute(tunnel, m, r.frame, hash, pass, b);

@@ -459,12 +459,19 @@ impl Conntrack {
     /// OVS `process_one`, retried when another thread wins a race for the
     /// packet's connection.
     fn process(&self, f: &mut [u8], p: &Parsed, md: &mut CtResult, req: &CtRequest, now: u64, g: &Guard) {
+        // An attempt that fails (a race: retried) has changed nothing of
+        // `md` but its state (checked in debug builds): that alone is put
+        // back, not the whole 80-byte result copied per packet.
+        let state = md.state;
+        #[cfg(debug_assertions)]
         let saved = *md;
         for _ in 0..MAX_RETRIES {
-            *md = saved;
+            md.state = state;
             if self.process_once(f, p, md, req, now, g) {
                 return;
             }
+            #[cfg(debug_assertions)]
+            debug_assert_eq!(CtResult { state, ..*md }, saved, "a failed attempt changed more than the state");
         }
         // Still racing: give up on the packet.
         md.state = CS_INVALID | CS_TRACKED;
@@ -472,7 +479,8 @@ impl Conntrack {
         md.cached = None;
     }
 
-    /// One attempt; false to retry.
+    /// One attempt; false to retry, having changed nothing of `md` but
+    /// its state ([`Conntrack::process`] puts back that alone).
     fn process_once(&self, f: &mut [u8], p: &Parsed, md: &mut CtResult, req: &CtRequest, now: u64, g: &Guard) -> bool {
         // A new zone: the state is reset.
         if md.state != 0 && md.zone != req.zone {

@@ -345,6 +345,18 @@ pub struct CtResult {
 }
 
 impl CtResult {
+    /// No verdict: a packet's first pass, before any `ct` (the default).
+    pub const NONE: CtResult = CtResult {
+        state: 0,
+        zone: 0,
+        mark: 0,
+        label: 0,
+        orig: None,
+        cached: None,
+        host_query: false,
+        host_checked: false,
+    };
+
     /// Forgets the connection remembered with the packet, as OVS does when
     /// an action rewrites a header the tracker keys on (every `packet_set_*`
     /// clears `md.conn`): call it after such a rewrite, before a later `ct`.
