@@ -20,7 +20,7 @@ use hashbrown::HashTable;
 use smallvec::SmallVec;
 
 use crate::actions::DpAction;
-use crate::flow::{loc, same_key, FlowKey, BASE_WORDS, KEY_WORDS};
+use crate::flow::{loc, same_key, same_words, FlowKey, BASE_WORDS, KEY_WORDS};
 
 /// An installed megaflow.
 #[derive(Debug)]
@@ -93,16 +93,6 @@ fn mix((a, b): (u64, u64)) -> u64 {
     let h = a ^ b.rotate_left(32);
     let h = (h ^ (h >> 32)).wrapping_mul(0xd6e8_feb8_6659_fd93);
     h ^ (h >> 32)
-}
-
-/// Whether base words are equal, compared without branching.
-#[inline(always)]
-fn same_base(a: &[u64; BASE_WORDS], b: &[u64; BASE_WORDS]) -> bool {
-    let mut d = 0;
-    for i in 0..BASE_WORDS {
-        d |= a[i] ^ b[i];
-    }
-    d == 0
 }
 
 /// Keys a burst lookup reads by index: a slice of keys, or the keys inside
@@ -184,7 +174,7 @@ impl Subtable {
     #[inline(always)]
     fn find_base(&self, masked: &[u64; BASE_WORDS]) -> Option<&Arc<Megaflow>> {
         let h = base_hash(masked);
-        self.flows.find(h, |(eh, m)| *eh == h && same_base(masked, m.key.base())).map(|e| &e.1)
+        self.flows.find(h, |(eh, m)| *eh == h && same_words(masked, m.key.base())).map(|e| &e.1)
     }
 
     /// The megaflow whose key is `masked` (a key under this subtable's
@@ -244,7 +234,7 @@ impl Subtable {
             m &= m - 1;
             let masked = keys.key_at(i).masked_base(&self.mask);
             let r = match last {
-                Some((k, r)) if same_base(&k, &masked) => r,
+                Some((k, r)) if same_words(&k, &masked) => r,
                 _ => {
                     let r = self.find_base(&masked);
                     last = Some((masked, r));

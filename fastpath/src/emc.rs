@@ -13,22 +13,33 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use crate::dpcls::Megaflow;
-use crate::flow::{same_base, same_key, FlowKey};
+use crate::flow::{same_words, FlowKey, BASE_WORDS, KEY_WORDS};
 
 /// Entries (a power of two).
 pub const EMC_ENTRIES: usize = 8192;
 /// Lookups per hit-rate window.
 const WINDOW: u64 = 1 << 16;
 
-#[derive(Clone, Default)]
+/// An entry: a key's base words and its megaflow, 72 bytes, as before the
+/// key grew connection-tracking words; those of a tracked key are kept
+/// apart ([`Emc::ct`]), so that untracked traffic touches no more memory
+/// than it did.
+#[derive(Clone, Debug, Default)]
 struct Entry {
-    key: FlowKey,
+    base: [u64; BASE_WORDS],
     flow: Option<Arc<Megaflow>>,
 }
 
+/// A key's connection-tracking words.
+type CtWords = [u64; KEY_WORDS - BASE_WORDS];
+
 /// The cache.
 pub struct Emc {
-    entries: Box<[Entry]>,
+    entries: Box<[Entry; EMC_ENTRIES]>,
+    /// The connection-tracking words of each entry's key, meaningful only
+    /// where its base words say it is tracked (an untracked key's are all
+    /// zero, and a base-word comparison tells the two kinds apart).
+    ct: Box<[CtWords; EMC_ENTRIES]>,
     /// Insert one in this many misses (1 = always; 0 = never).
     pub insert_inv_prob: u32,
     rng: u32,
@@ -51,7 +62,8 @@ impl Emc {
     /// An empty cache inserting one in `insert_inv_prob` misses.
     pub fn new(insert_inv_prob: u32) -> Emc {
         Emc {
-            entries: vec![Entry::default(); EMC_ENTRIES].into_boxed_slice(),
+            entries: vec![Entry::default(); EMC_ENTRIES].into_boxed_slice().try_into().expect("EMC_ENTRIES"),
+            ct: vec![CtWords::default(); EMC_ENTRIES].into_boxed_slice().try_into().expect("EMC_ENTRIES"),
             insert_inv_prob,
             rng: 0x2545_f491,
             enabled: insert_inv_prob != 0,
@@ -73,14 +85,15 @@ impl Emc {
     /// held at once.
     ///
     /// `key` must be untracked (a packet's first pass): it is compared on
-    /// its base words alone (see `flow::same_base`); a recirculated
-    /// packet's key goes to [`Emc::peek_tracked`].
+    /// its base words alone (equal base words mean an equal `ct_state`, so
+    /// the entry is untracked too and its other words are zero like the
+    /// key's); a recirculated packet's key goes to [`Emc::peek_tracked`].
     #[inline]
     pub fn peek(&self, key: &FlowKey, hash: u32) -> Option<&Arc<Megaflow>> {
         debug_assert!(!key.tracked());
         let e = &self.entries[hash as usize & (EMC_ENTRIES - 1)];
         match &e.flow {
-            Some(m) if same_base(&e.key, key) && !m.dead.load(Ordering::Relaxed) => Some(m),
+            Some(m) if same_words(&e.base, key.base()) && !m.dead.load(Ordering::Relaxed) => Some(m),
             _ => None,
         }
     }
@@ -88,9 +101,16 @@ impl Emc {
     /// [`Emc::peek`] for any key, tracked or not (every word compared).
     #[inline]
     pub fn peek_tracked(&self, key: &FlowKey, hash: u32) -> Option<&Arc<Megaflow>> {
-        let e = &self.entries[hash as usize & (EMC_ENTRIES - 1)];
+        let i = hash as usize & (EMC_ENTRIES - 1);
+        let e = &self.entries[i];
         match &e.flow {
-            Some(m) if same_key(&e.key, key) && !m.dead.load(Ordering::Relaxed) => Some(m),
+            Some(m)
+                if same_words(&e.base, key.base())
+                    && (!key.tracked() || same_words(&self.ct[i], key.ct_words()))
+                    && !m.dead.load(Ordering::Relaxed) =>
+            {
+                Some(m)
+            }
             _ => None,
         }
     }
@@ -137,9 +157,13 @@ impl Emc {
                 return;
             }
         }
-        let e = &mut self.entries[hash as usize & (EMC_ENTRIES - 1)];
-        e.key = *key;
+        let i = hash as usize & (EMC_ENTRIES - 1);
+        let e = &mut self.entries[i];
+        e.base = *key.base();
         e.flow = Some(m.clone());
+        if key.tracked() {
+            self.ct[i] = *key.ct_words();
+        }
     }
 
     /// Drops entries whose megaflow died. Returns how many.
@@ -205,6 +229,41 @@ mod tests {
         let (o, h) = same_slot(&k);
         assert!(emc.peek(&o, h).is_none());
         assert_eq!(emc.len(), 1);
+    }
+
+    /// Tracked keys keep their connection-tracking words apart: one slot
+    /// that held a tracked key and then an untracked one (whose insert
+    /// leaves those words as they were) never answers either for the
+    /// other, nor a tracked key that differs only in those words.
+    #[test]
+    fn test_tracked_and_untracked_keys_share_a_slot_safely() {
+        let mut emc = Emc::new(1);
+        let tracked = |k: FlowKey, zone: u64| {
+            let mut t = k;
+            t.set(loc::CT_STATE, 0x21); // +trk+est
+            t.set(loc::CT_ZONE, zone);
+            t.set(loc::RECIRC_ID, 3);
+            t
+        };
+        let k = key(1);
+        let (t1, t2) = (tracked(k, 1), tracked(k, 2));
+        assert_eq!(t1.base(), t2.base(), "they differ in the connection-tracking words alone");
+        let slot = t1.hash();
+        let m1 = flow(t1, 5);
+        emc.maybe_insert(&t1, slot, &m1);
+        assert!(Arc::ptr_eq(emc.peek_tracked(&t1, slot).unwrap(), &m1));
+        assert!(emc.peek_tracked(&t2, slot).is_none(), "another zone's key is a miss");
+        // The untracked key into the same slot: the tracked words stay.
+        let mu = flow(k, 6);
+        emc.maybe_insert(&k, slot, &mu);
+        assert!(Arc::ptr_eq(emc.peek(&k, slot).unwrap(), &mu));
+        assert!(Arc::ptr_eq(emc.peek_tracked(&k, slot).unwrap(), &mu));
+        assert!(emc.peek_tracked(&t1, slot).is_none(), "the untracked entry answers no tracked key");
+        // And back: a tracked entry answers no untracked key.
+        emc.maybe_insert(&t2, slot, &m1);
+        assert!(emc.peek(&k, slot).is_none());
+        assert!(emc.peek_tracked(&t1, slot).is_none());
+        assert!(emc.peek_tracked(&t2, slot).is_some());
     }
 
     #[test]

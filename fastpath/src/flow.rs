@@ -154,6 +154,12 @@ impl FlowKey {
         self.w[..BASE_WORDS].try_into().expect("base words")
     }
 
+    /// The connection-tracking words (after the base words).
+    #[inline]
+    pub fn ct_words(&self) -> &[u64; KEY_WORDS - BASE_WORDS] {
+        self.w[BASE_WORDS..].try_into().expect("connection-tracking words")
+    }
+
     /// Whether the key is a tracked packet's (or, for a mask, covers the
     /// connection-tracking words).
     #[inline]
@@ -276,15 +282,13 @@ pub(crate) fn same_key(a: &FlowKey, b: &FlowKey) -> bool {
     d == 0
 }
 
-/// Whether two keys' base words are equal: whether the keys are equal
-/// when one of them is untracked (equal base words then mean equal
-/// `ct_state`, so the other is untracked too and both have zero
-/// connection-tracking words). The EMC's comparison for first-pass packets.
-#[inline]
-pub(crate) fn same_base(a: &FlowKey, b: &FlowKey) -> bool {
+/// Whether two runs of key words are equal, compared without branching
+/// (the EMC's and the classifier's comparisons).
+#[inline(always)]
+pub(crate) fn same_words<const N: usize>(a: &[u64; N], b: &[u64; N]) -> bool {
     let mut d = 0;
-    for i in 0..BASE_WORDS {
-        d |= a.w[i] ^ b.w[i];
+    for i in 0..N {
+        d |= a[i] ^ b[i];
     }
     d == 0
 }
