@@ -351,9 +351,6 @@ impl<T> Classifier<T> {
     /// masks into `wc`.
     pub fn lookup(&self, flow: &OfFlow, wc: &mut OfFlow) -> Option<EntryId> {
         let mut best: Option<(u16, EntryId)> = None;
-        // The probed masks are ORed into a local copy, kept in registers
-        // across subtables, and written back once.
-        let mut acc = *wc;
         for st in &self.subtables {
             if let Some((bp, _)) = best {
                 if st.max_priority <= bp {
@@ -363,15 +360,16 @@ impl<T> Classifier<T> {
             // No rule here has this in_port: the answer depends on in_port
             // alone.
             if st.ports & port_bit(flow) == 0 {
-                acc.w[IN_PORT.word] |= IN_PORT.mask << IN_PORT.shift;
+                wc.w[IN_PORT.word] |= IN_PORT.mask << IN_PORT.shift;
                 continue;
             }
-            // The mask is zero outside its words: OR it whole (vectorised),
-            // unless the subtable un-wildcards a miss by stages (it
-            // matches an L4 port: rare, see `Subtable::staged`).
+            // The mask is zero outside its words: those alone are ORed (a
+            // few of the flow's 19), unless the subtable un-wildcards a
+            // miss by stages (it matches an L4 port: rare, see
+            // `Subtable::staged`).
             if st.staged.is_none() {
-                for i in 0..FLOW_WORDS {
-                    acc.w[i] |= st.mask.w[i];
+                for &i in &st.words {
+                    wc.w[i as usize] |= st.mask.w[i as usize];
                 }
             }
             // Highest priority first: the first entry whose value matches.
@@ -385,13 +383,14 @@ impl<T> Classifier<T> {
             };
             if st.staged.is_some() {
                 // Every rule missed: each one's stages up to its first
-                // difference; else the whole mask.
+                // difference; else the whole mask (a stage mask is within
+                // the subtable's: its words are among the mask's).
                 let m = match (&st.few, hit) {
                     (Some(few), None) => st.miss_mask(flow, few),
                     _ => &st.mask,
                 };
-                for i in 0..FLOW_WORDS {
-                    acc.w[i] |= m.w[i];
+                for &i in &st.words {
+                    wc.w[i as usize] |= m.w[i as usize];
                 }
             }
             if let Some((p, id)) = hit {
@@ -400,7 +399,6 @@ impl<T> Classifier<T> {
                 }
             }
         }
-        *wc = acc;
         best.map(|(_, id)| id)
     }
 }
