@@ -39,17 +39,26 @@ fn answer_echo(f: &mut [u8], ip: [u8; 4]) -> bool {
     true
 }
 
-#[test]
-fn kernel_ping_answered_through_an_af_xdp_socket() {
+/// A lab `tag` with a veth pair: its end in the caller's namespace (named
+/// after the lab) holds an AF_XDP socket, the other is `eth0` in namespace
+/// `peer`. Returns the lab, the peer namespace, the host end's name and the
+/// socket.
+fn socket_on_veth(tag: &str) -> (Lab, String, String, XskPort) {
     require_root();
-    let mut lab = Lab::new("sdx");
+    let mut lab = Lab::new(tag);
     let peer = lab.ns("peer").unwrap();
     let host = format!("{}h", lab.prefix());
     lab.veth((&host, None), ("eth0", Some(&peer))).unwrap();
+    let port = XskPort::open(&XskConfig::new(&host)).unwrap_or_else(|e| panic!("AF_XDP on {host}: {e}"));
+    (lab, peer, host, port)
+}
+
+#[test]
+fn kernel_ping_answered_through_an_af_xdp_socket() {
+    let (lab, peer, host, mut port) = socket_on_veth("sdx");
     lab.ip(Some(&peer), &["addr", "add", "10.99.0.1/24", "dev", "eth0"]).unwrap();
     lab.ip(Some(&peer), &["neigh", "add", "10.99.0.2", "lladdr", "02:00:00:00:00:02", "dev", "eth0"]).unwrap();
 
-    let mut port = XskPort::open(&XskConfig::new(&host)).unwrap_or_else(|e| panic!("AF_XDP on {host}: {e}"));
     // What this machine gave: libxdp loads its multi-program dispatcher
     // where a bpffs is mounted, a single program where not.
     let bpffs = std::fs::read_to_string("/proc/self/mounts")
@@ -120,12 +129,7 @@ fn kernel_ping_answered_through_an_af_xdp_socket() {
 /// send, which at the end of a stream never comes.
 #[test]
 fn a_burst_larger_than_one_sendto_leaves_whole() {
-    require_root();
-    let mut lab = Lab::new("sdb");
-    let peer = lab.ns("peer").unwrap();
-    let host = format!("{}h", lab.prefix());
-    lab.veth((&host, None), ("eth0", Some(&peer))).unwrap();
-    let mut port = XskPort::open(&XskConfig::new(&host)).unwrap_or_else(|e| panic!("AF_XDP on {host}: {e}"));
+    let (lab, peer, _, mut port) = socket_on_veth("sdb");
     let (mode, zc) = port.mode();
     sdnfwd::netns::branch("AF_XDP burst", &format!("XDP {mode} mode, {}", if zc { "zero-copy" } else { "copy" }));
     let rx_packets = || {

@@ -383,7 +383,7 @@ impl Exec<'_> {
         // `ct(table=N)`: track, then the next pass): no action loop.
         if let [DpAction::Ct(ref req), DpAction::Recirc(id)] = m.actions[..] {
             let mut md = *pass.md;
-            if let CtStep::Done = self.ct_step(tunnel, m, f, hash, req, &mut md, &pass, (0, true), b) {
+            if let CtStep::Done = self.ct_step(tunnel, m, f, hash, req, &mut md, &pass, 0, true, b) {
                 return;
             }
             self.recirculate(f, id, &pass, &md, false, b);
@@ -405,7 +405,7 @@ impl Exec<'_> {
                 }
                 DpAction::Ct(req) => {
                     let fresh = left == m.n_outputs;
-                    if let CtStep::Done = self.ct_step(tunnel, m, f, hash, req, &mut md, &pass, (i, fresh), b) {
+                    if let CtStep::Done = self.ct_step(tunnel, m, f, hash, req, &mut md, &pass, i, fresh, b) {
                         return;
                     }
                     continue;
@@ -582,7 +582,8 @@ impl Exec<'_> {
         req: &CtRequest,
         md: &mut CtResult,
         pass: &Pass<'_>,
-        (i, fresh): (usize, bool),
+        i: usize,
+        fresh: bool,
         b: &mut BurstCounters,
     ) -> CtStep {
         let Some(goes_on) = self.track(f, req, md, pass) else {

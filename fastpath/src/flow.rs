@@ -271,15 +271,9 @@ fn hash_words(w: &[u64; KEY_WORDS]) -> u32 {
 
 /// Whether two keys are equal, every word compared without branching (no
 /// call to memcmp; vectorised).
-/// Whether two keys are equal, every word compared without branching (no
-/// call to memcmp; vectorised).
 #[inline]
 pub(crate) fn same_key(a: &FlowKey, b: &FlowKey) -> bool {
-    let mut d = 0;
-    for i in 0..KEY_WORDS {
-        d |= a.w[i] ^ b.w[i];
-    }
-    d == 0
+    same_words(&a.w, &b.w)
 }
 
 /// Whether two runs of key words are equal, compared without branching

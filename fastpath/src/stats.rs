@@ -148,10 +148,9 @@ pub struct PmdStats {
     /// The loop's thread id (0 until it runs): where the scheduler's
     /// figures for it are read.
     pub tid: AtomicU64,
-    /// The scheduler's figures as the loop stopped (its thread gone):
-    /// 1 + the preemptions (0: none kept) and 1 + the runnable nanoseconds
-    /// (0: not counted); `tid` is then 0.
-    sched_final: [AtomicU64; 2],
+    /// The scheduler's figures as the loop stopped (its thread gone; `tid`
+    /// is then 0), for the exit report.
+    sched_final: std::sync::Mutex<Option<(u64, Option<u64>)>>,
 }
 
 impl Default for PmdStats {
@@ -208,10 +207,7 @@ impl PmdStats {
     /// own shows none; a ring overflow beside many is the machine's doing.
     pub fn scheduler(&self) -> Option<(u64, Option<u64>)> {
         match self.tid.load(Ordering::Relaxed) {
-            0 => {
-                let [p, w] = [0, 1].map(|i| self.sched_final[i].load(Ordering::Relaxed));
-                Some((p.checked_sub(1)?, w.checked_sub(1)))
-            }
+            0 => *self.sched_final.lock().unwrap_or_else(|p| p.into_inner()),
             tid => self.read_scheduler(tid),
         }
     }
@@ -219,10 +215,8 @@ impl PmdStats {
     /// Keeps the scheduler's figures for after the loop's thread ends (the
     /// loop calls this as it stops).
     pub fn keep_scheduler(&self) {
-        if let Some((p, w)) = self.read_scheduler(self.tid.load(Ordering::Relaxed)) {
-            self.sched_final[0].store(p + 1, Ordering::Relaxed);
-            self.sched_final[1].store(w.map_or(0, |w| w + 1), Ordering::Relaxed);
-        }
+        let kept = self.read_scheduler(self.tid.load(Ordering::Relaxed));
+        *self.sched_final.lock().unwrap_or_else(|p| p.into_inner()) = kept;
         self.tid.store(0, Ordering::Relaxed);
     }
 

@@ -145,13 +145,7 @@ pub fn demo(a: DemoArgs) -> Result<ExitCode, String> {
     }
     drop(t);
     all_ok &= netpol_section(&bin, &interrupted)?;
-    if interrupted.load(Ordering::Relaxed) {
-        say("\ninterrupted: torn down");
-        return Ok(ExitCode::from(130));
-    }
-    say(&format!("\nnamespaces, links and XDP programs removed; {:.1} s", t0.elapsed().as_secs_f64()));
-    say(if all_ok { "demo: all OK" } else { "demo: FAILED" });
-    Ok(if all_ok { ExitCode::SUCCESS } else { ExitCode::from(1) })
+    Ok(finish(&interrupted, "namespaces, links and XDP programs", t0, all_ok))
 }
 
 /// `sdnfwd demo --vswitchd`: the drop-in for ovs-vswitchd
@@ -199,13 +193,23 @@ fn vswitchd_demo(t0: Instant) -> Result<ExitCode, String> {
         say(&format!("\n== the vswitchds' logs\n{}", d.logs()));
     }
     drop(d);
+    Ok(finish(&interrupted, "namespaces, databases, tun0 and XDP programs", t0, all_ok))
+}
+
+/// The demo's last lines once `removed` is torn down, and its exit code
+/// (130 when interrupted).
+fn finish(interrupted: &AtomicBool, removed: &str, t0: Instant, all_ok: bool) -> ExitCode {
     if interrupted.load(Ordering::Relaxed) {
         say("\ninterrupted: torn down");
-        return Ok(ExitCode::from(130));
+        return ExitCode::from(130);
     }
-    say(&format!("\nnamespaces, databases, tun0 and XDP programs removed; {:.1} s", t0.elapsed().as_secs_f64()));
+    say(&format!("\n{removed} removed; {:.1} s", t0.elapsed().as_secs_f64()));
     say(if all_ok { "demo: all OK" } else { "demo: FAILED" });
-    Ok(if all_ok { ExitCode::SUCCESS } else { ExitCode::from(1) })
+    if all_ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    }
 }
 
 /// The 4.13 NetworkPolicy section on real kernels; true when every check

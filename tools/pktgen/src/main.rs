@@ -492,11 +492,7 @@ fn gen(a: GenArgs) -> Result<ExitCode, String> {
                 port.tx(&mut pool, &ids);
                 pacer.sent += port.counters().tx_packets - before;
                 // Keep receiving so the socket's RX ring never fills.
-                let mut rx = [0u32; 32];
-                let got = port.rx(&mut pool, &mut rx);
-                for &f in &rx[..got] {
-                    pool.free(f);
-                }
+                discard_rx(port, &mut pool);
                 progress(pacer.sent, &mut last);
             }
             // What is still in the TX ring leaves on later kicks: until
@@ -504,11 +500,8 @@ fn gen(a: GenArgs) -> Result<ExitCode, String> {
             // is not counted as sent.
             let t1 = Instant::now();
             while port.umem_frames().1 > 0 && t1.elapsed() < Duration::from_secs(1) {
-                let mut rx = [0u32; 32];
-                let got = port.rx(&mut pool, &mut rx);
-                for &f in &rx[..got] {
-                    pool.free(f);
-                }
+                // A poll: reclaims completions, kicks what the ring holds.
+                discard_rx(port, &mut pool);
                 std::thread::sleep(Duration::from_micros(100));
             }
             pacer.sent -= port.umem_frames().1 as u64;
@@ -655,6 +648,16 @@ impl Hist {
     }
 }
 
+/// Receives what the port holds and drops it (a poll of an AF_XDP port
+/// also takes back completed TX frames and kicks those left in its ring).
+fn discard_rx(port: &mut XskPort, pool: &mut FramePool) {
+    let mut rx = [0u32; 32];
+    let got = port.rx(pool, &mut rx);
+    for &f in &rx[..got] {
+        pool.free(f);
+    }
+}
+
 fn sink(a: SinkArgs) -> Result<ExitCode, String> {
     let mut port = XskPort::open(&XskConfig::new(&a.iface)).map_err(|e| format!("pktgen: {e}"))?;
     let mut pool = FramePool::new(4096);
@@ -767,10 +770,7 @@ fn fwd(a: FwdArgs) -> Result<ExitCode, String> {
         let n = rx.rx(&mut pool, &mut ids);
         tx.tx(&mut pool, &ids[..n]);
         // Frames sent back by the peer of the output port are dropped.
-        let m = tx.rx(&mut pool, &mut ids);
-        for &f in &ids[..m] {
-            pool.free(f);
-        }
+        discard_rx(&mut tx, &mut pool);
     }
     let (r, t) = (rx.counters(), tx.counters());
     println!(
