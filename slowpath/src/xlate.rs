@@ -157,23 +157,19 @@ const PACKET_FIELDS: [Field; 10] = [
 
 struct Ctx<'a, 't> {
     of: &'a Ofproto,
-    /// Rules hit, in order.
-    rules: SmallVec<[RuleHit<'a>; 8]>,
+    /// The result, built in place (returned whole, not field by field):
+    /// its `final_flow` is the flow as the actions so far left it.
+    x: Xlate<RuleHit<'a>>,
     /// The table whose rule's actions run now (`resubmit`'s default).
     table: u8,
     /// Resubmits entered and not left (a trace indents by it).
     depth: u32,
-    flow: OfFlow,
-    wc: OfFlow,
     /// Bits written by actions since the packet entered.
     written: OfFlow,
     /// Packet fields written since the last output.
     dirty: OfFlow,
-    actions: SmallVec<[DpAction; 4]>,
-    outputs: SmallVec<[Output; 4]>,
     in_port: u32,
     trace: Option<&'t mut dyn TraceSink>,
-    recirc: Option<Recirculation>,
     /// What a trace says of `ct` once its rule's actions end (as OVS
     /// prints it: after the actions and the original packet's `drop`).
     ct_notes: Vec<String>,
@@ -252,9 +248,9 @@ impl Ctx<'_, '_> {
             let tos = [Field::NwTos, Field::NwEcn];
             let reads: &[Field] = if tos.contains(&f) { &tos } else { std::slice::from_ref(&f) };
             for &g in reads {
-                self.wc.or_field(g, g.full_mask() & !self.written.get(g));
+                self.x.wc.or_field(g, g.full_mask() & !self.written.get(g));
             }
-            let v = self.flow.get(f);
+            let v = self.x.final_flow.get(f);
             let set = match f {
                 Field::DlSrc => SetField::EthSrc(v),
                 Field::DlDst => SetField::EthDst(v),
@@ -262,7 +258,7 @@ impl Ctx<'_, '_> {
                 Field::NwSrc => SetField::Ipv4Src(v as u32),
                 Field::NwDst => SetField::Ipv4Dst(v as u32),
                 Field::NwTos | Field::NwEcn => {
-                    SetField::IpTos((self.flow.get(Field::NwTos) | self.flow.get(Field::NwEcn)) as u8)
+                    SetField::IpTos((self.x.final_flow.get(Field::NwTos) | self.x.final_flow.get(Field::NwEcn)) as u8)
                 }
                 Field::NwTtl => SetField::IpTtl(v as u8),
                 Field::TpSrc => SetField::TpSrc(v as u16),
@@ -271,7 +267,7 @@ impl Ctx<'_, '_> {
             if f == Field::NwEcn && self.dirty.get(Field::NwTos) != 0 {
                 continue; // one rewrite carries the whole TOS byte
             }
-            self.actions.push(DpAction::Set(set));
+            self.x.actions.push(DpAction::Set(set));
         }
         self.dirty = OfFlow::default();
     }
@@ -285,27 +281,27 @@ impl Ctx<'_, '_> {
             self.note(|| ">> Nonexistent output port".into());
             return;
         }
-        if self.outputs.len() >= MAX_OUTPUTS {
+        if self.x.outputs.len() >= MAX_OUTPUTS {
             self.note(|| ">> too many outputs; output dropped".into());
             return;
         }
         self.commit();
         if Some(port) == self.of.vxlan_port {
             for f in [Field::TunDst, Field::TunId] {
-                self.wc.or_field(f, f.full_mask() & !self.written.get(f));
+                self.x.wc.or_field(f, f.full_mask() & !self.written.get(f));
             }
-            let dst = self.flow.get(Field::TunDst) as u32;
-            let tun_id = self.flow.get(Field::TunId);
+            let dst = self.x.final_flow.get(Field::TunDst) as u32;
+            let tun_id = self.x.final_flow.get(Field::TunId);
             if dst == 0 {
                 self.note(|| ">> tunnel destination is 0.0.0.0; output dropped".into());
                 return;
             }
             self.note(|| "-> output to native tunnel".into());
-            self.actions.push(DpAction::TunnelPush { port, vni: (tun_id & 0xff_ffff) as u32, dst });
-            self.outputs.push(Output { port, tun_dst: Some(dst), tun_id: Some(tun_id) });
+            self.x.actions.push(DpAction::TunnelPush { port, vni: (tun_id & 0xff_ffff) as u32, dst });
+            self.x.outputs.push(Output { port, tun_dst: Some(dst), tun_id: Some(tun_id) });
         } else {
-            self.actions.push(DpAction::Output(port));
-            self.outputs.push(Output { port, tun_dst: None, tun_id: None });
+            self.x.actions.push(DpAction::Output(port));
+            self.x.outputs.push(Output { port, tun_dst: None, tun_id: None });
         }
     }
 
@@ -344,16 +340,16 @@ impl Ctx<'_, '_> {
                         self.commit();
                         let port = self.in_port;
                         if self.of.port_exists(port) {
-                            self.actions.push(DpAction::Output(port));
-                            self.outputs.push(Output { port, tun_dst: None, tun_id: None });
+                            self.x.actions.push(DpAction::Output(port));
+                            self.x.outputs.push(Output { port, tun_dst: None, tun_id: None });
                         }
                     } else {
                         self.output(*p);
                     }
                 }
                 Action::OutputReg(sf) => {
-                    let port = ((self.flow.get(sf.field) >> sf.ofs) & (sf.mask() >> sf.ofs)) as u32;
-                    self.wc.or_field(sf.field, sf.mask());
+                    let port = ((self.x.final_flow.get(sf.field) >> sf.ofs) & (sf.mask() >> sf.ofs)) as u32;
+                    self.x.wc.or_field(sf.field, sf.mask());
                     self.note(|| format!("-> output port is {port}"));
                     self.output(port);
                 }
@@ -363,10 +359,10 @@ impl Ctx<'_, '_> {
                         self.note(|| format!(">> unmet prerequisites for {src} or {dst}, move ignored"));
                         continue;
                     }
-                    let v = (self.flow.get(src.field) >> src.ofs) & (src.mask() >> src.ofs);
-                    self.wc.or_field(src.field, src.mask());
+                    let v = (self.x.final_flow.get(src.field) >> src.ofs) & (src.mask() >> src.ofs);
+                    self.x.wc.or_field(src.field, src.mask());
                     self.write(dst.field, v << dst.ofs, dst.mask());
-                    let now = (self.flow.get(dst.field) & dst.mask()) >> dst.ofs;
+                    let now = (self.x.final_flow.get(dst.field) & dst.mask()) >> dst.ofs;
                     self.note(|| {
                         let mut s = String::new();
                         if now == 0 {
@@ -478,29 +474,29 @@ impl Ctx<'_, '_> {
         let mut h = 0u64;
         if !named.is_empty() && g.selection_method.as_deref() == Some("hash") {
             for f in named {
-                self.wc.or_field(f, f.full_mask());
-                h = mix64(h ^ self.flow.get(f));
+                self.x.wc.or_field(f, f.full_mask());
+                h = mix64(h ^ self.x.final_flow.get(f));
             }
             return h;
         }
         let sym = |a: u64, b: u64| a ^ b;
         for f in [Field::DlSrc, Field::DlDst, Field::DlType] {
-            self.wc.or_field(f, f.full_mask());
+            self.x.wc.or_field(f, f.full_mask());
         }
-        h = mix64(h ^ sym(self.flow.get(Field::DlSrc), self.flow.get(Field::DlDst)));
-        h = mix64(h ^ self.flow.get(Field::DlType));
-        if self.flow.get(Field::DlType) == config::ofctl::ETH_TYPE_IP {
+        h = mix64(h ^ sym(self.x.final_flow.get(Field::DlSrc), self.x.final_flow.get(Field::DlDst)));
+        h = mix64(h ^ self.x.final_flow.get(Field::DlType));
+        if self.x.final_flow.get(Field::DlType) == config::ofctl::ETH_TYPE_IP {
             for f in [Field::NwSrc, Field::NwDst, Field::NwProto] {
-                self.wc.or_field(f, f.full_mask());
+                self.x.wc.or_field(f, f.full_mask());
             }
-            h = mix64(h ^ sym(self.flow.get(Field::NwSrc), self.flow.get(Field::NwDst)));
-            let proto = self.flow.get(Field::NwProto);
+            h = mix64(h ^ sym(self.x.final_flow.get(Field::NwSrc), self.x.final_flow.get(Field::NwDst)));
+            let proto = self.x.final_flow.get(Field::NwProto);
             h = mix64(h ^ proto);
             if [6, 17, 132].contains(&proto) {
                 for f in [Field::TpSrc, Field::TpDst] {
-                    self.wc.or_field(f, f.full_mask());
+                    self.x.wc.or_field(f, f.full_mask());
                 }
-                h = mix64(h ^ sym(self.flow.get(Field::TpSrc), self.flow.get(Field::TpDst)));
+                h = mix64(h ^ sym(self.x.final_flow.get(Field::TpSrc), self.x.final_flow.get(Field::TpDst)));
             }
         }
         h
@@ -511,7 +507,7 @@ impl Ctx<'_, '_> {
     /// flow rolled back afterwards.
     fn bucket(&mut self, i: usize, b: &Bucket) {
         self.note(|| format!("bucket {i}"));
-        let saved = (self.flow, self.written, self.dirty);
+        let saved = (self.x.final_flow, self.written, self.dirty);
         let mut ordered: Vec<Action> = Vec::with_capacity(b.actions.len());
         let rank = |a: &Action| match a {
             Action::Output(_) | Action::OutputReg(_) => 2,
@@ -528,10 +524,10 @@ impl Ctx<'_, '_> {
         // The flow is as before the bucket; the datapath packet keeps what
         // the bucket rewrote, so those fields are written back before the
         // next output (a no-op rewrite where the bucket did not output).
-        let after = self.flow;
-        (self.flow, self.written, self.dirty) = saved;
+        let after = self.x.final_flow;
+        (self.x.final_flow, self.written, self.dirty) = saved;
         for f in PACKET_FIELDS {
-            if after.get(f) != self.flow.get(f) {
+            if after.get(f) != self.x.final_flow.get(f) {
                 self.dirty.or_field(f, f.full_mask());
             }
         }
@@ -545,12 +541,12 @@ impl Ctx<'_, '_> {
         let of = self.of;
         let mut first = in_port;
         loop {
-            let real = self.flow.get(Field::InPort);
+            let real = self.x.final_flow.get(Field::InPort);
             if let Some(p) = first.take() {
-                self.flow.set(Field::InPort, p as u64);
+                self.x.final_flow.set(Field::InPort, p as u64);
             }
-            let hit: Option<&Arc<Rule>> = of.lookup(table, &self.flow, &mut self.wc);
-            self.flow.set(Field::InPort, real);
+            let hit: Option<&Arc<Rule>> = of.lookup(table, &self.x.final_flow, &mut self.x.wc);
+            self.x.final_flow.set(Field::InPort, real);
             let Some(rule) = hit else {
                 self.line(format!("{table:>2}. No match."));
                 self.line("    drop".into());
@@ -562,11 +558,18 @@ impl Ctx<'_, '_> {
                     self.line("    drop".into());
                 }
             }
-            self.rules.push((table, rule));
-            if rule.spec.actions.is_empty() {
-                return Some(PipelineDrop { table, kind: PipelineDropKind::Explicit });
-            }
+            self.x.rules.push((table, rule));
             self.table = table;
+            match (&rule.spec.actions[..], &self.trace) {
+                ([], _) => return Some(PipelineDrop { table, kind: PipelineDropKind::Explicit }),
+                // Most rules of these tables only go on (no call into the
+                // action interpreter for them, unless tracing).
+                ([Action::GotoTable(t)], None) => {
+                    table = *t;
+                    continue;
+                }
+                _ => {}
+            }
             match self.run(&rule.spec.actions) {
                 Some(next) => table = next,
                 None => return None,
@@ -597,8 +600,8 @@ impl Ctx<'_, '_> {
     fn prereqs_ok(&mut self, f: Field) -> bool {
         use config::ofctl::{cs, ETH_TYPE_ARP, ETH_TYPE_IP};
         let dl = |cx: &mut Self| {
-            cx.wc.or_field(Field::DlType, Field::DlType.full_mask());
-            cx.flow.get(Field::DlType)
+            cx.x.wc.or_field(Field::DlType, Field::DlType.full_mask());
+            cx.x.final_flow.get(Field::DlType)
         };
         match f {
             Field::NwSrc | Field::NwDst | Field::NwProto => matches!(dl(self), ETH_TYPE_IP | ETH_TYPE_ARP),
@@ -608,13 +611,13 @@ impl Ctx<'_, '_> {
                 if dl(self) != ETH_TYPE_IP {
                     return false;
                 }
-                self.wc.or_field(Field::NwProto, Field::NwProto.full_mask());
-                matches!(self.flow.get(Field::NwProto), 1 | 6 | 17 | 132)
+                self.x.wc.or_field(Field::NwProto, Field::NwProto.full_mask());
+                matches!(self.x.final_flow.get(Field::NwProto), 1 | 6 | 17 | 132)
             }
             Field::CtNwSrc | Field::CtNwDst | Field::CtNwProto | Field::CtTpSrc | Field::CtTpDst => {
                 let valid = cs::NEW | cs::EST | cs::RPL;
-                self.wc.or_field(Field::CtState, valid);
-                self.flow.get(Field::CtState) & valid != 0
+                self.x.wc.or_field(Field::CtState, valid);
+                self.x.final_flow.get(Field::CtState) & valid != 0
             }
             _ => true,
         }
@@ -622,14 +625,14 @@ impl Ctx<'_, '_> {
 
     /// The value of subfield `sf`, its bits un-wildcarded.
     fn read_subfield(&mut self, sf: &config::ofctl::SubField) -> u64 {
-        self.wc.or_field(sf.field, sf.mask());
-        (self.flow.get(sf.field) >> sf.ofs) & (sf.mask() >> sf.ofs)
+        self.x.wc.or_field(sf.field, sf.mask());
+        (self.x.final_flow.get(sf.field) >> sf.ofs) & (sf.mask() >> sf.ofs)
     }
 
     /// The packet goes on untracked: its ct fields read as zero.
     fn clear_ct(&mut self) {
         for f in CT_FIELDS {
-            self.flow.set(f, 0);
+            self.x.final_flow.set(f, 0);
             self.written.or_field(f, f.full_mask());
         }
     }
@@ -642,7 +645,7 @@ impl Ctx<'_, '_> {
         // Header writes reach the packet before the tracker sees it, and
         // the tracker treats fragments apart: the megaflow tells them.
         self.commit();
-        self.wc.or_field(Field::NwFrag, Field::NwFrag.full_mask());
+        self.x.wc.or_field(Field::NwFrag, Field::NwFrag.full_mask());
         let zone = match ct.zone {
             CtZone::Imm(z) => z,
             CtZone::Field(sf) => self.read_subfield(&sf) as u16,
@@ -693,29 +696,33 @@ impl Ctx<'_, '_> {
         // datapath's action differs by in_port, so the megaflow matches it).
         let from_host = match self.of.host_port {
             Some(p) => {
-                self.wc.or_field(Field::InPort, Field::InPort.full_mask());
-                self.flow.get(Field::InPort) == p as u64
+                self.x.wc.or_field(Field::InPort, Field::InPort.full_mask());
+                self.x.final_flow.get(Field::InPort) == p as u64
             }
             None => false,
         };
         let params =
             CtRequest { zone, commit: ct.commit, force: ct.force, nat, set_mark: mark, set_label: label, from_host };
-        self.actions.push(DpAction::Ct(Arc::new(params)));
+        self.x.actions.push(DpAction::Ct(Arc::new(params)));
         if let Some(table) = ct.table {
-            let frozen = Frozen::of(&self.flow, table);
+            let frozen = Frozen::of(&self.x.final_flow, table);
             let id = self.of.recirc.lock().unwrap_or_else(|p| p.into_inner()).freeze(frozen);
-            self.actions.push(DpAction::Recirc(id));
-            self.recirc = Some(Recirculation { id, zone, flow: self.flow, nat });
-            self.ct_notes.push(format!(
-                "-> A clone of the packet is forked to recirculate. The forked pipeline will be resumed at table {table}."
-            ));
+            self.x.actions.push(DpAction::Recirc(id));
+            self.x.recirc = Some(Recirculation { id, zone, flow: self.x.final_flow, nat });
+            if self.trace.is_some() {
+                self.ct_notes.push(format!(
+                    "-> A clone of the packet is forked to recirculate. The forked pipeline will be resumed at table {table}."
+                ));
+            }
         }
-        self.ct_notes.push("-> Sets the packet to an untracked state, and clears all the conntrack fields.".into());
+        if self.trace.is_some() {
+            self.ct_notes.push("-> Sets the packet to an untracked state, and clears all the conntrack fields.".into());
+        }
         self.clear_ct();
     }
 
     fn write(&mut self, f: Field, v: u64, mask: u64) {
-        self.flow.set_masked(f, v, mask);
+        self.x.final_flow.set_masked(f, v, mask);
         self.written.or_field(f, mask);
         if PACKET_FIELDS.contains(&f) {
             self.dirty.or_field(f, mask);
@@ -745,25 +752,28 @@ pub fn xlate_borrowed<'a>(of: &'a Ofproto, flow: &OfFlow, trace: Option<&mut dyn
     let in_port = flow.get(Field::InPort) as u32;
     let mut cx = Ctx {
         of,
-        rules: SmallVec::new(),
+        x: Xlate {
+            actions: SmallVec::new(),
+            outputs: SmallVec::new(),
+            wc: OfFlow::default(),
+            rules: SmallVec::new(),
+            drop: None,
+            final_flow: *flow,
+            recirc: None,
+        },
         table: 0,
         depth: 0,
-        flow: *flow,
-        wc: OfFlow::default(),
         written: OfFlow::default(),
         dirty: OfFlow::default(),
-        actions: SmallVec::new(),
-        outputs: SmallVec::new(),
         in_port,
         trace,
-        recirc: None,
         ct_notes: Vec::new(),
         group_depth: 0,
     };
     // The datapath classifies per input port, and each pass by its
     // recirculation id: both always exact.
-    cx.wc.or_field(Field::InPort, Field::InPort.full_mask());
-    cx.wc.set_recirc_id(u32::MAX);
+    cx.x.wc.or_field(Field::InPort, Field::InPort.full_mask());
+    cx.x.wc.set_recirc_id(u32::MAX);
     let mut table = 0u8;
     let rid = flow.recirc_id();
     if rid != 0 {
@@ -773,18 +783,10 @@ pub fn xlate_borrowed<'a>(of: &'a Ofproto, flow: &OfFlow, trace: Option<&mut dyn
                 t.line(format!("    thaw: no frozen state for recirc_id {rid:#x}"));
                 t.line("    drop".into());
             }
-            let drop = Some(PipelineDrop { table: 0, kind: PipelineDropKind::UnknownRecirc });
-            return Xlate {
-                actions: cx.actions,
-                outputs: cx.outputs,
-                wc: cx.wc,
-                rules: cx.rules,
-                drop,
-                final_flow: cx.flow,
-                recirc: None,
-            };
+            cx.x.drop = Some(PipelineDrop { table: 0, kind: PipelineDropKind::UnknownRecirc });
+            return cx.x;
         };
-        frozen.thaw_into(&mut cx.flow);
+        frozen.thaw_into(&mut cx.x.final_flow);
         cx.in_port = frozen.in_port;
         table = frozen.table;
         if let Some(t) = cx.trace.as_deref_mut() {
@@ -796,18 +798,11 @@ pub fn xlate_borrowed<'a>(of: &'a Ofproto, flow: &OfFlow, trace: Option<&mut dyn
     let table = cx.table;
     // A packet that recirculates goes on; its drop, if any, is a later
     // pass's.
-    if cx.outputs.is_empty() && cx.recirc.is_none() && drop.is_none() {
+    if cx.x.outputs.is_empty() && cx.x.recirc.is_none() && drop.is_none() {
         drop = Some(PipelineDrop { table, kind: PipelineDropKind::NoOutput });
-    } else if !cx.outputs.is_empty() || cx.recirc.is_some() {
+    } else if !cx.x.outputs.is_empty() || cx.x.recirc.is_some() {
         drop = None;
     }
-    Xlate {
-        actions: cx.actions,
-        outputs: cx.outputs,
-        wc: cx.wc,
-        rules: cx.rules,
-        drop,
-        final_flow: cx.flow,
-        recirc: cx.recirc,
-    }
+    cx.x.drop = drop;
+    cx.x
 }
