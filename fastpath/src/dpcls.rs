@@ -121,6 +121,9 @@ impl KeyAt for [crate::recirc::Recirculating] {
 #[derive(Clone, Debug)]
 pub struct Subtable {
     mask: FlowKey,
+    /// The mask as the first megaflow here shared it: the slow path interns
+    /// masks, so an insertion finds its subtable by pointer.
+    shared: Arc<FlowKey>,
     /// Whether the mask covers connection-tracking words (beyond
     /// `ct_state`, which is a base word's); otherwise keys are masked,
     /// hashed and compared on their base words alone.
@@ -148,10 +151,11 @@ pub fn recirc_bit(id: u64) -> u64 {
 }
 
 impl Subtable {
-    fn new(mask: FlowKey) -> Subtable {
+    fn new(shared: Arc<FlowKey>) -> Subtable {
+        let mask = *shared;
         let ct = mask.w[BASE_WORDS..].iter().any(|&w| w != 0);
         let recirc = if mask.get(loc::RECIRC_ID) == 0xffff_ffff { 0 } else { u64::MAX };
-        Subtable { mask, ct, flows: HashTable::new(), n_flows: 0, hits: Arc::new(AtomicU64::new(0)), recirc }
+        Subtable { mask, shared, ct, flows: HashTable::new(), n_flows: 0, hits: Arc::new(AtomicU64::new(0)), recirc }
     }
 
     #[inline]
@@ -343,10 +347,14 @@ impl Dpcls {
     }
 
     fn insert(&mut self, m: Arc<Megaflow>) {
-        let idx = match self.subtables.iter().position(|s| same_key(&s.mask, &m.mask)) {
+        let found = match self.subtables.iter().position(|s| Arc::ptr_eq(&s.shared, &m.mask)) {
+            Some(i) => Some(i),
+            None => self.subtables.iter().position(|s| same_key(&s.mask, &m.mask)),
+        };
+        let idx = match found {
             Some(i) => i,
             None => {
-                let st = Subtable::new(*m.mask);
+                let st = Subtable::new(m.mask.clone());
                 if st.ct {
                     self.subtables.push(st);
                     self.subtables.len() - 1
@@ -359,7 +367,9 @@ impl Dpcls {
         };
         let st = &mut self.subtables[idx];
         st.recirc |= recirc_bit(m.key.get(loc::RECIRC_ID));
-        let h = st.hash(&m.key);
+        // A megaflow's key is masked already (by its mask, the subtable's).
+        let h = words_hash(&m.key);
+        debug_assert_eq!(h, st.hash(&m.key));
         if let Some(old) = st.flows.find_mut(h, |(eh, x)| *eh == h && same_key(&x.key, &m.key)) {
             old.1.dead.store(true, Ordering::Release);
             old.1 = m;

@@ -870,6 +870,7 @@ impl Ofproto {
 
     /// The highest-priority rule of `table` matching `flow`; ORs the bits
     /// the lookup consulted into `wc`.
+    #[inline]
     pub fn lookup(&self, table: u8, flow: &OfFlow, wc: &mut OfFlow) -> Option<&Arc<Rule>> {
         let t = &self.tables[table as usize];
         t.lookup(flow, wc).and_then(|id| t.get(id)).map(|e| &e.data)
