@@ -3,7 +3,8 @@
 //! rules), subtables are probed in order of their highest priority and the
 //! search stops once no remaining subtable can beat the best match. A
 //! subtable whose rules all name other input ports is skipped on in_port
-//! alone (OVS partitions its classifier on metadata the same way).
+//! alone (OVS partitions its classifier on metadata the same way), and one
+//! whose rules all name other Ethernet types on dl_type alone.
 //!
 //! Megaflow contract: `lookup` ORs into the caller's wildcards the mask of
 //! every subtable it probed (of a small subtable that missed, only the
@@ -11,7 +12,8 @@
 //! the result depends on those bits only, so any flow that agrees with this
 //! one on them gets the same answer. (Subtables
 //! skipped for their priority were skipped for no field of the packet; one
-//! skipped for in_port un-wildcards in_port only.)
+//! skipped for in_port un-wildcards in_port only, one for dl_type dl_type
+//! only.)
 //!
 //! Equal-priority overlapping rules are undefined in OpenFlow; here the first
 //! one found wins. Not thread-safe: the slow path owns its tables.
@@ -64,6 +66,10 @@ struct Subtable {
     /// from in_port alone. Bits may stay set after removals (a false
     /// positive only costs a probe); recomputed while the subtable is small.
     ports: u64,
+    /// The same partition on dl_type, where the mask matches it exactly:
+    /// [`type_bit`] of every rule's dl_type (all bits otherwise). An IP
+    /// packet passes a subtable of ARP rules on dl_type alone.
+    types: u64,
     /// The mask's bits in each cumulative [`STAGES`] mask, where the mask
     /// matches an L4 port (the field that differs per connection; without
     /// one, a miss un-wildcards the whole mask, which costs less to
@@ -74,9 +80,25 @@ struct Subtable {
 /// Where in_port lives in an [`OfFlow`].
 const IN_PORT: fastpath::flow::FieldLoc = fastpath::flow::loc::IN_PORT;
 
+/// Where dl_type lives in an [`OfFlow`].
+const DL_TYPE: fastpath::flow::FieldLoc = fastpath::flow::loc::DL_TYPE;
+
 /// Whether `mask` matches in_port exactly (the partition applies).
 fn partitioned(mask: &OfFlow) -> bool {
     (mask.w[IN_PORT.word] >> IN_PORT.shift) & IN_PORT.mask == IN_PORT.mask
+}
+
+/// Whether `mask` matches dl_type exactly (its partition applies).
+fn typed(mask: &OfFlow) -> bool {
+    (mask.w[DL_TYPE.word] >> DL_TYPE.shift) & DL_TYPE.mask == DL_TYPE.mask
+}
+
+/// The partition bit of a dl_type value (IPv4, ARP and IPv6 fall on
+/// different bits).
+#[inline]
+fn type_bit(flow: &OfFlow) -> u64 {
+    let t = (flow.w[DL_TYPE.word] >> DL_TYPE.shift) & DL_TYPE.mask;
+    1 << ((t ^ (t >> 6)) & 63)
 }
 
 /// The partition bit of an in_port value.
@@ -138,6 +160,7 @@ impl Subtable {
     fn new(mask: OfFlow) -> Subtable {
         let words = (0..mask.w.len()).filter(|&i| mask.w[i] != 0).map(|i| i as u8).collect();
         let ports = if partitioned(&mask) { 0 } else { u64::MAX };
+        let types = if typed(&mask) { 0 } else { u64::MAX };
         let l4 = STAGES[2].iter().zip(&mask.w).any(|(s, m)| m & !s != 0);
         let staged = l4.then(|| {
             Box::new(std::array::from_fn(|k| {
@@ -157,6 +180,7 @@ impl Subtable {
             buckets: HashMap::new(),
             few: None,
             ports,
+            types,
             staged,
         }
     }
@@ -176,6 +200,9 @@ impl Subtable {
         });
         if let (Some(few), true) = (&self.few, partitioned(&self.mask)) {
             self.ports = few.iter().fold(0, |b, (v, ..)| b | port_bit(v));
+        }
+        if let (Some(few), true) = (&self.few, typed(&self.mask)) {
+            self.types = few.iter().fold(0, |b, (v, ..)| b | type_bit(v));
         }
     }
 
@@ -280,6 +307,7 @@ impl<T> Classifier<T> {
         st.n_rules += 1;
         *st.priorities.entry(priority).or_default() += 1;
         st.ports |= port_bit(&value); // all ones already where unpartitioned
+        st.types |= type_bit(&value);
         st.relist(entries);
         if st.n_rules == 1 || priority > st.max_priority {
             st.max_priority = priority;
@@ -363,6 +391,11 @@ impl<T> Classifier<T> {
                 wc.w[IN_PORT.word] |= IN_PORT.mask << IN_PORT.shift;
                 continue;
             }
+            // No rule here has this dl_type: on dl_type alone.
+            if st.types & type_bit(flow) == 0 {
+                wc.w[DL_TYPE.word] |= DL_TYPE.mask << DL_TYPE.shift;
+                continue;
+            }
             // The mask is zero outside its words: those alone are ORed (a
             // few of the flow's 19), unless the subtable un-wildcards a
             // miss by stages (it matches an L4 port: rare, see
@@ -416,27 +449,36 @@ mod tests {
     /// common; masks drawn from a handful of shapes so subtables are shared.
     /// A small value repeated in a word's low and high bits.
     const SPREAD: u64 = 0x1100_0000_0000_0011;
+    /// Word 1's: tun_id's low bit, dl_type (the type partition) and
+    /// nw_proto.
+    const DL_SPREAD: u64 = 0x0001_0001_0000_0001;
+    /// The words the rules match (0: in_port, 1: dl_type, 3: dl_src and
+    /// tp_src, ...) and each one's spread.
+    const WORDS: [(usize, u64); 5] = [(0, SPREAD), (1, DL_SPREAD), (3, SPREAD), (6, SPREAD), (9, SPREAD)];
 
     fn arb_rule() -> impl Strategy<Value = (OfFlow, OfFlow, u16)> {
         // 0xff00..00ff over word 3 spans dl_src and tp_src (the staged
         // un-wildcarding of a subtable that matches an L4 port).
         let masks = prop::sample::select(vec![0u64, 0xff, 0xf0, 0xffff, 0x0f0f, 0xff00_0000_0000_00ff, u64::MAX]);
-        (prop::collection::vec((0u64..4, masks), 4), 0u16..50).prop_map(|(ws, p)| {
+        // Word 1: whole dl_type (the partition applies) or not.
+        let dl_masks = prop::sample::select(vec![0u64, 0xff, 0xffff_0000_0000, 0xff_ffff_0000_0000, u64::MAX]);
+        (prop::collection::vec((0u64..4, masks), 4), (0u64..4, dl_masks), 0u16..50).prop_map(|(mut ws, dl, p)| {
+            ws.insert(1, dl);
             let mut v = OfFlow::default();
             let mut m = OfFlow::default();
-            for (i, (val, mask)) in ws.into_iter().enumerate() {
-                v.w[i * 3] = (val * SPREAD) & mask;
-                m.w[i * 3] = mask;
+            for ((val, mask), (w, spread)) in ws.into_iter().zip(WORDS) {
+                v.w[w] = (val * spread) & mask;
+                m.w[w] = mask;
             }
             (v, m, p)
         })
     }
 
     fn arb_flow() -> impl Strategy<Value = OfFlow> {
-        prop::collection::vec(0u64..4, 4).prop_map(|ws| {
+        prop::collection::vec(0u64..4, WORDS.len()).prop_map(|ws| {
             let mut f = OfFlow::default();
-            for (i, x) in ws.into_iter().enumerate() {
-                f.w[i * 3] = x * SPREAD;
+            for (x, (w, spread)) in ws.into_iter().zip(WORDS) {
+                f.w[w] = x * spread;
             }
             f
         })
@@ -470,16 +512,16 @@ mod tests {
                 }
                 // Megaflow soundness: flipping any wildcarded bit keeps the
                 // answer, and so does giving a word's wildcarded bits those
-                // of any value the rules use (word 0 is in_port, whose
-                // partition may skip subtables).
-                for w in 0..4 {
+                // of any value the rules use (word 0 is in_port and word 1
+                // holds dl_type, whose partitions may skip subtables).
+                for (w, spread) in WORDS {
                     let mut g = f;
-                    g.w[w * 3] ^= !wc.w[w * 3] & 0xffff_0000_0000_ffff;
+                    g.w[w] ^= !wc.w[w] & if w == 1 { u64::MAX } else { 0xffff_0000_0000_ffff };
                     let mut wc2 = OfFlow::default();
                     prop_assert_eq!(c.lookup(&g, &mut wc2).map(|id| c.get(id).unwrap().priority), want);
                     for x in 0..4u64 {
                         let mut g = f;
-                        g.w[w * 3] = (f.w[w * 3] & wc.w[w * 3]) | ((x * SPREAD) & !wc.w[w * 3]);
+                        g.w[w] = (f.w[w] & wc.w[w]) | ((x * spread) & !wc.w[w]);
                         prop_assert_eq!(c.lookup(&g, &mut wc2).map(|id| c.get(id).unwrap().priority), want);
                     }
                 }
