@@ -60,6 +60,10 @@ struct Subtable {
     /// hashing the flow (most subtables of the OpenShift SDN tables hold one
     /// rule). The values are copies, so the search reads no entry.
     few: Option<SmallVec<[(OfFlow, u16, EntryId); FEW]>>,
+    /// The same list for a mask of at most [`SLOTS`] words that needs no
+    /// staged un-wildcarding (most subtables of these tables): the flow's
+    /// words are masked once and compared to each rule's as one array.
+    narrow: Option<Narrow>,
     /// in_port partition: where the mask matches in_port exactly, bit
     /// `p % 64` is set for every rule's in_port `p` (all bits otherwise). A
     /// flow whose bit is clear matches no rule here, which the lookup knows
@@ -75,6 +79,28 @@ struct Subtable {
     /// one, a miss un-wildcards the whole mask, which costs less to
     /// compute). Fixed at creation.
     staged: Option<Box<[OfFlow; 3]>>,
+}
+
+/// Words of a [`Narrow`] subtable's mask.
+const SLOTS: usize = 2;
+
+/// A small subtable over at most [`SLOTS`] words, laid out for the lookup:
+/// no loop over the mask's words and no per-word test (an unused slot
+/// names word 0 under a zero mask: it ORs nothing and compares zeros).
+#[derive(Clone, Debug)]
+struct Narrow {
+    idx: [u8; SLOTS],
+    mask: [u64; SLOTS],
+    /// Every rule's masked words, priority and id, highest priority first.
+    rules: SmallVec<[([u64; SLOTS], u16, EntryId); FEW]>,
+}
+
+impl Narrow {
+    /// `flow`'s words at the slots, masked.
+    #[inline(always)]
+    fn pick(&self, flow: &OfFlow) -> [u64; SLOTS] {
+        std::array::from_fn(|j| flow.w[self.idx[j] as usize] & self.mask[j])
+    }
 }
 
 /// Where in_port lives in an [`OfFlow`].
@@ -179,6 +205,7 @@ impl Subtable {
             priorities: BTreeMap::new(),
             buckets: HashMap::new(),
             few: None,
+            narrow: None,
             ports,
             types,
             staged,
@@ -198,6 +225,18 @@ impl Subtable {
             few.sort_by_key(|&(_, p, id)| (std::cmp::Reverse(p), id));
             few
         });
+        self.narrow = match &self.few {
+            Some(few) if self.words.len() <= SLOTS && self.staged.is_none() => {
+                let mut n = Narrow { idx: [0; SLOTS], mask: [0; SLOTS], rules: SmallVec::new() };
+                for (j, &i) in self.words.iter().enumerate() {
+                    n.idx[j] = i;
+                    n.mask[j] = self.mask.w[i as usize];
+                }
+                n.rules = few.iter().map(|(v, p, id)| (n.pick(v), *p, *id)).collect();
+                Some(n)
+            }
+            _ => None,
+        };
         if let (Some(few), true) = (&self.few, partitioned(&self.mask)) {
             self.ports = few.iter().fold(0, |b, (v, ..)| b | port_bit(v));
         }
@@ -394,6 +433,18 @@ impl<T> Classifier<T> {
             // No rule here has this dl_type: on dl_type alone.
             if st.types & type_bit(flow) == 0 {
                 wc.w[DL_TYPE.word] |= DL_TYPE.mask << DL_TYPE.shift;
+                continue;
+            }
+            if let Some(n) = &st.narrow {
+                let f = n.pick(flow);
+                for j in 0..SLOTS {
+                    wc.w[n.idx[j] as usize] |= n.mask[j];
+                }
+                if let Some(&(_, p, id)) = n.rules.iter().find(|(v, ..)| *v == f) {
+                    if best.is_none_or(|(bp, _)| p > bp) {
+                        best = Some((p, id));
+                    }
+                }
                 continue;
             }
             // The mask is zero outside its words: those alone are ORed (a
