@@ -2,7 +2,9 @@
 //! (same bits under the mask, anything elsewhere) translates to the same
 //! datapath actions through the same rules. Checked on the rendered
 //! multitenant table and seed 001's flows with random packets and random
-//! fill of the wildcarded bits.
+//! fill of the wildcarded bits. The same packets traced translate as they
+//! do untraced (the translation runs common actions inline only when not
+//! tracing).
 
 mod common;
 
@@ -11,7 +13,17 @@ use common::Rng;
 use config::ofctl::{parse_flow_file, parse_trace_flow, FlowCommand};
 use config::yaml::Cluster;
 use fastpath::KEY_WORDS;
+use slowpath::xlate::TraceSink;
 use slowpath::{xlate, OfFlow, Ofproto};
+
+/// A trace's lines, kept.
+struct Lines(Vec<String>);
+
+impl TraceSink for Lines {
+    fn line(&mut self, line: String) {
+        self.0.push(line);
+    }
+}
 
 fn check(of: &Ofproto, pools: &Pools, seed: u64, n: usize) {
     let mut r = Rng(seed);
@@ -23,6 +35,16 @@ fn check(of: &Ofproto, pools: &Pools, seed: u64, n: usize) {
         let mask = x.megaflow_mask();
         widest = widest.max(mask.w.iter().map(|w| w.count_zeros()).sum());
         let rules: Vec<(u8, u64)> = x.rules.iter().map(|r| (r.table, r.rule.seq)).collect();
+        let mut lines = Lines(Vec::new());
+        let t = xlate(of, &flow, Some(&mut lines));
+        assert!(!lines.0.is_empty(), "{text}: no trace");
+        assert_eq!(t.actions, x.actions, "{text}: traced, other actions");
+        assert_eq!(t.wc, x.wc, "{text}: traced, another megaflow");
+        assert_eq!(t.final_flow, x.final_flow, "{text}: traced, another final flow");
+        assert_eq!(t.outputs, x.outputs, "{text}: traced, other outputs");
+        assert_eq!(t.drop, x.drop, "{text}: traced, another drop");
+        let traced: Vec<(u8, u64)> = t.rules.iter().map(|r| (r.table, r.rule.seq)).collect();
+        assert_eq!(traced, rules, "{text}: traced, other rules");
         for _ in 0..16 {
             let mut g = flow;
             for w in 0..KEY_WORDS {

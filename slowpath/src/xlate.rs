@@ -560,17 +560,40 @@ impl Ctx<'_, '_> {
             }
             self.x.rules.push((table, rule));
             self.table = table;
-            match (&rule.spec.actions[..], &self.trace) {
-                ([], _) => return Some(PipelineDrop { table, kind: PipelineDropKind::Explicit }),
-                // Most rules of these tables only go on (no call into the
-                // action interpreter for them, unless tracing).
-                ([Action::GotoTable(t)], None) => {
-                    table = *t;
+            let actions = &rule.spec.actions[..];
+            if actions.is_empty() {
+                return Some(PipelineDrop { table, kind: PipelineDropKind::Explicit });
+            }
+            // Most rules of these tables only load a register, output or go
+            // on: those run here (no call into the action interpreter),
+            // unless tracing; the interpreter takes the rest from the first
+            // other action.
+            let mut rest = actions;
+            if self.trace.is_none() {
+                let mut goto = None;
+                while let [a, tail @ ..] = rest {
+                    match a {
+                        Action::GotoTable(t) => goto = Some(*t),
+                        Action::Load { value, dst } if self.prereqs_ok(dst.field) => {
+                            self.write(dst.field, value << dst.ofs, dst.mask())
+                        }
+                        Action::Output(p) if *p as u64 != OFPP_IN_PORT => self.output(*p),
+                        _ => break,
+                    }
+                    rest = tail;
+                    if goto.is_some() {
+                        break;
+                    }
+                }
+                if let Some(t) = goto {
+                    table = t;
                     continue;
                 }
-                _ => {}
+                if rest.is_empty() {
+                    return None;
+                }
             }
-            match self.run(&rule.spec.actions) {
+            match self.run(rest) {
                 Some(next) => table = next,
                 None => return None,
             }
