@@ -41,29 +41,12 @@ pub struct Entry<T> {
     pub data: T,
 }
 
+/// The fields a lookup reads come first, in the order it reads them (a
+/// visit reads one or two cache lines, not five scattered ones).
 #[derive(Clone, Debug)]
+#[repr(C)]
 struct Subtable {
-    mask: OfFlow,
-    /// Indices of the mask's non-zero words: only these are hashed, compared
-    /// and un-wildcarded.
-    words: SmallVec<[u8; 6]>,
     max_priority: u16,
-    n_rules: usize,
-    /// How many rules have each priority: the highest is `max_priority`,
-    /// known after a removal without a scan of the buckets.
-    priorities: BTreeMap<u16, usize>,
-    /// Hash of the masked value -> entries, highest priority first (entries
-    /// of colliding values share a bucket; lookups compare values).
-    buckets: HashMap<u64, SmallVec<[EntryId; 2]>>,
-    /// Every entry (masked value, priority, id), highest priority first,
-    /// while there are at most [`FEW`]: comparing a few values beats
-    /// hashing the flow (most subtables of the OpenShift SDN tables hold one
-    /// rule). The values are copies, so the search reads no entry.
-    few: Option<SmallVec<[(OfFlow, u16, EntryId); FEW]>>,
-    /// The same list for a mask of at most [`SLOTS`] words that needs no
-    /// staged un-wildcarding (most subtables of these tables): the flow's
-    /// words are masked once and compared to each rule's as one array.
-    narrow: Option<Narrow>,
     /// in_port partition: where the mask matches in_port exactly, bit
     /// `p % 64` is set for every rule's in_port `p` (all bits otherwise). A
     /// flow whose bit is clear matches no rule here, which the lookup knows
@@ -74,11 +57,32 @@ struct Subtable {
     /// [`type_bit`] of every rule's dl_type (all bits otherwise). An IP
     /// packet passes a subtable of ARP rules on dl_type alone.
     types: u64,
+    /// The list of [`Subtable::few`] for a mask of at most [`SLOTS`] words
+    /// that needs no staged un-wildcarding (most subtables of these
+    /// tables): the flow's words are masked once and compared to each
+    /// rule's as one array.
+    narrow: Option<Narrow>,
     /// The mask's bits in each cumulative [`STAGES`] mask, where the mask
     /// matches an L4 port (the field that differs per connection; without
     /// one, a miss un-wildcards the whole mask, which costs less to
     /// compute). Fixed at creation.
     staged: Option<Box<[OfFlow; 3]>>,
+    /// Indices of the mask's non-zero words: only these are hashed, compared
+    /// and un-wildcarded.
+    words: SmallVec<[u8; 6]>,
+    mask: OfFlow,
+    /// Every entry (masked value, priority, id), highest priority first,
+    /// while there are at most [`FEW`]: comparing a few values beats
+    /// hashing the flow (most subtables of the OpenShift SDN tables hold one
+    /// rule). The values are copies, so the search reads no entry.
+    few: Option<Box<[(OfFlow, u16, EntryId)]>>,
+    /// Hash of the masked value -> entries, highest priority first (entries
+    /// of colliding values share a bucket; lookups compare values).
+    buckets: HashMap<u64, SmallVec<[EntryId; 2]>>,
+    n_rules: usize,
+    /// How many rules have each priority: the highest is `max_priority`,
+    /// known after a removal without a scan of the buckets.
+    priorities: BTreeMap<u16, usize>,
 }
 
 /// Words of a [`Narrow`] subtable's mask.
@@ -216,14 +220,14 @@ impl Subtable {
     /// insertion or removal), or drops it when there are too many.
     fn relist<T>(&mut self, entries: &[Option<Entry<T>>]) {
         self.few = (self.n_rules <= FEW).then(|| {
-            let mut few: SmallVec<[(OfFlow, u16, EntryId); FEW]> = self
+            let mut few: Vec<(OfFlow, u16, EntryId)> = self
                 .buckets
                 .values()
                 .flatten()
                 .filter_map(|&id| entries[id].as_ref().map(|e| (e.value, e.priority, id)))
                 .collect();
             few.sort_by_key(|&(_, p, id)| (std::cmp::Reverse(p), id));
-            few
+            few.into_boxed_slice()
         });
         self.narrow = match &self.few {
             Some(few) if self.words.len() <= SLOTS && self.staged.is_none() => {
