@@ -13,17 +13,8 @@ use common::Rng;
 use config::ofctl::{parse_flow_file, parse_trace_flow, FlowCommand};
 use config::yaml::Cluster;
 use fastpath::KEY_WORDS;
-use slowpath::xlate::TraceSink;
+use slowpath::trace::Trace;
 use slowpath::{xlate, OfFlow, Ofproto};
-
-/// A trace's lines, kept.
-struct Lines(Vec<String>);
-
-impl TraceSink for Lines {
-    fn line(&mut self, line: String) {
-        self.0.push(line);
-    }
-}
 
 fn check(of: &Ofproto, pools: &Pools, seed: u64, n: usize) {
     let mut r = Rng(seed);
@@ -35,9 +26,9 @@ fn check(of: &Ofproto, pools: &Pools, seed: u64, n: usize) {
         let mask = x.megaflow_mask();
         widest = widest.max(mask.w.iter().map(|w| w.count_zeros()).sum());
         let rules: Vec<(u8, u64)> = x.rules.iter().map(|r| (r.table, r.rule.seq)).collect();
-        let mut lines = Lines(Vec::new());
-        let t = xlate(of, &flow, Some(&mut lines));
-        assert!(!lines.0.is_empty(), "{text}: no trace");
+        let mut trace = Trace::default();
+        let t = xlate(of, &flow, Some(&mut trace));
+        assert!(!trace.lines.is_empty(), "{text}: no trace");
         assert_eq!(t.actions, x.actions, "{text}: traced, other actions");
         assert_eq!(t.wc, x.wc, "{text}: traced, another megaflow");
         assert_eq!(t.final_flow, x.final_flow, "{text}: traced, another final flow");

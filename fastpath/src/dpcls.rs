@@ -347,10 +347,11 @@ impl Dpcls {
     }
 
     fn insert(&mut self, m: Arc<Megaflow>) {
-        let found = match self.subtables.iter().position(|s| Arc::ptr_eq(&s.shared, &m.mask)) {
-            Some(i) => Some(i),
-            None => self.subtables.iter().position(|s| same_key(&s.mask, &m.mask)),
-        };
+        let found = self
+            .subtables
+            .iter()
+            .position(|s| Arc::ptr_eq(&s.shared, &m.mask))
+            .or_else(|| self.subtables.iter().position(|s| same_key(&s.mask, &m.mask)));
         let idx = match found {
             Some(i) => i,
             None => {

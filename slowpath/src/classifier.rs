@@ -47,21 +47,17 @@ pub struct Entry<T> {
 #[repr(C)]
 struct Subtable {
     max_priority: u16,
-    /// in_port partition: where the mask matches in_port exactly, bit
-    /// `p % 64` is set for every rule's in_port `p` (all bits otherwise). A
+    /// in_port partition: where the mask matches in_port exactly, the
+    /// [`part_bit`] of every rule's in_port is set (all bits otherwise). A
     /// flow whose bit is clear matches no rule here, which the lookup knows
     /// from in_port alone. Bits may stay set after removals (a false
     /// positive only costs a probe); recomputed while the subtable is small.
     ports: u64,
-    /// The same partition on dl_type, where the mask matches it exactly:
-    /// [`type_bit`] of every rule's dl_type (all bits otherwise). An IP
-    /// packet passes a subtable of ARP rules on dl_type alone.
+    /// The same partition on dl_type: an IP packet passes a subtable of
+    /// ARP rules on dl_type alone.
     types: u64,
-    /// The list of [`Subtable::few`] for a mask of at most [`SLOTS`] words
-    /// that needs no staged un-wildcarding (most subtables of these
-    /// tables): the flow's words are masked once and compared to each
-    /// rule's as one array.
-    narrow: Option<Narrow>,
+    /// How the rules are searched.
+    search: Search,
     /// The mask's bits in each cumulative [`STAGES`] mask, where the mask
     /// matches an L4 port (the field that differs per connection; without
     /// one, a miss un-wildcards the whole mask, which costs less to
@@ -71,11 +67,6 @@ struct Subtable {
     /// and un-wildcarded.
     words: SmallVec<[u8; 6]>,
     mask: OfFlow,
-    /// Every entry (masked value, priority, id), highest priority first,
-    /// while there are at most [`FEW`]: comparing a few values beats
-    /// hashing the flow (most subtables of the OpenShift SDN tables hold one
-    /// rule). The values are copies, so the search reads no entry.
-    few: Option<Box<[(OfFlow, u16, EntryId)]>>,
     /// Hash of the masked value -> entries, highest priority first (entries
     /// of colliding values share a bucket; lookups compare values).
     buckets: HashMap<u64, SmallVec<[EntryId; 2]>>,
@@ -83,6 +74,21 @@ struct Subtable {
     /// How many rules have each priority: the highest is `max_priority`,
     /// known after a removal without a scan of the buckets.
     priorities: BTreeMap<u16, usize>,
+}
+
+/// How a subtable's rules are searched. Up to [`FEW`] rules, comparing
+/// values beats hashing the flow (most subtables of the OpenShift SDN
+/// tables hold one rule); the values are copies, so the search reads no
+/// entry.
+#[derive(Clone, Debug)]
+enum Search {
+    /// A few rules over at most [`SLOTS`] mask words, and no staged
+    /// un-wildcarding (most subtables of these tables).
+    Narrow(Narrow),
+    /// A few rules: (masked value, priority, id), highest priority first.
+    Few(Box<[(OfFlow, u16, EntryId)]>),
+    /// More: by the hash of the masked flow ([`Subtable::buckets`]).
+    Hashed,
 }
 
 /// Words of a [`Narrow`] subtable's mask.
@@ -107,34 +113,40 @@ impl Narrow {
     }
 }
 
-/// Where in_port lives in an [`OfFlow`].
-const IN_PORT: fastpath::flow::FieldLoc = fastpath::flow::loc::IN_PORT;
+use fastpath::flow::loc::{DL_TYPE, IN_PORT};
+use fastpath::flow::FieldLoc;
 
-/// Where dl_type lives in an [`OfFlow`].
-const DL_TYPE: fastpath::flow::FieldLoc = fastpath::flow::loc::DL_TYPE;
-
-/// Whether `mask` matches in_port exactly (the partition applies).
-fn partitioned(mask: &OfFlow) -> bool {
-    (mask.w[IN_PORT.word] >> IN_PORT.shift) & IN_PORT.mask == IN_PORT.mask
+/// Whether `mask` matches the field at `l` exactly (its partition
+/// applies).
+fn exact(mask: &OfFlow, l: FieldLoc) -> bool {
+    (mask.w[l.word] >> l.shift) & l.mask == l.mask
 }
 
-/// Whether `mask` matches dl_type exactly (its partition applies).
-fn typed(mask: &OfFlow) -> bool {
-    (mask.w[DL_TYPE.word] >> DL_TYPE.shift) & DL_TYPE.mask == DL_TYPE.mask
-}
-
-/// The partition bit of a dl_type value (IPv4, ARP and IPv6 fall on
-/// different bits).
+/// A partition's bit for the field at `l` of `flow`: its value modulo 64
+/// (in_ports below 64 each have their own; IPv4, ARP and IPv6 fall on
+/// bits 0, 6 and 29).
 #[inline]
-fn type_bit(flow: &OfFlow) -> u64 {
-    let t = (flow.w[DL_TYPE.word] >> DL_TYPE.shift) & DL_TYPE.mask;
-    1 << ((t ^ (t >> 6)) & 63)
+fn part_bit(flow: &OfFlow, l: FieldLoc) -> u64 {
+    1 << ((flow.w[l.word] >> l.shift) & l.mask & 63)
 }
 
-/// The partition bit of an in_port value.
-#[inline]
-fn port_bit(flow: &OfFlow) -> u64 {
-    1 << ((flow.w[IN_PORT.word] >> IN_PORT.shift) & 63)
+/// A partition's initial bits: none where the mask matches the field
+/// exactly (the rules add theirs), all where it does not apply.
+fn part_init(mask: &OfFlow, l: FieldLoc) -> u64 {
+    if exact(mask, l) {
+        0
+    } else {
+        u64::MAX
+    }
+}
+
+/// A partition's bits for `rules`' values, where it applies.
+fn part_of<'r>(mask: &OfFlow, l: FieldLoc, rules: impl Iterator<Item = &'r OfFlow>) -> u64 {
+    if exact(mask, l) {
+        rules.fold(0, |b, v| b | part_bit(v, l))
+    } else {
+        u64::MAX
+    }
 }
 
 /// Subtables with up to this many rules are searched without hashing.
@@ -189,8 +201,7 @@ const fn stages() -> [[u64; FLOW_WORDS]; 4] {
 impl Subtable {
     fn new(mask: OfFlow) -> Subtable {
         let words = (0..mask.w.len()).filter(|&i| mask.w[i] != 0).map(|i| i as u8).collect();
-        let ports = if partitioned(&mask) { 0 } else { u64::MAX };
-        let types = if typed(&mask) { 0 } else { u64::MAX };
+        let (ports, types) = (part_init(&mask, IN_PORT), part_init(&mask, DL_TYPE));
         let l4 = STAGES[2].iter().zip(&mask.w).any(|(s, m)| m & !s != 0);
         let staged = l4.then(|| {
             Box::new(std::array::from_fn(|k| {
@@ -208,45 +219,40 @@ impl Subtable {
             n_rules: 0,
             priorities: BTreeMap::new(),
             buckets: HashMap::new(),
-            few: None,
-            narrow: None,
+            search: Search::Hashed,
             ports,
             types,
             staged,
         }
     }
 
-    /// Rebuilds the list of entries searched without hashing (after an
-    /// insertion or removal), or drops it when there are too many.
+    /// Rebuilds how the rules are searched (after an insertion or removal):
+    /// their values listed while there are at most [`FEW`], else by hash.
     fn relist<T>(&mut self, entries: &[Option<Entry<T>>]) {
-        self.few = (self.n_rules <= FEW).then(|| {
-            let mut few: Vec<(OfFlow, u16, EntryId)> = self
-                .buckets
-                .values()
-                .flatten()
-                .filter_map(|&id| entries[id].as_ref().map(|e| (e.value, e.priority, id)))
-                .collect();
-            few.sort_by_key(|&(_, p, id)| (std::cmp::Reverse(p), id));
-            few.into_boxed_slice()
-        });
-        self.narrow = match &self.few {
-            Some(few) if self.words.len() <= SLOTS && self.staged.is_none() => {
-                let mut n = Narrow { idx: [0; SLOTS], mask: [0; SLOTS], rules: SmallVec::new() };
-                for (j, &i) in self.words.iter().enumerate() {
-                    n.idx[j] = i;
-                    n.mask[j] = self.mask.w[i as usize];
-                }
-                n.rules = few.iter().map(|(v, p, id)| (n.pick(v), *p, *id)).collect();
-                Some(n)
+        if self.n_rules > FEW {
+            self.search = Search::Hashed;
+            return;
+        }
+        let mut few: Vec<(OfFlow, u16, EntryId)> = self
+            .buckets
+            .values()
+            .flatten()
+            .filter_map(|&id| entries[id].as_ref().map(|e| (e.value, e.priority, id)))
+            .collect();
+        few.sort_by_key(|&(_, p, id)| (std::cmp::Reverse(p), id));
+        self.ports = part_of(&self.mask, IN_PORT, few.iter().map(|(v, ..)| v));
+        self.types = part_of(&self.mask, DL_TYPE, few.iter().map(|(v, ..)| v));
+        self.search = if self.words.len() <= SLOTS && self.staged.is_none() {
+            let mut n = Narrow { idx: [0; SLOTS], mask: [0; SLOTS], rules: SmallVec::new() };
+            for (j, &i) in self.words.iter().enumerate() {
+                n.idx[j] = i;
+                n.mask[j] = self.mask.w[i as usize];
             }
-            _ => None,
+            n.rules = few.iter().map(|(v, p, id)| (n.pick(v), *p, *id)).collect();
+            Search::Narrow(n)
+        } else {
+            Search::Few(few.into_boxed_slice())
         };
-        if let (Some(few), true) = (&self.few, partitioned(&self.mask)) {
-            self.ports = few.iter().fold(0, |b, (v, ..)| b | port_bit(v));
-        }
-        if let (Some(few), true) = (&self.few, typed(&self.mask)) {
-            self.types = few.iter().fold(0, |b, (v, ..)| b | type_bit(v));
-        }
     }
 
     /// Hash of `flow` under the subtable's mask.
@@ -349,8 +355,9 @@ impl<T> Classifier<T> {
         bucket.insert(pos, id);
         st.n_rules += 1;
         *st.priorities.entry(priority).or_default() += 1;
-        st.ports |= port_bit(&value); // all ones already where unpartitioned
-        st.types |= type_bit(&value);
+        // (All ones already where a partition does not apply.)
+        st.ports |= part_bit(&value, IN_PORT);
+        st.types |= part_bit(&value, DL_TYPE);
         st.relist(entries);
         if st.n_rules == 1 || priority > st.max_priority {
             st.max_priority = priority;
@@ -422,6 +429,7 @@ impl<T> Classifier<T> {
     /// masks into `wc`.
     pub fn lookup(&self, flow: &OfFlow, wc: &mut OfFlow) -> Option<EntryId> {
         let mut best: Option<(u16, EntryId)> = None;
+        let (port, kind) = (part_bit(flow, IN_PORT), part_bit(flow, DL_TYPE));
         for st in &self.subtables {
             if let Some((bp, _)) = best {
                 if st.max_priority <= bp {
@@ -430,16 +438,16 @@ impl<T> Classifier<T> {
             }
             // No rule here has this in_port: the answer depends on in_port
             // alone.
-            if st.ports & port_bit(flow) == 0 {
+            if st.ports & port == 0 {
                 wc.w[IN_PORT.word] |= IN_PORT.mask << IN_PORT.shift;
                 continue;
             }
             // No rule here has this dl_type: on dl_type alone.
-            if st.types & type_bit(flow) == 0 {
+            if st.types & kind == 0 {
                 wc.w[DL_TYPE.word] |= DL_TYPE.mask << DL_TYPE.shift;
                 continue;
             }
-            if let Some(n) = &st.narrow {
+            if let Search::Narrow(n) = &st.search {
                 let f = n.pick(flow);
                 for j in 0..SLOTS {
                     wc.w[n.idx[j] as usize] |= n.mask[j];
@@ -461,9 +469,9 @@ impl<T> Classifier<T> {
                 }
             }
             // Highest priority first: the first entry whose value matches.
-            let hit = match &st.few {
-                Some(few) => few.iter().find(|(v, ..)| st.matches(flow, v)).map(|&(_, p, id)| (p, id)),
-                None => st.buckets.get(&st.hash(flow)).and_then(|b| {
+            let hit = match &st.search {
+                Search::Few(few) => few.iter().find(|(v, ..)| st.matches(flow, v)).map(|&(_, p, id)| (p, id)),
+                _ => st.buckets.get(&st.hash(flow)).and_then(|b| {
                     b.iter().find_map(|&id| {
                         self.entries[id].as_ref().filter(|e| st.matches(flow, &e.value)).map(|e| (e.priority, id))
                     })
@@ -473,8 +481,8 @@ impl<T> Classifier<T> {
                 // Every rule missed: each one's stages up to its first
                 // difference; else the whole mask (a stage mask is within
                 // the subtable's: its words are among the mask's).
-                let m = match (&st.few, hit) {
-                    (Some(few), None) => st.miss_mask(flow, few),
+                let m = match (&st.search, hit) {
+                    (Search::Few(few), None) => st.miss_mask(flow, few),
                     _ => &st.mask,
                 };
                 for &i in &st.words {

@@ -16,7 +16,7 @@ use std::sync::Arc;
 
 use smallvec::SmallVec;
 
-use config::ofctl::{Action, Bucket, CtAction, CtZone, Field, GroupSpec, GroupType, NatKind, OFPP_IN_PORT};
+use config::ofctl::{Action, Bucket, CtAction, CtZone, Field, GroupSpec, GroupType, NatKind, SubField, OFPP_IN_PORT};
 use fastpath::conntrack::types::{CtRequest, NatRange, NatRequest};
 use fastpath::{DpAction, SetField};
 
@@ -305,6 +305,28 @@ impl Ctx<'_, '_> {
         }
     }
 
+    /// `output:P` (`in_port` included).
+    fn output_action(&mut self, p: u32) {
+        if p as u64 != OFPP_IN_PORT {
+            return self.output(p);
+        }
+        self.commit();
+        let port = self.in_port;
+        if self.of.port_exists(port) {
+            self.x.actions.push(DpAction::Output(port));
+            self.x.outputs.push(Output { port, tun_dst: None, tun_id: None });
+        }
+    }
+
+    /// `load:V->DST`.
+    fn load(&mut self, value: u64, dst: &SubField) {
+        if self.prereqs_ok(dst.field) {
+            self.write(dst.field, value << dst.ofs, dst.mask());
+        } else {
+            self.note(|| format!(">> unmet prerequisites for {dst}, load ignored"));
+        }
+    }
+
     /// Runs a rule's actions; returns the next table, if any.
     fn run(&mut self, actions: &[Action]) -> Option<u8> {
         let next = self.run_actions(actions);
@@ -335,18 +357,7 @@ impl Ctx<'_, '_> {
                 self.line(format!("    {a}"));
             }
             match a {
-                Action::Output(p) => {
-                    if *p as u64 == OFPP_IN_PORT {
-                        self.commit();
-                        let port = self.in_port;
-                        if self.of.port_exists(port) {
-                            self.x.actions.push(DpAction::Output(port));
-                            self.x.outputs.push(Output { port, tun_dst: None, tun_id: None });
-                        }
-                    } else {
-                        self.output(*p);
-                    }
-                }
+                Action::Output(p) => self.output_action(*p),
                 Action::OutputReg(sf) => {
                     let port = ((self.x.final_flow.get(sf.field) >> sf.ofs) & (sf.mask() >> sf.ofs)) as u32;
                     self.x.wc.or_field(sf.field, sf.mask());
@@ -373,13 +384,7 @@ impl Ctx<'_, '_> {
                         format!("-> {dst} is now {s}")
                     });
                 }
-                Action::Load { value, dst } => {
-                    if self.prereqs_ok(dst.field) {
-                        self.write(dst.field, value << dst.ofs, dst.mask());
-                    } else {
-                        self.note(|| format!(">> unmet prerequisites for {dst}, load ignored"));
-                    }
-                }
+                Action::Load { value, dst } => self.load(*value, dst),
                 Action::SetField { field, value, mask } => {
                     if self.prereqs_ok(*field) {
                         self.write(*field, *value, *mask);
@@ -574,10 +579,8 @@ impl Ctx<'_, '_> {
                 while let [a, tail @ ..] = rest {
                     match a {
                         Action::GotoTable(t) => goto = Some(*t),
-                        Action::Load { value, dst } if self.prereqs_ok(dst.field) => {
-                            self.write(dst.field, value << dst.ofs, dst.mask())
-                        }
-                        Action::Output(p) if *p as u64 != OFPP_IN_PORT => self.output(*p),
+                        Action::Load { value, dst } => self.load(*value, dst),
+                        Action::Output(p) => self.output_action(*p),
                         _ => break,
                     }
                     rest = tail;
