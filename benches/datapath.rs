@@ -32,7 +32,7 @@ fn bench_pieces(c: &mut Criterion) {
     mask.set(loc::IN_PORT, u64::MAX);
     mask.set(loc::DL_TYPE, u64::MAX);
     mask.set(loc::NW_DST, u64::MAX);
-    let m = Arc::new(Megaflow::new(key, mask, &[DpAction::Output(5)], 1));
+    let m = Arc::new(Megaflow::new(key, mask, [DpAction::Output(5)], 1));
     let mut emc = Emc::new(1);
     emc.maybe_insert(&key, key.hash(), &m);
     g.bench_function("emc-hit", |b| b.iter(|| emc.peek(black_box(&key), key.hash()).is_some()));
@@ -45,7 +45,7 @@ fn bench_pieces(c: &mut Criterion) {
             if s + 1 != n_sub {
                 k2.set(loc::NW_DST, 0x0a00_0000 + s as u64); // other subtables miss
             }
-            t.insert(Arc::new(Megaflow::new(k2, mk, &[DpAction::Output(5)], s as u32 + 1)));
+            t.insert(Arc::new(Megaflow::new(k2, mk, [DpAction::Output(5)], s as u32 + 1)));
         }
         g.bench_function(format!("dpcls-hit-after-{n_sub}-subtables"), |b| {
             b.iter(|| t.lookup(black_box(&key)).is_some())

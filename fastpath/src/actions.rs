@@ -4,6 +4,8 @@
 
 use std::sync::Arc;
 
+use smallvec::SmallVec;
+
 use crate::conntrack::types::{CtRequest, NatRequest};
 
 /// A header field rewrite, applied before the outputs that follow it.
@@ -55,6 +57,12 @@ pub enum DpAction {
     /// follow.
     Recirc(u32),
 }
+
+/// A megaflow's actions: one inline (the usual case: an output or a VXLAN
+/// push). The translation builds them in this type and the megaflow takes
+/// them by move: `DpAction` is not `Copy` (`ct`'s parameters are shared),
+/// and cloning it element by element stalls on store forwarding.
+pub type Actions = SmallVec<[DpAction; 1]>;
 
 impl std::fmt::Display for DpAction {
     /// OVS's datapath action syntax (`set(tunnel(...)),1`, `set(eth(dst=..))`).

@@ -17,9 +17,8 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 
 use hashbrown::HashTable;
-use smallvec::SmallVec;
 
-use crate::actions::DpAction;
+use crate::actions::{Actions, DpAction};
 use crate::flow::{loc, same_key, same_words, FlowKey, BASE_WORDS, KEY_WORDS};
 
 /// An installed megaflow.
@@ -29,9 +28,8 @@ pub struct Megaflow {
     pub key: FlowKey,
     /// Mask (shared by the megaflows of a subtable).
     pub mask: Arc<FlowKey>,
-    /// Datapath actions (one inline, the usual case: an output or a
-    /// VXLAN push).
-    pub actions: SmallVec<[DpAction; 1]>,
+    /// Datapath actions.
+    pub actions: Actions,
     /// Identifier (stable for the megaflow's life; indexes per-core stats).
     pub id: u32,
     /// Set by the slow path when the megaflow is removed.
@@ -46,21 +44,23 @@ pub struct Megaflow {
 }
 
 impl Megaflow {
-    /// A live megaflow (`key` is masked here).
-    pub fn new(key: FlowKey, mask: impl Into<Arc<FlowKey>>, actions: &[DpAction], id: u32) -> Megaflow {
+    /// A live megaflow (`key` is masked here). `actions` is taken by move
+    /// (an [`Actions`]) or cloned (a slice).
+    pub fn new(key: FlowKey, mask: impl Into<Arc<FlowKey>>, actions: impl Into<Actions>, id: u32) -> Megaflow {
         let mut mask = mask.into();
+        let actions = actions.into();
         if !mask.tracked() && mask.w[crate::flow::BASE_WORDS..].iter().any(|&w| w != 0) {
             Arc::make_mut(&mut mask).normalize_mask();
         }
         Megaflow {
             key: key.masked(&mask),
             mask,
-            actions: actions.iter().cloned().collect(),
             id,
             dead: AtomicBool::new(false),
             n_outputs: actions.iter().filter(|a| !matches!(a, DpAction::Set(_) | DpAction::Ct(_))).count().min(255)
                 as u8,
             tunnels: actions.iter().any(|a| matches!(a, DpAction::TunnelPush { .. })),
+            actions,
         }
     }
 }
@@ -545,7 +545,7 @@ mod tests {
     use super::*;
 
     fn mf(key: FlowKey, mask: FlowKey, id: u32) -> Arc<Megaflow> {
-        Arc::new(Megaflow::new(key, mask, &[DpAction::Output(id)], id))
+        Arc::new(Megaflow::new(key, mask, [DpAction::Output(id)], id))
     }
 
     /// The subtable hash spreads structured keys (sequential ports, then

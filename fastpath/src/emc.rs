@@ -203,7 +203,7 @@ mod tests {
     }
 
     fn flow(k: FlowKey, out: u32) -> Arc<Megaflow> {
-        Arc::new(Megaflow::new(k, FlowKey { w: [u64::MAX; KEY_WORDS] }, &[DpAction::Output(out)], out))
+        Arc::new(Megaflow::new(k, FlowKey { w: [u64::MAX; KEY_WORDS] }, [DpAction::Output(out)], out))
     }
 
     /// A key whose hash lands in the same entry as `k`'s but is another key.

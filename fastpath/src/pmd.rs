@@ -1008,12 +1008,12 @@ mod tests {
         let mut r = rig(256, 64);
         // Three frames of one flow: one upcall, three waiting.
         send(&mut r, 3, 1);
-        let up = r.up_rx.try_recv().unwrap();
+        r.up_rx.try_recv().expect("the first frame upcalls");
         assert!(r.up_rx.try_recv().is_err(), "misses of one flow must coalesce");
         assert_eq!(r.pmd.n_pending(), 3);
         // The answer re-injects them, in the next iteration.
         let mf = on_port(4, &[DpAction::Output(5)], 3);
-        r.reply_tx.send(UpcallReply { key: up.key, flow: mf.clone() }).unwrap();
+        r.reply_tx.send(UpcallReply { flow: mf.clone() }).unwrap();
         r.pmd.iterate();
         assert_eq!((r.pmd.n_pending(), r.out5.len()), (0, 3));
         assert_eq!(r.pmd.stats.flow(3).0, 3);
@@ -1054,7 +1054,7 @@ mod tests {
         let f = frame(1000);
         let k = key_of(&f, 4);
         assert_eq!(k.get(loc::TP_SRC), 1000);
-        let exact = Arc::new(Megaflow::new(k, FlowKey { w: [u64::MAX; KEY_WORDS] }, &[DpAction::Output(5)], 7));
+        let exact = Arc::new(Megaflow::new(k, FlowKey { w: [u64::MAX; KEY_WORDS] }, [DpAction::Output(5)], 7));
         publish(&r, &[&exact]);
         send(&mut r, 64, 1);
         let s = &r.pmd.stats;

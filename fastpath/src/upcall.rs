@@ -31,12 +31,12 @@ pub struct Upcall {
     pub len: u16,
 }
 
-/// The slow path's answer: the megaflow to use for this key.
+/// The slow path's answer to an upcall: the megaflow to use. The loop
+/// matches its waiting frames against the megaflow itself, so the answer
+/// does not carry the key back (one pointer a reply, not a key's 13 words).
 #[derive(Clone, Debug)]
 pub struct UpcallReply {
-    /// The key that missed.
-    pub key: FlowKey,
-    /// Its megaflow (installed, or only for these frames when the flow
+    /// The upcalled key's megaflow (installed, or only for these frames when the flow
     /// limit is reached).
     pub flow: Arc<Megaflow>,
 }
@@ -238,7 +238,7 @@ mod tests {
         assert_eq!((b.misses, b.upcalls, b.lost), (4, 2, 0));
         assert_eq!(rx.try_iter().map(|u| (u.pmd, u.key)).collect::<Vec<_>>(), vec![(1, k), (1, other)]);
         // The megaflow for `k` (exact on every field) takes its three.
-        let mf = Megaflow::new(k, FlowKey { w: [u64::MAX; crate::flow::KEY_WORDS] }, &[DpAction::Output(5)], 1);
+        let mf = Megaflow::new(k, FlowKey { w: [u64::MAX; crate::flow::KEY_WORDS] }, [DpAction::Output(5)], 1);
         let mut got = Vec::new();
         assert_eq!(p.answer(&mf, |(f, key, h, _, _)| got.push((f, *key, h))), 3);
         assert!(got.iter().all(|(_, key, h)| *key == k && *h == k.hash()));

@@ -459,14 +459,14 @@ impl SlowPath {
             // batch's, so that later upcalls in the batch find them.
             if let Some(m) = self.publisher.lookup(&u.key) {
                 self.stats.already_installed += 1;
-                let _ = self.replies.get(u.pmd).map(|r| r.try_send(UpcallReply { key: u.key, flow: m }));
+                let _ = self.replies.get(u.pmd).map(|r| r.try_send(UpcallReply { flow: m }));
                 continue;
             }
             let flow = OfFlow::from_key(&u.key);
-            let x = xlate_borrowed(&self.ofproto, &flow, None);
+            let mut x = xlate_borrowed(&self.ofproto, &flow, None);
             let mask = intern_mask(&mut self.masks, &x.megaflow_mask());
             let id = if self.megaflows.len() < self.flow_limit { self.ids.alloc(now) } else { None };
-            let m = Arc::new(Megaflow::new(u.key, mask, &x.actions, id.unwrap_or(0)));
+            let m = Arc::new(Megaflow::new(u.key, mask, std::mem::take(&mut x.actions), id.unwrap_or(0)));
             if let Some(id) = id {
                 self.publisher.change(Op::Insert(m.clone()));
                 let credited = totals(&self.pmds, id);
@@ -485,7 +485,7 @@ impl SlowPath {
                     *self.table_drops.entry((d.table, d.kind.label())).or_default() += 1;
                 }
             }
-            let _ = self.replies.get(u.pmd).map(|r| r.try_send(UpcallReply { key: u.key, flow: m }));
+            let _ = self.replies.get(u.pmd).map(|r| r.try_send(UpcallReply { flow: m }));
         }
         self.publisher.publish(&self.shared);
     }
@@ -551,7 +551,7 @@ impl SlowPath {
         for id in self.megaflows.ids() {
             let Some(mf) = self.megaflows.get(id) else { continue };
             let old = mf.flow.clone();
-            let x = xlate_borrowed(&self.ofproto, &OfFlow::from_key(&old.key), None);
+            let mut x = xlate_borrowed(&self.ofproto, &OfFlow::from_key(&old.key), None);
             let same_mask = x.megaflow_mask() == *old.mask;
             // Interned: the same path is the same list.
             let path = intern_path(&mut self.paths, &x.rules);
@@ -562,7 +562,7 @@ impl SlowPath {
             self.publisher.change(Op::Remove(old.clone()));
             let info = self.megaflows.remove(id);
             if same_mask {
-                let m = Arc::new(Megaflow::new(old.key, old.mask.clone(), &x.actions, id));
+                let m = Arc::new(Megaflow::new(old.key, old.mask.clone(), std::mem::take(&mut x.actions), id));
                 self.publisher.change(Op::Insert(m.clone()));
                 let mut info = info.expect("present");
                 info.flow = m;

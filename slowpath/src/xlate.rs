@@ -102,7 +102,7 @@ pub type RuleHit<'a> = (u8, &'a Arc<Rule>);
 #[derive(Clone, Debug)]
 pub struct Xlate<R = RuleRef> {
     /// Datapath actions, in order.
-    pub actions: SmallVec<[DpAction; 4]>,
+    pub actions: fastpath::Actions,
     /// The outputs, in order.
     pub outputs: SmallVec<[Output; 4]>,
     /// Bits of the flow the result depends on (key words: the megaflow mask).
