@@ -45,7 +45,10 @@ pub struct Megaflow {
 
 impl Megaflow {
     /// A live megaflow (`key` is masked here). `actions` is taken by move
-    /// (an [`Actions`]) or cloned (a slice).
+    /// (an [`Actions`]) or cloned (a slice). Always inlined: the slow path
+    /// builds it straight into its `Arc`, where out of line it was built on
+    /// the stack and copied (8 % of the warm upcall rate at 200k flows).
+    #[inline(always)]
     pub fn new(key: FlowKey, mask: impl Into<Arc<FlowKey>>, actions: impl Into<Actions>, id: u32) -> Megaflow {
         let mut mask = mask.into();
         let actions = actions.into();
