@@ -36,8 +36,8 @@ pub struct Upcall {
 /// does not carry the key back (one pointer a reply, not a key's 13 words).
 #[derive(Clone, Debug)]
 pub struct UpcallReply {
-    /// The upcalled key's megaflow (installed, or only for these frames when the flow
-    /// limit is reached).
+    /// The upcalled key's megaflow (installed, or only for these frames
+    /// when the flow limit is reached).
     pub flow: Arc<Megaflow>,
 }
 
