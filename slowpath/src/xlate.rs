@@ -542,6 +542,25 @@ impl Ctx<'_, '_> {
     /// without `goto_table`. The first lookup sees `in_port` when given
     /// (`resubmit(PORT,...)`; OVS substitutes it for that lookup alone).
     /// Returns why the pipeline dropped the packet, if it did.
+    /// A trace's line for table `table`: the rule it hit, or no match
+    /// (out of line: the pipeline loop without a trace stays small).
+    #[cold]
+    #[inline(never)]
+    fn trace_table(&mut self, table: u8, rule: Option<&Rule>) {
+        match rule {
+            None => {
+                self.line(format!("{table:>2}. No match."));
+                self.line("    drop".into());
+            }
+            Some(rule) => {
+                self.line(format!("{table:>2}. {}", rule.spec.to_trace_header()));
+                if rule.spec.actions.is_empty() {
+                    self.line("    drop".into());
+                }
+            }
+        }
+    }
+
     fn pipeline(&mut self, mut table: u8, in_port: Option<u32>) -> Option<PipelineDrop> {
         let of = self.of;
         let mut first = in_port;
@@ -553,15 +572,13 @@ impl Ctx<'_, '_> {
             let hit: Option<&Arc<Rule>> = of.lookup(table, &self.x.final_flow, &mut self.x.wc);
             self.x.final_flow.set(Field::InPort, real);
             let Some(rule) = hit else {
-                self.line(format!("{table:>2}. No match."));
-                self.line("    drop".into());
+                if self.trace.is_some() {
+                    self.trace_table(table, None);
+                }
                 return Some(PipelineDrop { table, kind: PipelineDropKind::NoMatch });
             };
             if self.trace.is_some() {
-                self.line(format!("{table:>2}. {}", rule.spec.to_trace_header()));
-                if rule.spec.actions.is_empty() {
-                    self.line("    drop".into());
-                }
+                self.trace_table(table, Some(rule));
             }
             self.x.rules.push((table, rule));
             self.table = table;
