@@ -4,7 +4,8 @@
 //! multitenant table and seed 001's flows with random packets and random
 //! fill of the wildcarded bits. The same packets traced translate as they
 //! do untraced (the translation runs common actions inline only when not
-//! tracing).
+//! tracing), and the slow path's reused translator, which has translated
+//! every packet before, translates each as a fresh translation does.
 
 mod common;
 
@@ -14,11 +15,13 @@ use config::ofctl::{parse_flow_file, parse_trace_flow, FlowCommand};
 use config::yaml::Cluster;
 use fastpath::KEY_WORDS;
 use slowpath::trace::Trace;
+use slowpath::xlate::Translator;
 use slowpath::{xlate, OfFlow, Ofproto};
 
 fn check(of: &Ofproto, pools: &Pools, seed: u64, n: usize) {
     let mut r = Rng(seed);
     let mut widest = 0u32;
+    let mut translator = Translator::new(of);
     for _ in 0..n {
         let text = pools.flow(&mut r);
         let (flow, _) = OfFlow::from_match(&parse_trace_flow(&text).unwrap());
@@ -36,6 +39,15 @@ fn check(of: &Ofproto, pools: &Pools, seed: u64, n: usize) {
         assert_eq!(t.drop, x.drop, "{text}: traced, another drop");
         let traced: Vec<(u8, u64)> = t.rules.iter().map(|r| (r.table, r.rule.seq)).collect();
         assert_eq!(traced, rules, "{text}: traced, other rules");
+        let u = translator.run(&flow);
+        assert_eq!(u.actions, x.actions, "{text}: reused translator, other actions");
+        assert_eq!(u.wc, x.wc, "{text}: reused translator, another megaflow");
+        assert_eq!(u.final_flow, x.final_flow, "{text}: reused translator, another final flow");
+        assert_eq!(u.outputs, x.outputs, "{text}: reused translator, other outputs");
+        assert_eq!(u.drop, x.drop, "{text}: reused translator, another drop");
+        assert_eq!(u.recirc, x.recirc, "{text}: reused translator, another recirculation");
+        let reused: Vec<(u8, u64)> = u.rules.iter().map(|&(table, r)| (table, r.seq)).collect();
+        assert_eq!(reused, rules, "{text}: reused translator, other rules");
         for _ in 0..16 {
             let mut g = flow;
             for w in 0..KEY_WORDS {

@@ -19,7 +19,7 @@ use fastpath::upcall::{Upcall, UpcallReply};
 use fastpath::FlowKey;
 
 use crate::ofproto::{Ofproto, RuleRef};
-use crate::xlate::{xlate_borrowed, PipelineDrop, RuleHit};
+use crate::xlate::{xlate_borrowed, PipelineDrop, RuleHit, Translator};
 use crate::OfFlow;
 
 /// Default limit on installed megaflows (OVS's `flow-limit` default).
@@ -453,6 +453,7 @@ impl SlowPath {
             return;
         }
         let now = Instant::now();
+        let mut translator = Translator::new(&self.ofproto);
         for u in batch {
             self.stats.upcalls += 1;
             // The private copy holds the published megaflows and this
@@ -462,8 +463,7 @@ impl SlowPath {
                 let _ = self.replies.get(u.pmd).map(|r| r.try_send(UpcallReply { flow: m }));
                 continue;
             }
-            let flow = OfFlow::from_key(&u.key);
-            let mut x = xlate_borrowed(&self.ofproto, &flow, None);
+            let x = translator.run(&OfFlow::from_key(&u.key));
             let mask = intern_mask(&mut self.masks, &x.megaflow_mask());
             let id = if self.megaflows.len() < self.flow_limit { self.ids.alloc(now) } else { None };
             let m = Arc::new(Megaflow::new(u.key, mask, std::mem::take(&mut x.actions), id.unwrap_or(0)));

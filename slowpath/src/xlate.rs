@@ -792,60 +792,114 @@ pub fn xlate(of: &Ofproto, flow: &OfFlow, trace: Option<&mut dyn TraceSink>) -> 
 /// [`xlate`] with the rules hit borrowed from the tables: no reference
 /// count is taken (the slow path keeps one shared list per path instead).
 pub fn xlate_borrowed<'a>(of: &'a Ofproto, flow: &OfFlow, trace: Option<&mut dyn TraceSink>) -> Xlate<RuleHit<'a>> {
-    let in_port = flow.get(Field::InPort) as u32;
-    let mut cx = Ctx {
-        of,
-        x: Xlate {
-            actions: SmallVec::new(),
-            outputs: SmallVec::new(),
-            wc: OfFlow::default(),
-            rules: SmallVec::new(),
-            drop: None,
-            final_flow: *flow,
-            recirc: None,
-        },
-        table: 0,
-        depth: 0,
-        written: OfFlow::default(),
-        dirty: OfFlow::default(),
-        in_port,
-        trace,
-        ct_notes: Vec::new(),
-        group_depth: 0,
-    };
-    // The datapath classifies per input port, and each pass by its
-    // recirculation id: both always exact.
-    cx.x.wc.or_field(Field::InPort, Field::InPort.full_mask());
-    cx.x.wc.set_recirc_id(u32::MAX);
-    let mut table = 0u8;
-    let rid = flow.recirc_id();
-    if rid != 0 {
-        let frozen = of.recirc.lock().unwrap_or_else(|p| p.into_inner()).thaw(rid);
-        let Some(frozen) = frozen else {
-            if let Some(t) = cx.trace.as_deref_mut() {
-                t.line(format!("    thaw: no frozen state for recirc_id {rid:#x}"));
-                t.line("    drop".into());
-            }
-            cx.x.drop = Some(PipelineDrop { table: 0, kind: PipelineDropKind::UnknownRecirc });
-            return cx.x;
-        };
-        frozen.thaw_into(&mut cx.x.final_flow);
-        cx.in_port = frozen.in_port;
-        table = frozen.table;
-        if let Some(t) = cx.trace.as_deref_mut() {
-            t.line("    thaw".into());
-            t.line(format!("        Resuming from table {table}"));
+    let mut cx = Ctx::new(of, trace);
+    cx.translate(flow);
+    cx.x
+}
+
+/// Translations one after another without a trace (the slow path's
+/// upcalls): one translation context, reset for each flow, whose result is
+/// read where it was built. A context made and its result moved out for
+/// each translation would write and copy about 2 KB an upcall, and a copy
+/// right after the writes waits for them.
+pub struct Translator<'a> {
+    cx: Ctx<'a, 'static>,
+}
+
+impl<'a> Translator<'a> {
+    /// A translator over these tables.
+    pub fn new(of: &'a Ofproto) -> Translator<'a> {
+        Translator { cx: Ctx::new(of, None) }
+    }
+
+    /// Translates `flow` (as [`xlate_borrowed`] without a trace); the
+    /// result stays valid until the next call.
+    pub fn run(&mut self, flow: &OfFlow) -> &mut Xlate<RuleHit<'a>> {
+        self.cx.reset();
+        self.cx.translate(flow);
+        &mut self.cx.x
+    }
+}
+
+impl<'a, 't> Ctx<'a, 't> {
+    fn new(of: &'a Ofproto, trace: Option<&'t mut dyn TraceSink>) -> Ctx<'a, 't> {
+        Ctx {
+            of,
+            x: Xlate {
+                actions: SmallVec::new(),
+                outputs: SmallVec::new(),
+                wc: OfFlow::default(),
+                rules: SmallVec::new(),
+                drop: None,
+                final_flow: OfFlow::default(),
+                recirc: None,
+            },
+            table: 0,
+            depth: 0,
+            written: OfFlow::default(),
+            dirty: OfFlow::default(),
+            in_port: 0,
+            trace,
+            ct_notes: Vec::new(),
+            group_depth: 0,
         }
     }
-    let mut drop = cx.pipeline(table, None);
-    let table = cx.table;
-    // A packet that recirculates goes on; its drop, if any, is a later
-    // pass's.
-    if cx.x.outputs.is_empty() && cx.x.recirc.is_none() && drop.is_none() {
-        drop = Some(PipelineDrop { table, kind: PipelineDropKind::NoOutput });
-    } else if !cx.x.outputs.is_empty() || cx.x.recirc.is_some() {
-        drop = None;
+
+    /// Back to the state [`Ctx::new`] made (the trace kept).
+    fn reset(&mut self) {
+        let x = &mut self.x;
+        x.actions.clear();
+        x.outputs.clear();
+        x.wc = OfFlow::default();
+        x.rules.clear();
+        x.drop = None;
+        x.recirc = None;
+        self.table = 0;
+        self.depth = 0;
+        self.written = OfFlow::default();
+        self.dirty = OfFlow::default();
+        self.ct_notes.clear();
+        self.group_depth = 0;
     }
-    cx.x.drop = drop;
-    cx.x
+
+    /// Translates `flow` from table 0 (or where its recirculation id
+    /// froze it) into `self.x`, which must be as [`Ctx::new`] made it.
+    fn translate(&mut self, flow: &OfFlow) {
+        self.x.final_flow = *flow;
+        self.in_port = flow.get(Field::InPort) as u32;
+        // The datapath classifies per input port, and each pass by its
+        // recirculation id: both always exact.
+        self.x.wc.or_field(Field::InPort, Field::InPort.full_mask());
+        self.x.wc.set_recirc_id(u32::MAX);
+        let mut table = 0u8;
+        let rid = flow.recirc_id();
+        if rid != 0 {
+            let frozen = self.of.recirc.lock().unwrap_or_else(|p| p.into_inner()).thaw(rid);
+            let Some(frozen) = frozen else {
+                if let Some(t) = self.trace.as_deref_mut() {
+                    t.line(format!("    thaw: no frozen state for recirc_id {rid:#x}"));
+                    t.line("    drop".into());
+                }
+                self.x.drop = Some(PipelineDrop { table: 0, kind: PipelineDropKind::UnknownRecirc });
+                return;
+            };
+            frozen.thaw_into(&mut self.x.final_flow);
+            self.in_port = frozen.in_port;
+            table = frozen.table;
+            if let Some(t) = self.trace.as_deref_mut() {
+                t.line("    thaw".into());
+                t.line(format!("        Resuming from table {table}"));
+            }
+        }
+        let mut drop = self.pipeline(table, None);
+        let table = self.table;
+        // A packet that recirculates goes on; its drop, if any, is a later
+        // pass's.
+        if self.x.outputs.is_empty() && self.x.recirc.is_none() && drop.is_none() {
+            drop = Some(PipelineDrop { table, kind: PipelineDropKind::NoOutput });
+        } else if !self.x.outputs.is_empty() || self.x.recirc.is_some() {
+            drop = None;
+        }
+        self.x.drop = drop;
+    }
 }
