@@ -39,8 +39,9 @@ upcalls() {
     inside '*SlowPath::handle*' "${cmd[@]}" >"$out/json"
     local ir xl n
     ir=$(cat "$out/ir")
-    inside '*xlate::xlate*' "${cmd[@]}" >/dev/null
+    inside '*xlate::Translator::run*' "${cmd[@]}" >/dev/null
     xl=$(cat "$out/ir")
+    [[ "$ir" =~ ^[0-9]+$ && "$xl" =~ ^[0-9]+$ ]] || { echo "instructions.sh: no count for the upcalls or their translation (SlowPath::handle, Translator::run)" >&2; exit 1; }
     n=$(python3 -c "import json; d = json.load(open('$out/json')); print(d['upcalls'] * (1 + len(d['warm_rounds'])))")
     python3 -c "print('%-20s %6.0f instructions/upcall, translation %.0f of them (%d upcalls)' % ('upcalls', $ir / $n, $xl / $n, $n))"
 }
