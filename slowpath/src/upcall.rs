@@ -466,12 +466,17 @@ impl SlowPath {
             let x = translator.run(&OfFlow::from_key(&u.key));
             let mask = intern_mask(&mut self.masks, &x.megaflow_mask());
             let id = if self.megaflows.len() < self.flow_limit { self.ids.alloc(now) } else { None };
+            // The references (the path's, the megaflow's) are taken before
+            // the table and record writes: an atomic increment waits for
+            // every store before it, and those writes go to memory the
+            // caches no longer hold.
+            let rules = id.map(|_| intern_path(&mut self.paths, &x.rules));
             let m = Arc::new(Megaflow::new(u.key, mask, std::mem::take(&mut x.actions), id.unwrap_or(0)));
-            if let Some(id) = id {
+            if let (Some(id), Some(rules)) = (id, rules) {
+                let flow = m.clone();
                 self.publisher.change(Op::Insert(m.clone()));
                 let credited = totals(&self.pmds, id);
-                let (rules, drop) = (intern_path(&mut self.paths, &x.rules), x.drop);
-                let info = MfInfo { flow: m.clone(), rules, drop, credited, last_packets: credited.0, last_used: now };
+                let info = MfInfo { flow, rules, drop: x.drop, credited, last_packets: credited.0, last_used: now };
                 self.megaflows.insert(id, info);
                 self.stats.installed += 1;
             } else {
