@@ -16,7 +16,18 @@ use config::yaml::Cluster;
 use fastpath::KEY_WORDS;
 use slowpath::trace::Trace;
 use slowpath::xlate::Translator;
-use slowpath::{xlate, OfFlow, Ofproto};
+use slowpath::{xlate, OfFlow, Ofproto, Xlate};
+
+/// Asserts that translation `b` (`what`: how it was made) has `a`'s
+/// actions, megaflow, final flow, outputs, drop and rules (`a_rules`).
+fn assert_same<R, S>(text: &str, what: &str, a: &Xlate<R>, a_rules: &[(u8, u64)], b: &Xlate<S>, b_rules: &[(u8, u64)]) {
+    assert_eq!(b.actions, a.actions, "{text}: {what}, other actions");
+    assert_eq!(b.wc, a.wc, "{text}: {what}, another megaflow");
+    assert_eq!(b.final_flow, a.final_flow, "{text}: {what}, another final flow");
+    assert_eq!(b.outputs, a.outputs, "{text}: {what}, other outputs");
+    assert_eq!(b.drop, a.drop, "{text}: {what}, another drop");
+    assert_eq!(b_rules, a_rules, "{text}: {what}, other rules");
+}
 
 fn check(of: &Ofproto, pools: &Pools, seed: u64, n: usize) {
     let mut r = Rng(seed);
@@ -32,22 +43,12 @@ fn check(of: &Ofproto, pools: &Pools, seed: u64, n: usize) {
         let mut trace = Trace::default();
         let t = xlate(of, &flow, Some(&mut trace));
         assert!(!trace.lines.is_empty(), "{text}: no trace");
-        assert_eq!(t.actions, x.actions, "{text}: traced, other actions");
-        assert_eq!(t.wc, x.wc, "{text}: traced, another megaflow");
-        assert_eq!(t.final_flow, x.final_flow, "{text}: traced, another final flow");
-        assert_eq!(t.outputs, x.outputs, "{text}: traced, other outputs");
-        assert_eq!(t.drop, x.drop, "{text}: traced, another drop");
         let traced: Vec<(u8, u64)> = t.rules.iter().map(|r| (r.table, r.rule.seq)).collect();
-        assert_eq!(traced, rules, "{text}: traced, other rules");
+        assert_same(&text, "traced", &x, &rules, &t, &traced);
         let u = translator.run(&flow);
-        assert_eq!(u.actions, x.actions, "{text}: reused translator, other actions");
-        assert_eq!(u.wc, x.wc, "{text}: reused translator, another megaflow");
-        assert_eq!(u.final_flow, x.final_flow, "{text}: reused translator, another final flow");
-        assert_eq!(u.outputs, x.outputs, "{text}: reused translator, other outputs");
-        assert_eq!(u.drop, x.drop, "{text}: reused translator, another drop");
-        assert_eq!(u.recirc, x.recirc, "{text}: reused translator, another recirculation");
         let reused: Vec<(u8, u64)> = u.rules.iter().map(|&(table, r)| (table, r.seq)).collect();
-        assert_eq!(reused, rules, "{text}: reused translator, other rules");
+        assert_same(&text, "reused translator", &x, &rules, u, &reused);
+        assert_eq!(u.recirc, x.recirc, "{text}: reused translator, another recirculation");
         for _ in 0..16 {
             let mut g = flow;
             for w in 0..KEY_WORDS {

@@ -23,6 +23,9 @@ use std::collections::BTreeMap;
 use hashbrown::HashMap;
 use smallvec::SmallVec;
 
+use fastpath::flow::loc::{DL_TYPE, IN_PORT};
+use fastpath::flow::FieldLoc;
+
 use crate::flow::{OfFlow, FLOW_WORDS};
 
 /// Index of a rule in its classifier.
@@ -113,9 +116,6 @@ impl Narrow {
     }
 }
 
-use fastpath::flow::loc::{DL_TYPE, IN_PORT};
-use fastpath::flow::FieldLoc;
-
 /// Whether `mask` matches the field at `l` exactly (its partition
 /// applies).
 fn exact(mask: &OfFlow, l: FieldLoc) -> bool {
@@ -130,17 +130,8 @@ fn part_bit(flow: &OfFlow, l: FieldLoc) -> u64 {
     1 << ((flow.w[l.word] >> l.shift) & l.mask & 63)
 }
 
-/// A partition's initial bits: none where the mask matches the field
-/// exactly (the rules add theirs), all where it does not apply.
-fn part_init(mask: &OfFlow, l: FieldLoc) -> u64 {
-    if exact(mask, l) {
-        0
-    } else {
-        u64::MAX
-    }
-}
-
-/// A partition's bits for `rules`' values, where it applies.
+/// A partition's bits for `rules`' values where the mask matches the
+/// field exactly; all bits where the partition does not apply.
 fn part_of<'r>(mask: &OfFlow, l: FieldLoc, rules: impl Iterator<Item = &'r OfFlow>) -> u64 {
     if exact(mask, l) {
         rules.fold(0, |b, v| b | part_bit(v, l))
@@ -201,7 +192,8 @@ const fn stages() -> [[u64; FLOW_WORDS]; 4] {
 impl Subtable {
     fn new(mask: OfFlow) -> Subtable {
         let words = (0..mask.w.len()).filter(|&i| mask.w[i] != 0).map(|i| i as u8).collect();
-        let (ports, types) = (part_init(&mask, IN_PORT), part_init(&mask, DL_TYPE));
+        // No rules yet: no bits where a partition applies.
+        let (ports, types) = (part_of(&mask, IN_PORT, [].iter()), part_of(&mask, DL_TYPE, [].iter()));
         let l4 = STAGES[2].iter().zip(&mask.w).any(|(s, m)| m & !s != 0);
         let staged = l4.then(|| {
             Box::new(std::array::from_fn(|k| {

@@ -19,7 +19,7 @@ use fastpath::upcall::{Upcall, UpcallReply};
 use fastpath::FlowKey;
 
 use crate::ofproto::{Ofproto, RuleRef};
-use crate::xlate::{xlate_borrowed, PipelineDrop, RuleHit, Translator};
+use crate::xlate::{PipelineDrop, RuleHit, Translator};
 use crate::OfFlow;
 
 /// Default limit on installed megaflows (OVS's `flow-limit` default).
@@ -553,10 +553,11 @@ impl SlowPath {
         self.credit_rules();
         let now = Instant::now();
         let mut changed = 0;
+        let mut translator = Translator::new(&self.ofproto);
         for id in self.megaflows.ids() {
             let Some(mf) = self.megaflows.get(id) else { continue };
             let old = mf.flow.clone();
-            let mut x = xlate_borrowed(&self.ofproto, &OfFlow::from_key(&old.key), None);
+            let x = translator.run(&OfFlow::from_key(&old.key));
             let same_mask = x.megaflow_mask() == *old.mask;
             // Interned: the same path is the same list.
             let path = intern_path(&mut self.paths, &x.rules);
@@ -578,6 +579,7 @@ impl SlowPath {
                 self.ids.release(id, now);
             }
         }
+        drop(translator);
         self.publisher.publish(&self.shared);
         self.prune_shared();
         self.stats.revalidated += changed as u64;
@@ -843,7 +845,7 @@ mod tests {
         let mut f = OfFlow::from_key(&key);
         f.set_recirc_id(id.unwrap());
         key = f.key();
-        let x = xlate_borrowed(&slow.ofproto, &OfFlow::from_key(&key), None);
+        let x = crate::xlate::xlate_borrowed(&slow.ofproto, &OfFlow::from_key(&key), None);
         assert_eq!(x.drop.map(|d| d.kind), Some(crate::xlate::PipelineDropKind::UnknownRecirc));
     }
 
