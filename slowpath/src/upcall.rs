@@ -26,6 +26,8 @@ use crate::OfFlow;
 pub const DEFAULT_FLOW_LIMIT: usize = 200_000;
 /// Megaflows unused this long are removed.
 pub const IDLE_TIMEOUT: Duration = Duration::from_secs(10);
+/// Most upcalls the thread takes from its channel and handles at once.
+pub const UPCALL_BATCH: usize = 1024;
 
 /// A change to the megaflow table (16 bytes: a mass expiry logs one per
 /// megaflow, twice).
@@ -707,7 +709,7 @@ impl SlowPath {
     /// channel closes or `stop` returns true; periodic crediting, expiry and
     /// re-ranking. A table change is revalidated as soon as it is applied.
     pub fn run_with(&mut self, rx: &Receiver<Upcall>, cmds: &Receiver<Command>, stop: impl Fn() -> bool) {
-        let mut batch: Vec<Upcall> = Vec::with_capacity(1024);
+        let mut batch: Vec<Upcall> = Vec::with_capacity(UPCALL_BATCH);
         let mut last_tick = Instant::now();
         let mut ticks = 0u64;
         let mut cmds = cmds.clone();
@@ -716,7 +718,7 @@ impl SlowPath {
                 recv(rx) -> u => match u {
                     Ok(u) => {
                         batch.push(u);
-                        while batch.len() < 1024 {
+                        while batch.len() < UPCALL_BATCH {
                             match rx.try_recv() {
                                 Ok(u) => batch.push(u),
                                 Err(_) => break,
@@ -858,7 +860,7 @@ mod tests {
         let (mut slow, replies) = slow_path();
         let mut batch = upcalls(0x0800_0000, 1500);
         batch.extend(upcalls(0x0800_0000, 100)); // repeats: covered by this batch's megaflows
-        for chunk in batch.chunks(1024) {
+        for chunk in batch.chunks(UPCALL_BATCH) {
             slow.handle(chunk);
         }
         assert_eq!(replies.try_iter().count(), 1600, "every upcall is answered");

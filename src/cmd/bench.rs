@@ -21,7 +21,7 @@ use fastpath::shared::{Shared, TunnelState};
 use fastpath::stats::PmdStats;
 use fastpath::{wire, FlowKey};
 use serde_json::{json, Value};
-use slowpath::upcall::SlowPath;
+use slowpath::upcall::{SlowPath, UPCALL_BATCH};
 use slowpath::{xlate, OfFlow, Ofproto};
 
 use sdnfwd::bench_ct;
@@ -314,17 +314,17 @@ const WARM_ROUNDS: u32 = 5;
 
 /// Upcalls per second: distinct flows (a pod to as many external
 /// addresses), each a new megaflow, translated and installed in batches of
-/// up to 1024 as the slow-path thread does (`SlowPath::run_with`: the
-/// upcalls taken from their channel into one reused batch, then handled).
-/// Each batch's upcalls are made and sent untimed, as the poll loops would
-/// send them; the time is the batches' receiving and handling. The first
-/// round starts from nothing (every page of the tables is touched for the
-/// first time); then, as on a running node, the megaflows expire, their ids
-/// leave quarantine and the next round's flows reuse the memory. The
-/// steady-state rate is the median of the warm rounds.
+/// up to [`UPCALL_BATCH`] as the slow-path thread does
+/// (`SlowPath::run_with`: the upcalls taken from their channel into one
+/// reused batch, then handled). Each batch's upcalls are made and sent
+/// untimed, as the poll loops would send them; the time is the batches'
+/// receiving and handling. The first round starts from nothing (every page
+/// of the tables is touched for the first time); then, as on a running
+/// node, the megaflows expire, their ids leave quarantine and the next
+/// round's flows reuse the memory. The steady-state rate is the median of
+/// the warm rounds.
 fn upcalls(c: &Cluster, node: &str, of: Ofproto, n: usize, json: bool) -> Result<ExitCode, String> {
     use fastpath::upcall::Upcall;
-    const BATCH: usize = 1024;
     let pods = &c.find_node(node).ok_or("node lists no pods")?.pods;
     let p = pods.first().ok_or("no local pod")?;
     let sip = u32::from(p.ip.0);
@@ -337,9 +337,9 @@ fn upcalls(c: &Cluster, node: &str, of: Ofproto, n: usize, json: bool) -> Result
     };
     let shared = Arc::new(Shared::default());
     let (rtx, rrx) = crossbeam_channel::bounded(4096);
-    let (utx, urx) = crossbeam_channel::bounded::<Upcall>(BATCH);
+    let (utx, urx) = crossbeam_channel::bounded::<Upcall>(UPCALL_BATCH);
     let mut slow = SlowPath::new(of, shared, vec![rtx], vec![Arc::new(PmdStats::default())]);
-    let mut batch: Vec<Upcall> = Vec::with_capacity(BATCH);
+    let mut batch: Vec<Upcall> = Vec::with_capacity(UPCALL_BATCH);
     let mut rates = Vec::new();
     for r in 0..=WARM_ROUNDS {
         if r > 0 {
@@ -348,8 +348,8 @@ fn upcalls(c: &Cluster, node: &str, of: Ofproto, n: usize, json: bool) -> Result
             slow.idle();
         }
         let mut spent = Duration::ZERO;
-        for first in (0..n).step_by(BATCH) {
-            for i in first..(first + BATCH).min(n) {
+        for first in (0..n).step_by(UPCALL_BATCH) {
+            for i in first..(first + UPCALL_BATCH).min(n) {
                 utx.try_send(upcall(r, i)).map_err(|_| "the upcall channel is full")?;
             }
             let t0 = Instant::now();
