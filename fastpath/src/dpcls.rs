@@ -18,18 +18,23 @@ use std::sync::Arc;
 
 use hashbrown::HashTable;
 
-use crate::actions::{Actions, DpAction};
+use crate::actions::{Actions, DpAction, MfActions};
 use crate::flow::{loc, same_key, same_words, FlowKey, BASE_WORDS, KEY_WORDS};
 
 /// An installed megaflow.
 #[derive(Debug)]
 pub struct Megaflow {
-    /// Masked key.
-    pub key: FlowKey,
+    /// The masked key's base words.
+    base: [u64; BASE_WORDS],
+    /// Its connection-tracking words, kept only where one is set (a mask
+    /// that covers them and a value other than zero: none of the OpenShift
+    /// SDN tables' megaflows), so that a megaflow and its reference counts
+    /// fit 128 bytes (see [`MfActions`]).
+    ct: Option<Box<[u64; KEY_WORDS - BASE_WORDS]>>,
     /// Mask (shared by the megaflows of a subtable).
     pub mask: Arc<FlowKey>,
     /// Datapath actions.
-    pub actions: Actions,
+    pub actions: MfActions,
     /// Identifier (stable for the megaflow's life; indexes per-core stats).
     pub id: u32,
     /// Set by the slow path when the megaflow is removed.
@@ -43,6 +48,9 @@ pub struct Megaflow {
     pub tunnels: bool,
 }
 
+// With the two reference counts before it, 128 bytes: two cache lines.
+const _: () = assert!(std::mem::size_of::<Megaflow>() == 112);
+
 impl Megaflow {
     /// A live megaflow (`key` is masked here). `actions` is taken by move
     /// (an [`Actions`]) or cloned (a slice). Always inlined: the slow path
@@ -55,16 +63,40 @@ impl Megaflow {
         if !mask.tracked() && mask.w[crate::flow::BASE_WORDS..].iter().any(|&w| w != 0) {
             Arc::make_mut(&mut mask).normalize_mask();
         }
+        let key = key.masked(&mask);
+        let ct = key.ct_words().iter().any(|&w| w != 0).then(|| Box::new(*key.ct_words()));
         Megaflow {
-            key: key.masked(&mask),
+            base: *key.base(),
+            ct,
             mask,
             id,
             dead: AtomicBool::new(false),
             n_outputs: actions.iter().filter(|a| !matches!(a, DpAction::Set(_) | DpAction::Ct(_))).count().min(255)
                 as u8,
             tunnels: actions.iter().any(|a| matches!(a, DpAction::TunnelPush { .. })),
-            actions,
+            actions: actions.into(),
         }
+    }
+
+    /// The masked key.
+    #[inline]
+    pub fn key(&self) -> FlowKey {
+        let mut k = FlowKey::default();
+        k.w[..BASE_WORDS].copy_from_slice(&self.base);
+        k.w[BASE_WORDS..].copy_from_slice(self.ct_words());
+        k
+    }
+
+    /// The masked key's base words.
+    #[inline]
+    pub fn base(&self) -> &[u64; BASE_WORDS] {
+        &self.base
+    }
+
+    /// The masked key's connection-tracking words.
+    #[inline]
+    pub fn ct_words(&self) -> &[u64; KEY_WORDS - BASE_WORDS] {
+        self.ct.as_deref().unwrap_or(&[0; KEY_WORDS - BASE_WORDS])
     }
 }
 
@@ -72,7 +104,15 @@ impl Megaflow {
     /// Whether `key` is inside this megaflow.
     #[inline]
     pub fn matches(&self, key: &FlowKey) -> bool {
-        (0..KEY_WORDS).all(|i| key.w[i] & self.mask.w[i] == self.key.w[i])
+        let ct = self.ct_words();
+        (0..BASE_WORDS).all(|i| key.w[i] & self.mask.w[i] == self.base[i])
+            && (BASE_WORDS..KEY_WORDS).all(|i| key.w[i] & self.mask.w[i] == ct[i - BASE_WORDS])
+    }
+
+    /// Whether `masked`, a key under this megaflow's mask, is its key.
+    #[inline]
+    fn same_key(&self, masked: &FlowKey) -> bool {
+        same_words(masked.base(), &self.base) && masked.ct_words() == self.ct_words()
     }
 }
 
@@ -181,7 +221,7 @@ impl Subtable {
     #[inline(always)]
     fn find_base(&self, masked: &[u64; BASE_WORDS]) -> Option<&Arc<Megaflow>> {
         let h = base_hash(masked);
-        self.flows.find(h, |(eh, m)| *eh == h && same_words(masked, m.key.base())).map(|e| &e.1)
+        self.flows.find(h, |(eh, m)| *eh == h && same_words(masked, m.base())).map(|e| &e.1)
     }
 
     /// The megaflow whose key is `masked` (a key under this subtable's
@@ -191,7 +231,7 @@ impl Subtable {
     #[inline]
     fn find(&self, masked: &FlowKey) -> Option<&Arc<Megaflow>> {
         let h = words_hash(masked);
-        self.flows.find(h, |(eh, m)| *eh == h && same_key(masked, &m.key)).map(|e| &e.1)
+        self.flows.find(h, |(eh, m)| *eh == h && m.same_key(masked)).map(|e| &e.1)
     }
 }
 
@@ -370,11 +410,12 @@ impl Dpcls {
             }
         };
         let st = &mut self.subtables[idx];
-        st.recirc |= recirc_bit(m.key.get(loc::RECIRC_ID));
+        let key = m.key();
+        st.recirc |= recirc_bit(key.get(loc::RECIRC_ID));
         // A megaflow's key is masked already (by its mask, the subtable's).
-        let h = words_hash(&m.key);
-        debug_assert_eq!(h, st.hash(&m.key));
-        if let Some(old) = st.flows.find_mut(h, |(eh, x)| *eh == h && same_key(&x.key, &m.key)) {
+        let h = words_hash(&key);
+        debug_assert_eq!(h, st.hash(&key));
+        if let Some(old) = st.flows.find_mut(h, |(eh, x)| *eh == h && x.same_key(&key)) {
             old.1.dead.store(true, Ordering::Release);
             old.1 = m;
         } else {
@@ -387,7 +428,7 @@ impl Dpcls {
         let idx = self.subtables.iter().position(|s| same_key(&s.mask, mask))?;
         let st = &mut self.subtables[idx];
         let h = st.hash(key);
-        let entry = st.flows.find_entry(h, |(eh, x)| *eh == h && same_key(&x.key, key)).ok()?;
+        let entry = st.flows.find_entry(h, |(eh, x)| *eh == h && x.same_key(key)).ok()?;
         let ((_, m), _) = entry.remove();
         st.n_flows -= 1;
         if st.n_flows == 0 {
@@ -480,7 +521,7 @@ impl FlowTable {
     /// Installs (or replaces) a megaflow. Its mask must include in_port.
     pub fn insert(&mut self, m: Arc<Megaflow>) {
         debug_assert_eq!(m.mask.get(loc::IN_PORT), 0xffff_ffff);
-        let i = m.key.get(loc::IN_PORT) as usize;
+        let i = (m.base[loc::IN_PORT.word] >> loc::IN_PORT.shift & loc::IN_PORT.mask) as usize;
         if i >= self.ports.len() {
             self.ports.resize_with(i + 1, Dpcls::default);
         }
@@ -591,6 +632,42 @@ mod tests {
         assert!(tag.iter().all(|&n| n > mean * 8 / 10 && n < mean * 12 / 10), "tags {tag:?}");
     }
 
+    /// A megaflow keeps its connection-tracking words only where one is
+    /// set: out of line then, and none at all for zeros. Either way its key
+    /// reads back whole, and the table finds it by those words.
+    #[test]
+    fn test_megaflow_ct_words_out_of_line() {
+        let mut key = FlowKey::default();
+        key.extract(&crate::wire::build_frame(2, 1, 0x0a83_0003, 0x0a83_0004, 6, 1024, 80, 64), 4);
+        key.set(loc::CT_STATE, 0x22); // +trk+est
+        let mut mask = FlowKey::default();
+        for l in [loc::IN_PORT, loc::DL_TYPE, loc::CT_STATE, loc::CT_ZONE, loc::CT_MARK, loc::CT_LABEL_HI] {
+            mask.set(l, u64::MAX);
+        }
+        let (mut marked, mut plain) = (key, key);
+        marked.set(loc::CT_ZONE, 5);
+        marked.set(loc::CT_MARK, 0xdead);
+        marked.set(loc::CT_LABEL_HI, 1 << 63);
+        plain.set(loc::CT_MARK, 0);
+        let (a, b) = (mf(marked, mask, 1), mf(plain, mask, 2));
+        assert!(a.ct.is_some() && b.ct.is_none());
+        assert_eq!(a.key(), marked.masked(&mask));
+        assert_eq!(b.key(), plain.masked(&mask));
+        assert_eq!(a.ct_words()[0], marked.w[8], "zone and mark");
+        assert!(a.matches(&marked) && !a.matches(&plain) && b.matches(&plain) && !b.matches(&marked));
+        let mut t = FlowTable::default();
+        t.insert(a.clone());
+        t.insert(b.clone());
+        assert_eq!(t.lookup(&marked).map(|m| m.id), Some(1));
+        assert_eq!(t.lookup(&plain).map(|m| m.id), Some(2));
+        let mut other = marked;
+        other.set(loc::CT_LABEL_HI, 1);
+        assert!(t.lookup(&other).is_none(), "a label bit differs");
+        assert_eq!(t.remove(&a.key(), &mask).map(|m| m.id), Some(1));
+        assert!(t.lookup(&marked).is_none());
+        assert_eq!(t.lookup(&plain).map(|m| m.id), Some(2));
+    }
+
     /// Random non-overlapping megaflows vs a linear scan.
     #[test]
     fn test_lookup_equals_linear() {
@@ -639,7 +716,7 @@ mod tests {
             // Megaflows never overlap: skip one that would.
             let overlaps = linear
                 .iter()
-                .any(|o| (0..KEY_WORDS).all(|i| (o.key.w[i] ^ m.key.w[i]) & o.mask.w[i] & m.mask.w[i] == 0));
+                .any(|o| (0..KEY_WORDS).all(|i| (o.key().w[i] ^ m.key().w[i]) & o.mask.w[i] & m.mask.w[i] == 0));
             if !overlaps {
                 t.insert(m.clone());
                 linear.push(m);
@@ -690,9 +767,9 @@ mod tests {
         }
         // Removal marks dead and stops matching.
         let victim = linear.pop().unwrap();
-        let removed = t.remove(&victim.key, &victim.mask).unwrap();
+        let removed = t.remove(&victim.key(), &victim.mask).unwrap();
         assert!(removed.dead.load(Ordering::Relaxed));
-        assert!(t.lookup(&victim.key).is_none_or(|m| m.id != victim.id));
+        assert!(t.lookup(&victim.key()).is_none_or(|m| m.id != victim.id));
         assert_eq!(t.len(), linear.len());
     }
 }

@@ -23,5 +23,5 @@ mod testutil;
 pub mod upcall;
 pub mod wire;
 
-pub use actions::{Actions, DpAction, SetField};
+pub use actions::{Actions, DpAction, MfActions, SetField};
 pub use flow::{FlowKey, KEY_WORDS};

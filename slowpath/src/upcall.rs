@@ -44,7 +44,7 @@ fn apply(t: &mut FlowTable, op: Op) {
     match op {
         Op::Insert(m) => t.insert(m),
         Op::Remove(m) => {
-            t.remove(&m.key, &m.mask);
+            t.remove(&m.key(), &m.mask);
         }
         Op::Rerank => t.rerank(),
     }
@@ -416,7 +416,7 @@ impl SlowPath {
                 _ => Some(now.saturating_duration_since(m.last_used)),
             };
             out.push(MegaflowEntry {
-                key: crate::OfFlow::from_key(&m.flow.key),
+                key: crate::OfFlow::from_key(&m.flow.key()),
                 mask: crate::OfFlow::from_key(&m.flow.mask),
                 actions: m.flow.actions.to_vec(),
                 n_packets,
@@ -559,7 +559,7 @@ impl SlowPath {
         for id in self.megaflows.ids() {
             let Some(mf) = self.megaflows.get(id) else { continue };
             let old = mf.flow.clone();
-            let x = translator.run(&OfFlow::from_key(&old.key));
+            let x = translator.run(&OfFlow::from_key(&old.key()));
             let same_mask = x.megaflow_mask() == *old.mask;
             // Interned: the same path is the same list.
             let path = intern_path(&mut self.paths, &x.rules);
@@ -570,7 +570,7 @@ impl SlowPath {
             self.publisher.change(Op::Remove(old.clone()));
             let info = self.megaflows.remove(id);
             if same_mask {
-                let m = Arc::new(Megaflow::new(old.key, old.mask.clone(), std::mem::take(&mut x.actions), id));
+                let m = Arc::new(Megaflow::new(old.key(), old.mask.clone(), std::mem::take(&mut x.actions), id));
                 self.publisher.change(Op::Insert(m.clone()));
                 let mut info = info.expect("present");
                 info.flow = m;
@@ -610,7 +610,7 @@ impl SlowPath {
     pub fn collect_recirc(&mut self) -> usize {
         let mut in_use = Vec::new();
         for (_, mf) in self.megaflows.iter_mut() {
-            let rid = OfFlow::from_key(&mf.flow.key).recirc_id();
+            let rid = OfFlow::from_key(&mf.flow.key()).recirc_id();
             if rid != 0 {
                 in_use.push(rid);
             }
@@ -828,7 +828,7 @@ mod tests {
             .flows
             .load()
             .iter()
-            .flat_map(|m| m.actions.clone())
+            .flat_map(|m| m.actions.to_vec())
             .filter_map(|a| if let fastpath::DpAction::Recirc(id) = a { Some(id) } else { None })
             .collect();
         assert_eq!(recircs.len(), 3, "each first pass's megaflow recirculates");
