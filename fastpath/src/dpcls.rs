@@ -109,6 +109,23 @@ impl Megaflow {
             && (BASE_WORDS..KEY_WORDS).all(|i| key.w[i] & self.mask.w[i] == ct[i - BASE_WORDS])
     }
 
+    /// [`words_hash`] of the key (masked already, by its mask, the
+    /// subtable's), without reading it back whole where it is untracked.
+    #[inline]
+    fn hash(&self) -> u64 {
+        if self.base[7] & crate::flow::TRK_BIT != 0 {
+            words_hash(&self.key())
+        } else {
+            base_hash(&self.base)
+        }
+    }
+
+    /// Whether `other` has the same key.
+    #[inline]
+    fn same_flow(&self, other: &Megaflow) -> bool {
+        same_words(&self.base, &other.base) && self.ct_words() == other.ct_words()
+    }
+
     /// Whether `masked`, a key under this megaflow's mask, is its key.
     #[inline]
     fn same_key(&self, masked: &FlowKey) -> bool {
@@ -410,12 +427,10 @@ impl Dpcls {
             }
         };
         let st = &mut self.subtables[idx];
-        let key = m.key();
-        st.recirc |= recirc_bit(key.get(loc::RECIRC_ID));
-        // A megaflow's key is masked already (by its mask, the subtable's).
-        let h = words_hash(&key);
-        debug_assert_eq!(h, st.hash(&key));
-        if let Some(old) = st.flows.find_mut(h, |(eh, x)| *eh == h && x.same_key(&key)) {
+        st.recirc |= recirc_bit(m.base[loc::RECIRC_ID.word] >> loc::RECIRC_ID.shift & loc::RECIRC_ID.mask);
+        let h = m.hash();
+        debug_assert_eq!(h, st.hash(&m.key()));
+        if let Some(old) = st.flows.find_mut(h, |(eh, x)| *eh == h && x.same_flow(&m)) {
             old.1.dead.store(true, Ordering::Release);
             old.1 = m;
         } else {
