@@ -113,7 +113,7 @@ impl Megaflow {
     /// subtable's), without reading it back whole where it is untracked.
     #[inline]
     fn hash(&self) -> u64 {
-        if self.base[7] & crate::flow::TRK_BIT != 0 {
+        if self.base[loc::CT_STATE.word] & crate::flow::TRK_BIT != 0 {
             words_hash(&self.key())
         } else {
             base_hash(&self.base)
