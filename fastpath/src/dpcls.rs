@@ -120,16 +120,16 @@ impl Megaflow {
         }
     }
 
-    /// Whether `other` has the same key.
+    /// Whether the key's words are these.
     #[inline]
-    fn same_flow(&self, other: &Megaflow) -> bool {
-        same_words(&self.base, &other.base) && self.ct_words() == other.ct_words()
+    fn has_words(&self, base: &[u64; BASE_WORDS], ct: &[u64; KEY_WORDS - BASE_WORDS]) -> bool {
+        same_words(base, &self.base) && ct == self.ct_words()
     }
 
-    /// Whether `masked`, a key under this megaflow's mask, is its key.
+    /// A field of the key's base words.
     #[inline]
-    fn same_key(&self, masked: &FlowKey) -> bool {
-        same_words(masked.base(), &self.base) && masked.ct_words() == self.ct_words()
+    fn base_field(&self, l: crate::flow::FieldLoc) -> u64 {
+        (self.base[l.word] >> l.shift) & l.mask
     }
 }
 
@@ -248,7 +248,7 @@ impl Subtable {
     #[inline]
     fn find(&self, masked: &FlowKey) -> Option<&Arc<Megaflow>> {
         let h = words_hash(masked);
-        self.flows.find(h, |(eh, m)| *eh == h && m.same_key(masked)).map(|e| &e.1)
+        self.flows.find(h, |(eh, m)| *eh == h && m.has_words(masked.base(), masked.ct_words())).map(|e| &e.1)
     }
 }
 
@@ -427,10 +427,10 @@ impl Dpcls {
             }
         };
         let st = &mut self.subtables[idx];
-        st.recirc |= recirc_bit(m.base[loc::RECIRC_ID.word] >> loc::RECIRC_ID.shift & loc::RECIRC_ID.mask);
+        st.recirc |= recirc_bit(m.base_field(loc::RECIRC_ID));
         let h = m.hash();
         debug_assert_eq!(h, st.hash(&m.key()));
-        if let Some(old) = st.flows.find_mut(h, |(eh, x)| *eh == h && x.same_flow(&m)) {
+        if let Some(old) = st.flows.find_mut(h, |(eh, x)| *eh == h && x.has_words(&m.base, m.ct_words())) {
             old.1.dead.store(true, Ordering::Release);
             old.1 = m;
         } else {
@@ -443,7 +443,7 @@ impl Dpcls {
         let idx = self.subtables.iter().position(|s| same_key(&s.mask, mask))?;
         let st = &mut self.subtables[idx];
         let h = st.hash(key);
-        let entry = st.flows.find_entry(h, |(eh, x)| *eh == h && x.same_key(key)).ok()?;
+        let entry = st.flows.find_entry(h, |(eh, x)| *eh == h && x.has_words(key.base(), key.ct_words())).ok()?;
         let ((_, m), _) = entry.remove();
         st.n_flows -= 1;
         if st.n_flows == 0 {
@@ -536,7 +536,7 @@ impl FlowTable {
     /// Installs (or replaces) a megaflow. Its mask must include in_port.
     pub fn insert(&mut self, m: Arc<Megaflow>) {
         debug_assert_eq!(m.mask.get(loc::IN_PORT), 0xffff_ffff);
-        let i = (m.base[loc::IN_PORT.word] >> loc::IN_PORT.shift & loc::IN_PORT.mask) as usize;
+        let i = m.base_field(loc::IN_PORT) as usize;
         if i >= self.ports.len() {
             self.ports.resize_with(i + 1, Dpcls::default);
         }

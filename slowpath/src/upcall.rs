@@ -559,7 +559,8 @@ impl SlowPath {
         for id in self.megaflows.ids() {
             let Some(mf) = self.megaflows.get(id) else { continue };
             let old = mf.flow.clone();
-            let x = translator.run(&OfFlow::from_key(&old.key()));
+            let key = old.key();
+            let x = translator.run(&OfFlow::from_key(&key));
             let same_mask = x.megaflow_mask() == *old.mask;
             // Interned: the same path is the same list.
             let path = intern_path(&mut self.paths, &x.rules);
@@ -570,7 +571,7 @@ impl SlowPath {
             self.publisher.change(Op::Remove(old.clone()));
             let info = self.megaflows.remove(id);
             if same_mask {
-                let m = Arc::new(Megaflow::new(old.key(), old.mask.clone(), std::mem::take(&mut x.actions), id));
+                let m = Arc::new(Megaflow::new(key, old.mask.clone(), std::mem::take(&mut x.actions), id));
                 self.publisher.change(Op::Insert(m.clone()));
                 let mut info = info.expect("present");
                 info.flow = m;
